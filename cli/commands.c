@@ -4,7 +4,5 @@
 #include <stddef.h>
 
 const sf_command_t sf_commands[] = {
-    {"check", "FILE [--set PATH=VALUE]...", "check a scenario file; print ok and a summary or every error",
-     sf_cmd_check},
     {NULL, NULL, NULL, NULL},
 };
