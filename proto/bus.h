@@ -1,0 +1,110 @@
+/* proto/bus.h — the ZeroMQ simulation bus: a forwarder and thin publish/subscribe helpers.
+ *
+ * Topology: every participant owns one PUB socket connected to the forwarder's XSUB
+ * ("pub endpoint") and one SUB socket connected to its XPUB ("sub endpoint"); the
+ * forwarder copies messages from XSUB to XPUB and subscriptions the other way. A message
+ * is two frames, [topic][encoded message] (proto/bus_codec.h).
+ *
+ * Ordering: ZeroMQ keeps the order of the messages of one PUB socket towards one
+ * subscriber; nothing is ordered across publishers. The lockstep (proto/lockstep.h)
+ * relies on exactly this: a participant's outputs for step k precede its Done(k).
+ *
+ * Back-pressure: no publisher ever blocks. A subscriber that does not keep up (a viewer
+ * taking snapshots) has its own queue at the forwarder's XPUB, bounded by the
+ * forwarder's send high-water mark plus the subscriber's receive high-water mark
+ * (messages); beyond that, messages for that subscriber only are dropped (ZeroMQ PUB/XPUB
+ * semantics, ZMQ_XPUB_NODROP off), and everybody else is unaffected.
+ *
+ * Sockets are plain libzmq sockets (void *): use them from one thread at a time.
+ */
+#ifndef SIGFLOW_BUS_H
+#define SIGFLOW_BUS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bus_codec.h"
+
+#define SF_BUS_DEFAULT_PUB  "tcp://127.0.0.1:5570" /* publishers connect here (XSUB) */
+#define SF_BUS_DEFAULT_SUB  "tcp://127.0.0.1:5571" /* subscribers connect here (XPUB) */
+#define SF_BUS_ENDPOINT_MAX 256                    /* bytes, with NUL */
+
+/* High-water marks, messages. The publisher's is large so that a burst of one step (a
+ * detector message per intersection, a snapshot) is never dropped on the way to the
+ * forwarder, which drains it at once; the per-subscriber ones bound what a slow
+ * subscriber can hold up. */
+#define SF_BUS_PUB_SNDHWM  100000
+#define SF_BUS_XSUB_RCVHWM 100000
+#define SF_BUS_XPUB_SNDHWM 1000
+#define SF_BUS_SUB_RCVHWM  1000
+#define SF_BUS_LINGER_MS   500 /* a closing PUB flushes for at most this long */
+
+/* Forwarder statistics, as zmq_proxy_steerable reports them. */
+typedef struct {
+    uint64_t in_msgs;   /* frames received from publishers (XSUB side) */
+    uint64_t in_bytes;  /* bytes of those frames */
+    uint64_t out_msgs;  /* frames handed to XPUB (before per-subscriber drops) */
+    uint64_t out_bytes; /* bytes of those frames */
+} sf_bus_stats_t;
+
+typedef struct sf_bus_forwarder_t sf_bus_forwarder_t;
+
+/* Start an XSUB/XPUB forwarder in its own thread. pub_ep is bound by the XSUB socket
+ * (publishers connect there), sub_ep by the XPUB socket (subscribers connect there);
+ * "tcp://127.0.0.1:*" picks an ephemeral port, read back with the _endpoint functions.
+ * zctx may be NULL (the forwarder then owns a context). xpub_sndhwm: messages queued per
+ * subscriber before dropping, 0 = SF_BUS_XPUB_SNDHWM. Returns NULL with errno on failure
+ * (e.g. EADDRINUSE). */
+sf_bus_forwarder_t *sf_bus_forwarder_new(void *zctx, const char *pub_ep, const char *sub_ep,
+                                         int xpub_sndhwm);
+
+/* The endpoint publishers connect to (actual port, never "*"); owned by the forwarder. */
+const char *sf_bus_forwarder_pub_endpoint(const sf_bus_forwarder_t *self);
+
+/* The endpoint subscribers connect to; owned by the forwarder. */
+const char *sf_bus_forwarder_sub_endpoint(const sf_bus_forwarder_t *self);
+
+/* Read the forwarder's counters. Returns 0, or -1 with errno. Call from the thread that
+ * created the forwarder. */
+int sf_bus_forwarder_stats(sf_bus_forwarder_t *self, sf_bus_stats_t *stats);
+
+/* Stop the forwarder (messages in flight may be lost), join its thread and free it; takes
+ * NULL, sets *self_p to NULL. */
+void sf_bus_forwarder_destroy(sf_bus_forwarder_t **self_p);
+
+/* A PUB socket connected to endpoint (a forwarder's pub endpoint), high-water mark
+ * SF_BUS_PUB_SNDHWM. Returns the socket (close with sf_bus_close) or NULL with errno. */
+void *sf_bus_pub_new(void *zctx, const char *endpoint);
+
+/* A SUB socket subscribed to n_topics topics (in this order; "" = everything) and then
+ * connected to endpoint (a forwarder's sub endpoint). rcvhwm 0 = SF_BUS_SUB_RCVHWM.
+ * Subscribing before connecting makes the subscriptions travel in this order, so a
+ * message received on the last topic proves the earlier ones are in place upstream.
+ * Returns the socket (close with sf_bus_close) or NULL with errno. */
+void *sf_bus_sub_new(void *zctx, const char *endpoint, const char *const *topics, size_t n_topics,
+                     int rcvhwm);
+
+/* Close a socket made by this module; takes NULL, sets *sock_p to NULL. */
+void sf_bus_close(void **sock_p);
+
+/* Publish msg (two frames, topic from the message) without ever blocking. Returns 0, or
+ * -1 with errno from sf_bus_encode or zmq_msg_send. */
+int sf_bus_send(void *pub, const ProtobufCMessage *msg);
+
+/* One received message. */
+typedef struct {
+    sf_bus_type_t type;               /* from the topic */
+    char topic[SF_BUS_TOPIC_MAX + 1]; /* the topic frame, NUL-terminated */
+    ProtobufCMessage *msg;            /* decoded message, owned (sf_bus_rx_clear) */
+} sf_bus_rx_t;
+
+/* Receive one message from a SUB socket. flags: 0 (wait) or ZMQ_DONTWAIT. Returns 0 with
+ * *rx filled (caller clears it), or -1 with errno: EAGAIN (nothing waiting), ETERM/EINTR
+ * from libzmq, or a bus error (SF_BUS_EFRAMES, SF_BUS_ETOPIC, decode errors: the bad
+ * message was consumed and dropped, why holds a reason when given). */
+int sf_bus_recv(void *sub, sf_bus_rx_t *rx, int flags, char *why, size_t why_cap);
+
+/* Free the message held by rx; safe on a cleared rx. */
+void sf_bus_rx_clear(sf_bus_rx_t *rx);
+
+#endif
