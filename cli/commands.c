@@ -4,5 +4,7 @@
 #include <stddef.h>
 
 const sf_command_t sf_commands[] = {
+    {"regmap", "--md | --csv", "print the unit's Modbus register map (Markdown or CSV)",
+     sf_cmd_regmap},
     {NULL, NULL, NULL, NULL},
 };
