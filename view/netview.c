@@ -8,13 +8,11 @@
 #include <string.h>
 
 #include "palette.h"
+#include "queues.h"
 
-#define MAX_HEADS      8     /* signal heads per approach link */
-#define MIN_SCALE      0.01  /* px/m */
-#define MAX_SCALE      200.0 /* px/m */
-#define QUEUE_STOP_MPS 1.0f  /* a vehicle slower than this is queued */
-#define QUEUE_GAP_M    12.0f /* max gap between queued vehicles (rear to front) */
-#define QUEUE_FRONT_M  15.0f /* the first queued vehicle is this close to the stop line */
+#define MAX_HEADS 8     /* signal heads per approach link */
+#define MIN_SCALE 0.01  /* px/m */
+#define MAX_SCALE 200.0 /* px/m */
 
 typedef struct {
     double ax, ay;                /* drawn start (upstream end), m */
@@ -27,22 +25,16 @@ typedef struct {
     int8_t lane_sg[SF_MAX_LANES]; /* group of each lane's main movement, -1 none */
     uint8_t n_heads;              /* signal heads at the stop line */
     uint8_t head_sg[MAX_HEADS];   /* their groups, median side first */
-    uint32_t lane_base;           /* index of lane 0 in the per-lane work arrays */
 } link_geo_t;
 
 struct sf_netview {
     const sf_scenario_t *sc; /* not owned */
     link_geo_t *links;       /* one per scenario link */
     double *ix_radius;       /* half-size of each intersection box, m */
-    uint32_t n_lane_slots;   /* total lanes of all links */
     double cx, cy;           /* world point at the map centre, m */
     double scale;            /* px per m */
     int w, h;                /* canvas size the transform was last set for, px */
-    /* work arrays for queues, grown when a snapshot is bigger; never freed per frame */
-    uint32_t *lane_count; /* vehicles per lane slot (n_lane_slots + 1) */
-    uint32_t *order;      /* vehicle indices bucketed by lane slot */
-    size_t cap_order;     /* capacity of order */
-    float *queue_m;       /* queue length per lane slot, m */
+    sf_queues_t *queues;     /* queue lengths of the frame being drawn */
 };
 
 /* ---- geometry ------------------------------------------------------------------ */
@@ -94,7 +86,6 @@ static int build_geometry(sf_netview_t *nv)
         if (l->to_kind == SF_NODE_INTERSECTION && nv->ix_radius[l->to_idx] < r)
             nv->ix_radius[l->to_idx] = r;
     }
-    uint32_t slots = 0;
     for (uint32_t li = 0; li < sc->n_links; li++) {
         const sf_link_t *l = &sc->links[li];
         link_geo_t *g = &nv->links[li];
@@ -124,8 +115,6 @@ static int build_geometry(sf_netview_t *nv)
         g->k = l->length_m > 0 ? g->draw_len / l->length_m : 0;
         g->to_ix = l->to_kind == SF_NODE_INTERSECTION ? (int)l->to_idx : -1;
         g->n_lanes = l->n_lanes;
-        g->lane_base = slots;
-        slots += l->n_lanes;
         for (uint8_t ln = 0; ln < l->n_lanes; ln++) {
             uint8_t use = l->lanes[ln].use_mask;
             int sg = -1;
@@ -149,7 +138,6 @@ static int build_geometry(sf_netview_t *nv)
                 g->head_sg[g->n_heads++] = (uint8_t)sg;
         }
     }
-    nv->n_lane_slots = slots;
     return 0;
 }
 
@@ -171,9 +159,8 @@ sf_netview_t *sf_netview_new(const sf_scenario_t *sc, int w, int h)
         errno = EINVAL;
         goto fail;
     }
-    nv->lane_count = calloc(nv->n_lane_slots + 1, sizeof *nv->lane_count);
-    nv->queue_m = calloc(nv->n_lane_slots + 1, sizeof *nv->queue_m);
-    if (!nv->lane_count || !nv->queue_m)
+    nv->queues = sf_queues_new(sc);
+    if (!nv->queues)
         goto fail;
     sf_netview_fit(nv, w, h);
     return nv;
@@ -191,9 +178,7 @@ void sf_netview_destroy(sf_netview_t **self_p)
     sf_netview_t *nv = *self_p;
     free(nv->links);
     free(nv->ix_radius);
-    free(nv->lane_count);
-    free(nv->order);
-    free(nv->queue_m);
+    sf_queues_destroy(&nv->queues);
     free(nv);
     *self_p = NULL;
 }
@@ -436,74 +421,6 @@ static void draw_roads(sf_netview_t *nv, sf_canvas_t *c, int selected)
     }
 }
 
-/* Bucket the snapshot's vehicles by lane and measure each lane's queue from its stop
- * line: the chain of stopped vehicles starting near the stop line, each within
- * QUEUE_GAP_M of the one ahead. */
-static void compute_queues(sf_netview_t *nv, const sf_vehicle_snap_t *veh, size_t n)
-{
-    const sf_scenario_t *sc = nv->sc;
-    uint32_t slots = nv->n_lane_slots;
-    memset(nv->lane_count, 0, (slots + 1) * sizeof *nv->lane_count);
-    memset(nv->queue_m, 0, (slots + 1) * sizeof *nv->queue_m);
-    if (n == 0)
-        return;
-    if (n > nv->cap_order) {
-        uint32_t *o = realloc(nv->order, n * sizeof *o);
-        if (!o)
-            return; /* no queues this frame; the picture is otherwise complete */
-        nv->order = o;
-        nv->cap_order = n;
-    }
-    for (size_t i = 0; i < n; i++) {
-        const sf_vehicle_snap_t *v = &veh[i];
-        if (v->link_idx < sc->n_links && v->lane < nv->links[v->link_idx].n_lanes)
-            nv->lane_count[nv->links[v->link_idx].lane_base + v->lane + 1]++;
-    }
-    for (uint32_t s = 0; s < slots; s++) /* prefix sums: lane_count[s] = start of slot s */
-        nv->lane_count[s + 1] += nv->lane_count[s];
-    for (size_t i = 0; i < n; i++) {
-        const sf_vehicle_snap_t *v = &veh[i];
-        if (v->link_idx < sc->n_links && v->lane < nv->links[v->link_idx].n_lanes)
-            nv->order[nv->lane_count[nv->links[v->link_idx].lane_base + v->lane]++] = (uint32_t)i;
-    }
-    /* after the scatter, lane_count[s] is the end of slot s (= start of slot s + 1) */
-    for (uint32_t li = 0; li < sc->n_links; li++) {
-        const link_geo_t *g = &nv->links[li];
-        if (g->to_ix < 0)
-            continue; /* no stop line at a boundary */
-        float len = sc->links[li].length_m;
-        for (uint8_t ln = 0; ln < g->n_lanes; ln++) {
-            uint32_t s = g->lane_base + ln;
-            uint32_t b0 = s == 0 ? 0 : nv->lane_count[s - 1], b1 = nv->lane_count[s];
-            uint32_t *o = nv->order + b0;
-            uint32_t m = b1 - b0;
-            /* front first; the sim already sends them so, making this linear */
-            for (uint32_t i = 1; i < m; i++) {
-                uint32_t key = o[i];
-                uint32_t j = i;
-                while (j > 0 && veh[o[j - 1]].pos_m < veh[key].pos_m) {
-                    o[j] = o[j - 1];
-                    j--;
-                }
-                o[j] = key;
-            }
-            float limit = len - QUEUE_FRONT_M, tail = len;
-            bool any = false;
-            for (uint32_t i = 0; i < m; i++) {
-                const sf_vehicle_snap_t *v = &veh[o[i]];
-                if (v->speed_mps >= QUEUE_STOP_MPS || v->pos_m < limit)
-                    break;
-                uint8_t t = v->type < SF_VEH_N ? v->type : 0;
-                float vl = sc->demand.vtype[t].length_m > 0 ? sc->demand.vtype[t].length_m : 4.5f;
-                tail = v->pos_m - vl;
-                limit = tail - QUEUE_GAP_M;
-                any = true;
-            }
-            nv->queue_m[s] = any ? fmaxf(len - tail, 0) : 0;
-        }
-    }
-}
-
 static void draw_queues(sf_netview_t *nv, sf_canvas_t *c)
 {
     const sf_scenario_t *sc = nv->sc;
@@ -511,7 +428,7 @@ static void draw_queues(sf_netview_t *nv, sf_canvas_t *c)
         const link_geo_t *g = &nv->links[li];
         basis_t b = link_basis(nv, g);
         for (uint8_t ln = 0; ln < g->n_lanes; ln++) {
-            float q = nv->queue_m[g->lane_base + ln];
+            float q = sf_queues_lane(nv->queues, li, ln);
             if (q <= 0)
                 continue;
             double off = lane_offset(g, ln);
@@ -709,7 +626,8 @@ static void draw_labels(sf_netview_t *nv, sf_canvas_t *c, const sf_view_state_t 
         /* the display name, unless it needs a CJK font that is not installed */
         const char *label =
             ix->name[0] && (cjk || !sf_text_needs_cjk(ix->name)) ? ix->name : ix->id;
-        sf_canvas_text(c, x, y - r - 30, SF_TEXT_NORMAL, col_text, SF_ALIGN_CENTER, label);
+        /* above the box, left of the approach from the north, clear of the roads */
+        sf_canvas_text(c, x - r - 4, y - r - 20, SF_TEXT_NORMAL, col_text, SF_ALIGN_RIGHT, label);
     }
     if (nv->scale < 0.8)
         return;
@@ -768,7 +686,7 @@ void sf_netview_draw(sf_netview_t *nv, sf_canvas_t *c, const sf_view_state_t *st
     }
     sf_canvas_clear(c, SF_COL_BACKGROUND);
     draw_roads(nv, c, st->selected_ix);
-    compute_queues(nv, st->veh, st->veh ? st->n_veh : 0);
+    sf_queues_update(nv->queues, st->veh, st->veh ? st->n_veh : 0);
     draw_queues(nv, c);
     draw_detectors(nv, c, st->det_presence);
     draw_stop_lines(nv, c, st);
