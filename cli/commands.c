@@ -6,5 +6,8 @@
 const sf_command_t sf_commands[] = {
     {"regmap", "--md | --csv", "print the unit's Modbus register map (Markdown or CSV)",
      sf_cmd_regmap},
+    {"check", "FILE [--set PATH=VALUE]...",
+     "check a scenario file: `ok` and a summary, or every error with file:line:column",
+     sf_cmd_check},
     {NULL, NULL, NULL, NULL},
 };

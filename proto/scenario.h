@@ -65,6 +65,7 @@ typedef struct {
     uint16_t walk_ds;        /* 0.1 s; 0 = no pedestrian movement */
     uint16_t ped_clear_ds;   /* 0.1 s; flashing don't walk */
     sf_recall_t recall;
+    float ped_crossing_m;    /* added: crossing length for the walking-speed check; 0 = not given */
 } sf_phase_t;
 
 typedef enum {
