@@ -1,0 +1,137 @@
+/* controller/greenwave.h — green waves: offsets, bandwidth, MAXBAND-style optimisation.
+ *
+ * A corridor is a line of n signalised intersections (nodes) numbered in the outbound
+ * direction (increasing position). Every node runs the common cycle C and has two
+ * coordinated green windows in its local cycle time (0 = the instant its offset refers
+ * to): outbound [out_start, out_start + g_out) and inbound [in_start, in_start + g_in).
+ * With offset theta_i (s after the system sync reference, in [0, C)) the outbound green of
+ * node i occupies theta_i + out_start_i + [0, g_out_i) modulo C, likewise inbound.
+ *
+ * Bandwidth (Little, Kelson, Gartner 1981): the widest band of parallel trajectories that
+ * pass every green of one direction without stopping. A vehicle leaving node 0 at time t
+ * reaches node i at t + T_i (T_i = sum of the outbound travel times before i); it passes
+ * if (t + T_i) mod C falls in node i's outbound green. The outbound bandwidth b is the
+ * length of the longest interval of t (mod C) that passes at every node; b' inbound the
+ * same from node n-1 with the inbound travel times. Efficiency = (b + b') / (2C).
+ * Windows are the displayed greens (split - yellow - red clear): a band that uses yellow
+ * would be optimistic.
+ *
+ * Travel times are distance / speed plus an extra time per segment (bus progression:
+ * dwell at the stops on the segment plus the time lost braking for and leaving them).
+ *
+ * Optimisation maximises b + k b' over the offsets (node 0 keeps offset 0: only relative
+ * offsets matter), on a grid of `step_s`:
+ *  - exhaustively when the grid has at most `exhaustive_limit` points (exact on the grid);
+ *  - otherwise by a deterministic local search: starts at all-zero offsets, the one-way
+ *    offsets of each direction, the simultaneous and alternating patterns, and `restarts`
+ *    pseudo-random points (fixed seed), then coordinate ascent on two kinds of moves (one
+ *    offset, or every offset from node i onwards shifted together, which keeps the bands
+ *    already formed downstream), first on a coarse 1 s grid, then polished on step_s.
+ * The reported bandwidths are always recomputed by sf_gw_bandwidth on the offsets
+ * returned, and all-zero offsets are always among the candidates, so the result is never
+ * worse than all-zero and never claims a band the bandwidth function does not confirm.
+ * Optionally the common progression speed is searched too (speed bounds, 1 km/h steps).
+ */
+#ifndef SIGFLOW_GREENWAVE_H
+#define SIGFLOW_GREENWAVE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "scenario.h"
+
+#define SF_GW_MAX_NODES 64 /* intersections in one corridor */
+
+typedef struct {
+    uint32_t n;                            /* nodes, outbound order */
+    double cycle_s;                        /* common cycle C, s */
+    double out_start_s[SF_GW_MAX_NODES];   /* outbound green start in local cycle time, s */
+    double green_out_s[SF_GW_MAX_NODES];   /* outbound green length, s (>= C: always green) */
+    double in_start_s[SF_GW_MAX_NODES];    /* inbound green start in local cycle time, s */
+    double green_in_s[SF_GW_MAX_NODES];    /* inbound green length, s */
+    double dist_out_m[SF_GW_MAX_NODES];    /* node i to i+1, stop line to stop line, m */
+    double dist_in_m[SF_GW_MAX_NODES];     /* node i+1 to i, m */
+    double speed_out_mps[SF_GW_MAX_NODES]; /* progression speed on segment i outbound, m/s */
+    double speed_in_mps[SF_GW_MAX_NODES];  /* inbound, m/s */
+    double extra_out_s[SF_GW_MAX_NODES];   /* added travel time on segment i outbound, s */
+    double extra_in_s[SF_GW_MAX_NODES];    /* inbound, s */
+    double t_out_s[SF_GW_MAX_NODES];       /* travel time node i -> i+1 (sf_gw_update_times) */
+    double t_in_s[SF_GW_MAX_NODES];        /* travel time node i+1 -> i */
+} sf_gw_corridor_t;
+
+typedef struct {
+    double b_out_s;    /* outbound bandwidth, s */
+    double b_in_s;     /* inbound bandwidth, s */
+    double t_out_s;    /* first departure of the outbound band at node 0, s mod C */
+    double t_in_s;     /* first departure of the inbound band at node n-1, s mod C */
+    double efficiency; /* (b + b') / (2C) */
+} sf_gw_band_t;
+
+typedef struct {
+    double weight_in;          /* k in b + k b' (>= 0), default 1 */
+    double step_s;             /* offset resolution, default 0.1 s */
+    uint32_t restarts;         /* pseudo-random starting points, default 16 */
+    uint64_t exhaustive_limit; /* grid points searched exhaustively, default 200000 */
+    uint64_t seed;             /* for the restarts, default 1 */
+} sf_gw_opts_t;
+
+typedef enum { SF_GW_OUTBOUND = 0, SF_GW_INBOUND = 1 } sf_gw_dir_t;
+
+/* Fill o with the documented defaults. */
+void sf_gw_opts_default(sf_gw_opts_t *o);
+
+/* Check a corridor (n in 1..SF_GW_MAX_NODES, C > 0, windows and times finite, starts in
+ * [0, C), greens >= 0, distances >= 0, speeds > 0). Returns 0 or -1 with EINVAL. */
+int sf_gw_check(const sf_gw_corridor_t *c);
+
+/* t_out_s/t_in_s = distance / speed + extra for every segment. Returns 0 or -1 (EINVAL). */
+int sf_gw_update_times(sf_gw_corridor_t *c);
+
+/* Set every segment's progression speed (both directions) and update the travel times. */
+int sf_gw_set_speed(sf_gw_corridor_t *c, double speed_mps);
+
+/* Bandwidths of the corridor for offsets offset_s[n] (s, any real; taken mod C).
+ * Returns 0 or -1 with EINVAL. */
+int sf_gw_bandwidth(const sf_gw_corridor_t *c, const double *offset_s, sf_gw_band_t *out);
+
+/* One-way progression offsets theta_i = (x_i / v) mod C in direction dir: each node's green
+ * of that direction starts when a vehicle that left at the first node's green start
+ * arrives (travel times as in c; node 0 keeps offset 0). Returns 0 or -1 (EINVAL). */
+int sf_gw_one_way(const sf_gw_corridor_t *c, sf_gw_dir_t dir, double *offset_s);
+
+/* Offsets maximising b + k b' (see the header comment); offset_s[n] receives them in
+ * [0, C), rounded to the step; *out their bandwidths. Returns 0 or -1 (EINVAL). */
+int sf_gw_optimise(const sf_gw_corridor_t *c, const sf_gw_opts_t *o, double *offset_s,
+                   sf_gw_band_t *out);
+
+/* sf_gw_optimise at every common speed from v_min to v_max (m/s) in steps of 1 km/h (both
+ * ends included); keeps the best b + k b' (ties: the first, i.e. the lowest speed). Leaves
+ * c with the chosen speed and travel times; *speed_mps receives it. Returns 0 or -1. */
+int sf_gw_optimise_speed(sf_gw_corridor_t *c, const sf_gw_opts_t *o, double v_min_mps,
+                         double v_max_mps, double *speed_mps, double *offset_s, sf_gw_band_t *out);
+
+/* How a corridor is taken from a scenario. */
+typedef struct {
+    int plan_id;      /* plan number 1..16 at every node; 0 = the plan in force at
+                         run.start_tod_s at the first coordinated intersection */
+    double speed_mps; /* > 0: one progression speed everywhere; 0 = each link's limit
+                         (times the bus desired-speed factor with a bus line) */
+    int line_idx;     /* >= 0: bus progression for this line; -1 = cars */
+} sf_gw_source_t;
+
+/* Build the corridor of a scenario: the intersections whose selected plan has
+ * coordinated phases, ordered along the axis (x or y) on which they spread most,
+ * outbound = increasing coordinate. Each node's outbound (inbound) window is the
+ * coordinated phase serving the through movement of its approach from the lower (higher)
+ * side; local cycle time 0 is the green start of the earliest coordinated phase, with
+ * every ring starting its sequence (ring_seq) at cycle time 0. Distances and speeds come
+ * from the links between consecutive nodes. With a bus line, the dwell of its stops on a
+ * segment (dwell_s + per_pax_s * pax_mean) and the time lost stopping there
+ * (v/(2a) + v/(2b) with the bus's a and b) are added to that segment. node_ix[n] receives
+ * the intersection index of every node, *plan_idx_out (may be NULL) the plan index used
+ * at each node. Returns 0, or -1 with EINVAL and a one-line reason in err. */
+int sf_gw_from_scenario(const sf_scenario_t *sc, const sf_gw_source_t *src, sf_gw_corridor_t *c,
+                        uint32_t *node_ix, uint8_t *plan_idx_out, char *err, size_t err_len);
+
+#endif

@@ -1,0 +1,524 @@
+/* tests/test_greenwave.c — offsets, bandwidth and its optimisation on hand-checked
+ * corridors, and the corridor taken from a scenario. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "greenwave.h"
+
+/* n nodes, common cycle, both directions' greens starting at local 0 with length g,
+ * segment travel times given (distance = t * 10 m/s). */
+static void corridor(sf_gw_corridor_t *c, uint32_t n, double cycle, double g, const double *t)
+{
+    memset(c, 0, sizeof *c);
+    c->n = n;
+    c->cycle_s = cycle;
+    for (uint32_t i = 0; i < n; i++) {
+        c->green_out_s[i] = c->green_in_s[i] = g;
+        if (i + 1 < n) {
+            c->dist_out_m[i] = c->dist_in_m[i] = t[i] * 10.0;
+            c->speed_out_mps[i] = c->speed_in_mps[i] = 10.0;
+        }
+    }
+    cr_assert_eq(sf_gw_update_times(c), 0);
+}
+
+/* Brute force over every offset vector on a grid of `step` (node 0 at 0). */
+static double brute_force(const sf_gw_corridor_t *c, double k, double step)
+{
+    int m = (int)lround(c->cycle_s / step);
+    double th[SF_GW_MAX_NODES] = {0}, best = -1;
+    int u[SF_GW_MAX_NODES] = {0};
+    for (;;) {
+        for (uint32_t i = 0; i < c->n; i++)
+            th[i] = u[i] * step;
+        sf_gw_band_t b;
+        cr_assert_eq(sf_gw_bandwidth(c, th, &b), 0);
+        best = fmax(best, b.b_out_s + k * b.b_in_s);
+        uint32_t i = 1;
+        while (i < c->n && ++u[i] == m)
+            u[i++] = 0;
+        if (i >= c->n)
+            break;
+    }
+    return best;
+}
+
+Test(greenwave, two_nodes_by_hand)
+{
+    /* C = 100, outbound greens 40 (node 0) and 50 (node 1), inbound the same, travel 25 s
+     * each way, theta_1 = 10. Outbound: departures [0,40) and [10-25, 35) meet in [0,35):
+     * b = 35. Inbound from node 1: [10,60) and [0-25, 15) mod 100 meet in [10,15): b' = 5. */
+    sf_gw_corridor_t c;
+    const double t[] = {25};
+    corridor(&c, 2, 100, 0, t);
+    c.green_out_s[0] = c.green_in_s[0] = 40;
+    c.green_out_s[1] = c.green_in_s[1] = 50;
+    double th[2] = {0, 10};
+    sf_gw_band_t b;
+    cr_assert_eq(sf_gw_bandwidth(&c, th, &b), 0);
+    cr_assert_float_eq(b.b_out_s, 35, 1e-9);
+    cr_assert_float_eq(b.b_in_s, 5, 1e-9);
+    cr_assert_float_eq(b.t_out_s, 0, 1e-9);
+    cr_assert_float_eq(b.t_in_s, 10, 1e-9);
+    cr_assert_float_eq(b.efficiency, 40.0 / 200, 1e-12);
+    /* offsets are taken modulo C */
+    th[1] = 110;
+    sf_gw_band_t b2;
+    cr_assert_eq(sf_gw_bandwidth(&c, th, &b2), 0);
+    cr_assert_float_eq(b2.b_out_s, 35, 1e-9);
+    cr_assert_float_eq(b2.b_in_s, 5, 1e-9);
+    /* an inbound green that starts 20 s after the outbound one moves the inbound band */
+    th[1] = 10;
+    c.in_start_s[1] = 20; /* node 1 inbound green [30, 80) */
+    cr_assert_eq(sf_gw_bandwidth(&c, th, &b2), 0);
+    cr_assert_float_eq(b2.b_in_s, 5, 1e-9); /* [30,80) vs [75,115): [75,80) */
+    c.in_start_s[1] = 0;
+    /* the optimiser's b + b' equals the brute-force maximum on the same 1 s grid */
+    sf_gw_opts_t o;
+    sf_gw_opts_default(&o);
+    o.step_s = 1;
+    double best[2];
+    cr_assert_eq(sf_gw_optimise(&c, &o, best, &b), 0);
+    cr_assert_float_eq(b.b_out_s + b.b_in_s, brute_force(&c, 1, 1), 1e-9);
+}
+
+Test(greenwave, alternating_system)
+{
+    /* REFERENCE.md: alternating when L/v = C/2. C = 60, greens 30, 300 m at 10 m/s = 30 s.
+     * All-zero offsets give no band at all; alternating offsets 0, 30, 0 give full bands
+     * both ways: b = b' = 30, efficiency 0.5. */
+    sf_gw_corridor_t c;
+    const double t[] = {30, 30};
+    corridor(&c, 3, 60, 30, t);
+    double zero[3] = {0, 0, 0};
+    sf_gw_band_t b;
+    cr_assert_eq(sf_gw_bandwidth(&c, zero, &b), 0);
+    cr_assert_float_eq(b.b_out_s, 0, 1e-9);
+    cr_assert_float_eq(b.b_in_s, 0, 1e-9);
+    double alt[3] = {0, 30, 0};
+    cr_assert_eq(sf_gw_bandwidth(&c, alt, &b), 0);
+    cr_assert_float_eq(b.b_out_s, 30, 1e-9);
+    cr_assert_float_eq(b.b_in_s, 30, 1e-9);
+    cr_assert_float_eq(b.efficiency, 0.5, 1e-12);
+    /* the one-way offsets are exactly the alternating ones here */
+    double ow[3];
+    cr_assert_eq(sf_gw_one_way(&c, SF_GW_OUTBOUND, ow), 0);
+    cr_assert_float_eq(ow[1], 30, 1e-9);
+    cr_assert_float_eq(ow[2], 0, 1e-9);
+    /* both search methods find the known optimum */
+    sf_gw_opts_t o;
+    sf_gw_opts_default(&o);
+    double th[3];
+    cr_assert_eq(sf_gw_optimise(&c, &o, th, &b), 0); /* 600^2 points: local search */
+    cr_assert_float_eq(b.b_out_s + b.b_in_s, 60, 1e-9);
+    cr_assert_float_eq(th[0], 0, 1e-12);
+    cr_assert_float_eq(th[1], 30, 1e-9);
+    o.step_s = 1;
+    cr_assert_eq(sf_gw_optimise(&c, &o, th, &b), 0); /* 3600 points: exhaustive */
+    cr_assert_float_eq(b.b_out_s + b.b_in_s, 60, 1e-9);
+}
+
+Test(greenwave, simultaneous_system)
+{
+    /* REFERENCE.md: simultaneous when L/v = kC. C = 60, 600 m at 10 m/s = 60 s: zero
+     * offsets give full bands; the optimiser keeps them (ties keep all-zero). */
+    sf_gw_corridor_t c;
+    const double t[] = {60, 120, 60};
+    corridor(&c, 4, 60, 25, t);
+    double zero[4] = {0};
+    sf_gw_band_t b;
+    cr_assert_eq(sf_gw_bandwidth(&c, zero, &b), 0);
+    cr_assert_float_eq(b.b_out_s, 25, 1e-9);
+    cr_assert_float_eq(b.b_in_s, 25, 1e-9);
+    sf_gw_opts_t o;
+    sf_gw_opts_default(&o);
+    double th[4];
+    cr_assert_eq(sf_gw_optimise(&c, &o, th, &b), 0);
+    cr_assert_float_eq(b.b_out_s + b.b_in_s, 50, 1e-9);
+    for (int i = 0; i < 4; i++)
+        cr_assert_float_eq(th[i], 0, 1e-12);
+}
+
+Test(greenwave, one_way_offsets_x_over_v)
+{
+    /* theta_i = (x_i / v) mod C: x = 0, 400, 900, 1500 m, v = 12.5 m/s, C = 90 s:
+     * 0, 32, 72, 120 mod 90 = 30. The outbound band is then the smallest green. */
+    sf_gw_corridor_t c;
+    memset(&c, 0, sizeof c);
+    c.n = 4;
+    c.cycle_s = 90;
+    const double x[] = {0, 400, 900, 1500};
+    const double g[] = {40, 35, 45, 50};
+    for (int i = 0; i < 4; i++) {
+        c.green_out_s[i] = c.green_in_s[i] = g[i];
+        if (i < 3) {
+            c.dist_out_m[i] = c.dist_in_m[i] = x[i + 1] - x[i];
+            c.speed_out_mps[i] = c.speed_in_mps[i] = 12.5;
+        }
+    }
+    cr_assert_eq(sf_gw_update_times(&c), 0);
+    double th[4];
+    cr_assert_eq(sf_gw_one_way(&c, SF_GW_OUTBOUND, th), 0);
+    const double want[] = {0, 32, 72, 30};
+    for (int i = 0; i < 4; i++)
+        cr_assert_float_eq(th[i], want[i], 1e-9, "node %d: %f", i, th[i]);
+    sf_gw_band_t b;
+    cr_assert_eq(sf_gw_bandwidth(&c, th, &b), 0);
+    cr_assert_float_eq(b.b_out_s, 35, 1e-9);
+    /* inbound one-way: the green at node i starts (x_3 - x_i)/v after node 3's */
+    cr_assert_eq(sf_gw_one_way(&c, SF_GW_INBOUND, th), 0);
+    cr_assert_eq(sf_gw_bandwidth(&c, th, &b), 0);
+    cr_assert_float_eq(b.b_in_s, 35, 1e-9);
+    cr_assert_float_eq(th[0], 0, 1e-12);
+    /* node 3's green starts 120 s before node 0's, i.e. 30 s mod 90: theta_3 = 60 */
+    cr_assert_float_eq(th[3], 60, 1e-9);
+}
+
+Test(greenwave, always_green_node_and_weights)
+{
+    /* a node with green >= C never limits a band */
+    sf_gw_corridor_t c;
+    const double t[] = {17, 23};
+    corridor(&c, 3, 80, 30, t);
+    c.green_out_s[1] = c.green_in_s[1] = 80;
+    double th[3];
+    sf_gw_band_t b;
+    cr_assert_eq(sf_gw_one_way(&c, SF_GW_OUTBOUND, th), 0);
+    cr_assert_eq(sf_gw_bandwidth(&c, th, &b), 0);
+    cr_assert_float_eq(b.b_out_s, 30, 1e-9);
+    /* an all-green corridor has the whole cycle as band */
+    c.green_out_s[0] = c.green_out_s[2] = 80;
+    cr_assert_eq(sf_gw_bandwidth(&c, th, &b), 0);
+    cr_assert_float_eq(b.b_out_s, 80, 1e-9);
+
+    /* weight k = 0 favours outbound only: full outbound band */
+    corridor(&c, 3, 80, 30, t);
+    sf_gw_opts_t o;
+    sf_gw_opts_default(&o);
+    o.weight_in = 0;
+    cr_assert_eq(sf_gw_optimise(&c, &o, th, &b), 0);
+    cr_assert_float_eq(b.b_out_s, 30, 1e-9);
+    /* a large k favours inbound */
+    o.weight_in = 10;
+    cr_assert_eq(sf_gw_optimise(&c, &o, th, &b), 0);
+    cr_assert_float_eq(b.b_in_s, 30, 1e-9);
+}
+
+Test(greenwave, optimiser_never_worse_and_matches_brute_force)
+{
+    /* pseudo-random small corridors: the local search (exhaustive search disabled) is never
+     * worse than all-zero or either one-way plan, its reported band is the bandwidth
+     * function's, and on 3 nodes it is compared with brute force on the same grid. */
+    uint32_t lcg = 7;
+#define RND(lo, hi)                                                                                \
+    (lcg = lcg * 1103515245u + 12345u, (lo) + (double)((lcg >> 16) % 1000) / 1000.0 * ((hi) - (lo)))
+    int matched = 0, cases = 0;
+    for (int trial = 0; trial < 12; trial++) {
+        sf_gw_corridor_t c;
+        uint32_t n = trial < 8 ? 3 : 6;
+        double t[SF_GW_MAX_NODES];
+        for (uint32_t i = 0; i + 1 < n; i++)
+            t[i] = round(RND(15, 70));
+        corridor(&c, n, 60, 0, t);
+        for (uint32_t i = 0; i < n; i++) {
+            c.green_out_s[i] = round(RND(15, 40));
+            c.green_in_s[i] = c.green_out_s[i];
+            c.in_start_s[i] = round(RND(0, 10));
+        }
+        sf_gw_opts_t o;
+        sf_gw_opts_default(&o);
+        o.step_s = 1;
+        o.exhaustive_limit = 0;
+        double th[SF_GW_MAX_NODES], zero[SF_GW_MAX_NODES] = {0}, ow[SF_GW_MAX_NODES];
+        sf_gw_band_t b, b0, bc;
+        cr_assert_eq(sf_gw_optimise(&c, &o, th, &b), 0);
+        cr_assert_eq(sf_gw_bandwidth(&c, th, &bc), 0);
+        cr_assert_float_eq(b.b_out_s, bc.b_out_s, 1e-12);
+        cr_assert_float_eq(b.b_in_s, bc.b_in_s, 1e-12);
+        double f = b.b_out_s + b.b_in_s;
+        cr_assert_eq(sf_gw_bandwidth(&c, zero, &b0), 0);
+        cr_assert_geq(f, b0.b_out_s + b0.b_in_s - 1e-9);
+        for (int d = 0; d < 2; d++) {
+            cr_assert_eq(sf_gw_one_way(&c, (sf_gw_dir_t)d, ow), 0);
+            for (uint32_t i = 0; i < n; i++)
+                ow[i] = round(ow[i]); /* travel times are whole seconds here */
+            cr_assert_eq(sf_gw_bandwidth(&c, ow, &b0), 0);
+            cr_assert_geq(f, b0.b_out_s + b0.b_in_s - 1e-9);
+        }
+        for (uint32_t i = 0; i < n; i++)
+            cr_assert(th[i] >= 0 && th[i] < 60 && th[i] == round(th[i]));
+        if (n == 3) {
+            double bf = brute_force(&c, 1, 1);
+            cr_assert_leq(f, bf + 1e-9);
+            cases++;
+            matched += fabs(f - bf) < 1e-9;
+            /* the exhaustive mode is exact on the grid */
+            o.exhaustive_limit = 200000;
+            cr_assert_eq(sf_gw_optimise(&c, &o, th, &b), 0);
+            cr_assert_float_eq(b.b_out_s + b.b_in_s, bf, 1e-9);
+        }
+    }
+    cr_log_info("local search matched brute force on %d of %d 3-node corridors", matched, cases);
+    cr_assert_eq(matched, cases, "local search found the optimum on %d of %d", matched, cases);
+#undef RND
+}
+
+Test(greenwave, speed_search)
+{
+    /* 2 nodes 300 m apart, C = 60, greens 30: b + b' = 60 needs a 30 s travel time, i.e.
+     * 36 km/h; searching 34..40 km/h finds it. */
+    sf_gw_corridor_t c;
+    const double t[] = {20};
+    corridor(&c, 2, 60, 30, t);
+    c.dist_out_m[0] = c.dist_in_m[0] = 300;
+    sf_gw_opts_t o;
+    sf_gw_opts_default(&o);
+    double th[2], v;
+    sf_gw_band_t b;
+    cr_assert_eq(sf_gw_optimise_speed(&c, &o, 34 / 3.6, 40 / 3.6, &v, th, &b), 0);
+    cr_assert_float_eq(v, 10.0, 1e-6);
+    cr_assert_float_eq(b.b_out_s + b.b_in_s, 60, 1e-3);
+    cr_assert_float_eq(c.t_out_s[0], 30, 1e-6);
+    cr_assert_eq(sf_gw_optimise_speed(&c, &o, 0, 10, &v, th, &b), -1);
+    cr_assert_eq(sf_gw_optimise_speed(&c, &o, 12, 10, &v, th, &b), -1);
+}
+
+Test(greenwave, bad_inputs)
+{
+    sf_gw_corridor_t c;
+    const double t[] = {30};
+    corridor(&c, 2, 60, 30, t);
+    double th[2] = {0, 0};
+    sf_gw_band_t b;
+    sf_gw_opts_t o;
+    sf_gw_opts_default(&o);
+    cr_assert_eq(sf_gw_bandwidth(NULL, th, &b), -1);
+    cr_assert_eq(errno, EINVAL);
+    th[1] = NAN;
+    cr_assert_eq(sf_gw_bandwidth(&c, th, &b), -1);
+    th[1] = 0;
+    o.step_s = 0.7; /* 60 / 0.7 is not whole: the grid would not close */
+    cr_assert_eq(sf_gw_optimise(&c, &o, th, &b), -1);
+    o.step_s = 1;
+    o.weight_in = -1;
+    cr_assert_eq(sf_gw_optimise(&c, &o, th, &b), -1);
+    o.weight_in = 1;
+    sf_gw_corridor_t bad = c;
+    bad.n = 0;
+    cr_assert_eq(sf_gw_optimise(&bad, &o, th, &b), -1);
+    bad = c;
+    bad.cycle_s = -5;
+    cr_assert_eq(sf_gw_bandwidth(&bad, th, &b), -1);
+    bad = c;
+    bad.out_start_s[1] = 60; /* not inside the cycle */
+    cr_assert_eq(sf_gw_bandwidth(&bad, th, &b), -1);
+    bad = c;
+    bad.green_in_s[0] = -1;
+    cr_assert_eq(sf_gw_one_way(&bad, SF_GW_OUTBOUND, th), -1);
+    bad = c;
+    bad.speed_out_mps[0] = 0;
+    cr_assert_eq(sf_gw_update_times(&bad), -1);
+    cr_assert_eq(sf_gw_set_speed(&c, -3), -1);
+    cr_assert_eq(sf_gw_one_way(&c, (sf_gw_dir_t)5, th), -1);
+}
+
+/* ---- corridor from a scenario -------------------------------------------------------- */
+
+/* Three intersections on an east-west street at x = 0, 400, 900 (declared out of order),
+ * boundaries W (x = -300) and E (x = 1200). Phases: index 0 = phase 2 (ring 1, eastbound
+ * through), 1 = phase 4, 2 = phase 6 (ring 2, westbound through), 3 = phase 8; barriers
+ * {2,6} {4,8}. Plan 1: cycle 60 s, splits 2/6 = 36 s, 4/8 = 24 s, coordinated 2 and 6;
+ * yellow 3 s + red clear 1 s: coordinated green 32 s. Speed limit 50 km/h. */
+typedef struct {
+    sf_scenario_t sc;
+    sf_intersection_t ix[3];
+    sf_boundary_t bnd[2];
+    sf_link_t links[8];
+    sf_line_t line[1];
+} scen_t;
+
+static void add_link(scen_t *s, uint32_t l, const char *id, sf_node_kind_t fk, uint32_t fi,
+                     sf_node_kind_t tk, uint32_t ti, float len)
+{
+    sf_link_t *lk = &s->links[l];
+    memset(lk, 0, sizeof *lk);
+    snprintf(lk->id, sizeof lk->id, "%s", id);
+    lk->from_kind = fk;
+    lk->from_idx = fi;
+    lk->to_kind = tk;
+    lk->to_idx = ti;
+    lk->length_m = len;
+    lk->speed_mps = 50 / 3.6f;
+    lk->n_lanes = 2;
+    lk->lanes[0].use_mask = lk->lanes[1].use_mask = 7;
+    lk->turn_ratio[SF_TURN_THROUGH] = 1;
+}
+
+static void scen(scen_t *s)
+{
+    memset(s, 0, sizeof *s);
+    const double xs[3] = {900, 0, 400}; /* declared out of order on purpose */
+    const char *ids[3] = {"C", "A", "B"};
+    for (int i = 0; i < 3; i++) {
+        sf_intersection_t *ix = &s->ix[i];
+        snprintf(ix->id, sizeof ix->id, "%s", ids[i]);
+        ix->x_m = xs[i];
+        ix->n_phases = 4;
+        const uint8_t num[4] = {2, 4, 6, 8}, ring[4] = {1, 1, 2, 2};
+        for (int p = 0; p < 4; p++) {
+            ix->phases[p].id = num[p];
+            ix->phases[p].ring = ring[p];
+            ix->phases[p].min_green_ds = 50;
+            ix->phases[p].yellow_ds = 30;
+            ix->phases[p].red_clear_ds = 10;
+        }
+        ix->n_rings = 2;
+        ix->ring_seq_len[0] = ix->ring_seq_len[1] = 2;
+        ix->ring_seq[0][0] = 0;
+        ix->ring_seq[0][1] = 1;
+        ix->ring_seq[1][0] = 2;
+        ix->ring_seq[1][1] = 3;
+        ix->n_barriers = 2;
+        ix->barrier_mask[0] = 0x5;
+        ix->barrier_mask[1] = 0xa;
+        ix->n_sg = 4;
+        for (int g = 0; g < 4; g++)
+            ix->sg[g].phase_idx = (uint8_t)g;
+        sf_intersection_derive_conflicts(ix);
+        ix->n_plans = 1;
+        sf_plan_t *pl = &ix->plans[0];
+        pl->id = 1;
+        pl->cycle_ds = 600;
+        pl->split_ds[0] = pl->split_ds[2] = 360;
+        pl->split_ds[1] = pl->split_ds[3] = 240;
+        pl->coord_phase_mask = 0x5;
+    }
+    s->bnd[0] = (sf_boundary_t){"W", -300, 0};
+    s->bnd[1] = (sf_boundary_t){"E", 1200, 0};
+    /* eastbound: W->A, A->B, B->C, C->E; westbound: E->C, C->B, B->A, A->W */
+    const sf_node_kind_t I = SF_NODE_INTERSECTION, Bn = SF_NODE_BOUNDARY;
+    add_link(s, 0, "WA", Bn, 0, I, 1, 300);
+    add_link(s, 1, "AB", I, 1, I, 2, 400);
+    add_link(s, 2, "BC", I, 2, I, 0, 500);
+    add_link(s, 3, "CE", I, 0, Bn, 1, 300);
+    add_link(s, 4, "EC", Bn, 1, I, 0, 300);
+    add_link(s, 5, "CB", I, 0, I, 2, 500);
+    add_link(s, 6, "BA", I, 2, I, 1, 400);
+    add_link(s, 7, "AW", I, 1, Bn, 0, 300);
+    /* through movements: eastbound on phase 2 (sg 0), westbound on phase 6 (sg 2) */
+    const uint32_t eb_in[3] = {2, 0, 1}, eb_out[3] = {3, 1, 2};
+    const uint32_t wb_in[3] = {4, 6, 5}, wb_out[3] = {5, 7, 6};
+    for (int i = 0; i < 3; i++) {
+        s->ix[i].n_movements = 2;
+        s->ix[i].movements[0] = (sf_movement_t){"EB", eb_in[i], eb_out[i], SF_TURN_THROUGH, 0};
+        s->ix[i].movements[1] = (sf_movement_t){"WB", wb_in[i], wb_out[i], SF_TURN_THROUGH, 2};
+    }
+    s->sc.n_intersections = 3;
+    s->sc.intersections = s->ix;
+    s->sc.n_boundaries = 2;
+    s->sc.boundaries = s->bnd;
+    s->sc.n_links = 8;
+    s->sc.links = s->links;
+    s->sc.demand.vtype[SF_VEH_BUS] = (sf_veh_params_t){12, 0.8f, 1.0f, 2.0f, 2, 1.5f};
+    /* bus line eastbound with one stop on A->B: dwell 20 s + 2 s x 5 pax */
+    sf_line_t *ln = &s->line[0];
+    snprintf(ln->id, sizeof ln->id, "B1");
+    ln->n_route = 4;
+    for (uint32_t r = 0; r < 4; r++)
+        ln->route[r] = r;
+    ln->n_stops = 1;
+    ln->stops[0] =
+        (sf_stop_t){.link_idx = 1, .distance_m = 200, .dwell_s = 20, .per_pax_s = 2, .pax_mean = 5};
+    s->sc.n_lines = 1;
+    s->sc.lines = s->line;
+}
+
+Test(greenwave, corridor_from_scenario)
+{
+    scen_t s;
+    scen(&s);
+    sf_gw_source_t src = {.plan_id = 0, .speed_mps = 0, .line_idx = -1};
+    sf_gw_corridor_t c;
+    uint32_t node[SF_GW_MAX_NODES];
+    uint8_t plan[SF_GW_MAX_NODES];
+    char err[200] = "";
+    cr_assert_eq(sf_gw_from_scenario(&s.sc, &src, &c, node, plan, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(c.n, 3);
+    cr_assert_eq(node[0], 1); /* A, B, C from west to east */
+    cr_assert_eq(node[1], 2);
+    cr_assert_eq(node[2], 0);
+    cr_assert_eq(plan[0], 0);
+    cr_assert_float_eq(c.cycle_s, 60, 1e-12);
+    for (int i = 0; i < 3; i++) {
+        cr_assert_float_eq(c.green_out_s[i], 32, 1e-9);
+        cr_assert_float_eq(c.green_in_s[i], 32, 1e-9);
+        cr_assert_float_eq(c.out_start_s[i], 0, 1e-9);
+        cr_assert_float_eq(c.in_start_s[i], 0, 1e-9);
+    }
+    cr_assert_float_eq(c.dist_out_m[0], 400, 1e-9);
+    cr_assert_float_eq(c.dist_in_m[1], 500, 1e-9);
+    cr_assert_float_eq(c.t_out_s[0], 400 / (50 / 3.6), 1e-3);
+
+    /* window arithmetic only (not a valid NEMA sequence): ring 2 serving 8 before 6 at A
+     * puts phase 6's green 24 s after phase 2's, the earliest coordinated green (local 0) */
+    s.ix[1].ring_seq[1][0] = 3;
+    s.ix[1].ring_seq[1][1] = 2;
+    cr_assert_eq(sf_gw_from_scenario(&s.sc, &src, &c, node, plan, err, sizeof err), 0);
+    cr_assert_float_eq(c.in_start_s[0], 24, 1e-9);
+    s.ix[1].ring_seq[1][0] = 2;
+    s.ix[1].ring_seq[1][1] = 3;
+
+    /* bus progression: desired speed 0.8 x 50 km/h, stop on A->B: 30 s dwell plus
+     * v/(2a) + v/(2b) = 11.11/2 + 11.11/4 = 8.33 s lost braking and accelerating */
+    src.line_idx = 0;
+    cr_assert_eq(sf_gw_from_scenario(&s.sc, &src, &c, node, plan, err, sizeof err), 0);
+    double v = 0.8 * (double)(50 / 3.6f);
+    cr_assert_float_eq(c.speed_out_mps[0], v, 1e-5);
+    cr_assert_float_eq(c.extra_out_s[0], 30 + v / 2 + v / 4, 1e-5);
+    cr_assert_float_eq(c.extra_out_s[1], 0, 1e-12);
+    cr_assert_float_eq(c.extra_in_s[0], 0, 1e-12);
+    cr_assert_float_eq(c.t_out_s[0], 400 / v + 30 + v / 2 + v / 4, 1e-4);
+    /* an explicit speed overrides the links' */
+    src.speed_mps = 10;
+    cr_assert_eq(sf_gw_from_scenario(&s.sc, &src, &c, node, plan, err, sizeof err), 0);
+    cr_assert_float_eq(c.t_in_s[1], 50, 1e-9);
+}
+
+Test(greenwave, corridor_from_scenario_errors)
+{
+    scen_t s;
+    scen(&s);
+    sf_gw_source_t src = {.plan_id = 1, .speed_mps = 0, .line_idx = -1};
+    sf_gw_corridor_t c;
+    uint32_t node[SF_GW_MAX_NODES];
+    char err[200] = "";
+
+    s.ix[2].plans[0].cycle_ds = 900;
+    s.ix[2].plans[0].split_ds[0] = s.ix[2].plans[0].split_ds[2] = 660;
+    cr_assert_eq(sf_gw_from_scenario(&s.sc, &src, &c, node, NULL, err, sizeof err), -1);
+    cr_assert_eq(errno, EINVAL);
+    cr_assert(strstr(err, "common cycle"), "%s", err);
+    scen(&s);
+
+    src.plan_id = 2;
+    cr_assert_eq(sf_gw_from_scenario(&s.sc, &src, &c, node, NULL, err, sizeof err), -1);
+    cr_assert(strstr(err, "no intersection has a coordinated plan 2"), "%s", err);
+    src.plan_id = 1;
+
+    s.links[2].from_idx = 1; /* B->C becomes A->C: B and C are no longer linked eastbound */
+    cr_assert_eq(sf_gw_from_scenario(&s.sc, &src, &c, node, NULL, err, sizeof err), -1);
+    cr_assert(strstr(err, "no link from B to C"), "%s", err);
+    scen(&s);
+
+    s.ix[0].plans[0].coord_phase_mask = 0x1; /* C: phase 6 not coordinated */
+    cr_assert_eq(sf_gw_from_scenario(&s.sc, &src, &c, node, NULL, err, sizeof err), -1);
+    cr_assert(strstr(err, "intersection C") && strstr(err, "westbound"), "%s", err);
+    scen(&s);
+
+    src.line_idx = 3;
+    cr_assert_eq(sf_gw_from_scenario(&s.sc, &src, &c, node, NULL, err, sizeof err), -1);
+    cr_assert_eq(sf_gw_from_scenario(NULL, &src, &c, node, NULL, err, sizeof err), -1);
+}
