@@ -900,6 +900,10 @@ static void intersection_ids(ctx_t *c, const json_t *root)
         c->ixo[k] = json_array_get(a, k);
         const json_t *id = json_object_get(c->ixo[k], "id");
         sf_intersection_t *ix = &c->sc->intersections[k];
+        /* positions too: a link's default length is the distance of its nodes */
+        const json_t *x = json_object_get(c->ixo[k], "x_m"), *y = json_object_get(c->ixo[k], "y_m");
+        ix->x_m = json_is_number(x) ? json_number_value(x) : 0;
+        ix->y_m = json_is_number(y) ? json_number_value(y) : 0;
         if (!json_is_string(id) || !is_id(json_string_value(id)))
             continue;
         snprintf(ix->id, sizeof ix->id, "%s", json_string_value(id));
