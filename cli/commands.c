@@ -9,5 +9,8 @@ const sf_command_t sf_commands[] = {
     {"check", "FILE [--set PATH=VALUE]...",
      "check a scenario file: `ok` and a summary, or every error with file:line:column",
      sf_cmd_check},
+    {"plan", "webster|greenwave SCENARIO [OPTIONS] [--set PATH=VALUE]...",
+     "Webster cycle and splits, or green-wave offsets and bandwidth (--write FILE)",
+     sf_cmd_plan},
     {NULL, NULL, NULL, NULL},
 };

@@ -1,0 +1,511 @@
+/* cli/cmd_plan.c — `sigflow plan webster|greenwave SCENARIO ...`: timing-plan mathematics
+ * on a scenario: Webster cycle and splits from its volumes, green-wave offsets and
+ * bandwidth for its coordinated corridor (optionally written into a copy of the file). */
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+#include "greenwave.h"
+#include "scenario.h"
+#include "webster.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: sigflow plan webster SCENARIO [OPTIONS] [--set PATH=VALUE]...\n"
+            "       sigflow plan greenwave SCENARIO [OPTIONS] [--set PATH=VALUE]...\n\n"
+            "webster: per intersection, the critical flow ratios y, Y, lost time L, Webster's\n"
+            "cycle C0 = (1.5 L + 5) / (1 - Y) (bounded, rounded up to 1 s) and the splits.\n"
+            "  --factor F        multiply every entry flow by F (default 1)\n"
+            "  --min-cycle S     lower cycle bound, s (default 40)\n"
+            "  --max-cycle S     upper cycle bound, s (default 180)\n"
+            "  --sat T,L,R       saturation flow per lane for through, left, right movements,\n"
+            "                    veh/h (default 1800,1700,1600)\n"
+            "  --lost L1,E       start-up lost time and end gain, s (default 2,2)\n\n"
+            "greenwave: offsets maximising b + k b' for the coordinated corridor, bandwidth\n"
+            "each way and efficiency (b + b')/(2C), compared with all-zero and current offsets.\n"
+            "  --speed KMH       progression speed (default: each link's speed limit)\n"
+            "  --speed-min KMH --speed-max KMH\n"
+            "                    search the speed in 1 km/h steps within these bounds\n"
+            "  --weight K        weight k of the inbound (westbound/southbound) band (default 1)\n"
+            "  --bus LINE        bus progression: bus desired speed, dwell at LINE's stops\n"
+            "  --plan N          coordinated plan number (default: the plan in force at the\n"
+            "                    scenario's start time)\n"
+            "  --step S          offset resolution, s (default 0.1)\n"
+            "  --write FILE      save a copy of SCENARIO with the optimised offsets in that\n"
+            "                    plan of every corridor intersection (checked after writing)\n\n"
+            "  --set PATH=VALUE  override a scenario field before checking (repeatable)\n"
+            "  -h, --help        this text\n"
+            "Exit status: 0 ok, 1 a bad scenario or no feasible plan, 2 a usage error.\n");
+}
+
+/* Parse a finite number in [lo, hi]; false with a message otherwise. */
+static bool parse_num(const char *opt, const char *s, double lo, double hi, double *out)
+{
+    char *end = NULL;
+    errno = 0;
+    double v = s ? strtod(s, &end) : NAN;
+    if (!s || end == s || *end != '\0' || errno != 0 || !isfinite(v)) {
+        fprintf(stderr, "sigflow plan: %s needs a number, got '%s'\n", opt, s ? s : "");
+        return false;
+    }
+    if (v < lo || v > hi) {
+        fprintf(stderr, "sigflow plan: %s must be in [%g, %g], got %g\n", opt, lo, hi, v);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+/* Parse "a,b" or "a,b,c" (n numbers) in [lo, hi]. */
+static bool parse_list(const char *opt, const char *s, int n, double lo, double hi, double *out)
+{
+    char buf[128];
+    if (!s || strlen(s) >= sizeof buf) {
+        fprintf(stderr, "sigflow plan: %s needs %d comma-separated numbers\n", opt, n);
+        return false;
+    }
+    snprintf(buf, sizeof buf, "%s", s);
+    char *save = NULL, *tok = strtok_r(buf, ",", &save);
+    for (int i = 0; i < n; i++, tok = strtok_r(NULL, ",", &save))
+        if (!tok || !parse_num(opt, tok, lo, hi, &out[i])) {
+            if (!tok)
+                fprintf(stderr, "sigflow plan: %s needs %d comma-separated numbers, got '%s'\n",
+                        opt, n, s);
+            return false;
+        }
+    if (tok) {
+        fprintf(stderr, "sigflow plan: %s needs %d comma-separated numbers, got '%s'\n", opt, n, s);
+        return false;
+    }
+    return true;
+}
+
+typedef struct {
+    const char *mode;     /* "webster" or "greenwave" */
+    const char *file;     /* scenario */
+    const char **sets;    /* --set strings */
+    size_t n_sets;        /* count of sets */
+    sf_webster_opts_t wo; /* webster options */
+    double speed_kmh;     /* 0 = link limits */
+    double speed_min_kmh; /* 0 = no speed search */
+    double speed_max_kmh; /* 0 = no speed search */
+    double weight;        /* k */
+    const char *bus;      /* line id or NULL */
+    int plan_id;          /* 0 = in force at start */
+    double step_s;        /* offset resolution */
+    const char *write;    /* output file or NULL */
+} args_t;
+
+static void print_load_errors(sf_errors_t *errs)
+{
+    for (size_t k = 0; k < errs->n; k++)
+        fprintf(stderr, "%s\n", errs->msg[k]);
+    fprintf(stderr, "%zu error%s\n", errs->n, errs->n == 1 ? "" : "s");
+    sf_errors_clear(errs);
+}
+
+static int run_webster(const args_t *a, const sf_scenario_t *sc)
+{
+    double *flow = calloc(sc->n_links ? sc->n_links : 1, sizeof *flow);
+    if (!flow) {
+        fprintf(stderr, "sigflow plan: out of memory\n");
+        return 1;
+    }
+    if (sf_link_flows(sc, a->wo.demand_factor, flow) < 0) {
+        fprintf(stderr, "sigflow plan: %s: cannot propagate the entry flows (%s)\n", a->file,
+                errno == ELOOP ? "the flows do not settle: a loop in the network"
+                               : strerror(errno));
+        free(flow);
+        return 1;
+    }
+    printf("Webster plans for %s (%s)\n", sc->name, a->file);
+    printf("demand factor %.2f; saturation flow %.0f/%.0f/%.0f veh/h/lane (through/left/right);"
+           " lost time per phase = %.1f s + yellow + red clear - %.1f s; cycle bounds %.0f-%.0f "
+           "s\n",
+           a->wo.demand_factor, a->wo.sat_through_veh_h, a->wo.sat_left_veh_h,
+           a->wo.sat_right_veh_h, a->wo.startup_lost_s, a->wo.end_gain_s, a->wo.min_cycle_s,
+           a->wo.max_cycle_s);
+    int rc = 0;
+    double common = 0;
+    for (uint32_t i = 0; i < sc->n_intersections; i++) {
+        const sf_intersection_t *ix = &sc->intersections[i];
+        sf_webster_t w;
+        char err[256];
+        if (sf_webster_intersection(sc, i, flow, &a->wo, &w, err, sizeof err) < 0) {
+            fprintf(stderr, "sigflow plan: %s: %s\n", a->file, err);
+            rc = 1;
+            continue;
+        }
+        printf("\n%s  %s\n", ix->id, ix->name);
+        if (w.oversaturated)
+            printf("  Y = %.3f  L = %.1f s  C0 = none (Y >= 1: oversaturated)  cycle = %.1f s "
+                   "(the maximum)\n",
+                   w.y_total, w.lost_total_s, w.cycle_ds / 10.0);
+        else
+            printf("  Y = %.3f  L = %.1f s  C0 = %.1f s  cycle = %.1f s%s\n", w.y_total,
+                   w.lost_total_s, w.c0_s, w.cycle_ds / 10.0,
+                   w.raised_for_minimums ? "  (raised to fit the minimum splits)" : "");
+        printf("  %-6s %-5s %-8s %-7s %-8s %-8s %-8s\n", "phase", "ring", "y", "crit", "lost_s",
+               "split_s", "green_s");
+        for (uint8_t p = 0; p < ix->n_phases; p++) {
+            const sf_phase_t *ph = &ix->phases[p];
+            double green = (w.split_ds[p] - ph->yellow_ds - ph->red_clear_ds) / 10.0;
+            printf("  %-6u %-5u %-8.3f %-7s %-8.1f %-8.1f %-8.1f\n", ph->id, ph->ring, w.y[p],
+                   w.critical[p] ? "yes" : "", w.lost_s[p], w.split_ds[p] / 10.0, green);
+        }
+        common = fmax(common, w.cycle_ds / 10.0);
+    }
+    if (sc->n_intersections > 1 && rc == 0)
+        printf("\ncommon cycle for coordination (the longest): %.1f s\n", common);
+    free(flow);
+    return rc;
+}
+
+/* Set offset_s of plan plan_id of intersection ix_id in the JSON tree. */
+static bool set_offset(json_t *root, const char *ix_id, int plan_id, double offset_s)
+{
+    json_t *ixs = json_object_get(root, "intersections");
+    size_t i, j;
+    json_t *ix, *pl;
+    json_array_foreach(ixs, i, ix)
+    {
+        const char *id = json_string_value(json_object_get(ix, "id"));
+        if (!id || strcmp(id, ix_id) != 0)
+            continue;
+        json_array_foreach(json_object_get(ix, "plans"), j, pl)
+        {
+            json_t *pid = json_object_get(pl, "id");
+            if (json_is_integer(pid) && json_integer_value(pid) == plan_id) {
+                long ds = lround(offset_s * 10.0);
+                json_t *v = ds % 10 == 0 ? json_integer(ds / 10) : json_real((double)ds / 10.0);
+                return v && json_object_set_new(pl, "offset_s", v) == 0;
+            }
+        }
+    }
+    return false;
+}
+
+static int write_offsets(const args_t *a, const sf_scenario_t *sc, const uint32_t *node,
+                         const uint8_t *plan_idx, uint32_t n, const double *offset_s)
+{
+    json_error_t jerr;
+    json_t *root = json_load_file(a->file, 0, &jerr);
+    if (!root) {
+        fprintf(stderr, "sigflow plan: %s:%d:%d: %s\n", a->file, jerr.line, jerr.column, jerr.text);
+        return 1;
+    }
+    for (uint32_t k = 0; k < n; k++) {
+        const sf_intersection_t *ix = &sc->intersections[node[k]];
+        int pid = ix->plans[plan_idx[k]].id;
+        if (!set_offset(root, ix->id, pid, offset_s[k])) {
+            fprintf(stderr,
+                    "sigflow plan: %s: intersections[id=%s].plans[id=%d] not found in "
+                    "the file (added by --set?); nothing written\n",
+                    a->file, ix->id, pid);
+            json_decref(root);
+            return 1;
+        }
+    }
+    int rc = json_dump_file(root, a->write, JSON_INDENT(2) | JSON_REAL_PRECISION(12));
+    json_decref(root);
+    if (rc != 0) {
+        fprintf(stderr, "sigflow plan: cannot write %s: %s\n", a->write, strerror(errno));
+        return 1;
+    }
+    /* what was written must load and check like any scenario */
+    sf_errors_t errs = {0, NULL};
+    sf_scenario_t *back = sf_scenario_load(a->write, NULL, 0, &errs);
+    if (!back) {
+        fprintf(stderr, "sigflow plan: the written %s does not pass the checks:\n", a->write);
+        print_load_errors(&errs);
+        return 1;
+    }
+    sf_scenario_destroy(&back);
+    printf("\nwrote %s (offsets of plan %d at %u intersections; it passes sigflow check)\n",
+           a->write, sc->intersections[node[0]].plans[plan_idx[0]].id, n);
+    if (a->n_sets > 0)
+        printf("note: the --set overrides are not written into %s, only the offsets\n", a->write);
+    return 0;
+}
+
+static void print_band(const char *what, const sf_gw_band_t *b)
+{
+    printf("  %-26s %10.1f %10.1f %11.3f\n", what, b->b_out_s, b->b_in_s, b->efficiency);
+}
+
+static int run_greenwave(const args_t *a, const sf_scenario_t *sc)
+{
+    sf_gw_source_t src = {.plan_id = a->plan_id, .speed_mps = a->speed_kmh / 3.6, .line_idx = -1};
+    if (a->bus) {
+        for (uint32_t l = 0; l < sc->n_lines; l++)
+            if (strcmp(sc->lines[l].id, a->bus) == 0)
+                src.line_idx = (int)l;
+        if (src.line_idx < 0) {
+            fprintf(stderr, "sigflow plan: --bus: no bus line '%s' in %s (lines:", a->bus, a->file);
+            for (uint32_t l = 0; l < sc->n_lines; l++)
+                fprintf(stderr, " %s", sc->lines[l].id);
+            fprintf(stderr, "%s)\n", sc->n_lines ? "" : " none");
+            return 2;
+        }
+    }
+    sf_gw_corridor_t c;
+    uint32_t node[SF_GW_MAX_NODES];
+    uint8_t plan_idx[SF_GW_MAX_NODES];
+    char err[256];
+    if (sf_gw_from_scenario(sc, &src, &c, node, plan_idx, err, sizeof err) < 0) {
+        fprintf(stderr, "sigflow plan: %s: %s\n", a->file, err);
+        return 1;
+    }
+    sf_gw_opts_t o;
+    sf_gw_opts_default(&o);
+    o.weight_in = a->weight;
+    o.step_s = a->step_s;
+    double th[SF_GW_MAX_NODES], zero[SF_GW_MAX_NODES] = {0}, cur[SF_GW_MAX_NODES];
+    sf_gw_band_t best, bz, bc;
+    double speed = 0;
+    int rc;
+    if (a->speed_min_kmh > 0)
+        rc = sf_gw_optimise_speed(&c, &o, a->speed_min_kmh / 3.6, a->speed_max_kmh / 3.6, &speed,
+                                  th, &best);
+    else
+        rc = sf_gw_optimise(&c, &o, th, &best);
+    if (rc < 0) {
+        fprintf(stderr,
+                "sigflow plan: the optimisation was refused (%s): is the cycle a "
+                "multiple of --step?\n",
+                strerror(errno));
+        return 1;
+    }
+    for (uint32_t k = 0; k < c.n; k++)
+        cur[k] = sc->intersections[node[k]].plans[plan_idx[k]].offset_ds / 10.0;
+    sf_gw_bandwidth(&c, zero, &bz);
+    sf_gw_bandwidth(&c, cur, &bc);
+
+    bool x_axis =
+        c.n < 2 || fabs(sc->intersections[node[c.n - 1]].x_m - sc->intersections[node[0]].x_m) >=
+                       fabs(sc->intersections[node[c.n - 1]].y_m - sc->intersections[node[0]].y_m);
+    const char *ob = x_axis ? "eastbound" : "northbound", *ib = x_axis ? "westbound" : "southbound";
+    printf("Green wave for %s (%s)\n", sc->name, a->file);
+    printf("plan %d, common cycle %.1f s, %u coordinated intersections; outbound = %s, inbound "
+           "= %s, weight k = %.2f\n",
+           sc->intersections[node[0]].plans[plan_idx[0]].id, c.cycle_s, c.n, ob, ib, a->weight);
+    if (a->speed_min_kmh > 0)
+        printf("progression speed searched in %.0f-%.0f km/h: best %.0f km/h\n", a->speed_min_kmh,
+               a->speed_max_kmh, speed * 3.6);
+    else if (a->speed_kmh > 0)
+        printf("progression speed %.1f km/h\n", a->speed_kmh);
+    else
+        printf("progression speed: each link's speed limit%s\n",
+               a->bus ? " times the bus desired-speed factor" : "");
+    if (a->bus)
+        printf("bus progression for line %s: dwell at its stops and the time lost stopping are "
+               "added to the travel times\n",
+               a->bus);
+    printf("\n  %-4s %-10s %9s %9s %9s %10s %10s %9s %9s\n", "node", "id", "x_m", "g_out_s",
+           "g_in_s", "offset_s", "current_s", "t_next_s", "t_prev_s");
+    for (uint32_t k = 0; k < c.n; k++) {
+        const sf_intersection_t *ix = &sc->intersections[node[k]];
+        char tn[16] = "-", tp[16] = "-";
+        if (k + 1 < c.n)
+            snprintf(tn, sizeof tn, "%.1f", c.t_out_s[k]);
+        if (k > 0)
+            snprintf(tp, sizeof tp, "%.1f", c.t_in_s[k - 1]);
+        printf("  %-4u %-10s %9.1f %9.1f %9.1f %10.1f %10.1f %9s %9s\n", k, ix->id,
+               x_axis ? ix->x_m : ix->y_m, c.green_out_s[k], c.green_in_s[k], th[k], cur[k], tn,
+               tp);
+    }
+    printf("\n  %-26s %10s %10s %11s\n", "offsets", "b_out_s", "b_in_s", "efficiency");
+    print_band("all zero", &bz);
+    print_band("current (scenario file)", &bc);
+    print_band("optimised", &best);
+    if (bz.b_out_s + bz.b_in_s > 0)
+        printf("  b + b' vs all zero: %+.1f s (%+.0f %%)\n",
+               best.b_out_s + best.b_in_s - bz.b_out_s - bz.b_in_s,
+               100.0 * (best.b_out_s + best.b_in_s - bz.b_out_s - bz.b_in_s) /
+                   (bz.b_out_s + bz.b_in_s));
+    else
+        printf("  b + b' vs all zero: %+.1f s (all-zero offsets give no band)\n",
+               best.b_out_s + best.b_in_s);
+    if (a->write)
+        return write_offsets(a, sc, node, plan_idx, c.n, th);
+    return 0;
+}
+
+int sf_cmd_plan(int argc, char **argv)
+{
+    args_t a = {.weight = 1.0, .step_s = 0.1};
+    sf_webster_opts_default(&a.wo);
+    a.sets = calloc((size_t)(argc > 0 ? argc : 1), sizeof *a.sets);
+    if (!a.sets) {
+        fprintf(stderr, "sigflow plan: out of memory\n");
+        return 1;
+    }
+    int rc = 2;
+    bool gw_only = false, wb_only = false;
+    const char *gw_opt = NULL, *wb_opt = NULL;
+    for (int k = 1; k < argc; k++) {
+        const char *o = argv[k];
+        const char *v = k + 1 < argc ? argv[k + 1] : NULL;
+        double x[3];
+#define NEED_VALUE                                                                                 \
+    do {                                                                                           \
+        if (!v) {                                                                                  \
+            fprintf(stderr, "sigflow plan: %s needs a value\n", o);                                \
+            goto usage_err;                                                                        \
+        }                                                                                          \
+        k++;                                                                                       \
+    } while (0)
+        if (strcmp(o, "-h") == 0 || strcmp(o, "--help") == 0) {
+            usage(stdout);
+            rc = 0;
+            goto out;
+        } else if (strcmp(o, "--set") == 0) {
+            NEED_VALUE;
+            a.sets[a.n_sets++] = v;
+        } else if (strcmp(o, "--factor") == 0) {
+            NEED_VALUE;
+            if (!parse_num(o, v, 0, 100, &a.wo.demand_factor))
+                goto usage_err;
+            wb_only = true, wb_opt = o;
+        } else if (strcmp(o, "--min-cycle") == 0) {
+            NEED_VALUE;
+            if (!parse_num(o, v, 10, 600, &a.wo.min_cycle_s))
+                goto usage_err;
+            wb_only = true, wb_opt = o;
+        } else if (strcmp(o, "--max-cycle") == 0) {
+            NEED_VALUE;
+            if (!parse_num(o, v, 10, 600, &a.wo.max_cycle_s))
+                goto usage_err;
+            wb_only = true, wb_opt = o;
+        } else if (strcmp(o, "--sat") == 0) {
+            NEED_VALUE;
+            if (!parse_list(o, v, 3, 100, 5000, x))
+                goto usage_err;
+            a.wo.sat_through_veh_h = x[0];
+            a.wo.sat_left_veh_h = x[1];
+            a.wo.sat_right_veh_h = x[2];
+            wb_only = true, wb_opt = o;
+        } else if (strcmp(o, "--lost") == 0) {
+            NEED_VALUE;
+            if (!parse_list(o, v, 2, 0, 10, x))
+                goto usage_err;
+            a.wo.startup_lost_s = x[0];
+            a.wo.end_gain_s = x[1];
+            wb_only = true, wb_opt = o;
+        } else if (strcmp(o, "--speed") == 0) {
+            NEED_VALUE;
+            if (!parse_num(o, v, 5, 120, &a.speed_kmh))
+                goto usage_err;
+            gw_only = true, gw_opt = o;
+        } else if (strcmp(o, "--speed-min") == 0) {
+            NEED_VALUE;
+            if (!parse_num(o, v, 5, 120, &a.speed_min_kmh))
+                goto usage_err;
+            gw_only = true, gw_opt = o;
+        } else if (strcmp(o, "--speed-max") == 0) {
+            NEED_VALUE;
+            if (!parse_num(o, v, 5, 120, &a.speed_max_kmh))
+                goto usage_err;
+            gw_only = true, gw_opt = o;
+        } else if (strcmp(o, "--weight") == 0) {
+            NEED_VALUE;
+            if (!parse_num(o, v, 0, 100, &a.weight))
+                goto usage_err;
+            gw_only = true, gw_opt = o;
+        } else if (strcmp(o, "--bus") == 0) {
+            NEED_VALUE;
+            a.bus = v;
+            gw_only = true, gw_opt = o;
+        } else if (strcmp(o, "--plan") == 0) {
+            NEED_VALUE;
+            double p = 0;
+            if (!parse_num(o, v, 1, SF_MAX_PLANS, &p))
+                goto usage_err;
+            if (p != floor(p)) {
+                fprintf(stderr, "sigflow plan: --plan needs a plan number 1..16, got '%s'\n", v);
+                goto usage_err;
+            }
+            a.plan_id = (int)p;
+            gw_only = true, gw_opt = o;
+        } else if (strcmp(o, "--step") == 0) {
+            NEED_VALUE;
+            if (!parse_num(o, v, 0.1, 10, &a.step_s))
+                goto usage_err;
+            gw_only = true, gw_opt = o;
+        } else if (strcmp(o, "--write") == 0) {
+            NEED_VALUE;
+            a.write = v;
+            gw_only = true, gw_opt = o;
+        } else if (o[0] == '-' && o[1] != '\0') {
+            fprintf(stderr, "sigflow plan: unknown option '%s'\n", o);
+            goto usage_err;
+        } else if (!a.mode) {
+            a.mode = o;
+        } else if (!a.file) {
+            a.file = o;
+        } else {
+            fprintf(stderr, "sigflow plan: one SCENARIO only (got '%s' and '%s')\n", a.file, o);
+            goto usage_err;
+        }
+#undef NEED_VALUE
+    }
+    if (!a.mode) {
+        fprintf(stderr, "sigflow plan: missing webster or greenwave\n");
+        goto usage_err;
+    }
+    bool is_w = strcmp(a.mode, "webster") == 0, is_g = strcmp(a.mode, "greenwave") == 0;
+    if (!is_w && !is_g) {
+        fprintf(stderr, "sigflow plan: unknown plan kind '%s' (webster or greenwave)\n", a.mode);
+        goto usage_err;
+    }
+    if (!a.file) {
+        fprintf(stderr, "sigflow plan: missing SCENARIO\n");
+        goto usage_err;
+    }
+    if (is_w && gw_only) {
+        fprintf(stderr, "sigflow plan: %s is a greenwave option\n", gw_opt);
+        goto usage_err;
+    }
+    if (is_g && wb_only) {
+        fprintf(stderr, "sigflow plan: %s is a webster option\n", wb_opt);
+        goto usage_err;
+    }
+    if (a.wo.min_cycle_s > a.wo.max_cycle_s) {
+        fprintf(stderr, "sigflow plan: --min-cycle %g is above --max-cycle %g\n", a.wo.min_cycle_s,
+                a.wo.max_cycle_s);
+        goto usage_err;
+    }
+    if ((a.speed_min_kmh > 0) != (a.speed_max_kmh > 0)) {
+        fprintf(stderr, "sigflow plan: --speed-min and --speed-max go together\n");
+        goto usage_err;
+    }
+    if (a.speed_min_kmh > a.speed_max_kmh) {
+        fprintf(stderr, "sigflow plan: --speed-min %g is above --speed-max %g\n", a.speed_min_kmh,
+                a.speed_max_kmh);
+        goto usage_err;
+    }
+    if (a.speed_min_kmh > 0 && a.speed_kmh > 0) {
+        fprintf(stderr, "sigflow plan: --speed and --speed-min/--speed-max exclude each other\n");
+        goto usage_err;
+    }
+    sf_errors_t errs = {0, NULL};
+    sf_scenario_t *sc = sf_scenario_load(a.file, a.sets, a.n_sets, &errs);
+    if (!sc) {
+        print_load_errors(&errs);
+        rc = 1;
+        goto out;
+    }
+    rc = is_w ? run_webster(&a, sc) : run_greenwave(&a, sc);
+    sf_scenario_destroy(&sc);
+    goto out;
+usage_err:
+    fprintf(stderr, "(sigflow plan --help shows the options)\n");
+out:
+    free(a.sets);
+    return rc;
+}
