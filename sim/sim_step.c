@@ -1,0 +1,1002 @@
+/* sim/sim_step.c — one step of the traffic model: demand, entries, car-following with
+ * signals and bus stops, detectors, stop-line crossings, lane changes and the measures
+ * gathered along the way. The model and its parameters are described in sim.c.
+ *
+ * Order inside a step (fixed, so runs are reproducible):
+ *   1. arrivals up to the new time join their entry queues (demand and bus dispatch);
+ *   2. entry queues insert at the entry links' upstream ends where there is room;
+ *   3. buses dwelling in bays count down and merge back when the lane has a gap;
+ *   4. car-following on every lane (link order, lane order, front to back), detectors,
+ *      stops, delay, projected arrivals on green, bus dwell and check-in;
+ *   5. buses that began a bay dwell leave their lane;
+ *   6. vehicles over their stop line move to their next link (or leave the network);
+ *   7. lane changes (links whose lanes differ or that have bus stops), back to front;
+ *   8. queue samples (every simulated second) and trajectory points.
+ */
+#include "sim_internal.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Poisson(mean) draw: Knuth's product method for small means, a rounded normal above. */
+static unsigned rng_poisson(uint64_t s[4], double mean)
+{
+    if (!(mean > 0.0))
+        return 0;
+    if (mean < 30.0) {
+        double lim = exp(-mean), prod = sf_rng_unit(s);
+        unsigned k = 0;
+        while (prod > lim && k < 1000) {
+            prod *= sf_rng_unit(s);
+            k++;
+        }
+        return k;
+    }
+    double u1 = sf_rng_unit(s), u2 = sf_rng_unit(s);
+    double z = sqrt(-2.0 * log(1.0 - u1)) * cos(6.283185307179586 * u2);
+    double x = floor(mean + sqrt(mean) * z + 0.5);
+    return x < 0 ? 0u : (unsigned)x;
+}
+
+/* ---- lanes and pool --------------------------------------------------------------- */
+
+static void lane_remove(sf_sim_t *sim, lane_t *ln, uint32_t i)
+{
+    size_t tail = ln->n - i - 1u;
+    float *P = sim->lane_pos + ln->off, *V = sim->lane_v + ln->off;
+    uint32_t *W = sim->lane_veh + ln->off;
+    memmove(P + i, P + i + 1, tail * sizeof *P);
+    memmove(V + i, V + i + 1, tail * sizeof *V);
+    memmove(W + i, W + i + 1, tail * sizeof *W);
+    ln->n--;
+}
+
+/* Insert at index k (caller checked the order and that n < cap). */
+static void lane_insert(sf_sim_t *sim, lane_t *ln, uint32_t k, float p, float v, uint32_t w)
+{
+    size_t tail = ln->n - k;
+    float *P = sim->lane_pos + ln->off, *V = sim->lane_v + ln->off;
+    uint32_t *W = sim->lane_veh + ln->off;
+    memmove(P + k + 1, P + k, tail * sizeof *P);
+    memmove(V + k + 1, V + k, tail * sizeof *V);
+    memmove(W + k + 1, W + k, tail * sizeof *W);
+    P[k] = p;
+    V[k] = v;
+    W[k] = w;
+    ln->n++;
+}
+
+static inline const mov_t *movp(const sf_sim_t *sim, int32_t ix, uint8_t m)
+{
+    return &sim->mov[(size_t)ix * SF_MAX_MOVEMENTS + m];
+}
+
+static inline bool bus_stop_pending(const sf_sim_t *sim, const bus_t *b)
+{
+    const line_t *ln = &sim->lines[b->line];
+    return b->route_k != SF_NONE8 && b->stop_k < ln->l.n_stops &&
+           ln->stop_rk[b->stop_k] == b->route_k;
+}
+
+/* Lanes of link li that vehicle w may use for its next move. */
+static uint8_t allowed_mask(const sf_sim_t *sim, uint32_t li, uint32_t w)
+{
+    const link_t *lk = &sim->links[li];
+    uint32_t b = sim->v_bus[w];
+    if (b != SF_NONE32 && bus_stop_pending(sim, &sim->bus[b]))
+        return (uint8_t)(1u << lk->kerb_lane);
+    if (lk->to_ix < 0 || sim->v_mov[w] == SF_NONE8)
+        return (uint8_t)((1u << lk->n_lanes) - 1u);
+    return movp(sim, lk->to_ix, sim->v_mov[w])->lanes;
+}
+
+/* Random movement at the end of link li by its turning ratios. */
+static uint8_t choose_mov(sf_sim_t *sim, uint32_t li)
+{
+    const link_t *lk = &sim->links[li];
+    if (lk->to_ix < 0)
+        return SF_NONE8;
+    float u = (float)sf_rng_unit(sim->rng);
+    for (uint8_t m = 0; m < lk->n_mov; m++)
+        if (u < lk->mov_cum[m])
+            return lk->mov[m];
+    return lk->mov[lk->n_mov - 1];
+}
+
+/* Full-length lane to enter link li on for movement m: the least occupied that allows
+ * it; when only bays allow it, the full lane nearest to them. */
+static uint8_t choose_lane(const sf_sim_t *sim, uint32_t li, uint8_t m, bool kerb_only)
+{
+    const link_t *lk = &sim->links[li];
+    if (kerb_only)
+        return lk->kerb_lane;
+    uint8_t mask =
+        m == SF_NONE8 ? (uint8_t)((1u << lk->n_lanes) - 1u) : movp(sim, lk->to_ix, m)->lanes;
+    uint8_t cand = mask & lk->full_mask;
+    uint8_t best = SF_NONE8;
+    if (!cand) {
+        int target = __builtin_ctz(mask), bd = 99;
+        for (uint8_t j = 0; j < lk->n_lanes; j++) {
+            int d = abs((int)j - target);
+            if ((lk->full_mask >> j & 1u) && d < bd) {
+                bd = d;
+                best = j;
+            }
+        }
+        return best;
+    }
+    uint32_t bn = 0;
+    for (uint8_t j = 0; j < lk->n_lanes; j++) {
+        if (!(cand >> j & 1u))
+            continue;
+        uint32_t n = sim->lanes[lk->lane0 + j].n;
+        if (best == SF_NONE8 || n < bn) {
+            best = j;
+            bn = n;
+        }
+    }
+    return best;
+}
+
+/* Choose the movement on, and the lane of, the link vehicle w takes next. */
+static void choose_next(sf_sim_t *sim, uint32_t w, const link_t *lk)
+{
+    uint32_t to = movp(sim, lk->to_ix, sim->v_mov[w])->to_link;
+    uint8_t nm = SF_NONE8;
+    bool kerb = false;
+    uint32_t b = sim->v_bus[w];
+    if (b != SF_NONE32 && sim->bus[b].route_k != SF_NONE8 &&
+        sim->bus[b].route_k + 1u < sim->lines[sim->bus[b].line].l.n_route) {
+        const bus_t *bb = &sim->bus[b];
+        const line_t *ln = &sim->lines[bb->line];
+        uint8_t k = (uint8_t)(bb->route_k + 1u);
+        nm = ln->route_mov[k];
+        kerb = bb->stop_k < ln->l.n_stops && ln->stop_rk[bb->stop_k] == k;
+        if (nm == SF_NONE8 && sim->links[to].to_ix >= 0)
+            nm = choose_mov(sim, to);
+    } else {
+        nm = choose_mov(sim, to);
+    }
+    sim->v_nmov[w] = nm;
+    sim->v_nlane[w] = choose_lane(sim, to, nm, kerb);
+}
+
+static void open_account(sf_sim_t *sim, uint32_t w, uint32_t li)
+{
+    if (sim->links[li].to_ix < 0) {
+        sim->v_acc[w] = SF_NONE32;
+        return;
+    }
+    sim->v_acc[w] = li;
+    sim->v_delay_open[w] = sim->v_delay[w];
+    sim->v_stops_open[w] = sim->v_stops[w];
+}
+
+static void close_account(sf_sim_t *sim, uint32_t w)
+{
+    uint32_t a = sim->v_acc[w];
+    if (a != SF_NONE32 && sim->v_tcross[w] >= sim->warmup_s) {
+        app_moe_t *m = &sim->app[a];
+        m->n_acc++;
+        m->sum_delay += (double)(sim->v_delay[w] - sim->v_delay_open[w]);
+        m->sum_stops += (double)(sim->v_stops[w] - sim->v_stops_open[w]);
+    }
+    sim->v_acc[w] = SF_NONE32;
+    sim->v_flags[w] &= (uint8_t)~VF_ACC_OPEN;
+}
+
+/* Classify a projected stop-line arrival as on green or not. */
+static void classify_arrival(sf_sim_t *sim, uint32_t w, const link_t *lk, uint32_t li)
+{
+    sim->v_flags[w] &= (uint8_t)~VF_AOG;
+    if (lk->to_ix < 0 || sim->v_mov[w] == SF_NONE8 || sim->t < sim->warmup_s)
+        return;
+    app_moe_t *m = &sim->app[li];
+    m->arrivals++;
+    if (sim->lamp[lk->to_ix][movp(sim, lk->to_ix, sim->v_mov[w])->sg] == LAMP_GO)
+        m->arr_green++;
+}
+
+/* ---- demand ----------------------------------------------------------------------- */
+
+static int src_push(source_t *s, double t, uint8_t type, uint32_t bus)
+{
+    if (s->n == s->cap) {
+        /* oversaturated entry: grow the ring (amortised, not per step) */
+        uint32_t nc = s->cap * 2u;
+        double *nt = malloc(nc * sizeof *nt);
+        uint8_t *ny = malloc(nc * sizeof *ny);
+        uint32_t *nb = malloc(nc * sizeof *nb);
+        if (!nt || !ny || !nb) {
+            free(nt);
+            free(ny);
+            free(nb);
+            errno = ENOMEM;
+            return -1;
+        }
+        for (uint32_t i = 0; i < s->n; i++) {
+            uint32_t j = (s->head + i) % s->cap;
+            nt[i] = s->t[j];
+            ny[i] = s->type[j];
+            nb[i] = s->bus[j];
+        }
+        free(s->t);
+        free(s->type);
+        free(s->bus);
+        s->t = nt;
+        s->type = ny;
+        s->bus = nb;
+        s->head = 0;
+        s->cap = nc;
+    }
+    uint32_t j = (s->head + s->n) % s->cap;
+    s->t[j] = t;
+    s->type[j] = type;
+    s->bus[j] = bus;
+    s->n++;
+    return 0;
+}
+
+/* Demand rate of entry e at time t (veh/s) and the end of its profile slice. */
+static double rate_at(const sf_sim_t *sim, const sf_entry_t *e, double t, double *slice_end)
+{
+    double slice = (double)sim->slice_s;
+    double k = floor(t / slice);
+    *slice_end = (k + 1.0) * slice;
+    double f = e->flow_veh_h;
+    if (e->n_profile) {
+        size_t i = k < (double)e->n_profile ? (size_t)k : (size_t)e->n_profile - 1u;
+        f *= e->profile[i];
+        if (k >= (double)e->n_profile - 1.0)
+            *slice_end = INFINITY;
+    } else {
+        *slice_end = INFINITY;
+    }
+    return f / 3600.0;
+}
+
+double sf_sim_next_arrival(sf_sim_t *sim, const sf_entry_t *e, double t)
+{
+    for (int guard = 0; guard < 200; guard++) {
+        double end;
+        double r = rate_at(sim, e, t, &end);
+        if (r <= 0.0) {
+            if (!isfinite(end))
+                return INFINITY;
+            t = end;
+            continue;
+        }
+        double gap =
+            e->arrivals == SF_ARRIVALS_UNIFORM ? 1.0 / r : -log(1.0 - sf_rng_unit(sim->rng)) / r;
+        if (t + gap <= end || e->arrivals == SF_ARRIVALS_UNIFORM)
+            return t + gap;
+        t = end;
+    }
+    return INFINITY;
+}
+
+static int generate(sf_sim_t *sim)
+{
+    for (uint32_t g = 0; g < sim->n_gen; g++) {
+        gen_t *gn = &sim->gen[g];
+        while (gn->next_t <= sim->t) {
+            uint8_t type =
+                sf_rng_unit(sim->rng) < (double)gn->e.truck_share ? SF_VEH_TRUCK : SF_VEH_CAR;
+            if (src_push(&sim->src[gn->src], gn->next_t, type, SF_NONE32) < 0)
+                return -1;
+            gn->next_t = sf_sim_next_arrival(sim, &gn->e, gn->next_t);
+        }
+    }
+    for (uint32_t n = 0; n < sim->n_lines; n++) {
+        line_t *ln = &sim->lines[n];
+        for (;;) {
+            double ts = (double)ln->l.first_departure_s + ln->dispatched * (double)ln->l.headway_s;
+            if (ts > sim->t || sim->n_bus >= sim->bus_cap)
+                break;
+            bus_t *b = &sim->bus[sim->n_bus];
+            memset(b, 0, sizeof *b);
+            b->veh = SF_NONE32;
+            b->line = (uint16_t)n;
+            b->t_sched = ts;
+            if (src_push(&sim->src[ln->source], ts, SF_VEH_BUS, sim->n_bus) < 0)
+                return -1;
+            sim->n_bus++;
+            ln->dispatched++;
+        }
+    }
+    return 0;
+}
+
+/* Insert waiting vehicles at the upstream end of entry links where there is room. */
+static void insert_entries(sf_sim_t *sim)
+{
+    for (uint32_t si = 0; si < sim->n_src; si++) {
+        source_t *s = &sim->src[si];
+        const link_t *lk = &sim->links[s->link];
+        while (s->n > 0 && sim->n_free > 0) {
+            uint32_t h = s->head;
+            uint32_t b = s->bus[h];
+            uint8_t type = s->type[h];
+            bool kerb = false;
+            if (s->pend_mov == SF_NONE8 && lk->to_ix >= 0) {
+                s->pend_mov = b != SF_NONE32 ? sim->lines[sim->bus[b].line].route_mov[0]
+                                             : choose_mov(sim, s->link);
+                if (s->pend_mov == SF_NONE8)
+                    s->pend_mov = choose_mov(sim, s->link);
+            }
+            if (b != SF_NONE32) {
+                const line_t *ln = &sim->lines[sim->bus[b].line];
+                kerb = ln->l.n_stops > 0 && ln->stop_rk[0] == 0;
+            }
+            uint8_t lane = choose_lane(sim, s->link, s->pend_mov, kerb);
+            lane_t *tl = &sim->lanes[lk->lane0 + lane];
+            const vtype_t *vt = &sim->vt[type];
+            float v0 = lk->v0[type], iv0 = lk->inv_v0[type], v_ins = v0;
+            if (tl->n >= tl->cap)
+                break;
+            if (tl->n > 0) {
+                uint32_t j = tl->off + tl->n - 1u;
+                float gap = sim->lane_pos[j] - sim->vt[sim->v_type[sim->lane_veh[j]]].len;
+                float vl = sim->lane_v[j];
+                if (gap < vt->s0 + MIN_INSERT_GAP)
+                    break;
+                /* the fastest of a few speeds that needs no more than comfortable braking */
+                const float f[5] = {1.0f, 0.75f, 0.5f, 0.25f, 0.0f};
+                v_ins = 0.0f;
+                for (int k = 0; k < 5; k++) {
+                    float v = v0 * f[k];
+                    if (sf_idm(vt, iv0, v, gap, v - vl) >= -vt->b) {
+                        v_ins = v;
+                        break;
+                    }
+                }
+                if (v_ins == 0.0f && vl < v0 && sf_idm(vt, iv0, vl, gap, 0) >= -vt->b)
+                    v_ins = vl;
+            }
+            uint32_t w = sim->free_stack[--sim->n_free];
+            sim->v_id[w] = sim->next_id++;
+            sim->v_type[w] = type;
+            sim->v_flags[w] = lk->to_ix >= 0 ? VF_AOG : 0;
+            sim->v_mov[w] = s->pend_mov;
+            sim->v_nmov[w] = SF_NONE8;
+            sim->v_nlane[w] = SF_NONE8;
+            sim->v_bus[w] = b;
+            sim->v_tsys[w] = s->t[h];
+            sim->v_delay[w] = (float)(sim->t - s->t[h]); /* waiting in the entry queue */
+            sim->v_stops[w] = 0;
+            if (v_ins < STOP_V) {
+                sim->v_flags[w] |= VF_STOPPED;
+                sim->v_stops[w] = 1;
+            }
+            sim->v_tlc[w] = -1000.0f;
+            sim->v_tcross[w] = s->t[h];
+            sim->v_tarr[w] = (float)(s->t[h] + (double)(lk->len * iv0));
+            open_account(sim, w, s->link);
+            sim->v_delay_open[w] = 0.0f;
+            sim->v_stops_open[w] = 0;
+            if (b != SF_NONE32) {
+                sim->bus[b].veh = w;
+                sim->bus[b].route_k = 0;
+                sim->bus[b].lateness = (float)(sim->t - sim->bus[b].t_sched);
+            }
+            lane_insert(sim, tl, tl->n, 0.0f, v_ins, w);
+            sim->n_on++;
+            sim->inserted++;
+            s->head = (s->head + 1u) % s->cap;
+            s->n--;
+            s->pend_mov = SF_NONE8;
+        }
+    }
+}
+
+/* ---- buses ------------------------------------------------------------------------ */
+
+static void finish_dwell(sf_sim_t *sim, bus_t *b, float pos)
+{
+    line_t *ln = &sim->lines[b->line];
+    const sf_stop_t *st = &ln->l.stops[b->stop_k];
+    b->lateness = (float)((sim->t - b->t_sched) - (double)st->scheduled_s);
+    if (sim->t >= sim->warmup_s) {
+        ln->n_late++;
+        ln->sum_late += (double)b->lateness;
+        ln->n_dwell++;
+        ln->sum_dwell += (double)b->dwell_total;
+    }
+    b->stop_k++;
+    b->dwelling = 0;
+    b->zone_until = pos + BUS_ZONE_M;
+}
+
+static void start_dwell(sf_sim_t *sim, bus_t *b)
+{
+    const sf_stop_t *st = &sim->lines[b->line].l.stops[b->stop_k];
+    unsigned pax = rng_poisson(sim->rng, (double)st->pax_mean);
+    b->dwell_total = st->dwell_s + st->per_pax_s * (float)pax;
+    b->dwell_left = b->dwell_total;
+    b->dwelling = 1;
+}
+
+/* Buses dwelling in bays: count down, then merge back when the lane has room. */
+static void bay_pass(sf_sim_t *sim)
+{
+    float dt = (float)sim->dt;
+    for (uint32_t i = 0; i < sim->n_bay;) {
+        bus_t *b = &sim->bus[sim->bay[i]];
+        uint32_t w = b->veh;
+        sim->v_delay[w] += dt;
+        if (b->dwelling) {
+            b->dwell_left -= dt;
+            if (b->dwell_left <= 0.0f)
+                finish_dwell(sim, b, b->bay_pos);
+            i++;
+            continue;
+        }
+        lane_t *ln = &sim->lanes[b->bay_lane];
+        const vtype_t *vt = &sim->vt[SF_VEH_BUS];
+        float *P = sim->lane_pos + ln->off, *V = sim->lane_v + ln->off;
+        uint32_t *W = sim->lane_veh + ln->off;
+        uint32_t k = 0;
+        while (k < ln->n && P[k] >= b->bay_pos)
+            k++;
+        bool ok = ln->n < ln->cap;
+        if (ok && k > 0)
+            ok = P[k - 1] - sim->vt[sim->v_type[W[k - 1]]].len - b->bay_pos >= vt->s0;
+        if (ok && k < ln->n) {
+            const vtype_t *fv = &sim->vt[sim->v_type[W[k]]];
+            float gap = b->bay_pos - vt->len - P[k];
+            ok = gap >= fv->s0 && sf_idm(fv, sim->links[ln->link].inv_v0[sim->v_type[W[k]]], V[k],
+                                         gap, V[k]) >= -DISC_BSAFE;
+        }
+        if (!ok) {
+            i++;
+            continue;
+        }
+        lane_insert(sim, ln, k, b->bay_pos, 0.0f, w);
+        b->in_bay = 0;
+        sim->bay[i] = sim->bay[--sim->n_bay];
+    }
+}
+
+static void push_transit(sf_sim_t *sim, sf_transit_kind_t kind, uint32_t w, uint32_t li, float eta)
+{
+    const link_t *lk = &sim->links[li];
+    const bus_t *b = &sim->bus[sim->v_bus[w]];
+    if (lk->to_ix < 0 || sim->v_mov[w] == SF_NONE8)
+        return;
+    sf_transit_event_t ev = {
+        .kind = kind,
+        .t_s = sim->t,
+        .bus_id = sim->v_id[w],
+        .line_idx = b->line,
+        .ix_idx = (uint32_t)lk->to_ix,
+        .link_idx = li,
+        .movement_idx = sim->v_mov[w],
+        .sg_idx = movp(sim, lk->to_ix, sim->v_mov[w])->sg,
+        .eta_s = eta,
+        .lateness_s = b->lateness,
+    };
+    if (sim->ev_n == SF_SIM_EVENT_QUEUE) {
+        sim->ev_head = (sim->ev_head + 1u) % SF_SIM_EVENT_QUEUE;
+        sim->ev_n--;
+        sim->ev_dropped++;
+    }
+    sim->ev[(sim->ev_head + sim->ev_n) % SF_SIM_EVENT_QUEUE] = ev;
+    sim->ev_n++;
+}
+
+/* ---- car-following ---------------------------------------------------------------- */
+
+/* Acceleration of the vehicle at the front of lane ln (nearest the stop line). */
+static float front_acc(sf_sim_t *sim, const lane_t *ln, const link_t *lk, uint32_t w, float p,
+                       float v, const vtype_t *vt, float iv0)
+{
+    if (lk->to_ix < 0)
+        return sf_idm_free(vt, iv0, v); /* exit link: the boundary absorbs everything */
+    float dist = lk->len - p;
+    float stop_acc = sf_idm(vt, iv0, v, dist - STOP_MARGIN_M + vt->s0, v);
+    if (!(allowed_mask(sim, ln->link, w) >> ln->idx & 1u))
+        return stop_acc; /* wrong lane: wait at the line for a gap to change */
+    uint8_t m = sim->v_mov[w];
+    const mov_t *mv = movp(sim, lk->to_ix, m);
+    uint8_t cls = sim->lamp[lk->to_ix][mv->sg];
+    uint8_t fl = sim->v_flags[w];
+    bool go;
+    if (cls == LAMP_GO || cls == LAMP_CAUTION) {
+        fl &= (uint8_t) ~(VF_YGO | VF_YSTOP);
+        go = true;
+    } else if (cls == LAMP_YELLOW) {
+        if (!(fl & (VF_YGO | VF_YSTOP))) {
+            float d = dist - STOP_MARGIN_M;
+            fl |= v * v <= 2.0f * vt->b * (d > 0 ? d : 0) ? VF_YSTOP : VF_YGO;
+        }
+        go = fl & VF_YGO;
+    } else {
+        go = fl & VF_YGO; /* committed on yellow: clears the red */
+    }
+    sim->v_flags[w] = fl;
+    if (!go)
+        return stop_acc;
+    if (sim->v_nlane[w] == SF_NONE8)
+        choose_next(sim, w, lk);
+    const link_t *to = &sim->links[mv->to_link];
+    const lane_t *tl = &sim->lanes[to->lane0 + sim->v_nlane[w]];
+    float acc;
+    if (tl->n >= tl->cap) {
+        acc = stop_acc; /* no room downstream: wait at the line */
+    } else if (tl->n > 0) {
+        uint32_t j = tl->off + tl->n - 1u;
+        float gap = dist + sim->lane_pos[j] - sim->vt[sim->v_type[sim->lane_veh[j]]].len;
+        acc = sf_idm(vt, iv0, v, gap, v - sim->lane_v[j]);
+    } else {
+        acc = sf_idm_free(vt, iv0, v);
+    }
+    if (cls == LAMP_CAUTION && dist < CAUTION_ZONE_M) {
+        float r = v / SF_SIM_CAUTION_MPS;
+        r *= r;
+        float c = vt->a * (1.0f - r * r);
+        if (c < -vt->b)
+            c = -vt->b;
+        if (c < acc)
+            acc = c;
+    }
+    return acc;
+}
+
+static void lane_loop(sf_sim_t *sim, uint32_t lidx)
+{
+    lane_t *ln = &sim->lanes[lidx];
+    uint32_t n = ln->n;
+    if (!n)
+        return;
+    const link_t *lk = &sim->links[ln->link];
+    const float dt = (float)sim->dt, hdt2 = 0.5f * dt * dt;
+    const float L = lk->len, close_at = L < ACC_CLOSE_M ? L : ACC_CLOSE_M;
+    const float t = (float)sim->t;
+    float *P = sim->lane_pos + ln->off, *V = sim->lane_v + ln->off;
+    const uint32_t *W = sim->lane_veh + ln->off;
+    float lead_len = 0.0f;
+    sim->veh_updates += n;
+    for (uint32_t i = 0; i < n; i++) {
+        const uint32_t w = W[i];
+        const uint8_t ty = sim->v_type[w];
+        const vtype_t *vt = &sim->vt[ty];
+        const float iv0 = lk->inv_v0[ty];
+        const float p = P[i], v = V[i];
+        const uint32_t b = sim->v_bus[w];
+        float acc;
+        if (i > 0)
+            acc = sf_idm(vt, iv0, v, P[i - 1] - lead_len - p, v - V[i - 1]);
+        else
+            acc = front_acc(sim, ln, lk, w, p, v, vt, iv0);
+        bool in_zone = false;
+        bus_t *bb = NULL;
+        if (b != SF_NONE32) {
+            bb = &sim->bus[b];
+            if (bb->dwelling) {
+                acc = -MAX_DECEL; /* held at the stop */
+                in_zone = true;
+            } else if (bus_stop_pending(sim, bb)) {
+                float sp = sim->lines[bb->line].l.stops[bb->stop_k].distance_m;
+                float a2 = sf_idm(vt, iv0, v, sp - p + vt->s0, v);
+                if (a2 < acc)
+                    acc = a2;
+                in_zone = p >= sp - BUS_ZONE_M;
+            } else {
+                in_zone = p < bb->zone_until;
+            }
+        }
+        /* ballistic update */
+        float vn = v + acc * dt, pn;
+        if (vn < 0.0f) {
+            pn = acc < 0.0f ? p - v * v / (2.0f * acc) : p;
+            vn = 0.0f;
+        } else {
+            pn = p + v * dt + acc * hdt2;
+        }
+        if (i > 0) {
+            float lim = P[i - 1] - lead_len - 0.1f;
+            if (pn > lim) {
+                pn = lim > p ? lim : p;
+                if (vn > V[i - 1])
+                    vn = V[i - 1];
+            }
+        }
+        P[i] = pn;
+        V[i] = vn;
+        lead_len = vt->len;
+        /* time-based delay: integral of (1 - v/v0) dt, exact for the ballistic step */
+        sim->v_delay[w] += dt - (pn - p) * iv0;
+        uint8_t fl = sim->v_flags[w];
+        if (vn < STOP_V) {
+            if (!(fl & VF_STOPPED)) {
+                fl |= VF_STOPPED;
+                sim->v_stops[w]++;
+                if (bb && !in_zone)
+                    bb->sig_stops++;
+            }
+        } else if (vn > MOVE_V) {
+            fl &= (uint8_t)~VF_STOPPED;
+        }
+        sim->v_flags[w] = fl;
+        if ((fl & VF_ACC_OPEN) && pn >= close_at) {
+            close_account(sim, w);
+            open_account(sim, w, ln->link);
+        }
+        if ((fl & VF_AOG) && sim->v_tarr[w] <= t)
+            classify_arrival(sim, w, lk, ln->link);
+        if (ln->n_det) {
+            const ldet_t *d = &sim->ldet[ln->det0];
+            float tail = p - vt->len;
+            for (uint16_t k = 0; k < ln->n_det; k++) {
+                if (pn >= d[k].zs && tail <= d[k].ze)
+                    sim->presence[d[k].ix] |= 1ull << d[k].det;
+                if (p < d[k].zs && pn >= d[k].zs) {
+                    size_t at = (size_t)d[k].ix * SF_MAX_DET + d[k].det;
+                    sim->det_step[at]++;
+                    sim->det_total[at]++;
+                }
+            }
+        }
+        if (bb) {
+            if (bb->dwelling) {
+                bb->dwell_left -= dt;
+                if (bb->dwell_left <= 0.0f)
+                    finish_dwell(sim, bb, pn);
+            } else {
+                if (!in_zone)
+                    bb->sig_delay += dt - (pn - p) * iv0;
+                if (bus_stop_pending(sim, bb)) {
+                    const sf_stop_t *st = &sim->lines[bb->line].l.stops[bb->stop_k];
+                    if (st->distance_m - pn < DWELL_REACH_M && vn < 0.5f) {
+                        V[i] = 0.0f;
+                        start_dwell(sim, bb);
+                        if (st->kind == SF_STOP_BAY) {
+                            bb->in_bay = 2; /* leaves the lane after this loop */
+                            bb->bay_lane = lidx;
+                            bb->bay_pos = pn;
+                            bb->bay_link = ln->link;
+                        }
+                    }
+                }
+            }
+            if (lk->to_ix >= 0 && !(sim->v_flags[w] & VF_CHECKIN) && L - pn <= sim->checkin_m) {
+                float vref = 0.5f / iv0;
+                float eta = (L - pn) / (vn > vref ? vn : vref);
+                if (bb->dwelling)
+                    eta += bb->dwell_left;
+                sim->v_flags[w] |= VF_CHECKIN;
+                push_transit(sim, SF_TRANSIT_CHECKIN, w, ln->link, eta);
+            }
+        }
+    }
+}
+
+/* Buses that began a bay dwell leave their lane. */
+static void bay_leave(sf_sim_t *sim)
+{
+    for (uint32_t i = 0; i < sim->n_bus; i++) {
+        bus_t *b = &sim->bus[i];
+        if (b->in_bay != 2)
+            continue;
+        lane_t *ln = &sim->lanes[b->bay_lane];
+        uint32_t *W = sim->lane_veh + ln->off;
+        for (uint32_t k = 0; k < ln->n; k++)
+            if (W[k] == b->veh) {
+                lane_remove(sim, ln, k);
+                break;
+            }
+        b->in_bay = 1;
+        sim->bay[sim->n_bay++] = i;
+    }
+}
+
+/* ---- stop-line crossings ---------------------------------------------------------- */
+
+static void vehicle_exit(sf_sim_t *sim, uint32_t w)
+{
+    if (sim->v_flags[w] & VF_ACC_OPEN)
+        close_account(sim, w);
+    if (sim->t >= sim->warmup_s) {
+        sim->completed++;
+        sim->sum_delay += (double)sim->v_delay[w];
+        sim->sum_stops += (double)sim->v_stops[w];
+        sim->sum_tt += sim->t - sim->v_tsys[w];
+    }
+    uint32_t b = sim->v_bus[w];
+    if (b != SF_NONE32) {
+        bus_t *bb = &sim->bus[b];
+        bb->done = 1;
+        bb->veh = SF_NONE32;
+        if (sim->t >= sim->warmup_s) {
+            line_t *ln = &sim->lines[bb->line];
+            ln->n_done++;
+            ln->sum_tt += sim->t - sim->v_tsys[w];
+            ln->sum_sig_delay += (double)bb->sig_delay;
+            ln->sum_sig_stops += (double)bb->sig_stops;
+        }
+    }
+    sim->free_stack[sim->n_free++] = w;
+    sim->n_on--;
+}
+
+static void transfers(sf_sim_t *sim)
+{
+    for (uint32_t l = 0; l < sim->n_lanes; l++) {
+        lane_t *ln = &sim->lanes[l];
+        const link_t *lk = &sim->links[ln->link];
+        float *P = sim->lane_pos + ln->off, *V = sim->lane_v + ln->off;
+        uint32_t *W = sim->lane_veh + ln->off;
+        while (ln->n > 0 && P[0] >= lk->len) {
+            uint32_t w = W[0];
+            if (lk->to_ix < 0) {
+                lane_remove(sim, ln, 0);
+                vehicle_exit(sim, w);
+                continue;
+            }
+            if (sim->v_nlane[w] == SF_NONE8)
+                choose_next(sim, w, lk);
+            const mov_t *mv = movp(sim, lk->to_ix, sim->v_mov[w]);
+            uint32_t to_li = mv->to_link;
+            const link_t *to = &sim->links[to_li];
+            lane_t *tl = &sim->lanes[to->lane0 + sim->v_nlane[w]];
+            float np = P[0] - lk->len;
+            if (tl->n > 0) {
+                uint32_t j = tl->off + tl->n - 1u;
+                float lim = sim->lane_pos[j] - sim->vt[sim->v_type[sim->lane_veh[j]]].len - 0.1f;
+                if (np > lim)
+                    np = lim;
+            }
+            if (tl->n >= tl->cap || np < 0.0f) {
+                /* a merge from another approach took the room: hold at the line */
+                P[0] = lk->len - 0.01f;
+                V[0] = 0.0f;
+                sim->blocked_transfers++;
+                break;
+            }
+            float v = V[0];
+            if (sim->v_flags[w] & VF_AOG)
+                classify_arrival(sim, w, lk, ln->link);
+            if (sim->v_flags[w] & VF_ACC_OPEN) {
+                close_account(sim, w);
+                open_account(sim, w, ln->link);
+            }
+            if (sim->t >= sim->warmup_s)
+                sim->app[ln->link].crossed++;
+            uint32_t b = sim->v_bus[w];
+            if (b != SF_NONE32)
+                push_transit(sim, SF_TRANSIT_CHECKOUT, w, ln->link, 0.0f);
+            /* the account of this approach stays open over the first metres downstream */
+            sim->v_acc[w] = ln->link;
+            sim->v_tcross[w] = sim->t;
+            uint8_t fl = sim->v_flags[w];
+            fl &= (uint8_t) ~(VF_YGO | VF_YSTOP | VF_CHECKIN | VF_AOG);
+            fl |= VF_ACC_OPEN;
+            if (to->to_ix >= 0)
+                fl |= VF_AOG;
+            sim->v_flags[w] = fl;
+            lane_remove(sim, ln, 0);
+            lane_insert(sim, tl, tl->n, np, v, w);
+            sim->v_mov[w] = sim->v_nmov[w];
+            sim->v_nmov[w] = SF_NONE8;
+            sim->v_nlane[w] = SF_NONE8;
+            uint8_t ty = sim->v_type[w];
+            sim->v_tarr[w] = (float)(sim->t + (double)((to->len - np) * to->inv_v0[ty]));
+            if (b != SF_NONE32) {
+                bus_t *bb = &sim->bus[b];
+                const line_t *line = &sim->lines[bb->line];
+                if (bb->route_k != SF_NONE8 && bb->route_k + 1u < line->l.n_route &&
+                    line->l.route[bb->route_k + 1u] == to_li)
+                    bb->route_k++;
+                else
+                    bb->route_k = SF_NONE8; /* off its route: drives on like a car */
+                bb->zone_until = 0.0f;
+            }
+        }
+    }
+}
+
+/* ---- lane changes ----------------------------------------------------------------- */
+
+static bool try_change(sf_sim_t *sim, lane_t *fl, uint32_t i, lane_t *tl, float bsafe, float a_cur,
+                       float min_gain)
+{
+    if (tl->n >= tl->cap)
+        return false;
+    float p = sim->lane_pos[fl->off + i], v = sim->lane_v[fl->off + i];
+    uint32_t w = sim->lane_veh[fl->off + i];
+    const link_t *lk = &sim->links[fl->link];
+    const vtype_t *vt = &sim->vt[sim->v_type[w]];
+    float iv0 = lk->inv_v0[sim->v_type[w]];
+    if (p - vt->len < tl->start_m)
+        return false; /* beside the bay's taper, not yet beside the bay */
+    const float *TP = sim->lane_pos + tl->off, *TV = sim->lane_v + tl->off;
+    const uint32_t *TW = sim->lane_veh + tl->off;
+    uint32_t k = 0;
+    while (k < tl->n && TP[k] >= p)
+        k++;
+    float a_new;
+    if (k > 0) {
+        float gap = TP[k - 1] - sim->vt[sim->v_type[TW[k - 1]]].len - p;
+        if (gap < 0.5f)
+            return false;
+        a_new = sf_idm(vt, iv0, v, gap, v - TV[k - 1]);
+    } else {
+        a_new = sf_idm_free(vt, iv0, v);
+    }
+    if (a_new < -bsafe || a_new - a_cur < min_gain)
+        return false;
+    if (k < tl->n) {
+        uint8_t ft = sim->v_type[TW[k]];
+        float gap = p - vt->len - TP[k];
+        if (gap < 0.5f)
+            return false;
+        if (sf_idm(&sim->vt[ft], lk->inv_v0[ft], TV[k], gap, TV[k] - v) < -bsafe)
+            return false;
+    }
+    lane_remove(sim, fl, i);
+    lane_insert(sim, tl, k, p, v, w);
+    sim->v_tlc[w] = (float)sim->t;
+    return true;
+}
+
+static void lane_changes(sf_sim_t *sim)
+{
+    const float t = (float)sim->t;
+    for (uint32_t li = 0; li < sim->n_links; li++) {
+        const link_t *lk = &sim->links[li];
+        if (!lk->lc)
+            continue;
+        for (uint8_t j = 0; j < lk->n_lanes; j++) {
+            lane_t *ln = &sim->lanes[lk->lane0 + j];
+            for (uint32_t i = ln->n; i-- > 0;) {
+                uint32_t w = sim->lane_veh[ln->off + i];
+                if (t - sim->v_tlc[w] < LC_COOLDOWN_S)
+                    continue;
+                uint32_t b = sim->v_bus[w];
+                if (b != SF_NONE32 && sim->bus[b].dwelling)
+                    continue;
+                uint8_t am = allowed_mask(sim, li, w);
+                float p = sim->lane_pos[ln->off + i], v = sim->lane_v[ln->off + i];
+                const vtype_t *vt = &sim->vt[sim->v_type[w]];
+                float iv0 = lk->inv_v0[sim->v_type[w]];
+                if (!(am >> j & 1u)) {
+                    /* mandatory: one lane toward the nearest allowed lane */
+                    int best = -1, bd = 99;
+                    for (int k = 0; k < lk->n_lanes; k++)
+                        if ((am >> k & 1u) && abs(k - j) < bd) {
+                            bd = abs(k - j);
+                            best = k;
+                        }
+                    if (best < 0)
+                        continue;
+                    int to = best > j ? j + 1 : j - 1;
+                    try_change(sim, ln, i, &sim->lanes[lk->lane0 + (uint32_t)to], MAND_BSAFE, 0.0f,
+                               -1e9f);
+                    continue;
+                }
+                /* discretionary, about once a second per vehicle, when held up */
+                if (i == 0 || (sim->step + w) % 10u != 0u)
+                    continue;
+                float vl = sim->lane_v[ln->off + i - 1];
+                float gap = sim->lane_pos[ln->off + i - 1] -
+                            sim->vt[sim->v_type[sim->lane_veh[ln->off + i - 1]]].len - p;
+                if (vl > 0.7f / iv0 || gap > 80.0f)
+                    continue;
+                float a_cur = sf_idm(vt, iv0, v, gap, v - vl);
+                for (int d = -1; d <= 1; d += 2) {
+                    int k = j + d;
+                    if (k < 0 || k >= lk->n_lanes || !(am >> k & 1u))
+                        continue;
+                    if (try_change(sim, ln, i, &sim->lanes[lk->lane0 + (uint32_t)k], DISC_BSAFE,
+                                   a_cur, DISC_GAIN))
+                        break;
+                }
+            }
+        }
+    }
+}
+
+/* ---- queues and trajectories ------------------------------------------------------ */
+
+static void sample_queues(sf_sim_t *sim)
+{
+    for (uint32_t li = 0; li < sim->n_links; li++) {
+        const link_t *lk = &sim->links[li];
+        if (lk->to_ix < 0)
+            continue;
+        float q = 0.0f;
+        for (uint8_t j = 0; j < lk->n_lanes; j++) {
+            const lane_t *ln = &sim->lanes[lk->lane0 + j];
+            const float *P = sim->lane_pos + ln->off, *V = sim->lane_v + ln->off;
+            const uint32_t *W = sim->lane_veh + ln->off;
+            if (!ln->n || V[0] >= QUEUE_V || lk->len - P[0] > QUEUE_HEAD_M)
+                continue;
+            float back = P[0] - sim->vt[sim->v_type[W[0]]].len;
+            for (uint32_t i = 1; i < ln->n; i++) {
+                if (V[i] >= QUEUE_V || back - P[i] > QUEUE_GAP_M)
+                    break;
+                back = P[i] - sim->vt[sim->v_type[W[i]]].len;
+            }
+            float ql = lk->len - (back > 0 ? back : 0);
+            if (ql > q)
+                q = ql;
+        }
+        app_moe_t *m = &sim->app[li];
+        m->q_sum += (double)q;
+        m->q_n++;
+        if (q > m->q_max)
+            m->q_max = q;
+    }
+}
+
+static int record(sf_sim_t *sim)
+{
+    for (uint32_t l = 0; l < sim->n_lanes; l++) {
+        const lane_t *ln = &sim->lanes[l];
+        if (!sim->links[ln->link].recorded)
+            continue;
+        for (uint32_t i = 0; i < ln->n; i++) {
+            if (sim->rec_n == sim->rec_cap) {
+                size_t nc = sim->rec_cap ? sim->rec_cap * 2 : 4096;
+                sf_traj_point_t *r = realloc(sim->rec, nc * sizeof *r);
+                if (!r) {
+                    errno = ENOMEM;
+                    return -1;
+                }
+                sim->rec = r;
+                sim->rec_cap = nc;
+            }
+            sf_traj_point_t *o = &sim->rec[sim->rec_n++];
+            o->t_s = (float)sim->t;
+            o->veh_id = sim->v_id[sim->lane_veh[ln->off + i]];
+            o->link_idx = ln->link;
+            o->pos_m = sim->lane_pos[ln->off + i];
+            o->speed_mps = sim->lane_v[ln->off + i];
+        }
+    }
+    return 0;
+}
+
+/* ---- the step --------------------------------------------------------------------- */
+
+int sf_sim_step(sf_sim_t *sim)
+{
+    if (!sim) {
+        errno = EINVAL;
+        return -1;
+    }
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int rc = 0;
+    sim->step++;
+    sim->t = (double)sim->step * sim->dt;
+    memset(sim->presence, 0, sim->n_ix * sizeof *sim->presence);
+    memset(sim->det_step, 0, (size_t)sim->n_ix * SF_MAX_DET * sizeof *sim->det_step);
+    if (generate(sim) < 0)
+        rc = -1;
+    insert_entries(sim);
+    bay_pass(sim);
+    for (uint32_t l = 0; l < sim->n_lanes; l++)
+        lane_loop(sim, l);
+    if (sim->n_bus)
+        bay_leave(sim);
+    transfers(sim);
+    lane_changes(sim);
+    uint64_t per_s = (uint64_t)llround(1.0 / sim->dt);
+    if (per_s == 0)
+        per_s = 1;
+    if (sim->t >= sim->warmup_s && sim->step % per_s == 0)
+        sample_queues(sim);
+    if (sim->rec_every > 0 && sim->step >= sim->rec_next_step) {
+        if (record(sim) < 0)
+            rc = -1;
+        uint64_t every = (uint64_t)llround(sim->rec_every / sim->dt);
+        sim->rec_next_step = sim->step + (every ? every : 1u);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    sim->wall_s += (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
+    return rc;
+}
