@@ -106,8 +106,13 @@ __attribute__((format(printf, 4, 5))) static void errf(ctx_t *c, const char *pat
     const char *p = *path ? path : "(top level)";
     size_t n = strlen(loc) + strlen(p) + strlen(msg) + 5;
     char *m = malloc(n);
-    if (m)
+    if (m) {
         snprintf(m, n, "%s: %s: %s", loc, p, msg);
+        /* one message, one line: a key may hold control characters */
+        for (char *t = m; *t; t++)
+            if ((unsigned char)*t < 0x20)
+                *t = '?';
+    }
     push_msg(c, m);
 }
 
@@ -1274,6 +1279,7 @@ static bool load_rings_barriers(ctx_t *c, const json_t *o, const char *p, sf_int
                      "ring must serve the barrier groups in the order of barriers",
                      ix->phases[i].id, barrier_of[i], ix->phases[prev_i].id, prev);
                 ok = false;
+                break; /* one report per ring */
             }
             if (barrier_of[i] > prev) {
                 prev = barrier_of[i];
@@ -1445,7 +1451,9 @@ static bool load_plan(ctx_t *c, const json_t *o, const char *p, sf_intersection_
     }
     if (!ok)
         return false;
-    for (uint8_t bb = 0; bb < ix->n_barriers; bb++) {
+    /* with equal ring sums, one barrier off means another is off the other way: report
+     * the first */
+    for (uint8_t bb = 0; ok && bb < ix->n_barriers; bb++) {
         int first = -1;
         for (uint8_t g = 0; g < ix->n_rings; g++) {
             int sum = 0;
