@@ -403,6 +403,19 @@ int sf_runrec_queue(const sf_runrec_t *rec, size_t i, uint32_t link, double *t_s
     return 0;
 }
 
+double sf_runrec_every_s(const sf_runrec_t *rec)
+{
+    return rec ? rec->every_s : 0;
+}
+
+const char *sf_runrec_dir_name(const sf_runrec_t *rec, int dir)
+{
+    bool x = !rec || rec->axis_x > 0;
+    if (dir > 0)
+        return x ? "eastbound" : "northbound";
+    return x ? "westbound" : "southbound";
+}
+
 int sf_runrec_link_dir(const sf_runrec_t *rec, uint32_t link)
 {
     return rec && link < rec->sc->n_links ? rec->link_dir[link] : 0;

@@ -86,6 +86,13 @@ uint8_t sf_runrec_lamp_at(const sf_runrec_t *rec, uint32_t ix, uint8_t sg, doubl
  * approach). Returns 0 or -1 (EINVAL). */
 int sf_runrec_queue(const sf_runrec_t *rec, size_t i, uint32_t link, double *t_s, float *queue_m);
 
+/* Sampling period given at creation (or stored in the file), s. */
+double sf_runrec_every_s(const sf_runrec_t *rec);
+
+/* Name of an arterial direction: "eastbound"/"westbound" along x, "northbound"/
+ * "southbound" along y. */
+const char *sf_runrec_dir_name(const sf_runrec_t *rec, int dir);
+
 /* Arterial geometry: direction of a link on it (+1, -1; 0 off the arterial), distance
  * of a point of a link, an intersection's distance, and whether it is on the arterial. */
 int sf_runrec_link_dir(const sf_runrec_t *rec, uint32_t link);
