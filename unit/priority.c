@@ -1,0 +1,267 @@
+/* unit/priority.c — transit signal priority service.
+ *
+ * One request is served at a time (the best queued: lowest level number, then the
+ * earliest check-in). Granting starts the lockout; while the lockout runs, the next
+ * request is refused (SF_PRIO_R_LOCKOUT). Strategies:
+ *  - green extension: the requested phase is green; the engine holds it beyond its
+ *    normal end by at most max_extension (and, coordinated, at most the slack every
+ *    other phase has above its minimum service, so their force-offs still fit);
+ *  - early green (red truncation): greens that conflict with the requested phase end as
+ *    soon as they can, but only once the time they lose is within max_early_green;
+ *    they always keep min green, walk, ped clearance, and the full yellow and red clear
+ *    (the engine's can_end and interval timers are not bypassed: this module only asks).
+ * Once the requested phase is green it is held as for an extension until check-out.
+ */
+#include "unit_impl.h"
+
+#include <errno.h>
+#include <string.h>
+
+void sf_prio_clear(sf_unit_t *u)
+{
+    for (uint8_t i = 0; i < SF_UNIT_MAX_PRIO; i++) {
+        sf_prio_t *q = &u->prio[i];
+        if (q->state == SF_PRIO_QUEUED || q->state == SF_PRIO_ACTIVE) {
+            q->state = SF_PRIO_REFUSED;
+            q->reason = SF_PRIO_R_MODE;
+        }
+    }
+    u->prio_active = -1;
+    u->trunc_budget = 0;
+}
+
+static bool live(const sf_prio_t *q)
+{
+    return q->id && (q->state == SF_PRIO_QUEUED || q->state == SF_PRIO_ACTIVE);
+}
+
+int sf_prio_submit(sf_unit_t *u, const sf_prio_request_t *req)
+{
+    if (req->id == 0 || req->level < 1 || req->level > 7 || req->phase_no < 1 ||
+        req->phase_no > SF_MAX_PHASES || u->idx_of_no[req->phase_no] < 0 ||
+        (req->action != SF_PRIO_CHECK_IN && req->action != SF_PRIO_CHECK_OUT)) {
+        errno = EINVAL;
+        return -1;
+    }
+    uint8_t ph = (uint8_t)u->idx_of_no[req->phase_no];
+    int slot = -1;
+    for (uint8_t i = 0; i < SF_UNIT_MAX_PRIO; i++)
+        if (live(&u->prio[i]) && u->prio[i].id == req->id)
+            slot = i;
+    if (req->action == SF_PRIO_CHECK_OUT) {
+        if (slot < 0) {
+            errno = EINVAL;
+            return -1;
+        }
+        sf_prio_t *q = &u->prio[slot];
+        bool served = q->had_green || sf_engine_phase_green(u, q->ph);
+        q->state = served ? SF_PRIO_SERVED : SF_PRIO_CANCELLED;
+        q->eta = 0;
+        if (u->prio_active == slot)
+            u->prio_active = -1;
+        return 0;
+    }
+    if (slot >= 0) { /* an update of a live request: new ETA and level */
+        u->prio[slot].eta = req->eta_ds;
+        u->prio[slot].level = req->level;
+        return 0;
+    }
+    /* a free slot, else the oldest finished one */
+    uint32_t best_seq = UINT32_MAX;
+    for (uint8_t i = 0; i < SF_UNIT_MAX_PRIO; i++) {
+        const sf_prio_t *q = &u->prio[i];
+        if (!q->id) {
+            slot = i;
+            break;
+        }
+        if (!live(q) && q->seq < best_seq) {
+            best_seq = q->seq;
+            slot = i;
+        }
+    }
+    if (slot < 0) {
+        errno = SF_EFULL;
+        return -1;
+    }
+    sf_prio_t *q = &u->prio[slot];
+    memset(q, 0, sizeof *q);
+    q->id = req->id;
+    q->level = req->level;
+    q->ph = ph;
+    q->state = SF_PRIO_QUEUED;
+    q->eta = req->eta_ds;
+    q->seq = ++u->prio_seq;
+    return 0;
+}
+
+/* Whether the running control can serve phase ph at all. */
+static bool phase_in_service(const sf_unit_t *u, uint8_t ph)
+{
+    if (u->group_of[ph] == 0xFF)
+        return false;
+    bool coord = u->run_mode == SF_UMODE_COORDINATED && (u->rp.coord_phase_mask >> ph & 1u);
+    if (coord)
+        return true;
+    if (u->omit >> ph & 1u)
+        return false;
+    if (u->run_mode != SF_UMODE_ACTUATED &&
+        (!u->rp.split_ds[ph] || u->rp.split_mode[ph] == SF_SPLIT_OMIT))
+        return false;
+    return true;
+}
+
+uint16_t sf_prio_coord_slack(const sf_unit_t *u)
+{
+    uint16_t slack = UINT16_MAX;
+    for (uint8_t p = 0; p < u->ix.n_phases; p++) {
+        if (!u->rp.split_ds[p])
+            continue;
+        const sf_phase_t *ph = &u->ix.phases[p];
+        int32_t s =
+            (int32_t)u->rp.split_ds[p] - ph->yellow_ds - ph->red_clear_ds - sf_unit_min_service(ph);
+        if (s < 0)
+            s = 0;
+        if (s < slack)
+            slack = (uint16_t)s;
+    }
+    return slack;
+}
+
+static uint16_t ext_limit(const sf_unit_t *u)
+{
+    uint16_t lim = u->cfg.max_extension_ds;
+    if (u->run_mode == SF_UMODE_COORDINATED) {
+        uint16_t s = sf_prio_coord_slack(u);
+        if (s < lim)
+            lim = s;
+    }
+    return lim;
+}
+
+static const sf_ring_t *ring_of(const sf_unit_t *u, uint8_t ph)
+{
+    return &u->ring[u->ix.phases[ph].ring - 1];
+}
+
+bool sf_prio_holds(const sf_unit_t *u, uint8_t ph)
+{
+    if (u->prio_active < 0)
+        return false;
+    const sf_prio_t *q = &u->prio[u->prio_active];
+    if (q->ph != ph || !sf_engine_phase_green(u, ph))
+        return false;
+    return ring_of(u, ph)->ext < ext_limit(u);
+}
+
+void sf_prio_held(sf_unit_t *u, uint8_t ph)
+{
+    sf_ring_t *rg = &u->ring[u->ix.phases[ph].ring - 1];
+    if (rg->ext < UINT16_MAX)
+        rg->ext++;
+}
+
+/* Normal time left of the green of ring rg (what a truncation would take away). */
+static uint16_t normal_left(const sf_unit_t *u, const sf_ring_t *rg)
+{
+    const sf_phase_t *ph = &u->ix.phases[rg->ph];
+    int32_t left;
+    switch (u->run_mode) {
+    case SF_UMODE_FIXED:
+        left = (int32_t)u->rp.split_ds[rg->ph] - ph->yellow_ds - ph->red_clear_ds - rg->t;
+        break;
+    case SF_UMODE_ACTUATED: {
+        uint16_t mx = u->run_local ? ph->max2_ds : ph->max1_ds;
+        left = (int32_t)mx - rg->max_t;
+        break;
+    }
+    default: {
+        uint64_t fo = u->lap_zero + u->pos_f[rg->ph];
+        left = fo > u->gabs ? (int32_t)(fo - u->gabs) : 0;
+        break;
+    }
+    }
+    return (uint16_t)(left < 0 ? 0 : (left > UINT16_MAX ? UINT16_MAX : left));
+}
+
+bool sf_prio_truncates(const sf_unit_t *u, uint8_t ph)
+{
+    if (u->prio_active < 0)
+        return false;
+    const sf_prio_t *q = &u->prio[u->prio_active];
+    if (q->strategy != 2 || q->had_green || q->ph == ph || u->ix.concurrent[ph][q->ph])
+        return false;
+    return normal_left(u, ring_of(u, ph)) <= u->trunc_budget;
+}
+
+void sf_prio_tick(sf_unit_t *u)
+{
+    if (u->lockout)
+        u->lockout--;
+    bool serviceable = u->state == ST_RUN && !u->stopping && u->cfg.priority_enabled;
+    for (uint8_t i = 0; i < SF_UNIT_MAX_PRIO; i++) {
+        sf_prio_t *q = &u->prio[i];
+        if (!live(q))
+            continue;
+        if (q->age < UINT16_MAX)
+            q->age++;
+        bool green = sf_engine_phase_green(u, q->ph);
+        if (q->eta)
+            q->eta--;
+        if (!serviceable) {
+            q->state = SF_PRIO_REFUSED;
+            q->reason = SF_PRIO_R_MODE;
+            continue;
+        }
+        if (q->state == SF_PRIO_ACTIVE) {
+            if (green && !q->had_green) {
+                q->had_green = true;
+                u->trunc_budget = 0; /* early green done */
+            }
+            if (q->had_green && !green) {
+                /* the green ended (extension used up) before the bus checked out */
+                q->state = SF_PRIO_EXPIRED;
+                continue;
+            }
+        }
+        /* no check-out long after the ETA: the bus is not coming */
+        if (q->eta == 0 && q->age > (uint32_t)u->cfg.max_extension_ds + 600u &&
+            !(q->state == SF_PRIO_ACTIVE && green))
+            q->state = SF_PRIO_EXPIRED;
+    }
+    if (u->prio_active >= 0 && !live(&u->prio[u->prio_active]))
+        u->prio_active = -1;
+    if (u->prio_active >= 0 || !serviceable)
+        return;
+    int best = -1;
+    for (uint8_t i = 0; i < SF_UNIT_MAX_PRIO; i++) {
+        const sf_prio_t *q = &u->prio[i];
+        if (q->state != SF_PRIO_QUEUED)
+            continue;
+        if (best < 0 || q->level < u->prio[best].level ||
+            (q->level == u->prio[best].level && q->seq < u->prio[best].seq))
+            best = i;
+    }
+    if (best < 0)
+        return;
+    sf_prio_t *q = &u->prio[best];
+    if (u->lockout) {
+        q->state = SF_PRIO_REFUSED;
+        q->reason = SF_PRIO_R_LOCKOUT;
+        return;
+    }
+    if (!phase_in_service(u, q->ph)) {
+        q->state = SF_PRIO_REFUSED;
+        q->reason = SF_PRIO_R_PHASE;
+        return;
+    }
+    q->state = SF_PRIO_ACTIVE;
+    bool green = sf_engine_phase_green(u, q->ph);
+    q->strategy = green ? 1 : 2;
+    q->had_green = green;
+    u->prio_active = (int8_t)best;
+    u->lockout = u->cfg.lockout_ds;
+    u->trunc_budget = green ? 0 : u->cfg.max_early_green_ds;
+    /* a call so the engine goes there */
+    if (!green)
+        u->veh_call |= (uint16_t)(1u << q->ph);
+}
