@@ -37,12 +37,12 @@
 #include <time.h>
 
 static const sf_veh_params_t vtype_defaults[SF_VEH_N] = {
-    [SF_VEH_CAR] = {.length_m = 4.5f,
+    [SF_VEH_CAR] = {.length_m = 4.5f, /* calibrated: tests/test_sim.c */
                     .v0_factor = 1.0f,
-                    .a_mps2 = 2.0f,
+                    .a_mps2 = 1.7f,
                     .b_mps2 = 2.5f,
                     .s0_m = 2.0f,
-                    .t_s = 1.0f},
+                    .t_s = 1.1f},
     [SF_VEH_TRUCK] = {.length_m = 12.0f,
                       .v0_factor = 0.9f,
                       .a_mps2 = 1.0f,
