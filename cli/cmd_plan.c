@@ -95,6 +95,7 @@ typedef struct {
     double speed_min_kmh; /* 0 = no speed search */
     double speed_max_kmh; /* 0 = no speed search */
     double weight;        /* k */
+    bool weight_given;    /* --weight was on the command line */
     const char *bus;      /* line id or NULL */
     int plan_id;          /* 0 = in force at start */
     double step_s;        /* offset resolution */
@@ -265,6 +266,12 @@ static int run_greenwave(const args_t *a, const sf_scenario_t *sc)
     sf_gw_opts_default(&o);
     o.weight_in = a->weight;
     o.step_s = a->step_s;
+    /* a bus line that runs one way only: favour its direction unless told otherwise (the
+     * other direction keeps a small weight so that its band still breaks ties) */
+    if (a->bus && !a->weight_given && c.line_dirs == 1)
+        o.weight_in = 0.1;
+    else if (a->bus && !a->weight_given && c.line_dirs == 2)
+        o.weight_out = 0.1;
     double th[SF_GW_MAX_NODES], zero[SF_GW_MAX_NODES] = {0}, cur[SF_GW_MAX_NODES];
     sf_gw_band_t best, bz, bc;
     double speed = 0;
@@ -292,8 +299,9 @@ static int run_greenwave(const args_t *a, const sf_scenario_t *sc)
     const char *ob = x_axis ? "eastbound" : "northbound", *ib = x_axis ? "westbound" : "southbound";
     printf("Green wave for %s (%s)\n", sc->name, a->file);
     printf("plan %d, common cycle %.1f s, %u coordinated intersections; outbound = %s, inbound "
-           "= %s, weight k = %.2f\n",
-           sc->intersections[node[0]].plans[plan_idx[0]].id, c.cycle_s, c.n, ob, ib, a->weight);
+           "= %s; maximising %.2f b + %.2f b'\n",
+           sc->intersections[node[0]].plans[plan_idx[0]].id, c.cycle_s, c.n, ob, ib, o.weight_out,
+           o.weight_in);
     if (a->speed_min_kmh > 0)
         printf("progression speed searched in %.0f-%.0f km/h: best %.0f km/h\n", a->speed_min_kmh,
                a->speed_max_kmh, speed * 3.6);
@@ -303,9 +311,13 @@ static int run_greenwave(const args_t *a, const sf_scenario_t *sc)
         printf("progression speed: each link's speed limit%s\n",
                a->bus ? " times the bus desired-speed factor" : "");
     if (a->bus)
-        printf("bus progression for line %s: dwell at its stops and the time lost stopping are "
-               "added to the travel times\n",
-               a->bus);
+        printf("bus progression for line %s (runs %s): dwell at its stops and the time lost "
+               "stopping are added to the travel times\n",
+               a->bus,
+               c.line_dirs == 3   ? "both ways"
+               : c.line_dirs == 1 ? ob
+               : c.line_dirs == 2 ? ib
+                                  : "on no corridor segment");
     printf("\n  %-4s %-10s %9s %9s %9s %10s %10s %9s %9s\n", "node", "id", "x_m", "g_out_s",
            "g_in_s", "offset_s", "current_s", "t_next_s", "t_prev_s");
     for (uint32_t k = 0; k < c.n; k++) {
@@ -416,6 +428,7 @@ int sf_cmd_plan(int argc, char **argv)
             NEED_VALUE;
             if (!parse_num(o, v, 0, 100, &a.weight))
                 goto usage_err;
+            a.weight_given = true;
             gw_only = true, gw_opt = o;
         } else if (strcmp(o, "--bus") == 0) {
             NEED_VALUE;

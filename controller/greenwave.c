@@ -11,6 +11,7 @@
 
 void sf_gw_opts_default(sf_gw_opts_t *o)
 {
+    o->weight_out = 1.0;
     o->weight_in = 1.0;
     o->step_s = 0.1;
     o->restarts = 16;
@@ -135,7 +136,7 @@ static double arcs_band(uint32_t n, double cycle, const double *a, const double 
 /* Bandwidths without argument checks (the corridor is checked by the callers). */
 static void band_raw(const sf_gw_corridor_t *c, const double *th, sf_gw_band_t *out)
 {
-    double a[SF_GW_MAX_NODES];
+    double a[SF_GW_MAX_NODES] = {0};
     double t = 0;
     for (uint32_t i = 0; i < c->n; i++) {
         a[i] = th[i] + c->out_start_s[i] - t;
@@ -198,6 +199,7 @@ typedef struct {
     const sf_gw_corridor_t *c; /* corridor */
     double step;               /* s per unit */
     int64_t m;                 /* units per cycle */
+    double w;                  /* weight of the outbound band */
     double k;                  /* weight of the inbound band */
     uint64_t evals;            /* objective evaluations so far */
 } search_t;
@@ -210,7 +212,7 @@ static double objective(search_t *s, const int64_t *u)
     sf_gw_band_t b;
     band_raw(s->c, th, &b);
     s->evals++;
-    return b.b_out_s + s->k * b.b_in_s;
+    return s->w * b.b_out_s + s->k * b.b_in_s;
 }
 
 static int64_t umod(int64_t v, int64_t m)
@@ -291,7 +293,8 @@ int sf_gw_optimise(const sf_gw_corridor_t *c, const sf_gw_opts_t *o, double *off
                    sf_gw_band_t *out)
 {
     if (sf_gw_check(c) < 0 || !o || !offset_s || !out || !isfinite(o->weight_in) ||
-        o->weight_in < 0 || !isfinite(o->step_s) || o->step_s < 0.01 || o->step_s > c->cycle_s) {
+        o->weight_in < 0 || !isfinite(o->weight_out) || o->weight_out < 0 || !isfinite(o->step_s) ||
+        o->step_s < 0.01 || o->step_s > c->cycle_s) {
         errno = EINVAL;
         return -1;
     }
@@ -300,7 +303,11 @@ int sf_gw_optimise(const sf_gw_corridor_t *c, const sf_gw_opts_t *o, double *off
         errno = EINVAL;
         return -1;
     }
-    search_t s = {.c = c, .step = o->step_s, .m = (int64_t)llround(units), .k = o->weight_in};
+    search_t s = {.c = c,
+                  .step = o->step_s,
+                  .m = (int64_t)llround(units),
+                  .w = o->weight_out,
+                  .k = o->weight_in};
     uint32_t n = c->n;
     int64_t best_u[SF_GW_MAX_NODES] = {0}, u[SF_GW_MAX_NODES] = {0};
     double best_f = objective(&s, best_u); /* all-zero offsets: the baseline */
@@ -380,7 +387,7 @@ int sf_gw_optimise_speed(sf_gw_corridor_t *c, const sf_gw_opts_t *o, double v_mi
             break;
         if (sf_gw_set_speed(c, v) < 0 || sf_gw_optimise(c, o, th, &b) < 0)
             return -1;
-        double f = b.b_out_s + o->weight_in * b.b_in_s;
+        double f = o->weight_out * b.b_out_s + o->weight_in * b.b_in_s;
         if (f > best_f + EPS) {
             best_f = f;
             best_v = v;
@@ -631,6 +638,9 @@ int sf_gw_from_scenario(const sf_scenario_t *sc, const sf_gw_source_t *src, sf_g
             double extra = 0;
             if (src->line_idx >= 0) {
                 const sf_line_t *line = &sc->lines[src->line_idx];
+                for (uint8_t r = 0; r < line->n_route && r < SF_MAX_ROUTE; r++)
+                    if (line->route[r] == (uint32_t)(d == 0 ? lo : li))
+                        c->line_dirs |= (uint8_t)(1u << d);
                 for (uint8_t s = 0; s < line->n_stops && s < SF_MAX_LINE_STOPS; s++) {
                     const sf_stop_t *st = &line->stops[s];
                     if (st->link_idx != (uint32_t)(d == 0 ? lo : li))

@@ -19,8 +19,8 @@
  * Travel times are distance / speed plus an extra time per segment (bus progression:
  * dwell at the stops on the segment plus the time lost braking for and leaving them).
  *
- * Optimisation maximises b + k b' over the offsets (node 0 keeps offset 0: only relative
- * offsets matter), on a grid of `step_s`:
+ * Optimisation maximises b + k b' (more generally w b + k b', w = weight_out) over the offsets
+ * (node 0 keeps offset 0: only relative offsets matter), on a grid of `step_s`:
  *  - exhaustively when the grid has at most `exhaustive_limit` points (exact on the grid);
  *  - otherwise by a deterministic local search: starts at all-zero offsets, the one-way
  *    offsets of each direction, the simultaneous and alternating patterns, and `restarts`
@@ -58,6 +58,8 @@ typedef struct {
     double extra_in_s[SF_GW_MAX_NODES];    /* inbound, s */
     double t_out_s[SF_GW_MAX_NODES];       /* travel time node i -> i+1 (sf_gw_update_times) */
     double t_in_s[SF_GW_MAX_NODES];        /* travel time node i+1 -> i */
+    uint8_t line_dirs; /* from a scenario with a bus line: bit 0 = the line runs outbound on
+                          some segment, bit 1 = inbound; 0 otherwise */
 } sf_gw_corridor_t;
 
 typedef struct {
@@ -69,6 +71,7 @@ typedef struct {
 } sf_gw_band_t;
 
 typedef struct {
+    double weight_out;         /* w, weight of b (>= 0), default 1 */
     double weight_in;          /* k in b + k b' (>= 0), default 1 */
     double step_s;             /* offset resolution, default 0.1 s */
     uint32_t restarts;         /* pseudo-random starting points, default 16 */
