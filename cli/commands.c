@@ -12,5 +12,7 @@ const sf_command_t sf_commands[] = {
     {"plan", "webster|greenwave SCENARIO [OPTIONS] [--set PATH=VALUE]...",
      "Webster cycle and splits, or green-wave offsets and bandwidth (--write FILE)",
      sf_cmd_plan},
+    {"bus", "[--pub ENDPOINT] [--sub ENDPOINT] [--hwm N]",
+     "run a standalone ZeroMQ bus forwarder (XSUB/XPUB); stops on SIGINT/SIGTERM", sf_cmd_bus},
     {NULL, NULL, NULL, NULL},
 };

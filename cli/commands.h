@@ -20,7 +20,9 @@ typedef struct {
 extern const sf_command_t sf_commands[];
 
 int sf_cmd_check(int argc, char **argv);
+int sf_cmd_bus(int argc, char **argv);
 int sf_cmd_plan(int argc, char **argv);
 int sf_cmd_regmap(int argc, char **argv);
+int sf_cmd_unit(int argc, char **argv);
 
 #endif

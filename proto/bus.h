@@ -41,10 +41,10 @@
 
 /* Forwarder statistics, as zmq_proxy_steerable reports them. */
 typedef struct {
-    uint64_t in_msgs;   /* frames received from publishers (XSUB side) */
-    uint64_t in_bytes;  /* bytes of those frames */
-    uint64_t out_msgs;  /* frames handed to XPUB (before per-subscriber drops) */
-    uint64_t out_bytes; /* bytes of those frames */
+    uint64_t in_msgs;   /* messages received from publishers (XSUB side) */
+    uint64_t in_bytes;  /* bytes of those messages */
+    uint64_t out_msgs;  /* messages handed to XPUB (before per-subscriber drops) */
+    uint64_t out_bytes; /* bytes of those messages */
 } sf_bus_stats_t;
 
 typedef struct sf_bus_forwarder_t sf_bus_forwarder_t;
