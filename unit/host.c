@@ -1,4 +1,5 @@
 /* unit/host.c — many units, one poll loop, every client of every unit. */
+#define _GNU_SOURCE /* POLLRDHUP: the peer closed its side (Linux) */
 #include "host.h"
 
 #include <arpa/inet.h>
@@ -223,10 +224,28 @@ size_t sf_host_pollfds(const sf_host_t *h, struct pollfd *out, size_t cap)
     for (size_t i = 0; i < h->n_units; i++, n++)
         if (out && n < cap)
             out[n] = (struct pollfd){.fd = sf_server_listen_fd(h->servers[i]), .events = POLLIN};
+    int64_t now = now_ms();
     for (size_t i = 0; i < h->n_conns; i++, n++)
         if (out && n < cap)
-            out[n] = (struct pollfd){.fd = h->conns[i].fd, .events = POLLIN};
+            out[n] = (struct pollfd){.fd = h->conns[i].retry_at_ms > now ? -1 : h->conns[i].fd,
+                                     .events = POLLIN};
     return n;
+}
+
+int sf_host_wait_hint_ms(const sf_host_t *h)
+{
+    if (!h)
+        return -1;
+    int64_t now = now_ms(), best = -1;
+    for (size_t i = 0; i < h->n_conns; i++) {
+        int64_t r = h->conns[i].retry_at_ms;
+        if (r == 0)
+            continue;
+        int64_t d = r > now ? r - now : 0;
+        if (best < 0 || d < best)
+            best = d;
+    }
+    return (int)best;
 }
 
 static bool allowed(const sf_host_t *h, uint32_t addr)
@@ -318,7 +337,7 @@ static int frame_ready(int fd)
 }
 
 /* Serve connection i; false when it was closed (the slot now holds another one). */
-static bool serve_conn(sf_host_t *h, size_t i, int64_t now, int *served)
+static bool serve_conn(sf_host_t *h, size_t i, int64_t now, bool rdhup, int *served)
 {
     conn_t *c = &h->conns[i];
     for (int k = 0; k < MAX_PER_WAKEUP; k++) {
@@ -333,6 +352,11 @@ static bool serve_conn(sf_host_t *h, size_t i, int64_t now, int *served)
         }
         if (len == -3) {
             close_conn(h, i, &h->stats.closed_error);
+            return false;
+        }
+        if (len == 0 && rdhup) {
+            /* The peer shut its side: what is buffered is all that will ever come. */
+            close_conn(h, i, &h->stats.closed_peer);
             return false;
         }
         if (len == 0) {
@@ -379,7 +403,8 @@ int sf_host_poll(sf_host_t *h, int timeout_ms)
     for (size_t i = 0; i < h->n_conns; i++) {
         conn_t *c = &h->conns[i];
         bool wait = c->retry_at_ms > now;
-        h->pfd[n++] = (struct pollfd){.fd = wait ? -1 : c->fd, .events = POLLIN};
+        /* Waiting: only a hang-up wakes us (the buffered part would keep POLLIN set). */
+        h->pfd[n++] = (struct pollfd){.fd = c->fd, .events = wait ? POLLRDHUP : POLLIN | POLLRDHUP};
         if (wait) {
             int64_t d = c->retry_at_ms - now;
             if (timeout_ms < 0 || d < timeout_ms)
@@ -398,8 +423,8 @@ int sf_host_poll(sf_host_t *h, int timeout_ms)
         const struct pollfd *p = &h->pfd[n_units + i];
         conn_t *c = &h->conns[i];
         bool due = c->retry_at_ms && c->retry_at_ms <= now;
-        if ((p->fd >= 0 && (p->revents & (POLLIN | POLLHUP | POLLERR))) || due)
-            serve_conn(h, i, now, &served);
+        if ((p->revents & (POLLIN | POLLHUP | POLLERR | POLLRDHUP)) || due)
+            serve_conn(h, i, now, (p->revents & (POLLRDHUP | POLLHUP)) != 0, &served);
     }
     for (size_t i = 0; i < n_units; i++)
         if (h->pfd[i].revents & POLLIN)

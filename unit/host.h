@@ -79,8 +79,14 @@ int sf_host_poll(sf_host_t *h, int timeout_ms);
 
 /* Fill out[0..cap) with the host's sockets (listening and clients, events POLLIN) for an
  * outer poll / zmq_poll; returns how many there are (may exceed cap: call again with a
- * bigger array). After the outer wait, call sf_host_poll(h, 0). */
+ * bigger array). A connection waiting for the rest of a frame is listed with fd -1 (poll
+ * ignores it): wait at most sf_host_wait_hint_ms(). After the outer wait, call
+ * sf_host_poll(h, 0). */
 size_t sf_host_pollfds(const sf_host_t *h, struct pollfd *out, size_t cap);
+
+/* Longest an outer wait may last before the host wants sf_host_poll again: -1 no limit,
+ * else milliseconds (a connection holding a partial frame is re-checked then). */
+int sf_host_wait_hint_ms(const sf_host_t *h);
 
 /* Counters so far. */
 void sf_host_stats(const sf_host_t *h, sf_host_stats_t *out);

@@ -743,10 +743,15 @@ int sf_server_handle(sf_server_t *s, int fd, bool may_write, int frame_len)
         s->timing_stale = true;
         return rc < 0 ? -1 : 0;
     }
-    case FC_MASK_WRITE_REGISTER:
-    case FC_WRITE_AND_READ_REGS:
-        return reply_exception(s, req, MODBUS_EXCEPTION_ILLEGAL_FUNCTION);
-    default:
+    case MODBUS_FC_READ_COILS:
+    case MODBUS_FC_READ_DISCRETE_INPUTS:
+    case MODBUS_FC_READ_HOLDING_REGISTERS:
+    case MODBUS_FC_READ_INPUT_REGISTERS:
+    case FC_REPORT_SLAVE_ID:
         return modbus_reply(s->ctx, req, len, s->map) < 0 ? -1 : 0;
+    default:
+        /* Mask write and read/write multiple would bypass the write checks; the rest
+         * (diagnostics, exception status ...) are not offered by a signal unit. */
+        return reply_exception(s, req, MODBUS_EXCEPTION_ILLEGAL_FUNCTION);
     }
 }
