@@ -810,8 +810,6 @@ void sf_engine_tick(sf_unit_t *u)
         u->hb_age++;
     if (u->cfg.heartbeat_timeout_ds && u->hb_age >= u->cfg.heartbeat_timeout_ds)
         u->fallback = true;
-    if (u->st_t < UINT32_MAX)
-        u->st_t++;
 
     if (u->state != ST_FAULT) {
         bool fresh = state_machine(u);
@@ -829,6 +827,8 @@ void sf_engine_tick(sf_unit_t *u)
     if (u->state == ST_FAULT)
         outputs(u); /* the latched fault output replaces whatever was driven */
     detector_data(u);
+    if (u->st_t < UINT32_MAX)
+        u->st_t++; /* ticks the state has been shown, this one included */
     u->st.ticks++;
     sf_engine_refresh_status(u);
 }
@@ -987,7 +987,8 @@ void sf_engine_refresh_status(sf_unit_t *u)
                 left = (uint16_t)(ph->yellow_ds - rg->t);
             }
         } else if (u->state == ST_START_FLASH) {
-            left = (uint16_t)(u->cfg.startup_flash_ds - u->st_t);
+            left = u->st_t < u->cfg.startup_flash_ds ? (uint16_t)(u->cfg.startup_flash_ds - u->st_t)
+                                                     : 0;
         }
         st->sg_remaining_ds[i] = left;
     }
