@@ -84,15 +84,16 @@ typedef struct {
 
 /* Measures of one approach (a link ending at an intersection), after warm-up. */
 typedef struct {
-    uint64_t crossed;   /* vehicles over the stop line */
-    uint64_t n_acc;     /* closed delay accounts */
-    double sum_delay;   /* s */
-    double sum_stops;   /* stops */
-    uint64_t arrivals;  /* projected stop-line arrivals */
-    uint64_t arr_green; /* ... of which on green */
-    double q_sum;       /* sum of sampled queue lengths, m */
-    uint64_t q_n;       /* samples */
-    float q_max;        /* m */
+    uint64_t crossed;    /* vehicles over the stop line */
+    double sum_sl_delay; /* s: stop-line crossing minus undelayed (free-flow) crossing */
+    uint64_t n_acc;      /* closed delay accounts */
+    double sum_delay;    /* s */
+    double sum_stops;    /* stops */
+    uint64_t arrivals;   /* projected stop-line arrivals */
+    uint64_t arr_green;  /* ... of which on green */
+    double q_sum;        /* sum of sampled queue lengths, m */
+    uint64_t q_n;        /* samples */
+    float q_max;         /* m */
 } app_moe_t;
 
 typedef struct {

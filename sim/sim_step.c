@@ -99,6 +99,8 @@ static uint8_t choose_mov(sf_sim_t *sim, uint32_t li)
     const link_t *lk = &sim->links[li];
     if (lk->to_ix < 0)
         return SF_NONE8;
+    if (lk->n_mov == 1)
+        return lk->mov[0]; /* no draw: keeps the arrival stream independent of the lamps */
     float u = (float)sf_rng_unit(sim->rng);
     for (uint8_t m = 0; m < lk->n_mov; m++)
         if (u < lk->mov_cum[m])
@@ -763,8 +765,16 @@ static void transfers(sf_sim_t *sim)
                 close_account(sim, w);
                 open_account(sim, w, ln->link);
             }
-            if (sim->t >= sim->warmup_s)
+            /* when it crossed, interpolated within the step */
+            float vc = V[0] > 0.1f ? V[0] : 0.1f;
+            double tc = sim->t - (double)((P[0] - lk->len) / vc);
+            if (tc < sim->t - sim->dt)
+                tc = sim->t - sim->dt;
+            if (sim->t >= sim->warmup_s) {
+                /* queue (stop-line) delay: crossing minus undelayed crossing (v_tarr) */
                 sim->app[ln->link].crossed++;
+                sim->app[ln->link].sum_sl_delay += tc - (double)sim->v_tarr[w];
+            }
             uint32_t b = sim->v_bus[w];
             if (b != SF_NONE32)
                 push_transit(sim, SF_TRANSIT_CHECKOUT, w, ln->link, 0.0f);
@@ -783,7 +793,7 @@ static void transfers(sf_sim_t *sim)
             sim->v_nmov[w] = SF_NONE8;
             sim->v_nlane[w] = SF_NONE8;
             uint8_t ty = sim->v_type[w];
-            sim->v_tarr[w] = (float)(sim->t + (double)((to->len - np) * to->inv_v0[ty]));
+            sim->v_tarr[w] = (float)(tc + (double)(to->len * to->inv_v0[ty]));
             if (b != SF_NONE32) {
                 bus_t *bb = &sim->bus[b];
                 const line_t *line = &sim->lines[bb->line];

@@ -4,6 +4,8 @@
 #define SIGFLOW_TEST_SIM_FIXTURE_H
 
 #include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,8 +16,8 @@
  * one through movement per intersection on signal group 0 (phase 0). Link k runs from
  * node k-1 to node k; link 0 is the entry, link n the exit. All links len_m long. */
 static inline sf_scenario_t *fx_arterial(unsigned n_ix, float len_m, float speed_mps,
-                                         uint8_t n_lanes, float flow_veh_h,
-                                         sf_arrivals_t arrivals, uint64_t seed)
+                                         uint8_t n_lanes, float flow_veh_h, sf_arrivals_t arrivals,
+                                         uint64_t seed)
 {
     sf_scenario_t *sc = calloc(1, sizeof *sc);
     sc->version = 1;
@@ -100,8 +102,8 @@ static inline void fx_free(sf_scenario_t **sc_p)
 /* Fixed-time lamps for every group of every intersection: green [0, green_s), yellow
  * [green_s, green_s + yellow_s), red for the rest of the cycle, shifted by offset_s per
  * intersection index. */
-static inline void fx_lamps(sf_sim_t *sim, unsigned n_ix, double t, double cycle_s,
-                            double green_s, double yellow_s, double offset_s)
+static inline void fx_lamps(sf_sim_t *sim, unsigned n_ix, double t, double cycle_s, double green_s,
+                            double yellow_s, double offset_s)
 {
     for (unsigned x = 0; x < n_ix; x++) {
         double c = fmod(t - offset_s * x + 1000.0 * cycle_s, cycle_s);
@@ -120,6 +122,61 @@ static inline void fx_all(sf_sim_t *sim, unsigned x, uint8_t code)
     uint8_t codes[SF_MAX_SG];
     memset(codes, code, sizeof codes);
     sf_sim_set_lamps(sim, x, codes, SF_MAX_SG);
+}
+
+/* Discharge of a standing queue on one lane at 50 km/h: red for 150 s with a uniform
+ * 1600 veh/h arrival stream (a long queue), then green for 80 s. Stop-line crossing
+ * times are interpolated from snapshots (a vehicle that appears on the exit link at x
+ * with speed v crossed x / v ago). Gives the saturation flow from the mean headway of
+ * vehicles 5..25, the start-up lost time t_25 - 25 h (green used minus 25 saturation
+ * headways) and the first vehicle's crossing time. Returns 0, -1 if the run was odd. */
+static inline int fx_discharge(double *sat_veh_h, double *lost_s, double *first_s)
+{
+    const double red_s = 150.0, green_s = 80.0;
+    enum { N = 40 };
+    sf_scenario_t *sc = fx_arterial(1, 800.0f, 50.0f / 3.6f, 1, 1600.0f, SF_ARRIVALS_UNIFORM, 7);
+    sf_sim_t *sim = sf_sim_new(sc);
+    if (!sim) {
+        fx_free(&sc);
+        return -1;
+    }
+    double tc[N];
+    uint32_t id0 = 0;
+    int got = 0, bad = 0;
+    static sf_vehicle_snap_t snap[512];
+    static bool seen[4096];
+    memset(seen, 0, sizeof seen);
+    fx_all(sim, 0, SF_LAMP_RED);
+    while (sf_sim_time(sim) < red_s + green_s - 1e-9) {
+        if (sf_sim_time(sim) >= red_s - 1e-9)
+            fx_all(sim, 0, SF_LAMP_GREEN);
+        sf_sim_step(sim);
+        size_t n = sf_sim_snapshot(sim, snap, 512);
+        if (n >= 512)
+            bad = 1;
+        for (size_t i = 0; i < n && i < 512; i++) {
+            if (snap[i].link_idx != 1 || snap[i].id >= 4096 || seen[snap[i].id])
+                continue;
+            seen[snap[i].id] = true;
+            if (id0 == 0)
+                id0 = snap[i].id;
+            if (got == N)
+                continue;
+            if (snap[i].id - id0 != (uint32_t)got)
+                bad = 1; /* left out of order */
+            double v = snap[i].speed_mps > 0.1f ? snap[i].speed_mps : 0.1;
+            tc[got++] = sf_sim_time(sim) - snap[i].pos_m / v - red_s;
+        }
+    }
+    sf_sim_destroy(&sim);
+    fx_free(&sc);
+    if (bad || got < 30)
+        return -1;
+    double h = (tc[24] - tc[4]) / 20.0;
+    *sat_veh_h = 3600.0 / h;
+    *lost_s = tc[24] - 25.0 * h;
+    *first_s = tc[0];
+    return 0;
 }
 
 /* Sanitizer builds run shorter. */
