@@ -416,6 +416,22 @@ static double solve_level(const sf_intersection_t *ix, const barriers_t *b, uint
     return 0.5 * (lo + hi);
 }
 
+double sf_split_cycle_at(const sf_intersection_t *ix, const double *fixed_s, const double *weight,
+                         double lambda)
+{
+    barriers_t b;
+    if (!ix || !fixed_s || !weight || !isfinite(lambda) || get_barriers(ix, &b) < 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    for (uint8_t p = 0; p < ix->n_phases; p++)
+        if (!isfinite(weight[p]) || weight[p] < 0 || !isfinite(fixed_s[p]) || fixed_s[p] < 0) {
+            errno = EINVAL;
+            return -1;
+        }
+    return cycle_len(ix, &b, fixed_s, weight, lambda);
+}
+
 int sf_split_allocate(const sf_intersection_t *ix, uint32_t cycle_ds, const double *fixed_s,
                       const double *weight, uint16_t *split_ds, bool *critical)
 {

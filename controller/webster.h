@@ -119,6 +119,12 @@ uint32_t sf_min_cycle_ds(const sf_intersection_t *ix);
 int sf_split_allocate(const sf_intersection_t *ix, uint32_t cycle_ds, const double *fixed_s,
                       const double *weight, uint16_t *split_ds, bool *critical);
 
+/* Cycle length (s) when every phase gets max(min split, fixed_i + lambda * weight_i) and
+ * each barrier lasts as long as its most demanding ring: the cycle that serves exactly
+ * the green each phase asks for at lambda = 1. -1 with EINVAL on bad arguments. */
+double sf_split_cycle_at(const sf_intersection_t *ix, const double *fixed_s, const double *weight,
+                         double lambda);
+
 /* Round real splits (s, by phase index) that already satisfy the ring and barrier sums
  * (to within rounding) into 0.1 s splits whose rings sum exactly to cycle_ds, never below
  * the minimum splits. Returns 0, or -1 with EINVAL/ERANGE. */

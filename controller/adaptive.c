@@ -1,0 +1,362 @@
+/* controller/adaptive.c — SCATS-like DS adaptation and max-pressure stage selection. */
+#include "adaptive.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "webster.h"
+
+double sf_scats_ds(double green_s, double unoccupied_s, uint32_t n_veh, double h_s)
+{
+    if (!isfinite(green_s) || !isfinite(unoccupied_s) || !isfinite(h_s) || green_s <= 0 ||
+        unoccupied_s < 0 || unoccupied_s > green_s + 1e-9 || h_s < 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    double ds = (green_s - (unoccupied_s - (double)n_veh * h_s)) / green_s;
+    return fmin(fmax(ds, 0.0), SF_DS_MAX);
+}
+
+double sf_flow_ds(uint32_t n_veh, double green_s, double sat_veh_h)
+{
+    if (!isfinite(green_s) || !isfinite(sat_veh_h) || green_s <= 0 || sat_veh_h <= 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    double ds = (double)n_veh / (sat_veh_h / 3600.0 * green_s);
+    return fmin(ds, SF_DS_MAX);
+}
+
+void sf_adapt_opts_default(sf_adapt_opts_t *o)
+{
+    o->target_ds = 0.9;
+    o->min_cycle_s = 40;
+    o->max_cycle_s = 150;
+    o->max_cycle_step_s = 6;
+    o->max_split_step_s = 4;
+    o->startup_lost_s = 2;
+    o->end_gain_s = 2;
+}
+
+static bool opts_ok(const sf_adapt_opts_t *o)
+{
+    return o && isfinite(o->target_ds) && o->target_ds >= 0.3 && o->target_ds <= 1.2 &&
+           isfinite(o->min_cycle_s) && isfinite(o->max_cycle_s) && o->min_cycle_s > 0 &&
+           o->max_cycle_s >= o->min_cycle_s && o->max_cycle_s <= 600 &&
+           isfinite(o->max_cycle_step_s) && o->max_cycle_step_s >= 0 &&
+           isfinite(o->max_split_step_s) && o->max_split_step_s >= 0 &&
+           isfinite(o->startup_lost_s) && o->startup_lost_s >= 0 && o->startup_lost_s <= 10 &&
+           isfinite(o->end_gain_s) && o->end_gain_s >= 0 && o->end_gain_s <= 10;
+}
+
+/* The current plan must be one the unit would accept: every split at least its minimum,
+ * every ring summing to the cycle. */
+static bool plan_ok(const sf_intersection_t *ix, const sf_plan_t *p)
+{
+    if (ix->n_phases == 0 || ix->n_phases > SF_MAX_PHASES || p->cycle_ds == 0)
+        return false;
+    uint32_t ring_sum[SF_MAX_RINGS] = {0};
+    bool has[SF_MAX_RINGS] = {false};
+    for (uint8_t i = 0; i < ix->n_phases; i++) {
+        uint8_t r = ix->phases[i].ring;
+        if (r < 1 || r > SF_MAX_RINGS || p->split_ds[i] < sf_phase_min_split_ds(ix, i))
+            return false;
+        ring_sum[r - 1] += p->split_ds[i];
+        has[r - 1] = true;
+    }
+    for (int r = 0; r < SF_MAX_RINGS; r++)
+        if (has[r] && ring_sum[r] != p->cycle_ds)
+            return false;
+    return true;
+}
+
+/* Lost time, asked-for green and DS used, per phase; the cycle asked for (bounded). */
+static int wanted(const sf_intersection_t *ix, const sf_plan_t *cur, const double *ds,
+                  const sf_adapt_opts_t *o, double *lost, double *green, double *want,
+                  sf_adapt_info_t *info, double *cycle_s)
+{
+    if (!ix || !cur || !ds || !opts_ok(o) || !plan_ok(ix, cur)) {
+        errno = EINVAL;
+        return -1;
+    }
+    for (uint8_t i = 0; i < ix->n_phases; i++) {
+        if (isnan(ds[i])) {
+            errno = EINVAL;
+            return -1;
+        }
+        const sf_phase_t *ph = &ix->phases[i];
+        lost[i] =
+            fmax(0, o->startup_lost_s + (ph->yellow_ds + ph->red_clear_ds) / 10.0 - o->end_gain_s);
+        green[i] = fmax(0, cur->split_ds[i] / 10.0 - lost[i]);
+        /* no measurement: the phase asks for the green it has */
+        double d = ds[i] < 0 ? o->target_ds : fmin(ds[i], SF_DS_MAX);
+        want[i] = d * green[i] / o->target_ds;
+        if (info) {
+            info->ds[i] = d;
+            info->want_green_s[i] = want[i];
+        }
+    }
+    double c = sf_split_cycle_at(ix, lost, want, 1.0);
+    if (c < 0)
+        return -1;
+    double lo = fmax(o->min_cycle_s, sf_min_cycle_ds(ix) / 10.0);
+    double hi = fmax(o->max_cycle_s, lo);
+    *cycle_s = fmin(fmax(c, lo), hi);
+    return 0;
+}
+
+int sf_adapt_cycle_wanted(const sf_intersection_t *ix, const sf_plan_t *cur, const double *ds,
+                          const sf_adapt_opts_t *o, double *cycle_s)
+{
+    double lost[SF_MAX_PHASES], green[SF_MAX_PHASES], want[SF_MAX_PHASES];
+    if (!cycle_s) {
+        errno = EINVAL;
+        return -1;
+    }
+    return wanted(ix, cur, ds, o, lost, green, want, NULL, cycle_s);
+}
+
+/* Largest split change between two plans, 0.1 s. */
+static int max_change(const sf_intersection_t *ix, const uint16_t *a, const uint16_t *b)
+{
+    int m = 0;
+    for (uint8_t i = 0; i < ix->n_phases; i++) {
+        int d = abs((int)a[i] - (int)b[i]);
+        m = d > m ? d : m;
+    }
+    return m;
+}
+
+int sf_adapt_step(const sf_intersection_t *ix, const sf_plan_t *cur, const double *ds,
+                  const sf_adapt_opts_t *o, double group_cycle_s, sf_plan_t *next,
+                  sf_adapt_info_t *info)
+{
+    double lost[SF_MAX_PHASES], green[SF_MAX_PHASES], want[SF_MAX_PHASES], c_want;
+    sf_adapt_info_t tmp;
+    if (!info)
+        info = &tmp;
+    if (!next || !isfinite(group_cycle_s) || group_cycle_s < 0 ||
+        wanted(ix, cur, ds, o, lost, green, want, info, &c_want) < 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (group_cycle_s > 0) /* the group's common cycle, but never below our own minimums */
+        c_want = fmin(fmax(group_cycle_s, sf_min_cycle_ds(ix) / 10.0), 600.0);
+    info->cycle_wanted_s = c_want;
+
+    /* the cycle: a bounded step towards the wanted one */
+    double dc = c_want - cur->cycle_ds / 10.0;
+    dc = fmin(fmax(dc, -o->max_cycle_step_s), o->max_cycle_step_s);
+    long c_new = (long)cur->cycle_ds + lround(dc * 10.0);
+    long c_min = (long)sf_min_cycle_ds(ix);
+    if (c_new < c_min)
+        c_new = c_min;
+    if (c_new > UINT16_MAX) {
+        errno = EINVAL;
+        return -1;
+    }
+
+    /* the splits: allocation of the new cycle by weights blended between the current
+     * greens (alpha = 0: the current plan stretched to the new cycle) and the asked-for
+     * greens (alpha = 1: DS equalised); the largest alpha whose splits stay within the
+     * per-cycle bound is taken. */
+    uint16_t best[SF_MAX_PHASES] = {0}, trial[SF_MAX_PHASES] = {0};
+    double w[SF_MAX_PHASES];
+    int allowed = (int)lround(o->max_split_step_s * 10.0) + abs((int)(c_new - cur->cycle_ds)) + 1;
+    for (uint8_t i = 0; i < ix->n_phases; i++)
+        w[i] = want[i];
+    if (sf_split_allocate(ix, (uint32_t)c_new, lost, w, best, NULL) < 0)
+        return -1;
+    double alpha = 1.0;
+    if (max_change(ix, best, cur->split_ds) > allowed) {
+        for (uint8_t i = 0; i < ix->n_phases; i++)
+            w[i] = green[i];
+        if (sf_split_allocate(ix, (uint32_t)c_new, lost, w, best, NULL) < 0)
+            return -1;
+        double lo = 0, hi = 1;
+        for (int it = 0; it < 24; it++) {
+            double mid = 0.5 * (lo + hi);
+            for (uint8_t i = 0; i < ix->n_phases; i++)
+                w[i] = (1 - mid) * green[i] + mid * want[i];
+            if (sf_split_allocate(ix, (uint32_t)c_new, lost, w, trial, NULL) < 0)
+                return -1;
+            if (max_change(ix, trial, cur->split_ds) <= allowed) {
+                lo = mid;
+                memcpy(best, trial, sizeof best);
+            } else {
+                hi = mid;
+            }
+        }
+        alpha = lo;
+    }
+    info->step_fraction = alpha;
+    *next = *cur; /* offset, coordinated phases, split modes, force mode kept */
+    next->cycle_ds = (uint16_t)c_new;
+    for (uint8_t i = 0; i < SF_MAX_PHASES; i++)
+        next->split_ds[i] = i < ix->n_phases ? best[i] : cur->split_ds[i];
+    if (next->offset_ds >= next->cycle_ds) /* an offset is a time within the cycle */
+        next->offset_ds = (uint16_t)(next->offset_ds % next->cycle_ds);
+    return 0;
+}
+
+/* ---- max-pressure ---------------------------------------------------------------------- */
+
+static bool can_join(const sf_intersection_t *ix, uint16_t mask, uint8_t p)
+{
+    for (uint8_t q = 0; q < ix->n_phases; q++)
+        if ((mask >> q & 1u) && (q == p || !ix->concurrent[p][q]))
+            return false;
+    return true;
+}
+
+typedef struct {
+    sf_stage_t *out; /* destination */
+    int max;         /* capacity */
+    int n;           /* stages found */
+    bool overflow;   /* more than max */
+} stage_acc_t;
+
+static void stage_dfs(const sf_intersection_t *ix, uint8_t ring, uint16_t mask, stage_acc_t *acc)
+{
+    if (ring > SF_MAX_RINGS) {
+        if (!mask)
+            return;
+        for (uint8_t p = 0; p < ix->n_phases; p++) /* keep maximal sets only */
+            if (!(mask >> p & 1u) && can_join(ix, mask, p))
+                return;
+        for (int k = 0; k < acc->n; k++)
+            if (acc->out[k].phase_mask == mask)
+                return;
+        if (acc->n == acc->max) {
+            acc->overflow = true;
+            return;
+        }
+        acc->out[acc->n++].phase_mask = mask;
+        return;
+    }
+    for (uint8_t p = 0; p < ix->n_phases; p++)
+        if (ix->phases[p].ring == ring && can_join(ix, mask, p))
+            stage_dfs(ix, (uint8_t)(ring + 1), (uint16_t)(mask | 1u << p), acc);
+    stage_dfs(ix, (uint8_t)(ring + 1), mask, acc);
+}
+
+int sf_mp_stages(const sf_intersection_t *ix, sf_stage_t *stages, int max)
+{
+    if (!ix || !stages || max <= 0 || ix->n_phases == 0 || ix->n_phases > SF_MAX_PHASES) {
+        errno = EINVAL;
+        return -1;
+    }
+    stage_acc_t acc = {stages, max, 0, false};
+    stage_dfs(ix, 1, 0, &acc);
+    if (acc.overflow) {
+        errno = ENOSPC;
+        return -1;
+    }
+    return acc.n;
+}
+
+int sf_mp_phase_pressure(const sf_intersection_t *ix, const double *q_up, const double *q_down,
+                         const double *sat_veh_h, double *pressure)
+{
+    if (!ix || !q_up || !q_down || !pressure || ix->n_phases > SF_MAX_PHASES) {
+        errno = EINVAL;
+        return -1;
+    }
+    double acc[SF_MAX_PHASES] = {0};
+    for (uint8_t m = 0; m < ix->n_movements; m++) {
+        const sf_movement_t *mv = &ix->movements[m];
+        double s = sat_veh_h ? sat_veh_h[m] : 1800.0;
+        if (!isfinite(q_up[m]) || !isfinite(q_down[m]) || q_up[m] < 0 || q_down[m] < 0 ||
+            !isfinite(s) || s < 0 || mv->sg_idx >= ix->n_sg ||
+            ix->sg[mv->sg_idx].phase_idx >= ix->n_phases) {
+            errno = EINVAL;
+            return -1;
+        }
+        acc[ix->sg[mv->sg_idx].phase_idx] += (q_up[m] - q_down[m]) * s / 3600.0;
+    }
+    memcpy(pressure, acc, sizeof(double) * ix->n_phases);
+    return 0;
+}
+
+static double stage_min_green_s(const sf_intersection_t *ix, uint16_t mask)
+{
+    double g = 0;
+    for (uint8_t p = 0; p < ix->n_phases; p++)
+        if (mask >> p & 1u) {
+            const sf_phase_t *ph = &ix->phases[p];
+            unsigned m = ph->min_green_ds;
+            if (ph->walk_ds > 0 && (unsigned)ph->walk_ds + ph->ped_clear_ds > m)
+                m = (unsigned)ph->walk_ds + ph->ped_clear_ds;
+            g = fmax(g, m / 10.0);
+        }
+    return g;
+}
+
+static double stage_max_green_s(const sf_intersection_t *ix, uint16_t mask)
+{
+    double g = INFINITY;
+    for (uint8_t p = 0; p < ix->n_phases; p++)
+        if ((mask >> p & 1u) && ix->phases[p].max1_ds > 0)
+            g = fmin(g, ix->phases[p].max1_ds / 10.0);
+    return fmax(g, stage_min_green_s(ix, mask)); /* a max below the min cannot cut it */
+}
+
+int sf_mp_decide(const sf_intersection_t *ix, const sf_stage_t *stages, int n_stages,
+                 const double *stage_pressure, int current, double elapsed_s, double hysteresis,
+                 sf_mp_decision_t *out)
+{
+    if (!ix || !stages || !stage_pressure || !out || n_stages <= 0 || n_stages > SF_MAX_STAGES ||
+        current < -1 || current >= n_stages || !isfinite(elapsed_s) || elapsed_s < 0 ||
+        !isfinite(hysteresis) || hysteresis < 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    uint16_t all = (uint16_t)((1u << ix->n_phases) - 1u);
+    for (int s = 0; s < n_stages; s++)
+        if (!isfinite(stage_pressure[s]) || !stages[s].phase_mask ||
+            (stages[s].phase_mask & ~all)) {
+            errno = EINVAL;
+            return -1;
+        }
+    int best = -1, best_other = -1;
+    for (int s = 0; s < n_stages; s++) {
+        if (best < 0 || stage_pressure[s] > stage_pressure[best])
+            best = s;
+        if (s != current && (best_other < 0 || stage_pressure[s] > stage_pressure[best_other]))
+            best_other = s;
+    }
+    int next;
+    sf_mp_reason_t why;
+    if (current < 0) {
+        next = best;
+        why = SF_MP_START;
+    } else if (elapsed_s < stage_min_green_s(ix, stages[current].phase_mask)) {
+        next = current;
+        why = SF_MP_MIN_GREEN;
+    } else if (elapsed_s >= stage_max_green_s(ix, stages[current].phase_mask)) {
+        bool demand = best_other >= 0 && stage_pressure[best_other] > 0;
+        next = demand ? best_other : current;
+        why = demand ? SF_MP_MAX_GREEN : SF_MP_NO_DEMAND;
+    } else {
+        bool better =
+            best_other >= 0 && stage_pressure[best_other] > stage_pressure[current] + hysteresis;
+        next = better ? best_other : current;
+        why = SF_MP_PRESSURE;
+    }
+    out->stage = next;
+    out->switch_stage = current >= 0 && next != current;
+    out->reason = why;
+    out->clearance_s = 0;
+    if (out->switch_stage) {
+        uint16_t ending = (uint16_t)(stages[current].phase_mask & ~stages[next].phase_mask);
+        for (uint8_t p = 0; p < ix->n_phases; p++)
+            if (ending >> p & 1u)
+                out->clearance_s =
+                    fmax(out->clearance_s,
+                         (ix->phases[p].yellow_ds + ix->phases[p].red_clear_ds) / 10.0);
+    }
+    out->min_green_s = stage_min_green_s(ix, stages[next].phase_mask);
+    return 0;
+}

@@ -1,0 +1,136 @@
+/* controller/adaptive.h — smart control decisions as pure functions of measured inputs:
+ * a SCATS-like degree-of-saturation split and cycle adaptation, and max-pressure stage
+ * selection. No I/O, no clock: the caller (the controller's poll loop) measures, calls,
+ * and writes the result to the unit, which enforces its safety limits again.
+ *
+ * SCATS-like adaptation (Sims and Dobinson 1980, in spirit):
+ *  - degree of saturation of a phase in the last cycle, from its stop-bar detector:
+ *    DS = (g - (T - t h)) / g, g the green available, T the time the detector was
+ *    unoccupied during that green, t the vehicles counted, h the unoccupied time one
+ *    vehicle leaves at saturation flow (so t h is the gap time a saturated stream would
+ *    have had; T - t h is green that was wasted). DS = 1: the green was fully used. With
+ *    several lanes, a phase's DS is its largest lane DS. Values are clipped to [0, 2].
+ *  - the green a phase asks for: DS x (its effective green) / target DS;
+ *  - the cycle it asks for: every phase its lost time plus that green (at least its
+ *    minimum split), barrier by barrier the most demanding ring; bounded to
+ *    [min cycle, max cycle] and, for coordinated intersections, replaced by the group's
+ *    common cycle (the largest wanted cycle of the group: sf_adapt_cycle_wanted);
+ *  - the cycle moves towards it by at most max_cycle_step per cycle;
+ *  - the splits are the allocation of that cycle in proportion to the asked-for greens
+ *    (sf_split_allocate), which equalises DS across the critical phases; each split moves
+ *    by at most max_split_step plus the cycle change per cycle (a partial step towards the
+ *    target when the full one would move more);
+ *  - every split stays >= min green (or walk + ped clear) + yellow + red clear, rings sum
+ *    to the cycle, barriers line up, no phase is ever omitted, and the offset and the
+ *    coordinated phases are kept, so coordination survives the change.
+ *
+ * Max-pressure (Varaiya 2013): a stage is a maximal set of mutually concurrent phases, at
+ * most one per ring. The pressure of a phase is the sum over its movements of
+ * (upstream queue - downstream queue) x saturation flow; of a stage, the sum over its
+ * phases. At each decision point: keep the current stage until every one of its phases
+ * has had its minimum green; at max green, switch to the best other stage that has a
+ * positive pressure; otherwise switch only to a stage whose pressure exceeds the current
+ * one's by more than a hysteresis. A switch costs the clearance (yellow + red clear) of
+ * the phases that end.
+ */
+#ifndef SIGFLOW_ADAPTIVE_H
+#define SIGFLOW_ADAPTIVE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "scenario.h"
+
+#define SF_DS_MAX 2.0 /* measured DS is clipped to [0, SF_DS_MAX] */
+
+/* Degree of saturation DS = (g - (T - t h)) / g from one lane's stop-bar data in one
+ * cycle: green_s g > 0, unoccupied_s T in [0, g], n_veh t, h_s h >= 0. Returns DS clipped
+ * to [0, SF_DS_MAX], or -1 with EINVAL. */
+double sf_scats_ds(double green_s, double unoccupied_s, uint32_t n_veh, double h_s);
+
+/* Flow-based degree of saturation n / (s g) (the equivalent measure for counting
+ * detectors): n_veh vehicles in green_s seconds of green at saturation flow s (veh/h).
+ * Clipped to [0, SF_DS_MAX]; -1 with EINVAL on bad inputs. */
+double sf_flow_ds(uint32_t n_veh, double green_s, double sat_veh_h);
+
+typedef struct {
+    double target_ds;        /* DS the cycle is sized for, default 0.9 */
+    double min_cycle_s;      /* default 40 (scenario: control.adaptive_min_cycle_s) */
+    double max_cycle_s;      /* default 150 (scenario: control.adaptive_max_cycle_s) */
+    double max_cycle_step_s; /* largest cycle change per cycle, default 6 s */
+    double max_split_step_s; /* largest split change per cycle beyond the cycle change, 4 s */
+    double startup_lost_s;   /* l1 for the lost time per phase, default 2 s */
+    double end_gain_s;       /* e for the lost time per phase, default 2 s */
+} sf_adapt_opts_t;
+
+typedef struct {
+    double ds[SF_MAX_PHASES];           /* DS used per phase (measured, clipped, or target) */
+    double want_green_s[SF_MAX_PHASES]; /* green asked for at the target DS */
+    double cycle_wanted_s;              /* before the step bound (after the bounds/group cycle) */
+    double step_fraction;               /* share of the way to the target splits taken, 0..1 */
+} sf_adapt_info_t;
+
+/* Fill o with the documented defaults. */
+void sf_adapt_opts_default(sf_adapt_opts_t *o);
+
+/* Cycle (s) intersection ix asks for with plan cur and per-phase DS ds[n_phases] (a
+ * negative DS = no measurement: the phase keeps its green), bounded to [min, max] and to
+ * the cycle its minimum splits need. Returns 0 or -1 with EINVAL (bad options, NaN DS,
+ * a plan whose splits are below their minimums or do not sum to its cycle). */
+int sf_adapt_cycle_wanted(const sf_intersection_t *ix, const sf_plan_t *cur, const double *ds,
+                          const sf_adapt_opts_t *o, double *cycle_s);
+
+/* One adaptation step at a cycle boundary: next = cur with a new cycle and splits (see
+ * the header comment); group_cycle_s > 0 is the coordinated group's common wanted cycle
+ * (from sf_adapt_cycle_wanted over the group), 0 = the intersection's own. info may be
+ * NULL. Returns 0, or -1 with EINVAL (as sf_adapt_cycle_wanted) leaving *next untouched. */
+int sf_adapt_step(const sf_intersection_t *ix, const sf_plan_t *cur, const double *ds,
+                  const sf_adapt_opts_t *o, double group_cycle_s, sf_plan_t *next,
+                  sf_adapt_info_t *info);
+
+/* ---- max-pressure ---------------------------------------------------------------------- */
+
+#define SF_MAX_STAGES 64
+
+typedef struct {
+    uint16_t phase_mask; /* bit i = phases[i] is green in this stage */
+} sf_stage_t;
+
+/* Enumerate the stages of ix (maximal sets of mutually concurrent phases, one per ring at
+ * most), in a deterministic order, into stages[max]. Returns the count or -1 (EINVAL;
+ * ENOSPC when there are more than max). */
+int sf_mp_stages(const sf_intersection_t *ix, sf_stage_t *stages, int max);
+
+/* Pressure by phase index: sum over ix's movements of (q_up - q_down) x s, with q_up the
+ * queue (veh) of the movement on its approach, q_down the queue on its exit link, s its
+ * saturation flow (veh/h; sat_veh_h may be NULL: 1800 for every movement). Arrays are by
+ * movement index. Returns 0 or -1 with EINVAL. */
+int sf_mp_phase_pressure(const sf_intersection_t *ix, const double *q_up, const double *q_down,
+                         const double *sat_veh_h, double *pressure);
+
+typedef enum {
+    SF_MP_START = 0,     /* no stage was green: the best one starts */
+    SF_MP_MIN_GREEN = 1, /* held: a phase of the stage has not had its minimum green */
+    SF_MP_PRESSURE = 2,  /* switched to (or kept) the stage with the highest pressure */
+    SF_MP_MAX_GREEN = 3, /* switched: the stage reached its maximum green */
+    SF_MP_NO_DEMAND = 4, /* held at max green: no other stage has a positive pressure */
+} sf_mp_reason_t;
+
+typedef struct {
+    int stage;             /* stage to run next (== current: hold) */
+    bool switch_stage;     /* true when stage differs from the current one */
+    sf_mp_reason_t reason; /* why */
+    double clearance_s;    /* yellow + red clear of the phases that end (0 when holding) */
+    double min_green_s;    /* minimum green of the stage to run next */
+} sf_mp_decision_t;
+
+/* Decide the next stage. current = index of the stage now green (-1 = none), elapsed_s =
+ * its green time so far, stage_pressure[n_stages] (sum of its phases' pressures),
+ * hysteresis >= 0 in pressure units. Max green of a stage = the smallest max1 of its
+ * phases (phases with max1 = 0 do not limit it). Returns 0 or -1 with EINVAL. */
+int sf_mp_decide(const sf_intersection_t *ix, const sf_stage_t *stages, int n_stages,
+                 const double *stage_pressure, int current, double elapsed_s, double hysteresis,
+                 sf_mp_decision_t *out);
+
+#endif

@@ -1,0 +1,382 @@
+/* tests/test_adaptive.c — SCATS-like DS adaptation and max-pressure decisions. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "adaptive.h"
+#include "webster.h"
+
+/* NEMA dual ring, 8 phases (index = phase - 1): ring 1 = 1..4, ring 2 = 5..8, barriers
+ * {1,2,5,6} {3,4,7,8}; min green 5 s, yellow 3 s, red clear 1 s (minimum split 9 s),
+ * max1 40 s. Plan: cycle 100 s, lefts 15 s, throughs 35 s, coordinated 2 and 6. */
+static void nema8(sf_intersection_t *ix, sf_plan_t *pl)
+{
+    memset(ix, 0, sizeof *ix);
+    snprintf(ix->id, sizeof ix->id, "N8");
+    ix->n_phases = 8;
+    for (uint8_t p = 0; p < 8; p++) {
+        ix->phases[p].id = (uint8_t)(p + 1);
+        ix->phases[p].ring = p < 4 ? 1 : 2;
+        ix->phases[p].min_green_ds = 50;
+        ix->phases[p].yellow_ds = 30;
+        ix->phases[p].red_clear_ds = 10;
+        ix->phases[p].max1_ds = 400;
+    }
+    ix->n_rings = 2;
+    ix->n_barriers = 2;
+    ix->barrier_mask[0] = 0x33;
+    ix->barrier_mask[1] = 0xcc;
+    sf_intersection_derive_conflicts(ix);
+    memset(pl, 0, sizeof *pl);
+    pl->id = 1;
+    pl->cycle_ds = 1000;
+    pl->offset_ds = 370;
+    pl->coord_phase_mask = 0x22; /* phases 2 and 6 */
+    const uint16_t s[8] = {150, 350, 150, 350, 150, 350, 150, 350};
+    memcpy(pl->split_ds, s, sizeof s);
+}
+
+/* The invariants every plan the adaptation produces must keep. */
+static void check_plan(const sf_intersection_t *ix, const sf_plan_t *p)
+{
+    uint32_t r1 = 0, r2 = 0;
+    for (int i = 0; i < 4; i++) {
+        r1 += p->split_ds[i];
+        r2 += p->split_ds[i + 4];
+    }
+    cr_assert_eq(r1, p->cycle_ds);
+    cr_assert_eq(r2, p->cycle_ds);
+    cr_assert_eq(p->split_ds[0] + p->split_ds[1], p->split_ds[4] + p->split_ds[5]);
+    for (uint8_t i = 0; i < 8; i++)
+        cr_assert_geq(p->split_ds[i], sf_phase_min_split_ds(ix, i), "phase %d: %d", i + 1,
+                      p->split_ds[i]);
+}
+
+Test(adaptive, scats_degree_of_saturation)
+{
+    /* g = 30 s; 10 vehicles each leaving h = 1 s of gap at saturation: a saturated lane
+     * shows T = 10 s unoccupied: DS = (30 - (10 - 10)) / 30 = 1 */
+    cr_assert_float_eq(sf_scats_ds(30, 10, 10, 1.0), 1.0, 1e-12);
+    /* 6 s more gap than saturation: DS = (30 - 6) / 30 = 0.8 */
+    cr_assert_float_eq(sf_scats_ds(30, 16, 10, 1.0), 0.8, 1e-12);
+    /* an empty lane: all 30 s unoccupied, no vehicle: DS 0 */
+    cr_assert_float_eq(sf_scats_ds(30, 30, 0, 1.0), 0.0, 1e-12);
+    /* clipped at SF_DS_MAX */
+    cr_assert_float_eq(sf_scats_ds(10, 0, 30, 1.0), SF_DS_MAX, 1e-12);
+    /* flow-based: 15 vehicles in 30 s of green at 1800 veh/h (15 possible): DS 1 */
+    cr_assert_float_eq(sf_flow_ds(15, 30, 1800), 1.0, 1e-12);
+    cr_assert_float_eq(sf_flow_ds(9, 30, 1800), 0.6, 1e-12);
+    /* bad inputs */
+    errno = 0;
+    cr_assert_eq(sf_scats_ds(0, 0, 1, 1), -1);
+    cr_assert_eq(errno, EINVAL);
+    cr_assert_eq(sf_scats_ds(30, 31, 1, 1), -1); /* more unoccupied time than green */
+    cr_assert_eq(sf_scats_ds(30, -1, 1, 1), -1);
+    cr_assert_eq(sf_scats_ds(30, 10, 1, -1), -1);
+    cr_assert_eq(sf_scats_ds(NAN, 10, 1, 1), -1);
+    cr_assert_eq(sf_flow_ds(5, 30, 0), -1);
+}
+
+Test(adaptive, equal_ds_keeps_the_plan)
+{
+    sf_intersection_t ix;
+    sf_plan_t cur, next;
+    nema8(&ix, &cur);
+    sf_adapt_opts_t o;
+    sf_adapt_opts_default(&o);
+    /* every phase exactly at the target DS: the wanted cycle is the current one and the
+     * plan does not move (to within rounding) */
+    double ds[8];
+    for (int i = 0; i < 8; i++)
+        ds[i] = o.target_ds;
+    double cw;
+    cr_assert_eq(sf_adapt_cycle_wanted(&ix, &cur, ds, &o, &cw), 0);
+    cr_assert_float_eq(cw, 100, 1e-6);
+    sf_adapt_info_t info;
+    cr_assert_eq(sf_adapt_step(&ix, &cur, ds, &o, 0, &next, &info), 0);
+    cr_assert_eq(next.cycle_ds, 1000);
+    for (int i = 0; i < 8; i++)
+        cr_assert(abs((int)next.split_ds[i] - (int)cur.split_ds[i]) <= 1);
+    /* no measurement at all (negative DS) behaves the same */
+    for (int i = 0; i < 8; i++)
+        ds[i] = -1;
+    cr_assert_eq(sf_adapt_step(&ix, &cur, ds, &o, 0, &next, NULL), 0);
+    cr_assert_eq(next.cycle_ds, 1000);
+}
+
+Test(adaptive, saturated_phase_gets_more_green_within_bounds)
+{
+    sf_intersection_t ix;
+    sf_plan_t cur, next;
+    nema8(&ix, &cur);
+    sf_adapt_opts_t o;
+    sf_adapt_opts_default(&o);
+    /* the main throughs are saturated (DS 1.1), the rest half used */
+    double ds[8] = {0.45, 1.1, 0.45, 0.45, 0.45, 1.1, 0.45, 0.45};
+    sf_adapt_info_t info;
+    cr_assert_eq(sf_adapt_step(&ix, &cur, ds, &o, 0, &next, &info), 0);
+    check_plan(&ix, &next);
+    /* phase 2: effective green 35 - 4 = 31 s, asks 1.1 x 31 / 0.9 = 37.9 s */
+    cr_assert_float_eq(info.want_green_s[1], 1.1 * 31 / 0.9, 1e-9);
+    /* wanted cycle: barrier 1 = 2*4 + 11*0.45/0.9 + 37.89 = 51.39 (lefts at 5.5 + 4 =
+     * 9.5 s), barrier 2 = 4 + 5.5 + 4 + 15.5 = 29 s: 80.4 s. Shorter than 100 s, so the
+     * cycle steps down by the 6 s bound. */
+    cr_assert_float_eq(info.cycle_wanted_s, 8 + 5.5 + 1.1 * 31 / 0.9 + 29, 1e-6);
+    cr_assert_eq(next.cycle_ds, 940);
+    /* the saturated throughs gain, the others lose; no split moves more than 4 s plus
+     * the 6 s cycle change (plus 0.1 s of rounding) */
+    cr_assert_gt(next.split_ds[1], cur.split_ds[1]);
+    cr_assert_lt(next.split_ds[3], cur.split_ds[3]);
+    for (int i = 0; i < 8; i++)
+        cr_assert_leq(abs((int)next.split_ds[i] - (int)cur.split_ds[i]), 40 + 60 + 1);
+    /* coordination kept */
+    cr_assert_eq(next.offset_ds, cur.offset_ds);
+    cr_assert_eq(next.coord_phase_mask, cur.coord_phase_mask);
+    cr_assert_eq(next.id, cur.id);
+}
+
+Test(adaptive, converges_to_equal_ds_and_respects_cycle_bounds)
+{
+    /* a simple demand model: each phase needs a fixed green per cycle at saturation
+     * (proportional to the cycle); DS = need / effective green. Repeating the step must
+     * equalise DS on the critical phases, keep every invariant each cycle, and keep the
+     * cycle within [min, max] with steps of at most 6 s. */
+    sf_intersection_t ix;
+    sf_plan_t cur, next;
+    nema8(&ix, &cur);
+    sf_adapt_opts_t o;
+    sf_adapt_opts_default(&o);
+    const double flow_ratio[8] = {0.05, 0.35, 0.04, 0.12, 0.06, 0.30, 0.05, 0.15};
+    double ds[8];
+    for (int cyc = 0; cyc < 60; cyc++) {
+        double c = cur.cycle_ds / 10.0;
+        for (int i = 0; i < 8; i++) {
+            double g = cur.split_ds[i] / 10.0 - 4.0;
+            ds[i] = flow_ratio[i] * c / g;
+        }
+        cr_assert_eq(sf_adapt_step(&ix, &cur, ds, &o, 0, &next, NULL), 0);
+        check_plan(&ix, &next);
+        cr_assert_leq(abs((int)next.cycle_ds - (int)cur.cycle_ds), 60);
+        cr_assert_geq(next.cycle_ds, 400);
+        cr_assert_leq(next.cycle_ds, 1500);
+        cur = next;
+    }
+    /* at the fixed point the critical phases (2 and 8 for the largest ratios: ring 1 in
+     * barrier 1 with 0.40, ring 2 in barrier 2 with 0.20) sit at the target DS */
+    double c = cur.cycle_ds / 10.0;
+    double ds2 = flow_ratio[1] * c / (cur.split_ds[1] / 10.0 - 4.0);
+    double ds8 = flow_ratio[7] * c / (cur.split_ds[7] / 10.0 - 4.0);
+    cr_assert(fabs(ds2 - o.target_ds) < 0.03, "DS phase 2 = %.3f", ds2);
+    cr_assert(fabs(ds8 - o.target_ds) < 0.03, "DS phase 8 = %.3f", ds8);
+
+    /* heavy demand: the cycle climbs to the maximum and stops there */
+    const double heavy[8] = {0.10, 0.45, 0.08, 0.20, 0.10, 0.45, 0.08, 0.20};
+    for (int cyc = 0; cyc < 40; cyc++) {
+        double cc = cur.cycle_ds / 10.0;
+        for (int i = 0; i < 8; i++)
+            ds[i] = fmin(heavy[i] * cc / (cur.split_ds[i] / 10.0 - 4.0), SF_DS_MAX);
+        cr_assert_eq(sf_adapt_step(&ix, &cur, ds, &o, 0, &next, NULL), 0);
+        check_plan(&ix, &next);
+        cur = next;
+    }
+    cr_assert_eq(cur.cycle_ds, 1500);
+    /* no demand: down to the minimum cycle, every split at least its minimum */
+    for (int i = 0; i < 8; i++)
+        ds[i] = 0;
+    for (int cyc = 0; cyc < 40; cyc++) {
+        cr_assert_eq(sf_adapt_step(&ix, &cur, ds, &o, 0, &next, NULL), 0);
+        check_plan(&ix, &next);
+        cur = next;
+    }
+    cr_assert_eq(cur.cycle_ds, 400);
+}
+
+Test(adaptive, group_cycle_and_minimums)
+{
+    sf_intersection_t ix;
+    sf_plan_t cur, next;
+    nema8(&ix, &cur);
+    sf_adapt_opts_t o;
+    sf_adapt_opts_default(&o);
+    double ds[8] = {0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5};
+    /* alone it would shorten the cycle; in a group that wants 110 s it lengthens (by the
+     * bounded 6 s step) */
+    sf_adapt_info_t info;
+    cr_assert_eq(sf_adapt_step(&ix, &cur, ds, &o, 110, &next, &info), 0);
+    cr_assert_float_eq(info.cycle_wanted_s, 110, 1e-9);
+    cr_assert_eq(next.cycle_ds, 1060);
+    check_plan(&ix, &next);
+    /* a group cycle below the intersection's minimum cycle (36 s) is raised to it */
+    cur.cycle_ds = 400;
+    const uint16_t s[8] = {90, 110, 90, 110, 90, 110, 90, 110};
+    memcpy(cur.split_ds, s, sizeof s);
+    cr_assert_eq(sf_adapt_step(&ix, &cur, ds, &o, 20, &next, &info), 0);
+    cr_assert_float_eq(info.cycle_wanted_s, 36, 1e-9);
+    cr_assert_eq(next.cycle_ds, 360);
+    check_plan(&ix, &next);
+    for (int i = 0; i < 8; i++)
+        cr_assert_eq(next.split_ds[i], 90);
+}
+
+Test(adaptive, bad_inputs_change_nothing)
+{
+    sf_intersection_t ix;
+    sf_plan_t cur, next;
+    nema8(&ix, &cur);
+    sf_adapt_opts_t o;
+    sf_adapt_opts_default(&o);
+    double ds[8] = {0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5};
+    memset(&next, 0xab, sizeof next);
+    sf_plan_t before = next;
+    ds[3] = NAN;
+    errno = 0;
+    cr_assert_eq(sf_adapt_step(&ix, &cur, ds, &o, 0, &next, NULL), -1);
+    cr_assert_eq(errno, EINVAL);
+    ds[3] = 0.5;
+    /* a plan with a split below its minimum */
+    sf_plan_t bad = cur;
+    bad.split_ds[0] = 80;
+    bad.split_ds[1] = 420;
+    cr_assert_eq(sf_adapt_step(&ix, &bad, ds, &o, 0, &next, NULL), -1);
+    /* a plan whose ring does not sum to the cycle */
+    bad = cur;
+    bad.split_ds[3] = 340;
+    cr_assert_eq(sf_adapt_step(&ix, &bad, ds, &o, 0, &next, NULL), -1);
+    /* bad options */
+    o.target_ds = 0;
+    cr_assert_eq(sf_adapt_step(&ix, &cur, ds, &o, 0, &next, NULL), -1);
+    sf_adapt_opts_default(&o);
+    o.max_cycle_s = 30;
+    cr_assert_eq(sf_adapt_step(&ix, &cur, ds, &o, 0, &next, NULL), -1);
+    sf_adapt_opts_default(&o);
+    cr_assert_eq(sf_adapt_step(&ix, &cur, ds, &o, -5, &next, NULL), -1);
+    cr_assert_eq(sf_adapt_step(&ix, &cur, ds, &o, NAN, &next, NULL), -1);
+    cr_assert_eq(sf_adapt_step(NULL, &cur, ds, &o, 0, &next, NULL), -1);
+    cr_assert_arr_eq(&before, &next, sizeof next);
+    double cw;
+    cr_assert_eq(sf_adapt_cycle_wanted(&ix, &cur, NULL, &o, &cw), -1);
+}
+
+/* ---- max-pressure ---------------------------------------------------------------------- */
+
+Test(max_pressure, stages_of_a_dual_ring)
+{
+    sf_intersection_t ix;
+    sf_plan_t pl;
+    nema8(&ix, &pl);
+    sf_stage_t st[SF_MAX_STAGES];
+    int n = sf_mp_stages(&ix, st, SF_MAX_STAGES);
+    /* barrier 1: {1,2} x {5,6}; barrier 2: {3,4} x {7,8}: 8 stages of two phases */
+    cr_assert_eq(n, 8);
+    bool seen_2_6 = false, seen_4_8 = false;
+    for (int s = 0; s < n; s++) {
+        cr_assert_eq(__builtin_popcount(st[s].phase_mask), 2);
+        seen_2_6 = seen_2_6 || st[s].phase_mask == 0x22;
+        seen_4_8 = seen_4_8 || st[s].phase_mask == 0x88;
+        cr_assert_neq(st[s].phase_mask, 0x03, "phases 1 and 2 are one ring");
+    }
+    cr_assert(seen_2_6 && seen_4_8);
+    cr_assert_eq(sf_mp_stages(&ix, st, 4), -1);
+    cr_assert_eq(errno, ENOSPC);
+}
+
+Test(max_pressure, phase_pressure_from_queues)
+{
+    /* two movements on phase 2 and one on phase 4 (single ring, 2 phases) */
+    sf_intersection_t ix;
+    memset(&ix, 0, sizeof ix);
+    ix.n_phases = 2;
+    ix.phases[0] = (sf_phase_t){.id = 2, .ring = 1, .min_green_ds = 50, .yellow_ds = 30};
+    ix.phases[1] = (sf_phase_t){.id = 4, .ring = 1, .min_green_ds = 50, .yellow_ds = 30};
+    ix.n_sg = 2;
+    ix.sg[1].phase_idx = 1;
+    ix.n_movements = 3;
+    ix.movements[0].sg_idx = 0;
+    ix.movements[1].sg_idx = 0;
+    ix.movements[2].sg_idx = 1;
+    double up[3] = {10, 4, 6}, down[3] = {2, 6, 0}, sat[3] = {1800, 1800, 3600};
+    double p[2];
+    cr_assert_eq(sf_mp_phase_pressure(&ix, up, down, sat, p), 0);
+    /* phase 2: (8 x 0.5) + (-2 x 0.5) = 3 veh^2/s; phase 4: 6 x 1 = 6 */
+    cr_assert_float_eq(p[0], 3, 1e-12);
+    cr_assert_float_eq(p[1], 6, 1e-12);
+    cr_assert_eq(sf_mp_phase_pressure(&ix, up, down, NULL, p), 0);
+    cr_assert_float_eq(p[1], 3, 1e-12);
+    up[1] = -1;
+    cr_assert_eq(sf_mp_phase_pressure(&ix, up, down, sat, p), -1);
+}
+
+Test(max_pressure, decisions_respect_min_max_green_and_clearance)
+{
+    sf_intersection_t ix;
+    sf_plan_t pl;
+    nema8(&ix, &pl);
+    ix.phases[3].walk_ds = 100; /* phase 4 has a 10 s walk + 12 s ped clear */
+    ix.phases[3].ped_clear_ds = 120;
+    sf_stage_t st[SF_MAX_STAGES];
+    int n = sf_mp_stages(&ix, st, SF_MAX_STAGES);
+    int s26 = -1, s48 = -1, s25 = -1;
+    for (int s = 0; s < n; s++) {
+        if (st[s].phase_mask == 0x22)
+            s26 = s;
+        if (st[s].phase_mask == 0x88)
+            s48 = s;
+        if (st[s].phase_mask == 0x12)
+            s25 = s;
+    }
+    cr_assert(s26 >= 0 && s48 >= 0 && s25 >= 0);
+    double pr[SF_MAX_STAGES] = {0};
+    pr[s26] = 5;
+    pr[s48] = 9;
+    pr[s25] = 1;
+    sf_mp_decision_t d;
+    /* start: the highest pressure */
+    cr_assert_eq(sf_mp_decide(&ix, st, n, pr, -1, 0, 0, &d), 0);
+    cr_assert_eq(d.stage, s48);
+    cr_assert_eq(d.reason, SF_MP_START);
+    cr_assert(!d.switch_stage);
+    cr_assert_float_eq(d.min_green_s, 22, 1e-12); /* walk + ped clear of phase 4 */
+    /* 2+6 green for 3 s (< 5 s min green): held even though 4+8 is higher */
+    cr_assert_eq(sf_mp_decide(&ix, st, n, pr, s26, 3, 0, &d), 0);
+    cr_assert_eq(d.stage, s26);
+    cr_assert_eq(d.reason, SF_MP_MIN_GREEN);
+    /* after min green: switch to the higher pressure, paying 4 s of clearance */
+    cr_assert_eq(sf_mp_decide(&ix, st, n, pr, s26, 6, 0, &d), 0);
+    cr_assert_eq(d.stage, s48);
+    cr_assert(d.switch_stage);
+    cr_assert_eq(d.reason, SF_MP_PRESSURE);
+    cr_assert_float_eq(d.clearance_s, 4, 1e-12);
+    /* hysteresis larger than the difference: hold */
+    cr_assert_eq(sf_mp_decide(&ix, st, n, pr, s26, 6, 5, &d), 0);
+    cr_assert_eq(d.stage, s26);
+    /* 4+8 needs its 22 s pedestrian minimum before anything else */
+    pr[s26] = 100;
+    cr_assert_eq(sf_mp_decide(&ix, st, n, pr, s48, 21, 0, &d), 0);
+    cr_assert_eq(d.reason, SF_MP_MIN_GREEN);
+    cr_assert_eq(sf_mp_decide(&ix, st, n, pr, s48, 22, 0, &d), 0);
+    cr_assert_eq(d.stage, s26);
+    /* max green (40 s): 2+6 must yield to the best other stage even with the highest
+     * pressure; 2+5 keeps phase 2 green, so only phase 6 clears */
+    for (int s = 0; s < n; s++)
+        pr[s] = s == s26 ? 100 : 0;
+    pr[s25] = 2;
+    cr_assert_eq(sf_mp_decide(&ix, st, n, pr, s26, 40, 0, &d), 0);
+    cr_assert_eq(d.stage, s25);
+    cr_assert_eq(d.reason, SF_MP_MAX_GREEN);
+    cr_assert_float_eq(d.clearance_s, 4, 1e-12);
+    /* at max green with no demand elsewhere: rest in green */
+    pr[s25] = 0;
+    cr_assert_eq(sf_mp_decide(&ix, st, n, pr, s26, 55, 0, &d), 0);
+    cr_assert_eq(d.stage, s26);
+    cr_assert_eq(d.reason, SF_MP_NO_DEMAND);
+    /* bad inputs */
+    cr_assert_eq(sf_mp_decide(&ix, st, n, pr, n, 0, 0, &d), -1);
+    cr_assert_eq(sf_mp_decide(&ix, st, n, pr, 0, -1, 0, &d), -1);
+    cr_assert_eq(sf_mp_decide(&ix, st, n, pr, 0, 1, -1, &d), -1);
+    pr[0] = NAN;
+    cr_assert_eq(sf_mp_decide(&ix, st, n, pr, 0, 1, 0, &d), -1);
+    cr_assert_eq(errno, EINVAL);
+}
