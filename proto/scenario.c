@@ -2272,9 +2272,26 @@ static char *read_file(const char *file, size_t *len, int *err)
         *err = errno;
         return NULL;
     }
-    char *buf = malloc(MAX_FILE_BYTES + 1);
-    size_t n = buf ? fread(buf, 1, MAX_FILE_BYTES + 1, f) : 0;
-    *err = !buf ? ENOMEM : ferror(f) ? EIO : n > MAX_FILE_BYTES ? EFBIG : 0;
+    size_t cap = 64 * 1024, n = 0;
+    char *buf = malloc(cap + 1);
+    *err = buf ? 0 : ENOMEM;
+    while (!*err) {
+        errno = 0;
+        n += fread(buf + n, 1, cap - n, f);
+        if (ferror(f)) {
+            *err = errno ? errno : EIO; /* e.g. EISDIR */
+        } else if (n < cap) {
+            break; /* end of file */
+        } else if (cap >= MAX_FILE_BYTES) {
+            *err = EFBIG;
+        } else {
+            char *bigger = realloc(buf, cap * 2 + 1);
+            if (!bigger)
+                *err = ENOMEM;
+            else
+                buf = bigger, cap *= 2;
+        }
+    }
     fclose(f);
     if (*err) {
         free(buf);
