@@ -434,18 +434,30 @@ static void cross_barrier(sf_unit_t *u)
     if (mode != u->run_mode ||
         (plan_changed && (u->run_mode != SF_UMODE_COORDINATED || next == u->g_c))) {
         bool was_coord = u->run_mode == SF_UMODE_COORDINATED;
+        /* where the next lap would begin under the old plan (coordinated only) */
+        uint64_t base = u->gabs - u->gt;
+        int cp = first_coord(u);
+        uint64_t lap = (cp >= 0 && u->gabs >= base + u->pos_f[cp]) ? base + u->cyc : base;
         u->run_mode = mode;
         u->plan = plan;
         u->run_local = local;
         u->rp = u->ix.plans[plan];
         derive_coord(u);
         if (mode == SF_UMODE_COORDINATED) {
-            if (!was_coord || next == u->g_c || plan_changed) {
-                u->in_sync = false;
-                u->corr = 0;
+            u->in_sync = false;
+            u->corr = 0;
+            if (!was_coord) {
+                /* fresh entry: group time where the sequence stands; the offset is
+                 * then reached by the correction */
                 u->gt = u->grp_start[next];
-                u->lap_zero = u->gabs - u->gt;
+            } else if (u->gabs >= lap) {
+                /* a new plan at the lap boundary: keep the lap's position */
+                u->gt = (uint16_t)((u->gabs - lap) % u->cyc);
+            } else {
+                uint64_t early = lap - u->gabs;
+                u->gt = early < u->cyc ? (uint16_t)(u->cyc - early) : 0;
             }
+            u->lap_zero = u->gabs - u->gt;
         }
     } else if (u->run_mode == SF_UMODE_COORDINATED && next == u->g_c) {
         derive_coord(u); /* timings may have been written: re-lay at the lap start */
@@ -693,6 +705,17 @@ void sf_engine_reset(sf_unit_t *u)
     sf_prio_clear(u);
 }
 
+/* Stopping and every ring in red with its clearance done: enter flash / all-red. */
+static void stop_if_idle(sf_unit_t *u, uint8_t mode)
+{
+    if (!u->stopping)
+        return;
+    for (uint8_t r = 0; r < u->ix.n_rings; r++)
+        if (u->ring[r].ph >= 0)
+            return;
+    set_state(u, mode == SF_UMODE_FLASH ? ST_FLASH : ST_ALL_RED);
+}
+
 /* Returns whether running control began this tick. */
 static bool state_machine(sf_unit_t *u)
 {
@@ -726,15 +749,10 @@ static bool state_machine(sf_unit_t *u)
             return true;
         }
         break;
-    case ST_RUN: {
+    case ST_RUN:
         u->stopping = !run;
-        bool idle = true;
-        for (uint8_t r = 0; r < u->ix.n_rings; r++)
-            idle = idle && u->ring[r].ph < 0;
-        if (u->stopping && idle)
-            set_state(u, mode == SF_UMODE_FLASH ? ST_FLASH : ST_ALL_RED);
+        stop_if_idle(u, mode);
         break;
-    }
     default:
         break;
     }
@@ -813,8 +831,13 @@ void sf_engine_tick(sf_unit_t *u)
 
     if (u->state != ST_FAULT) {
         bool fresh = state_machine(u);
-        if (u->state == ST_RUN)
+        if (u->state == ST_RUN) {
             run_tick(u, fresh);
+            uint8_t mode, plan;
+            bool local;
+            target(u, &mode, &plan, &local);
+            stop_if_idle(u, mode);
+        }
     }
     sf_prio_tick(u);
     outputs(u);
