@@ -108,36 +108,60 @@ static uint8_t choose_mov(sf_sim_t *sim, uint32_t li)
     return lk->mov[lk->n_mov - 1];
 }
 
-/* Full-length lane to enter link li on for movement m: the least occupied that allows
- * it; when only bays allow it, the full lane nearest to them. */
-static uint8_t choose_lane(const sf_sim_t *sim, uint32_t li, uint8_t m, bool kerb_only)
+/* Full-length lanes a vehicle may enter link li on for movement m (NONE8 = any): those
+ * that allow it; when only bays allow it, the full lane nearest to them; a bus that
+ * serves a stop on li takes the kerb lane. */
+static uint8_t lane_cands(const sf_sim_t *sim, uint32_t li, uint8_t m, bool kerb_only)
 {
     const link_t *lk = &sim->links[li];
     if (kerb_only)
-        return lk->kerb_lane;
-    uint8_t mask =
-        m == SF_NONE8 ? (uint8_t)((1u << lk->n_lanes) - 1u) : movp(sim, lk->to_ix, m)->lanes;
+        return (uint8_t)(1u << lk->kerb_lane);
+    uint8_t mask = m == SF_NONE8 || lk->to_ix < 0 ? (uint8_t)((1u << lk->n_lanes) - 1u)
+                                                  : movp(sim, lk->to_ix, m)->lanes;
     uint8_t cand = mask & lk->full_mask;
-    uint8_t best = SF_NONE8;
-    if (!cand) {
-        int target = __builtin_ctz(mask), bd = 99;
-        for (uint8_t j = 0; j < lk->n_lanes; j++) {
-            int d = abs((int)j - target);
-            if ((lk->full_mask >> j & 1u) && d < bd) {
-                bd = d;
-                best = j;
-            }
+    if (cand)
+        return cand;
+    int target = __builtin_ctz(mask), bd = 99;
+    uint8_t best = lk->kerb_lane;
+    for (uint8_t j = 0; j < lk->n_lanes; j++) {
+        int d = abs((int)j - target);
+        if ((lk->full_mask >> j & 1u) && d < bd) {
+            bd = d;
+            best = j;
         }
-        return best;
     }
+    return (uint8_t)(1u << best);
+}
+
+/* Room at the upstream end of a lane: where the last vehicle's tail is (m), the lane
+ * length when empty, -1 when full. */
+static float lane_room(const sf_sim_t *sim, const lane_t *ln)
+{
+    if (ln->n >= ln->cap)
+        return -1.0f;
+    if (ln->n == 0)
+        return sim->links[ln->link].len;
+    uint32_t j = ln->off + ln->n - 1u;
+    return sim->lane_pos[j] - sim->vt[sim->v_type[sim->lane_veh[j]]].len;
+}
+
+/* Lane to enter link li on for movement m: the least occupied candidate, then the one
+ * with most room at its upstream end. */
+static uint8_t choose_lane(const sf_sim_t *sim, uint32_t li, uint8_t m, bool kerb_only)
+{
+    const link_t *lk = &sim->links[li];
+    uint8_t cand = lane_cands(sim, li, m, kerb_only), best = SF_NONE8;
     uint32_t bn = 0;
+    float br = 0;
     for (uint8_t j = 0; j < lk->n_lanes; j++) {
         if (!(cand >> j & 1u))
             continue;
-        uint32_t n = sim->lanes[lk->lane0 + j].n;
-        if (best == SF_NONE8 || n < bn) {
+        const lane_t *ln = &sim->lanes[lk->lane0 + j];
+        float r = lane_room(sim, ln);
+        if (best == SF_NONE8 || ln->n < bn || (ln->n == bn && r > br)) {
             best = j;
-            bn = n;
+            bn = ln->n;
+            br = r;
         }
     }
     return best;
@@ -745,11 +769,25 @@ static void transfers(sf_sim_t *sim)
             const link_t *to = &sim->links[to_li];
             lane_t *tl = &sim->lanes[to->lane0 + sim->v_nlane[w]];
             float np = P[0] - lk->len;
-            if (tl->n > 0) {
-                uint32_t j = tl->off + tl->n - 1u;
-                float lim = sim->lane_pos[j] - sim->vt[sim->v_type[sim->lane_veh[j]]].len - 0.1f;
-                if (np > lim)
-                    np = lim;
+            float room = lane_room(sim, tl) - 0.1f;
+            if (room < np) {
+                /* another approach merged into that lane meanwhile: take the candidate
+                 * lane with most room (a bus keeps its kerb lane) */
+                uint8_t cand = sim->v_bus[w] != SF_NONE32
+                                   ? (uint8_t)(1u << sim->v_nlane[w])
+                                   : lane_cands(sim, mv->to_link, sim->v_nmov[w], false);
+                for (uint8_t j = 0; j < to->n_lanes; j++) {
+                    if (!(cand >> j & 1u))
+                        continue;
+                    float r = lane_room(sim, &sim->lanes[to->lane0 + j]) - 0.1f;
+                    if (r > room) {
+                        room = r;
+                        tl = &sim->lanes[to->lane0 + j];
+                        sim->v_nlane[w] = j;
+                    }
+                }
+                if (np > room)
+                    np = room;
             }
             if (tl->n >= tl->cap || np < 0.0f) {
                 /* a merge from another approach took the room: hold at the line */

@@ -19,3 +19,265 @@ Test(sim, saturation_flow_and_lost_time_in_band)
     cr_expect_geq(l, 1.5, "lost time %.2f below 1.5 s", l);
     cr_expect_leq(l, 2.5, "lost time %.2f above 2.5 s", l);
 }
+
+/* Run a scenario file under fixed-time lamps for duration_s; returns the report string
+ * without perf (caller frees), and the sim stays alive in *out when out is not NULL. */
+static char *run_file(const char *name, uint64_t seed, double duration_s, sf_sim_t **out)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/scenarios/%s", SIGFLOW_ASSETS, name);
+    sf_errors_t errs = {0};
+    sf_scenario_t *sc = sf_scenario_load(path, NULL, 0, &errs);
+    cr_assert_not_null(sc, "%s: %s", path, errs.n ? errs.msg[0] : "?");
+    sc->run.seed = seed;
+    sc->run.duration_s = duration_s;
+    if (sc->run.warmup_s > duration_s / 4)
+        sc->run.warmup_s = duration_s / 4;
+    char err[256];
+    sf_sim_t *sim = sf_sim_new_checked(sc, err, sizeof err);
+    cr_assert_not_null(sim, "%s: %s", name, err);
+    while (!sf_sim_finished(sim)) {
+        fx_plan_lamps(sim, sc, sf_sim_time(sim));
+        cr_assert_eq(sf_sim_step(sim), 0);
+        sf_transit_event_t ev;
+        while (sf_sim_next_event(sim, &ev))
+            ;
+    }
+    char *rep = sf_sim_report_string(sim, false);
+    cr_assert_not_null(rep);
+    if (out)
+        *out = sim;
+    else
+        sf_sim_destroy(&sim);
+    sf_scenario_destroy(&sc);
+    return rep;
+}
+
+Test(sim, same_seed_same_report_other_seed_differs, .timeout = 120)
+{
+    double dur = fx_sanitized() ? 600.0 : 1800.0;
+    const char *files[] = {"single.json", "xiantao-corridor.json"};
+    for (int f = 0; f < 2; f++) {
+        char *a = run_file(files[f], 42, dur, NULL);
+        char *b = run_file(files[f], 42, dur, NULL);
+        char *c = run_file(files[f], 43, dur, NULL);
+        cr_expect_str_eq(a, b, "%s: same seed, different reports", files[f]);
+        cr_expect_str_neq(a, c, "%s: seeds 42 and 43 gave the same report", files[f]);
+        cr_expect_null(strstr(a, "\"perf\""), "perf must be absent when not asked for");
+        json_error_t je;
+        json_t *r = json_loads(a, 0, &je);
+        cr_assert_not_null(r, "report is not JSON: %s", je.text);
+        json_t *net = json_object_get(r, "network");
+        cr_expect_gt(json_integer_value(json_object_get(net, "vehicles_completed")), 100,
+                     "%s: hardly any traffic went through", files[f]);
+        double d = json_number_value(json_object_get(net, "mean_delay_s"));
+        cr_expect(d > 0 && d < 300, "%s: mean delay %.1f s implausible", files[f], d);
+        json_t *ix0 = json_array_get(json_object_get(r, "intersections"), 0);
+        cr_expect(json_is_string(json_object_get(ix0, "los")));
+        cr_expect_gt(json_array_size(json_object_get(ix0, "approaches")), 0);
+        printf("%s (%.0f s): %s\n", files[f], dur,
+               json_dumps(net, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6)));
+        json_decref(r);
+        free(a);
+        free(b);
+        free(c);
+    }
+}
+
+Test(sim, free_flow_travel_time_within_2_percent)
+{
+    /* one isolated vehicle at a time: 60 veh/h, uniform, 2 km at 50 km/h, then the same
+     * through a signal that stays green */
+    for (unsigned n_ix = 0; n_ix <= 1; n_ix++) {
+        sf_scenario_t *sc =
+            fx_arterial(n_ix, 1000.0f, 50.0f / 3.6f, 1, 60.0f, SF_ARRIVALS_UNIFORM, 1);
+        if (n_ix == 0)
+            sc->links[0].length_m = 2000.0f;
+        sc->run.duration_s = 1200;
+        sf_sim_t *sim = sf_sim_new(sc);
+        cr_assert_not_null(sim);
+        while (!sf_sim_finished(sim)) {
+            for (unsigned x = 0; x < n_ix; x++)
+                fx_all(sim, x, SF_LAMP_GREEN);
+            sf_sim_step(sim);
+        }
+        json_t *r = sf_sim_report(sim, false);
+        json_t *net = json_object_get(r, "network");
+        double tt = json_number_value(json_object_get(net, "mean_travel_time_s"));
+        double ff = 2000.0 / (50.0 / 3.6);
+        printf("free flow (%u signals): travel time %.2f s, length/speed %.2f s (%+.2f %%)\n", n_ix,
+               tt, ff, 100.0 * (tt - ff) / ff);
+        cr_expect_gt(json_integer_value(json_object_get(net, "vehicles_completed")), 10);
+        cr_expect_leq(fabs(tt - ff) / ff, 0.02, "travel time %.2f vs %.2f", tt, ff);
+        json_decref(r);
+        sf_sim_destroy(&sim);
+        fx_free(&sc);
+    }
+}
+
+Test(sim, detectors_see_queue_and_count_crossings)
+{
+    sf_scenario_t *sc = fx_arterial(1, 400.0f, 50.0f / 3.6f, 1, 900.0f, SF_ARRIVALS_UNIFORM, 1);
+    sf_sim_t *sim = sf_sim_new(sc);
+    cr_assert_not_null(sim);
+    uint64_t pres = 0;
+    uint16_t cnt[2];
+    uint32_t tot[2];
+    /* red: a queue forms over the stop-bar zone, nothing crosses the line */
+    fx_all(sim, 0, SF_LAMP_RED);
+    for (int k = 0; k < 900; k++)
+        sf_sim_step(sim);
+    cr_assert_eq(sf_sim_detectors(sim, 0, &pres, cnt, tot, 2), 2);
+    cr_expect_eq(pres & 1u, 1u, "stop-bar zone empty under a red queue");
+    cr_expect_eq(tot[1], 0u, "vehicles crossed a red line");
+    /* green: the queue leaves, the line counter counts each vehicle once */
+    fx_all(sim, 0, SF_LAMP_GREEN);
+    uint32_t sum_step = 0;
+    for (int k = 0; k < 600; k++) {
+        sf_sim_step(sim);
+        sf_sim_detectors(sim, 0, &pres, cnt, tot, 2);
+        sum_step += cnt[1];
+    }
+    json_t *r = sf_sim_report(sim, false);
+    json_t *app = json_array_get(
+        json_object_get(json_array_get(json_object_get(r, "intersections"), 0), "approaches"), 0);
+    json_int_t crossed = json_integer_value(json_object_get(app, "throughput_veh"));
+    cr_expect_eq(tot[1], sum_step);
+    cr_expect_eq((json_int_t)tot[1], crossed, "counter %u vs %lld over the line", tot[1],
+                 (long long)crossed);
+    cr_expect_gt(tot[1], 15u);
+    json_decref(r);
+    cr_expect_eq(sf_sim_detectors(sim, 1, &pres, NULL, NULL, 0), -1);
+    cr_expect_eq(errno, EINVAL);
+    sf_sim_destroy(&sim);
+    fx_free(&sc);
+}
+
+Test(sim, yellow_decision_and_stop_on_red)
+{
+    /* vehicles flow on green; at yellow those that can stop comfortably stop, the rest
+     * go; on red none crosses unless it committed on yellow */
+    sf_scenario_t *sc = fx_arterial(1, 500.0f, 50.0f / 3.6f, 1, 1200.0f, SF_ARRIVALS_UNIFORM, 1);
+    sf_sim_t *sim = sf_sim_new(sc);
+    cr_assert_not_null(sim);
+    uint32_t tot[2];
+    fx_all(sim, 0, SF_LAMP_GREEN);
+    for (int k = 0; k < 600; k++)
+        sf_sim_step(sim);
+    fx_all(sim, 0, SF_LAMP_YELLOW);
+    for (int k = 0; k < 40; k++)
+        sf_sim_step(sim);
+    fx_all(sim, 0, SF_LAMP_RED);
+    for (int k = 0; k < 30; k++)
+        sf_sim_step(sim); /* committed vehicles clear */
+    sf_sim_detectors(sim, 0, NULL, NULL, tot, 2);
+    uint32_t at_red = tot[1];
+    for (int k = 0; k < 600; k++)
+        sf_sim_step(sim);
+    sf_sim_detectors(sim, 0, NULL, NULL, tot, 2);
+    cr_expect_eq(tot[1], at_red, "%u vehicles ran the red", tot[1] - at_red);
+    /* and the front vehicle waits just before the line */
+    sf_vehicle_snap_t snap[256];
+    size_t n = sf_sim_snapshot(sim, snap, 256);
+    cr_assert_gt(n, 0);
+    cr_expect(snap[0].link_idx == 0 && snap[0].pos_m > 495.0f && snap[0].pos_m < 500.0f &&
+                  snap[0].speed_mps < 0.1f,
+              "front vehicle at %.2f m, %.2f m/s", snap[0].pos_m, snap[0].speed_mps);
+    sf_sim_destroy(&sim);
+    fx_free(&sc);
+}
+
+Test(sim, bad_input_is_refused_with_a_reason)
+{
+    char err[256];
+    cr_expect_null(sf_sim_new(NULL));
+    sf_scenario_t *sc = fx_arterial(1, 300.0f, 13.9f, 1, 300.0f, SF_ARRIVALS_POISSON, 1);
+    struct {
+        void (*mut)(sf_scenario_t *);
+        const char *needle;
+    } cases[] = {
+        {NULL, NULL},
+    };
+    (void)cases;
+    /* one fault at a time, each restored afterwards */
+    sc->run.step_s = 0;
+    cr_expect_null(sf_sim_new_checked(sc, err, sizeof err));
+    cr_expect_eq(errno, EINVAL);
+    cr_expect_not_null(strstr(err, "run.step_s"), "%s", err);
+    sc->run.step_s = 0.1;
+    sc->links[1].length_m = NAN;
+    cr_expect_null(sf_sim_new_checked(sc, err, sizeof err));
+    cr_expect_not_null(strstr(err, "links[1]"), "%s", err);
+    sc->links[1].length_m = 300;
+    sc->intersections[0].movements[0].sg_idx = 5;
+    cr_expect_null(sf_sim_new_checked(sc, err, sizeof err));
+    cr_expect_not_null(strstr(err, "signal group"), "%s", err);
+    sc->intersections[0].movements[0].sg_idx = 0;
+    sc->intersections[0].movements[0].to_link_idx = 0;
+    cr_expect_null(sf_sim_new_checked(sc, err, sizeof err));
+    cr_expect_not_null(strstr(err, "does not start here"), "%s", err);
+    sc->intersections[0].movements[0].to_link_idx = 1;
+    sc->links[0].lanes[0].use_mask = SF_LANE_USE_LEFT;
+    cr_expect_null(sf_sim_new_checked(sc, err, sizeof err));
+    cr_expect_not_null(strstr(err, "no lane"), "%s", err);
+    sc->links[0].lanes[0].use_mask = SF_LANE_USE_THROUGH;
+    sc->demand.entries[0].flow_veh_h = -5;
+    cr_expect_null(sf_sim_new_checked(sc, err, sizeof err));
+    cr_expect_not_null(strstr(err, "flow_veh_h"), "%s", err);
+    sc->demand.entries[0].flow_veh_h = 300;
+    sc->demand.entries[0].link_idx = 1; /* not an entry link */
+    cr_expect_null(sf_sim_new_checked(sc, err, sizeof err));
+    cr_expect_not_null(strstr(err, "entry link"), "%s", err);
+    sc->demand.entries[0].link_idx = 0;
+    sc->links[0].lanes[0].bay_m = 400; /* longer than the link */
+    cr_expect_null(sf_sim_new_checked(sc, err, sizeof err));
+    cr_expect_not_null(strstr(err, "bay_m"), "%s", err);
+    sc->links[0].lanes[0].bay_m = 0;
+    /* repaired: accepted */
+    sf_sim_t *sim = sf_sim_new_checked(sc, err, sizeof err);
+    cr_assert_not_null(sim, "%s", err);
+    /* bad calls change nothing */
+    uint8_t codes[SF_MAX_SG + 1] = {0};
+    cr_expect_eq(sf_sim_set_lamps(sim, 1, codes, 1), -1);
+    cr_expect_eq(sf_sim_set_lamps(sim, 0, codes, SF_MAX_SG + 1), -1);
+    cr_expect_eq(sf_sim_set_lamps(sim, 0, NULL, 1), -1);
+    cr_expect_eq(sf_sim_note_priority(sim, (sf_prio_event_t)7), -1);
+    uint32_t link = 9;
+    cr_expect_eq(sf_sim_record(sim, &link, 1, 1.0), -1);
+    cr_expect_eq(sf_sim_step(NULL), -1);
+    sf_sim_destroy(&sim);
+    sf_sim_destroy(&sim); /* safe twice */
+    fx_free(&sc);
+}
+
+Test(sim, odd_but_valid_scenarios_run)
+{
+    /* a 1 m link, a huge flow, a 1 s step, lamps never set (all red), unknown lamp codes,
+     * trucks only, an entry profile that switches demand off and on */
+    sf_scenario_t *sc = fx_arterial(2, 1.0f, 0.6f, 6, 20000.0f, SF_ARRIVALS_POISSON, 9);
+    sc->run.step_s = 1.0;
+    sc->run.duration_s = 600;
+    sc->demand.entries[0].truck_share = 1.0f;
+    sc->demand.entries[0].n_profile = 3;
+    sc->demand.entries[0].profile[0] = 0.0f;
+    sc->demand.entries[0].profile[1] = 10.0f;
+    sc->demand.entries[0].profile[2] = 0.5f;
+    sc->demand.slice_s = 100;
+    sc->links[2].length_m = 5000.0f;
+    sf_sim_t *sim = sf_sim_new(sc);
+    cr_assert_not_null(sim);
+    for (int k = 0; k < 600; k++) {
+        uint8_t odd[3] = {0x00, 0xFF, (uint8_t)(k & 0xFF)};
+        if (k > 300)
+            sf_sim_set_lamps(sim, 0, odd, 3);
+        if (k > 400)
+            fx_all(sim, 1, SF_LAMP_YELLOW_FLASH);
+        cr_assert_eq(sf_sim_step(sim), 0);
+    }
+    char *rep = sf_sim_report_string(sim, true);
+    cr_assert_not_null(rep);
+    cr_expect_not_null(strstr(rep, "\"perf\""));
+    free(rep);
+    sf_sim_destroy(&sim);
+    fx_free(&sc);
+}

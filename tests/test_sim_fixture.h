@@ -179,6 +179,45 @@ static inline int fx_discharge(double *sat_veh_h, double *lost_s, double *first_
     return 0;
 }
 
+/* Fixed-time lamps from each intersection's first scheduled plan at the run's start:
+ * every ring runs its sequence with the plan's splits (green, then the phase's yellow and
+ * red clearance at the end of its split), from the plan offset. A test input, not a
+ * model of the unit (no actuation, no transitions). */
+static inline void fx_plan_lamps(sf_sim_t *sim, const sf_scenario_t *sc, double t)
+{
+    for (uint32_t x = 0; x < sc->n_intersections; x++) {
+        const sf_intersection_t *ix = &sc->intersections[x];
+        if (!ix->n_plans)
+            continue;
+        const sf_plan_t *pl = &ix->plans[sf_intersection_plan_at(ix, sc->run.start_tod_s)];
+        double cyc = pl->cycle_ds / 10.0;
+        if (cyc <= 0)
+            continue;
+        double c = fmod(t - pl->offset_ds / 10.0 + 1000.0 * cyc, cyc);
+        uint8_t ph[SF_MAX_PHASES];
+        memset(ph, SF_LAMP_RED, sizeof ph);
+        for (uint8_t r = 0; r < ix->n_rings; r++) {
+            double start = 0;
+            for (uint8_t k = 0; k < ix->ring_seq_len[r]; k++) {
+                uint8_t pi = ix->ring_seq[r][k];
+                double split = pl->split_ds[pi] / 10.0;
+                double y = ix->phases[pi].yellow_ds / 10.0, rc = ix->phases[pi].red_clear_ds / 10.0;
+                if (c >= start && c < start + split) {
+                    double in = c - start;
+                    ph[pi] = in < split - y - rc ? SF_LAMP_GREEN
+                             : in < split - rc   ? SF_LAMP_YELLOW
+                                                 : SF_LAMP_RED;
+                }
+                start += split;
+            }
+        }
+        uint8_t codes[SF_MAX_SG];
+        for (uint8_t g = 0; g < ix->n_sg; g++)
+            codes[g] = ph[ix->sg[g].phase_idx];
+        sf_sim_set_lamps(sim, x, codes, ix->n_sg);
+    }
+}
+
 /* Sanitizer builds run shorter. */
 static inline int fx_sanitized(void)
 {
