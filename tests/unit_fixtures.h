@@ -11,9 +11,9 @@
 #include "unit.h"
 
 /* Phase with the given timings in seconds*10. */
-static sf_phase_t fx_phase(uint8_t id, uint8_t ring, uint16_t min_g, uint16_t passage,
-                           uint16_t max1, uint16_t yellow, uint16_t red_clear, uint16_t walk,
-                           uint16_t ped_clear)
+static inline sf_phase_t fx_phase(uint8_t id, uint8_t ring, uint16_t min_g, uint16_t passage,
+                                  uint16_t max1, uint16_t yellow, uint16_t red_clear, uint16_t walk,
+                                  uint16_t ped_clear)
 {
     sf_phase_t p;
     memset(&p, 0, sizeof p);
@@ -31,7 +31,8 @@ static sf_phase_t fx_phase(uint8_t id, uint8_t ring, uint16_t min_g, uint16_t pa
     return p;
 }
 
-static void fx_sg(sf_intersection_t *ix, const char *id, sf_sg_kind_t kind, uint8_t phase_idx)
+static inline void fx_sg(sf_intersection_t *ix, const char *id, sf_sg_kind_t kind,
+                         uint8_t phase_idx)
 {
     sf_signal_group_t *g = &ix->sg[ix->n_sg++];
     snprintf(g->id, sizeof g->id, "%s", id);
@@ -44,7 +45,7 @@ static void fx_sg(sf_intersection_t *ix, const char *id, sf_sg_kind_t kind, uint
  * P4 (sg 3); detectors 0 -> phase 2, 1 -> phase 4; plan 1 = 60 s fixed 30/30, plan 2 =
  * 80 s 50/30. Min green 10 s, passage 3 s, max1 35 s, yellow 3 s, red clear 2 s, walk
  * 7 s, ped clear 15 s. */
-static void fx_single(sf_intersection_t *ix)
+static inline void fx_single(sf_intersection_t *ix)
 {
     memset(ix, 0, sizeof *ix);
     snprintf(ix->id, sizeof ix->id, "I1");
@@ -89,7 +90,7 @@ static void fx_single(sf_intersection_t *ix)
  * throughs: min 10 s, walk 5 s, ped clear 10 s. Yellow 4 s, red clear 1 s (throughs 2
  * s). Plan 1: 100 s, splits 15/35/15/35 in both rings, coordinated 2 and 6, offset 0.
  * Plan 2: 120 s, 20/40/20/40, coordinated 2 and 6, offset 30 s. Detector d = phase d+1. */
-static void fx_nema(sf_intersection_t *ix)
+static inline void fx_nema(sf_intersection_t *ix)
 {
     memset(ix, 0, sizeof *ix);
     snprintf(ix->id, sizeof ix->id, "N8");
@@ -141,7 +142,7 @@ static void fx_nema(sf_intersection_t *ix)
 }
 
 /* Config without the start-up sequence's wait where a test does not care. */
-static sf_unit_config_t fx_cfg(const sf_intersection_t *ix, sf_unit_mode_t mode)
+static inline sf_unit_config_t fx_cfg(const sf_intersection_t *ix, sf_unit_mode_t mode)
 {
     sf_unit_config_t c;
     sf_unit_config_default(&c, ix);
@@ -152,7 +153,7 @@ static sf_unit_config_t fx_cfg(const sf_intersection_t *ix, sf_unit_mode_t mode)
 
 /* Tick until lamp of sg becomes code (at most max ticks). Returns the ticks taken, or
  * -1 when it did not happen. */
-static int fx_until(sf_unit_t *u, uint8_t sg, uint8_t code, int max)
+static inline int fx_until(sf_unit_t *u, uint8_t sg, uint8_t code, int max)
 {
     for (int i = 1; i <= max; i++) {
         sf_unit_tick(u);
@@ -163,7 +164,7 @@ static int fx_until(sf_unit_t *u, uint8_t sg, uint8_t code, int max)
 }
 
 /* Ticks while the lamp of sg stays code (returns the count; stops after max). */
-static int fx_while(sf_unit_t *u, uint8_t sg, uint8_t code, int max)
+static inline int fx_while(sf_unit_t *u, uint8_t sg, uint8_t code, int max)
 {
     int n = 0;
     while (n < max && sf_unit_status(u)->sg_lamp[sg] == code) {
