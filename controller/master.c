@@ -1,0 +1,827 @@
+/* controller/master.c — pipelined Modbus TCP master (see master.h). */
+#define _POSIX_C_SOURCE 200809L
+#include "master.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <modbus.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define REQ_RAW    100  /* unit id + PDU of the largest request (plan download: 84 bytes) */
+#define RX_CAP     4608 /* replies of a full queue: 17 x 260 bytes, rounded up */
+#define MBAP_LEN   7    /* Modbus/TCP header: transaction, protocol, length, unit */
+#define SLOT_IDENT 0    /* req[0] is the identity read sent first on a new connection */
+
+/* What a reply feeds (reads) or that it is a write. */
+typedef enum {
+    K_WRITE = 0,
+    K_IDENT,
+    K_STATUS,
+    K_LAMPS,
+    K_DET,
+    K_OCC,
+    K_PRIO,
+    K_PLAN_RD,
+} req_kind_t;
+
+typedef struct {
+    uint8_t raw[REQ_RAW]; /* unit id, function code, data (what modbus_send_raw_request takes) */
+    uint8_t raw_len;      /* bytes in raw */
+    uint8_t kind;         /* req_kind_t */
+    uint8_t outcome;      /* sf_mreq_outcome_t */
+    uint8_t exc;          /* exception code when outcome is SF_MREQ_EXCEPTION */
+    uint16_t tid;         /* transaction id it was sent with */
+    uint16_t addr;        /* first address */
+    uint16_t qty;         /* registers or bits */
+    bool status_part;     /* one of the status reads of a poll */
+} req_t;
+
+typedef enum {
+    C_IDLE = 0,   /* nothing to do this round */
+    C_CONNECTING, /* non-blocking connect in progress */
+    C_WAITING,    /* requests sent, replies outstanding */
+    C_DONE,       /* every reply in (or failed: see failed) */
+} conn_phase_t;
+
+typedef struct {
+    modbus_t *mb;                     /* libmodbus context; owns the socket once connected */
+    struct sockaddr_in sa;            /* resolved endpoint */
+    int fd;                           /* socket, -1 none */
+    uint8_t phase;                    /* conn_phase_t */
+    bool failed;                      /* this round missed */
+    req_t req[SF_MASTER_MAX_REQ + 1]; /* slot 0: identity read; queued from slot 1 */
+    uint8_t n_req;                    /* slots used including slot 0 (>= 1) */
+    uint8_t first;                    /* first slot sent this round (0 or 1) */
+    uint8_t next_reply;               /* slot whose reply is expected next */
+    bool status_ok;                   /* every status read of this round succeeded */
+    bool has_status;                  /* this round polled the status */
+    bool ran;                         /* the queue has run: outcomes readable, queue stale */
+    uint16_t rx_len;                  /* bytes buffered in rx */
+    uint8_t rx[RX_CAP];               /* received bytes not yet parsed */
+    char expect_id[33];               /* id the unit must report, "" any */
+    sf_unit_state_t st;               /* what we know */
+} unit_t;
+
+struct sf_master_s {
+    size_t n;                /* units */
+    unit_t *u;               /* n units */
+    sf_master_opts_t opts;   /* copied */
+    struct pollfd *pfd;      /* n entries, scratch for poll */
+    uint32_t *pfd_unit;      /* unit of each pfd entry */
+    sf_master_stats_t stats; /* counters */
+};
+
+void sf_master_opts_default(sf_master_opts_t *o)
+{
+    if (!o)
+        return;
+    o->round_timeout_ms = 200;
+    sf_health_cfg_default(&o->health);
+    o->read_detectors = true;
+    o->read_priority = true;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int resolve(const char *host, uint16_t port, struct sockaddr_in *sa)
+{
+    memset(sa, 0, sizeof *sa);
+    sa->sin_family = AF_INET;
+    sa->sin_port = htons(port);
+    if (inet_pton(AF_INET, host, &sa->sin_addr) == 1)
+        return 0;
+    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *res = NULL;
+    if (getaddrinfo(host, NULL, &hints, &res) != 0 || !res) {
+        errno = EINVAL;
+        return -1;
+    }
+    sa->sin_addr = ((struct sockaddr_in *)(void *)res->ai_addr)->sin_addr;
+    freeaddrinfo(res);
+    return 0;
+}
+
+sf_master_t *sf_master_new(size_t n, const sf_endpoint_t *eps, const char *const *expect_id,
+                           const sf_master_opts_t *opts)
+{
+    sf_master_t *m = NULL;
+    if (n == 0 || n > 65535 || !eps) {
+        errno = EINVAL;
+        return NULL;
+    }
+    m = calloc(1, sizeof *m);
+    if (!m)
+        goto fail;
+    if (opts)
+        m->opts = *opts;
+    else
+        sf_master_opts_default(&m->opts);
+    if (m->opts.round_timeout_ms <= 0) {
+        errno = EINVAL;
+        goto fail;
+    }
+    m->n = n;
+    m->u = calloc(n, sizeof *m->u);
+    m->pfd = calloc(n, sizeof *m->pfd);
+    m->pfd_unit = calloc(n, sizeof *m->pfd_unit);
+    if (!m->u || !m->pfd || !m->pfd_unit)
+        goto fail;
+    for (size_t i = 0; i < n; i++) {
+        unit_t *u = &m->u[i];
+        u->fd = -1;
+        u->n_req = 1;
+        u->st.status_ds = -1;
+        if (eps[i].port == 0 || memchr(eps[i].host, 0, sizeof eps[i].host) == NULL ||
+            resolve(eps[i].host, eps[i].port, &u->sa) < 0 ||
+            sf_health_init(&u->st.health, &m->opts.health) < 0) {
+            errno = EINVAL;
+            goto fail;
+        }
+        char ip[INET_ADDRSTRLEN];
+        inet_ntop(AF_INET, &u->sa.sin_addr, ip, sizeof ip);
+        u->mb = modbus_new_tcp(ip, eps[i].port);
+        if (!u->mb)
+            goto fail;
+        if (expect_id && expect_id[i]) {
+            strncpy(u->expect_id, expect_id[i], sizeof u->expect_id - 1);
+        }
+    }
+    return m;
+fail : {
+    int e = errno ? errno : ENOMEM;
+    sf_master_destroy(&m);
+    errno = e;
+    return NULL;
+}
+}
+
+void sf_master_destroy(sf_master_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    sf_master_t *m = *self_p;
+    if (m->u) {
+        for (size_t i = 0; i < m->n; i++) {
+            if (m->u[i].mb) {
+                modbus_close(m->u[i].mb);
+                modbus_free(m->u[i].mb);
+            }
+        }
+    }
+    free(m->u);
+    free(m->pfd);
+    free(m->pfd_unit);
+    free(m);
+    *self_p = NULL;
+}
+
+size_t sf_master_n(const sf_master_t *m)
+{
+    return m ? m->n : 0;
+}
+
+const sf_unit_state_t *sf_master_state(const sf_master_t *m, size_t u)
+{
+    if (!m || u >= m->n)
+        return NULL;
+    return &m->u[u].st;
+}
+
+void sf_master_stats(const sf_master_t *m, sf_master_stats_t *out)
+{
+    if (m && out)
+        *out = m->stats;
+}
+
+/* ---- queueing --------------------------------------------------------------------- */
+
+static void put16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)(v & 0xff);
+}
+
+static uint16_t get16(const uint8_t *p)
+{
+    return (uint16_t)((p[0] << 8) | p[1]);
+}
+
+/* Queueing after a round starts a new queue (the old outcomes are dropped). */
+static void fresh(unit_t *un)
+{
+    if (un->ran) {
+        un->n_req = 1;
+        un->has_status = false;
+        un->ran = false;
+    }
+}
+
+static req_t *new_slot(sf_master_t *m, size_t u)
+{
+    if (!m || u >= m->n) {
+        errno = EINVAL;
+        return NULL;
+    }
+    unit_t *un = &m->u[u];
+    fresh(un);
+    if (un->n_req >= SF_MASTER_MAX_REQ + 1) {
+        errno = ENOSPC;
+        return NULL;
+    }
+    req_t *r = &un->req[un->n_req++];
+    memset(r, 0, sizeof *r);
+    return r;
+}
+
+static void make_read(req_t *r, uint8_t fc, uint16_t addr, uint16_t qty, req_kind_t kind)
+{
+    r->raw[0] = MODBUS_TCP_SLAVE;
+    r->raw[1] = fc;
+    put16(r->raw + 2, addr);
+    put16(r->raw + 4, qty);
+    r->raw_len = 6;
+    r->addr = addr;
+    r->qty = qty;
+    r->kind = (uint8_t)kind;
+}
+
+/* Write of holding registers as FC 16; n <= 40 keeps it within REQ_RAW. */
+static void make_write16(req_t *r, uint16_t addr, const uint16_t *vals, uint16_t n)
+{
+    r->raw[0] = MODBUS_TCP_SLAVE;
+    r->raw[1] = MODBUS_FC_WRITE_MULTIPLE_REGISTERS;
+    put16(r->raw + 2, addr);
+    put16(r->raw + 4, n);
+    r->raw[6] = (uint8_t)(2 * n);
+    for (uint16_t i = 0; i < n; i++)
+        put16(r->raw + 7 + 2 * i, vals[i]);
+    r->raw_len = (uint8_t)(7 + 2 * n);
+    r->addr = addr;
+    r->qty = n;
+    r->kind = K_WRITE;
+}
+
+static int handle_of(const sf_master_t *m, size_t u, const req_t *r)
+{
+    return (int)(r - m->u[u].req) - 1;
+}
+
+int sf_master_queue_write(sf_master_t *m, size_t u, sf_reg_id_t id, uint16_t elem,
+                          const uint16_t *vals, uint16_t n)
+{
+    const sf_reg_t *e = sf_regmap_get(id);
+    if (!m || u >= m->n || !e || e->table != SF_TBL_HOLDING || !(e->access & SF_ACC_W) || !vals ||
+        n == 0 || n > 40 || (uint32_t)elem + n > sf_regmap_span(e)) {
+        errno = EINVAL;
+        return -1;
+    }
+    req_t *r = new_slot(m, u);
+    if (!r)
+        return -1;
+    make_write16(r, (uint16_t)(e->address + elem), vals, n);
+    return handle_of(m, u, r);
+}
+
+int sf_master_queue_coils(sf_master_t *m, size_t u, sf_reg_id_t id, uint16_t elem,
+                          const uint8_t *bits, uint16_t n)
+{
+    const sf_reg_t *e = sf_regmap_get(id);
+    if (!m || u >= m->n || !e || e->table != SF_TBL_COIL || !(e->access & SF_ACC_W) || !bits ||
+        n == 0 || (uint32_t)elem + n > e->count) {
+        errno = EINVAL;
+        return -1;
+    }
+    req_t *r = new_slot(m, u);
+    if (!r)
+        return -1;
+    uint16_t addr = (uint16_t)(e->address + elem);
+    r->raw[0] = MODBUS_TCP_SLAVE;
+    r->raw[1] = MODBUS_FC_WRITE_MULTIPLE_COILS;
+    put16(r->raw + 2, addr);
+    put16(r->raw + 4, n);
+    uint8_t nbytes = (uint8_t)((n + 7) / 8);
+    r->raw[6] = nbytes;
+    memset(r->raw + 7, 0, nbytes);
+    for (uint16_t i = 0; i < n; i++)
+        if (bits[i])
+            r->raw[7 + i / 8] |= (uint8_t)(1u << (i % 8));
+    r->raw_len = (uint8_t)(7 + nbytes);
+    r->addr = addr;
+    r->qty = n;
+    r->kind = K_WRITE;
+    return handle_of(m, u, r);
+}
+
+/* First address of entry id and the number of addresses from it through entry last. */
+static void block(sf_reg_id_t first, sf_reg_id_t last, uint16_t *addr, uint16_t *qty)
+{
+    const sf_reg_t *a = sf_regmap_get(first), *b = sf_regmap_get(last);
+    *addr = a->address;
+    *qty = (uint16_t)(b->address + sf_regmap_span(b) - a->address);
+}
+
+static int queue_read(sf_master_t *m, size_t u, sf_reg_id_t first, sf_reg_id_t last,
+                      req_kind_t kind)
+{
+    uint16_t addr, qty;
+    block(first, last, &addr, &qty);
+    req_t *r = new_slot(m, u);
+    if (!r)
+        return -1;
+    make_read(r, MODBUS_FC_READ_INPUT_REGISTERS, addr, qty, kind);
+    r->status_part = kind != K_PLAN_RD;
+    return handle_of(m, u, r);
+}
+
+int sf_master_queue_poll(sf_master_t *m, size_t u, uint16_t hb)
+{
+    if (!m || u >= m->n) {
+        errno = EINVAL;
+        return -1;
+    }
+    unit_t *un = &m->u[u];
+    fresh(un);
+    int need = 3 + (m->opts.read_detectors ? 2 : 0) + (m->opts.read_priority ? 1 : 0);
+    if (un->n_req + need > SF_MASTER_MAX_REQ + 1) {
+        errno = ENOSPC;
+        return -1;
+    }
+    int h = sf_master_queue_write(m, u, SF_R_HEARTBEAT, 0, &hb, 1);
+    queue_read(m, u, SF_R_CONTROL_MODE, SF_R_PHASE_STATUS_NEXT, K_STATUS);
+    queue_read(m, u, SF_R_SG_LAMP, SF_R_SG_TIME_REMAINING, K_LAMPS);
+    if (m->opts.read_detectors) {
+        queue_read(m, u, SF_R_DET_SEQ, SF_R_DET_VOLUME, K_DET);
+        queue_read(m, u, SF_R_DET_OCCUPANCY, SF_R_DET_OCCUPANCY, K_OCC);
+    }
+    if (m->opts.read_priority)
+        queue_read(m, u, SF_R_PRIO_STATUS_ID, SF_R_PRIO_STATUS_PHASE, K_PRIO);
+    un->has_status = true;
+    return h;
+}
+
+int sf_master_queue_plan(sf_master_t *m, size_t u, const sf_intersection_t *ix, const sf_plan_t *p)
+{
+    if (!m || u >= m->n || !ix || !p || p->id < 1 || p->id > SF_MAX_PLANS ||
+        ix->n_phases > SF_MAX_PHASES) {
+        errno = EINVAL;
+        return -1;
+    }
+    fresh(&m->u[u]);
+    if (m->u[u].n_req + 3 > SF_MASTER_MAX_REQ + 1) {
+        errno = ENOSPC;
+        return -1;
+    }
+    /* plan_dl_number .. plan_dl_commit in one request: the unit takes it atomically. */
+    uint16_t addr, qty;
+    block(SF_R_PLAN_DL_NUMBER, SF_R_PLAN_DL_COMMIT, &addr, &qty);
+    uint16_t v[48] = {0};
+    uint16_t split_at = (uint16_t)(sf_regmap_get(SF_R_PLAN_DL_SPLIT)->address - addr);
+    uint16_t mode_at = (uint16_t)(sf_regmap_get(SF_R_PLAN_DL_SPLIT_MODE)->address - addr);
+    uint16_t coord = 0;
+    v[0] = p->id;
+    v[1] = p->cycle_ds;
+    v[2] = p->offset_ds;
+    v[4] = (uint16_t)p->force_mode;
+    for (uint8_t i = 0; i < ix->n_phases; i++) {
+        uint8_t no = ix->phases[i].id;
+        if (no < 1 || no > SF_MAX_PHASES) {
+            errno = EINVAL;
+            return -1;
+        }
+        v[split_at + no - 1] = p->split_ds[i];
+        v[mode_at + no - 1] = (uint16_t)p->split_mode[i];
+        if (p->coord_phase_mask & (1u << i))
+            coord = (uint16_t)(coord | (1u << (no - 1)));
+    }
+    v[3] = coord;
+    v[qty - 1] = 1; /* plan_dl_commit */
+    req_t *r = new_slot(m, u);
+    make_write16(r, addr, v, qty);
+    int h = handle_of(m, u, r);
+    uint16_t sel = p->id;
+    sf_master_queue_write(m, u, SF_R_PLAN_RD_SELECT, 0, &sel, 1);
+    queue_read(m, u, SF_R_PLAN_RD_NUMBER, SF_R_PLAN_DL_ERROR, K_PLAN_RD);
+    return h;
+}
+
+sf_mreq_outcome_t sf_master_outcome(const sf_master_t *m, size_t u, int handle)
+{
+    if (!m || u >= m->n || handle < 0 || handle >= SF_MASTER_MAX_REQ)
+        return SF_MREQ_PENDING;
+    return (sf_mreq_outcome_t)m->u[u].req[handle + 1].outcome;
+}
+
+int sf_master_exception(const sf_master_t *m, size_t u, int handle)
+{
+    if (sf_master_outcome(m, u, handle) != SF_MREQ_EXCEPTION)
+        return 0;
+    return m->u[u].req[handle + 1].exc;
+}
+
+/* ---- replies ---------------------------------------------------------------------- */
+
+static void apply_read(unit_t *u, const req_t *r, const uint8_t *data)
+{
+    sf_unit_state_t *s = &u->st;
+    uint16_t v[128];
+    for (uint16_t i = 0; i < r->qty && i < 128; i++)
+        v[i] = get16(data + 2 * i);
+#define AT(id)  v[sf_regmap_get(id)->address - r->addr]
+#define PTR(id) (&v[sf_regmap_get(id)->address - r->addr])
+    switch ((req_kind_t)r->kind) {
+    case K_IDENT: {
+        s->protocol_version = AT(SF_R_PROTOCOL_VERSION);
+        s->n_phases = AT(SF_R_N_PHASES);
+        s->n_rings = AT(SF_R_N_RINGS);
+        s->n_sg = AT(SF_R_N_SG);
+        s->n_det = AT(SF_R_N_DET);
+        s->n_plans = AT(SF_R_N_PLANS);
+        const uint16_t *id = PTR(SF_R_UNIT_ID);
+        for (int i = 0; i < 16; i++) {
+            s->unit_id[2 * i] = (char)(id[i] >> 8);
+            s->unit_id[2 * i + 1] = (char)(id[i] & 0xff);
+        }
+        s->unit_id[32] = 0;
+        s->identity_ok = s->protocol_version == SF_REGMAP_VERSION &&
+                         (u->expect_id[0] == 0 || strcmp(u->expect_id, s->unit_id) == 0);
+        break;
+    }
+    case K_STATUS:
+        s->mode = AT(SF_R_CONTROL_MODE);
+        s->active_plan = AT(SF_R_ACTIVE_PLAN);
+        s->pending_plan = AT(SF_R_PENDING_PLAN);
+        s->cycle_timer_ds = AT(SF_R_CYCLE_TIMER);
+        s->coord_in_sync = AT(SF_R_COORD_IN_SYNC);
+        s->heartbeat_echo = AT(SF_R_HEARTBEAT_ECHO);
+        s->local_fallback = AT(SF_R_LOCAL_FALLBACK);
+        s->fault_code = AT(SF_R_FAULT_CODE);
+        s->fault_latched = AT(SF_R_FAULT_LATCHED);
+        s->heartbeat_age_ds = AT(SF_R_HEARTBEAT_AGE);
+        s->tod_ds = ((uint32_t)PTR(SF_R_TOD)[0] << 16) | PTR(SF_R_TOD)[1];
+        memcpy(s->phase_status, PTR(SF_R_PHASE_STATUS_REDS), sizeof s->phase_status);
+        break;
+    case K_LAMPS:
+        for (int i = 0; i < SF_MAX_SG; i++) {
+            s->lamp[i] = (uint8_t)PTR(SF_R_SG_LAMP)[i];
+            s->sg_remaining_ds[i] = PTR(SF_R_SG_TIME_REMAINING)[i];
+        }
+        break;
+    case K_DET:
+        s->det_seq = AT(SF_R_DET_SEQ);
+        s->det_interval_s = AT(SF_R_DET_INTERVAL);
+        memcpy(s->det_volume, PTR(SF_R_DET_VOLUME), sizeof s->det_volume);
+        break;
+    case K_OCC:
+        memcpy(s->det_occupancy, PTR(SF_R_DET_OCCUPANCY), sizeof s->det_occupancy);
+        break;
+    case K_PRIO:
+        memcpy(s->prio_id, PTR(SF_R_PRIO_STATUS_ID), sizeof s->prio_id);
+        memcpy(s->prio_state, PTR(SF_R_PRIO_STATUS_STATE), sizeof s->prio_state);
+        memcpy(s->prio_reason, PTR(SF_R_PRIO_STATUS_REASON), sizeof s->prio_reason);
+        memcpy(s->prio_phase, PTR(SF_R_PRIO_STATUS_PHASE), sizeof s->prio_phase);
+        break;
+    case K_PLAN_RD: {
+        sf_plan_t *p = &s->plan_rd;
+        memset(p, 0, sizeof *p);
+        p->id = (uint8_t)AT(SF_R_PLAN_RD_NUMBER);
+        p->cycle_ds = AT(SF_R_PLAN_RD_CYCLE);
+        p->offset_ds = AT(SF_R_PLAN_RD_OFFSET);
+        p->coord_phase_mask = AT(SF_R_PLAN_RD_COORD_PHASES);
+        p->force_mode = AT(SF_R_PLAN_RD_FORCE_MODE) ? SF_FORCE_FLOATING : SF_FORCE_FIXED;
+        for (int i = 0; i < SF_MAX_PHASES; i++) {
+            p->split_ds[i] = PTR(SF_R_PLAN_RD_SPLIT)[i];
+            uint16_t sm = PTR(SF_R_PLAN_RD_SPLIT_MODE)[i];
+            p->split_mode[i] = sm <= SF_SPLIT_OMIT ? (sf_split_mode_t)sm : SF_SPLIT_NONE;
+        }
+        s->plan_dl_status = AT(SF_R_PLAN_DL_STATUS);
+        s->plan_dl_error = AT(SF_R_PLAN_DL_ERROR);
+        break;
+    }
+    case K_WRITE:
+        break;
+    }
+#undef AT
+#undef PTR
+}
+
+/* Check one complete frame against the request it answers and apply it. 0, or -1 when the
+ * frame does not belong to that request (the stream is no longer trusted). */
+static int take_reply(sf_master_t *m, unit_t *u, const uint8_t *f, uint16_t len)
+{
+    req_t *r = &u->req[u->next_reply];
+    uint16_t tid = get16(f), proto = get16(f + 2);
+    const uint8_t *pdu = f + MBAP_LEN;
+    uint16_t pdu_len = (uint16_t)(len - MBAP_LEN);
+    uint8_t fc = r->raw[1];
+    if (tid != r->tid || proto != 0 || pdu_len < 2)
+        return -1;
+    if (pdu[0] == (fc | 0x80)) {
+        if (pdu_len != 2)
+            return -1;
+        r->outcome = SF_MREQ_EXCEPTION;
+        r->exc = pdu[1];
+        u->st.n_exceptions++;
+        m->stats.exceptions++;
+        if (r->status_part)
+            u->status_ok = false;
+    } else if (pdu[0] != fc) {
+        return -1;
+    } else if (fc == MODBUS_FC_WRITE_MULTIPLE_REGISTERS || fc == MODBUS_FC_WRITE_MULTIPLE_COILS) {
+        if (pdu_len != 5 || get16(pdu + 1) != r->addr || get16(pdu + 3) != r->qty)
+            return -1;
+        r->outcome = SF_MREQ_OK;
+    } else {
+        uint16_t want =
+            fc == MODBUS_FC_READ_INPUT_REGISTERS || fc == MODBUS_FC_READ_HOLDING_REGISTERS
+                ? (uint16_t)(2 * r->qty)
+                : (uint16_t)((r->qty + 7) / 8);
+        if (pdu[1] != want || pdu_len != 2 + want)
+            return -1;
+        r->outcome = SF_MREQ_OK;
+        apply_read(u, r, pdu + 2);
+    }
+    m->stats.replies++;
+    u->next_reply++;
+    return 0;
+}
+
+static void close_unit(unit_t *u)
+{
+    if (u->mb)
+        modbus_close(u->mb);
+    u->fd = -1;
+    u->rx_len = 0;
+    u->st.connected = false;
+}
+
+/* The round failed for u: every request not answered is missed; the connection closes. */
+static void fail_unit(sf_master_t *m, unit_t *u)
+{
+    for (uint8_t i = u->next_reply; i < u->n_req; i++)
+        if (u->req[i].outcome == SF_MREQ_PENDING)
+            u->req[i].outcome = SF_MREQ_MISSED;
+    u->failed = true;
+    u->phase = C_DONE;
+    close_unit(u);
+    (void)m;
+}
+
+/* Read what is there and parse every complete frame. */
+static void on_readable(sf_master_t *m, unit_t *u)
+{
+    for (;;) {
+        ssize_t got = recv(u->fd, u->rx + u->rx_len, RX_CAP - u->rx_len, 0);
+        if (got == 0 || (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+            fail_unit(m, u);
+            return;
+        }
+        if (got < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        u->rx_len = (uint16_t)(u->rx_len + got);
+        if (u->rx_len < RX_CAP)
+            break;
+        break; /* full buffer: parse, then come back through poll */
+    }
+    uint16_t off = 0;
+    while (u->rx_len - off >= MBAP_LEN) {
+        uint16_t mb_len = get16(u->rx + off + 4);
+        if (mb_len < 2 || mb_len > 254) {
+            m->stats.protocol_errors++;
+            fail_unit(m, u);
+            return;
+        }
+        uint16_t flen = (uint16_t)(6 + mb_len);
+        if (u->rx_len - off < flen)
+            break;
+        if (u->next_reply >= u->n_req || take_reply(m, u, u->rx + off, flen) < 0) {
+            m->stats.protocol_errors++;
+            fail_unit(m, u);
+            return;
+        }
+        off = (uint16_t)(off + flen);
+    }
+    memmove(u->rx, u->rx + off, (size_t)(u->rx_len - off));
+    u->rx_len = (uint16_t)(u->rx_len - off);
+    if (u->next_reply >= u->n_req)
+        u->phase = C_DONE;
+}
+
+static void send_all(sf_master_t *m, unit_t *u)
+{
+    for (uint8_t i = u->first; i < u->n_req; i++) {
+        req_t *r = &u->req[i];
+        /* modbus_send_raw_request frames every request with transaction id 0, so replies
+         * are matched by order (one TCP stream answers in order) and by function, count
+         * and address; a connection that missed a reply is closed, never reused. */
+        r->tid = 0;
+        if (modbus_send_raw_request(u->mb, r->raw, r->raw_len) < 0) {
+            u->next_reply = i;
+            fail_unit(m, u);
+            return;
+        }
+        m->stats.requests++;
+    }
+    u->next_reply = u->first;
+    u->phase = C_WAITING;
+}
+
+static void connected(sf_master_t *m, unit_t *u)
+{
+    int one = 1;
+    setsockopt(u->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    modbus_set_socket(u->mb, u->fd);
+    u->st.connected = true;
+    u->st.n_connects++;
+    m->stats.connects++;
+    /* A new connection may be a new device: read its identity first. */
+    u->first = SLOT_IDENT;
+    make_read(&u->req[SLOT_IDENT], MODBUS_FC_READ_INPUT_REGISTERS, 0, 0, K_IDENT);
+    uint16_t addr, qty;
+    block(SF_R_PROTOCOL_VERSION, SF_R_UNIT_ID, &addr, &qty);
+    make_read(&u->req[SLOT_IDENT], MODBUS_FC_READ_INPUT_REGISTERS, addr, qty, K_IDENT);
+    send_all(m, u);
+}
+
+static void start(sf_master_t *m, unit_t *u)
+{
+    u->failed = false;
+    u->status_ok = true;
+    u->first = 1;
+    u->next_reply = 1;
+    if (u->fd >= 0) {
+        send_all(m, u);
+        return;
+    }
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        m->stats.connect_failures++;
+        fail_unit(m, u);
+        return;
+    }
+    u->fd = fd;
+    if (connect(fd, (const struct sockaddr *)&u->sa, sizeof u->sa) == 0) {
+        connected(m, u);
+    } else if (errno == EINPROGRESS) {
+        u->phase = C_CONNECTING;
+    } else {
+        close(fd);
+        u->fd = -1;
+        m->stats.connect_failures++;
+        fail_unit(m, u);
+    }
+}
+
+static void on_writable(sf_master_t *m, unit_t *u)
+{
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(u->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err != 0) {
+        close(u->fd);
+        u->fd = -1;
+        m->stats.connect_failures++;
+        fail_unit(m, u);
+        return;
+    }
+    connected(m, u);
+}
+
+int sf_master_run(sf_master_t *m, int64_t now_ds)
+{
+    if (!m) {
+        errno = EINVAL;
+        return -1;
+    }
+    int64_t deadline = mono_ms() + m->opts.round_timeout_ms;
+    m->stats.rounds++;
+    for (size_t i = 0; i < m->n; i++) {
+        unit_t *u = &m->u[i];
+        u->phase = C_IDLE;
+        if (u->n_req <= 1 || u->ran)
+            continue;
+        if (!sf_health_due(&u->st.health, now_ds)) {
+            for (uint8_t k = 1; k < u->n_req; k++)
+                u->req[k].outcome = SF_MREQ_SKIPPED;
+            continue;
+        }
+        start(m, u);
+    }
+    int rc = 0;
+    for (;;) {
+        nfds_t np = 0;
+        for (size_t i = 0; i < m->n; i++) {
+            unit_t *u = &m->u[i];
+            if (u->phase != C_CONNECTING && u->phase != C_WAITING)
+                continue;
+            m->pfd[np].fd = u->fd;
+            m->pfd[np].events = u->phase == C_CONNECTING ? POLLOUT : POLLIN;
+            m->pfd[np].revents = 0;
+            m->pfd_unit[np] = (uint32_t)i;
+            np++;
+        }
+        if (np == 0)
+            break;
+        int64_t left = deadline - mono_ms();
+        if (left <= 0)
+            break;
+        int k = poll(m->pfd, np, (int)left);
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            rc = -1;
+            break;
+        }
+        for (nfds_t j = 0; j < np && k > 0; j++) {
+            if (!m->pfd[j].revents)
+                continue;
+            unit_t *u = &m->u[m->pfd_unit[j]];
+            if (u->phase == C_CONNECTING)
+                on_writable(m, u);
+            else
+                on_readable(m, u);
+        }
+    }
+    int e = errno;
+    int complete = 0;
+    for (size_t i = 0; i < m->n; i++) {
+        unit_t *u = &m->u[i];
+        if (u->n_req <= 1 || u->ran)
+            goto reset;
+        if (u->phase == C_IDLE) { /* offline, backing off: skipped */
+            u->ran = true;
+            goto reset;
+        }
+        if (u->phase != C_DONE) {
+            if (u->phase == C_CONNECTING)
+                m->stats.connect_failures++;
+            fail_unit(m, u);
+        }
+        if (u->failed) {
+            m->stats.missed++;
+            sf_health_miss(&u->st.health, now_ds);
+        } else {
+            complete++;
+            sf_health_reply(&u->st.health, now_ds);
+            if (u->has_status && u->status_ok) {
+                u->st.n_status++;
+                u->st.status_ds = now_ds;
+            }
+        }
+        /* Outcomes stay readable until the next queueing, which starts a new queue. */
+        u->ran = true;
+    reset:
+        u->phase = C_IDLE;
+    }
+    if (rc < 0) {
+        errno = e;
+        return -1;
+    }
+    return complete;
+}
+
+bool sf_master_plan_equal(const sf_intersection_t *ix, const sf_plan_t *sent, const sf_plan_t *read)
+{
+    if (!ix || !sent || !read)
+        return false;
+    if (sent->id != read->id || sent->cycle_ds != read->cycle_ds ||
+        sent->offset_ds != read->offset_ds || sent->force_mode != read->force_mode)
+        return false;
+    uint16_t coord = 0;
+    for (uint8_t i = 0; i < ix->n_phases && i < SF_MAX_PHASES; i++) {
+        uint8_t no = ix->phases[i].id;
+        if (no < 1 || no > SF_MAX_PHASES)
+            return false;
+        if (sent->split_ds[i] != read->split_ds[no - 1] ||
+            sent->split_mode[i] != read->split_mode[no - 1])
+            return false;
+        if (sent->coord_phase_mask & (1u << i))
+            coord = (uint16_t)(coord | (1u << (no - 1)));
+    }
+    return coord == read->coord_phase_mask;
+}
+
+int sf_master_sweep(sf_master_t *m, int64_t now_ds, uint16_t hb)
+{
+    if (!m) {
+        errno = EINVAL;
+        return -1;
+    }
+    for (size_t i = 0; i < m->n; i++)
+        sf_master_queue_poll(m, i, hb);
+    return sf_master_run(m, now_ds);
+}

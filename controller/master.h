@@ -1,0 +1,177 @@
+/* controller/master.h — the centre's Modbus TCP master for many signal units.
+ *
+ * One libmodbus context per unit (modbus_new_tcp), sockets connected without blocking
+ * (all units at once, then modbus_set_socket) and every request of a round pipelined:
+ * sf_master_run() first sends every unit's queued requests (modbus_send_raw_request,
+ * which frames the ADU), then waits with one poll() over all sockets and parses replies as
+ * they complete, so a round over N units costs about one round trip, not N. Replies are
+ * parsed here rather than by modbus_receive_confirmation because libmodbus waits with
+ * select(), which cannot watch descriptors above FD_SETSIZE (1024) that a master of a
+ * thousand units uses.
+ *
+ * Only the register map (proto/regmap.h) is used: the master works the same against the
+ * emulated units and against any device that implements the map.
+ *
+ * A unit whose requests are not all answered by the round's deadline has missed a poll:
+ * its connection is closed (a late reply would otherwise be taken for the next one) and
+ * its health records the miss (controller/health.h). A unit offline and backing off is not
+ * contacted at all: its queued requests end as SF_MREQ_SKIPPED. Nothing blocks past the
+ * deadline (connect included).
+ */
+#ifndef SIGFLOW_MASTER_H
+#define SIGFLOW_MASTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "health.h"
+#include "regmap.h"
+#include "scenario.h"
+
+#define SF_MASTER_HOST_LEN 64 /* host names and addresses, with NUL */
+#define SF_MASTER_MAX_REQ  16 /* requests queued per unit per round */
+#define SF_MASTER_PRIO     8  /* priority status slots read (regmap prio_status_*) */
+
+/* Where one unit listens. */
+typedef struct {
+    char host[SF_MASTER_HOST_LEN]; /* IPv4 address or host name */
+    uint16_t port;                 /* TCP port */
+} sf_endpoint_t;
+
+typedef struct {
+    int round_timeout_ms;   /* a round (connect, send, every reply) ends after this; def. 200 */
+    sf_health_cfg_t health; /* offline threshold and back-off (0.1 s units) */
+    bool read_detectors;    /* sweeps also read det_seq/volume/occupancy (default true) */
+    bool read_priority;     /* sweeps also read the priority status slots (default true) */
+} sf_master_opts_t;
+
+/* What the centre last read from one unit (register values as the map defines them). */
+typedef struct {
+    /* identity (read once per connection) */
+    uint16_t protocol_version; /* SF_REGMAP_VERSION expected */
+    uint16_t n_phases, n_rings, n_sg, n_det, n_plans;
+    char unit_id[33]; /* intersection id, NUL-terminated */
+    bool identity_ok; /* protocol version known and id as configured */
+    /* status */
+    uint16_t mode;           /* GB/T 20999 code (0x10.., 0x2x local, 0x31 flash ...) */
+    uint16_t active_plan;    /* 1..16 */
+    uint16_t pending_plan;   /* 0 none */
+    uint16_t cycle_timer_ds; /* 0.1 s */
+    uint16_t coord_in_sync;
+    uint16_t heartbeat_echo;
+    uint16_t local_fallback;
+    uint16_t fault_code;
+    uint16_t fault_latched;
+    uint16_t heartbeat_age_ds;
+    uint32_t tod_ds;           /* unit time of day, 0.1 s */
+    uint16_t phase_status[10]; /* reds, yellows, greens, dont_walks, ped_clears, walks,
+                                  veh_calls, ped_calls, on, next (bit i = phase i+1) */
+    uint8_t lamp[SF_MAX_SG];   /* GB/T 20999 lamp codes */
+    uint16_t sg_remaining_ds[SF_MAX_SG];
+    uint16_t det_seq; /* last completed detector interval */
+    uint16_t det_interval_s;
+    uint16_t det_volume[SF_MAX_DET];    /* veh in that interval */
+    uint16_t det_occupancy[SF_MAX_DET]; /* 0.1 % */
+    uint16_t prio_id[SF_MASTER_PRIO], prio_state[SF_MASTER_PRIO];
+    uint16_t prio_reason[SF_MASTER_PRIO], prio_phase[SF_MASTER_PRIO];
+    /* last plan read back (plan_rd_*), in register terms: split_ds[] and split_mode[] are
+     * indexed by phase number - 1 and coord_phase_mask bit i is phase i + 1 (not the
+     * scenario's phase indices); id 0 when the unit does not have that plan */
+    sf_plan_t plan_rd;
+    uint16_t plan_dl_status, plan_dl_error;
+    /* bookkeeping */
+    uint64_t n_status;     /* sweeps whose status reads all succeeded */
+    int64_t status_ds;     /* now_ds of the last such sweep, -1 never */
+    sf_health_t health;    /* comms health */
+    bool connected;        /* a socket is open */
+    uint64_t n_connects;   /* connections established */
+    uint64_t n_exceptions; /* exception replies received */
+} sf_unit_state_t;
+
+/* Outcome of one queued request after a round. */
+typedef enum {
+    SF_MREQ_PENDING = 0,   /* not run yet */
+    SF_MREQ_OK = 1,        /* normal reply */
+    SF_MREQ_EXCEPTION = 2, /* exception reply; see sf_master_exception */
+    SF_MREQ_MISSED = 3,    /* no reply by the deadline (or connection failed) */
+    SF_MREQ_SKIPPED = 4,   /* unit offline and backing off: not sent */
+} sf_mreq_outcome_t;
+
+/* Comms statistics over all units (monotonic). */
+typedef struct {
+    uint64_t rounds;           /* rounds run */
+    uint64_t requests;         /* requests sent */
+    uint64_t replies;          /* replies parsed */
+    uint64_t exceptions;       /* of which exceptions */
+    uint64_t missed;           /* unit-polls missed */
+    uint64_t connects;         /* connections established */
+    uint64_t connect_failures; /* connections refused, failed or timed out */
+    uint64_t protocol_errors;  /* replies that did not match their request (conn. closed) */
+} sf_master_stats_t;
+
+typedef struct sf_master_s sf_master_t;
+
+/* Fill o with the defaults above. */
+void sf_master_opts_default(sf_master_opts_t *o);
+
+/* New master for n units at eps[0..n) (copied); expect_id[i] (may be NULL, or an entry
+ * NULL) is the intersection id unit i must report. NULL with errno EINVAL (n 0, a bad
+ * endpoint or option: the host is resolved here), ENOMEM. Connects nothing yet. */
+sf_master_t *sf_master_new(size_t n, const sf_endpoint_t *eps, const char *const *expect_id,
+                           const sf_master_opts_t *opts);
+
+/* Close every connection and free; takes NULL, sets *self_p to NULL. */
+void sf_master_destroy(sf_master_t **self_p);
+
+/* Number of units. */
+size_t sf_master_n(const sf_master_t *m);
+
+/* State of unit u (NULL when out of range); valid until the next round. */
+const sf_unit_state_t *sf_master_state(const sf_master_t *m, size_t u);
+
+/* Queue a write of holding registers starting at element `elem` of entry id (FC 16),
+ * values vals[0..n) (u32 entries: n counts registers). Returns the request's handle for
+ * sf_master_outcome, or -1 with errno EINVAL (not a writable holding entry, out of the
+ * entry, u out of range), ENOSPC (queue full). */
+int sf_master_queue_write(sf_master_t *m, size_t u, sf_reg_id_t id, uint16_t elem,
+                          const uint16_t *vals, uint16_t n);
+
+/* Queue a write of coils (FC 15) starting at element elem of entry id, bits[0..n) 0/1.
+ * Returns a handle, or -1 (EINVAL, ENOSPC). */
+int sf_master_queue_coils(sf_master_t *m, size_t u, sf_reg_id_t id, uint16_t elem,
+                          const uint8_t *bits, uint16_t n);
+
+/* Queue a poll: heartbeat write of hb, then the status reads (and detectors / priority
+ * slots as the options say). Returns the handle of the heartbeat write or -1 (ENOSPC). */
+int sf_master_queue_poll(sf_master_t *m, size_t u, uint16_t hb);
+
+/* Queue a plan download of plan p (phase splits by index per ix, written as plan_dl_*
+ * 400..437 in one atomic FC 16 ending with the commit) and its read-back (plan_rd_select
+ * then plan_rd_*, plan_dl_status/error). Returns the handle of the download write (the
+ * read-back lands in sf_master_state()->plan_rd) or -1 (EINVAL, ENOSPC). */
+int sf_master_queue_plan(sf_master_t *m, size_t u, const sf_intersection_t *ix, const sf_plan_t *p);
+
+/* Run everything queued on every unit as one pipelined round ending by now + the round
+ * timeout; updates states and health at now_ds (0.1 s, the caller's clock). Units with
+ * nothing queued are not touched. Returns the number of units that answered every
+ * request, or -1 with errno on a system error (poll). */
+int sf_master_run(sf_master_t *m, int64_t now_ds);
+
+/* Queue a poll for every unit (heartbeat value hb) and run the round. */
+int sf_master_sweep(sf_master_t *m, int64_t now_ds, uint16_t hb);
+
+/* Outcome of request `handle` of unit u in the last round (SF_MREQ_PENDING if unknown),
+ * and its exception code (0 unless SF_MREQ_EXCEPTION). */
+sf_mreq_outcome_t sf_master_outcome(const sf_master_t *m, size_t u, int handle);
+int sf_master_exception(const sf_master_t *m, size_t u, int handle);
+
+/* Comms statistics so far. */
+void sf_master_stats(const sf_master_t *m, sf_master_stats_t *out);
+
+/* Compare a plan read back with the plan sent (number, cycle, offset, coordinated phases,
+ * force mode, every used phase's split and split mode of ix's phases). True when equal. */
+bool sf_master_plan_equal(const sf_intersection_t *ix, const sf_plan_t *sent,
+                          const sf_plan_t *read);
+
+#endif
