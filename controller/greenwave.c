@@ -598,10 +598,13 @@ int sf_gw_from_scenario(const sf_scenario_t *sc, const sf_gw_source_t *src, sf_g
                     ix->id);
             goto fail;
         }
-        double ref = INFINITY;
-        for (uint8_t p = 0; p < ix->n_phases; p++)
-            if (pl->coord_phase_mask >> p & 1u)
-                ref = fmin(ref, start[p]);
+        /* the unit's reference: the offset is the green start of the first coordinated
+         * phase found scanning the rings in order, each in its service order */
+        double ref = -1;
+        for (uint8_t r = 0; r < ix->n_rings && r < SF_MAX_RINGS && ref < 0; r++)
+            for (uint8_t q = 0; q < ix->ring_seq_len[r] && q < SF_MAX_PHASES && ref < 0; q++)
+                if (pl->coord_phase_mask >> ix->ring_seq[r][q] & 1u)
+                    ref = start[ix->ring_seq[r][q]];
         const sf_phase_t *ph_o = &ix->phases[po], *ph_n = &ix->phases[pn];
         c->out_start_s[k] = wrap(start[po] - ref, c->cycle_s);
         c->in_start_s[k] = wrap(start[pn] - ref, c->cycle_s);

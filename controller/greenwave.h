@@ -127,13 +127,15 @@ typedef struct {
  * coordinated phases, ordered along the axis (x or y) on which they spread most,
  * outbound = increasing coordinate. Each node's outbound (inbound) window is the
  * coordinated phase serving the through movement of its approach from the lower (higher)
- * side; local cycle time 0 is the green start of the earliest coordinated phase, with
- * every ring starting its sequence (ring_seq) at cycle time 0. Distances and speeds come
- * from the links between consecutive nodes. With a bus line, the dwell of its stops on a
- * segment (dwell_s + per_pax_s * pax_mean) and the time lost stopping there
- * (v/(2a) + v/(2b) with the bus's a and b) are added to that segment. node_ix[n] receives
- * the intersection index of every node, *plan_idx_out (may be NULL) the plan index used
- * at each node. Returns 0, or -1 with EINVAL and a one-line reason in err. */
+ * side; local cycle time 0 is the green start of the first coordinated phase found
+ * scanning the rings in order, each in its service order (ring_seq) — the phase the
+ * unit's offset refers to (unit/engine.c) — with every ring starting its sequence at
+ * cycle time 0 (a valid plan's barriers line up, so this is the unit's layout). Distances and
+ * speeds come from the links between consecutive nodes. With a bus line, the dwell of its stops on
+ * a segment (dwell_s + per_pax_s * pax_mean) and the time lost stopping there (v/(2a) + v/(2b) with
+ * the bus's a and b) are added to that segment. node_ix[n] receives the intersection index of every
+ * node, *plan_idx_out (may be NULL) the plan index used at each node. Returns 0, or -1 with EINVAL
+ * and a one-line reason in err. */
 int sf_gw_from_scenario(const sf_scenario_t *sc, const sf_gw_source_t *src, sf_gw_corridor_t *c,
                         uint32_t *node_ix, uint8_t *plan_idx_out, char *err, size_t err_len);
 

@@ -470,6 +470,16 @@ Test(greenwave, corridor_from_scenario)
     cr_assert_float_eq(c.in_start_s[0], 24, 1e-9);
     s.ix[1].ring_seq[1][0] = 2;
     s.ix[1].ring_seq[1][1] = 3;
+    /* the offset refers to phase 2 (first coordinated phase of ring 1, as in the unit) even
+     * when phase 6 starts first: ring 1 serving 4 then 2 puts phase 2 at 24 s, phase 6 at 0,
+     * so the westbound window starts 36 s after the offset reference */
+    s.ix[1].ring_seq[0][0] = 1;
+    s.ix[1].ring_seq[0][1] = 0;
+    cr_assert_eq(sf_gw_from_scenario(&s.sc, &src, &c, node, plan, err, sizeof err), 0);
+    cr_assert_float_eq(c.out_start_s[0], 0, 1e-9);
+    cr_assert_float_eq(c.in_start_s[0], 36, 1e-9);
+    s.ix[1].ring_seq[0][0] = 0;
+    s.ix[1].ring_seq[0][1] = 1;
 
     /* bus progression: desired speed 0.8 x 50 km/h, stop on A->B: 30 s dwell plus
      * v/(2a) + v/(2b) = 11.11/2 + 11.11/4 = 8.33 s lost braking and accelerating */
