@@ -256,7 +256,8 @@ struct sf_sim {
 #define STOP_MARGIN_M  1.0f   /* m: a stopped front bumper rests this far before the line */
 #define CAUTION_ZONE_M 40.0f  /* m before the line where flashing yellow caps the speed */
 #define ACC_CLOSE_M    100.0f /* m past a stop line where that approach's delay account closes */
-#define BUS_ZONE_M     60.0f  /* m before a stop / after leaving it that count as stop delay */
+#define BUS_ZONE_M     250.0f /* m before a stop that count as stop (not signal) delay ... */
+#define BUS_ZONE_OUT_M 250.0f /* ... and after leaving it, until back at 0.9 v0 */
 #define QUEUE_V        1.4f   /* m/s: queued (HCM: about 5 km/h) */
 #define QUEUE_GAP_M    10.0f  /* m: max gap between consecutive queued vehicles */
 #define QUEUE_HEAD_M   15.0f  /* m: a queue's head is this close to the line */

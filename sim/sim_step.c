@@ -433,7 +433,7 @@ static void finish_dwell(sf_sim_t *sim, bus_t *b, float pos)
     }
     b->stop_k++;
     b->dwelling = 0;
-    b->zone_until = pos + BUS_ZONE_M;
+    b->zone_until = pos + BUS_ZONE_OUT_M;
 }
 
 static void start_dwell(sf_sim_t *sim, bus_t *b)
@@ -610,8 +610,10 @@ static void lane_loop(sf_sim_t *sim, uint32_t lidx)
                 if (a2 < acc)
                     acc = a2;
                 in_zone = p >= sp - BUS_ZONE_M;
-            } else {
-                in_zone = p < bb->zone_until;
+            } else if (p < bb->zone_until) {
+                in_zone = true;
+                if (v >= 0.9f / iv0)
+                    bb->zone_until = 0.0f; /* back up to speed: the stop's effect is over */
             }
         }
         /* ballistic update */
@@ -840,7 +842,7 @@ static void transfers(sf_sim_t *sim)
                     bb->route_k++;
                 else
                     bb->route_k = SF_NONE8; /* off its route: drives on like a car */
-                bb->zone_until = 0.0f;
+                bb->zone_until -= lk->len;  /* a departure zone may run past the line */
             }
         }
     }
