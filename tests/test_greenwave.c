@@ -2,11 +2,16 @@
  * corridors, and the corridor taken from a scenario. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "greenwave.h"
+#include "scenario.h"
 
 /* n nodes, common cycle, both directions' greens starting at local 0 with length g,
  * segment travel times given (distance = t * 10 m/s). */
@@ -531,4 +536,185 @@ Test(greenwave, corridor_from_scenario_errors)
     src.line_idx = 3;
     cr_assert_eq(sf_gw_from_scenario(&s.sc, &src, &c, node, NULL, err, sizeof err), -1);
     cr_assert_eq(sf_gw_from_scenario(NULL, &src, &c, node, NULL, err, sizeof err), -1);
+}
+
+/* ---- `sigflow plan` end to end (the built program on the default corridor) --------------- */
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "%s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = calloc(1, (size_t)n + 1);
+    cr_assert_not_null(buf);
+    cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    return buf;
+}
+
+/* Run SIGFLOW_BIN with args (NULL-terminated), stdout/stderr into files of dir; returns the
+ * exit status and the two outputs (caller frees). */
+static int run_sigflow(const char *dir, const char *const *args, char **out, char **err)
+{
+    char po[512], pe[512];
+    snprintf(po, sizeof po, "%s/stdout", dir);
+    snprintf(pe, sizeof pe, "%s/stderr", dir);
+    const char *argv[32] = {SIGFLOW_BIN};
+    int n = 1;
+    while (args[n - 1] && n < 31) {
+        argv[n] = args[n - 1];
+        n++;
+    }
+    argv[n] = NULL;
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        int fo = open(po, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        int fe = open(pe, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (fo < 0 || fe < 0 || dup2(fo, 1) < 0 || dup2(fe, 2) < 0)
+            _exit(127);
+        execv(SIGFLOW_BIN, (char *const *)argv);
+        _exit(127);
+    }
+    int st = 0;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    cr_assert(WIFEXITED(st), "sigflow did not exit normally");
+    *out = slurp(po);
+    *err = slurp(pe);
+    return WEXITSTATUS(st);
+}
+
+/* The two numbers after `label` on its line of the bandwidth table. */
+static void table_row(const char *out, const char *label, double *b_out, double *b_in)
+{
+    const char *p = strstr(out, label);
+    cr_assert_not_null(p, "no '%s' row in:\n%s", label, out);
+    cr_assert_eq(sscanf(p + strlen(label), "%lf %lf", b_out, b_in), 2, "row: %.80s", p);
+}
+
+Test(greenwave_cli, optimise_and_write_the_default_corridor, .timeout = 120)
+{
+    char dir[] = "/tmp/sigflow-gw-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char scen[512], written[600];
+    snprintf(scen, sizeof scen, "%s/scenarios/xiantao-corridor.json", SIGFLOW_ASSETS);
+    snprintf(written, sizeof written, "%s/offsets.json", dir);
+    char *out, *err;
+    const char *args[] = {"plan", "greenwave", scen, "--write", written, NULL};
+    int rc = run_sigflow(dir, args, &out, &err);
+    cr_assert_eq(rc, 0, "exit %d, stderr:\n%s", rc, err);
+    double zo, zi, oo, oi;
+    table_row(out, "all zero", &zo, &zi);
+    table_row(out, "optimised", &oo, &oi);
+    cr_assert_geq(oo + oi, zo + zi);
+    cr_assert_gt(oo + oi, 0, "a corridor with greens of half the cycle has some band");
+    cr_assert(strstr(out, "passes sigflow check"), "%s", out);
+
+    /* the written file loads, has the offsets, and they give the printed bandwidths */
+    sf_errors_t errs = {0, NULL};
+    sf_scenario_t *orig = sf_scenario_load(scen, NULL, 0, &errs);
+    cr_assert_not_null(orig);
+    sf_scenario_t *sc = sf_scenario_load(written, NULL, 0, &errs);
+    cr_assert_not_null(sc, "%s", errs.n ? errs.msg[0] : "");
+    sf_gw_source_t src = {.plan_id = 0, .speed_mps = 0, .line_idx = -1};
+    sf_gw_corridor_t c;
+    uint32_t node[SF_GW_MAX_NODES];
+    uint8_t plan[SF_GW_MAX_NODES];
+    char why[256];
+    cr_assert_eq(sf_gw_from_scenario(sc, &src, &c, node, plan, why, sizeof why), 0, "%s", why);
+    double th[SF_GW_MAX_NODES];
+    for (uint32_t k = 0; k < c.n; k++)
+        th[k] = sc->intersections[node[k]].plans[plan[k]].offset_ds / 10.0;
+    sf_gw_band_t b;
+    cr_assert_eq(sf_gw_bandwidth(&c, th, &b), 0);
+    cr_assert_float_eq(b.b_out_s, oo, 0.051);
+    cr_assert_float_eq(b.b_in_s, oi, 0.051);
+    /* nothing else changed: every plan's cycle and splits are the original's */
+    cr_assert_eq(sc->n_intersections, orig->n_intersections);
+    for (uint32_t i = 0; i < sc->n_intersections; i++) {
+        const sf_intersection_t *a = &sc->intersections[i], *o = &orig->intersections[i];
+        cr_assert_eq(a->n_plans, o->n_plans);
+        for (uint8_t p = 0; p < a->n_plans; p++) {
+            cr_assert_eq(a->plans[p].cycle_ds, o->plans[p].cycle_ds);
+            cr_assert_arr_eq(a->plans[p].split_ds, o->plans[p].split_ds,
+                             sizeof a->plans[p].split_ds);
+        }
+    }
+    cr_assert_eq(sc->n_links, orig->n_links);
+    cr_assert_eq(sc->n_lines, orig->n_lines);
+    sf_scenario_destroy(&sc);
+    sf_scenario_destroy(&orig);
+    free(out);
+    free(err);
+
+    /* and `sigflow check` accepts it */
+    const char *chk[] = {"check", written, NULL};
+    rc = run_sigflow(dir, chk, &out, &err);
+    cr_assert_eq(rc, 0, "%s", err);
+    cr_assert(strncmp(out, "ok: ", 4) == 0, "%s", out);
+    free(out);
+    free(err);
+
+    /* webster on the same corridor: one block per intersection */
+    const char *wb[] = {"plan", "webster", scen, NULL};
+    rc = run_sigflow(dir, wb, &out, &err);
+    cr_assert_eq(rc, 0, "%s", err);
+    int blocks = 0;
+    for (const char *p = out; (p = strstr(p, "  Y = ")); p++)
+        blocks++;
+    sf_scenario_t *s2 = sf_scenario_load(scen, NULL, 0, &errs);
+    cr_assert_not_null(s2);
+    cr_assert_eq(blocks, (int)s2->n_intersections, "%s", out);
+    sf_scenario_destroy(&s2);
+    free(out);
+    free(err);
+    unlink(written);
+    char p1[600], p2[600];
+    snprintf(p1, sizeof p1, "%s/stdout", dir);
+    snprintf(p2, sizeof p2, "%s/stderr", dir);
+    unlink(p1);
+    unlink(p2);
+    rmdir(dir);
+}
+
+Test(greenwave_cli, bad_arguments_are_refused)
+{
+    char dir[] = "/tmp/sigflow-gw-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char scen[512];
+    snprintf(scen, sizeof scen, "%s/scenarios/xiantao-corridor.json", SIGFLOW_ASSETS);
+    struct {
+        const char *args[8];
+        int rc;
+        const char *msg;
+    } cases[] = {
+        {{"plan", "greenwave", scen, "--weight", "-1", NULL}, 2, "--weight must be in"},
+        {{"plan", "greenwave", scen, "--weight", "abc", NULL}, 2, "--weight needs a number"},
+        {{"plan", "greenwave", scen, "--speed", NULL}, 2, "--speed needs a value"},
+        {{"plan", "greenwave", scen, "--bus", "NOPE", NULL}, 2, "no bus line 'NOPE'"},
+        {{"plan", "greenwave", scen, "--plan", "7", NULL}, 1, "no intersection has a coordinated"},
+        {{"plan", "greenwave", scen, "--speed-min", "30", NULL}, 2, "go together"},
+        {{"plan", "webster", scen, "--speed", "40", NULL}, 2, "is a greenwave option"},
+        {{"plan", "greenwave", scen, "--factor", "2", NULL}, 2, "is a webster option"},
+        {{"plan", "bogus", scen, NULL}, 2, "unknown plan kind 'bogus'"},
+        {{"plan", "greenwave", NULL}, 2, "missing SCENARIO"},
+        {{"plan", "webster", "/nonexistent.json", NULL}, 1, "/nonexistent.json"},
+        {{"plan", "webster", scen, "--set", "run.seed=-4", NULL}, 1, "run.seed"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *out, *err;
+        int rc = run_sigflow(dir, cases[i].args, &out, &err);
+        cr_assert_eq(rc, cases[i].rc, "case %zu: exit %d, stderr: %s", i, rc, err);
+        cr_assert(strstr(err, cases[i].msg), "case %zu: stderr: %s", i, err);
+        free(out);
+        free(err);
+    }
+    char p1[600], p2[600];
+    snprintf(p1, sizeof p1, "%s/stdout", dir);
+    snprintf(p2, sizeof p2, "%s/stderr", dir);
+    unlink(p1);
+    unlink(p2);
+    rmdir(dir);
 }
