@@ -16,5 +16,7 @@ const sf_command_t sf_commands[] = {
     {"unit", "SCENARIO [--intersection ID]... [--listen ADDR] [--base-port N] [--allow IP]...",
      "run signal units on the wall clock behind Modbus TCP (prints `ready ID ADDR:PORT`)",
      sf_cmd_unit},
+    {"plot", "time-space|coordination|queues RUN --out FILE.png [--ix ID] [--size WxH]",
+     "draw a plot of a recorded run as a PNG (offscreen, no display needed)", sf_cmd_plot},
     {NULL, NULL, NULL, NULL},
 };

@@ -734,7 +734,7 @@ sf_runrec_t *sf_runrec_load(const sf_scenario_t *sc, const char *path, char *err
     rec->cap_lc = (size_t)(nlc ? nlc : 1);
     float prev = -INFINITY;
     for (size_t i = 0; i < nlc; i++) {
-        sf_lamp_change_t c;
+        sf_lamp_change_t c = {0};
         rd(&r, &c.t_s, 4);
         rd(&r, &c.ix, 2);
         rd(&r, &c.sg, 1);
@@ -752,7 +752,7 @@ sf_runrec_t *sf_runrec_load(const sf_scenario_t *sc, const char *path, char *err
         note_time(rec, c.t_s);
     }
     for (uint32_t c = 0; c < nql; c++) {
-        uint32_t li;
+        uint32_t li = UINT32_MAX;
         rd(&r, &li, 4);
         if (li >= sc->n_links || sc->links[li].to_kind != SF_NODE_INTERSECTION ||
             rec->qcol[li] >= 0) {

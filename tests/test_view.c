@@ -1,0 +1,765 @@
+/* tests/test_view.c — the viewer's drawing, checked on the pixels it produces.
+ *
+ * Everything renders offscreen (SDL_VIDEODRIVER=dummy, software renderer): the canvas
+ * primitives, the default scenario's network with lamps set to known codes (each head's
+ * pixel must show its code's colour), vehicles and detectors where they are, the
+ * time-space diagram of a synthetic run (a trajectory crossing a green band), the
+ * coordination diagram's measured arrivals on green, the run-record file (round trip and
+ * corrupted files) and `sigflow plot` as a child process.
+ */
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <SDL2/SDL_image.h>
+
+#include "canvas.h"
+#include "netview.h"
+#include "palette.h"
+#include "panel.h"
+#include "plots.h"
+#include "runrec.h"
+#include "scenario.h"
+#include "shot.h"
+#include "sim.h"
+
+#define DEFAULT_SCENARIO SIGFLOW_ASSETS "/scenarios/xiantao-corridor.json"
+
+static void setup(void)
+{
+    setenv("SDL_VIDEODRIVER", "dummy", 1);
+}
+
+TestSuite(view, .init = setup);
+
+static bool same(SDL_Color a, SDL_Color b)
+{
+    return a.r == b.r && a.g == b.g && a.b == b.b;
+}
+
+static SDL_Color px(sf_canvas_t *c, float x, float y)
+{
+    SDL_Color col = {0, 0, 0, 0};
+    cr_assert_eq(sf_canvas_read_pixel(c, (int)floorf(x), (int)floorf(y), &col), 0,
+                 "pixel %.1f,%.1f outside the canvas", (double)x, (double)y);
+    return col;
+}
+
+/* Whether colour want appears within r pixels of (x, y). */
+static bool near_has(sf_canvas_t *c, float x, float y, int r, SDL_Color want)
+{
+    int w, h;
+    sf_canvas_size(c, &w, &h);
+    for (int dy = -r; dy <= r; dy++)
+        for (int dx = -r; dx <= r; dx++) {
+            int xx = (int)floorf(x) + dx, yy = (int)floorf(y) + dy;
+            SDL_Color col;
+            if (xx >= 0 && yy >= 0 && xx < w && yy < h &&
+                sf_canvas_read_pixel(c, xx, yy, &col) == 0 && same(col, want))
+                return true;
+        }
+    return false;
+}
+
+static sf_scenario_t *load_default(void)
+{
+    sf_errors_t errs = {0, NULL};
+    sf_scenario_t *sc = sf_scenario_load(DEFAULT_SCENARIO, NULL, 0, &errs);
+    cr_assert_not_null(sc, "cannot load %s: %s", DEFAULT_SCENARIO, errs.n ? errs.msg[0] : "?");
+    return sc;
+}
+
+/* Centre the view on world point (x, y) at scale px/m. */
+static void look_at(sf_netview_t *nv, int w, int h, double x, double y, double scale)
+{
+    sf_netview_zoom(nv, scale / sf_netview_scale(nv), (float)w / 2, (float)h / 2);
+    float sx, sy;
+    sf_netview_to_screen(nv, x, y, &sx, &sy);
+    sf_netview_pan(nv, (float)w / 2 - sx, (float)(h - SF_STATUS_BAR_PX) / 2 - sy);
+    sf_netview_to_screen(nv, x, y, &sx, &sy);
+    cr_assert(fabsf(sx - (float)w / 2) < 0.5f &&
+              fabsf(sy - (float)(h - SF_STATUS_BAR_PX) / 2) < 0.5f);
+    cr_assert(fabs(sf_netview_scale(nv) - scale) < 1e-9);
+}
+
+/* ---- canvas -------------------------------------------------------------------- */
+
+Test(view, canvas_draws_reads_and_saves_png)
+{
+    sf_canvas_t *c = sf_canvas_new_offscreen(320, 200);
+    cr_assert_not_null(c, "offscreen canvas: %s", sf_canvas_last_error());
+    cr_assert_str_eq(sf_canvas_backend(c), "software");
+    int w, h;
+    sf_canvas_size(c, &w, &h);
+    cr_assert_eq(w, 320);
+    cr_assert_eq(h, 200);
+    SDL_Color bg = {10, 20, 30, 255}, red = {200, 10, 20, 255}, white = {255, 255, 255, 255};
+    sf_canvas_clear(c, bg);
+    sf_canvas_rect(c, 10, 10, 50, 30, red);
+    sf_canvas_line(c, 100, 150, 300, 150, 3, white);
+    cr_assert(same(px(c, 30, 20), red));
+    cr_assert(same(px(c, 5, 5), bg));
+    cr_assert(same(px(c, 200, 150), white));
+    cr_assert(same(px(c, 200, 160), bg));
+    /* text: DejaVu draws something light in its box, nothing outside */
+    int tw = sf_canvas_text(c, 100, 60, SF_TEXT_LARGE, white, SF_ALIGN_LEFT, "Signal 42");
+    cr_assert_gt(tw, 40);
+    int lit = 0;
+    for (int y = 60; y < 85; y++)
+        for (int x = 100; x < 100 + tw; x++)
+            lit += px(c, (float)x, (float)y).r > 128;
+    cr_assert_gt(lit, 30, "text left %d light pixels", lit);
+    cr_assert(same(px(c, 100 + (float)tw + 5, 70), bg));
+    /* CJK text never fails: drawn with a CJK font when installed, else DejaVu's boxes */
+    cr_assert_geq(sf_canvas_text(c, 10, 170, SF_TEXT_NORMAL, white, SF_ALIGN_LEFT, "仙桃大道"), 0);
+    cr_assert(sf_text_needs_cjk("仙桃大道 / 钱沟路"));
+    cr_assert(!sf_text_needs_cjk("Avenue Émile Zola"));
+
+    char path[] = "/tmp/sf_view_canvas_XXXXXX.png";
+    int fd = mkstemps(path, 4);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    cr_assert_eq(sf_canvas_save_png(c, path), 0, "%s", sf_canvas_last_error());
+    SDL_Surface *s = IMG_Load(path);
+    cr_assert_not_null(s, "%s", IMG_GetError());
+    SDL_Surface *s2 = SDL_ConvertSurfaceFormat(s, SDL_PIXELFORMAT_ARGB8888, 0);
+    cr_assert_eq(s2->w, 320);
+    cr_assert_eq(s2->h, 200);
+    uint32_t p = ((uint32_t *)((uint8_t *)s2->pixels + 20 * s2->pitch))[30];
+    cr_assert_eq((p >> 16) & 0xFF, red.r);
+    cr_assert_eq((p >> 8) & 0xFF, red.g);
+    cr_assert_eq(p & 0xFF, red.b);
+    SDL_FreeSurface(s2);
+    SDL_FreeSurface(s);
+    unlink(path);
+    sf_canvas_destroy(&c);
+    cr_assert_null(c);
+    sf_canvas_destroy(&c); /* twice is fine */
+}
+
+Test(view, canvas_rejects_bad_arguments)
+{
+    errno = 0;
+    cr_assert_null(sf_canvas_new_offscreen(0, 100));
+    cr_assert_eq(errno, EINVAL);
+    cr_assert_null(sf_canvas_new_offscreen(100, 100000));
+    sf_canvas_t *c = sf_canvas_new_offscreen(50, 50);
+    cr_assert_not_null(c);
+    SDL_Color col;
+    errno = 0;
+    cr_assert_eq(sf_canvas_read_pixel(c, 50, 0, &col), -1);
+    cr_assert_eq(errno, EINVAL);
+    cr_assert_eq(sf_canvas_read_pixel(c, -1, 0, &col), -1);
+    cr_assert_eq(sf_canvas_text(c, 0, 0, (sf_text_size_t)7, col, SF_ALIGN_LEFT, "x"), -1);
+    cr_assert_eq(sf_canvas_save_png(c, "/nonexistent-dir/x.png"), -1);
+    cr_assert_eq(sf_canvas_save_png(c, ""), -1);
+    sf_canvas_destroy(&c);
+}
+
+/* ---- network view -------------------------------------------------------------- */
+
+Test(view, heads_show_their_lamp_codes)
+{
+    sf_scenario_t *sc = load_default();
+    const int W = 1600, H = 900;
+    sf_canvas_t *c = sf_canvas_new_offscreen(W, H);
+    sf_netview_t *nv = sf_netview_new(sc, W, H);
+    cr_assert_not_null(c);
+    cr_assert_not_null(nv);
+    uint8_t *lamps = calloc((size_t)sc->n_intersections * SF_MAX_SG, 1);
+    static const uint8_t codes[] = {SF_LAMP_RED, SF_LAMP_GREEN, SF_LAMP_YELLOW,
+                                    SF_LAMP_YELLOW_FLASH};
+    for (uint32_t ix = 0; ix < sc->n_intersections; ix++)
+        for (uint8_t g = 0; g < sc->intersections[ix].n_sg; g++)
+            lamps[ix * SF_MAX_SG + g] = codes[(g + ix) % 4];
+    sf_view_state_t st = {.lamps = lamps, .sim_time_s = 100, .selected_ix = -1};
+    int checked = 0, flashing = 0;
+    for (uint32_t ix = 0; ix < 3; ix++) {
+        look_at(nv, W, H, sc->intersections[ix].x_m, sc->intersections[ix].y_m, 5.0);
+        sf_netview_draw(nv, c, &st);
+        for (uint32_t li = 0; li < sc->n_links; li++) {
+            if (sc->links[li].to_kind != SF_NODE_INTERSECTION || sc->links[li].to_idx != ix)
+                continue;
+            for (uint8_t g = 0; g < sc->intersections[ix].n_sg; g++) {
+                float x, y;
+                if (sf_netview_head_point(nv, ix, li, g, &x, &y) != 0)
+                    continue;
+                uint8_t code = lamps[ix * SF_MAX_SG + g];
+                SDL_Color got = px(c, x, y), want = sf_lamp_color(code);
+                cr_assert(same(got, want),
+                          "I%u link %s group %s code 0x%02X: pixel (%d,%d,%d), want (%d,%d,%d)",
+                          ix + 1, sc->links[li].id, sc->intersections[ix].sg[g].id, code, got.r,
+                          got.g, got.b, want.r, want.g, want.b);
+                if (sf_lamp_flash_kind(code)) { /* still picture: dark corner mark */
+                    SDL_Color corner = px(c, x - 5, y - 5);
+                    cr_assert(!same(corner, want), "flashing head has no mark");
+                    flashing++;
+                }
+                checked++;
+            }
+        }
+    }
+    cr_assert_geq(checked, 12, "only %d heads found", checked);
+    cr_assert_gt(flashing, 0);
+    /* a lamp change shows on the next frame; unknown heads are grey */
+    memset(lamps, SF_LAMP_GREEN, (size_t)sc->n_intersections * SF_MAX_SG);
+    sf_netview_draw(nv, c, &st);
+    float x, y;
+    for (uint32_t li = 0; li < sc->n_links; li++)
+        for (uint8_t g = 0; g < SF_MAX_SG; g++)
+            if (sf_netview_head_point(nv, 2, li, g, &x, &y) == 0)
+                cr_assert(same(px(c, x, y), SF_COL_LAMP_GREEN));
+    st.lamps = NULL;
+    sf_netview_draw(nv, c, &st);
+    for (uint32_t li = 0; li < sc->n_links; li++)
+        for (uint8_t g = 0; g < SF_MAX_SG; g++)
+            if (sf_netview_head_point(nv, 2, li, g, &x, &y) == 0)
+                cr_assert(same(px(c, x, y), SF_COL_LAMP_NONE));
+    /* head lookups refuse what does not exist */
+    cr_assert_eq(sf_netview_head_point(nv, 999, 0, 0, &x, &y), -1);
+    cr_assert_eq(sf_netview_head_point(nv, 0, 999, 0, &x, &y), -1);
+    free(lamps);
+    sf_netview_destroy(&nv);
+    sf_canvas_destroy(&c);
+    sf_scenario_destroy(&sc);
+}
+
+/* Screen point of a lane at pos_m. */
+static void lane_px(sf_netview_t *nv, uint32_t link, uint8_t lane, float pos, float *x, float *y)
+{
+    double wx, wy;
+    cr_assert_eq(sf_netview_lane_point(nv, link, lane, pos, &wx, &wy), 0);
+    sf_netview_to_screen(nv, wx, wy, x, y);
+}
+
+Test(view, vehicles_and_detectors_are_drawn_where_they_are)
+{
+    sf_scenario_t *sc = load_default();
+    const int W = 1200, H = 800;
+    sf_canvas_t *c = sf_canvas_new_offscreen(W, H);
+    sf_netview_t *nv = sf_netview_new(sc, W, H);
+    /* link I1-I2 (eastbound between the first two signals) */
+    uint32_t link = UINT32_MAX;
+    for (uint32_t li = 0; li < sc->n_links; li++)
+        if (strcmp(sc->links[li].id, "I1-I2") == 0)
+            link = li;
+    cr_assert_neq(link, UINT32_MAX);
+    const sf_link_t *l = &sc->links[link];
+    double wx, wy;
+    sf_netview_lane_point(nv, link, 0, l->length_m - 60, &wx, &wy);
+    look_at(nv, W, H, wx, wy, 5.0);
+    sf_vehicle_snap_t veh[3] = {
+        {1, link, 0, SF_VEH_CAR, SF_SIM_NO_LINE, l->length_m - 40, 0.0f},
+        {2, link, 1, SF_VEH_CAR, SF_SIM_NO_LINE, l->length_m - 120, l->speed_mps},
+        {3, link, 2, SF_VEH_BUS, 0, l->length_m - 70, 5.0f},
+    };
+    uint64_t *det = calloc(sc->n_intersections, sizeof *det);
+    /* occupy every detector of I2 on this link, lane 1 only */
+    int det_idx = -1;
+    const sf_intersection_t *i2 = &sc->intersections[1];
+    for (uint8_t d = 0; d < i2->n_det; d++)
+        if (i2->det[d].link_idx == link && i2->det[d].lane == 1) {
+            det[1] |= 1ull << d;
+            det_idx = d;
+        }
+    cr_assert_geq(det_idx, 0, "no detector on lane 1 of I1-I2");
+    sf_view_state_t st = {.veh = veh, .n_veh = 3, .det_presence = det, .selected_ix = -1};
+    sf_netview_draw(nv, c, &st);
+    float x, y;
+    lane_px(nv, link, 0, veh[0].pos_m - 2.25f, &x, &y);
+    cr_assert(same(px(c, x, y), sf_speed_color(0)), "stopped car not red at its place");
+    lane_px(nv, link, 1, veh[1].pos_m - 2.25f, &x, &y);
+    cr_assert(same(px(c, x, y), sf_speed_color(1)), "free-flowing car not green at its place");
+    lane_px(nv, link, 2, veh[2].pos_m - 0.5f, &x, &y);
+    cr_assert(same(px(c, x, y), SF_COL_BUS), "bus not drawn in bus colour");
+    /* nothing where no vehicle is */
+    lane_px(nv, link, 0, veh[0].pos_m - 20, &x, &y);
+    cr_assert(!same(px(c, x, y), sf_speed_color(0)));
+    /* the occupied detector is highlighted, its idle neighbour on lane 0 is not */
+    const sf_detector_t *dd = &i2->det[det_idx];
+    lane_px(nv, link, 1, l->length_m - dd->distance_m - dd->length_m / 2, &x, &y);
+    cr_assert(same(px(c, x, y), SF_COL_DET_ON));
+    lane_px(nv, link, 0, l->length_m - dd->distance_m - dd->length_m / 2, &x, &y);
+    cr_assert(!same(px(c, x, y), SF_COL_DET_ON));
+    /* the gap between two stopped cars is road while they stand 40 m from the line, and
+     * queue (reddish) once they stand at the line */
+    SDL_Color road = px(c, x, y);
+    veh[1] = veh[0];
+    veh[1].pos_m = veh[0].pos_m - 8;
+    sf_netview_draw(nv, c, &st);
+    lane_px(nv, link, 0, veh[0].pos_m - 6.75f, &x, &y);
+    SDL_Color gap = px(c, x, y);
+    cr_assert(gap.r <= gap.g + 10, "queue drawn 40 m from the stop line");
+    veh[0].pos_m = l->length_m - 13; /* behind the lane arrows, within 15 m of the line */
+    veh[1].pos_m = l->length_m - 21;
+    sf_netview_draw(nv, c, &st);
+    lane_px(nv, link, 0, veh[0].pos_m - 6.75f, &x, &y);
+    gap = px(c, x, y);
+    cr_assert(gap.r > gap.g + 30 && !same(gap, road), "no queue band: (%d,%d,%d)", gap.r, gap.g,
+              gap.b);
+    free(det);
+    sf_netview_destroy(&nv);
+    sf_canvas_destroy(&c);
+    sf_scenario_destroy(&sc);
+}
+
+Test(view, simulated_vehicles_are_drawn_at_their_positions)
+{
+    sf_scenario_t *sc = load_default();
+    sf_sim_t *sim = sf_sim_new(sc);
+    cr_assert_not_null(sim);
+    uint8_t green[SF_MAX_SG];
+    memset(green, SF_LAMP_GREEN, sizeof green);
+    for (uint32_t ix = 0; ix < sc->n_intersections; ix++)
+        sf_sim_set_lamps(sim, ix, green, sc->intersections[ix].n_sg);
+    int steps = getenv("SIGFLOW_SANITIZED") ? 400 : 900;
+    for (int k = 0; k < steps; k++)
+        sf_sim_step(sim);
+    static sf_vehicle_snap_t veh[20000];
+    size_t n = sf_sim_snapshot(sim, veh, 20000);
+    cr_assert_gt(n, 10, "the sim has only %zu vehicles after %d steps", n, steps);
+    const int W = 1000, H = 700;
+    sf_canvas_t *c = sf_canvas_new_offscreen(W, H);
+    sf_netview_t *nv = sf_netview_new(sc, W, H);
+    int checked = 0;
+    for (size_t i = 0; i < n && checked < 5; i++) {
+        const sf_vehicle_snap_t *v = &veh[i];
+        const sf_link_t *l = &sc->links[v->link_idx];
+        if (v->type != SF_VEH_CAR || v->pos_m < 30 || v->pos_m > l->length_m - 40)
+            continue;
+        double wx, wy;
+        sf_netview_lane_point(nv, v->link_idx, v->lane, v->pos_m - 2.25f, &wx, &wy);
+        look_at(nv, W, H, wx, wy, 6.0);
+        sf_view_state_t st = {.veh = veh, .n_veh = n, .selected_ix = -1};
+        sf_netview_draw(nv, c, &st);
+        SDL_Color want = sf_speed_color(l->speed_mps > 0 ? v->speed_mps / l->speed_mps : 0);
+        SDL_Color got = px(c, (float)W / 2, (float)(H - SF_STATUS_BAR_PX) / 2);
+        cr_assert(same(got, want), "vehicle %u on %s lane %u at %.1f m: pixel (%d,%d,%d)", v->id,
+                  l->id, v->lane, (double)v->pos_m, got.r, got.g, got.b);
+        checked++;
+    }
+    cr_assert_gt(checked, 0);
+    sf_netview_destroy(&nv);
+    sf_canvas_destroy(&c);
+    sf_sim_destroy(&sim);
+    sf_scenario_destroy(&sc);
+}
+
+Test(view, panel_shows_active_phase_and_requests)
+{
+    sf_scenario_t *sc = load_default();
+    sf_canvas_t *c = sf_canvas_new_offscreen(SF_PANEL_W + 20, SF_PANEL_H + 20);
+    sf_ix_status_t st;
+    sf_ix_status_init(&st);
+    cr_assert_eq(st.comms, -1);
+    sf_panel_draw(c, sc, 0, &st, 10, 10);
+    int greens = 0;
+    for (int y = 10; y < 10 + SF_PANEL_H; y += 2)
+        for (int x = 10; x < 10 + SF_PANEL_W; x += 2)
+            greens += same(px(c, (float)x, (float)y), SF_COL_LAMP_GREEN);
+    cr_assert_eq(greens, 0, "nothing is green before any lamp state");
+    st.known = true;
+    st.greens = 1u << 1; /* phases[1] */
+    st.plan = sc->intersections[0].plans[0].id;
+    st.control_mode = 0x12;
+    for (int k = 0; k < 8; k++)
+        sf_ix_status_note_request(&st, (uint32_t)k + 1, SF_REQ_PENDING, k, "bus");
+    cr_assert_eq(st.n_req, SF_PANEL_MAX_REQ);
+    cr_assert_eq(st.req[0].id, 8u); /* latest first, oldest dropped */
+    sf_ix_status_note_request(&st, 8, SF_REQ_GRANTED, 9, "extension 5 s");
+    cr_assert_eq(st.req[0].state, SF_REQ_GRANTED);
+    cr_assert_eq(st.n_req, SF_PANEL_MAX_REQ);
+    sf_panel_draw(c, sc, 0, &st, 10, 10);
+    for (int y = 10; y < 10 + SF_PANEL_H; y += 2)
+        for (int x = 10; x < 10 + SF_PANEL_W; x += 2)
+            greens += same(px(c, (float)x, (float)y), SF_COL_LAMP_GREEN);
+    cr_assert_gt(greens, 50, "the green phase box is missing");
+    char buf[64];
+    cr_assert_str_eq(sf_control_mode_name(0x12, buf, sizeof buf), "centre coordinated");
+    cr_assert_str_eq(sf_control_mode_name(0x31, buf, sizeof buf), "flash");
+    cr_assert_str_eq(sf_fault_name(0x10, buf, sizeof buf), "green conflict (0x10)");
+    sf_canvas_destroy(&c);
+    sf_scenario_destroy(&sc);
+}
+
+/* ---- run record and plots ------------------------------------------------------ */
+
+/* A synthetic record on the default corridor: lamps of I2's eastbound through group red
+ * 0-20 s, green 20-50 s, yellow 50-53 s, red after; vehicle 1 drives I1 -> I2 at 14 m/s
+ * reaching I2's stop line at 35 s (on green), vehicle 2 at 10 s (on red); a westbound bus. */
+typedef struct {
+    sf_runrec_t *rec;
+    uint32_t eb_link;  /* I1 -> I2 */
+    uint8_t eb_sg;     /* its through group */
+    double t_start[2]; /* when each eastbound vehicle enters the link */
+} synth_t;
+
+static synth_t synth_new(const sf_scenario_t *sc)
+{
+    synth_t s;
+    s.rec = sf_runrec_new(sc, 1.0);
+    cr_assert_not_null(s.rec);
+    cr_assert_eq(sf_runrec_approach(s.rec, 1, +1, &s.eb_link, &s.eb_sg), 0);
+    cr_assert_str_eq(sc->links[s.eb_link].id, "I1-I2");
+    cr_assert_eq(sf_runrec_link_dir(s.rec, s.eb_link), 1);
+    float L = sc->links[s.eb_link].length_m;
+    s.t_start[0] = 35 - L / 14.0;
+    s.t_start[1] = 10 - L / 14.0;
+    uint32_t wb = UINT32_MAX;
+    for (uint32_t li = 0; li < sc->n_links; li++)
+        if (strcmp(sc->links[li].id, "I2-I1") == 0)
+            wb = li;
+    cr_assert_neq(wb, UINT32_MAX);
+    cr_assert_eq(sf_runrec_link_dir(s.rec, wb), -1);
+    uint8_t codes[SF_MAX_SG];
+    for (int t = -40; t <= 80; t++) {
+        memset(codes, SF_LAMP_RED, sizeof codes);
+        codes[s.eb_sg] = t < 20   ? SF_LAMP_RED
+                         : t < 50 ? SF_LAMP_GREEN
+                         : t < 53 ? SF_LAMP_YELLOW
+                                  : SF_LAMP_RED;
+        cr_assert_geq(sf_runrec_add_lamps(s.rec, t, 1, codes, sc->intersections[1].n_sg), 0);
+        sf_vehicle_snap_t v[3];
+        size_t n = 0;
+        for (int k = 0; k < 2; k++) {
+            double pos = 14.0 * (t - s.t_start[k]);
+            if (pos >= 0 && pos < L)
+                v[n++] = (sf_vehicle_snap_t){(uint32_t)k + 1, s.eb_link,  0,    SF_VEH_CAR,
+                                             SF_SIM_NO_LINE,  (float)pos, 14.0f};
+        }
+        double bpos = 10.0 * t;
+        if (bpos >= 0 && bpos < sc->links[wb].length_m)
+            v[n++] = (sf_vehicle_snap_t){100, wb, 0, SF_VEH_BUS, 0, (float)bpos, 10.0f};
+        cr_assert_eq(sf_runrec_add_snapshot(s.rec, t, v, n), 1);
+    }
+    return s;
+}
+
+Test(view, time_space_diagram_shows_green_band_and_trajectory)
+{
+    sf_scenario_t *sc = load_default();
+    synth_t s = synth_new(sc);
+    sf_canvas_t *c = sf_canvas_new_offscreen(1400, 800);
+    sf_plot_frame_t f;
+    cr_assert_eq(sf_plot_time_space(c, s.rec, 0, 80, &f), 0);
+    double d2 = sf_runrec_ix_distance(s.rec, 1), d1 = sf_runrec_ix_distance(s.rec, 0);
+    cr_assert_gt(d2, d1);
+    float x, y;
+    float below = SF_TSD_BAR_PX / 2.0f + 1; /* eastbound bar */
+    sf_plot_map(&f, 35, d2, &x, &y);
+    cr_assert(same(px(c, x, y + below), SF_COL_LAMP_GREEN), "no green bar at I2, t = 35 s");
+    sf_plot_map(&f, 10, d2, &x, &y);
+    cr_assert(same(px(c, x, y + below), SF_COL_LAMP_RED), "no red bar at I2, t = 10 s");
+    sf_plot_map(&f, 51.5, d2, &x, &y);
+    cr_assert(same(px(c, x, y + below), SF_COL_LAMP_YELLOW), "no yellow bar at I2, t = 51.5 s");
+    /* the trajectory of vehicle 1 passes mid-link at its time, and reaches the green band */
+    double tmid = s.t_start[0] + sc->links[s.eb_link].length_m / 2 / 14.0;
+    double dmid = sf_runrec_distance(s.rec, s.eb_link, sc->links[s.eb_link].length_m / 2);
+    sf_plot_map(&f, tmid, dmid, &x, &y);
+    cr_assert(near_has(c, x, y, 1, SF_COL_TRAJ_POS), "no eastbound trajectory at (%.1f s, %.0f m)",
+              tmid, dmid);
+    sf_plot_map(&f, 34, sf_runrec_distance(s.rec, s.eb_link, (float)(14.0 * (34 - s.t_start[0]))),
+                &x, &y);
+    cr_assert(near_has(c, x, y, 1, SF_COL_TRAJ_POS));
+    /* nowhere near: empty */
+    sf_plot_map(&f, tmid, d1 - 150, &x, &y);
+    cr_assert(!near_has(c, x, y, 1, SF_COL_TRAJ_POS));
+    /* the westbound bus, distinct colour */
+    sf_plot_map(&f, 20, sf_runrec_distance(s.rec, 3, 200), &x, &y); /* link 3 = I2-I1 */
+    cr_assert_str_eq(sc->links[3].id, "I2-I1");
+    cr_assert(near_has(c, x, y, 2, SF_COL_TRAJ_BUS_NEG), "no westbound bus trajectory");
+    sf_canvas_destroy(&c);
+    sf_runrec_destroy(&s.rec);
+    sf_scenario_destroy(&sc);
+}
+
+Test(view, coordination_diagram_counts_arrivals_on_green)
+{
+    sf_scenario_t *sc = load_default();
+    synth_t s = synth_new(sc);
+    int g = -1;
+    int n = sf_plot_arrivals(s.rec, 1, +1, &g);
+    cr_assert_eq(n, 2, "arrivals %d", n);
+    cr_assert_eq(g, 1, "arrivals on green %d", g);
+    cr_assert_eq(sf_plot_arrivals(s.rec, 1, -1, &g), 0); /* the bus does not reach I1's line... */
+    sf_canvas_t *c = sf_canvas_new_offscreen(1200, 900);
+    sf_plot_frame_t fr[2];
+    cr_assert_eq(sf_plot_coordination(c, s.rec, 1, fr), 0);
+    cr_assert_gt(fr[0].w, 0);
+    /* the cycle starting at red (t = -40): green from 60 s into it (t = 20) */
+    float x, y;
+    sf_plot_map(&fr[0], 5, 72, &x, &y); /* off the grid lines (every 10) */
+    cr_assert(same(px(c, x, y), ((SDL_Color){200, 238, 200, 255})), "no green band");
+    sf_plot_map(&fr[0], 5, 33, &x, &y);
+    cr_assert(same(px(c, x, y), ((SDL_Color){250, 215, 215, 255})), "no red band");
+    errno = 0;
+    cr_assert_eq(sf_plot_coordination(c, s.rec, 999, fr), -1);
+    sf_canvas_destroy(&c);
+    sf_runrec_destroy(&s.rec);
+    sf_scenario_destroy(&sc);
+}
+
+Test(view, queue_plot_and_queue_measure)
+{
+    sf_scenario_t *sc = load_default();
+    sf_runrec_t *rec = sf_runrec_new(sc, 1.0);
+    uint32_t link;
+    uint8_t sg;
+    cr_assert_eq(sf_runrec_approach(rec, 1, +1, &link, &sg), 0);
+    float L = sc->links[link].length_m;
+    /* three stopped cars from the stop line, 7 m apart: queue to the last one's rear */
+    sf_vehicle_snap_t v[4] = {
+        {1, link, 0, SF_VEH_CAR, SF_SIM_NO_LINE, L - 1, 0},
+        {2, link, 0, SF_VEH_CAR, SF_SIM_NO_LINE, L - 8, 0.2f},
+        {3, link, 0, SF_VEH_CAR, SF_SIM_NO_LINE, L - 15, 0},
+        {4, link, 0, SF_VEH_CAR, SF_SIM_NO_LINE, L - 100, 0}, /* far behind: not queued */
+    };
+    cr_assert_eq(sf_runrec_add_snapshot(rec, 0, v, 4), 1);
+    cr_assert_eq(sf_runrec_add_snapshot(rec, 0.5, v, 4), 0); /* < every_s: skipped */
+    cr_assert_eq(sf_runrec_add_snapshot(rec, 1, v, 1), 1);
+    errno = 0;
+    cr_assert_eq(sf_runrec_add_snapshot(rec, 0.2, v, 1), -1); /* backwards */
+    cr_assert_eq(errno, EINVAL);
+    double t;
+    float q;
+    cr_assert_eq(sf_runrec_queue(rec, 0, link, &t, &q), 0);
+    float len = sc->demand.vtype[SF_VEH_CAR].length_m;
+    cr_assert_float_eq(q, 15 + len, 1e-3, "queue %f", (double)q);
+    cr_assert_eq(sf_runrec_queue(rec, 1, link, &t, &q), 0);
+    cr_assert_float_eq(q, 1 + len, 1e-3);
+    cr_assert_eq(t, 1.0);
+    sf_canvas_t *c = sf_canvas_new_offscreen(900, 600);
+    sf_plot_frame_t f;
+    cr_assert_eq(sf_plot_queues(c, rec, 1, &f), 0);
+    cr_assert_gt(f.v1, 15 + len);
+    sf_canvas_destroy(&c);
+    sf_runrec_destroy(&rec);
+    sf_scenario_destroy(&sc);
+}
+
+static char *tmpfile_path(const char *suffix)
+{
+    static char paths[8][64];
+    static int k;
+    char *p = paths[k++ % 8];
+    snprintf(p, 64, "/tmp/sf_view_XXXXXX%s", suffix);
+    int fd = mkstemps(p, (int)strlen(suffix));
+    cr_assert_geq(fd, 0);
+    close(fd);
+    return p;
+}
+
+static long file_size(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -1;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fclose(f);
+    return n;
+}
+
+static void truncate_copy(const char *from, const char *to, long keep, long flip_at)
+{
+    FILE *a = fopen(from, "rb"), *b = fopen(to, "wb");
+    cr_assert(a && b);
+    for (long i = 0; i < keep; i++) {
+        int ch = fgetc(a);
+        if (ch == EOF)
+            break;
+        if (i >= flip_at && i < flip_at + 4)
+            ch = 0xFF;
+        fputc(ch, b);
+    }
+    fclose(a);
+    fclose(b);
+}
+
+Test(view, run_record_file_round_trip_and_corruption)
+{
+    sf_scenario_t *sc = load_default();
+    synth_t s = synth_new(sc);
+    char err[512];
+    char *path = tmpfile_path(".sfrun");
+    cr_assert_eq(sf_runrec_save(s.rec, path, err, sizeof err), 0, "%s", err);
+    char spath[256];
+    cr_assert_eq(sf_runrec_peek_scenario(path, spath, sizeof spath, err, sizeof err), 0, "%s", err);
+    cr_assert_str_eq(spath, sc->path);
+    sf_runrec_t *r2 = sf_runrec_load(sc, path, err, sizeof err);
+    cr_assert_not_null(r2, "%s", err);
+    cr_assert_eq(sf_runrec_n_points(r2), sf_runrec_n_points(s.rec));
+    cr_assert_eq(sf_runrec_n_lamp_changes(r2), sf_runrec_n_lamp_changes(s.rec));
+    cr_assert_eq(sf_runrec_n_queue_samples(r2), sf_runrec_n_queue_samples(s.rec));
+    for (size_t i = 0; i < sf_runrec_n_points(r2); i++) {
+        float t1, t2, p1, p2;
+        uint32_t l1, l2;
+        sf_runrec_point(s.rec, i, &t1, NULL, &l1, &p1, NULL, NULL);
+        sf_runrec_point(r2, i, &t2, NULL, &l2, &p2, NULL, NULL);
+        cr_assert(t1 == t2 && l1 == l2 && p1 == p2);
+    }
+    cr_assert_eq(sf_runrec_lamp_at(r2, 1, s.eb_sg, 35), SF_LAMP_GREEN);
+    cr_assert_eq(sf_runrec_lamp_at(r2, 1, s.eb_sg, 10), SF_LAMP_RED);
+    sf_runrec_destroy(&r2);
+
+    long size = file_size(path);
+    char *bad = tmpfile_path(".sfrun");
+    truncate_copy(path, bad, size - 3, -10);
+    cr_assert_null(sf_runrec_load(sc, bad, err, sizeof err));
+    cr_assert(strstr(err, "truncated"), "%s", err);
+    truncate_copy(path, bad, size, 0); /* magic overwritten */
+    cr_assert_null(sf_runrec_load(sc, bad, err, sizeof err));
+    cr_assert(strstr(err, "not a sigflow run record"), "%s", err);
+    /* the first point's link index sits after the header and the t and veh arrays */
+    size_t np = sf_runrec_n_points(s.rec);
+    long hdr = 8 + 4 + 4 + 4 + 8 + 4 + (long)strlen(sc->path) + 8 + 8 + 8 + 4;
+    truncate_copy(path, bad, size, hdr + (long)np * 8);
+    cr_assert_null(sf_runrec_load(sc, bad, err, sizeof err));
+    cr_assert(strstr(err, "point 0: bad link"), "%s", err);
+    cr_assert_null(sf_runrec_load(sc, "/nonexistent/x.sfrun", err, sizeof err));
+    cr_assert(strstr(err, "No such file"), "%s", err);
+    /* a record of another scenario */
+    sf_errors_t errs = {0, NULL};
+    sf_scenario_t *single =
+        sf_scenario_load(SIGFLOW_ASSETS "/scenarios/single.json", NULL, 0, &errs);
+    cr_assert_not_null(single);
+    cr_assert_null(sf_runrec_load(single, path, err, sizeof err));
+    cr_assert(strstr(err, "recorded for a scenario with"), "%s", err);
+    sf_scenario_destroy(&single);
+    unlink(bad);
+    unlink(path);
+    sf_runrec_destroy(&s.rec);
+    sf_scenario_destroy(&sc);
+}
+
+/* Run `sigflow ARGS...`; returns the exit status, stderr into errbuf. */
+static int run_sigflow(char *errbuf, size_t len, const char *const *args)
+{
+    char *errpath = tmpfile_path(".err");
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        int fd = open(errpath, O_WRONLY | O_TRUNC);
+        int nul = open("/dev/null", O_WRONLY);
+        dup2(fd, 2);
+        dup2(nul, 1);
+        char *argv[16];
+        int n = 0;
+        argv[n++] = (char *)SIGFLOW_BIN;
+        for (; args[n - 1] && n < 15; n++)
+            argv[n] = (char *)args[n - 1];
+        argv[n] = NULL;
+        execv(SIGFLOW_BIN, argv);
+        _exit(127);
+    }
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    FILE *f = fopen(errpath, "r");
+    size_t got = f ? fread(errbuf, 1, len - 1, f) : 0;
+    errbuf[got] = '\0';
+    if (f)
+        fclose(f);
+    unlink(errpath);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+Test(view, sigflow_plot_writes_pngs_and_refuses_bad_input)
+{
+    sf_scenario_t *sc = load_default();
+    synth_t s = synth_new(sc);
+    char err[1024];
+    char *run = tmpfile_path(".sfrun"), *png = tmpfile_path(".png");
+    cr_assert_eq(sf_runrec_save(s.rec, run, err, sizeof err), 0);
+    const char *a1[] = {"plot", "time-space", run, "--out", png, NULL};
+    cr_assert_eq(run_sigflow(err, sizeof err, a1), 0, "%s", err);
+    SDL_Surface *img = IMG_Load(png);
+    cr_assert_not_null(img);
+    cr_assert_eq(img->w, SF_SHOT_W);
+    cr_assert_eq(img->h, SF_SHOT_H);
+    SDL_Surface *argb = SDL_ConvertSurfaceFormat(img, SDL_PIXELFORMAT_ARGB8888, 0);
+    long green = 0;
+    for (int y = 0; y < argb->h; y++)
+        for (int x = 0; x < argb->w; x++) {
+            uint32_t p = ((uint32_t *)((uint8_t *)argb->pixels + y * argb->pitch))[x];
+            SDL_Color col = {(uint8_t)(p >> 16), (uint8_t)(p >> 8), (uint8_t)p, 255};
+            green += same(col, SF_COL_LAMP_GREEN);
+        }
+    cr_assert_gt(green, 100, "the time-space PNG has no green band");
+    SDL_FreeSurface(argb);
+    SDL_FreeSurface(img);
+    const char *a2[] = {"plot", "coordination", run,      "--out",   png,
+                        "--ix", "I2",           "--size", "800x600", NULL};
+    cr_assert_eq(run_sigflow(err, sizeof err, a2), 0, "%s", err);
+    img = IMG_Load(png);
+    cr_assert(img && img->w == 800 && img->h == 600);
+    SDL_FreeSurface(img);
+    const char *a3[] = {"plot", "queues", run, "--out", png, NULL};
+    cr_assert_eq(run_sigflow(err, sizeof err, a3), 0, "%s", err);
+    /* usage errors: 2, with the reason */
+    const char *b1[] = {"plot", "histogram", run, "--out", png, NULL};
+    cr_assert_eq(run_sigflow(err, sizeof err, b1), 2);
+    cr_assert(strstr(err, "unknown plot 'histogram'"), "%s", err);
+    const char *b2[] = {"plot", "time-space", run, NULL};
+    cr_assert_eq(run_sigflow(err, sizeof err, b2), 2);
+    cr_assert(strstr(err, "--out"), "%s", err);
+    const char *b3[] = {"plot", "queues", run, "--out", png, "--ix", "NOPE", NULL};
+    cr_assert_eq(run_sigflow(err, sizeof err, b3), 2);
+    cr_assert(strstr(err, "NOPE"), "%s", err);
+    /* bad input files: 1 */
+    const char *b4[] = {"plot", "time-space", DEFAULT_SCENARIO, "--out", png, NULL};
+    cr_assert_eq(run_sigflow(err, sizeof err, b4), 1);
+    cr_assert(strstr(err, "JSON report"), "%s", err);
+    const char *b5[] = {"plot", "time-space", "/nonexistent.sfrun", "--out", png, NULL};
+    cr_assert_eq(run_sigflow(err, sizeof err, b5), 1);
+    cr_assert(strstr(err, "/nonexistent.sfrun"), "%s", err);
+    unlink(run);
+    unlink(png);
+    sf_runrec_destroy(&s.rec);
+    sf_scenario_destroy(&sc);
+}
+
+Test(view, screenshot_of_the_default_scenario)
+{
+    sf_scenario_t *sc = load_default();
+    uint8_t *lamps = calloc((size_t)sc->n_intersections * SF_MAX_SG, 1);
+    memset(lamps, SF_LAMP_RED, (size_t)sc->n_intersections * SF_MAX_SG);
+    json_t *rep = json_pack("{s:{s:f,s:f,s:i}}", "network", "mean_delay_s", 23.5, "mean_stops", 0.8,
+                            "vehicles_completed", 321);
+    sf_view_state_t st = {
+        .lamps = lamps, .sim_time_s = 600, .start_tod_s = sc->run.start_tod_s, .selected_ix = -1};
+    cr_assert_eq(sf_moe_from_report(rep, &st.moe), 0);
+    cr_assert(st.moe.have_moe && st.moe.vehicles_completed == 321);
+    json_t *bad = json_pack("{s:{}}", "network");
+    sf_moe_view_t m;
+    cr_assert_eq(sf_moe_from_report(bad, &m), -1);
+    cr_assert(!m.have_moe);
+    char err[256], *png = tmpfile_path(".png");
+    cr_assert_eq(sf_view_screenshot(sc, &st, 0, 0, png, err, sizeof err), 0, "%s", err);
+    SDL_Surface *img = IMG_Load(png);
+    cr_assert(img && img->w == SF_SHOT_W && img->h == SF_SHOT_H);
+    SDL_Surface *argb = SDL_ConvertSurfaceFormat(img, SDL_PIXELFORMAT_ARGB8888, 0);
+    long red = 0;
+    for (int y = 0; y < argb->h; y++)
+        for (int x = 0; x < argb->w; x++) {
+            uint32_t p = ((uint32_t *)((uint8_t *)argb->pixels + y * argb->pitch))[x];
+            red += same((SDL_Color){(uint8_t)(p >> 16), (uint8_t)(p >> 8), (uint8_t)p, 255},
+                        SF_COL_LAMP_RED);
+        }
+    cr_assert_gt(red, 8 * 20, "red heads of 8 intersections expected, %ld red pixels", red);
+    SDL_FreeSurface(argb);
+    SDL_FreeSurface(img);
+    cr_assert_eq(sf_view_screenshot(sc, &st, 0, 0, "/nonexistent/x.png", err, sizeof err), -1);
+    cr_assert(strstr(err, "/nonexistent/x.png"), "%s", err);
+    unlink(png);
+    json_decref(rep);
+    json_decref(bad);
+    free(lamps);
+    sf_scenario_destroy(&sc);
+}
