@@ -18,6 +18,8 @@ struct sf_bus_forwarder_t {
     int started;                      /* 1 = thread running (must be joined) */
     char pub_ep[SF_BUS_ENDPOINT_MAX]; /* bound XSUB endpoint, actual port */
     char sub_ep[SF_BUS_ENDPOINT_MAX]; /* bound XPUB endpoint, actual port */
+    char inproc_pub[64];              /* the same XSUB, for sockets of this context */
+    char inproc_sub[64];              /* the same XPUB, for sockets of this context */
 };
 
 static int set_int(void *sock, int opt, int value)
@@ -87,6 +89,12 @@ sf_bus_forwarder_t *sf_bus_forwarder_new(void *zctx, const char *pub_ep, const c
     if (bind_and_read(self->xsub, pub_ep, self->pub_ep) != 0 ||
         bind_and_read(self->xpub, sub_ep, self->sub_ep) != 0)
         goto fail;
+    /* Also bind in-process endpoints: participants that are threads of this process skip
+     * the TCP stack and libzmq's I/O thread, several context switches per message. */
+    snprintf(self->inproc_pub, sizeof self->inproc_pub, "inproc://sf-bus-pub-%p", (void *)self);
+    snprintf(self->inproc_sub, sizeof self->inproc_sub, "inproc://sf-bus-sub-%p", (void *)self);
+    if (zmq_bind(self->xsub, self->inproc_pub) != 0 || zmq_bind(self->xpub, self->inproc_sub) != 0)
+        goto fail;
     char ctl_ep[64];
     snprintf(ctl_ep, sizeof ctl_ep, "inproc://sf-bus-forwarder-%p", (void *)self);
     if (zmq_bind(self->ctl, ctl_ep) != 0 || zmq_connect(self->ctl_proxy, ctl_ep) != 0)
@@ -119,6 +127,16 @@ const char *sf_bus_forwarder_pub_endpoint(const sf_bus_forwarder_t *self)
 const char *sf_bus_forwarder_sub_endpoint(const sf_bus_forwarder_t *self)
 {
     return self ? self->sub_ep : NULL;
+}
+
+const char *sf_bus_forwarder_inproc_pub_endpoint(const sf_bus_forwarder_t *self)
+{
+    return self ? self->inproc_pub : NULL;
+}
+
+const char *sf_bus_forwarder_inproc_sub_endpoint(const sf_bus_forwarder_t *self)
+{
+    return self ? self->inproc_sub : NULL;
 }
 
 int sf_bus_forwarder_stats(sf_bus_forwarder_t *self, sf_bus_stats_t *stats)

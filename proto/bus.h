@@ -64,6 +64,13 @@ const char *sf_bus_forwarder_pub_endpoint(const sf_bus_forwarder_t *self);
 /* The endpoint subscribers connect to; owned by the forwarder. */
 const char *sf_bus_forwarder_sub_endpoint(const sf_bus_forwarder_t *self);
 
+/* In-process endpoints of the same forwarder ("inproc://..."), usable only by sockets of
+ * the context the forwarder was created with: threads of one process (`sigflow run`) reach
+ * the bus faster there, while other processes use the TCP endpoints. Owned by the
+ * forwarder. */
+const char *sf_bus_forwarder_inproc_pub_endpoint(const sf_bus_forwarder_t *self);
+const char *sf_bus_forwarder_inproc_sub_endpoint(const sf_bus_forwarder_t *self);
+
 /* Read the forwarder's counters. Returns 0, or -1 with errno. Call from the thread that
  * created the forwarder. */
 int sf_bus_forwarder_stats(sf_bus_forwarder_t *self, sf_bus_stats_t *stats);
