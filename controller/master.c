@@ -9,9 +9,9 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -34,12 +34,12 @@ typedef enum {
 } req_kind_t;
 
 typedef struct {
-    uint8_t raw[REQ_RAW]; /* unit id, function code, data (what modbus_send_raw_request takes) */
+    uint8_t raw[REQ_RAW]; /* unit id, function code, data: the ADU after the MBAP length */
     uint8_t raw_len;      /* bytes in raw */
     uint8_t kind;         /* req_kind_t */
     uint8_t outcome;      /* sf_mreq_outcome_t */
     uint8_t exc;          /* exception code when outcome is SF_MREQ_EXCEPTION */
-    uint16_t tid;         /* transaction id it was sent with */
+    uint16_t tid;         /* transaction id it was sent with (replies must echo it) */
     uint16_t addr;        /* first address */
     uint16_t qty;         /* registers or bits */
     bool status_part;     /* one of the status reads of a poll */
@@ -65,6 +65,7 @@ typedef struct {
     bool status_ok;                   /* every status read of this round succeeded */
     bool has_status;                  /* this round polled the status */
     bool ran;                         /* the queue has run: outcomes readable, queue stale */
+    uint16_t tid;                     /* last transaction id used on this unit */
     uint16_t rx_len;                  /* bytes buffered in rx */
     uint8_t rx[RX_CAP];               /* received bytes not yet parsed */
     char expect_id[33];               /* id the unit must report, "" any */
@@ -75,8 +76,8 @@ struct sf_master_s {
     size_t n;                /* units */
     unit_t *u;               /* n units */
     sf_master_opts_t opts;   /* copied */
-    struct pollfd *pfd;      /* n entries, scratch for poll */
-    uint32_t *pfd_unit;      /* unit of each pfd entry */
+    int ep;                  /* epoll set of every open unit socket (data: unit index) */
+    struct epoll_event *evs; /* n entries, scratch for epoll_wait */
     sf_master_stats_t stats; /* counters */
 };
 
@@ -86,8 +87,6 @@ void sf_master_opts_default(sf_master_opts_t *o)
         return;
     o->round_timeout_ms = 200;
     sf_health_cfg_default(&o->health);
-    o->read_detectors = true;
-    o->read_priority = true;
 }
 
 static int64_t mono_ms(void)
@@ -135,9 +134,12 @@ sf_master_t *sf_master_new(size_t n, const sf_endpoint_t *eps, const char *const
     }
     m->n = n;
     m->u = calloc(n, sizeof *m->u);
-    m->pfd = calloc(n, sizeof *m->pfd);
-    m->pfd_unit = calloc(n, sizeof *m->pfd_unit);
-    if (!m->u || !m->pfd || !m->pfd_unit)
+    m->ep = -1;
+    m->evs = calloc(n, sizeof *m->evs);
+    if (!m->u || !m->evs)
+        goto fail;
+    m->ep = epoll_create1(EPOLL_CLOEXEC);
+    if (m->ep < 0)
         goto fail;
     for (size_t i = 0; i < n; i++) {
         unit_t *u = &m->u[i];
@@ -182,8 +184,9 @@ void sf_master_destroy(sf_master_t **self_p)
         }
     }
     free(m->u);
-    free(m->pfd);
-    free(m->pfd_unit);
+    if (m->ep >= 0)
+        close(m->ep);
+    free(m->evs);
     free(m);
     *self_p = NULL;
 }
@@ -346,7 +349,7 @@ static int queue_read(sf_master_t *m, size_t u, sf_reg_id_t first, sf_reg_id_t l
     return handle_of(m, u, r);
 }
 
-int sf_master_queue_poll(sf_master_t *m, size_t u, uint16_t hb)
+int sf_master_queue_poll(sf_master_t *m, size_t u, uint16_t hb, unsigned what)
 {
     if (!m || u >= m->n) {
         errno = EINVAL;
@@ -354,7 +357,8 @@ int sf_master_queue_poll(sf_master_t *m, size_t u, uint16_t hb)
     }
     unit_t *un = &m->u[u];
     fresh(un);
-    int need = 3 + (m->opts.read_detectors ? 2 : 0) + (m->opts.read_priority ? 1 : 0);
+    bool det = (what & SF_POLL_DETECTORS) != 0, prio = (what & SF_POLL_PRIORITY) != 0;
+    int need = 3 + (det ? 2 : 0) + (prio ? 1 : 0);
     if (un->n_req + need > SF_MASTER_MAX_REQ + 1) {
         errno = ENOSPC;
         return -1;
@@ -362,11 +366,11 @@ int sf_master_queue_poll(sf_master_t *m, size_t u, uint16_t hb)
     int h = sf_master_queue_write(m, u, SF_R_HEARTBEAT, 0, &hb, 1);
     queue_read(m, u, SF_R_CONTROL_MODE, SF_R_PHASE_STATUS_NEXT, K_STATUS);
     queue_read(m, u, SF_R_SG_LAMP, SF_R_SG_TIME_REMAINING, K_LAMPS);
-    if (m->opts.read_detectors) {
+    if (det) {
         queue_read(m, u, SF_R_DET_SEQ, SF_R_DET_VOLUME, K_DET);
         queue_read(m, u, SF_R_DET_OCCUPANCY, SF_R_DET_OCCUPANCY, K_OCC);
     }
-    if (m->opts.read_priority)
+    if (prio)
         queue_read(m, u, SF_R_PRIO_STATUS_ID, SF_R_PRIO_STATUS_PHASE, K_PRIO);
     un->has_status = true;
     return h;
@@ -624,19 +628,33 @@ static void on_readable(sf_master_t *m, unit_t *u)
 
 static void send_all(sf_master_t *m, unit_t *u)
 {
+    /* Every request of the round in one buffer and one send(): one segment per unit
+     * instead of one per request. Each ADU is MBAP (transaction id, protocol 0, length,
+     * unit id) + PDU, Modbus Messaging on TCP/IP Implementation Guide V1.0b section 3.1.3. */
+    uint8_t tx[(SF_MASTER_MAX_REQ + 1) * (REQ_RAW + MBAP_LEN)];
+    size_t len = 0;
     for (uint8_t i = u->first; i < u->n_req; i++) {
         req_t *r = &u->req[i];
-        /* modbus_send_raw_request frames every request with transaction id 0, so replies
-         * are matched by order (one TCP stream answers in order) and by function, count
-         * and address; a connection that missed a reply is closed, never reused. */
-        r->tid = 0;
-        if (modbus_send_raw_request(u->mb, r->raw, r->raw_len) < 0) {
-            u->next_reply = i;
-            fail_unit(m, u);
-            return;
-        }
-        m->stats.requests++;
+        u->tid = (uint16_t)(u->tid + 1);
+        r->tid = u->tid;
+        put16(tx + len, r->tid);
+        put16(tx + len + 2, 0);
+        put16(tx + len + 4, r->raw_len);
+        memcpy(tx + len + 6, r->raw, r->raw_len);
+        len += 6 + (size_t)r->raw_len;
     }
+    ssize_t sent;
+    do
+        sent = send(u->fd, tx, len, MSG_NOSIGNAL);
+    while (sent < 0 && errno == EINTR);
+    /* A fresh or idle connection has an empty send buffer far larger than one round
+     * (at most 1.8 kB), so a short write means a broken link: the poll is missed. */
+    if (sent != (ssize_t)len) {
+        u->next_reply = u->first;
+        fail_unit(m, u);
+        return;
+    }
+    m->stats.requests += (uint64_t)(u->n_req - u->first);
     u->next_reply = u->first;
     u->phase = C_WAITING;
 }
@@ -645,7 +663,11 @@ static void connected(sf_master_t *m, unit_t *u)
 {
     int one = 1;
     setsockopt(u->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    modbus_set_socket(u->mb, u->fd);
+    struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)(u - m->u)};
+    if (epoll_ctl(m->ep, EPOLL_CTL_MOD, u->fd, &ev) < 0) {
+        fail_unit(m, u);
+        return;
+    }
     u->st.connected = true;
     u->st.n_connects++;
     m->stats.connects++;
@@ -674,14 +696,21 @@ static void start(sf_master_t *m, unit_t *u)
         fail_unit(m, u);
         return;
     }
+    /* The context owns the socket from here: modbus_close() closes it (and closing
+     * removes it from the epoll set). */
+    modbus_set_socket(u->mb, fd);
     u->fd = fd;
+    struct epoll_event ev = {.events = EPOLLOUT, .data.u32 = (uint32_t)(u - m->u)};
+    if (epoll_ctl(m->ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        m->stats.connect_failures++;
+        fail_unit(m, u);
+        return;
+    }
     if (connect(fd, (const struct sockaddr *)&u->sa, sizeof u->sa) == 0) {
         connected(m, u);
     } else if (errno == EINPROGRESS) {
         u->phase = C_CONNECTING;
     } else {
-        close(fd);
-        u->fd = -1;
         m->stats.connect_failures++;
         fail_unit(m, u);
     }
@@ -692,8 +721,6 @@ static void on_writable(sf_master_t *m, unit_t *u)
     int err = 0;
     socklen_t len = sizeof err;
     if (getsockopt(u->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err != 0) {
-        close(u->fd);
-        u->fd = -1;
         m->stats.connect_failures++;
         fail_unit(m, u);
         return;
@@ -722,38 +749,37 @@ int sf_master_run(sf_master_t *m, int64_t now_ds)
         start(m, u);
     }
     int rc = 0;
-    for (;;) {
-        nfds_t np = 0;
-        for (size_t i = 0; i < m->n; i++) {
-            unit_t *u = &m->u[i];
-            if (u->phase != C_CONNECTING && u->phase != C_WAITING)
-                continue;
-            m->pfd[np].fd = u->fd;
-            m->pfd[np].events = u->phase == C_CONNECTING ? POLLOUT : POLLIN;
-            m->pfd[np].revents = 0;
-            m->pfd_unit[np] = (uint32_t)i;
-            np++;
-        }
-        if (np == 0)
-            break;
+    size_t active = 0;
+    for (size_t i = 0; i < m->n; i++)
+        active += m->u[i].phase == C_CONNECTING || m->u[i].phase == C_WAITING;
+    while (active > 0) {
         int64_t left = deadline - mono_ms();
         if (left <= 0)
             break;
-        int k = poll(m->pfd, np, (int)left);
+        int k = epoll_wait(m->ep, m->evs, (int)m->n, (int)left);
         if (k < 0) {
             if (errno == EINTR)
                 continue;
             rc = -1;
             break;
         }
-        for (nfds_t j = 0; j < np && k > 0; j++) {
-            if (!m->pfd[j].revents)
-                continue;
-            unit_t *u = &m->u[m->pfd_unit[j]];
-            if (u->phase == C_CONNECTING)
+        for (int j = 0; j < k; j++) {
+            unit_t *u = &m->u[m->evs[j].data.u32];
+            if (u->phase == C_CONNECTING) {
                 on_writable(m, u);
-            else
+            } else if (u->phase == C_WAITING) {
                 on_readable(m, u);
+            } else {
+                /* Bytes (or a hang-up) on a connection with nothing outstanding: not
+                 * a reply to anything, so the stream cannot be trusted any more. */
+                uint8_t b;
+                if (recv(u->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) > 0)
+                    m->stats.protocol_errors++;
+                close_unit(u);
+                continue;
+            }
+            if (u->phase != C_CONNECTING && u->phase != C_WAITING)
+                active--;
         }
     }
     int e = errno;
@@ -815,13 +841,13 @@ bool sf_master_plan_equal(const sf_intersection_t *ix, const sf_plan_t *sent, co
     return coord == read->coord_phase_mask;
 }
 
-int sf_master_sweep(sf_master_t *m, int64_t now_ds, uint16_t hb)
+int sf_master_sweep(sf_master_t *m, int64_t now_ds, uint16_t hb, unsigned what)
 {
     if (!m) {
         errno = EINVAL;
         return -1;
     }
     for (size_t i = 0; i < m->n; i++)
-        sf_master_queue_poll(m, i, hb);
+        sf_master_queue_poll(m, i, hb, what);
     return sf_master_run(m, now_ds);
 }

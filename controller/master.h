@@ -42,8 +42,6 @@ typedef struct {
 typedef struct {
     int round_timeout_ms;   /* a round (connect, send, every reply) ends after this; def. 200 */
     sf_health_cfg_t health; /* offline threshold and back-off (0.1 s units) */
-    bool read_detectors;    /* sweeps also read det_seq/volume/occupancy (default true) */
-    bool read_priority;     /* sweeps also read the priority status slots (default true) */
 } sf_master_opts_t;
 
 /* What the centre last read from one unit (register values as the map defines them). */
@@ -142,9 +140,15 @@ int sf_master_queue_write(sf_master_t *m, size_t u, sf_reg_id_t id, uint16_t ele
 int sf_master_queue_coils(sf_master_t *m, size_t u, sf_reg_id_t id, uint16_t elem,
                           const uint8_t *bits, uint16_t n);
 
-/* Queue a poll: heartbeat write of hb, then the status reads (and detectors / priority
- * slots as the options say). Returns the handle of the heartbeat write or -1 (ENOSPC). */
-int sf_master_queue_poll(sf_master_t *m, size_t u, uint16_t hb);
+/* What a poll reads besides the status block (100..149) and the lamps (200..271). */
+#define SF_POLL_DETECTORS 1u /* det_seq, det_interval, det_volume, det_occupancy */
+#define SF_POLL_PRIORITY  2u /* the priority status slots */
+#define SF_POLL_ALL       3u
+
+/* Queue a poll: heartbeat write of hb, then the status and lamp reads, and what `what`
+ * adds (SF_POLL_* bits). Returns the handle of the heartbeat write, or -1 (EINVAL,
+ * ENOSPC). */
+int sf_master_queue_poll(sf_master_t *m, size_t u, uint16_t hb, unsigned what);
 
 /* Queue a plan download of plan p (phase splits by index per ix, written as plan_dl_*
  * 400..437 in one atomic FC 16 ending with the commit) and its read-back (plan_rd_select
@@ -158,8 +162,8 @@ int sf_master_queue_plan(sf_master_t *m, size_t u, const sf_intersection_t *ix, 
  * request, or -1 with errno on a system error (poll). */
 int sf_master_run(sf_master_t *m, int64_t now_ds);
 
-/* Queue a poll for every unit (heartbeat value hb) and run the round. */
-int sf_master_sweep(sf_master_t *m, int64_t now_ds, uint16_t hb);
+/* Queue a poll (hb, what) for every unit and run the round. */
+int sf_master_sweep(sf_master_t *m, int64_t now_ds, uint16_t hb, unsigned what);
 
 /* Outcome of request `handle` of unit u in the last round (SF_MREQ_PENDING if unknown),
  * and its exception code (0 unless SF_MREQ_EXCEPTION). */

@@ -94,7 +94,7 @@ Test(master, pipelined_sweeps_read_every_unit)
     cr_assert_not_null(m);
     for (int s = 1; s <= SWEEPS; s++) {
         uint16_t hb = (uint16_t)(1000 + s);
-        int ok = sf_master_sweep(m, s * 10, hb);
+        int ok = sf_master_sweep(m, s * 10, hb, SF_POLL_ALL);
         cr_assert_eq(ok, N, "sweep %d: %d of %d units answered", s, ok, N);
         for (size_t i = 0; i < N; i++) {
             const sf_unit_state_t *st = sf_master_state(m, i);
@@ -208,16 +208,16 @@ Test(master, dead_unit_goes_offline_and_backs_off)
     sf_master_t *m = sf_master_new(1, &ep, NULL, NULL);
     cr_assert_not_null(m);
     for (int k = 0; k < 3; k++)
-        cr_assert_eq(sf_master_sweep(m, k * 10, 1), 0);
+        cr_assert_eq(sf_master_sweep(m, k * 10, 1, SF_POLL_ALL), 0);
     const sf_unit_state_t *st = sf_master_state(m, 0);
     cr_assert_eq(st->health.state, SF_LINK_OFFLINE);
     cr_assert_eq(st->health.n_missed, 3);
     /* Backing off: the next attempt is not before 20 + 10; the sweep at 25 skips it. */
-    int h = sf_master_sweep(m, 25, 1);
+    int h = sf_master_sweep(m, 25, 1, SF_POLL_ALL);
     cr_assert_eq(h, 0);
     cr_assert_eq(sf_master_outcome(m, 0, 0), SF_MREQ_SKIPPED);
     cr_assert_eq(st->health.n_missed, 3);
-    sf_master_sweep(m, 30, 1);
+    sf_master_sweep(m, 30, 1, SF_POLL_ALL);
     cr_assert_eq(st->health.n_missed, 4, "retried at 30");
     sf_master_destroy(&m);
 }
@@ -247,7 +247,7 @@ Test(master, silent_unit_does_not_stall_the_others)
     cr_assert_not_null(m);
     for (int k = 1; k <= 2; k++) {
         int64_t t0 = now_ms();
-        cr_assert_eq(sf_master_sweep(m, k, 7), N);
+        cr_assert_eq(sf_master_sweep(m, k, 7, SF_POLL_ALL), N);
         int64_t took = now_ms() - t0;
         /* Bounded by the round timeout (plus scheduling slack), never N x timeout. */
         cr_assert_lt(took, 3 * o.round_timeout_ms, "sweep took %lld ms", (long long)took);

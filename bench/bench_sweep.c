@@ -1,0 +1,152 @@
+/* bench/bench_sweep.c — time of one full poll sweep (heartbeat write + status, lamps,
+ * detector and priority reads of every unit, pipelined) at 10, 100 and 1,000 units on
+ * 127.0.0.1, the units served by a unit host (unit/host.h) in another thread.
+ *
+ * Usage: bench_sweep [SWEEPS]   (default 50 measured sweeps per size, after 3 warm-up)
+ * Prints one line per size: units, sweeps, wall-clock median and p95 in ms, CPU time per
+ * sweep of the master thread and of the whole process (master + host thread: on a loaded
+ * machine the wall figures include waiting for a core), requests per sweep.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "host.h"
+#include "master.h"
+#include "scenario.h"
+
+typedef struct {
+    sf_host_t *h;     /* served by the thread */
+    pthread_t th;     /* the thread */
+    atomic_bool stop; /* end the thread */
+} host_thread_t;
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static void *serve(void *arg)
+{
+    host_thread_t *t = arg;
+    while (!atomic_load(&t->stop))
+        sf_host_poll(t->h, 5);
+    return NULL;
+}
+
+static double cpu_ms(clockid_t c)
+{
+    struct timespec ts;
+    clock_gettime(c, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static int run_size(const sf_intersection_t *ix, size_t n, int sweeps, unsigned what)
+{
+    host_thread_t t = {0};
+    sf_endpoint_t *eps = calloc(n, sizeof *eps);
+    double *ms = calloc((size_t)sweeps, sizeof *ms);
+    sf_master_t *m = NULL;
+    int rc = -1;
+    t.h = sf_host_new(NULL);
+    if (!eps || !ms || !t.h)
+        goto done;
+    for (size_t i = 0; i < n; i++) {
+        if (sf_host_add_unit(t.h, ix, NULL) < 0) {
+            fprintf(stderr, "bench_sweep: unit %zu: %s\n", i, strerror(errno));
+            goto done;
+        }
+        snprintf(eps[i].host, sizeof eps[i].host, "127.0.0.1");
+        eps[i].port = sf_host_port(t.h, i);
+    }
+    if (pthread_create(&t.th, NULL, serve, &t) != 0)
+        goto done;
+    sf_master_opts_t o;
+    sf_master_opts_default(&o);
+    o.round_timeout_ms = 5000;
+    m = sf_master_new(n, eps, NULL, &o);
+    if (!m) {
+        fprintf(stderr, "bench_sweep: master: %s\n", strerror(errno));
+    } else {
+        int64_t k = 0;
+        int bad = 0;
+        for (int w = 0; w < 3; w++) /* connects and the identity reads happen here */
+            bad += sf_master_sweep(m, k++, 1, what) != (int)n;
+        sf_master_stats_t s0, s1;
+        sf_master_stats(m, &s0);
+        double c0 = cpu_ms(CLOCK_THREAD_CPUTIME_ID), p0 = cpu_ms(CLOCK_PROCESS_CPUTIME_ID);
+        for (int s = 0; s < sweeps; s++) {
+            double t0 = now_ms();
+            int ok = sf_master_sweep(m, k++, (uint16_t)(s + 2), what);
+            ms[s] = now_ms() - t0;
+            bad += ok != (int)n;
+        }
+        sf_master_stats(m, &s1);
+        double master_cpu = (cpu_ms(CLOCK_THREAD_CPUTIME_ID) - c0) / sweeps;
+        double all_cpu = (cpu_ms(CLOCK_PROCESS_CPUTIME_ID) - p0) / sweeps;
+        qsort(ms, (size_t)sweeps, sizeof *ms, cmp_double);
+        double med = ms[sweeps / 2];
+        double p95 = ms[(int)((sweeps - 1) * 0.95 + 0.5)];
+        printf("%-6s units %5zu  sweeps %3d  median %8.3f ms  p95 %8.3f ms  cpu/sweep: master "
+               "%7.3f ms,"
+               " master+host %7.3f ms  requests/sweep %llu  incomplete sweeps %d\n",
+               what == SF_POLL_ALL ? "full" : "status", n, sweeps, med, p95, master_cpu, all_cpu,
+               (unsigned long long)((s1.requests - s0.requests) / (uint64_t)sweeps), bad);
+        rc = bad ? -1 : 0;
+    }
+    atomic_store(&t.stop, true);
+    pthread_join(t.th, NULL);
+done:
+    sf_master_destroy(&m);
+    sf_host_destroy(&t.h);
+    free(eps);
+    free(ms);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    int sweeps = argc > 1 ? atoi(argv[1]) : 50;
+    if (sweeps < 1 || sweeps > 100000) {
+        fprintf(stderr, "usage: bench_sweep [SWEEPS]\n");
+        return 2;
+    }
+    /* 1,000 units take ~3,000 descriptors: listening, accepted and client sockets. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 8192) {
+        rl.rlim_cur = rl.rlim_max < 8192 ? rl.rlim_max : 8192;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    sf_errors_t errs = {0};
+    sf_scenario_t *sc = sf_scenario_load(SIGFLOW_ASSETS "/scenarios/single.json", NULL, 0, &errs);
+    if (!sc) {
+        fprintf(stderr, "bench_sweep: %s\n", errs.n ? errs.msg[0] : "cannot load scenario");
+        sf_errors_clear(&errs);
+        return 1;
+    }
+    printf("bench_sweep: one poll sweep, pipelined over every unit. status = heartbeat write +"
+           " status and lamp reads (3 requests per unit); full = also detector data and"
+           " priority slots (6 requests)\n");
+    int rc = 0;
+    const size_t sizes[] = {10, 100, 1000};
+    for (size_t i = 0; i < 3; i++) {
+        rc |= run_size(&sc->intersections[0], sizes[i], sweeps, 0) < 0;
+        rc |= run_size(&sc->intersections[0], sizes[i], sweeps, SF_POLL_ALL) < 0;
+    }
+    sf_scenario_destroy(&sc);
+    return rc;
+}
