@@ -598,6 +598,36 @@ Test(modbus, fixed_base_port_and_busy_port)
     sf_scenario_destroy(&sc);
 }
 
+Test(modbus, client_sockets_above_fd_setsize)
+{
+    /* A 1,000-unit host has descriptors far above FD_SETSIZE, where libmodbus' select()
+     * cannot go: the server must serve them all the same. Pad the table so the server's
+     * accepted socket lands above 1024 while the test's client stays low. */
+    hostrun_t *r = start_host(SINGLE, 1, NULL);
+    enum { PAD = 1100 };
+    int *pad = malloc(PAD * sizeof *pad);
+    cr_assert_not_null(pad);
+    int n = 0;
+    for (; n < PAD; n++) {
+        pad[n] = dup(0);
+        if (pad[n] < 0)
+            break;
+    }
+    cr_assert_gt(n, 1030, "could not open enough descriptors");
+    close(pad[0]); /* the client's socket takes this low number */
+    modbus_t *c = client(sf_host_port(r->h, 0));
+    cr_expect_lt(modbus_get_socket(c), FD_SETSIZE);
+    cr_expect_eq(read_in(c, "protocol_version", 0), SF_REGMAP_VERSION);
+    cr_expect_eq(write_hold(c, "phase_yellow", 1, 25), MODBUS_EXCEPTION_ILLEGAL_DATA_VALUE);
+    cr_expect_eq(write_hold(c, "phase_yellow", 1, 40), 0);
+    cr_expect_eq(read_hold(c, "phase_yellow", 1), 40);
+    drop(c);
+    for (int i = 1; i < n; i++)
+        close(pad[i]);
+    free(pad);
+    stop_host(r);
+}
+
 /* ---- sigflow unit as a child process -------------------------------------------------------- */
 
 typedef struct {

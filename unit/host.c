@@ -11,7 +11,6 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -307,32 +306,20 @@ static void close_conn(sf_host_t *h, size_t i, uint64_t *counter)
  * 0 when only part of one is there, -1 peer gone, -2 malformed, -3 socket error. */
 static int frame_ready(int fd)
 {
-    int avail = 0;
-    if (ioctl(fd, FIONREAD, &avail) != 0)
-        return -3;
+    /* One peek shows what is buffered, up to the largest ADU. */
     uint8_t head[MODBUS_TCP_MAX_ADU_LENGTH];
-    if (avail == 0) {
-        /* Readable with nothing buffered: end of stream or an error. */
-        ssize_t r = recv(fd, head, 1, MSG_PEEK | MSG_DONTWAIT);
-        if (r == 0)
-            return -1;
-        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-            return 0;
-        return r < 0 ? -3 : 0;
-    }
-    if (avail < 7)
+    ssize_t r = recv(fd, head, sizeof head, MSG_PEEK | MSG_DONTWAIT);
+    if (r == 0)
+        return -1;
+    if (r < 0)
+        return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : -3;
+    if (r < 7)
         return 0;
-    ssize_t r = recv(fd, head, 7, MSG_PEEK | MSG_DONTWAIT);
-    if (r != 7)
-        return r < 0 ? -3 : 0;
     int len = 6 + (head[4] << 8 | head[5]);
     if ((head[2] | head[3]) != 0 || len < 8 || len > MODBUS_TCP_MAX_ADU_LENGTH)
         return -2;
-    if (avail < len)
+    if (r < len)
         return 0;
-    r = recv(fd, head, (size_t)len, MSG_PEEK | MSG_DONTWAIT);
-    if (r != len)
-        return r < 0 ? -3 : 0;
     return sf_server_frame_ok(head, len) == 0 ? len : -2;
 }
 

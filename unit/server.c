@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/select.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -711,13 +712,29 @@ int sf_server_handle(sf_server_t *s, int fd, bool may_write, int frame_len)
         return -1;
     }
     uint8_t req[MODBUS_TCP_MAX_ADU_LENGTH];
-    if (modbus_set_socket(s->ctx, fd) != 0)
+    if (frame_len < MBAP_LEN + 1 || frame_len > MODBUS_TCP_MAX_ADU_LENGTH ||
+        modbus_set_socket(s->ctx, fd) != 0) {
+        errno = EINVAL;
         return -1;
-    int len = modbus_receive(s->ctx, req);
-    if (len < 0)
-        return -1;
-    if (len == 0)
-        return 0; /* nothing for us (libmodbus filtered it) */
+    }
+    int len;
+    if (fd < FD_SETSIZE) {
+        /* libmodbus frames the request (it reads exactly what the function needs). */
+        len = modbus_receive(s->ctx, req);
+        if (len < 0)
+            return -1;
+        if (len == 0)
+            return 0; /* nothing for us (libmodbus filtered it) */
+    } else {
+        /* modbus_receive waits with select(), which cannot take a descriptor at or above
+         * FD_SETSIZE (a 1,000-unit host has thousands). The host has already checked that
+         * this whole frame is buffered and that its length is exactly what libmodbus would
+         * read for its function (sf_server_frame_ok), so one recv takes the same bytes. */
+        ssize_t r = recv(fd, req, (size_t)frame_len, MSG_DONTWAIT);
+        if (r < 0)
+            return -1;
+        len = (int)r;
+    }
     if (len != frame_len || sf_server_frame_ok(req, len) != 0) {
         errno = EPROTO;
         return -1;
