@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "lockstep.h"
@@ -13,6 +14,15 @@ static double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* CPU time of the whole process (every thread: clock, participants, forwarder, libzmq). */
+static double cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
 static void bench_codec(size_t nv)
@@ -110,13 +120,13 @@ static void bench_lockstep(int n_part, int steps, int realtime, double speed, in
         fprintf(stderr, "%s\n", sf_clock_error(clk));
         exit(1);
     }
-    double t0 = now_s();
+    double t0 = now_s(), c0 = cpu_s();
     for (int k = 0; k < steps; k++)
         if (sf_clock_step(clk, NULL, NULL) != 0) {
             fprintf(stderr, "%s\n", sf_clock_error(clk));
             exit(1);
         }
-    double t1 = now_s();
+    double t1 = now_s(), c1 = cpu_s();
     sf_clock_bye(clk, "end");
     for (int i = 0; i < n_part; i++)
         pthread_join(th[i], NULL);
@@ -127,9 +137,9 @@ static void bench_lockstep(int n_part, int steps, int realtime, double speed, in
                speed, n_part, steps, j.mean_us, j.p95_us, j.max_us);
     } else {
         printf("lockstep over %s, %d participant(s): %d steps in %.3f s = %.0f steps/s "
-               "(%.0f us/step)\n",
+               "(%.0f us/step wall, %.0f us/step CPU all threads)\n",
                inproc ? "inproc" : "loopback TCP", n_part, steps, t1 - t0, steps / (t1 - t0),
-               (t1 - t0) / steps * 1e6);
+               (t1 - t0) / steps * 1e6, (c1 - c0) / steps * 1e6);
     }
     sf_clock_destroy(&clk);
     sf_bus_forwarder_destroy(&fw);
@@ -138,6 +148,9 @@ static void bench_lockstep(int n_part, int steps, int realtime, double speed, in
 
 int main(void)
 {
+    double load[1] = {0};
+    if (getloadavg(load, 1) == 1)
+        printf("load average at start: %.2f (wall figures suffer on a busy machine)\n", load[0]);
     bench_codec(1000);
     bench_codec(10000);
     bench_codec(100000);
