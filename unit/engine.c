@@ -460,7 +460,13 @@ static void cross_barrier(sf_unit_t *u)
             u->lap_zero = u->gabs - u->gt;
         }
     } else if (u->run_mode == SF_UMODE_COORDINATED && next == u->g_c) {
-        derive_coord(u); /* timings may have been written: re-lay at the lap start */
+        /* timings may have been written: re-lay at the lap start; a moved force-off
+         * makes this cycle differ from the plan's */
+        uint16_t old_f[SF_MAX_PHASES], old_sc = u->s_c;
+        memcpy(old_f, u->pos_f, sizeof old_f);
+        derive_coord(u);
+        if (memcmp(old_f, u->pos_f, sizeof old_f) != 0 || old_sc != u->s_c)
+            u->in_sync = false;
     }
     /* next group with something to serve; none at all: rest in red */
     for (uint8_t j = 0; j < u->n_groups; j++) {
@@ -943,7 +949,11 @@ void sf_engine_refresh_status(sf_unit_t *u)
     st->cycle_ds = u->rp.cycle_ds;
     st->offset_ds = u->rp.offset_ds;
     bool coord = u->state == ST_RUN && u->run_mode == SF_UMODE_COORDINATED;
-    st->cycle_timer_ds = coord ? (uint16_t)((u->gt + u->cyc - u->s_c) % (u->cyc ? u->cyc : 1)) : 0;
+    st->cycle_timer_ds = 0;
+    if (coord && u->cyc) {
+        uint32_t ct = ((uint32_t)u->gt + u->cyc - u->s_c) % u->cyc;
+        st->cycle_timer_ds = (uint16_t)ct;
+    }
     st->coord_in_sync = coord && u->in_sync;
     st->tod_ds = u->tod_ds;
     st->sync_ref_ds = u->sync_ref_ds;
