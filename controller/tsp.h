@@ -1,0 +1,131 @@
+/* controller/tsp.h — transit signal priority at the centre: the request lifecycle from a
+ * bus check-in to its outcome.
+ *
+ * Lifecycle of one request (one bus at one intersection):
+ *   check-in (sf_tsp_checkin) -> queued until the next decision (sf_tsp_decide, once per
+ *   controller step) -> refused (reason) or granted -> the grant goes to the unit's
+ *   mailbox as a check-in (the caller writes the action) -> the unit may still refuse it
+ *   (sf_tsp_unit_refused, or its status slot says refused) -> check-out (sf_tsp_checkout)
+ *   ends it: served when the unit reported it active or served, else cancelled; a grant
+ *   with no check-out by ETA + max extension + expiry margin expires.
+ *
+ * Decision rules, applied in this order to the check-ins of one step sorted by level
+ * (1 first) then ETA (soonest first):
+ *   1. priority disabled                          -> refused "disabled"
+ *   2. lateness not above lateness_threshold_s (when > 0) -> refused "not_late"
+ *   3. the unit is offline (or not identified)    -> refused "offline"
+ *   4. a request holds the same phase, or a phase that may not be green with it
+ *      (including one granted earlier in this same decision) -> refused "conflict"
+ *   5. a grant at this intersection less than lockout_s ago  -> refused "lockout"
+ *   6. otherwise granted; the intersection's lockout starts now.
+ * A check-in of a bus that already holds a granted request updates its ETA (a new
+ * mailbox check-in with the same id), and is not a new request.
+ *
+ * Every request is logged (controller/eventlog.h, kind "priority") at its decision and at
+ * its outcome, with its reason.
+ */
+#ifndef SIGFLOW_TSP_H
+#define SIGFLOW_TSP_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "eventlog.h"
+#include "scenario.h"
+
+#define SF_TSP_MAX_ACTIVE  8    /* granted requests held per intersection (unit status slots) */
+#define SF_TSP_MAX_PENDING 64   /* check-ins waiting for the next decision, all intersections */
+#define SF_TSP_EXPIRY_S    60.0 /* margin after ETA + max extension before a grant expires */
+
+/* A transit event from the simulator's bus (TransitCheckIn / TransitCheckOut) or a test. */
+typedef struct {
+    bool check_in;     /* true check-in, false check-out */
+    char bus_id[32];   /* vehicle id, NUL-terminated */
+    uint32_t ix;       /* intersection index */
+    uint32_t movement; /* movement index within the intersection (gives the phase) */
+    float eta_s;       /* time to the stop line, s (check-in) */
+    float lateness_s;  /* against the timetable, s; positive = late */
+    uint8_t level;     /* 1 (highest) .. 7; 0 = from lateness (sf_tsp_level) */
+} sf_transit_event_t;
+
+/* Why a request was refused, or how it ended. */
+typedef enum {
+    SF_TSP_R_NONE = 0,
+    SF_TSP_R_DISABLED,     /* control.priority.enabled is false */
+    SF_TSP_R_NOT_LATE,     /* lateness below the threshold */
+    SF_TSP_R_OFFLINE,      /* the unit is offline */
+    SF_TSP_R_CONFLICT,     /* the phase or a conflicting phase is held by another request */
+    SF_TSP_R_LOCKOUT,      /* a grant at this intersection less than lockout_s ago */
+    SF_TSP_R_UNIT_REFUSED, /* the unit refused the mailbox write or the request */
+    SF_TSP_R_N,
+} sf_tsp_reason_t;
+
+/* What the caller must write to a unit's mailbox (prio_req_* 300..305). */
+typedef struct {
+    uint32_t ix;      /* intersection index */
+    uint16_t id;      /* request id, != 0 */
+    uint8_t level;    /* 1..7 */
+    uint8_t phase_no; /* phase number 1..16 */
+    uint16_t eta_ds;  /* 0.1 s, at most 6000 */
+    uint8_t type;     /* 1 check-in, 2 check-out (prio_req_type) */
+} sf_tsp_action_t;
+
+/* Counts for the report (monotonic). */
+typedef struct {
+    uint64_t requests;                   /* check-ins decided (ETA updates excluded) */
+    uint64_t granted;                    /* granted by the centre and accepted by the unit */
+    uint64_t refused;                    /* refused for any reason (centre or unit) */
+    uint64_t by_reason[SF_TSP_R_N];      /* refusals by reason */
+    uint64_t served, cancelled, expired; /* outcomes of grants */
+} sf_tsp_counts_t;
+
+typedef struct sf_tsp_s sf_tsp_t;
+
+/* New TSP for scenario sc (borrowed, must outlive it; its control.priority settings),
+ * logging to log (borrowed, may be NULL). NULL with errno EINVAL / ENOMEM. */
+sf_tsp_t *sf_tsp_new(const sf_scenario_t *sc, sf_eventlog_t *log);
+
+/* Free; takes NULL, sets *self_p to NULL. */
+void sf_tsp_destroy(sf_tsp_t **self_p);
+
+/* Level from lateness: 3 when late beyond the threshold, 2 beyond twice it, 1 beyond four
+ * times it; 4 when not late. */
+uint8_t sf_tsp_level(float lateness_s, float threshold_s);
+
+/* Take a transit event at t_s. Check-ins wait for the next sf_tsp_decide; a check-out
+ * ends the bus's request at once (and queues the mailbox check-out for the unit).
+ * 0, or -1 with errno: EINVAL (ix or movement out of range, empty bus id, bad level or
+ * ETA not finite and >= 0), ENOSPC (too many pending check-ins), ENOENT (check-out of a
+ * bus with no request here: logged by the caller if it cares, nothing changes). */
+int sf_tsp_event(sf_tsp_t *t, double t_s, const sf_transit_event_t *ev);
+
+/* Decide the pending check-ins at t_s (rules above), expire old grants, and fill
+ * out[0..cap) with the mailbox writes to make (check-ins of grants and ETA updates, and
+ * the check-outs queued since the last call). online[ix] says whether each unit can be
+ * written (NULL = all). Returns the number of actions (never more than cap: the rest wait
+ * for the next call). */
+size_t sf_tsp_decide(sf_tsp_t *t, double t_s, const bool *online, sf_tsp_action_t *out, size_t cap);
+
+/* The unit refused action a's write (exception) at t_s: a check-in's request is refused
+ * "unit_refused", never retried. */
+void sf_tsp_unit_refused(sf_tsp_t *t, double t_s, const sf_tsp_action_t *a, int exception);
+
+/* The unit's priority status slots (prio_status_* registers) read at t_s for ix: marks
+ * requests seen active (for "served"), and refusals or expiry decided by the unit. */
+void sf_tsp_unit_status(sf_tsp_t *t, double t_s, uint32_t ix, const uint16_t id[8],
+                        const uint16_t state[8], const uint16_t reason[8]);
+
+/* Requests currently held (granted, not ended) at ix. */
+size_t sf_tsp_active(const sf_tsp_t *t, uint32_t ix);
+
+/* Counts so far; and as JSON {requests, granted, refused, refused_by_reason{...}, served,
+ * cancelled, expired} (caller owns it). */
+void sf_tsp_counts(const sf_tsp_t *t, sf_tsp_counts_t *out);
+json_t *sf_tsp_counts_json(const sf_tsp_t *t);
+
+/* "none", "disabled", "not_late", "offline", "conflict", "lockout", "unit_refused". */
+const char *sf_tsp_reason_name(sf_tsp_reason_t r);
+
+#endif
