@@ -18,5 +18,7 @@ const sf_command_t sf_commands[] = {
      sf_cmd_unit},
     {"plot", "time-space|coordination|queues RUN --out FILE.png [--ix ID] [--size WxH]",
      "draw a plot of a recorded run as a PNG (offscreen, no display needed)", sf_cmd_plot},
+    {"view", "SCENARIO [--bus ENDPOINT] [--pub ENDPOINT] [--record FILE] [--screenshot FILE.png --at S]",
+     "live window on a running simulation bus (lamps, vehicles, panel, controls)", sf_cmd_view},
     {NULL, NULL, NULL, NULL},
 };

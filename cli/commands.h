@@ -25,5 +25,6 @@ int sf_cmd_plan(int argc, char **argv);
 int sf_cmd_regmap(int argc, char **argv);
 int sf_cmd_unit(int argc, char **argv);
 int sf_cmd_plot(int argc, char **argv);
+int sf_cmd_view(int argc, char **argv);
 
 #endif

@@ -763,3 +763,171 @@ Test(view, screenshot_of_the_default_scenario)
     free(lamps);
     sf_scenario_destroy(&sc);
 }
+
+/* ---- the live window on a real bus --------------------------------------------- */
+
+#include <signal.h>
+#include <zmq.h>
+
+#include "bus.h"
+#include "bus.pb-c.h"
+
+/* Green near intersection ix of the screenshot? Counts lamp-green pixels within r px of
+ * its centre under the fitted transform of a w x h window. */
+static long green_near(SDL_Surface *argb, sf_netview_t *nv, const sf_scenario_t *sc, uint32_t ix,
+                       int r, SDL_Color want)
+{
+    float cx, cy;
+    sf_netview_to_screen(nv, sc->intersections[ix].x_m, sc->intersections[ix].y_m, &cx, &cy);
+    long n = 0;
+    for (int y = (int)cy - r; y <= (int)cy + r; y++)
+        for (int x = (int)cx - r; x <= (int)cx + r; x++) {
+            if (x < 0 || y < 0 || x >= argb->w || y >= argb->h)
+                continue;
+            uint32_t p = ((uint32_t *)((uint8_t *)argb->pixels + y * argb->pitch))[x];
+            n += same((SDL_Color){(uint8_t)(p >> 16), (uint8_t)(p >> 8), (uint8_t)p, 255}, want);
+        }
+    return n;
+}
+
+Test(view, live_window_follows_the_bus_and_sends_commands, .timeout = 120)
+{
+    sf_scenario_t *sc = load_default();
+    void *ctx = zmq_ctx_new();
+    sf_bus_forwarder_t *fw = sf_bus_forwarder_new(ctx, "tcp://127.0.0.1:*", "tcp://127.0.0.1:*", 0);
+    cr_assert_not_null(fw, "forwarder: %s", zmq_strerror(errno));
+    const char *pe = sf_bus_forwarder_pub_endpoint(fw), *se = sf_bus_forwarder_sub_endpoint(fw);
+    void *pub = sf_bus_pub_new(ctx, pe);
+    const char *cmd_topic[] = {"cmd"};
+    void *cmds = sf_bus_sub_new(ctx, se, cmd_topic, 1, 0);
+    cr_assert(pub && cmds);
+    char *png = tmpfile_path(".png"), *rec = tmpfile_path(".sfrun"), *out = tmpfile_path(".out");
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        int fd = open(out, O_WRONLY | O_TRUNC);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execl(SIGFLOW_BIN, SIGFLOW_BIN, "view", DEFAULT_SCENARIO, "--bus", se, "--pub", pe,
+              "--size", "1000x700", "--screenshot", png, "--at", "3", "--exit", "--keys",
+              "space,+,p", "--record", rec, (char *)NULL);
+        _exit(127);
+    }
+    uint32_t i1i2 = 2; /* link I1-I2 */
+    cr_assert_str_eq(sc->links[i1i2].id, "I1-I2");
+    bool seen[8] = {false};
+    int status = -1;
+    bool exited = false;
+    for (uint64_t k = 0; k < 6000 && !exited; k++) {
+        /* the bus the viewer joins at some point: publish step k every round */
+        Sfbus__Step step = SFBUS__STEP__INIT;
+        step.k = k;
+        step.t_ds = k;
+        step.step_ds = 1;
+        cr_assert_eq(sf_bus_send(pub, &step.base), 0);
+        for (uint32_t ix = 0; ix < sc->n_intersections; ix++) {
+            uint8_t codes[SF_MAX_SG];
+            memset(codes, ix == 0 ? SF_LAMP_GREEN : SF_LAMP_RED, sizeof codes);
+            Sfbus__LampStates ls = SFBUS__LAMP_STATES__INIT;
+            ls.k = k;
+            ls.ix = ix;
+            ls.lamps.data = codes;
+            ls.lamps.len = sc->intersections[ix].n_sg;
+            uint32_t rem[SF_MAX_SG] = {0};
+            ls.n_remaining_ds = ls.lamps.len;
+            ls.remaining_ds = rem;
+            ls.plan = 1;
+            ls.control_mode = 0x12;
+            cr_assert_eq(sf_bus_send(pub, &ls.base), 0);
+        }
+        /* a message this scenario cannot have: refused, nothing changes */
+        uint8_t bad_codes[2] = {SF_LAMP_RED, SF_LAMP_RED};
+        Sfbus__LampStates bad = SFBUS__LAMP_STATES__INIT;
+        bad.k = k;
+        bad.ix = 99;
+        bad.lamps.data = bad_codes;
+        bad.lamps.len = 2;
+        uint32_t bad_rem[2] = {10, 10};
+        bad.n_remaining_ds = 2;
+        bad.remaining_ds = bad_rem;
+        cr_assert_eq(sf_bus_send(pub, &bad.base), 0);
+        uint32_t id = 7, link = i1i2, lane = 0, type = SF_VEH_CAR;
+        float pos = (float)(k % 3000) * 0.1f, speed = 10;
+        int32_t line = -1;
+        Sfbus__VehicleSnapshot snap = SFBUS__VEHICLE_SNAPSHOT__INIT;
+        snap.k = k;
+        snap.t_ds = k;
+        snap.n_id = snap.n_link = snap.n_lane = snap.n_pos_m = snap.n_speed_mps = snap.n_type =
+            snap.n_line = 1;
+        snap.id = &id;
+        snap.link = &link;
+        snap.lane = &lane;
+        snap.pos_m = &pos;
+        snap.speed_mps = &speed;
+        snap.type = &type;
+        snap.line = &line;
+        cr_assert_eq(sf_bus_send(pub, &snap.base), 0);
+        /* pace the publisher at about 100 steps/s while collecting commands */
+        zmq_pollitem_t it = {cmds, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&it, 1, 10) > 0) {
+            sf_bus_rx_t rx;
+            while (sf_bus_recv(cmds, &rx, ZMQ_DONTWAIT, NULL, 0) == 0) {
+                const Sfbus__ViewCommand *vc = (const Sfbus__ViewCommand *)rx.msg;
+                if (rx.type == SF_BUS_CMD && vc->cmd < 8)
+                    seen[vc->cmd] = true;
+                if (rx.type == SF_BUS_CMD && vc->cmd == SFBUS__COMMAND__CMD_SPEED)
+                    cr_assert_float_eq(vc->speed_factor, 2.0, 1e-9);
+                sf_bus_rx_clear(&rx);
+            }
+        }
+        pid_t w = waitpid(pid, &status, WNOHANG);
+        exited = w == pid;
+    }
+    if (!exited) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+    }
+    char text[2048] = "";
+    FILE *f = fopen(out, "r");
+    if (f) {
+        size_t got = fread(text, 1, sizeof text - 1, f);
+        text[got] = '\0';
+        fclose(f);
+    }
+    cr_assert(exited, "sigflow view did not finish: %s", text);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d: %s", status, text);
+    cr_assert(seen[SFBUS__COMMAND__CMD_PAUSE], "no pause command on the bus: %s", text);
+    cr_assert(seen[SFBUS__COMMAND__CMD_SPEED], "no speed command on the bus");
+    cr_assert(seen[SFBUS__COMMAND__CMD_TOGGLE_PRIORITY], "no priority command on the bus");
+    unsigned long refused = 0;
+    const char *p = strstr(text, "messages (");
+    cr_assert(p && sscanf(p, "messages (%lu refused)", &refused) == 1, "%s", text);
+    cr_assert_gt(refused, 0, "the bad LampStates was not refused: %s", text);
+    /* the picture: I1's heads green, I2's red (lamps from the bus) */
+    SDL_Surface *img = IMG_Load(png);
+    cr_assert_not_null(img, "%s", text);
+    cr_assert(img->w == 1000 && img->h == 700);
+    SDL_Surface *argb = SDL_ConvertSurfaceFormat(img, SDL_PIXELFORMAT_ARGB8888, 0);
+    sf_netview_t *nv = sf_netview_new(sc, 1000, 700);
+    cr_assert_gt(green_near(argb, nv, sc, 0, 25, SF_COL_LAMP_GREEN), 20);
+    cr_assert_eq(green_near(argb, nv, sc, 1, 25, SF_COL_LAMP_GREEN), 0);
+    cr_assert_gt(green_near(argb, nv, sc, 1, 25, SF_COL_LAMP_RED), 20);
+    sf_netview_destroy(&nv);
+    SDL_FreeSurface(argb);
+    SDL_FreeSurface(img);
+    /* the record it wrote has the lamps and the vehicle */
+    char err[256];
+    sf_runrec_t *r = sf_runrec_load(sc, rec, err, sizeof err);
+    cr_assert_not_null(r, "%s", err);
+    cr_assert_gt(sf_runrec_n_points(r), 0);
+    cr_assert_geq(sf_runrec_n_lamp_changes(r), sc->intersections[0].n_sg);
+    sf_runrec_destroy(&r);
+    unlink(png);
+    unlink(rec);
+    unlink(out);
+    sf_bus_close(&pub);
+    sf_bus_close(&cmds);
+    sf_bus_forwarder_destroy(&fw);
+    zmq_ctx_term(ctx);
+    sf_scenario_destroy(&sc);
+}

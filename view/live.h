@@ -1,0 +1,60 @@
+/* view/live.h — the live window attached to a running simulation bus.
+ *
+ * sf_live_run opens a window (hardware renderer when the video driver has one, software
+ * otherwise), subscribes to the bus (snap, lamps, det, step, event, summary, bye) and
+ * draws the network with the panel of the selected intersection and a help overlay,
+ * until the window is closed, `q` is pressed or (with exit_after_shot) the screenshot
+ * is taken. One thread, one loop: zmq_poll waits for bus messages up to the next frame
+ * time; each frame drains what has arrived without blocking and keeps only the latest
+ * snapshot, so a slow viewer drops snapshots (and the bus's high-water mark drops more
+ * for it) but never slows the simulation.
+ *
+ * Controls travel as ViewCommand messages on topic "cmd" (proto/bus.proto): space pause /
+ * resume, n single step, + / - speed factor x2 / /2, p toggle priority, 1-9 select that
+ * plan at the selected intersection, r reset its fault. Mouse drag pans, the wheel zooms
+ * at the cursor, a click selects an intersection (its panel opens); arrows pan, z / x
+ * zoom, f fits, h (or F1) toggles the help overlay, Esc closes the panel, q quits.
+ */
+#ifndef SIGFLOW_LIVE_H
+#define SIGFLOW_LIVE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "scenario.h"
+
+typedef struct {
+    const char *sub_endpoint; /* forwarder's subscriber side, e.g. tcp://127.0.0.1:5571 */
+    const char *pub_endpoint; /* forwarder's publisher side for commands; NULL: no commands */
+    bool software;            /* force the software renderer */
+    int w, h;                 /* window size, pixels (0: 1280 x 800) */
+    const char *record_path;  /* save a run record here at the end (NULL: none) */
+    const char *shot_path;    /* save the window's picture once sim time >= shot_at_s */
+    double shot_at_s;
+    bool exit_after_shot; /* stop once the screenshot is written */
+    double max_wall_s;    /* stop after this many wall seconds (0: never) */
+    const char *keys;     /* comma-separated SDL key names ("space,+,p") pressed once through
+                           * the normal event path after the first frame with bus data
+                           * (scripted sessions and tests); NULL: none */
+} sf_live_opts_t;
+
+/* Counters of a finished session. */
+typedef struct {
+    unsigned long frames;        /* frames drawn */
+    unsigned long messages;      /* bus messages received */
+    unsigned long refused;       /* of which refused (bad for this scenario) */
+    unsigned long snaps;         /* snapshots received */
+    unsigned long snaps_dropped; /* snapshots replaced before being drawn */
+    unsigned long commands;      /* ViewCommands sent */
+    unsigned long keys_pressed;  /* scripted keys pushed */
+    bool shot_written;           /* the screenshot was saved */
+    char backend[32];            /* renderer used */
+} sf_live_stats_t;
+
+/* Run the live window for sc until closed. Returns 0, or -1 with errno and the reason in
+ * err (no display, bad endpoint, cannot write the screenshot or record...). stats may be
+ * NULL. */
+int sf_live_run(const sf_scenario_t *sc, const sf_live_opts_t *opts, sf_live_stats_t *stats,
+                char *err, size_t err_len);
+
+#endif
