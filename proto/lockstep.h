@@ -175,7 +175,9 @@ int sf_participant_register(sf_participant_t *self, double timeout_s, sf_lockste
 const Sfbus__Welcome *sf_participant_welcome(const sf_participant_t *self);
 
 /* Wait up to timeout_s for the next Step, handing data messages to on_msg; then call
- * on_step and (lockstep) publish Done(k). Returns 1 after a step, 0 when the clock said
+ * on_step and (lockstep) publish Done(k). A paused clock publishes nothing, so a
+ * participant that must outlive a pause calls again after SF_BUS_ETIMEOUT (nothing is
+ * lost by a timeout). Returns 1 after a step, 0 when the clock said
  * bye, -1 with errno SF_BUS_ETIMEOUT, SF_BUS_EPROTO (a lockstep step was skipped),
  * ECANCELED or a libzmq errno; sf_participant_error() says what. */
 int sf_participant_step(sf_participant_t *self, double timeout_s, sf_lockstep_msg_fn on_msg,
