@@ -320,6 +320,7 @@ static void set_vtypes(sf_sim_t *sim, const sf_scenario_t *sc)
     do {                                                                                           \
         size_t n_ = (size_t)(n);                                                                   \
         (ptr) = calloc(n_ ? n_ : 1u, sizeof *(ptr));                                               \
+        sim->mem_bytes += (n_ ? n_ : 1u) * sizeof *(ptr);                                          \
         if (!(ptr))                                                                                \
             goto nomem;                                                                            \
     } while (0)
@@ -337,6 +338,7 @@ sf_sim_t *sf_sim_new_checked(const sf_scenario_t *sc, char *err, size_t err_len)
     sf_sim_t *sim = calloc(1, sizeof *sim);
     if (!sim)
         goto nomem;
+    sim->mem_bytes = sizeof *sim;
     snprintf(sim->name, sizeof sim->name, "%s", sc->name);
     sim->seed = sc->run.seed;
     sim->dt = sc->run.step_s;
@@ -397,7 +399,7 @@ sf_sim_t *sf_sim_new_checked(const sf_scenario_t *sc, char *err, size_t err_len)
     for (int k = 1; k < SF_VEH_N; k++)
         if (sim->vt[k].len < min_len)
             min_len = sim->vt[k].len;
-    uint32_t n_lanes = 0, n_slots = 0, n_src = 0;
+    uint32_t n_lanes = 0, n_src = 0;
     for (uint32_t i = 0; i < sc->n_links; i++) {
         n_lanes += sc->links[i].n_lanes;
         if (sc->links[i].from_kind == SF_NODE_BOUNDARY)
@@ -433,9 +435,14 @@ sf_sim_t *sf_sim_new_checked(const sf_scenario_t *sc, char *err, size_t err_len)
                 if (k->kerb_lane == SF_NONE8)
                     k->kerb_lane = j;
             }
-            ln->off = n_slots;
-            ln->cap = (uint32_t)((l->length_m - ln->start_m) / (min_len + 0.5f)) + 4u;
-            n_slots += ln->cap;
+            ln->jam = (uint32_t)((l->length_m - ln->start_m) / (min_len + 0.5f)) + 4u;
+            ln->cap = ln->jam < 4u ? ln->jam : 4u;
+            ln->pos = malloc((size_t)ln->cap * (2 * sizeof(float) + sizeof(uint32_t)));
+            if (!ln->pos)
+                goto nomem;
+            sim->mem_bytes += (size_t)ln->cap * (2 * sizeof(float) + sizeof(uint32_t));
+            ln->v = ln->pos + ln->cap;
+            ln->veh = (uint32_t *)(ln->pos + 2 * (size_t)ln->cap);
         }
         /* movements leaving this link and their choice probabilities */
         if (k->to_ix >= 0) {
@@ -481,10 +488,6 @@ sf_sim_t *sf_sim_new_checked(const sf_scenario_t *sc, char *err, size_t err_len)
             k->source = (int32_t)sim->n_src++;
         }
     }
-    sim->n_slots = n_slots;
-    ALLOC(sim->lane_pos, n_slots);
-    ALLOC(sim->lane_v, n_slots);
-    ALLOC(sim->lane_veh, n_slots);
 
     /* detectors, grouped by lane */
     uint32_t n_det = 0;
@@ -562,7 +565,8 @@ sf_sim_t *sf_sim_new_checked(const sf_scenario_t *sc, char *err, size_t err_len)
     ALLOC(sim->bay, sim->bus_cap);
 
     /* vehicle pool */
-    sim->pool_cap = n_slots + sim->bus_cap + 16u;
+    /* the pool starts small and doubles when an entry needs a slot */
+    sim->pool_cap = 1024u;
     ALLOC(sim->free_stack, sim->pool_cap);
     ALLOC(sim->v_id, sim->pool_cap);
     ALLOC(sim->v_type, sim->pool_cap);
@@ -595,6 +599,50 @@ nomem:
     return NULL;
 }
 
+int sf_sim_pool_grow(sf_sim_t *sim)
+{
+    uint32_t oc = sim->pool_cap, nc = oc * 2u;
+    if (nc <= oc) {
+        errno = ENOMEM;
+        return -1;
+    }
+#define GROW(a)                                                                                    \
+    do {                                                                                           \
+        void *p_ = realloc((a), (size_t)nc * sizeof *(a));                                         \
+        if (!p_) {                                                                                 \
+            errno = ENOMEM;                                                                        \
+            return -1;                                                                             \
+        }                                                                                          \
+        (a) = p_;                                                                                  \
+        sim->mem_bytes += (size_t)(nc - oc) * sizeof *(a);                                         \
+    } while (0)
+    /* a failure part-way leaves some arrays larger, which is harmless: pool_cap only
+     * moves when all of them have grown */
+    GROW(sim->free_stack);
+    GROW(sim->v_id);
+    GROW(sim->v_type);
+    GROW(sim->v_flags);
+    GROW(sim->v_mov);
+    GROW(sim->v_nmov);
+    GROW(sim->v_nlane);
+    GROW(sim->v_bus);
+    GROW(sim->v_tsys);
+    GROW(sim->v_tarr);
+    GROW(sim->v_delay);
+    GROW(sim->v_delay_open);
+    GROW(sim->v_stops);
+    GROW(sim->v_stops_open);
+    GROW(sim->v_acc);
+    GROW(sim->v_tcross);
+    GROW(sim->v_tlc);
+#undef GROW
+    /* new indices go on the free stack lowest on top, as at creation */
+    for (uint32_t i = nc; i-- > oc;)
+        sim->free_stack[sim->n_free++] = i;
+    sim->pool_cap = nc;
+    return 0;
+}
+
 sf_sim_t *sf_sim_new(const sf_scenario_t *sc)
 {
     return sf_sim_new_checked(sc, NULL, 0);
@@ -618,11 +666,11 @@ void sf_sim_destroy(sf_sim_t **self_p)
     free(s->links);
     free(s->link_id);
     free(s->app);
+    if (s->lanes)
+        for (uint32_t i = 0; i < s->n_lanes; i++)
+            free(s->lanes[i].pos);
     free(s->lanes);
     free(s->ldet);
-    free(s->lane_pos);
-    free(s->lane_v);
-    free(s->lane_veh);
     free(s->free_stack);
     free(s->v_id);
     free(s->v_type);
@@ -686,6 +734,11 @@ bool sf_sim_finished(const sf_sim_t *sim)
     return !sim || sim->t >= sim->duration_s - 1e-9;
 }
 
+size_t sf_sim_memory(const sf_sim_t *sim)
+{
+    return sim ? sim->mem_bytes : 0;
+}
+
 size_t sf_sim_vehicle_count(const sf_sim_t *sim)
 {
     return sim ? sim->n_on : 0;
@@ -741,15 +794,15 @@ size_t sf_sim_snapshot(const sf_sim_t *sim, sf_vehicle_snap_t *out, size_t cap)
         for (uint32_t i = 0; i < ln->n; i++, k++) {
             if (!out || k >= cap)
                 continue;
-            uint32_t w = sim->lane_veh[ln->off + i];
+            uint32_t w = ln->veh[i];
             sf_vehicle_snap_t *o = &out[k];
             o->id = sim->v_id[w];
             o->link_idx = ln->link;
             o->lane = ln->idx;
             o->type = sim->v_type[w];
             o->line = sim->v_bus[w] == SF_NONE32 ? SF_SIM_NO_LINE : sim->bus[sim->v_bus[w]].line;
-            o->pos_m = sim->lane_pos[ln->off + i];
-            o->speed_mps = sim->lane_v[ln->off + i];
+            o->pos_m = ln->pos[i];
+            o->speed_mps = ln->v[i];
         }
     }
     for (uint32_t i = 0; i < sim->n_bay; i++, k++) {

@@ -120,6 +120,9 @@ uint64_t sf_sim_steps(const sf_sim_t *sim);
 /* True once sim time has reached run.duration_s. */
 bool sf_sim_finished(const sf_sim_t *sim);
 
+/* Bytes the simulator has allocated (its own accounting, for the benchmark). */
+size_t sf_sim_memory(const sf_sim_t *sim);
+
 /* Vehicles currently on links (not counting those waiting in entry queues). */
 size_t sf_sim_vehicle_count(const sf_sim_t *sim);
 

@@ -1,12 +1,13 @@
 /* sim/sim_internal.h — the simulator's private state, shared by sim.c (model) and
  * sim_report.c (measures of effectiveness). Not a public header.
  *
- * Layout (data-oriented): every lane owns a window [off, off + cap) of three parallel
- * arrays (lane_pos, lane_v, lane_veh) holding its vehicles front first (index 0 is the
- * vehicle nearest the stop line), so car-following walks contiguous memory. Everything
- * else about a vehicle sits in struct-of-arrays pools indexed by lane_veh[], recycled
- * through a free stack. Nothing is allocated per step except the optional trajectory
- * recorder and an entry queue that outgrows its capacity (oversaturated entry).
+ * Layout (data-oriented): every lane owns three parallel arrays (pos, v, veh) in one
+ * block, holding its vehicles front first (index 0 is the vehicle nearest the stop
+ * line), so car-following walks contiguous memory. Everything else about a vehicle sits
+ * in struct-of-arrays pools indexed by veh[], recycled through a free stack. Lane arrays,
+ * the pool, entry queues and the trajectory recorder grow by doubling when full (so
+ * memory follows the traffic, not the network's jam capacity); a steady step allocates
+ * nothing.
  */
 #ifndef SIGFLOW_SIM_INTERNAL_H
 #define SIGFLOW_SIM_INTERNAL_H
@@ -41,8 +42,11 @@ typedef struct {
 } vtype_t;
 
 typedef struct {
-    uint32_t off;   /* first slot in lane_pos/lane_v/lane_veh */
-    uint32_t cap;   /* slots */
+    float *pos;     /* m, front bumpers, front first (also the allocation base) */
+    float *v;       /* m/s */
+    uint32_t *veh;  /* pool indices */
+    uint32_t cap;   /* allocated slots (doubles up to jam) */
+    uint32_t jam;   /* physical capacity at jam density */
     uint32_t n;     /* vehicles, front first */
     uint32_t link;  /* link index */
     float start_m;  /* 0, or where the turn bay starts (m from the link start) */
@@ -180,10 +184,6 @@ struct sf_sim {
     lane_t *lanes;
     uint32_t n_ldet;
     ldet_t *ldet;
-    uint32_t n_slots;   /* total lane slots */
-    float *lane_pos;    /* m, front bumper */
-    float *lane_v;      /* m/s */
-    uint32_t *lane_veh; /* pool index */
 
     /* vehicle pool (struct of arrays) */
     uint32_t pool_cap;
@@ -244,6 +244,7 @@ struct sf_sim {
     uint64_t inserted;                   /* vehicles that entered the network (all time) */
     uint64_t blocked_transfers;          /* merges refused for lack of room (all time) */
     uint64_t prio[3];                    /* priority outcomes */
+    size_t mem_bytes;                    /* bytes allocated by the simulator */
     /* perf */
     double wall_s;        /* wall time inside sf_sim_step */
     uint64_t veh_updates; /* vehicle-steps */
@@ -315,6 +316,12 @@ static inline float sf_idm_free(const vtype_t *vt, float iv0, float v)
     float acc = vt->a * (1.0f - r * r);
     return acc < -MAX_DECEL ? -MAX_DECEL : acc;
 }
+
+/* Double the vehicle pool (sim.c). Returns 0, or -1 with errno ENOMEM. */
+int sf_sim_pool_grow(sf_sim_t *sim);
+
+/* Double the vehicle pool (sim.c). Returns 0, or -1 with errno ENOMEM. */
+int sf_sim_pool_grow(sf_sim_t *sim);
 
 /* Next arrival after t of entry e (sim_step.c). */
 double sf_sim_next_arrival(sf_sim_t *sim, const sf_entry_t *e, double t);

@@ -43,11 +43,11 @@ static unsigned rng_poisson(uint64_t s[4], double mean)
 
 /* ---- lanes and pool --------------------------------------------------------------- */
 
-static void lane_remove(sf_sim_t *sim, lane_t *ln, uint32_t i)
+static void lane_remove(lane_t *ln, uint32_t i)
 {
     size_t tail = ln->n - i - 1u;
-    float *P = sim->lane_pos + ln->off, *V = sim->lane_v + ln->off;
-    uint32_t *W = sim->lane_veh + ln->off;
+    float *P = ln->pos, *V = ln->v;
+    uint32_t *W = ln->veh;
     memmove(P + i, P + i + 1, tail * sizeof *P);
     memmove(V + i, V + i + 1, tail * sizeof *V);
     memmove(W + i, W + i + 1, tail * sizeof *W);
@@ -55,11 +55,11 @@ static void lane_remove(sf_sim_t *sim, lane_t *ln, uint32_t i)
 }
 
 /* Insert at index k (caller checked the order and that n < cap). */
-static void lane_insert(sf_sim_t *sim, lane_t *ln, uint32_t k, float p, float v, uint32_t w)
+static void lane_insert(lane_t *ln, uint32_t k, float p, float v, uint32_t w)
 {
     size_t tail = ln->n - k;
-    float *P = sim->lane_pos + ln->off, *V = sim->lane_v + ln->off;
-    uint32_t *W = sim->lane_veh + ln->off;
+    float *P = ln->pos, *V = ln->v;
+    uint32_t *W = ln->veh;
     memmove(P + k + 1, P + k, tail * sizeof *P);
     memmove(V + k + 1, V + k, tail * sizeof *V);
     memmove(W + k + 1, W + k, tail * sizeof *W);
@@ -67,6 +67,31 @@ static void lane_insert(sf_sim_t *sim, lane_t *ln, uint32_t k, float p, float v,
     V[k] = v;
     W[k] = w;
     ln->n++;
+}
+
+/* Make room for one more vehicle in the lane's arrays: false when the lane is
+ * physically full (jam density) or memory ran out. Arrays double when they grow, so this
+ * allocates O(log n) times per lane over a run, never on a steady step. */
+static bool lane_reserve(sf_sim_t *sim, lane_t *ln)
+{
+    if (ln->n >= ln->jam)
+        return false;
+    if (ln->n < ln->cap)
+        return true;
+    uint32_t nc = ln->cap * 2u < ln->jam ? ln->cap * 2u : ln->jam;
+    float *blk = malloc((size_t)nc * (2 * sizeof(float) + sizeof(uint32_t)));
+    if (!blk)
+        return false;
+    memcpy(blk, ln->pos, ln->n * sizeof(float));
+    memcpy(blk + nc, ln->v, ln->n * sizeof(float));
+    memcpy((uint32_t *)(blk + 2 * (size_t)nc), ln->veh, ln->n * sizeof(uint32_t));
+    free(ln->pos);
+    sim->mem_bytes += (size_t)(nc - ln->cap) * (2 * sizeof(float) + sizeof(uint32_t));
+    ln->pos = blk;
+    ln->v = blk + nc;
+    ln->veh = (uint32_t *)(blk + 2 * (size_t)nc);
+    ln->cap = nc;
+    return true;
 }
 
 static inline const mov_t *movp(const sf_sim_t *sim, int32_t ix, uint8_t m)
@@ -137,12 +162,12 @@ static uint8_t lane_cands(const sf_sim_t *sim, uint32_t li, uint8_t m, bool kerb
  * length when empty, -1 when full. */
 static float lane_room(const sf_sim_t *sim, const lane_t *ln)
 {
-    if (ln->n >= ln->cap)
+    if (ln->n >= ln->jam)
         return -1.0f;
     if (ln->n == 0)
         return sim->links[ln->link].len;
-    uint32_t j = ln->off + ln->n - 1u;
-    return sim->lane_pos[j] - sim->vt[sim->v_type[sim->lane_veh[j]]].len;
+    uint32_t j = ln->n - 1u;
+    return ln->pos[j] - sim->vt[sim->v_type[ln->veh[j]]].len;
 }
 
 /* Lane to enter link li on for movement m: the least occupied candidate, then the one
@@ -228,7 +253,7 @@ static void classify_arrival(sf_sim_t *sim, uint32_t w, const link_t *lk, uint32
 
 /* ---- demand ----------------------------------------------------------------------- */
 
-static int src_push(source_t *s, double t, uint8_t type, uint32_t bus)
+static int src_push(sf_sim_t *sim, source_t *s, double t, uint8_t type, uint32_t bus)
 {
     if (s->n == s->cap) {
         /* oversaturated entry: grow the ring (amortised, not per step) */
@@ -252,6 +277,7 @@ static int src_push(source_t *s, double t, uint8_t type, uint32_t bus)
         free(s->t);
         free(s->type);
         free(s->bus);
+        sim->mem_bytes += s->cap * (sizeof *nt + sizeof *ny + sizeof *nb);
         s->t = nt;
         s->type = ny;
         s->bus = nb;
@@ -311,7 +337,7 @@ static int generate(sf_sim_t *sim)
         while (gn->next_t <= sim->t) {
             uint8_t type =
                 sf_rng_unit(sim->rng) < (double)gn->e.truck_share ? SF_VEH_TRUCK : SF_VEH_CAR;
-            if (src_push(&sim->src[gn->src], gn->next_t, type, SF_NONE32) < 0)
+            if (src_push(sim, &sim->src[gn->src], gn->next_t, type, SF_NONE32) < 0)
                 return -1;
             gn->next_t = sf_sim_next_arrival(sim, &gn->e, gn->next_t);
         }
@@ -327,7 +353,7 @@ static int generate(sf_sim_t *sim)
             b->veh = SF_NONE32;
             b->line = (uint16_t)n;
             b->t_sched = ts;
-            if (src_push(&sim->src[ln->source], ts, SF_VEH_BUS, sim->n_bus) < 0)
+            if (src_push(sim, &sim->src[ln->source], ts, SF_VEH_BUS, sim->n_bus) < 0)
                 return -1;
             sim->n_bus++;
             ln->dispatched++;
@@ -342,7 +368,7 @@ static void insert_entries(sf_sim_t *sim)
     for (uint32_t si = 0; si < sim->n_src; si++) {
         source_t *s = &sim->src[si];
         const link_t *lk = &sim->links[s->link];
-        while (s->n > 0 && sim->n_free > 0) {
+        while (s->n > 0 && (sim->n_free > 0 || sf_sim_pool_grow(sim) == 0)) {
             uint32_t h = s->head;
             uint32_t b = s->bus[h];
             uint8_t type = s->type[h];
@@ -361,12 +387,12 @@ static void insert_entries(sf_sim_t *sim)
             lane_t *tl = &sim->lanes[lk->lane0 + lane];
             const vtype_t *vt = &sim->vt[type];
             float v0 = lk->v0[type], iv0 = lk->inv_v0[type], v_ins = v0;
-            if (tl->n >= tl->cap)
+            if (!lane_reserve(sim, tl))
                 break;
             if (tl->n > 0) {
-                uint32_t j = tl->off + tl->n - 1u;
-                float gap = sim->lane_pos[j] - sim->vt[sim->v_type[sim->lane_veh[j]]].len;
-                float vl = sim->lane_v[j];
+                uint32_t j = tl->n - 1u;
+                float gap = tl->pos[j] - sim->vt[sim->v_type[tl->veh[j]]].len;
+                float vl = tl->v[j];
                 if (gap < vt->s0 + MIN_INSERT_GAP)
                     break;
                 /* the fastest of a few speeds that needs no more than comfortable braking */
@@ -408,7 +434,7 @@ static void insert_entries(sf_sim_t *sim)
                 sim->bus[b].route_k = 0;
                 sim->bus[b].lateness = (float)(sim->t - sim->bus[b].t_sched);
             }
-            lane_insert(sim, tl, tl->n, 0.0f, v_ins, w);
+            lane_insert(tl, tl->n, 0.0f, v_ins, w);
             sim->n_on++;
             sim->inserted++;
             s->head = (s->head + 1u) % s->cap;
@@ -462,12 +488,12 @@ static void bay_pass(sf_sim_t *sim)
         }
         lane_t *ln = &sim->lanes[b->bay_lane];
         const vtype_t *vt = &sim->vt[SF_VEH_BUS];
-        float *P = sim->lane_pos + ln->off, *V = sim->lane_v + ln->off;
-        uint32_t *W = sim->lane_veh + ln->off;
+        bool ok = lane_reserve(sim, ln);
+        float *P = ln->pos, *V = ln->v;
+        uint32_t *W = ln->veh;
         uint32_t k = 0;
         while (k < ln->n && P[k] >= b->bay_pos)
             k++;
-        bool ok = ln->n < ln->cap;
         if (ok && k > 0)
             ok = P[k - 1] - sim->vt[sim->v_type[W[k - 1]]].len - b->bay_pos >= vt->s0;
         if (ok && k < ln->n) {
@@ -480,7 +506,7 @@ static void bay_pass(sf_sim_t *sim)
             i++;
             continue;
         }
-        lane_insert(sim, ln, k, b->bay_pos, 0.0f, w);
+        lane_insert(ln, k, b->bay_pos, 0.0f, w);
         b->in_bay = 0;
         sim->bay[i] = sim->bay[--sim->n_bay];
     }
@@ -550,12 +576,12 @@ static float front_acc(sf_sim_t *sim, const lane_t *ln, const link_t *lk, uint32
     const link_t *to = &sim->links[mv->to_link];
     const lane_t *tl = &sim->lanes[to->lane0 + sim->v_nlane[w]];
     float acc;
-    if (tl->n >= tl->cap) {
+    if (tl->n >= tl->jam) {
         acc = stop_acc; /* no room downstream: wait at the line */
     } else if (tl->n > 0) {
-        uint32_t j = tl->off + tl->n - 1u;
-        float gap = dist + sim->lane_pos[j] - sim->vt[sim->v_type[sim->lane_veh[j]]].len;
-        acc = sf_idm(vt, iv0, v, gap, v - sim->lane_v[j]);
+        uint32_t j = tl->n - 1u;
+        float gap = dist + tl->pos[j] - sim->vt[sim->v_type[tl->veh[j]]].len;
+        acc = sf_idm(vt, iv0, v, gap, v - tl->v[j]);
     } else {
         acc = sf_idm_free(vt, iv0, v);
     }
@@ -581,8 +607,8 @@ static void lane_loop(sf_sim_t *sim, uint32_t lidx)
     const float dt = (float)sim->dt, hdt2 = 0.5f * dt * dt;
     const float L = lk->len, close_at = L < ACC_CLOSE_M ? L : ACC_CLOSE_M;
     const float t = (float)sim->t;
-    float *P = sim->lane_pos + ln->off, *V = sim->lane_v + ln->off;
-    const uint32_t *W = sim->lane_veh + ln->off;
+    float *P = ln->pos, *V = ln->v;
+    const uint32_t *W = ln->veh;
     float lead_len = 0.0f;
     sim->veh_updates += n;
     for (uint32_t i = 0; i < n; i++) {
@@ -710,10 +736,10 @@ static void bay_leave(sf_sim_t *sim)
         if (b->in_bay != 2)
             continue;
         lane_t *ln = &sim->lanes[b->bay_lane];
-        uint32_t *W = sim->lane_veh + ln->off;
+        uint32_t *W = ln->veh;
         for (uint32_t k = 0; k < ln->n; k++)
             if (W[k] == b->veh) {
-                lane_remove(sim, ln, k);
+                lane_remove(ln, k);
                 break;
             }
         b->in_bay = 1;
@@ -755,12 +781,12 @@ static void transfers(sf_sim_t *sim)
     for (uint32_t l = 0; l < sim->n_lanes; l++) {
         lane_t *ln = &sim->lanes[l];
         const link_t *lk = &sim->links[ln->link];
-        float *P = sim->lane_pos + ln->off, *V = sim->lane_v + ln->off;
-        uint32_t *W = sim->lane_veh + ln->off;
+        float *P = ln->pos, *V = ln->v;
+        uint32_t *W = ln->veh;
         while (ln->n > 0 && P[0] >= lk->len) {
             uint32_t w = W[0];
             if (lk->to_ix < 0) {
-                lane_remove(sim, ln, 0);
+                lane_remove(ln, 0);
                 vehicle_exit(sim, w);
                 continue;
             }
@@ -791,7 +817,7 @@ static void transfers(sf_sim_t *sim)
                 if (np > room)
                     np = room;
             }
-            if (tl->n >= tl->cap || np < 0.0f) {
+            if (np < 0.0f || !lane_reserve(sim, tl)) {
                 /* a merge from another approach took the room: hold at the line */
                 P[0] = lk->len - 0.01f;
                 V[0] = 0.0f;
@@ -827,8 +853,8 @@ static void transfers(sf_sim_t *sim)
             if (to->to_ix >= 0)
                 fl |= VF_AOG;
             sim->v_flags[w] = fl;
-            lane_remove(sim, ln, 0);
-            lane_insert(sim, tl, tl->n, np, v, w);
+            lane_remove(ln, 0);
+            lane_insert(tl, tl->n, np, v, w);
             sim->v_mov[w] = sim->v_nmov[w];
             sim->v_nmov[w] = SF_NONE8;
             sim->v_nlane[w] = SF_NONE8;
@@ -853,17 +879,17 @@ static void transfers(sf_sim_t *sim)
 static bool try_change(sf_sim_t *sim, lane_t *fl, uint32_t i, lane_t *tl, float bsafe, float a_cur,
                        float min_gain)
 {
-    if (tl->n >= tl->cap)
+    if (!lane_reserve(sim, tl))
         return false;
-    float p = sim->lane_pos[fl->off + i], v = sim->lane_v[fl->off + i];
-    uint32_t w = sim->lane_veh[fl->off + i];
+    float p = fl->pos[i], v = fl->v[i];
+    uint32_t w = fl->veh[i];
     const link_t *lk = &sim->links[fl->link];
     const vtype_t *vt = &sim->vt[sim->v_type[w]];
     float iv0 = lk->inv_v0[sim->v_type[w]];
     if (p - vt->len < tl->start_m)
         return false; /* beside the bay's taper, not yet beside the bay */
-    const float *TP = sim->lane_pos + tl->off, *TV = sim->lane_v + tl->off;
-    const uint32_t *TW = sim->lane_veh + tl->off;
+    const float *TP = tl->pos, *TV = tl->v;
+    const uint32_t *TW = tl->veh;
     uint32_t k = 0;
     while (k < tl->n && TP[k] >= p)
         k++;
@@ -886,8 +912,8 @@ static bool try_change(sf_sim_t *sim, lane_t *fl, uint32_t i, lane_t *tl, float 
         if (sf_idm(&sim->vt[ft], lk->inv_v0[ft], TV[k], gap, TV[k] - v) < -bsafe)
             return false;
     }
-    lane_remove(sim, fl, i);
-    lane_insert(sim, tl, k, p, v, w);
+    lane_remove(fl, i);
+    lane_insert(tl, k, p, v, w);
     sim->v_tlc[w] = (float)sim->t;
     return true;
 }
@@ -902,14 +928,14 @@ static void lane_changes(sf_sim_t *sim)
         for (uint8_t j = 0; j < lk->n_lanes; j++) {
             lane_t *ln = &sim->lanes[lk->lane0 + j];
             for (uint32_t i = ln->n; i-- > 0;) {
-                uint32_t w = sim->lane_veh[ln->off + i];
+                uint32_t w = ln->veh[i];
                 if (t - sim->v_tlc[w] < LC_COOLDOWN_S)
                     continue;
                 uint32_t b = sim->v_bus[w];
                 if (b != SF_NONE32 && sim->bus[b].dwelling)
                     continue;
                 uint8_t am = allowed_mask(sim, li, w);
-                float p = sim->lane_pos[ln->off + i], v = sim->lane_v[ln->off + i];
+                float p = ln->pos[i], v = ln->v[i];
                 const vtype_t *vt = &sim->vt[sim->v_type[w]];
                 float iv0 = lk->inv_v0[sim->v_type[w]];
                 if (!(am >> j & 1u)) {
@@ -930,9 +956,8 @@ static void lane_changes(sf_sim_t *sim)
                 /* discretionary, about once a second per vehicle, when held up */
                 if (i == 0 || (sim->step + w) % 10u != 0u)
                     continue;
-                float vl = sim->lane_v[ln->off + i - 1];
-                float gap = sim->lane_pos[ln->off + i - 1] -
-                            sim->vt[sim->v_type[sim->lane_veh[ln->off + i - 1]]].len - p;
+                float vl = ln->v[i - 1];
+                float gap = ln->pos[i - 1] - sim->vt[sim->v_type[ln->veh[i - 1]]].len - p;
                 if (vl > 0.7f / iv0 || gap > 80.0f)
                     continue;
                 float a_cur = sf_idm(vt, iv0, v, gap, v - vl);
@@ -960,8 +985,8 @@ static void sample_queues(sf_sim_t *sim)
         float q = 0.0f;
         for (uint8_t j = 0; j < lk->n_lanes; j++) {
             const lane_t *ln = &sim->lanes[lk->lane0 + j];
-            const float *P = sim->lane_pos + ln->off, *V = sim->lane_v + ln->off;
-            const uint32_t *W = sim->lane_veh + ln->off;
+            const float *P = ln->pos, *V = ln->v;
+            const uint32_t *W = ln->veh;
             if (!ln->n || V[0] >= QUEUE_V || lk->len - P[0] > QUEUE_HEAD_M)
                 continue;
             float back = P[0] - sim->vt[sim->v_type[W[0]]].len;
@@ -996,15 +1021,16 @@ static int record(sf_sim_t *sim)
                     errno = ENOMEM;
                     return -1;
                 }
+                sim->mem_bytes += (nc - sim->rec_cap) * sizeof *r;
                 sim->rec = r;
                 sim->rec_cap = nc;
             }
             sf_traj_point_t *o = &sim->rec[sim->rec_n++];
             o->t_s = (float)sim->t;
-            o->veh_id = sim->v_id[sim->lane_veh[ln->off + i]];
+            o->veh_id = sim->v_id[ln->veh[i]];
             o->link_idx = ln->link;
-            o->pos_m = sim->lane_pos[ln->off + i];
-            o->speed_mps = sim->lane_v[ln->off + i];
+            o->pos_m = ln->pos[i];
+            o->speed_mps = ln->v[i];
         }
     }
     return 0;

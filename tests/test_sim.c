@@ -75,8 +75,9 @@ Test(sim, same_seed_same_report_other_seed_differs, .timeout = 120)
         json_t *ix0 = json_array_get(json_object_get(r, "intersections"), 0);
         cr_expect(json_is_string(json_object_get(ix0, "los")));
         cr_expect_gt(json_array_size(json_object_get(ix0, "approaches")), 0);
-        printf("%s (%.0f s): %s\n", files[f], dur,
-               json_dumps(net, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6)));
+        char *ns = json_dumps(net, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
+        printf("%s (%.0f s): %s\n", files[f], dur, ns);
+        free(ns);
         json_decref(r);
         free(a);
         free(b);

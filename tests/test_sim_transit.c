@@ -162,7 +162,9 @@ Test(sim_transit, red_signal_costs_delay_and_a_stop_and_cars_pass_bay)
     cr_expect_gt(st, 0.3);
     cr_expect_lt(st, 4.0);
     json_t *net = json_object_get(r, "network");
-    cr_expect_gt(json_integer_value(json_object_get(net, "vehicles_completed")), 300);
+    /* 600 veh/h arrive; most of them get through in the run */
+    cr_expect_gt((double)json_integer_value(json_object_get(net, "vehicles_completed")),
+                 0.8 * 600.0 * sc->run.duration_s / 3600.0);
     json_decref(r);
     sf_sim_destroy(&sim);
     fx_free(&sc);
