@@ -49,6 +49,7 @@ typedef struct {
     sf_scenario_t *sc;  /* being filled */
     const json_t **ixo; /* JSON object of each intersection (for cross-checks) */
     bool *ix_ok;        /* intersection loaded without error */
+    bool *link_ok;      /* link's nodes resolved (else its kinds/indices mean nothing) */
 } ctx_t;
 
 static void push_msg(ctx_t *c, char *m)
@@ -797,6 +798,8 @@ static int link_ref(ctx_t *c, const json_t *v, const char *path)
     int k = find_link(c->sc, json_string_value(v));
     if (k < 0)
         errf(c, path, false, "unknown link %s", show(v, b, sizeof b));
+    else if (!c->link_ok[k])
+        return -2; /* the link's own error is reported; its ends are unknown */
     return k;
 }
 
@@ -1045,6 +1048,7 @@ static void load_link(ctx_t *c, const json_t *o, size_t li)
             ends_ok = false;
         }
     }
+    c->link_ok[li] = ends_ok;
     /* lanes */
     size_t n;
     const json_t *lanes = get_arr(c, o, "lanes", p, 1, SF_MAX_LANES, &n);
@@ -1101,7 +1105,8 @@ static void load_links(ctx_t *c, const json_t *root)
         return;
     sf_scenario_t *sc = c->sc;
     sc->links = calloc(n, sizeof *sc->links);
-    if (!sc->links) {
+    c->link_ok = calloc(n, sizeof *c->link_ok);
+    if (!sc->links || !c->link_ok) {
         c->oom = true;
         return;
     }
@@ -1771,8 +1776,8 @@ static void check_turns(ctx_t *c)
     char p[PATH_LEN];
     for (uint32_t li = 0; li < sc->n_links; li++) {
         const sf_link_t *ln = &sc->links[li];
-        if (ln->to_kind != SF_NODE_INTERSECTION || ln->to_idx >= sc->n_intersections ||
-            !c->ix_ok[ln->to_idx] || ln->n_lanes == 0)
+        if (!c->link_ok[li] || ln->to_kind != SF_NODE_INTERSECTION || !c->ix_ok[ln->to_idx] ||
+            ln->n_lanes == 0)
             continue;
         const sf_intersection_t *ix = &sc->intersections[ln->to_idx];
         for (int t = 0; t < SF_TURN_N; t++) {
@@ -2380,6 +2385,7 @@ done:
     free(c.sets);
     free(c.ixo);
     free(c.ix_ok);
+    free(c.link_ok);
     free(text);
     if (c.errs.n > 0 || c.oom) {
         sf_scenario_destroy(&sc);

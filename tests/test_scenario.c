@@ -11,6 +11,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "scenario.h"
 
 #define SINGLE   SIGFLOW_ASSETS "/scenarios/single.json"
@@ -421,6 +423,89 @@ Test(scenario, damaged_files_never_crash)
     unlink(tmp);
     free(buf);
     free(orig);
+}
+
+/* Collect the path of every value in a JSON tree, in the checker's notation. */
+static void collect_paths(const json_t *v, const char *path, char ***out, size_t *n)
+{
+    *out = realloc(*out, (*n + 1) * sizeof **out);
+    cr_assert_not_null(*out);
+    (*out)[(*n)++] = strdup(path);
+    char child[1024];
+    if (json_is_object(v)) {
+        const char *key;
+        json_t *e;
+        json_object_foreach((json_t *)v, key, e)
+        {
+            snprintf(child, sizeof child, "%s%s%s", path, *path ? "." : "", key);
+            collect_paths(e, child, out, n);
+        }
+    } else if (json_is_array(v)) {
+        for (size_t k = 0; k < json_array_size(v); k++) {
+            snprintf(child, sizeof child, "%s[%zu]", path, k);
+            collect_paths(json_array_get(v, k), child, out, n);
+        }
+    }
+}
+
+/* Replace values of an asset (every stride-th path and value pair), one at a time, by values of the
+ * wrong kind or range: each load either succeeds or fails with located errors, and never crashes.
+ */
+static void replace_everything(const char *file, size_t stride)
+{
+    json_error_t je;
+    json_t *root = json_load_file(file, 0, &je);
+    cr_assert_not_null(root);
+    char **paths = NULL;
+    size_t n = 0;
+    collect_paths(root, "", &paths, &n);
+    json_decref(root);
+    static const char *const weird[] = {"null", "[]", "{}", "\"x\"", "-1", "0", "1e9", "true"};
+    const size_t n_weird = sizeof weird / sizeof weird[0];
+    if (getenv("SIGFLOW_SANITIZED"))
+        stride *= 5;
+    size_t loads = 0, rejected = 0;
+    for (size_t k = 1; k < n; k++) { /* skip the root itself */
+        for (size_t w = 0; w < n_weird; w++) {
+            if ((k * n_weird + w) % stride)
+                continue;
+            char set[1200];
+            snprintf(set, sizeof set, "%s=%s", paths[k], weird[w]);
+            const char *sets[] = {set};
+            sf_errors_t errs = {0, NULL};
+            sf_scenario_t *sc = sf_scenario_load(file, sets, 1, &errs);
+            loads++;
+            if (sc) {
+                cr_assert_eq(errs.n, 0);
+                sf_scenario_destroy(&sc);
+            } else {
+                cr_assert_geq(errs.n, 1, "--set %s", set);
+                rejected++;
+            }
+            sf_errors_clear(&errs);
+        }
+        free(paths[k]);
+    }
+    free(paths[0]);
+    free(paths);
+    cr_log_info("%s: %zu loads, %zu rejected", file, loads, rejected);
+    cr_assert_gt(rejected, loads / 2);
+}
+
+Test(scenario, any_value_replaced_never_crashes)
+{
+    /* every value of the small file; a spread sample of the corridor's ~30000 */
+    replace_everything(SINGLE, 1);
+    replace_everything(CORRIDOR, 43);
+}
+
+Test(scenario, no_intersections_at_all)
+{
+    const char *sets[] = {"intersections=[]"};
+    sf_errors_t errs = load_bad(CORRIDOR, sets, 1);
+    cr_assert_str_eq(errs.msg[0],
+                     "--set intersections=[]: intersections: must have at least 1 entry, got 0");
+    sf_errors_clear(&errs);
 }
 
 /* Run the built `sigflow` with args; capture exit status, stdout and stderr. */
