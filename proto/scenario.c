@@ -698,6 +698,32 @@ static void put_default(const field_t *f, void *base)
     }
 }
 
+/* Edit distance of two short names (insert, delete, substitute, swap), capped at 3. */
+static int name_distance(const char *a, const char *b)
+{
+    size_t na = strlen(a), nb = strlen(b);
+    if (na > 40 || nb > 40)
+        return 3;
+    int d[41][41];
+    for (size_t i = 0; i <= na; i++)
+        d[i][0] = (int)i;
+    for (size_t j = 0; j <= nb; j++)
+        d[0][j] = (int)j;
+    for (size_t i = 1; i <= na; i++)
+        for (size_t j = 1; j <= nb; j++) {
+            int best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            if (d[i - 1][j] + 1 < best)
+                best = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < best)
+                best = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                d[i - 2][j - 2] + 1 < best)
+                best = d[i - 2][j - 2] + 1;
+            d[i][j] = best;
+        }
+    return d[na][nb] < 3 ? d[na][nb] : 3;
+}
+
 /* Check that obj is an object with only the table's keys and every required one, and
  * read the plain fields into base (defaults for absent ones). K_OTHER fields are only
  * checked for presence. Returns true when nothing was wrong. */
@@ -718,8 +744,21 @@ static bool load_fields(ctx_t *c, const json_t *obj, const char *path, const fie
         while (k < n && strcmp(tab[k].name, key) != 0)
             k++;
         if (k == n) {
+            /* a near miss is most likely a typo of a known field */
+            const char *near = NULL;
+            int best = 3;
+            for (size_t j = 0; j < n; j++) {
+                int dist = name_distance(key, tab[j].name);
+                if (dist < best) {
+                    best = dist;
+                    near = tab[j].name;
+                }
+            }
             jkey(p, path, key);
-            errf(c, p, true, "unknown field");
+            if (near)
+                errf(c, p, true, "unknown field (did you mean \"%s\"?)", near);
+            else
+                errf(c, p, true, "unknown field");
             ok = false;
         }
     }

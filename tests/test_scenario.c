@@ -273,7 +273,8 @@ Test(scenario, set_is_checked_like_the_file)
     expect_set_error("intersections[0].phases[0].min_green_s=2",
                      "--set intersections[0].phases[0].min_green_s=2: "
                      "intersections[0].phases[0].min_green_s: must be >= 5 s, got 2");
-    expect_set_error("run.sed=1", "--set run.sed=1: run.sed: unknown field");
+    expect_set_error("run.sed=1",
+                     "--set run.sed=1: run.sed: unknown field (did you mean \"seed\"?)");
     expect_set_error("nothing.here=1", "--set nothing.here=1: nothing: unknown field");
     expect_set_error(
         "run..seed=1",

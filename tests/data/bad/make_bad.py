@@ -61,10 +61,11 @@ case("syntax_missing_comma", "S", '"x_m": 0,\n      "y_m": 0,', '"x_m": 0\n     
 case("syntax_duplicate_key", "S", '"version": 1,', '"version": 1,\n  "version": 1,', ("tokend", '"version"', 1),
      "(json)", "duplicate object key near '\"version\"'")
 case("unknown_field_top", "S", '"version": 1,', '"version": 1,\n  "nmae": "x",', '"nmae"', "nmae",
-     "unknown field")
+     'unknown field (did you mean "name"?)')
 case("unknown_field_phase", "S", '"min_green_s": 10,', '"min_green_s": 10,\n          "colour": "red",',
      '"colour"', IX + ".phases[0].colour", "unknown field")
-case("unknown_field_run", "S", '"seed": 1,', '"sede": 1,', '"sede"', "run.sede", "unknown field")
+case("unknown_field_run", "S", '"seed": 1,', '"sede": 1,', '"sede"', "run.sede",
+     'unknown field (did you mean "seed"?)')
 case("missing_min_green", "S", P1, '"id": 4,', ("before", "{"), IX + ".phases[1].min_green_s",
      "missing required field")
 case("missing_name", "S", '"name": "single isolated intersection",\n  ', '', 0, "name",
