@@ -229,7 +229,7 @@ static void refresh(sf_server_t *s)
             uint16_t at = A(timing_regs[f].id);
             for (int no = 1; no <= SF_MAX_PHASES; no++) {
                 int v = sf_unit_get_timing(s->unit, (uint8_t)no, timing_regs[f].field);
-                hr[at + no - 1] = v < 0 ? 0 : (uint16_t)(v / timing_regs[f].scale);
+                hr[at + no - 1] = (uint16_t)(v < 0 ? 0 : v / timing_regs[f].scale);
             }
         }
         s->timing_stale = false;
