@@ -507,7 +507,9 @@ Test(lockstep, slow_snapshot_subscriber_does_not_slow_the_clock)
     cr_assert_eq(vreg, 0, "%s", sf_participant_error(view));
     cr_assert_eq(sf_clock_register(clk, NULL, NULL), 0, "%s", sf_clock_error(clk));
 
-    enum { NV = 4096 };
+    /* 230 kB snapshots (16384 vehicles), 57 to 69 MB in all: more than TCP buffers can
+     * hold for the viewer (autotuning reaches tens of MB), so some must be dropped. */
+    enum { NV = 16384 };
     static uint32_t ids[NV], links[NV], lanes[NV], types[NV];
     static float pos[NV], spd[NV];
     static int32_t line[NV];
@@ -524,7 +526,7 @@ Test(lockstep, slow_snapshot_subscriber_does_not_slow_the_clock)
     s.speed_mps = spd;
     s.type = types;
     s.line = line;
-    int n = getenv("SIGFLOW_SANITIZED") ? 200 : 500;
+    int n = getenv("SIGFLOW_SANITIZED") ? 250 : 300;
     int completed = 0;
     for (int k = 0; k < n; k++) {
         s.k = (uint64_t)k;
