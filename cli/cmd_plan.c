@@ -31,6 +31,10 @@ static void usage(FILE *out)
             "  --speed KMH       progression speed (default: each link's speed limit)\n"
             "  --speed-min KMH --speed-max KMH\n"
             "                    search the speed in 1 km/h steps within these bounds\n"
+            "  --cycle-min S --cycle-max S\n"
+            "                    also search the common cycle (whole seconds) within these\n"
+            "                    bounds, greens stretched with it, maximising (b + k b')/C;\n"
+            "                    --write then also writes the cycle and splits\n"
             "  --weight K        weight k of the inbound (westbound/southbound) band (default 1)\n"
             "  --bus LINE        bus progression: bus desired speed, dwell at LINE's stops\n"
             "  --plan N          coordinated plan number (default: the plan in force at the\n"
@@ -94,6 +98,8 @@ typedef struct {
     double speed_kmh;     /* 0 = link limits */
     double speed_min_kmh; /* 0 = no speed search */
     double speed_max_kmh; /* 0 = no speed search */
+    double cycle_min_s;   /* 0 = no cycle search */
+    double cycle_max_s;   /* upper bound of the cycle search */
     double weight;        /* k */
     bool weight_given;    /* --weight was on the command line */
     const char *bus;      /* line id or NULL */
@@ -167,32 +173,57 @@ static int run_webster(const args_t *a, const sf_scenario_t *sc)
     return rc;
 }
 
-/* Set offset_s of plan plan_id of intersection ix_id in the JSON tree. */
-static bool set_offset(json_t *root, const char *ix_id, int plan_id, double offset_s)
+static json_t *seconds(uint32_t ds)
+{
+    return ds % 10 == 0 ? json_integer(ds / 10) : json_real((double)ds / 10.0);
+}
+
+/* Write plan p's offset (and, with timing, its cycle and splits) into the plan with the
+ * same id of intersection ix in the JSON tree. False when the file has no such plan or a
+ * split entry is missing. */
+static bool set_plan(json_t *root, const sf_intersection_t *ix, const sf_plan_t *p, bool timing)
 {
     json_t *ixs = json_object_get(root, "intersections");
-    size_t i, j;
-    json_t *ix, *pl;
-    json_array_foreach(ixs, i, ix)
+    size_t i, j, k;
+    json_t *jx, *pl, *sp;
+    json_array_foreach(ixs, i, jx)
     {
-        const char *id = json_string_value(json_object_get(ix, "id"));
-        if (!id || strcmp(id, ix_id) != 0)
+        const char *id = json_string_value(json_object_get(jx, "id"));
+        if (!id || strcmp(id, ix->id) != 0)
             continue;
-        json_array_foreach(json_object_get(ix, "plans"), j, pl)
+        json_array_foreach(json_object_get(jx, "plans"), j, pl)
         {
             json_t *pid = json_object_get(pl, "id");
-            if (json_is_integer(pid) && json_integer_value(pid) == plan_id) {
-                long ds = lround(offset_s * 10.0);
-                json_t *v = ds % 10 == 0 ? json_integer(ds / 10) : json_real((double)ds / 10.0);
-                return v && json_object_set_new(pl, "offset_s", v) == 0;
+            if (!json_is_integer(pid) || json_integer_value(pid) != p->id)
+                continue;
+            if (json_object_set_new(pl, "offset_s", seconds(p->offset_ds)) != 0)
+                return false;
+            if (!timing)
+                return true;
+            if (json_object_set_new(pl, "cycle_s", seconds(p->cycle_ds)) != 0)
+                return false;
+            uint16_t done = 0;
+            json_array_foreach(json_object_get(pl, "splits"), k, sp)
+            {
+                json_t *ph = json_object_get(sp, "phase");
+                for (uint8_t q = 0; q < ix->n_phases; q++)
+                    if (json_is_integer(ph) && json_integer_value(ph) == ix->phases[q].id) {
+                        if (json_object_set_new(sp, "split_s", seconds(p->split_ds[q])) != 0)
+                            return false;
+                        done |= (uint16_t)(1u << q);
+                    }
             }
+            for (uint8_t q = 0; q < ix->n_phases; q++)
+                if (p->split_ds[q] && !(done >> q & 1u))
+                    return false;
+            return true;
         }
     }
     return false;
 }
 
-static int write_offsets(const args_t *a, const sf_scenario_t *sc, const uint32_t *node,
-                         const uint8_t *plan_idx, uint32_t n, const double *offset_s)
+static int write_plans(const args_t *a, const sf_scenario_t *sc, const uint32_t *node,
+                       const sf_plan_t *plans, uint32_t n, bool timing)
 {
     json_error_t jerr;
     json_t *root = json_load_file(a->file, 0, &jerr);
@@ -202,12 +233,11 @@ static int write_offsets(const args_t *a, const sf_scenario_t *sc, const uint32_
     }
     for (uint32_t k = 0; k < n; k++) {
         const sf_intersection_t *ix = &sc->intersections[node[k]];
-        int pid = ix->plans[plan_idx[k]].id;
-        if (!set_offset(root, ix->id, pid, offset_s[k])) {
+        if (!set_plan(root, ix, &plans[k], timing)) {
             fprintf(stderr,
-                    "sigflow plan: %s: intersections[id=%s].plans[id=%d] not found in "
-                    "the file (added by --set?); nothing written\n",
-                    a->file, ix->id, pid);
+                    "sigflow plan: %s: intersections[id=%s].plans[id=%d] (or one of its splits) "
+                    "not found in the file (added by --set?); nothing written\n",
+                    a->file, ix->id, plans[k].id);
             json_decref(root);
             return 1;
         }
@@ -227,16 +257,26 @@ static int write_offsets(const args_t *a, const sf_scenario_t *sc, const uint32_
         return 1;
     }
     sf_scenario_destroy(&back);
-    printf("\nwrote %s (offsets of plan %d at %u intersections; it passes sigflow check)\n",
-           a->write, sc->intersections[node[0]].plans[plan_idx[0]].id, n);
+    printf("\nwrote %s (%s of plan %d at %u intersections; it passes sigflow check)\n", a->write,
+           timing ? "cycle, splits and offsets" : "offsets", plans[0].id, n);
     if (a->n_sets > 0)
-        printf("note: the --set overrides are not written into %s, only the offsets\n", a->write);
+        printf("note: the --set overrides are not written into %s, only the plans\n", a->write);
     return 0;
 }
 
 static void print_band(const char *what, const sf_gw_band_t *b)
 {
     printf("  %-26s %10.1f %10.1f %11.3f\n", what, b->b_out_s, b->b_in_s, b->efficiency);
+}
+
+/* Offsets (and the speed, with a speed search) for corridor c; *speed receives the speed. */
+static int optimise(sf_gw_corridor_t *c, const sf_gw_opts_t *o, const args_t *a, double *th,
+                    sf_gw_band_t *b, double *speed)
+{
+    if (a->speed_min_kmh > 0)
+        return sf_gw_optimise_speed(c, o, a->speed_min_kmh / 3.6, a->speed_max_kmh / 3.6, speed, th,
+                                    b);
+    return sf_gw_optimise(c, o, th, b);
 }
 
 static int run_greenwave(const args_t *a, const sf_scenario_t *sc)
@@ -254,11 +294,14 @@ static int run_greenwave(const args_t *a, const sf_scenario_t *sc)
             return 2;
         }
     }
-    sf_gw_corridor_t c;
+    static sf_gw_corridor_t c0, c; /* large: kept off the stack; main() calls this once */
     uint32_t node[SF_GW_MAX_NODES];
     uint8_t plan_idx[SF_GW_MAX_NODES];
     char err[256];
-    if (sf_gw_from_scenario(sc, &src, &c, node, plan_idx, err, sizeof err) < 0) {
+    bool search_cycle = a->cycle_min_s > 0;
+    /* the corridor as the scenario has it: the baseline for the comparison */
+    bool have_base = sf_gw_from_scenario(sc, &src, &c0, node, plan_idx, err, sizeof err) == 0;
+    if (!have_base && !search_cycle) {
         fprintf(stderr, "sigflow plan: %s: %s\n", a->file, err);
         return 1;
     }
@@ -266,42 +309,87 @@ static int run_greenwave(const args_t *a, const sf_scenario_t *sc)
     sf_gw_opts_default(&o);
     o.weight_in = a->weight;
     o.step_s = a->step_s;
+    double th[SF_GW_MAX_NODES], speed = 0;
+    sf_gw_band_t best;
+    uint32_t cycle_ds = 0;
+    if (search_cycle) {
+        /* MAXBAND also chooses the cycle: maximise (w b + k b') / C, i.e. bands as a share
+         * of the cycle, on a 1 s offset grid per cycle, then refine the best one */
+        sf_gw_opts_t oc = o;
+        oc.step_s = fmax(1.0, o.step_s);
+        double best_obj = -1;
+        int n_ok = 0;
+        for (long cd = lround(a->cycle_min_s * 10); cd <= lround(a->cycle_max_s * 10); cd += 10) {
+            sf_gw_source_t sc_src = src;
+            sc_src.cycle_ds = (uint32_t)cd;
+            if (sf_gw_from_scenario(sc, &sc_src, &c, node, plan_idx, err, sizeof err) < 0)
+                continue; /* e.g. below some intersection's minimum splits */
+            if (a->bus && !a->weight_given && c.line_dirs == 1)
+                oc.weight_in = 0.1; /* as below, for the final optimisation */
+            else if (a->bus && !a->weight_given && c.line_dirs == 2)
+                oc.weight_out = 0.1;
+            sf_gw_band_t b;
+            double v = 0;
+            if (optimise(&c, &oc, a, th, &b, &v) < 0)
+                continue; /* the grid does not fit this cycle */
+            n_ok++;
+            double obj = (oc.weight_out * b.b_out_s + oc.weight_in * b.b_in_s) / c.cycle_s;
+            if (obj > best_obj + 1e-12) {
+                best_obj = obj;
+                cycle_ds = (uint32_t)cd;
+            }
+        }
+        if (n_ok == 0) {
+            fprintf(stderr, "sigflow plan: %s: no cycle in %g-%g s fits the corridor (%s)\n",
+                    a->file, a->cycle_min_s, a->cycle_max_s, err);
+            return 1;
+        }
+        src.cycle_ds = cycle_ds;
+    }
+    if (sf_gw_from_scenario(sc, &src, &c, node, plan_idx, err, sizeof err) < 0) {
+        fprintf(stderr, "sigflow plan: %s: %s\n", a->file, err);
+        return 1;
+    }
     /* a bus line that runs one way only: favour its direction unless told otherwise (the
      * other direction keeps a small weight so that its band still breaks ties) */
     if (a->bus && !a->weight_given && c.line_dirs == 1)
         o.weight_in = 0.1;
     else if (a->bus && !a->weight_given && c.line_dirs == 2)
         o.weight_out = 0.1;
-    double th[SF_GW_MAX_NODES], zero[SF_GW_MAX_NODES] = {0}, cur[SF_GW_MAX_NODES];
-    sf_gw_band_t best, bz, bc;
-    double speed = 0;
-    int rc;
-    if (a->speed_min_kmh > 0)
-        rc = sf_gw_optimise_speed(&c, &o, a->speed_min_kmh / 3.6, a->speed_max_kmh / 3.6, &speed,
-                                  th, &best);
-    else
-        rc = sf_gw_optimise(&c, &o, th, &best);
-    if (rc < 0) {
+    if (optimise(&c, &o, a, th, &best, &speed) < 0) {
         fprintf(stderr,
-                "sigflow plan: the optimisation was refused (%s): is the cycle a "
-                "multiple of --step?\n",
+                "sigflow plan: the optimisation was refused (%s): is the cycle a multiple of "
+                "--step?\n",
                 strerror(errno));
         return 1;
     }
-    for (uint32_t k = 0; k < c.n; k++)
-        cur[k] = sc->intersections[node[k]].plans[plan_idx[k]].offset_ds / 10.0;
-    sf_gw_bandwidth(&c, zero, &bz);
-    sf_gw_bandwidth(&c, cur, &bc);
+    double zero[SF_GW_MAX_NODES] = {0}, cur[SF_GW_MAX_NODES];
+    sf_gw_band_t bz, bc;
+    if (have_base) {
+        for (uint32_t k = 0; k < c0.n; k++)
+            cur[k] = sc->intersections[node[k]].plans[plan_idx[k]].offset_ds / 10.0;
+        if (a->speed_min_kmh > 0) /* compare at the chosen speed */
+            sf_gw_set_speed(&c0, speed);
+        sf_gw_bandwidth(&c0, zero, &bz);
+        sf_gw_bandwidth(&c0, cur, &bc);
+    }
 
     bool x_axis =
         c.n < 2 || fabs(sc->intersections[node[c.n - 1]].x_m - sc->intersections[node[0]].x_m) >=
                        fabs(sc->intersections[node[c.n - 1]].y_m - sc->intersections[node[0]].y_m);
     const char *ob = x_axis ? "eastbound" : "northbound", *ib = x_axis ? "westbound" : "southbound";
+    int pid = sc->intersections[node[0]].plans[plan_idx[0]].id;
     printf("Green wave for %s (%s)\n", sc->name, a->file);
-    printf("plan %d, common cycle %.1f s, %u coordinated intersections; outbound = %s, inbound "
-           "= %s; maximising %.2f b + %.2f b'\n",
-           sc->intersections[node[0]].plans[plan_idx[0]].id, c.cycle_s, c.n, ob, ib, o.weight_out,
-           o.weight_in);
+    printf("plan %d, %u coordinated intersections; outbound = %s, inbound = %s; maximising "
+           "%.2f b + %.2f b'\n",
+           pid, c.n, ob, ib, o.weight_out, o.weight_in);
+    if (search_cycle)
+        printf("common cycle searched in %g-%g s (greens stretched with the cycle): best %.0f s "
+               "(the plan has %.1f s)\n",
+               a->cycle_min_s, a->cycle_max_s, c.cycle_s,
+               sc->intersections[node[0]].plans[plan_idx[0]].cycle_ds / 10.0);
+    else
+        printf("common cycle %.1f s\n", c.cycle_s);
     if (a->speed_min_kmh > 0)
         printf("progression speed searched in %.0f-%.0f km/h: best %.0f km/h\n", a->speed_min_kmh,
                a->speed_max_kmh, speed * 3.6);
@@ -328,24 +416,37 @@ static int run_greenwave(const args_t *a, const sf_scenario_t *sc)
         if (k > 0)
             snprintf(tp, sizeof tp, "%.1f", c.t_in_s[k - 1]);
         printf("  %-4u %-10s %9.1f %9.1f %9.1f %10.1f %10.1f %9s %9s\n", k, ix->id,
-               x_axis ? ix->x_m : ix->y_m, c.green_out_s[k], c.green_in_s[k], th[k], cur[k], tn,
-               tp);
+               x_axis ? ix->x_m : ix->y_m, c.green_out_s[k], c.green_in_s[k], th[k],
+               ix->plans[plan_idx[k]].offset_ds / 10.0, tn, tp);
     }
     printf("\n  %-26s %10s %10s %11s\n", "offsets", "b_out_s", "b_in_s", "efficiency");
-    print_band("all zero", &bz);
-    print_band("current (scenario file)", &bc);
-    print_band("optimised", &best);
-    if (bz.b_out_s + bz.b_in_s > 0)
-        printf("  b + b' vs all zero: %+.1f s (%+.0f %%)\n",
-               best.b_out_s + best.b_in_s - bz.b_out_s - bz.b_in_s,
-               100.0 * (best.b_out_s + best.b_in_s - bz.b_out_s - bz.b_in_s) /
-                   (bz.b_out_s + bz.b_in_s));
-    else
-        printf("  b + b' vs all zero: %+.1f s (all-zero offsets give no band)\n",
-               best.b_out_s + best.b_in_s);
-    if (a->write)
-        return write_offsets(a, sc, node, plan_idx, c.n, th);
-    return 0;
+    if (have_base) {
+        print_band("all zero", &bz);
+        print_band("current (scenario file)", &bc);
+    } else {
+        printf("  %-26s (the plans have no common cycle)\n", "all zero, current");
+    }
+    print_band(search_cycle ? "optimised (cycle searched)" : "optimised", &best);
+    if (have_base && bz.b_out_s + bz.b_in_s > 0)
+        printf("  efficiency vs all zero: %+.3f (%+.0f %%)\n", best.efficiency - bz.efficiency,
+               100.0 * (best.efficiency - bz.efficiency) / bz.efficiency);
+    else if (have_base)
+        printf("  efficiency vs all zero: %+.3f (all-zero offsets give no band)\n",
+               best.efficiency);
+    if (!a->write)
+        return 0;
+    sf_plan_t plans[SF_GW_MAX_NODES];
+    for (uint32_t k = 0; k < c.n; k++) {
+        const sf_intersection_t *ix = &sc->intersections[node[k]];
+        plans[k] = ix->plans[plan_idx[k]];
+        if (search_cycle && sf_gw_stretch_plan(ix, &plans[k], cycle_ds, &plans[k]) < 0) {
+            fprintf(stderr, "sigflow plan: intersection %s: cannot stretch plan %d\n", ix->id,
+                    plans[k].id);
+            return 1;
+        }
+        plans[k].offset_ds = (uint16_t)(lround(th[k] * 10.0) % (long)plans[k].cycle_ds);
+    }
+    return write_plans(a, sc, node, plans, c.n, search_cycle);
 }
 
 int sf_cmd_plan(int argc, char **argv)
@@ -424,6 +525,24 @@ int sf_cmd_plan(int argc, char **argv)
             if (!parse_num(o, v, 5, 120, &a.speed_max_kmh))
                 goto usage_err;
             gw_only = true, gw_opt = o;
+        } else if (strcmp(o, "--cycle-min") == 0) {
+            NEED_VALUE;
+            if (!parse_num(o, v, 20, 300, &a.cycle_min_s) ||
+                a.cycle_min_s != floor(a.cycle_min_s)) {
+                if (a.cycle_min_s != floor(a.cycle_min_s))
+                    fprintf(stderr, "sigflow plan: --cycle-min needs whole seconds\n");
+                goto usage_err;
+            }
+            gw_only = true, gw_opt = o;
+        } else if (strcmp(o, "--cycle-max") == 0) {
+            NEED_VALUE;
+            if (!parse_num(o, v, 20, 300, &a.cycle_max_s) ||
+                a.cycle_max_s != floor(a.cycle_max_s)) {
+                if (a.cycle_max_s != floor(a.cycle_max_s))
+                    fprintf(stderr, "sigflow plan: --cycle-max needs whole seconds\n");
+                goto usage_err;
+            }
+            gw_only = true, gw_opt = o;
         } else if (strcmp(o, "--weight") == 0) {
             NEED_VALUE;
             if (!parse_num(o, v, 0, 100, &a.weight))
@@ -500,6 +619,15 @@ int sf_cmd_plan(int argc, char **argv)
     if (a.speed_min_kmh > a.speed_max_kmh) {
         fprintf(stderr, "sigflow plan: --speed-min %g is above --speed-max %g\n", a.speed_min_kmh,
                 a.speed_max_kmh);
+        goto usage_err;
+    }
+    if ((a.cycle_min_s > 0) != (a.cycle_max_s > 0)) {
+        fprintf(stderr, "sigflow plan: --cycle-min and --cycle-max go together\n");
+        goto usage_err;
+    }
+    if (a.cycle_min_s > a.cycle_max_s) {
+        fprintf(stderr, "sigflow plan: --cycle-min %g is above --cycle-max %g\n", a.cycle_min_s,
+                a.cycle_max_s);
         goto usage_err;
     }
     if (a.speed_min_kmh > 0 && a.speed_kmh > 0) {

@@ -1,6 +1,8 @@
 /* controller/greenwave.c — green-wave offsets, bandwidth and its optimisation. */
 #include "greenwave.h"
 
+#include "webster.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -494,12 +496,37 @@ static bool phase_starts(const sf_intersection_t *ix, const sf_plan_t *plan, dou
     return true;
 }
 
+int sf_gw_stretch_plan(const sf_intersection_t *ix, const sf_plan_t *pl, uint32_t cycle_ds,
+                       sf_plan_t *out)
+{
+    if (!ix || !pl || !out || cycle_ds == 0 || cycle_ds > UINT16_MAX ||
+        ix->n_phases > SF_MAX_PHASES) {
+        errno = EINVAL;
+        return -1;
+    }
+    double fixed[SF_MAX_PHASES], green[SF_MAX_PHASES];
+    for (uint8_t p = 0; p < ix->n_phases; p++) {
+        const sf_phase_t *ph = &ix->phases[p];
+        fixed[p] = (ph->yellow_ds + ph->red_clear_ds) / 10.0;
+        green[p] = fmax(0, pl->split_ds[p] / 10.0 - fixed[p]);
+    }
+    uint16_t split[SF_MAX_PHASES] = {0};
+    if (sf_split_allocate(ix, cycle_ds, fixed, green, split, NULL) < 0)
+        return -1;
+    *out = *pl;
+    out->cycle_ds = (uint16_t)cycle_ds;
+    memcpy(out->split_ds, split, sizeof(uint16_t) * ix->n_phases);
+    out->offset_ds = (uint16_t)(out->offset_ds % cycle_ds);
+    return 0;
+}
+
 int sf_gw_from_scenario(const sf_scenario_t *sc, const sf_gw_source_t *src, sf_gw_corridor_t *c,
                         uint32_t *node_ix, uint8_t *plan_idx_out, char *err, size_t err_len)
 {
-    if (!sc || !src || !c || !node_ix || (sc->n_intersections > 0 && !sc->intersections) ||
-        (sc->n_links > 0 && !sc->links) || !isfinite(src->speed_mps) || src->speed_mps < 0 ||
-        src->plan_id < 0 || src->plan_id > SF_MAX_PLANS ||
+    if (!sc || !src || !c || !node_ix || src->cycle_ds > 6000 ||
+        (sc->n_intersections > 0 && !sc->intersections) || (sc->n_links > 0 && !sc->links) ||
+        !isfinite(src->speed_mps) || src->speed_mps < 0 || src->plan_id < 0 ||
+        src->plan_id > SF_MAX_PLANS ||
         (src->line_idx >= 0 && (uint32_t)src->line_idx >= sc->n_lines)) {
         set_err(err, err_len, "invalid arguments");
         errno = EINVAL;
@@ -564,7 +591,7 @@ int sf_gw_from_scenario(const sf_scenario_t *sc, const sf_gw_source_t *src, sf_g
     const char *in_name = axis == 0 ? "westbound" : "southbound";
     c->n = n;
     const sf_plan_t *p0 = &sc->intersections[node_ix[0]].plans[pidx[0]];
-    c->cycle_s = p0->cycle_ds / 10.0;
+    c->cycle_s = (src->cycle_ds ? src->cycle_ds : p0->cycle_ds) / 10.0;
     if (p0->cycle_ds == 0) {
         set_err(err, err_len, "intersection %s: plan %d has no cycle",
                 sc->intersections[node_ix[0]].id, plan_id);
@@ -575,7 +602,17 @@ int sf_gw_from_scenario(const sf_scenario_t *sc, const sf_gw_source_t *src, sf_g
     for (uint32_t k = 0; k < n; k++) {
         const sf_intersection_t *ix = &sc->intersections[node_ix[k]];
         const sf_plan_t *pl = &ix->plans[pidx[k]];
-        if (pl->cycle_ds != p0->cycle_ds) {
+        sf_plan_t stretched;
+        if (src->cycle_ds) {
+            if (sf_gw_stretch_plan(ix, pl, src->cycle_ds, &stretched) < 0) {
+                set_err(err, err_len,
+                        "intersection %s: plan %d cannot be stretched to a %.1f s cycle (its "
+                        "minimum splits need %.1f s)",
+                        ix->id, plan_id, src->cycle_ds / 10.0, sf_min_cycle_ds(ix) / 10.0);
+                goto fail;
+            }
+            pl = &stretched;
+        } else if (pl->cycle_ds != p0->cycle_ds) {
             set_err(err, err_len,
                     "intersection %s: plan %d has a %.1f s cycle but %s has %.1f s: "
                     "coordination needs a common cycle",

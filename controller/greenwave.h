@@ -114,13 +114,22 @@ int sf_gw_optimise(const sf_gw_corridor_t *c, const sf_gw_opts_t *o, double *off
 int sf_gw_optimise_speed(sf_gw_corridor_t *c, const sf_gw_opts_t *o, double v_min_mps,
                          double v_max_mps, double *speed_mps, double *offset_s, sf_gw_band_t *out);
 
+/* The plan pl of ix stretched (or shrunk) to cycle_ds: every phase keeps its yellow and
+ * red clear and the greens scale together (sf_split_allocate with the current greens as
+ * weights), so rings, barriers and minimum splits stay valid; the offset is taken modulo
+ * the new cycle. Returns 0, or -1 with ERANGE (the minimums do not fit) or EINVAL. */
+int sf_gw_stretch_plan(const sf_intersection_t *ix, const sf_plan_t *pl, uint32_t cycle_ds,
+                       sf_plan_t *out);
+
 /* How a corridor is taken from a scenario. */
 typedef struct {
-    int plan_id;      /* plan number 1..16 at every node; 0 = the plan in force at
-                         run.start_tod_s at the first coordinated intersection */
-    double speed_mps; /* > 0: one progression speed everywhere; 0 = each link's limit
-                         (times the bus desired-speed factor with a bus line) */
-    int line_idx;     /* >= 0: bus progression for this line; -1 = cars */
+    int plan_id;       /* plan number 1..16 at every node; 0 = the plan in force at
+                          run.start_tod_s at the first coordinated intersection */
+    double speed_mps;  /* > 0: one progression speed everywhere; 0 = each link's limit
+                          (times the bus desired-speed factor with a bus line) */
+    int line_idx;      /* >= 0: bus progression for this line; -1 = cars */
+    uint32_t cycle_ds; /* > 0: every node's plan stretched to this cycle (sf_gw_stretch_plan)
+                          for a cycle search; 0 = the plans as they are (common cycle) */
 } sf_gw_source_t;
 
 /* Build the corridor of a scenario: the intersections whose selected plan has

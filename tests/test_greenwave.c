@@ -502,6 +502,47 @@ Test(greenwave, corridor_from_scenario)
     cr_assert_float_eq(c.t_in_s[1], 50, 1e-9);
 }
 
+Test(greenwave, cycle_stretch_for_a_cycle_search)
+{
+    scen_t s;
+    scen(&s);
+    /* 60 -> 90 s: yellow + red clear stay 4 s, greens 32 and 20 s scale by 82/52 */
+    sf_plan_t st;
+    s.ix[0].plans[0].offset_ds = 550;
+    cr_assert_eq(sf_gw_stretch_plan(&s.ix[0], &s.ix[0].plans[0], 900, &st), 0);
+    cr_assert_eq(st.cycle_ds, 900);
+    cr_assert_eq(st.split_ds[0] + st.split_ds[1], 900);
+    cr_assert_eq(st.split_ds[2] + st.split_ds[3], 900);
+    cr_assert(abs((int)st.split_ds[0] - (int)lround(10 * (4 + 32 * 82.0 / 52))) <= 1, "%d",
+              st.split_ds[0]);
+    cr_assert_eq(st.offset_ds, 550);
+    cr_assert_eq(st.coord_phase_mask, s.ix[0].plans[0].coord_phase_mask);
+    /* shrinking keeps every minimum split (9 s) and wraps the offset */
+    cr_assert_eq(sf_gw_stretch_plan(&s.ix[0], &s.ix[0].plans[0], 200, &st), 0);
+    cr_assert_eq(st.split_ds[1], 90);
+    cr_assert_eq(st.split_ds[0], 110);
+    cr_assert_eq(st.offset_ds, 550 % 200);
+    errno = 0;
+    cr_assert_eq(sf_gw_stretch_plan(&s.ix[0], &s.ix[0].plans[0], 170, &st), -1);
+    cr_assert_eq(errno, ERANGE);
+
+    /* the corridor at a searched cycle: windows from the stretched plans */
+    sf_gw_source_t src = {.plan_id = 1, .speed_mps = 0, .line_idx = -1, .cycle_ds = 900};
+    sf_gw_corridor_t c;
+    uint32_t node[SF_GW_MAX_NODES];
+    char err[200];
+    cr_assert_eq(sf_gw_from_scenario(&s.sc, &src, &c, node, NULL, err, sizeof err), 0, "%s", err);
+    cr_assert_float_eq(c.cycle_s, 90, 1e-12);
+    cr_assert(fabs(c.green_out_s[0] - 32 * 82.0 / 52) <= 0.1, "%f", c.green_out_s[0]);
+    /* different cycles at the nodes are fine when they are all stretched to one */
+    s.ix[2].plans[0].cycle_ds = 900;
+    s.ix[2].plans[0].split_ds[0] = s.ix[2].plans[0].split_ds[2] = 660;
+    cr_assert_eq(sf_gw_from_scenario(&s.sc, &src, &c, node, NULL, err, sizeof err), 0, "%s", err);
+    src.cycle_ds = 150;
+    cr_assert_eq(sf_gw_from_scenario(&s.sc, &src, &c, node, NULL, err, sizeof err), -1);
+    cr_assert(strstr(err, "cannot be stretched"), "%s", err);
+}
+
 Test(greenwave, corridor_from_scenario_errors)
 {
     scen_t s;
@@ -657,6 +698,22 @@ Test(greenwave_cli, optimise_and_write_the_default_corridor, .timeout = 120)
     free(out);
     free(err);
 
+    /* a cycle search writes cycle, splits and offsets; the file still checks */
+    const char *cyc[] = {"plan",        "greenwave", scen,      "--cycle-min", "100",
+                         "--cycle-max", "104",       "--write", written,       NULL};
+    rc = run_sigflow(dir, cyc, &out, &err);
+    cr_assert_eq(rc, 0, "%s", err);
+    cr_assert(strstr(out, "cycle, splits and offsets"), "%s", out);
+    free(out);
+    free(err);
+    sc = sf_scenario_load(written, NULL, 0, &errs);
+    cr_assert_not_null(sc, "%s", errs.n ? errs.msg[0] : "");
+    uint16_t cyc_ds = sc->intersections[node[0]].plans[plan[0]].cycle_ds;
+    cr_assert(cyc_ds >= 1000 && cyc_ds <= 1040 && cyc_ds % 10 == 0, "cycle %d", cyc_ds);
+    for (uint32_t k = 0; k < c.n; k++)
+        cr_assert_eq(sc->intersections[node[k]].plans[plan[k]].cycle_ds, cyc_ds);
+    sf_scenario_destroy(&sc);
+
     /* webster on the same corridor: one block per intersection */
     const char *wb[] = {"plan", "webster", scen, NULL};
     rc = run_sigflow(dir, wb, &out, &err);
@@ -696,6 +753,13 @@ Test(greenwave_cli, bad_arguments_are_refused)
         {{"plan", "greenwave", scen, "--bus", "NOPE", NULL}, 2, "no bus line 'NOPE'"},
         {{"plan", "greenwave", scen, "--plan", "7", NULL}, 1, "no intersection has a coordinated"},
         {{"plan", "greenwave", scen, "--speed-min", "30", NULL}, 2, "go together"},
+        {{"plan", "greenwave", scen, "--cycle-min", "90", NULL}, 2, "go together"},
+        {{"plan", "greenwave", scen, "--cycle-min", "90.5", "--cycle-max", "100", NULL},
+         2,
+         "whole seconds"},
+        {{"plan", "greenwave", scen, "--cycle-min", "100", "--cycle-max", "90", NULL},
+         2,
+         "is above --cycle-max"},
         {{"plan", "webster", scen, "--speed", "40", NULL}, 2, "is a greenwave option"},
         {{"plan", "greenwave", scen, "--factor", "2", NULL}, 2, "is a webster option"},
         {{"plan", "bogus", scen, NULL}, 2, "unknown plan kind 'bogus'"},
