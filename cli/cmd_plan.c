@@ -266,7 +266,7 @@ static int write_plans(const args_t *a, const sf_scenario_t *sc, const uint32_t 
 
 static void print_band(const char *what, const sf_gw_band_t *b)
 {
-    printf("  %-26s %10.1f %10.1f %11.3f\n", what, b->b_out_s, b->b_in_s, b->efficiency);
+    printf("  %-32s %10.1f %10.1f %11.3f\n", what, b->b_out_s, b->b_in_s, b->efficiency);
 }
 
 /* Offsets (and the speed, with a speed search) for corridor c; *speed receives the speed. */
@@ -419,13 +419,26 @@ static int run_greenwave(const args_t *a, const sf_scenario_t *sc)
                x_axis ? ix->x_m : ix->y_m, c.green_out_s[k], c.green_in_s[k], th[k],
                ix->plans[plan_idx[k]].offset_ds / 10.0, tn, tp);
     }
-    printf("\n  %-26s %10s %10s %11s\n", "offsets", "b_out_s", "b_in_s", "efficiency");
+    printf("\n  %-32s %10s %10s %11s\n", "offsets", "b_out_s", "b_in_s", "efficiency");
     if (have_base) {
         print_band("all zero", &bz);
         print_band("current (scenario file)", &bc);
     } else {
-        printf("  %-26s (the plans have no common cycle)\n", "all zero, current");
+        printf("  %-32s (the plans have no common cycle)\n", "all zero, current");
     }
+    double ow[SF_GW_MAX_NODES];
+    sf_gw_band_t bo;
+    char label[64];
+    for (int d = 0; d < 2; d++)
+        if (sf_gw_one_way(&c, (sf_gw_dir_t)d, ow) == 0) {
+            /* on the same offset grid as the optimiser: what a unit could run */
+            for (uint32_t k = 0; k < c.n; k++)
+                ow[k] = round(ow[k] / o.step_s) * o.step_s;
+            if (sf_gw_bandwidth(&c, ow, &bo) < 0)
+                continue;
+            snprintf(label, sizeof label, "one-way %s (x/v mod C)", d == 0 ? ob : ib);
+            print_band(label, &bo);
+        }
     print_band(search_cycle ? "optimised (cycle searched)" : "optimised", &best);
     if (have_base && bz.b_out_s + bz.b_in_s > 0)
         printf("  efficiency vs all zero: %+.3f (%+.0f %%)\n", best.efficiency - bz.efficiency,
