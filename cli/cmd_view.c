@@ -15,7 +15,7 @@ static void usage(FILE *out)
             "usage: sigflow view SCENARIO [--bus ENDPOINT] [--pub ENDPOINT | --no-commands]\n"
             "                    [--software] [--size WxH] [--record FILE]\n"
             "                    [--screenshot FILE.png --at SECONDS [--exit]] [--wall SECONDS]\n"
-            "                    [--keys K1,K2...]\n\n"
+            "                    [--select ID] [--keys K1,K2...]\n\n"
             "Open the live window on a running simulation bus: the network of SCENARIO to\n"
             "scale with lamps, detectors, vehicles and queues; click an intersection for its\n"
             "panel; h shows the keys. The viewer never slows the simulation: it drops\n"
@@ -29,6 +29,7 @@ static void usage(FILE *out)
             "  --screenshot FILE.png --at SECONDS  save the window once sim time reaches\n"
             "                   SECONDS; with --exit, then close\n"
             "  --wall SECONDS   close after this much wall time\n"
+            "  --select ID      open the panel of intersection ID at start\n"
             "  --keys K1,K2..   press these keys once bus data arrived (scripted sessions),\n"
             "                   e.g. --keys space,+,p\n"
             "  -h, --help       this text\n",
@@ -58,7 +59,8 @@ int sf_cmd_view(int argc, char **argv)
         bool takes = strcmp(a, "--bus") == 0 || strcmp(a, "--pub") == 0 ||
                      strcmp(a, "--size") == 0 || strcmp(a, "--record") == 0 ||
                      strcmp(a, "--screenshot") == 0 || strcmp(a, "--at") == 0 ||
-                     strcmp(a, "--wall") == 0 || strcmp(a, "--keys") == 0;
+                     strcmp(a, "--wall") == 0 || strcmp(a, "--keys") == 0 ||
+                     strcmp(a, "--select") == 0;
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             usage(stdout);
             return 0;
@@ -95,6 +97,8 @@ int sf_cmd_view(int argc, char **argv)
         } else if (strcmp(a, "--at") == 0) {
             if (parse_num(a, v, 0, 1e9, &o.shot_at_s) != 0)
                 return 2;
+        } else if (strcmp(a, "--select") == 0) {
+            o.select_id = v;
         } else if (strcmp(a, "--keys") == 0) {
             o.keys = v;
         } else if (strcmp(a, "--wall") == 0) {

@@ -117,7 +117,14 @@ Test(view, canvas_draws_reads_and_saves_png)
             lit += px(c, (float)x, (float)y).r > 128;
     cr_assert_gt(lit, 30, "text left %d light pixels", lit);
     cr_assert(same(px(c, 100 + (float)tw + 5, 70), bg));
-    /* CJK text never fails: drawn with a CJK font when installed, else DejaVu's boxes */
+    /* CJK text never fails: drawn with a CJK font when installed, else left out */
+    char stripped[64];
+    sf_text_strip_cjk("Xiantao corridor 仙桃大道 (8 signals)", stripped, sizeof stripped);
+    cr_assert_str_eq(stripped, "Xiantao corridor (8 signals)");
+    sf_text_strip_cjk("仙桃大道", stripped, sizeof stripped);
+    cr_assert_str_eq(stripped, "");
+    sf_text_strip_cjk("abc\xe4", stripped, sizeof stripped); /* truncated sequence */
+    cr_assert_str_eq(stripped, "abc");
     cr_assert_geq(sf_canvas_text(c, 10, 170, SF_TEXT_NORMAL, white, SF_ALIGN_LEFT, "仙桃大道"), 0);
     cr_assert(sf_text_needs_cjk("仙桃大道 / 钱沟路"));
     cr_assert(!sf_text_needs_cjk("Avenue Émile Zola"));

@@ -267,6 +267,29 @@ bool sf_text_needs_cjk(const char *s)
     return false;
 }
 
+void sf_text_strip_cjk(const char *in, char *out, size_t len)
+{
+    size_t n = 0;
+    if (!out || !len)
+        return;
+    const unsigned char *p = (const unsigned char *)(in ? in : "");
+    while (*p) {
+        size_t clen = *p < 0x80 ? 1 : *p < 0xE0 ? 2 : *p < 0xF0 ? 3 : 4;
+        bool cjk = *p >= 0xE3 || (*p == 0xE2 && p[1] >= 0xBA && p[1] <= 0xBF);
+        for (size_t k = 1; k < clen; k++)
+            if (!p[k]) /* truncated sequence: stop */
+                clen = k;
+        if (!cjk && !(clen == 1 && *p == ' ' && (n == 0 || out[n - 1] == ' ')) && n + clen < len) {
+            memcpy(out + n, p, clen);
+            n += clen;
+        }
+        p += clen;
+    }
+    while (n > 0 && out[n - 1] == ' ')
+        n--;
+    out[n] = '\0';
+}
+
 /* ---- batch --------------------------------------------------------------------- */
 
 static bool reserve(sf_canvas_t *c, size_t more)
@@ -465,6 +488,14 @@ int sf_canvas_text(sf_canvas_t *c, float x, float y, sf_text_size_t size, SDL_Co
     if (!utf8 || !*utf8)
         return 0;
     sf_canvas_flush(c); /* keep drawing order: shapes queued before the text go first */
+    char stripped[256];
+    if (!c->cjk[size] && sf_text_needs_cjk(utf8)) {
+        /* no CJK font installed: leave the characters out rather than draw boxes */
+        sf_text_strip_cjk(utf8, stripped, sizeof stripped);
+        if (!stripped[0])
+            return 0;
+        utf8 = stripped;
+    }
     int w, h;
     bool owned;
     SDL_Texture *tex = text_texture(c, size, col, utf8, &w, &h, &owned);

@@ -11,8 +11,8 @@
  * when the batch is flushed (before text, before reading pixels, on present). Text is
  * drawn with SDL2_ttf: DejaVu Sans for Latin text, a CJK font for strings holding CJK
  * characters when one is installed (sf_canvas_cjk_font tells which; without one such
- * strings are drawn with DejaVu, whose missing glyphs show as boxes, and callers can
- * choose to draw an id instead). Rendered strings are cached as textures.
+ * the CJK characters are left out rather than drawn as boxes, and callers that have an
+ * id to show instead do so). Rendered strings are cached as textures.
  */
 #ifndef SIGFLOW_CANVAS_H
 #define SIGFLOW_CANVAS_H
@@ -69,6 +69,11 @@ const char *sf_canvas_cjk_font(const sf_canvas_t *c);
 
 /* True when s holds a character only a CJK font can draw (U+2E80 and above). */
 bool sf_text_needs_cjk(const char *s);
+
+/* Copy in to out (len bytes, NUL-terminated) without the characters sf_text_needs_cjk
+ * looks for, collapsing the spaces left behind ("仙桃大道 corridor" -> "corridor"). Text
+ * drawn on a canvas without a CJK font goes through this. */
+void sf_text_strip_cjk(const char *in, char *out, size_t len);
 
 /* Clear the whole canvas to col (drops the pending batch). */
 void sf_canvas_clear(sf_canvas_t *c, SDL_Color col);

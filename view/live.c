@@ -405,7 +405,12 @@ int sf_live_run(const sf_scenario_t *sc, const sf_live_opts_t *o, sf_live_stats_
     memset(&L, 0, sizeof L);
     L.sc = sc;
     L.o = o;
-    L.st.selected_ix = -1;
+    L.st.selected_ix = o->select_id ? sf_scenario_find_intersection(sc, o->select_id) : -1;
+    if (o->select_id && L.st.selected_ix < 0) {
+        seterr(err, err_len, "--select %s: no such intersection", o->select_id);
+        errno = EINVAL;
+        return -1;
+    }
     L.speed = sc->run.speed_factor > 0 ? sc->run.speed_factor : 1;
     L.priority_on = sc->control.priority.enabled;
     int rc = 0;
@@ -414,6 +419,12 @@ int sf_live_run(const sf_scenario_t *sc, const sf_live_opts_t *o, sf_live_stats_
         close_all(&L);
         errno = e;
         return -1;
+    }
+    if (L.st.selected_ix >= 0) { /* --select: look at it, about 60 m either side */
+        const sf_intersection_t *ix = &sc->intersections[L.st.selected_ix];
+        int w, h;
+        sf_canvas_size(L.c, &w, &h);
+        sf_netview_center_on(L.nv, ix->x_m, ix->y_m, (double)(h - SF_STATUS_BAR_PX) / 120.0);
     }
     L.running = true;
     double start = wall_s(), next_frame = start;

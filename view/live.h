@@ -31,11 +31,12 @@ typedef struct {
     const char *record_path;  /* save a run record here at the end (NULL: none) */
     const char *shot_path;    /* save the window's picture once sim time >= shot_at_s */
     double shot_at_s;
-    bool exit_after_shot; /* stop once the screenshot is written */
-    double max_wall_s;    /* stop after this many wall seconds (0: never) */
-    const char *keys;     /* comma-separated SDL key names ("space,+,p") pressed once through
-                           * the normal event path after the first frame with bus data
-                           * (scripted sessions and tests); NULL: none */
+    bool exit_after_shot;  /* stop once the screenshot is written */
+    double max_wall_s;     /* stop after this many wall seconds (0: never) */
+    const char *keys;      /* comma-separated SDL key names ("space,+,p") pressed once through
+                            * the normal event path after the first frame with bus data
+                            * (scripted sessions and tests); NULL: none */
+    const char *select_id; /* intersection whose panel is open at start (NULL: none) */
 } sf_live_opts_t;
 
 /* Counters of a finished session. */

@@ -236,6 +236,15 @@ void sf_netview_zoom(sf_netview_t *nv, double factor, float sx, float sy)
     sf_netview_pan(nv, sx - nx, sy - ny);
 }
 
+void sf_netview_center_on(sf_netview_t *nv, double x_m, double y_m, double scale)
+{
+    if (!nv || !(scale > 0))
+        return;
+    nv->cx = x_m;
+    nv->cy = y_m;
+    nv->scale = fmin(fmax(scale, MIN_SCALE), MAX_SCALE);
+}
+
 double sf_netview_scale(const sf_netview_t *nv)
 {
     return nv ? nv->scale : 0;

@@ -74,6 +74,9 @@ void sf_netview_fit(sf_netview_t *nv, int w, int h);
 void sf_netview_pan(sf_netview_t *nv, float dx, float dy);
 void sf_netview_zoom(sf_netview_t *nv, double factor, float sx, float sy);
 
+/* Centre the map on world point (x_m, y_m) at scale px/m (clamped to 0.01..200). */
+void sf_netview_center_on(sf_netview_t *nv, double x_m, double y_m, double scale);
+
 /* Current scale, pixels per metre. */
 double sf_netview_scale(const sf_netview_t *nv);
 
