@@ -286,10 +286,19 @@ int sf_master_queue_write(sf_master_t *m, size_t u, sf_reg_id_t id, uint16_t ele
                           const uint16_t *vals, uint16_t n)
 {
     const sf_reg_t *e = sf_regmap_get(id);
-    if (!m || u >= m->n || !e || e->table != SF_TBL_HOLDING || !(e->access & SF_ACC_W) || !vals ||
-        n == 0 || n > 40 || (uint32_t)elem + n > sf_regmap_span(e)) {
+    if (!m || u >= m->n || !e || e->table != SF_TBL_HOLDING || !vals || n == 0 || n > 40 ||
+        (uint32_t)e->address + elem + n > 65536u) {
         errno = EINVAL;
         return -1;
+    }
+    /* Every address written must be a writable holding register (the write may run on
+     * into the following entries, e.g. the whole priority mailbox 300..305). */
+    for (uint32_t a = (uint32_t)e->address + elem; a < (uint32_t)e->address + elem + n; a++) {
+        const sf_reg_t *x = sf_regmap_at(SF_TBL_HOLDING, (uint16_t)a, NULL, NULL);
+        if (!x || !(x->access & SF_ACC_W)) {
+            errno = EINVAL;
+            return -1;
+        }
     }
     req_t *r = new_slot(m, u);
     if (!r)

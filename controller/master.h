@@ -129,9 +129,10 @@ size_t sf_master_n(const sf_master_t *m);
 const sf_unit_state_t *sf_master_state(const sf_master_t *m, size_t u);
 
 /* Queue a write of holding registers starting at element `elem` of entry id (FC 16),
- * values vals[0..n) (u32 entries: n counts registers). Returns the request's handle for
- * sf_master_outcome, or -1 with errno EINVAL (not a writable holding entry, out of the
- * entry, u out of range), ENOSPC (queue full). */
+ * values vals[0..n), n <= 40 (u32 entries: n counts registers; the write may continue
+ * into the next entries when every address is writable). Returns the request's handle
+ * for sf_master_outcome, or -1 with errno EINVAL (an address not writable, u out of
+ * range), ENOSPC (queue full). */
 int sf_master_queue_write(sf_master_t *m, size_t u, sf_reg_id_t id, uint16_t elem,
                           const uint16_t *vals, uint16_t n);
 

@@ -189,7 +189,9 @@ Test(master, plan_download_read_back_and_refusal)
     cr_assert_eq(sf_master_queue_write(m, 0, SF_R_CONTROL_MODE, 0, &mode, 1), -1);
     cr_assert_eq(errno, EINVAL);
     cr_assert_eq(sf_master_queue_write(m, 1, SF_R_HEARTBEAT, 0, &mode, 1), -1);
-    cr_assert_eq(sf_master_queue_write(m, 0, SF_R_HEARTBEAT, 0, &mode, 2), -1);
+    uint16_t two[2] = {1, 1};
+    cr_assert_eq(sf_master_queue_write(m, 0, SF_R_FAULT_RESET, 0, two, 2), -1, "4 is a gap");
+    cr_assert_eq(sf_master_queue_write(m, 0, SF_R_HEARTBEAT, 0, two, 0), -1);
     sf_master_destroy(&m);
     stop_hosts(&t);
     sf_scenario_destroy(&sc);

@@ -1,0 +1,683 @@
+/* controller/controller.c — the central controller core (see controller.h). */
+#define _POSIX_C_SOURCE 200809L
+#include "controller.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "adaptive.h"
+#include "greenwave.h"
+
+#define DL_RETRIES   3  /* read-back mismatches before a plan download is given up */
+#define MAX_MB       8  /* mailbox writes per unit per step */
+#define ADAPT_PLAN_A 15 /* plan numbers the adaptive mode alternates between (when unused) */
+#define ADAPT_PLAN_B 16
+
+/* What the centre keeps per unit besides what it reads (sf_unit_state_t). */
+typedef struct {
+    sf_plan_t plans[SF_MAX_PLANS];    /* the plans to download (scenario, offsets adjusted) */
+    uint8_t n_plans;                  /* in plans */
+    uint8_t dl_next;                  /* next plan index to download, n_plans = none */
+    uint8_t dl_retries[SF_MAX_PLANS]; /* read-back mismatches so far */
+    bool dl_done[SF_MAX_PLANS];       /* verified, refused or given up */
+    int dl_handle;                    /* download in this round, -1 none */
+    int dl_idx;                       /* its plan index */
+    int dl_adapt;                     /* 1 when the download is an adaptive plan */
+    sf_plan_t adapt_plan;             /* last adaptive plan sent */
+    int sel_handle;                   /* plan_select in round 2, -1 none */
+    uint8_t adapt_select;             /* adaptive plan verified, to select next, 0 none */
+    uint8_t sel_plan;                 /* its plan number */
+    uint8_t selected;                 /* plan number last selected and accepted, 0 none */
+    bool seen;                        /* status read at least once */
+    uint16_t mode, fault, fallback, latched, active_plan; /* last seen, for changes */
+    bool identity_logged;       /* an identity mismatch was logged for this link */
+    sf_tsp_action_t mb[MAX_MB]; /* mailbox writes in round 2 */
+    int mb_handle[MAX_MB];      /* their handles */
+    uint8_t n_mb;               /* in mb */
+    uint16_t det_seq;           /* last detector interval used by adaptive */
+    bool det_seen;              /* det_seq valid */
+} cunit_t;
+
+struct sf_controller_s {
+    const sf_scenario_t *sc;                 /* borrowed */
+    sf_controller_opts_t opts;               /* copied (log_path not kept) */
+    sf_master_t *m;                          /* Modbus master, one unit per intersection */
+    sf_eventlog_t *log;                      /* event log */
+    sf_tsp_t *tsp;                           /* transit priority */
+    cunit_t *cu;                             /* per intersection */
+    bool *online;                            /* per intersection, for the TSP */
+    sf_link_state_t *prev;                   /* per intersection: link state before the round */
+    uint32_t n;                              /* intersections */
+    double step_s;                           /* run.step_s */
+    uint64_t poll_every;                     /* steps between polls (>= 1) */
+    bool started;                            /* a step was done */
+    uint64_t last_k;                         /* last step */
+    uint16_t hb;                             /* heartbeat counter */
+    bool transit_pending;                    /* events came since the last decision */
+    sf_tsp_action_t act[SF_TSP_MAX_PENDING]; /* scratch for decisions */
+    uint64_t plans_sent, plans_verified, plans_refused, plans_mismatch, plans_given_up;
+    uint64_t selects, selects_refused, adapt_changes, mailbox_refused;
+};
+
+void sf_controller_opts_default(sf_controller_opts_t *o)
+{
+    if (!o)
+        return;
+    memset(o, 0, sizeof *o);
+    o->round_timeout_ms = 100;
+    o->offline_after = 3;
+    o->backoff_min_s = 1;
+    o->backoff_max_s = 30;
+}
+
+static void seterr(char *err, size_t len, const char *fmt, ...)
+{
+    if (!err || !len)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, len, fmt, ap);
+    va_end(ap);
+}
+
+static void ev(sf_controller_t *c, double t, uint32_t i, sf_event_kind_t kind, json_t *d)
+{
+    sf_eventlog_add(c->log, t, i < c->n ? c->sc->intersections[i].id : NULL, kind, d);
+}
+
+/* Offsets of the coordinated plans from the green-wave optimiser (planner's functions). */
+static int apply_greenwave(sf_controller_t *c, char *err, size_t len)
+{
+    sf_gw_source_t src = {.plan_id = 0, .speed_mps = 0, .line_idx = -1};
+    sf_gw_corridor_t cor;
+    uint32_t node_ix[SF_GW_MAX_NODES];
+    uint8_t plan_idx[SF_GW_MAX_NODES];
+    double off[SF_GW_MAX_NODES];
+    sf_gw_opts_t go;
+    sf_gw_band_t band;
+    char why[160] = "";
+    if (sf_gw_from_scenario(c->sc, &src, &cor, node_ix, plan_idx, why, sizeof why) < 0) {
+        seterr(err, len, "green wave: %s", why);
+        return -1;
+    }
+    sf_gw_opts_default(&go);
+    if (sf_gw_optimise(&cor, &go, off, &band) < 0) {
+        seterr(err, len, "green wave: optimisation failed");
+        return -1;
+    }
+    for (uint32_t j = 0; j < cor.n; j++) {
+        cunit_t *u = &c->cu[node_ix[j]];
+        sf_plan_t *p = &u->plans[plan_idx[j]];
+        long ds = lround(off[j] * 10.0) % (long)p->cycle_ds;
+        p->offset_ds = (uint16_t)(ds < 0 ? ds + p->cycle_ds : ds);
+    }
+    ev(c, 0, UINT32_MAX, SF_EV_PLAN,
+       json_pack("{s:s, s:i, s:f, s:f, s:f}", "event", "greenwave_offsets", "nodes", (int)cor.n,
+                 "band_out_s", band.b_out_s, "band_in_s", band.b_in_s, "efficiency",
+                 band.efficiency));
+    return 0;
+}
+
+sf_controller_t *sf_controller_new(const sf_scenario_t *sc, const sf_endpoint_t *eps,
+                                   const sf_controller_opts_t *opts, char *err, size_t err_len)
+{
+    sf_controller_t *c = NULL;
+    sf_endpoint_t *own = NULL;
+    const char **ids = NULL;
+    if (!sc || sc->n_intersections == 0) {
+        seterr(err, err_len, "no intersections");
+        errno = EINVAL;
+        return NULL;
+    }
+    c = calloc(1, sizeof *c);
+    if (!c)
+        goto fail;
+    if (opts)
+        c->opts = *opts;
+    else
+        sf_controller_opts_default(&c->opts);
+    c->sc = sc;
+    c->n = sc->n_intersections;
+    c->step_s = sc->run.step_s > 0 ? sc->run.step_s : 0.1;
+    double period = sc->control.poll_period_s > 0 ? sc->control.poll_period_s : 1.0;
+    c->poll_every = (uint64_t)llround(period / c->step_s);
+    if (c->poll_every < 1)
+        c->poll_every = 1;
+    if (c->opts.round_timeout_ms <= 0 || c->opts.offline_after == 0 ||
+        !(c->opts.backoff_min_s > 0) || c->opts.backoff_max_s < c->opts.backoff_min_s) {
+        seterr(err, err_len, "bad options (round timeout, offline_after, back-off)");
+        errno = EINVAL;
+        goto fail;
+    }
+    own = calloc(c->n, sizeof *own);
+    ids = calloc(c->n, sizeof *ids);
+    c->cu = calloc(c->n, sizeof *c->cu);
+    c->online = calloc(c->n, sizeof *c->online);
+    c->prev = calloc(c->n, sizeof *c->prev);
+    if (!own || !ids || !c->cu || !c->online || !c->prev)
+        goto fail;
+    for (uint32_t i = 0; i < c->n; i++) {
+        const sf_intersection_t *ix = &sc->intersections[i];
+        ids[i] = ix->id;
+        if (eps) {
+            own[i] = eps[i];
+        } else if (ix->unit_host[0]) {
+            snprintf(own[i].host, sizeof own[i].host, "%s", ix->unit_host);
+            own[i].port = ix->unit_port;
+        } else {
+            snprintf(own[i].host, sizeof own[i].host, "%s",
+                     sc->run.modbus_listen[0] ? sc->run.modbus_listen : "127.0.0.1");
+            own[i].port = sc->run.modbus_base_port ? (uint16_t)(sc->run.modbus_base_port + i) : 0;
+        }
+        if (own[i].port == 0) {
+            seterr(err, err_len, "intersection %s: no unit port (give --unit or a base port)",
+                   ix->id);
+            errno = EINVAL;
+            goto fail;
+        }
+        cunit_t *u = &c->cu[i];
+        u->n_plans = ix->n_plans;
+        memcpy(u->plans, ix->plans, sizeof u->plans);
+        u->dl_handle = u->sel_handle = -1;
+    }
+    if (c->opts.greenwave && apply_greenwave(c, err, err_len) < 0) {
+        errno = EINVAL;
+        goto fail;
+    }
+    sf_master_opts_t mo;
+    sf_master_opts_default(&mo);
+    mo.round_timeout_ms = c->opts.round_timeout_ms;
+    mo.health.offline_after = c->opts.offline_after;
+    mo.health.backoff_min_ds = (uint32_t)llround(c->opts.backoff_min_s * 10);
+    mo.health.backoff_max_ds = (uint32_t)llround(c->opts.backoff_max_s * 10);
+    c->m = sf_master_new(c->n, own, ids, &mo);
+    if (!c->m) {
+        seterr(err, err_len, "Modbus master: %s (a unit host that does not resolve?)",
+               strerror(errno));
+        goto fail;
+    }
+    c->log = sf_eventlog_new(c->opts.log_path);
+    if (!c->log) {
+        seterr(err, err_len, "event log %s: %s", c->opts.log_path, strerror(errno));
+        goto fail;
+    }
+    sf_eventlog_set_sink(c->log, c->opts.sink, c->opts.sink_ctx);
+    c->tsp = sf_tsp_new(sc, c->log);
+    if (!c->tsp)
+        goto fail;
+    free(own);
+    free(ids);
+    return c;
+fail : {
+    int e = errno ? errno : ENOMEM;
+    free(own);
+    free(ids);
+    sf_controller_destroy(&c);
+    errno = e;
+    return NULL;
+}
+}
+
+void sf_controller_destroy(sf_controller_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    sf_controller_t *c = *self_p;
+    sf_master_destroy(&c->m);
+    sf_tsp_destroy(&c->tsp);
+    sf_eventlog_destroy(&c->log);
+    free(c->cu);
+    free(c->online);
+    free(c->prev);
+    free(c);
+    *self_p = NULL;
+}
+
+int sf_controller_transit(sf_controller_t *ctl, const sf_transit_event_t *e)
+{
+    if (!ctl || !e) {
+        errno = EINVAL;
+        return -1;
+    }
+    double t = ctl->started ? (double)ctl->last_k * ctl->step_s : 0;
+    if (sf_tsp_event(ctl->tsp, t, e) < 0)
+        return -1;
+    ctl->transit_pending = true;
+    return 0;
+}
+
+/* ---- one step ---------------------------------------------------------------------- */
+
+static const char *mode_name(uint16_t code)
+{
+    switch (code) {
+    case 0x10:
+        return "centre_fixed";
+    case 0x11:
+        return "centre_actuated";
+    case 0x12:
+        return "centre_coordinated";
+    case 0x20:
+        return "local_fixed";
+    case 0x21:
+        return "local_actuated";
+    case 0x22:
+        return "local_coordinated";
+    case 0x31:
+        return "flash";
+    case 0x32:
+        return "all_red";
+    case 0x33:
+        return "all_off";
+    }
+    return "unknown";
+}
+
+/* Queue the next plan still to download (one per unit per round). */
+static void queue_download(sf_controller_t *c, uint32_t i)
+{
+    cunit_t *u = &c->cu[i];
+    u->dl_handle = -1;
+    while (u->dl_next < u->n_plans && u->dl_done[u->dl_next])
+        u->dl_next++;
+    if (u->dl_next >= u->n_plans)
+        return;
+    u->dl_idx = u->dl_next;
+    u->dl_adapt = 0;
+    u->dl_handle = sf_master_queue_plan(c->m, i, &c->sc->intersections[i], &u->plans[u->dl_next]);
+    if (u->dl_handle >= 0)
+        c->plans_sent++;
+}
+
+static bool plans_ready(const cunit_t *u)
+{
+    for (uint8_t p = 0; p < u->n_plans; p++)
+        if (!u->dl_done[p])
+            return false;
+    return true;
+}
+
+/* Outcome of a plan download and its read-back. */
+static void check_download(sf_controller_t *c, uint32_t i, double t)
+{
+    cunit_t *u = &c->cu[i];
+    if (u->dl_handle < 0)
+        return;
+    const sf_intersection_t *ix = &c->sc->intersections[i];
+    const sf_plan_t *sent = u->dl_adapt ? &u->adapt_plan : &u->plans[u->dl_idx];
+    sf_mreq_outcome_t o = sf_master_outcome(c->m, i, u->dl_handle);
+    const sf_unit_state_t *st = sf_master_state(c->m, i);
+    int h = u->dl_handle;
+    u->dl_handle = -1;
+    if (o == SF_MREQ_EXCEPTION) {
+        c->plans_refused++;
+        if (!u->dl_adapt)
+            u->dl_done[u->dl_idx] = true; /* refused: not retried until it changes */
+        ev(c, t, i, SF_EV_PLAN,
+           json_pack("{s:s, s:i, s:i, s:i, s:b}", "event", "plan_refused", "plan", (int)sent->id,
+                     "exception", sf_master_exception(c->m, i, h), "unit_error",
+                     (int)st->plan_dl_error, "adaptive", u->dl_adapt));
+        return;
+    }
+    if (o != SF_MREQ_OK)
+        return; /* missed: tried again at the next poll */
+    if (sf_master_plan_equal(ix, sent, &st->plan_rd)) {
+        c->plans_verified++;
+        if (!u->dl_adapt)
+            u->dl_done[u->dl_idx] = true;
+        ev(c, t, i, SF_EV_PLAN,
+           json_pack("{s:s, s:i, s:i, s:i, s:b}", "event", "plan_verified", "plan", (int)sent->id,
+                     "cycle_ds", (int)sent->cycle_ds, "offset_ds", (int)sent->offset_ds, "adaptive",
+                     u->dl_adapt));
+        if (u->dl_adapt) /* switch to it at the unit's next safe point (cycle boundary) */
+            u->adapt_select = sent->id;
+        return;
+    }
+    c->plans_mismatch++;
+    bool give_up = u->dl_adapt || ++u->dl_retries[u->dl_idx] >= DL_RETRIES;
+    if (give_up && !u->dl_adapt) {
+        u->dl_done[u->dl_idx] = true;
+        c->plans_given_up++;
+    }
+    ev(c, t, i, SF_EV_PLAN,
+       json_pack("{s:s, s:i, s:i, s:i, s:i, s:b}", "event", "plan_readback_mismatch", "plan",
+                 (int)sent->id, "read_plan", (int)st->plan_rd.id, "read_cycle_ds",
+                 (int)st->plan_rd.cycle_ds, "read_offset_ds", (int)st->plan_rd.offset_ds, "retry",
+                 !give_up));
+}
+
+/* Changes in what the unit reports: comms, identity, mode, fallback, fault. */
+static void watch_unit(sf_controller_t *c, uint32_t i, double t, sf_link_state_t was)
+{
+    const sf_unit_state_t *st = sf_master_state(c->m, i);
+    cunit_t *u = &c->cu[i];
+    if (st->health.state != was) {
+        if (st->health.state == SF_LINK_ONLINE) {
+            ev(c, t, i, SF_EV_COMMS,
+               json_pack("{s:s, s:I, s:I}", "event", "online", "reconnects",
+                         (json_int_t)st->health.n_reconnects, "missed_total",
+                         (json_int_t)st->health.n_missed));
+            /* A unit that comes (back) may have restarted: download and verify again. */
+            memset(u->dl_done, 0, sizeof u->dl_done);
+            memset(u->dl_retries, 0, sizeof u->dl_retries);
+            u->dl_next = 0;
+            u->selected = 0;
+            u->identity_logged = false;
+        } else if (st->health.state == SF_LINK_OFFLINE) {
+            ev(c, t, i, SF_EV_COMMS,
+               json_pack("{s:s, s:i, s:f}", "event", "offline", "missed",
+                         (int)st->health.missed_run, "next_try_s",
+                         (double)st->health.next_try_ds / 10.0));
+            u->seen = false;
+        }
+    }
+    if (st->health.state != SF_LINK_ONLINE || st->status_ds < 0)
+        return;
+    if (!st->identity_ok && !u->identity_logged) {
+        u->identity_logged = true;
+        ev(c, t, i, SF_EV_COMMS,
+           json_pack("{s:s, s:i, s:s}", "event", "identity_mismatch", "protocol_version",
+                     (int)st->protocol_version, "unit_id", st->unit_id));
+    }
+    if (u->seen && st->mode != u->mode)
+        ev(c, t, i, SF_EV_MODE,
+           json_pack("{s:s, s:s, s:s}", "event", "mode_change", "from", mode_name(u->mode), "to",
+                     mode_name(st->mode)));
+    if ((!u->seen || st->local_fallback != u->fallback) && st->local_fallback)
+        ev(c, t, i, SF_EV_FAULT, json_pack("{s:s}", "event", "local_fallback"));
+    if (u->seen && !st->local_fallback && u->fallback)
+        ev(c, t, i, SF_EV_FAULT, json_pack("{s:s}", "event", "fallback_ended"));
+    if ((!u->seen && st->fault_code) || (u->seen && st->fault_code != u->fault))
+        ev(c, t, i, SF_EV_FAULT,
+           json_pack("{s:s, s:i, s:b}", "event", st->fault_code ? "fault" : "fault_cleared", "code",
+                     (int)st->fault_code, "latched", st->fault_latched != 0));
+    if (u->seen && st->mode == 0x31 && u->mode != 0x31)
+        ev(c, t, i, SF_EV_FAULT,
+           json_pack("{s:s, s:b}", "event", "flash", "latched", st->fault_latched != 0));
+    if (u->seen && st->active_plan != u->active_plan)
+        ev(c, t, i, SF_EV_PLAN,
+           json_pack("{s:s, s:i, s:i}", "event", "plan_switched", "from", (int)u->active_plan, "to",
+                     (int)st->active_plan));
+    u->mode = st->mode;
+    u->fault = st->fault_code;
+    u->fallback = st->local_fallback;
+    u->latched = st->fault_latched;
+    u->active_plan = st->active_plan;
+    u->seen = true;
+}
+
+/* SCATS-like adaptation when a new detector interval is in: DS per phase from counts. */
+static void adapt(sf_controller_t *c, uint32_t i, double t)
+{
+    const sf_intersection_t *ix = &c->sc->intersections[i];
+    const sf_unit_state_t *st = sf_master_state(c->m, i);
+    cunit_t *u = &c->cu[i];
+    if (ix->strategy != SF_STRAT_ADAPTIVE || !plans_ready(u) || u->dl_handle >= 0)
+        return;
+    if (!u->det_seen || st->det_seq == u->det_seq) {
+        u->det_seen = true;
+        u->det_seq = st->det_seq;
+        return;
+    }
+    u->det_seq = st->det_seq;
+    /* The running plan, as the centre knows it. */
+    const sf_plan_t *cur = NULL;
+    if (u->adapt_plan.id && u->adapt_plan.id == st->active_plan)
+        cur = &u->adapt_plan;
+    for (uint8_t p = 0; !cur && p < u->n_plans; p++)
+        if (u->plans[p].id == st->active_plan)
+            cur = &u->plans[p];
+    if (!cur || st->det_interval_s == 0 || cur->cycle_ds == 0)
+        return;
+    double ds[SF_MAX_PHASES];
+    double cycles = st->det_interval_s / (cur->cycle_ds / 10.0);
+    for (uint8_t p = 0; p < ix->n_phases; p++) {
+        ds[p] = -1;
+        double g = (cur->split_ds[p] - ix->phases[p].yellow_ds - ix->phases[p].red_clear_ds) /
+                   10.0 * cycles;
+        for (uint8_t d = 0; d < ix->n_det && g > 0; d++) {
+            if (!(ix->det[d].phase_mask & (1u << p)))
+                continue;
+            double x = sf_flow_ds(st->det_volume[d], g, 1800.0);
+            if (x > ds[p])
+                ds[p] = x;
+        }
+    }
+    sf_adapt_opts_t ao;
+    sf_adapt_opts_default(&ao);
+    if (c->sc->control.adaptive_min_cycle_s > 0)
+        ao.min_cycle_s = c->sc->control.adaptive_min_cycle_s;
+    if (c->sc->control.adaptive_max_cycle_s > 0)
+        ao.max_cycle_s = c->sc->control.adaptive_max_cycle_s;
+    sf_plan_t next;
+    if (sf_adapt_step(ix, cur, ds, &ao, 0, &next, NULL) < 0)
+        return;
+    if (next.cycle_ds == cur->cycle_ds &&
+        memcmp(next.split_ds, cur->split_ds, sizeof next.split_ds) == 0)
+        return;
+    /* Download into the spare plan number not running now, then select it. */
+    uint8_t no = st->active_plan == ADAPT_PLAN_A ? ADAPT_PLAN_B : ADAPT_PLAN_A;
+    for (uint8_t p = 0; p < u->n_plans; p++)
+        if (u->plans[p].id == no)
+            return; /* the scenario uses the spare numbers: adaptation off here */
+    next.id = no;
+    u->adapt_plan = next;
+    u->dl_adapt = 1;
+    u->dl_handle = sf_master_queue_plan(c->m, i, ix, &u->adapt_plan);
+    if (u->dl_handle >= 0) {
+        c->plans_sent++;
+        c->adapt_changes++;
+        ev(c, t, i, SF_EV_ADAPTIVE,
+           json_pack("{s:s, s:i, s:i, s:i}", "event", "scats_step", "plan", (int)no,
+                     "from_cycle_ds", (int)cur->cycle_ds, "to_cycle_ds", (int)next.cycle_ds));
+    }
+}
+
+int sf_controller_step(sf_controller_t *c, uint64_t k, uint32_t tod_ds)
+{
+    if (!c || tod_ds > 863999 || (c->started && k < c->last_k)) {
+        errno = EINVAL;
+        return -1;
+    }
+    bool poll = !c->started || k % c->poll_every == 0;
+    c->started = true;
+    c->last_k = k;
+    double t = (double)k * c->step_s;
+    int64_t now_ds = (int64_t)llround(t * 10.0);
+    if (!poll && !c->transit_pending)
+        return 0;
+    int rc = 0;
+    if (poll) {
+        /* Round 1: heartbeat, status, and one pending plan download per unit. */
+        c->hb = c->hb == UINT16_MAX ? 1 : (uint16_t)(c->hb + 1);
+        for (uint32_t i = 0; i < c->n; i++) {
+            const sf_intersection_t *ix = &c->sc->intersections[i];
+            unsigned what = 0;
+            if (sf_tsp_active(c->tsp, i))
+                what |= SF_POLL_PRIORITY;
+            if (ix->strategy == SF_STRAT_ADAPTIVE || ix->strategy == SF_STRAT_MAX_PRESSURE)
+                what |= SF_POLL_DETECTORS;
+            sf_master_queue_poll(c->m, i, c->hb, what);
+            if (sf_master_state(c->m, i)->health.state == SF_LINK_ONLINE &&
+                sf_master_state(c->m, i)->identity_ok)
+                queue_download(c, i);
+            else
+                c->cu[i].dl_handle = -1;
+        }
+        sf_link_state_t *prev = c->prev;
+        for (uint32_t i = 0; i < c->n; i++)
+            prev[i] = sf_master_state(c->m, i)->health.state;
+        if (sf_master_run(c->m, now_ds) < 0)
+            rc = -1;
+        for (uint32_t i = 0; i < c->n; i++) {
+            watch_unit(c, i, t, prev[i]);
+            check_download(c, i, t);
+            const sf_unit_state_t *st = sf_master_state(c->m, i);
+            c->online[i] = st->health.state == SF_LINK_ONLINE && st->identity_ok;
+            if (c->online[i] && sf_tsp_active(c->tsp, i))
+                sf_tsp_unit_status(c->tsp, t, i, st->prio_id, st->prio_state, st->prio_reason);
+        }
+    }
+    /* Decisions -> round 2 writes. */
+    bool any = false;
+    for (uint32_t i = 0; i < c->n; i++) {
+        cunit_t *u = &c->cu[i];
+        u->n_mb = 0;
+        if (!poll)
+            continue;
+        const sf_unit_state_t *st = sf_master_state(c->m, i);
+        if (!c->online[i] || !plans_ready(u)) {
+            u->sel_handle = -1;
+            continue;
+        }
+        const sf_intersection_t *ix = &c->sc->intersections[i];
+        uint8_t want = 0;
+        if (u->adapt_select) {
+            want = u->adapt_select;
+            u->adapt_select = 0;
+        } else {
+            uint8_t pi = sf_intersection_plan_at(ix, tod_ds / 10);
+            want = pi < u->n_plans ? u->plans[pi].id : 0;
+            /* An adaptive intersection keeps its adapted plan within the scheduled one. */
+            if (ix->strategy == SF_STRAT_ADAPTIVE && u->adapt_plan.id &&
+                st->active_plan == u->adapt_plan.id && u->selected == u->adapt_plan.id)
+                want = 0;
+        }
+        u->sel_handle = -1;
+        if (want && want != st->active_plan && want != st->pending_plan && want != u->selected) {
+            uint16_t v = want;
+            u->sel_handle = sf_master_queue_write(c->m, i, SF_R_PLAN_SELECT, 0, &v, 1);
+            u->sel_plan = want;
+            any = any || u->sel_handle >= 0;
+        } else if (want && want == st->active_plan) {
+            u->selected = want;
+        }
+        if (c->online[i] && st->health.state == SF_LINK_ONLINE)
+            adapt(c, i, t);
+        any = any || u->dl_handle >= 0;
+    }
+    size_t na = sf_tsp_decide(c->tsp, t, c->online, c->act, SF_TSP_MAX_PENDING);
+    c->transit_pending = false;
+    for (size_t a = 0; a < na; a++) {
+        const sf_tsp_action_t *x = &c->act[a];
+        cunit_t *u = &c->cu[x->ix];
+        if (u->n_mb >= MAX_MB || !c->online[x->ix])
+            continue; /* an offline unit's check-out is dropped: the unit expires it */
+        uint16_t v[6] = {x->id, x->level, x->phase_no, x->eta_ds, x->type, 1};
+        int h = sf_master_queue_write(c->m, x->ix, SF_R_PRIO_REQ_ID, 0, v, 6);
+        if (h < 0) { /* queue full: the request cannot reach the unit this step */
+            if (x->type == 1)
+                sf_tsp_unit_refused(c->tsp, t, x, 0);
+            continue;
+        }
+        u->mb[u->n_mb] = *x;
+        u->mb_handle[u->n_mb++] = h;
+        any = true;
+    }
+    if (any) {
+        if (sf_master_run(c->m, now_ds) < 0)
+            rc = -1;
+        for (uint32_t i = 0; i < c->n; i++) {
+            cunit_t *u = &c->cu[i];
+            if (u->sel_handle >= 0) {
+                sf_mreq_outcome_t o = sf_master_outcome(c->m, i, u->sel_handle);
+                if (o == SF_MREQ_OK) {
+                    c->selects++;
+                    u->selected = u->sel_plan;
+                    ev(c, t, i, SF_EV_PLAN,
+                       json_pack("{s:s, s:i, s:i}", "event", "plan_selected", "plan",
+                                 (int)u->sel_plan, "tod_s", (int)(tod_ds / 10)));
+                } else if (o == SF_MREQ_EXCEPTION) {
+                    c->selects_refused++;
+                    u->selected = u->sel_plan; /* logged, not retried blindly */
+                    ev(c, t, i, SF_EV_PLAN,
+                       json_pack("{s:s, s:i, s:i}", "event", "plan_select_refused", "plan",
+                                 (int)u->sel_plan, "exception",
+                                 sf_master_exception(c->m, i, u->sel_handle)));
+                }
+                u->sel_handle = -1;
+            }
+            check_download(c, i, t);
+            for (uint8_t b = 0; b < u->n_mb; b++) {
+                sf_mreq_outcome_t o = sf_master_outcome(c->m, i, u->mb_handle[b]);
+                if (o == SF_MREQ_OK)
+                    continue;
+                c->mailbox_refused++;
+                int exc = sf_master_exception(c->m, i, u->mb_handle[b]);
+                if (u->mb[b].type == 1)
+                    sf_tsp_unit_refused(c->tsp, t, &u->mb[b], exc);
+                else
+                    ev(c, t, i, SF_EV_COMMS,
+                       json_pack("{s:s, s:i, s:i}", "event", "checkout_not_taken", "request",
+                                 (int)u->mb[b].id, "exception", exc));
+            }
+        }
+    }
+    sf_eventlog_flush(c->log);
+    return rc;
+}
+
+/* ---- report ------------------------------------------------------------------------ */
+
+json_t *sf_controller_report(const sf_controller_t *c)
+{
+    if (!c)
+        return NULL;
+    sf_master_stats_t ms;
+    sf_master_stats(c->m, &ms);
+    uint64_t online = 0, offline = 0, reconnects = 0, polls = 0, missed = 0;
+    for (uint32_t i = 0; i < c->n; i++) {
+        const sf_health_t *h = &sf_master_state(c->m, i)->health;
+        online += h->state == SF_LINK_ONLINE;
+        offline += h->state == SF_LINK_OFFLINE;
+        reconnects += h->n_reconnects;
+        polls += h->n_polls;
+        missed += h->n_missed;
+    }
+    json_t *comms = json_pack(
+        "{s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "units", (int)c->n,
+        "online", (json_int_t)online, "offline", (json_int_t)offline, "polls", (json_int_t)polls,
+        "missed_polls", (json_int_t)missed, "reconnects", (json_int_t)reconnects, "rounds",
+        (json_int_t)ms.rounds, "requests", (json_int_t)ms.requests, "replies",
+        (json_int_t)ms.replies, "exceptions", (json_int_t)ms.exceptions, "connects",
+        (json_int_t)ms.connects, "connect_failures", (json_int_t)ms.connect_failures,
+        "protocol_errors", (json_int_t)ms.protocol_errors);
+    json_t *plans = json_pack(
+        "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "downloads", (json_int_t)c->plans_sent,
+        "verified", (json_int_t)c->plans_verified, "refused", (json_int_t)c->plans_refused,
+        "readback_mismatches", (json_int_t)c->plans_mismatch, "given_up",
+        (json_int_t)c->plans_given_up, "selects", (json_int_t)c->selects, "selects_refused",
+        (json_int_t)c->selects_refused, "adaptive_changes", (json_int_t)c->adapt_changes);
+    return json_pack("{s:o, s:o, s:o, s:o}", "priority", sf_tsp_counts_json(c->tsp), "events",
+                     sf_eventlog_counts(c->log), "comms", comms, "plans", plans);
+}
+
+const sf_master_t *sf_controller_master(const sf_controller_t *ctl)
+{
+    return ctl ? ctl->m : NULL;
+}
+
+const sf_tsp_t *sf_controller_tsp(const sf_controller_t *ctl)
+{
+    return ctl ? ctl->tsp : NULL;
+}
+
+sf_eventlog_t *sf_controller_log(sf_controller_t *ctl)
+{
+    return ctl ? ctl->log : NULL;
+}
+
+int sf_controller_offset(const sf_controller_t *ctl, uint32_t i, uint8_t plan_no)
+{
+    if (!ctl || i >= ctl->n)
+        return -1;
+    const cunit_t *u = &ctl->cu[i];
+    for (uint8_t p = 0; p < u->n_plans; p++)
+        if (u->plans[p].id == plan_no)
+            return u->plans[p].offset_ds;
+    return -1;
+}

@@ -1,0 +1,282 @@
+/* tests/test_controller.c — the controller core against real units (unit/host in a thread
+ * on 127.0.0.1): plans downloaded and verified at start, a refused plan is an event, a
+ * priority request reaches the unit's mailbox and is checked out, the event log and the
+ * report. */
+#define _POSIX_C_SOURCE 200809L
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "controller.h"
+#include "host.h"
+#include "scenario.h"
+
+/* Units served by their own thread and ticked up to the step the test has reached
+ * (lockstep-like: the units' time follows the controller's steps, not the wall clock). */
+typedef struct {
+    sf_host_t *h;                /* served by the thread */
+    pthread_t th;                /* the thread */
+    atomic_bool stop;            /* end it */
+    atomic_uint_fast64_t target; /* ticks the units should have made */
+} host_thread_t;
+
+static void *serve(void *arg)
+{
+    host_thread_t *t = arg;
+    uint64_t done = 0;
+    while (!atomic_load(&t->stop)) {
+        sf_host_poll(t->h, 1);
+        for (uint64_t want = atomic_load(&t->target); done < want; done++)
+            sf_host_tick(t->h);
+    }
+    return NULL;
+}
+
+/* One controller step k, then let the units tick to k + 1. */
+static int step(host_thread_t *t, sf_controller_t *c, uint64_t k, uint32_t tod0)
+{
+    int rc = sf_controller_step(c, k, tod0 + (uint32_t)k);
+    atomic_store(&t->target, k + 1);
+    return rc;
+}
+
+static sf_scenario_t *load(const char *name, const char *const *sets, size_t n)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/scenarios/%s", SIGFLOW_ASSETS, name);
+    sf_errors_t errs = {0};
+    sf_scenario_t *sc = sf_scenario_load(path, sets, n, &errs);
+    cr_assert_not_null(sc, "%s: %s", name, errs.n ? errs.msg[0] : "?");
+    return sc;
+}
+
+static void start_units(host_thread_t *t, const sf_scenario_t *sc, sf_endpoint_t *eps,
+                        uint32_t tod0)
+{
+    t->h = sf_host_new(NULL);
+    cr_assert_not_null(t->h);
+    for (uint32_t i = 0; i < sc->n_intersections; i++) {
+        sf_unit_config_t uc;
+        sf_unit_config_default(&uc, &sc->intersections[i]);
+        sf_unit_config_from_control(&uc, &sc->control);
+        uc.startup_flash_ds = 10; /* 1 s flash and 1 s all-red: short tests */
+        uc.startup_all_red_ds = 10;
+        cr_assert_eq(sf_host_add_unit(t->h, &sc->intersections[i], &uc), (int)i, "%s",
+                     strerror(errno));
+        snprintf(eps[i].host, sizeof eps[i].host, "127.0.0.1");
+        eps[i].port = sf_host_port(t->h, i);
+    }
+    cr_assert_eq(sf_host_set_clock(t->h, tod0), 0);
+    atomic_store(&t->stop, false);
+    atomic_store(&t->target, 0);
+    cr_assert_eq(pthread_create(&t->th, NULL, serve, t), 0);
+}
+
+static void stop_units(host_thread_t *t)
+{
+    atomic_store(&t->stop, true);
+    pthread_join(t->th, NULL);
+    sf_host_destroy(&t->h);
+}
+
+typedef struct {
+    int n;        /* lines seen */
+    int verified; /* plan_verified lines */
+    int refused;  /* plan_refused lines */
+} lines_t;
+
+static void count_line(void *ctx, const char *line)
+{
+    lines_t *l = ctx;
+    l->n++;
+    l->verified += strstr(line, "\"plan_verified\"") != NULL;
+    l->refused += strstr(line, "\"plan_refused\"") != NULL;
+}
+
+Test(controller, corridor_plans_verified_then_polled)
+{
+    sf_scenario_t *sc = load("xiantao-corridor.json", NULL, 0);
+    sf_endpoint_t eps[64];
+    cr_assert_leq(sc->n_intersections, 64);
+    host_thread_t t;
+    uint32_t tod0 = sc->run.start_tod_s * 10;
+    start_units(&t, sc, eps, tod0);
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/test_controller_%d.jsonl", (int)getpid());
+    lines_t lines = {0};
+    sf_controller_opts_t o;
+    sf_controller_opts_default(&o);
+    o.log_path = path;
+    o.round_timeout_ms = 1000;
+    o.sink = count_line;
+    o.sink_ctx = &lines;
+    char err[200];
+    sf_controller_t *c = sf_controller_new(sc, eps, &o, err, sizeof err);
+    cr_assert_not_null(c, "%s", err);
+    unsigned total_plans = 0;
+    for (uint32_t i = 0; i < sc->n_intersections; i++)
+        total_plans += sc->intersections[i].n_plans;
+    /* One plan per unit per poll: enough polls for every plan, plus a few. */
+    uint64_t steps = (uint64_t)(SF_MAX_PLANS + 3) * 10;
+    for (uint64_t k = 0; k < steps; k++)
+        cr_assert_eq(step(&t, c, k, tod0), 0);
+    const sf_master_t *m = sf_controller_master(c);
+    for (uint32_t i = 0; i < sc->n_intersections; i++) {
+        const sf_unit_state_t *st = sf_master_state(m, i);
+        cr_assert_eq(st->health.state, SF_LINK_ONLINE, "%s", sc->intersections[i].id);
+        cr_assert(st->identity_ok);
+        cr_assert_str_eq(st->unit_id, sc->intersections[i].id);
+        cr_assert_geq(st->n_status, SF_MAX_PLANS, "polled once per second");
+        /* The plan the schedule wants is running or waiting for its safe point. */
+        uint8_t want = sc->intersections[i]
+                           .plans[sf_intersection_plan_at(&sc->intersections[i], tod0 / 10)]
+                           .id;
+        cr_assert(st->active_plan == want || st->pending_plan == want, "%s: plan %u/%u want %u",
+                  sc->intersections[i].id, st->active_plan, st->pending_plan, want);
+    }
+    json_t *rep = sf_controller_report(c);
+    json_t *plans = json_object_get(rep, "plans");
+    cr_assert_eq(json_integer_value(json_object_get(plans, "verified")), total_plans);
+    cr_assert_eq(json_integer_value(json_object_get(plans, "refused")), 0);
+    cr_assert_eq(json_integer_value(json_object_get(plans, "readback_mismatches")), 0);
+    cr_assert_eq(lines.verified, (int)total_plans);
+    json_t *comms = json_object_get(rep, "comms");
+    cr_assert_eq(json_integer_value(json_object_get(comms, "missed_polls")), 0);
+    cr_assert_eq(json_integer_value(json_object_get(comms, "online")), sc->n_intersections);
+    json_decref(rep);
+    sf_controller_destroy(&c);
+    /* Every line of the file is a JSON object with t, ix and kind. */
+    FILE *in = fopen(path, "r");
+    cr_assert_not_null(in);
+    char line[2048];
+    int n = 0;
+    while (fgets(line, sizeof line, in)) {
+        json_error_t e;
+        json_t *j = json_loads(line, 0, &e);
+        cr_assert_not_null(j, "line %d: %s", n + 1, e.text);
+        cr_assert(json_is_number(json_object_get(j, "t")));
+        cr_assert(json_is_string(json_object_get(j, "kind")));
+        cr_assert_not_null(json_object_get(j, "ix"));
+        json_decref(j);
+        n++;
+    }
+    fclose(in);
+    unlink(path);
+    cr_assert_eq(n, lines.n);
+    stop_units(&t);
+    sf_scenario_destroy(&sc);
+}
+
+Test(controller, refused_plan_is_an_event_and_not_retried)
+{
+    sf_scenario_t *sc = load("single.json", NULL, 0);
+    sf_endpoint_t eps[1];
+    host_thread_t t;
+    start_units(&t, sc, eps, 7 * 36000);
+    /* The controller's copy of the scenario has an unsafe plan 1: phase 2's split below
+     * min green + yellow + red clear (the ring still sums to the cycle). */
+    sf_scenario_t *bad = load("single.json", NULL, 0);
+    bad->intersections[0].plans[0].split_ds[0] = 100;
+    bad->intersections[0].plans[0].split_ds[1] =
+        (uint16_t)(bad->intersections[0].plans[0].cycle_ds - 100);
+    lines_t lines = {0};
+    sf_controller_opts_t o;
+    sf_controller_opts_default(&o);
+    o.round_timeout_ms = 1000;
+    o.sink = count_line;
+    o.sink_ctx = &lines;
+    sf_controller_t *c = sf_controller_new(bad, eps, &o, NULL, 0);
+    cr_assert_not_null(c);
+    for (uint64_t k = 0; k < 60; k++)
+        cr_assert_eq(step(&t, c, k, 7 * 36000), 0);
+    cr_assert_eq(lines.refused, 1, "one refusal, no blind retry (%d)", lines.refused);
+    json_t *rep = sf_controller_report(c);
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(rep, "plans"), "refused")), 1);
+    json_decref(rep);
+    sf_controller_destroy(&c);
+    sf_scenario_destroy(&bad);
+    stop_units(&t);
+    sf_scenario_destroy(&sc);
+}
+
+Test(controller, priority_request_reaches_the_unit_and_is_checked_out)
+{
+    const char *sets[] = {"control.priority.lateness_threshold_s=30",
+                          "control.priority.enabled=true"};
+    sf_scenario_t *sc = load("single.json", sets, 2);
+    sf_endpoint_t eps[1];
+    host_thread_t t;
+    const uint32_t tod0 = 7 * 36000;
+    start_units(&t, sc, eps, tod0);
+    sf_controller_opts_t o;
+    sf_controller_opts_default(&o);
+    o.round_timeout_ms = 1000;
+    sf_controller_t *c = sf_controller_new(sc, eps, &o, NULL, 0);
+    cr_assert_not_null(c);
+    uint64_t k = 0;
+    const sf_unit_state_t *st = sf_master_state(sf_controller_master(c), 0);
+    /* Past the 2 s start-up: running under centre control (the host thread may lag). */
+    for (; k < 30 || (k < 300 && !(st->mode >= 0x10 && st->mode <= 0x12)); k++)
+        cr_assert_eq(step(&t, c, k, tod0), 0);
+    cr_assert(st->mode >= 0x10 && st->mode <= 0x12, "mode %#x", st->mode);
+    const sf_intersection_t *ix = &sc->intersections[0];
+    sf_transit_event_t e = {
+        .check_in = true, .ix = 0, .movement = 0, .eta_s = 25, .lateness_s = 90};
+    snprintf(e.bus_id, sizeof e.bus_id, "B1-001");
+    cr_assert_eq(sf_controller_transit(c, &e), 0);
+    cr_assert_eq(step(&t, c, k, tod0), 0); /* decided and written at once */
+    k++;
+    sf_tsp_counts_t cnt;
+    sf_tsp_counts(sf_controller_tsp(c), &cnt);
+    cr_assert_eq(cnt.requests, 1);
+    cr_assert_eq(cnt.granted, 1, "granted and taken by the unit");
+    /* The next poll reads the unit's priority slots: the request is there. */
+    for (int j = 0; j < 10; j++, k++)
+        cr_assert_eq(step(&t, c, k, tod0), 0);
+    uint8_t phase = ix->phases[ix->sg[ix->movements[0].sg_idx].phase_idx].id;
+    int slot = -1;
+    for (int i = 0; i < 8; i++)
+        if (st->prio_id[i] != 0 && st->prio_phase[i] == phase)
+            slot = i;
+    cr_assert_geq(slot, 0, "request not in the unit's status slots");
+    cr_assert(st->prio_state[slot] >= 1 && st->prio_state[slot] <= 3, "state %u reason %u mode %#x",
+              st->prio_state[slot], st->prio_reason[slot], st->mode);
+    e.check_in = false;
+    cr_assert_eq(sf_controller_transit(c, &e), 0);
+    cr_assert_eq(step(&t, c, k, tod0), 0);
+    cr_assert_eq(sf_tsp_active(sf_controller_tsp(c), 0), 0);
+    sf_tsp_counts(sf_controller_tsp(c), &cnt);
+    cr_assert_eq(cnt.served + cnt.cancelled, 1);
+    /* A bus that is not late is refused and nothing is written. */
+    e.check_in = true;
+    e.lateness_s = 5;
+    snprintf(e.bus_id, sizeof e.bus_id, "B1-002");
+    cr_assert_eq(sf_controller_transit(c, &e), 0);
+    k++;
+    cr_assert_eq(step(&t, c, k, tod0), 0);
+    sf_tsp_counts(sf_controller_tsp(c), &cnt);
+    cr_assert_eq(cnt.by_reason[SF_TSP_R_NOT_LATE], 1);
+    json_t *rep = sf_controller_report(c);
+    json_t *pr = json_object_get(rep, "priority");
+    cr_assert_eq(json_integer_value(json_object_get(pr, "requests")), 2);
+    cr_assert_eq(json_integer_value(json_object_get(pr, "granted")), 1);
+    cr_assert_eq(json_integer_value(json_object_get(pr, "refused")), 1);
+    cr_assert_geq(json_integer_value(json_object_get(json_object_get(rep, "events"), "priority")),
+                  3);
+    json_decref(rep);
+    /* Bad input changes nothing. */
+    e.ix = 5;
+    cr_assert_eq(sf_controller_transit(c, &e), -1);
+    cr_assert_eq(errno, EINVAL);
+    cr_assert_eq(sf_controller_step(c, 0, 0), -1, "steps never go backwards");
+    sf_controller_destroy(&c);
+    stop_units(&t);
+    sf_scenario_destroy(&sc);
+}
