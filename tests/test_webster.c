@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "webster.h"
@@ -389,4 +390,52 @@ Test(webster, link_flows_through_turning_ratios)
     e[1].link_idx = 7;
     cr_assert_eq(sf_link_flows(&sc, 1.0, flow), -1);
     cr_assert_eq(errno, EINVAL);
+}
+
+Test(webster, default_corridor_asset)
+{
+    /* the real corridor: every intersection gets a plan the unit would accept */
+    char path[512];
+    snprintf(path, sizeof path, "%s/scenarios/xiantao-corridor.json", SIGFLOW_ASSETS);
+    sf_errors_t errs = {0, NULL};
+    sf_scenario_t *sc = sf_scenario_load(path, NULL, 0, &errs);
+    cr_assert_not_null(sc, "%s", errs.n ? errs.msg[0] : "");
+    double *flow = calloc(sc->n_links, sizeof *flow);
+    cr_assert_not_null(flow);
+    cr_assert_eq(sf_link_flows(sc, 1.0, flow), 0);
+    /* the asset has demand to plan for */
+    double entry = 0;
+    for (uint32_t e = 0; e < sc->demand.n_entries; e++)
+        entry += sc->demand.entries[e].flow_veh_h;
+    cr_assert_gt(entry, 0);
+    sf_webster_opts_t o;
+    sf_webster_opts_default(&o);
+    for (uint32_t i = 0; i < sc->n_intersections; i++) {
+        const sf_intersection_t *ix = &sc->intersections[i];
+        sf_webster_t w;
+        char err[256];
+        cr_assert_eq(sf_webster_intersection(sc, i, flow, &o, &w, err, sizeof err), 0, "%s", err);
+        cr_assert(w.y_total > 0 && w.y_total < 1, "%s: Y = %f", ix->id, w.y_total);
+        cr_assert_geq(w.cycle_ds, 400);
+        cr_assert_leq(w.cycle_ds, 1800);
+        double ysum = 0, lsum = 0;
+        uint32_t ring_sum[SF_MAX_RINGS] = {0};
+        for (uint8_t p = 0; p < ix->n_phases; p++) {
+            cr_assert_geq(w.split_ds[p], sf_phase_min_split_ds(ix, p), "%s phase %u", ix->id,
+                          ix->phases[p].id);
+            ring_sum[ix->phases[p].ring - 1] += w.split_ds[p];
+            if (w.critical[p]) {
+                ysum += w.y[p];
+                lsum += w.lost_s[p];
+            }
+        }
+        cr_assert_float_eq(ysum, w.y_total, 1e-12);
+        cr_assert_float_eq(lsum, w.lost_total_s, 1e-12);
+        for (uint8_t r = 0; r < ix->n_rings; r++)
+            cr_assert_eq(ring_sum[r], w.cycle_ds, "%s ring %u", ix->id, r + 1);
+        if (!w.raised_for_minimums)
+            cr_assert_eq(w.cycle_ds, (uint16_t)(10 * fmax(40, ceil(w.c0_s - 1e-9))));
+    }
+    free(flow);
+    sf_scenario_destroy(&sc);
 }
