@@ -205,11 +205,15 @@ static void run(size_t target)
     double w0 = json_number_value(json_object_get(json_object_get(r0, "perf"), "wall_s"));
     json_decref(r0);
     double veh_sum = 0;
+    struct timespec c0, c1;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
     for (int k = 0; k < MEASURE_STEPS; k++) {
         lamps(sim, &g, sf_sim_time(sim));
         sf_sim_step(sim);
         veh_sum += (double)sf_sim_vehicle_count(sim);
     }
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+    double cpu = (double)(c1.tv_sec - c0.tv_sec) + (double)(c1.tv_nsec - c0.tv_nsec) * 1e-9;
     json_t *r1 = sf_sim_report(sim, true);
     json_t *pf = json_object_get(r1, "perf");
     double upd = (double)(json_integer_value(json_object_get(pf, "vehicle_updates")) - u0);
@@ -218,11 +222,12 @@ static void run(size_t target)
     double veh = veh_sum / MEASURE_STEPS;
     size_t mem = sf_sim_memory(sim);
     long rss1 = maxrss_kb();
-    printf("grid %2ux%-2u (%5u links, %4u signals): %7.0f vehicles  %6.2f M updates/s  "
-           "(%.0f updates in %.3f s)  sim memory %6.1f MB = %4.0f B/vehicle  peak RSS +%ld kB "
+    printf("grid %2ux%-2u (%5u links, %4u signals): %7.0f vehicles  %6.2f M updates/s wall, "
+           "%6.2f M per CPU s (%.0f updates in %.3f s)  sim memory %6.1f MB = %4.0f B/vehicle  "
+           "peak RSS +%ld kB "
            "(%4.0f B/vehicle)  [fill %.0f s sim in %.1f s wall, %lld waiting at entries]\n",
-           n, n, g.sc.n_links, n * n, veh, upd / wall / 1e6, upd, wall, (double)mem / 1e6,
-           (double)mem / veh, rss1 - rss0, (double)(rss1 - rss0) * 1024.0 / veh,
+           n, n, g.sc.n_links, n * n, veh, upd / wall / 1e6, upd / cpu / 1e6, upd, wall,
+           (double)mem / 1e6, (double)mem / veh, rss1 - rss0, (double)(rss1 - rss0) * 1024.0 / veh,
            sf_sim_time(sim) - MEASURE_STEPS * 0.1, fill_wall,
            (long long)json_integer_value(json_object_get(net, "vehicles_waiting_to_enter")));
     fflush(stdout);

@@ -282,3 +282,64 @@ Test(sim, odd_but_valid_scenarios_run)
     sf_sim_destroy(&sim);
     fx_free(&sc);
 }
+
+Test(sim, trajectories_snapshot_and_priority_counts)
+{
+    sf_scenario_t *sc = fx_arterial(2, 300.0f, 50.0f / 3.6f, 1, 500.0f, SF_ARRIVALS_POISSON, 4);
+    sf_sim_t *sim = sf_sim_new(sc);
+    cr_assert_not_null(sim);
+    const uint32_t arterial[] = {0, 1, 2};
+    cr_assert_eq(sf_sim_record(sim, arterial, 3, 1.0), 0);
+    sf_vehicle_snap_t snap[512];
+    for (int k = 0; k < 3000; k++) {
+        fx_lamps(sim, 2, sf_sim_time(sim), 60, 27, 3, 10);
+        sf_sim_step(sim);
+        if (k % 100 == 0) {
+            size_t n = sf_sim_snapshot(sim, snap, 512);
+            cr_assert_eq(n, sf_sim_vehicle_count(sim));
+            for (size_t i = 0; i < n; i++) {
+                cr_assert_lt(snap[i].link_idx, 3u);
+                cr_assert(snap[i].pos_m >= 0 && snap[i].pos_m <= 300.5f, "pos %.2f", snap[i].pos_m);
+                cr_assert(snap[i].speed_mps >= 0 && snap[i].speed_mps < 15.0f);
+                cr_assert_eq(snap[i].line, SF_SIM_NO_LINE);
+            }
+        }
+    }
+    size_t np = 0;
+    const sf_traj_point_t *pt = sf_sim_trajectory(sim, &np);
+    cr_assert_gt(np, 100);
+    /* time never goes back; a vehicle's distance along the arterial never decreases */
+    for (size_t i = 1; i < np; i++) {
+        cr_assert_geq(pt[i].t_s, pt[i - 1].t_s);
+        for (size_t j = i; j-- > 0 && pt[i].t_s - pt[j].t_s <= 1.01f;) {
+            if (pt[j].veh_id != pt[i].veh_id || pt[j].t_s == pt[i].t_s)
+                continue;
+            double xi = pt[i].link_idx * 300.0 + pt[i].pos_m,
+                   xj = pt[j].link_idx * 300.0 + pt[j].pos_m;
+            cr_assert_geq(xi, xj - 1e-3, "vehicle %u went back", pt[i].veh_id);
+        }
+    }
+    cr_assert_eq(sf_sim_record(sim, NULL, 0, 0), 0);
+    cr_assert_eq(sf_sim_note_priority(sim, SF_PRIO_REQUEST), 0);
+    cr_assert_eq(sf_sim_note_priority(sim, SF_PRIO_REQUEST), 0);
+    cr_assert_eq(sf_sim_note_priority(sim, SF_PRIO_GRANTED), 0);
+    cr_assert_eq(sf_sim_note_priority(sim, SF_PRIO_REFUSED), 0);
+    json_t *r = sf_sim_report(sim, false);
+    json_t *p = json_object_get(r, "priority");
+    cr_expect_eq(json_integer_value(json_object_get(p, "requests")), 2);
+    cr_expect_eq(json_integer_value(json_object_get(p, "granted")), 1);
+    cr_expect_eq(json_integer_value(json_object_get(p, "refused")), 1);
+    /* queues and arrivals on green are measured */
+    json_t *a0 = json_array_get(
+        json_object_get(json_array_get(json_object_get(r, "intersections"), 0), "approaches"), 0);
+    double aog = json_number_value(json_object_get(a0, "arrivals_on_green_pct"));
+    double qmax = json_number_value(json_object_get(a0, "max_queue_m"));
+    printf("fixed time 60 s, 27 s green: arrivals on green %.1f %% (random arrivals: about "
+           "%.1f %%), max queue %.0f m\n",
+           aog, 100.0 * 27.0 / 60.0, qmax);
+    cr_expect(aog > 30 && aog < 60, "arrivals on green %.1f %%", aog);
+    cr_expect(qmax > 20 && qmax < 300, "max queue %.0f m", qmax);
+    json_decref(r);
+    sf_sim_destroy(&sim);
+    fx_free(&sc);
+}
