@@ -20,6 +20,7 @@ typedef struct {
 extern const sf_command_t sf_commands[];
 
 int sf_cmd_check(int argc, char **argv);
+int sf_cmd_controller(int argc, char **argv);
 int sf_cmd_bus(int argc, char **argv);
 int sf_cmd_plan(int argc, char **argv);
 int sf_cmd_regmap(int argc, char **argv);

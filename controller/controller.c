@@ -56,6 +56,7 @@ struct sf_controller_s {
     uint64_t poll_every;                     /* steps between polls (>= 1) */
     bool started;                            /* a step was done */
     uint64_t last_k;                         /* last step */
+    uint64_t next_poll_k;                    /* first step of the next poll */
     uint16_t hb;                             /* heartbeat counter */
     bool transit_pending;                    /* events came since the last decision */
     sf_tsp_action_t act[SF_TSP_MAX_PENDING]; /* scratch for decisions */
@@ -483,7 +484,11 @@ int sf_controller_step(sf_controller_t *c, uint64_t k, uint32_t tod_ds)
         errno = EINVAL;
         return -1;
     }
-    bool poll = !c->started || k % c->poll_every == 0;
+    /* Due at the first step and at every multiple of the poll period; a caller that skips
+     * steps (wall clock overrun) polls at the first step past the due one. */
+    bool poll = !c->started || k >= c->next_poll_k;
+    if (poll)
+        c->next_poll_k = (k / c->poll_every + 1) * c->poll_every;
     c->started = true;
     c->last_k = k;
     double t = (double)k * c->step_s;

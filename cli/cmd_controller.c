@@ -1,0 +1,310 @@
+/* cli/cmd_controller.c — `sigflow controller`: the central controller alone on the wall
+ * clock against units anywhere (e.g. started with `sigflow unit`), printing every event
+ * as one JSON line, until SIGINT or SIGTERM; the report goes to stderr at the end. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "commands.h"
+#include "controller.h"
+#include "scenario.h"
+
+#define MAX_SETS 64
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: sigflow controller SCENARIO [--unit ID=HOST:PORT]... [--base-port N]\n"
+            "                          [--host H] [--log FILE] [--greenwave]\n"
+            "                          [--round-timeout-ms N] [--set PATH=VALUE]...\n"
+            "Run the central controller on the wall clock: every control.poll_period_s it polls\n"
+            "each intersection's unit over Modbus TCP (heartbeat, status, lamps), downloads and\n"
+            "verifies the timing plans, selects plans by time of day, adapts (SCATS-like\n"
+            "intersections) and answers transit priority. Units are at --unit ID=HOST:PORT, else\n"
+            "H:N+index with --base-port N (H default run.modbus_listen, 127.0.0.1), else the\n"
+            "scenario's unit_host/unit_port or run.modbus_base_port + index. Prints one JSON line\n"
+            "per event (also to --log FILE) and the report on stderr when stopped by\n"
+            "SIGINT/SIGTERM. --greenwave replaces the coordinated plans' offsets by the\n"
+            "green-wave optimiser's.\n");
+}
+
+static int parse_u16(const char *s, long lo, uint16_t *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > 65535)
+        return -1;
+    *out = (uint16_t)v;
+    return 0;
+}
+
+static uint32_t wall_tod_ds(void)
+{
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    if (!localtime_r(&ts.tv_sec, &tm))
+        return 0;
+    return (uint32_t)((tm.tm_hour * 3600 + tm.tm_min * 60 + tm.tm_sec) * 10 +
+                      ts.tv_nsec / 100000000L) %
+           864000u;
+}
+
+static void print_line(void *ctx, const char *line)
+{
+    (void)ctx;
+    printf("%s\n", line);
+    fflush(stdout);
+}
+
+/* "ID=HOST:PORT" into eps[index of ID]; -1 with a message on a bad one. */
+static int parse_unit(const sf_scenario_t *sc, const char *arg, sf_endpoint_t *eps, bool *given)
+{
+    const char *eq = strchr(arg, '=');
+    const char *colon = eq ? strrchr(eq + 1, ':') : NULL;
+    if (!eq || !colon || colon == eq + 1) {
+        fprintf(stderr, "sigflow controller: --unit %s: expected ID=HOST:PORT\n", arg);
+        return -1;
+    }
+    char id[SF_ID_LEN];
+    size_t id_len = (size_t)(eq - arg);
+    size_t host_len = (size_t)(colon - eq - 1);
+    if (id_len == 0 || id_len >= sizeof id || host_len >= sizeof eps[0].host) {
+        fprintf(stderr, "sigflow controller: --unit %s: id or host too long\n", arg);
+        return -1;
+    }
+    memcpy(id, arg, id_len);
+    id[id_len] = 0;
+    int i = sf_scenario_find_intersection(sc, id);
+    if (i < 0) {
+        fprintf(stderr, "sigflow controller: --unit %s: no intersection '%s' in %s\n", arg, id,
+                sc->path);
+        return -1;
+    }
+    uint16_t port;
+    if (parse_u16(colon + 1, 1, &port) < 0) {
+        fprintf(stderr, "sigflow controller: --unit %s: port must be 1..65535\n", arg);
+        return -1;
+    }
+    memcpy(eps[i].host, eq + 1, host_len);
+    eps[i].host[host_len] = 0;
+    eps[i].port = port;
+    given[i] = true;
+    return 0;
+}
+
+int sf_cmd_controller(int argc, char **argv)
+{
+    const char *file = NULL, *log = NULL, *host = NULL;
+    const char *sets[MAX_SETS];
+    const char *units[256];
+    size_t n_sets = 0, n_units = 0;
+    uint16_t base_port = 0;
+    bool have_base = false, greenwave = false;
+    uint16_t round_ms = 0;
+    for (int a = 1; a < argc; a++) {
+        const char *s = argv[a];
+        bool has_val = a + 1 < argc;
+        if (strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0) {
+            usage(stdout);
+            return 0;
+        } else if (strcmp(s, "--unit") == 0 && has_val) {
+            if (n_units == sizeof units / sizeof units[0]) {
+                fprintf(stderr, "sigflow controller: too many --unit\n");
+                return 2;
+            }
+            units[n_units++] = argv[++a];
+        } else if (strcmp(s, "--base-port") == 0 && has_val) {
+            if (parse_u16(argv[++a], 1, &base_port) < 0) {
+                fprintf(stderr, "sigflow controller: --base-port: expected 1..65535, got '%s'\n",
+                        argv[a]);
+                return 2;
+            }
+            have_base = true;
+        } else if (strcmp(s, "--host") == 0 && has_val) {
+            host = argv[++a];
+        } else if (strcmp(s, "--log") == 0 && has_val) {
+            log = argv[++a];
+        } else if (strcmp(s, "--round-timeout-ms") == 0 && has_val) {
+            if (parse_u16(argv[++a], 1, &round_ms) < 0) {
+                fprintf(stderr, "sigflow controller: --round-timeout-ms: expected 1..65535\n");
+                return 2;
+            }
+        } else if (strcmp(s, "--greenwave") == 0) {
+            greenwave = true;
+        } else if (strcmp(s, "--set") == 0 && has_val) {
+            if (n_sets == MAX_SETS) {
+                fprintf(stderr, "sigflow controller: too many --set\n");
+                return 2;
+            }
+            sets[n_sets++] = argv[++a];
+        } else if (s[0] == '-') {
+            fprintf(stderr,
+                    "sigflow controller: unknown or incomplete option '%s'"
+                    " (see sigflow controller --help)\n",
+                    s);
+            return 2;
+        } else if (!file) {
+            file = s;
+        } else {
+            fprintf(stderr, "sigflow controller: unexpected argument '%s'\n", s);
+            return 2;
+        }
+    }
+    if (!file) {
+        fprintf(stderr, "sigflow controller: missing SCENARIO (see sigflow controller --help)\n");
+        return 2;
+    }
+    if (host && strlen(host) >= SF_MASTER_HOST_LEN) {
+        fprintf(stderr, "sigflow controller: --host: too long\n");
+        return 2;
+    }
+    sf_errors_t errs = {0};
+    sf_scenario_t *sc = sf_scenario_load(file, sets, n_sets, &errs);
+    if (!sc) {
+        for (size_t i = 0; i < errs.n; i++)
+            fprintf(stderr, "%s\n", errs.msg[i]);
+        sf_errors_clear(&errs);
+        return 1;
+    }
+    int status = 1;
+    sf_controller_t *c = NULL;
+    int tfd = -1, sfd = -1;
+    sf_endpoint_t *eps = calloc(sc->n_intersections, sizeof *eps);
+    bool *given = calloc(sc->n_intersections, sizeof *given);
+    if (!eps || !given) {
+        fprintf(stderr, "sigflow controller: out of memory\n");
+        goto done;
+    }
+    for (size_t u = 0; u < n_units; u++)
+        if (parse_unit(sc, units[u], eps, given) < 0) {
+            status = 2;
+            goto done;
+        }
+    for (uint32_t i = 0; i < sc->n_intersections; i++) {
+        const sf_intersection_t *ix = &sc->intersections[i];
+        if (given[i])
+            continue;
+        if (have_base) {
+            snprintf(eps[i].host, sizeof eps[i].host, "%s",
+                     host                       ? host
+                     : sc->run.modbus_listen[0] ? sc->run.modbus_listen
+                                                : "127.0.0.1");
+            if ((uint32_t)base_port + i > 65535) {
+                fprintf(stderr, "sigflow controller: --base-port %u + %u is above 65535\n",
+                        base_port, i);
+                status = 2;
+                goto done;
+            }
+            eps[i].port = (uint16_t)(base_port + i);
+        } else if (ix->unit_host[0] && ix->unit_port) {
+            snprintf(eps[i].host, sizeof eps[i].host, "%s", ix->unit_host);
+            eps[i].port = ix->unit_port;
+        } else if (sc->run.modbus_base_port) {
+            snprintf(eps[i].host, sizeof eps[i].host, "%s",
+                     host                       ? host
+                     : sc->run.modbus_listen[0] ? sc->run.modbus_listen
+                                                : "127.0.0.1");
+            eps[i].port = (uint16_t)(sc->run.modbus_base_port + i);
+        } else {
+            fprintf(stderr,
+                    "sigflow controller: intersection %s: no unit address (give --unit %s=HOST:PORT"
+                    " or --base-port N)\n",
+                    ix->id, ix->id);
+            status = 2;
+            goto done;
+        }
+    }
+    sf_controller_opts_t o;
+    sf_controller_opts_default(&o);
+    o.log_path = log;
+    o.sink = print_line;
+    o.greenwave = greenwave;
+    if (round_ms)
+        o.round_timeout_ms = round_ms;
+    char err[256] = "";
+    c = sf_controller_new(sc, eps, &o, err, sizeof err);
+    if (!c) {
+        fprintf(stderr, "sigflow controller: %s\n", err[0] ? err : strerror(errno));
+        goto done;
+    }
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    if (sigprocmask(SIG_BLOCK, &sigs, NULL) != 0 ||
+        (sfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK)) < 0) {
+        perror("sigflow controller: signalfd");
+        goto done;
+    }
+    double step_s = sc->run.step_s > 0 ? sc->run.step_s : 0.1;
+    long step_ns = (long)(step_s * 1e9);
+    tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    struct itimerspec its = {.it_interval = {step_ns / 1000000000L, step_ns % 1000000000L},
+                             .it_value = {0, 1}};
+    if (tfd < 0 || timerfd_settime(tfd, 0, &its, NULL) != 0) {
+        perror("sigflow controller: timerfd");
+        goto done;
+    }
+    fprintf(stderr, "sigflow controller: %u units, poll every %.2f s, step %.2f s\n",
+            sc->n_intersections, sc->control.poll_period_s, step_s);
+    uint64_t k = 0;
+    bool first = true;
+    for (;;) {
+        struct pollfd p[2] = {{.fd = tfd, .events = POLLIN}, {.fd = sfd, .events = POLLIN}};
+        if (poll(p, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            perror("sigflow controller: poll");
+            goto done;
+        }
+        if (p[1].revents & POLLIN) {
+            struct signalfd_siginfo si;
+            if (read(sfd, &si, sizeof si) == (ssize_t)sizeof si) {
+                fprintf(stderr, "sigflow controller: %s, stopping\n", strsignal((int)si.ssi_signo));
+                break;
+            }
+        }
+        if (p[0].revents & POLLIN) {
+            uint64_t n = 0;
+            if (read(tfd, &n, sizeof n) != (ssize_t)sizeof n || n == 0)
+                continue;
+            /* Steps missed while a round ran are skipped, not replayed. */
+            k = first ? 0 : k + n;
+            first = false;
+            if (sf_controller_step(c, k, wall_tod_ds()) < 0) {
+                fprintf(stderr, "sigflow controller: step %llu: %s\n", (unsigned long long)k,
+                        strerror(errno));
+                goto done;
+            }
+        }
+    }
+    status = 0;
+done:
+    if (c) {
+        json_t *rep = sf_controller_report(c);
+        char *s = rep ? json_dumps(rep, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+        if (s)
+            fprintf(stderr, "%s\n", s);
+        free(s);
+        json_decref(rep);
+    }
+    sf_controller_destroy(&c);
+    if (tfd >= 0)
+        close(tfd);
+    if (sfd >= 0)
+        close(sfd);
+    free(eps);
+    free(given);
+    sf_scenario_destroy(&sc);
+    return status;
+}
