@@ -771,6 +771,55 @@ Test(view, screenshot_of_the_default_scenario)
     sf_scenario_destroy(&sc);
 }
 
+Test(view, time_space_from_the_simulators_trajectory_recorder)
+{
+    sf_scenario_t *sc = load_default();
+    sf_sim_t *sim = sf_sim_new(sc);
+    sf_runrec_t *rec = sf_runrec_new(sc, 1.0);
+    cr_assert(sim && rec);
+    uint32_t links[64], n_links = 0;
+    for (uint32_t li = 0; li < sc->n_links && n_links < 64; li++)
+        if (sf_runrec_link_dir(rec, li) != 0)
+            links[n_links++] = li;
+    cr_assert_geq(n_links, 2 * (sc->n_intersections + 1) - 2, "arterial links: %u", n_links);
+    cr_assert_eq(sf_sim_record(sim, links, n_links, 1.0), 0);
+    uint8_t green[SF_MAX_SG];
+    memset(green, SF_LAMP_GREEN, sizeof green);
+    for (uint32_t ix = 0; ix < sc->n_intersections; ix++)
+        sf_sim_set_lamps(sim, ix, green, sc->intersections[ix].n_sg);
+    int steps = getenv("SIGFLOW_SANITIZED") ? 600 : 1200;
+    for (int k = 0; k < steps; k++)
+        sf_sim_step(sim);
+    size_t n = 0;
+    const sf_traj_point_t *pts = sf_sim_trajectory(sim, &n);
+    cr_assert_gt(n, 50, "the sim recorded %zu points", n);
+    cr_assert_eq(sf_runrec_add_points(rec, pts, n, SF_VEH_CAR), (int)n);
+    /* a point off the arterial is not kept */
+    sf_traj_point_t side = pts[0];
+    for (uint32_t li = 0; li < sc->n_links; li++)
+        if (sf_runrec_link_dir(rec, li) == 0)
+            side.link_idx = li;
+    cr_assert_eq(sf_runrec_add_points(rec, &side, 1, SF_VEH_CAR), 0);
+    sf_canvas_t *c = sf_canvas_new_offscreen(1200, 700);
+    sf_plot_frame_t f;
+    cr_assert_eq(sf_plot_time_space(c, rec, 0, 0, &f), 0);
+    /* every recorded point shows a trajectory of its direction within a pixel or two */
+    int shown = 0, tried = 0;
+    for (size_t i = 0; i < n; i += n / 40 + 1) {
+        float x, y;
+        int dir = sf_runrec_link_dir(rec, pts[i].link_idx);
+        sf_plot_map(&f, pts[i].t_s, sf_runrec_distance(rec, pts[i].link_idx, pts[i].pos_m), &x, &y);
+        tried++;
+        shown += near_has(c, x, y, 2, dir > 0 ? SF_COL_TRAJ_POS : SF_COL_TRAJ_NEG);
+    }
+    /* lamp bars and other vehicles may cover a few */
+    cr_assert_geq(shown * 10, tried * 8, "%d of %d recorded points drawn", shown, tried);
+    sf_canvas_destroy(&c);
+    sf_runrec_destroy(&rec);
+    sf_sim_destroy(&sim);
+    sf_scenario_destroy(&sc);
+}
+
 /* ---- the live window on a real bus --------------------------------------------- */
 
 #include <signal.h>
