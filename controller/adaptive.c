@@ -29,6 +29,30 @@ double sf_flow_ds(uint32_t n_veh, double green_s, double sat_veh_h)
     return fmin(ds, SF_DS_MAX);
 }
 
+int sf_adapt_phase_ds(const sf_intersection_t *ix, const double *det_ds, double *phase_ds)
+{
+    if (!ix || !det_ds || !phase_ds || ix->n_phases > SF_MAX_PHASES || ix->n_det > SF_MAX_DET) {
+        errno = EINVAL;
+        return -1;
+    }
+    for (uint8_t d = 0; d < ix->n_det; d++)
+        if (isnan(det_ds[d])) {
+            errno = EINVAL;
+            return -1;
+        }
+    int n = 0;
+    for (uint8_t p = 0; p < ix->n_phases; p++) {
+        double best = -1;
+        for (uint8_t d = 0; d < ix->n_det; d++)
+            if (ix->det[d].kind == SF_DET_PRESENCE && (ix->det[d].phase_mask >> p & 1u) &&
+                det_ds[d] >= 0)
+                best = fmax(best, fmin(det_ds[d], SF_DS_MAX));
+        phase_ds[p] = best;
+        n += best >= 0;
+    }
+    return n;
+}
+
 void sf_adapt_opts_default(sf_adapt_opts_t *o)
 {
     o->target_ds = 0.9;
@@ -277,6 +301,29 @@ int sf_mp_phase_pressure(const sf_intersection_t *ix, const double *q_up, const 
         acc[ix->sg[mv->sg_idx].phase_idx] += (q_up[m] - q_down[m]) * s / 3600.0;
     }
     memcpy(pressure, acc, sizeof(double) * ix->n_phases);
+    return 0;
+}
+
+int sf_mp_stage_pressure(const sf_intersection_t *ix, const sf_stage_t *stages, int n_stages,
+                         const double *phase_pressure, double *stage_pressure)
+{
+    if (!ix || !stages || !phase_pressure || !stage_pressure || n_stages < 0 ||
+        ix->n_phases > SF_MAX_PHASES) {
+        errno = EINVAL;
+        return -1;
+    }
+    for (uint8_t p = 0; p < ix->n_phases; p++)
+        if (!isfinite(phase_pressure[p])) {
+            errno = EINVAL;
+            return -1;
+        }
+    for (int s = 0; s < n_stages; s++) {
+        double sum = 0;
+        for (uint8_t p = 0; p < ix->n_phases; p++)
+            if (stages[s].phase_mask >> p & 1u)
+                sum += phase_pressure[p];
+        stage_pressure[s] = sum;
+    }
     return 0;
 }
 

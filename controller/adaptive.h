@@ -42,7 +42,12 @@
 
 #include "scenario.h"
 
-#define SF_DS_MAX 2.0 /* measured DS is clipped to [0, SF_DS_MAX] */
+#define SF_DS_MAX     2.0 /* measured DS is clipped to [0, SF_DS_MAX] */
+#define SF_MAX_STAGES 64  /* stages of one intersection */
+
+typedef struct {
+    uint16_t phase_mask; /* bit i = phases[i] is green in this stage */
+} sf_stage_t;
 
 /* Degree of saturation DS = (g - (T - t h)) / g from one lane's stop-bar data in one
  * cycle: green_s g > 0, unoccupied_s T in [0, g], n_veh t, h_s h >= 0. Returns DS clipped
@@ -53,6 +58,22 @@ double sf_scats_ds(double green_s, double unoccupied_s, uint32_t n_veh, double h
  * detectors): n_veh vehicles in green_s seconds of green at saturation flow s (veh/h).
  * Clipped to [0, SF_DS_MAX]; -1 with EINVAL on bad inputs. */
 double sf_flow_ds(uint32_t n_veh, double green_s, double sat_veh_h);
+
+/* DS by phase index from DS by detector index (det_ds[n_det], negative = no data): the
+ * largest DS among the stop-bar presence detectors that call the phase (SCATS takes the
+ * busiest lane); -1 for a phase without such a detector with data. Returns the number of
+ * phases that got a DS, or -1 with EINVAL.
+ *
+ * Inputs from the unit's register map: det_volume (vehicles per detector interval) with the
+ * phase's green time in that interval gives the flow-based DS (sf_flow_ds). det_occupancy
+ * covers the whole interval, including red time while a queue stands on a stop-bar
+ * detector, so it does not give SCATS's unoccupied green time T by itself; sampling
+ * det_presence during the phase's green (at the poll period) does, at that resolution. */
+int sf_adapt_phase_ds(const sf_intersection_t *ix, const double *det_ds, double *phase_ds);
+
+/* Sum of the phase pressures of every stage: stage_pressure[n_stages]. 0 or -1 (EINVAL). */
+int sf_mp_stage_pressure(const sf_intersection_t *ix, const sf_stage_t *stages, int n_stages,
+                         const double *phase_pressure, double *stage_pressure);
 
 typedef struct {
     double target_ds;        /* DS the cycle is sized for, default 0.9 */
@@ -90,12 +111,6 @@ int sf_adapt_step(const sf_intersection_t *ix, const sf_plan_t *cur, const doubl
                   sf_adapt_info_t *info);
 
 /* ---- max-pressure ---------------------------------------------------------------------- */
-
-#define SF_MAX_STAGES 64
-
-typedef struct {
-    uint16_t phase_mask; /* bit i = phases[i] is green in this stage */
-} sf_stage_t;
 
 /* Enumerate the stages of ix (maximal sets of mutually concurrent phases, one per ring at
  * most), in a deterministic order, into stages[max]. Returns the count or -1 (EINVAL;

@@ -380,3 +380,55 @@ Test(max_pressure, decisions_respect_min_max_green_and_clearance)
     cr_assert_eq(sf_mp_decide(&ix, st, n, pr, 0, 1, 0, &d), -1);
     cr_assert_eq(errno, EINVAL);
 }
+
+Test(adaptive, phase_ds_from_detectors)
+{
+    sf_intersection_t ix;
+    sf_plan_t pl;
+    nema8(&ix, &pl);
+    /* two stop-bar lanes on phase 2, one on phase 4, one advance counter on phase 2 */
+    ix.n_det = 4;
+    ix.det[0] = (sf_detector_t){.kind = SF_DET_PRESENCE, .phase_mask = 1u << 1};
+    ix.det[1] = (sf_detector_t){.kind = SF_DET_PRESENCE, .phase_mask = 1u << 1};
+    ix.det[2] = (sf_detector_t){.kind = SF_DET_PRESENCE, .phase_mask = 1u << 3};
+    ix.det[3] = (sf_detector_t){.kind = SF_DET_COUNT, .phase_mask = 1u << 1};
+    double det[4] = {0.7, 0.95, -1, 1.9};
+    double ph[SF_MAX_PHASES];
+    cr_assert_eq(sf_adapt_phase_ds(&ix, det, ph), 1);
+    cr_assert_float_eq(ph[1], 0.95, 1e-12); /* the busiest stop-bar lane, not the counter */
+    cr_assert_float_eq(ph[3], -1, 1e-12);   /* its detector had no data */
+    cr_assert_float_eq(ph[0], -1, 1e-12);   /* no detector */
+    det[2] = 5;                             /* clipped */
+    cr_assert_eq(sf_adapt_phase_ds(&ix, det, ph), 2);
+    cr_assert_float_eq(ph[3], SF_DS_MAX, 1e-12);
+    det[0] = NAN;
+    cr_assert_eq(sf_adapt_phase_ds(&ix, det, ph), -1);
+    /* and the result feeds a step directly */
+    det[0] = 0.7;
+    cr_assert_eq(sf_adapt_phase_ds(&ix, det, ph), 2);
+    sf_adapt_opts_t o;
+    sf_adapt_opts_default(&o);
+    sf_plan_t next;
+    cr_assert_eq(sf_adapt_step(&ix, &pl, ph, &o, 0, &next, NULL), 0);
+    check_plan(&ix, &next);
+}
+
+Test(max_pressure, stage_pressure_sums_phases)
+{
+    sf_intersection_t ix;
+    sf_plan_t pl;
+    nema8(&ix, &pl);
+    sf_stage_t st[SF_MAX_STAGES];
+    int n = sf_mp_stages(&ix, st, SF_MAX_STAGES);
+    double pp[8] = {1, 2, 3, 4, 5, 6, 7, 8}, sp[SF_MAX_STAGES];
+    cr_assert_eq(sf_mp_stage_pressure(&ix, st, n, pp, sp), 0);
+    for (int s = 0; s < n; s++) {
+        double want = 0;
+        for (int p = 0; p < 8; p++)
+            if (st[s].phase_mask >> p & 1u)
+                want += pp[p];
+        cr_assert_float_eq(sp[s], want, 1e-12);
+    }
+    pp[2] = INFINITY;
+    cr_assert_eq(sf_mp_stage_pressure(&ix, st, n, pp, sp), -1);
+}
