@@ -30,7 +30,16 @@
  * The reported bandwidths are always recomputed by sf_gw_bandwidth on the offsets
  * returned, and all-zero offsets are always among the candidates, so the result is never
  * worse than all-zero and never claims a band the bandwidth function does not confirm.
- * Optionally the common progression speed is searched too (speed bounds, 1 km/h steps).
+ * Optionally the common progression speed is searched too (speed bounds, 1 km/h steps),
+ * and, with plans from a scenario, the common cycle: each plan is stretched to the
+ * candidate cycle (sf_gw_stretch_plan) and `sigflow plan greenwave --cycle-min/--cycle-max`
+ * keeps the cycle with the largest (w b + k b') / C, bands as shares of the cycle as in
+ * MAXBAND (whose optimum then tends to the longest cycle allowed: green shares grow with
+ * the cycle because the lost times stay fixed).
+ *
+ * Measured (gcc -O2, this machine): on 100 random 3- and 4-node corridors (C = 60 s, 1 s
+ * grid) the local search found the exhaustive optimum every time; 8 to 64 nodes take
+ * 0.1-0.9 s at a 0.1 s step.
  */
 #ifndef SIGFLOW_GREENWAVE_H
 #define SIGFLOW_GREENWAVE_H
