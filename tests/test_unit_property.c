@@ -380,6 +380,8 @@ static void run_unit(const sf_intersection_t *ix0, const char *name, uint64_t se
     uint64_t det = 0;
     long silence_until = -1;
     uint16_t prio_id = 1;
+    sf_prio_request_t bus = {0};
+    long bus_at = -1;
     bool was_fallback = false;
     /* phases of the plans get demand most of the time */
     uint32_t call_rate = 20 + rnd_n(&r, 200);
@@ -429,27 +431,28 @@ static void run_unit(const sf_intersection_t *ix0, const char *name, uint64_t se
             random_plan_write(u, &o, &r, tick);
         if (chance(&r, 3000))
             random_timing_write(u, &o, &r, tick);
-        if (chance(&r, 3000)) {
-            sf_prio_request_t rq = {.id = prio_id++,
-                                    .level = (uint8_t)(1 + rnd_n(&r, 7)),
-                                    .phase_no = o.ref.phases[rnd_n(&r, o.ref.n_phases)].id,
-                                    .eta_ds = (uint16_t)rnd_n(&r, 600),
-                                    .action = SF_PRIO_CHECK_IN};
+        /* buses: check in with an ETA, check out around it (or never) */
+        if (bus_at < 0 && chance(&r, 1500)) {
+            bus = (sf_prio_request_t){.id = prio_id++,
+                                      .level = (uint8_t)(1 + rnd_n(&r, 7)),
+                                      .phase_no = o.ref.phases[rnd_n(&r, o.ref.n_phases)].id,
+                                      .eta_ds = (uint16_t)rnd_n(&r, 600),
+                                      .action = SF_PRIO_CHECK_IN};
             if (prio_id == 0)
                 prio_id = 1;
-            sf_unit_priority(u, &rq);
+            if (sf_unit_priority(u, &bus) == 0 && !chance(&r, 10))
+                bus_at = tick + bus.eta_ds + (long)rnd_n(&r, 100);
         }
-        if (chance(&r, 2000)) {
+        if (tick == bus_at) {
+            bus_at = -1;
             const sf_unit_status_t *st = sf_unit_status(u);
-            const sf_prio_status_t *q = &st->prio[rnd_n(&r, SF_UNIT_MAX_PRIO)];
-            if (q->id && (q->state == SF_PRIO_QUEUED || q->state == SF_PRIO_ACTIVE)) {
-                sf_prio_request_t rq = {.id = q->id,
-                                        .level = q->level,
-                                        .phase_no = q->phase_no,
-                                        .eta_ds = 0,
-                                        .action = SF_PRIO_CHECK_OUT};
-                OBS_ASSERT(sf_unit_priority(u, &rq) == 0, "check-out refused");
-                if (sf_unit_status(u)->prio[q - st->prio].state == SF_PRIO_SERVED)
+            for (int k = 0; k < SF_UNIT_MAX_PRIO; k++) {
+                const sf_prio_status_t *q = &st->prio[k];
+                if (q->id != bus.id || (q->state != SF_PRIO_QUEUED && q->state != SF_PRIO_ACTIVE))
+                    continue;
+                bus.action = SF_PRIO_CHECK_OUT;
+                OBS_ASSERT(sf_unit_priority(u, &bus) == 0, "check-out refused");
+                if (q->state == SF_PRIO_SERVED)
                     rs->prio_served++;
             }
         }

@@ -131,7 +131,7 @@ typedef struct {
         correction_pct; /* max change of one cycle during a transition, % of cycle (default 20) */
     bool priority_enabled;       /* serve priority requests at all, default true */
     uint16_t max_extension_ds;   /* green extension limit, default 150 */
-    uint16_t max_early_green_ds; /* red truncation limit (time taken from others), default 150 */
+    uint16_t max_early_green_ds; /* red truncation: a conflicting green is cut only by at most this, default 150 */
     uint16_t lockout_ds;         /* no new grant for this long after one, default 600 */
     uint16_t det_interval_ds;    /* detector data aggregation interval, default 600 */
 } sf_unit_config_t;
@@ -255,7 +255,8 @@ typedef enum {
     SF_CTL_PED_CALL = 1,  /* momentary: places pedestrian calls (kept until served) */
     SF_CTL_HOLD = 2,      /* persistent: keep these phases green once green */
     SF_CTL_FORCE_OFF = 3, /* persistent: end these greens (after min green / walk + ped clear) */
-    SF_CTL_OMIT = 4,      /* persistent: do not serve these phases (a timing one finishes) */
+    SF_CTL_OMIT = 4,      /* persistent: do not serve these phases (a timing one finishes;
+                             coordinated phases are still served while coordinated) */
     SF_CTL_N = 5
 } sf_phase_ctl_t;
 
