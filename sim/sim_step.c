@@ -141,9 +141,9 @@ static uint8_t lane_cands(const sf_sim_t *sim, uint32_t li, uint8_t m, bool kerb
     const link_t *lk = &sim->links[li];
     if (kerb_only)
         return (uint8_t)(1u << lk->kerb_lane);
-    uint8_t mask = m == SF_NONE8 || lk->to_ix < 0 ? (uint8_t)((1u << lk->n_lanes) - 1u)
-                                                  : movp(sim, lk->to_ix, m)->lanes;
-    uint8_t cand = mask & lk->full_mask;
+    unsigned mask = m == SF_NONE8 || lk->to_ix < 0 ? (1u << lk->n_lanes) - 1u
+                                                   : (unsigned)movp(sim, lk->to_ix, m)->lanes;
+    uint8_t cand = (uint8_t)(mask & lk->full_mask);
     if (cand)
         return cand;
     int target = __builtin_ctz(mask), bd = 99;
@@ -801,9 +801,9 @@ static void transfers(sf_sim_t *sim)
             if (room < np) {
                 /* another approach merged into that lane meanwhile: take the candidate
                  * lane with most room (a bus keeps its kerb lane) */
-                uint8_t cand = sim->v_bus[w] != SF_NONE32
-                                   ? (uint8_t)(1u << sim->v_nlane[w])
-                                   : lane_cands(sim, mv->to_link, sim->v_nmov[w], false);
+                uint8_t cand = (uint8_t)(1u << sim->v_nlane[w]);
+                if (sim->v_bus[w] == SF_NONE32)
+                    cand = lane_cands(sim, mv->to_link, sim->v_nmov[w], false);
                 for (uint8_t j = 0; j < to->n_lanes; j++) {
                     if (!(cand >> j & 1u))
                         continue;
