@@ -34,12 +34,20 @@ typedef struct {
     uint8_t selected;                 /* plan number last selected and accepted, 0 none */
     bool seen;                        /* status read at least once */
     uint16_t mode, fault, fallback, latched, active_plan; /* last seen, for changes */
-    bool identity_logged;       /* an identity mismatch was logged for this link */
-    sf_tsp_action_t mb[MAX_MB]; /* mailbox writes in round 2 */
-    int mb_handle[MAX_MB];      /* their handles */
-    uint8_t n_mb;               /* in mb */
-    uint16_t det_seq;           /* last detector interval used by adaptive */
-    bool det_seen;              /* det_seq valid */
+    bool identity_logged;             /* an identity mismatch was logged for this link */
+    sf_tsp_action_t mb[MAX_MB];       /* mailbox writes in round 2 */
+    int mb_handle[MAX_MB];            /* their handles */
+    uint8_t n_mb;                     /* in mb */
+    sf_stage_t stages[SF_MAX_STAGES]; /* max-pressure stages of the intersection */
+    int n_stages;                     /* in stages, 0 = not max-pressure */
+    int mp_stage;                     /* stage green at the last poll, -1 none */
+    double mp_since_s;                /* when it became green */
+    bool mp_blocked;                  /* a coil write was refused: off until the mode changes */
+    bool mp_mode_sent;                /* actuated mode commanded */
+    int mp_handle[4];                 /* coil / mode writes of this step */
+    uint8_t n_mp;                     /* in mp_handle */
+    uint16_t det_seq;                 /* last detector interval used by adaptive */
+    bool det_seen;                    /* det_seq valid */
 } cunit_t;
 
 struct sf_controller_s {
@@ -184,6 +192,15 @@ sf_controller_t *sf_controller_new(const sf_scenario_t *sc, const sf_endpoint_t 
         u->n_plans = ix->n_plans;
         memcpy(u->plans, ix->plans, sizeof u->plans);
         u->dl_handle = u->sel_handle = -1;
+        u->mp_stage = -1;
+        if (ix->strategy == SF_STRAT_MAX_PRESSURE) {
+            u->n_stages = sf_mp_stages(ix, u->stages, SF_MAX_STAGES);
+            if (u->n_stages <= 0) {
+                seterr(err, err_len, "intersection %s: no max-pressure stages", ix->id);
+                errno = EINVAL;
+                goto fail;
+            }
+        }
     }
     if (c->opts.greenwave && apply_greenwave(c, err, err_len) < 0) {
         errno = EINVAL;
@@ -384,6 +401,10 @@ static void watch_unit(sf_controller_t *c, uint32_t i, double t, sf_link_state_t
            json_pack("{s:s, s:i, s:s}", "event", "identity_mismatch", "protocol_version",
                      (int)st->protocol_version, "unit_id", st->unit_id));
     }
+    if (u->seen && st->mode != u->mode) {
+        u->mp_blocked = false;
+        u->mp_mode_sent = false;
+    }
     if (u->seen && st->mode != u->mode)
         ev(c, t, i, SF_EV_MODE,
            json_pack("{s:s, s:s, s:s}", "event", "mode_change", "from", mode_name(u->mode), "to",
@@ -409,6 +430,120 @@ static void watch_unit(sf_controller_t *c, uint32_t i, double t, sf_link_state_t
     u->latched = st->fault_latched;
     u->active_plan = st->active_plan;
     u->seen = true;
+}
+
+/* Phase-number mask (bit n-1 = phase n) of the phase-index mask m. */
+static uint16_t to_phase_no_mask(const sf_intersection_t *ix, uint16_t m)
+{
+    uint16_t out = 0;
+    for (uint8_t p = 0; p < ix->n_phases; p++)
+        if (m & (1u << p))
+            out = (uint16_t)(out | (1u << (ix->phases[p].id - 1)));
+    return out;
+}
+
+static void mp_coils(sf_controller_t *c, uint32_t i, sf_reg_id_t id, uint16_t phase_no_mask)
+{
+    cunit_t *u = &c->cu[i];
+    uint8_t bits[SF_MAX_PHASES];
+    for (int b = 0; b < SF_MAX_PHASES; b++)
+        bits[b] = (uint8_t)((phase_no_mask >> b) & 1u);
+    int h = sf_master_queue_coils(c->m, i, id, 0, bits, SF_MAX_PHASES);
+    if (h >= 0 && u->n_mp < 4)
+        u->mp_handle[u->n_mp++] = h;
+}
+
+/* Max-pressure stage selection (planner's sf_mp_*), through the phase control coils in
+ * centre actuated mode: hold the stage while it should stay, force it off and call the
+ * next one when it should switch. Queue per movement = occupied stop-bar presence
+ * detectors on its approach that call its phase (what a unit tells in real time);
+ * downstream queues are not measured (0). */
+static void max_pressure(sf_controller_t *c, uint32_t i, double t)
+{
+    const sf_intersection_t *ix = &c->sc->intersections[i];
+    const sf_unit_state_t *st = sf_master_state(c->m, i);
+    cunit_t *u = &c->cu[i];
+    u->n_mp = 0;
+    if (u->n_stages <= 0 || u->mp_blocked)
+        return;
+    if (st->mode != 0x11) { /* centre actuated: the mode where holds and force-offs apply */
+        if (!u->mp_mode_sent && (st->mode == 0x10 || st->mode == 0x12)) {
+            uint16_t v = 2; /* mode_command: actuated */
+            int h = sf_master_queue_write(c->m, i, SF_R_MODE_COMMAND, 0, &v, 1);
+            if (h >= 0) {
+                u->mp_handle[u->n_mp++] = h;
+                u->mp_mode_sent = true;
+                ev(c, t, i, SF_EV_MODE,
+                   json_pack("{s:s, s:s}", "event", "mode_command", "mode", "actuated"));
+            }
+        }
+        return;
+    }
+    uint16_t greens = st->phase_status[2];
+    int cur = -1;
+    for (int k = 0; k < u->n_stages; k++)
+        if (greens && to_phase_no_mask(ix, u->stages[k].phase_mask) == greens)
+            cur = k;
+    if (cur < 0)
+        return; /* between stages (clearance): nothing to decide */
+    if (cur != u->mp_stage) {
+        u->mp_stage = cur;
+        u->mp_since_s = t;
+    }
+    double q_up[SF_MAX_MOVEMENTS] = {0}, q_down[SF_MAX_MOVEMENTS] = {0};
+    for (uint8_t mv = 0; mv < ix->n_movements; mv++) {
+        const sf_movement_t *m = &ix->movements[mv];
+        uint8_t p = ix->sg[m->sg_idx].phase_idx;
+        for (uint8_t d = 0; d < ix->n_det; d++)
+            if (ix->det[d].link_idx == m->from_link_idx && (ix->det[d].phase_mask & (1u << p)) &&
+                (st->det_presence & ((uint64_t)1 << d)))
+                q_up[mv] += 1.0;
+    }
+    double pp[SF_MAX_PHASES], sp[SF_MAX_STAGES];
+    if (sf_mp_phase_pressure(ix, q_up, q_down, NULL, pp) < 0)
+        return;
+    for (int k = 0; k < u->n_stages; k++) {
+        sp[k] = 0;
+        for (uint8_t p = 0; p < ix->n_phases; p++)
+            if (u->stages[k].phase_mask & (1u << p))
+                sp[k] += pp[p];
+    }
+    sf_mp_decision_t d;
+    /* Pressure is in veh/s (queue x saturation flow / 3600); hysteresis: half a queued
+     * vehicle at 1800 veh/h. */
+    if (sf_mp_decide(ix, u->stages, u->n_stages, sp, cur, t - u->mp_since_s, 0.25, &d) < 0)
+        return;
+    uint16_t cur_no = to_phase_no_mask(ix, u->stages[cur].phase_mask);
+    if (d.switch_stage) {
+        uint16_t next_no = to_phase_no_mask(ix, u->stages[d.stage].phase_mask);
+        mp_coils(c, i, SF_R_PHASE_HOLD, 0);
+        mp_coils(c, i, SF_R_PHASE_FORCE_OFF, (uint16_t)(cur_no & ~next_no));
+        mp_coils(c, i, SF_R_PHASE_CALL, next_no);
+        ev(c, t, i, SF_EV_ADAPTIVE,
+           json_pack("{s:s, s:i, s:i, s:i, s:f, s:f}", "event", "mp_switch", "from_phases",
+                     (int)cur_no, "to_phases", (int)next_no, "reason", (int)d.reason,
+                     "pressure_from", sp[cur], "pressure_to", sp[d.stage]));
+    } else {
+        mp_coils(c, i, SF_R_PHASE_FORCE_OFF, 0);
+        mp_coils(c, i, SF_R_PHASE_HOLD, cur_no);
+    }
+}
+
+/* Outcome of the max-pressure writes: a refusal is logged and stops max-pressure at this
+ * unit until its mode changes (never retried blindly). */
+static void check_mp(sf_controller_t *c, uint32_t i, double t)
+{
+    cunit_t *u = &c->cu[i];
+    for (uint8_t b = 0; b < u->n_mp; b++) {
+        if (sf_master_outcome(c->m, i, u->mp_handle[b]) != SF_MREQ_EXCEPTION)
+            continue;
+        u->mp_blocked = true;
+        ev(c, t, i, SF_EV_ADAPTIVE,
+           json_pack("{s:s, s:i}", "event", "mp_write_refused", "exception",
+                     sf_master_exception(c->m, i, u->mp_handle[b])));
+        break;
+    }
+    u->n_mp = 0;
 }
 
 /* SCATS-like adaptation when a new detector interval is in: DS per phase from counts. */
@@ -504,8 +639,10 @@ int sf_controller_step(sf_controller_t *c, uint64_t k, uint32_t tod_ds)
             unsigned what = 0;
             if (sf_tsp_active(c->tsp, i))
                 what |= SF_POLL_PRIORITY;
-            if (ix->strategy == SF_STRAT_ADAPTIVE || ix->strategy == SF_STRAT_MAX_PRESSURE)
+            if (ix->strategy == SF_STRAT_ADAPTIVE)
                 what |= SF_POLL_DETECTORS;
+            if (ix->strategy == SF_STRAT_MAX_PRESSURE)
+                what |= SF_POLL_PRESENCE;
             sf_master_queue_poll(c->m, i, c->hb, what);
             if (sf_master_state(c->m, i)->health.state == SF_LINK_ONLINE &&
                 sf_master_state(c->m, i)->identity_ok)
@@ -561,9 +698,11 @@ int sf_controller_step(sf_controller_t *c, uint64_t k, uint32_t tod_ds)
         } else if (want && want == st->active_plan) {
             u->selected = want;
         }
-        if (c->online[i] && st->health.state == SF_LINK_ONLINE)
+        if (c->online[i] && st->health.state == SF_LINK_ONLINE) {
             adapt(c, i, t);
-        any = any || u->dl_handle >= 0;
+            max_pressure(c, i, t);
+        }
+        any = any || u->dl_handle >= 0 || u->n_mp > 0;
     }
     size_t na = sf_tsp_decide(c->tsp, t, c->online, c->act, SF_TSP_MAX_PENDING);
     c->transit_pending = false;
@@ -607,6 +746,7 @@ int sf_controller_step(sf_controller_t *c, uint64_t k, uint32_t tod_ds)
                 u->sel_handle = -1;
             }
             check_download(c, i, t);
+            check_mp(c, i, t);
             for (uint8_t b = 0; b < u->n_mb; b++) {
                 sf_mreq_outcome_t o = sf_master_outcome(c->m, i, u->mb_handle[b]);
                 if (o == SF_MREQ_OK)

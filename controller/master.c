@@ -31,6 +31,7 @@ typedef enum {
     K_OCC,
     K_PRIO,
     K_PLAN_RD,
+    K_PRESENCE,
 } req_kind_t;
 
 typedef struct {
@@ -367,7 +368,8 @@ int sf_master_queue_poll(sf_master_t *m, size_t u, uint16_t hb, unsigned what)
     unit_t *un = &m->u[u];
     fresh(un);
     bool det = (what & SF_POLL_DETECTORS) != 0, prio = (what & SF_POLL_PRIORITY) != 0;
-    int need = 3 + (det ? 2 : 0) + (prio ? 1 : 0);
+    bool pres = (what & SF_POLL_PRESENCE) != 0;
+    int need = 3 + (det ? 2 : 0) + (prio ? 1 : 0) + (pres ? 1 : 0);
     if (un->n_req + need > SF_MASTER_MAX_REQ + 1) {
         errno = ENOSPC;
         return -1;
@@ -381,6 +383,12 @@ int sf_master_queue_poll(sf_master_t *m, size_t u, uint16_t hb, unsigned what)
     }
     if (prio)
         queue_read(m, u, SF_R_PRIO_STATUS_ID, SF_R_PRIO_STATUS_PHASE, K_PRIO);
+    if (pres) {
+        req_t *r = new_slot(m, u);
+        const sf_reg_t *e = sf_regmap_get(SF_R_DET_PRESENCE);
+        make_read(r, MODBUS_FC_READ_DISCRETE_INPUTS, e->address, e->count, K_PRESENCE);
+        r->status_part = true;
+    }
     un->has_status = true;
     return h;
 }
@@ -449,6 +457,14 @@ int sf_master_exception(const sf_master_t *m, size_t u, int handle)
 static void apply_read(unit_t *u, const req_t *r, const uint8_t *data)
 {
     sf_unit_state_t *s = &u->st;
+    if (r->kind == K_PRESENCE) { /* bits, LSB of the first byte = first input */
+        uint64_t bits = 0;
+        for (uint16_t i = 0; i < r->qty && i < 64; i++)
+            if (data[i / 8] & (1u << (i % 8)))
+                bits |= (uint64_t)1 << i;
+        s->det_presence = bits;
+        return;
+    }
     uint16_t v[128];
     for (uint16_t i = 0; i < r->qty && i < 128; i++)
         v[i] = get16(data + 2 * i);
@@ -524,6 +540,7 @@ static void apply_read(unit_t *u, const req_t *r, const uint8_t *data)
         break;
     }
     case K_WRITE:
+    case K_PRESENCE:
         break;
     }
 #undef AT

@@ -71,6 +71,7 @@ typedef struct {
     uint16_t det_interval_s;
     uint16_t det_volume[SF_MAX_DET];    /* veh in that interval */
     uint16_t det_occupancy[SF_MAX_DET]; /* 0.1 % */
+    uint64_t det_presence;              /* bit d = detector d occupied (SF_POLL_PRESENCE) */
     uint16_t prio_id[SF_MASTER_PRIO], prio_state[SF_MASTER_PRIO];
     uint16_t prio_reason[SF_MASTER_PRIO], prio_phase[SF_MASTER_PRIO];
     /* last plan read back (plan_rd_*), in register terms: split_ds[] and split_mode[] are
@@ -144,7 +145,8 @@ int sf_master_queue_coils(sf_master_t *m, size_t u, sf_reg_id_t id, uint16_t ele
 /* What a poll reads besides the status block (100..149) and the lamps (200..271). */
 #define SF_POLL_DETECTORS 1u /* det_seq, det_interval, det_volume, det_occupancy */
 #define SF_POLL_PRIORITY  2u /* the priority status slots */
-#define SF_POLL_ALL       3u
+#define SF_POLL_PRESENCE  4u /* det_presence discrete inputs (FC 2) */
+#define SF_POLL_ALL       7u
 
 /* Queue a poll: heartbeat write of hb, then the status and lamp reads, and what `what`
  * adds (SF_POLL_* bits). Returns the handle of the heartbeat write, or -1 (EINVAL,

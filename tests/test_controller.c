@@ -21,10 +21,14 @@
 /* Units served by their own thread and ticked up to the step the test has reached
  * (lockstep-like: the units' time follows the controller's steps, not the wall clock). */
 typedef struct {
-    sf_host_t *h;                /* served by the thread */
-    pthread_t th;                /* the thread */
-    atomic_bool stop;            /* end it */
-    atomic_uint_fast64_t target; /* ticks the units should have made */
+    sf_host_t *h;                  /* served by the thread */
+    pthread_t th;                  /* the thread */
+    atomic_bool stop;              /* end it */
+    atomic_uint_fast64_t target;   /* ticks the units should have made */
+    atomic_uint_fast64_t presence; /* detector presence applied to unit 0 before each tick */
+    pthread_mutex_t mu;            /* guards done */
+    pthread_cond_t cv;             /* signalled when done changes */
+    uint64_t done;                 /* ticks made */
 } host_thread_t;
 
 static void *serve(void *arg)
@@ -33,17 +37,30 @@ static void *serve(void *arg)
     uint64_t done = 0;
     while (!atomic_load(&t->stop)) {
         sf_host_poll(t->h, 1);
-        for (uint64_t want = atomic_load(&t->target); done < want; done++)
+        uint64_t want = atomic_load(&t->target);
+        if (done == want)
+            continue;
+        for (; done < want; done++) {
+            sf_unit_set_detectors(sf_host_unit(t->h, 0), atomic_load(&t->presence));
             sf_host_tick(t->h);
+        }
+        pthread_mutex_lock(&t->mu);
+        t->done = done;
+        pthread_cond_broadcast(&t->cv);
+        pthread_mutex_unlock(&t->mu);
     }
     return NULL;
 }
 
-/* One controller step k, then let the units tick to k + 1. */
+/* One controller step k, then the units tick to k + 1 before the next step (lockstep). */
 static int step(host_thread_t *t, sf_controller_t *c, uint64_t k, uint32_t tod0)
 {
     int rc = sf_controller_step(c, k, tod0 + (uint32_t)k);
     atomic_store(&t->target, k + 1);
+    pthread_mutex_lock(&t->mu);
+    while (t->done < k + 1)
+        pthread_cond_wait(&t->cv, &t->mu);
+    pthread_mutex_unlock(&t->mu);
     return rc;
 }
 
@@ -76,6 +93,10 @@ static void start_units(host_thread_t *t, const sf_scenario_t *sc, sf_endpoint_t
     cr_assert_eq(sf_host_set_clock(t->h, tod0), 0);
     atomic_store(&t->stop, false);
     atomic_store(&t->target, 0);
+    atomic_store(&t->presence, 0);
+    t->done = 0;
+    pthread_mutex_init(&t->mu, NULL);
+    pthread_cond_init(&t->cv, NULL);
     cr_assert_eq(pthread_create(&t->th, NULL, serve, t), 0);
 }
 
@@ -83,6 +104,8 @@ static void stop_units(host_thread_t *t)
 {
     atomic_store(&t->stop, true);
     pthread_join(t->th, NULL);
+    pthread_mutex_destroy(&t->mu);
+    pthread_cond_destroy(&t->cv);
     sf_host_destroy(&t->h);
 }
 
@@ -276,6 +299,75 @@ Test(controller, priority_request_reaches_the_unit_and_is_checked_out)
     cr_assert_eq(sf_controller_transit(c, &e), -1);
     cr_assert_eq(errno, EINVAL);
     cr_assert_eq(sf_controller_step(c, 0, 0), -1, "steps never go backwards");
+    sf_controller_destroy(&c);
+    stop_units(&t);
+    sf_scenario_destroy(&sc);
+}
+
+typedef struct {
+    int switches_to; /* mp_switch lines towards the watched phases */
+    int refused;     /* mp_write_refused lines */
+    char to[32];     /* "\"to_phases\":N" to look for */
+} mp_lines_t;
+
+static void mp_line(void *ctx, const char *line)
+{
+    mp_lines_t *l = ctx;
+    if (strstr(line, "\"mp_switch\"") && strstr(line, l->to))
+        l->switches_to++;
+    l->refused += strstr(line, "\"mp_write_refused\"") != NULL;
+}
+
+/* Max-pressure: demand only on phase 2's detectors, then only on phase 4's: the
+ * controller switches the unit to the stage with the pressure through the coils. */
+Test(controller, max_pressure_follows_the_demand)
+{
+    const char *sets[] = {"control.strategy=max_pressure"};
+    sf_scenario_t *sc = load("single.json", sets, 1);
+    const sf_intersection_t *ix = &sc->intersections[0];
+    uint64_t det2 = 0, det4 = 0;
+    int p4 = -1;
+    for (uint8_t p = 0; p < ix->n_phases; p++)
+        if (ix->phases[p].id == 4)
+            p4 = p;
+    cr_assert_geq(p4, 0);
+    for (uint8_t d = 0; d < ix->n_det; d++) {
+        if (ix->det[d].phase_mask & (1u << p4))
+            det4 |= (uint64_t)1 << d;
+        else if (ix->det[d].phase_mask)
+            det2 |= (uint64_t)1 << d;
+    }
+    cr_assert(det2 && det4, "single.json needs detectors on both phases");
+    sf_endpoint_t eps[1];
+    host_thread_t t;
+    const uint32_t tod0 = 7 * 36000;
+    start_units(&t, sc, eps, tod0);
+    atomic_store(&t.presence, det2);
+    mp_lines_t lines = {0};
+    snprintf(lines.to, sizeof lines.to, "\"to_phases\":%d", 1 << 3);
+    sf_controller_opts_t o;
+    sf_controller_opts_default(&o);
+    o.round_timeout_ms = 1000;
+    o.sink = mp_line;
+    o.sink_ctx = &lines;
+    sf_controller_t *c = sf_controller_new(sc, eps, &o, NULL, 0);
+    cr_assert_not_null(c);
+    const sf_unit_state_t *st = sf_master_state(sf_controller_master(c), 0);
+    uint64_t k = 0;
+    /* The actuated mode command takes effect at the unit's next safe point. */
+    for (; k < 300 || (k < 1500 && st->mode != 0x11); k++)
+        cr_assert_eq(step(&t, c, k, tod0), 0);
+    cr_assert_eq(st->mode, 0x11, "max-pressure runs the unit centre actuated: %#x", st->mode);
+    atomic_store(&t.presence, det4);
+    int green4 = 0;
+    for (uint64_t end = k + 600; k < end; k++) {
+        cr_assert_eq(step(&t, c, k, tod0), 0);
+        if (k % 10 == 0 && (st->phase_status[2] & (1u << 3)))
+            green4++;
+    }
+    cr_assert_eq(lines.refused, 0);
+    cr_assert_geq(lines.switches_to, 1, "no switch towards phase 4");
+    cr_assert_geq(green4, 30, "phase 4 green in only %d of 60 polls", green4);
     sf_controller_destroy(&c);
     stop_units(&t);
     sf_scenario_destroy(&sc);
