@@ -45,6 +45,7 @@ typedef struct {
     set_origin_t *sets; /* n_sets origins, in command-line order */
     size_t n_sets;      /* count */
     sf_errors_t errs;   /* collected messages */
+    long *err_key;      /* per message: line * 2^20 + column; 0 = --set or no position */
     bool oom;           /* an allocation failed: the result is an error */
     sf_scenario_t *sc;  /* being filled */
     const json_t **ixo; /* JSON object of each intersection (for cross-checks) */
@@ -52,20 +53,57 @@ typedef struct {
     bool *link_ok;      /* link's nodes resolved (else its kinds/indices mean nothing) */
 } ctx_t;
 
-static void push_msg(ctx_t *c, char *m)
+static void push_msg_at(ctx_t *c, char *m, long key)
 {
     if (!m) {
         c->oom = true;
         return;
     }
     char **msg = realloc(c->errs.msg, (c->errs.n + 1) * sizeof *msg);
-    if (!msg) {
+    long *keys = msg ? realloc(c->err_key, (c->errs.n + 1) * sizeof *keys) : NULL;
+    if (msg)
+        c->errs.msg = msg;
+    if (!keys) {
         free(m);
         c->oom = true;
         return;
     }
-    c->errs.msg = msg;
+    c->err_key = keys;
+    c->err_key[c->errs.n] = key;
     c->errs.msg[c->errs.n++] = m;
+}
+
+static void push_msg(ctx_t *c, char *m)
+{
+    push_msg_at(c, m, 0);
+}
+
+typedef struct {
+    long key;   /* position key */
+    size_t idx; /* discovery order, for a stable sort */
+    char *msg;  /* the message */
+} err_ord_t;
+
+static int err_cmp(const void *a, const void *b)
+{
+    const err_ord_t *x = a, *y = b;
+    if (x->key != y->key)
+        return x->key < y->key ? -1 : 1;
+    return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+/* Errors in file order (--set and file-wide ones first), ties in discovery order. */
+static void sort_errors(ctx_t *c)
+{
+    err_ord_t *o = c->errs.n > 1 ? malloc(c->errs.n * sizeof *o) : NULL;
+    if (!o)
+        return; /* discovery order is still a correct report */
+    for (size_t k = 0; k < c->errs.n; k++)
+        o[k] = (err_ord_t){c->err_key[k], k, c->errs.msg[k]};
+    qsort(o, c->errs.n, sizeof *o, err_cmp);
+    for (size_t k = 0; k < c->errs.n; k++)
+        c->errs.msg[k] = o[k].msg;
+    free(o);
 }
 
 static bool under(const char *path, const char *anchor)
@@ -74,12 +112,12 @@ static bool under(const char *path, const char *anchor)
     return strncmp(path, anchor, n) == 0 && (path[n] == '\0' || path[n] == '.' || path[n] == '[');
 }
 
-static void locate(ctx_t *c, const char *path, bool at_key, char *loc, size_t len)
+static long locate(ctx_t *c, const char *path, bool at_key, char *loc, size_t len)
 {
     for (size_t k = c->n_sets; k-- > 0;) {
         if (c->sets[k].anchor && under(path, c->sets[k].anchor)) {
             snprintf(loc, len, "--set %s", c->sets[k].arg);
-            return;
+            return 0;
         }
     }
     if (c->text && !c->pos_tried) {
@@ -87,10 +125,12 @@ static void locate(ctx_t *c, const char *path, bool at_key, char *loc, size_t le
         c->pos_tried = true;
     }
     int line = 0, col = 0;
-    if (c->pos && sf_posidx_find(c->pos, path, at_key, &line, &col) >= 0)
+    if (c->pos && sf_posidx_find(c->pos, path, at_key, &line, &col) >= 0) {
         snprintf(loc, len, "%s:%d:%d", c->file, line, col);
-    else
-        snprintf(loc, len, "%s", c->file);
+        return (long)line * (1L << 20) + col;
+    }
+    snprintf(loc, len, "%s", c->file);
+    return 0;
 }
 
 /* Record "location: path: message". at_key locates an object member by its key (for
@@ -99,7 +139,7 @@ __attribute__((format(printf, 4, 5))) static void errf(ctx_t *c, const char *pat
                                                        const char *fmt, ...)
 {
     char loc[PATH_LEN + 64], msg[1024];
-    locate(c, path, at_key, loc, sizeof loc);
+    long key = locate(c, path, at_key, loc, sizeof loc);
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
@@ -114,7 +154,7 @@ __attribute__((format(printf, 4, 5))) static void errf(ctx_t *c, const char *pat
             if ((unsigned char)*t < 0x20)
                 *t = '?';
     }
-    push_msg(c, m);
+    push_msg_at(c, m, key);
 }
 
 /* out = parent + sep + tail, truncated to PATH_LEN; out may be parent (append). */
@@ -2417,6 +2457,8 @@ sf_scenario_t *sf_scenario_load(const char *file, const char *const *sets, size_
 done:
     if (c.oom)
         push_msg(&c, strdup("out of memory"));
+    sort_errors(&c);
+    free(c.err_key);
     json_decref(root);
     sf_posidx_destroy(&c.pos);
     for (size_t k = 0; c.sets && k < c.n_sets; k++)

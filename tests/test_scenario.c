@@ -333,6 +333,26 @@ Test(scenario, every_error_not_just_the_first)
     cr_assert_null(sf_scenario_load(SINGLE, sets, 3, NULL));
 }
 
+/* Errors come in file order, whatever order the checks ran in. */
+Test(scenario, errors_in_file_order)
+{
+    const char *file = SIGFLOW_TESTDATA "/multi/two_faults.json";
+    FILE *f = fopen(SIGFLOW_TESTDATA "/multi/two_faults.expect", "r");
+    cr_assert_not_null(f);
+    char want[2][1024], line[512];
+    for (int k = 0; k < 2; k++) {
+        cr_assert_not_null(fgets(line, sizeof line, f));
+        line[strcspn(line, "\n")] = '\0';
+        snprintf(want[k], sizeof want[k], "%s:%s", file, line);
+    }
+    fclose(f);
+    sf_errors_t errs = load_bad(file, NULL, 0);
+    cr_assert_eq(errs.n, 2);
+    cr_assert_str_eq(errs.msg[0], want[0]);
+    cr_assert_str_eq(errs.msg[1], want[1]);
+    sf_errors_clear(&errs);
+}
+
 Test(scenario, unreadable_file)
 {
     sf_errors_t errs = load_bad(SIGFLOW_TESTDATA "/no-such-file.json", NULL, 0);

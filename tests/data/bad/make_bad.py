@@ -138,6 +138,22 @@ case("barrier_order", "C", '"rings": [[1, 2, 4], [5, 6, 8]]', '"rings": [[1, 2, 
      "phase 5 (barriers[0]) is served after phase 8 (barriers[1]): every ring must serve the barrier "
      "groups in the order of barriers")
 
+# Two faults whose discovery order (run is checked before intersections) differs from
+# their file order: the report must list them in file order.
+text = BASE["S"]
+for old, new in (('"warmup_s": 300', '"warmup_s": -5'), ('"yellow_s": 3,', '"yellow_s": 2.5,')):
+    text = text.replace(old, new, 1)
+lines = []
+for mark, path, msg in (('2.5,', "intersections[0].phases[0].yellow_s", "must be >= 3 s, got 2.5"),
+                        ('-5', "run.warmup_s", "must be >= 0 s, got -5")):
+    line, col = linecol(text, text.find(mark))
+    lines.append("%d:%d: %s: %s" % (line, col, path, msg))
+os.makedirs(os.path.join(HERE, "..", "multi"), exist_ok=True)
+with open(os.path.join(HERE, "..", "multi", "two_faults.json"), "w", encoding="utf-8") as f:
+    f.write(text)
+with open(os.path.join(HERE, "..", "multi", "two_faults.expect"), "w", encoding="utf-8") as f:
+    f.write("\n".join(lines) + "\n")
+
 for name, text, expect in CASES:
     with open(os.path.join(HERE, name + ".json"), "w", encoding="utf-8") as f:
         f.write(text)
