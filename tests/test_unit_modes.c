@@ -300,3 +300,75 @@ Test(modes, actuated_dual_ring_concurrency_and_dual_entry)
     cr_expect_eq(st->sg_lamp[V2], SF_LAMP_GREEN);
     sf_unit_destroy(&u);
 }
+
+/* Fixed force-offs give a phase that starts early (its predecessor skipped) the time up
+ * to its fixed force-off point; floating ones never more than its split. */
+static int side_green(sf_force_mode_t fm)
+{
+    sf_intersection_t ix;
+    fx_nema(&ix);
+    ix.plans[0].force_mode = fm;
+    sf_unit_config_t c = fx_cfg(&ix, SF_UMODE_COORDINATED);
+    sf_unit_t *u = sf_unit_new(&ix, &c);
+    cr_assert_not_null(u);
+    cr_assert_eq(sf_unit_set_clock(u, 0), 0);
+    uint32_t tod = 0;
+    int g = -1;
+    for (int cyc = 0; cyc < 12; cyc++) {
+        /* cars always waiting on 4 and 8 (detectors 3 and 7), nothing on 1, 3, 5, 7 */
+        sf_unit_set_detectors(u, (1u << 3) | (1u << 7));
+        int n = 0;
+        while (sf_unit_status(u)->sg_lamp[V4] != SF_LAMP_GREEN && n++ < 3000) {
+            tod++;
+            sf_unit_set_clock(u, tod);
+            sf_unit_tick(u);
+        }
+        cr_expect_eq(sf_unit_status(u)->sg_lamp[V3], SF_LAMP_RED);
+        g = 0;
+        while (sf_unit_status(u)->sg_lamp[V4] == SF_LAMP_GREEN && g < 3000) {
+            tod++;
+            sf_unit_set_clock(u, tod);
+            sf_unit_tick(u);
+            g++;
+        }
+    }
+    sf_unit_destroy(&u);
+    return g;
+}
+
+Test(modes, fixed_and_floating_force_offs)
+{
+    /* group 2 starts at 50 s of the 100 s lap; 4's force-off is at 50 + 15 + 35 - 6 =
+     * 94 s; skipping 3 it starts right at the barrier: fixed -> 44 s, floating -> its
+     * own split less clearance, 29 s */
+    cr_expect_eq(side_green(SF_FORCE_FIXED), 440);
+    cr_expect_eq(side_green(SF_FORCE_FLOATING), 290);
+}
+
+Test(modes, corridor_asset_coordinates)
+{
+    sf_errors_t errs = {0};
+    sf_scenario_t *sc =
+        sf_scenario_load(SIGFLOW_ASSETS "/scenarios/xiantao-corridor.json", NULL, 0, &errs);
+    cr_assert_not_null(sc, "%s", errs.n ? errs.msg[0] : "?");
+    for (uint32_t i = 0; i < sc->n_intersections; i++) {
+        const sf_intersection_t *ix = &sc->intersections[i];
+        sf_unit_config_t c = fx_cfg(ix, SF_UMODE_COORDINATED);
+        sf_unit_t *u = sf_unit_new(ix, &c);
+        cr_assert_not_null(u, "%s", ix->id);
+        const sf_unit_status_t *st = sf_unit_status(u);
+        for (int t = 0; t < 12000; t++) {
+            sf_unit_set_clock(u, 252000u + (uint32_t)t);
+            sf_unit_tick(u);
+        }
+        cr_expect_eq(st->control_mode, SF_CM_CENTRE_COORDINATED, "%s", ix->id);
+        cr_expect(st->coord_in_sync, "%s not in sync after 20 min", ix->id);
+        cr_expect(!st->fault_latched);
+        /* cycle timer = time of day - offset (sync at midnight) */
+        uint32_t want = (252000u + 11999u + st->cycle_ds * 100u - st->offset_ds) % st->cycle_ds;
+        cr_expect_eq(st->cycle_timer_ds, want, "%s cycle timer %u, want %u", ix->id,
+                     st->cycle_timer_ds, want);
+        sf_unit_destroy(&u);
+    }
+    sf_scenario_destroy(&sc);
+}
