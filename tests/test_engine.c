@@ -391,3 +391,41 @@ Test(engine, detector_counts_volume_and_occupancy)
     cr_expect_eq(st->det_occupancy[1], 1000);
     sf_unit_destroy(&u);
 }
+
+Test(engine, status_groups_and_remaining_time)
+{
+    sf_unit_t *u = single_unit(SF_UMODE_FIXED);
+    const sf_unit_status_t *st = sf_unit_status(u);
+    cr_assert_gt(fx_until(u, A2, SF_LAMP_GREEN, 2000), 0);
+    /* bit i = phase number i + 1: phase 2 = 0x2, phase 4 = 0x8 */
+    cr_expect_eq(st->greens, 0x2);
+    cr_expect_eq(st->reds, 0x8);
+    cr_expect_eq(st->yellows, 0);
+    cr_expect_eq(st->phase_on, 0x2);
+    cr_expect_eq(st->phase_next, 0x8);
+    cr_expect_eq(st->walks, 0x2);
+    cr_expect_eq(st->dont_walks, 0x8);
+    cr_expect_eq(st->active_plan, 1);
+    cr_expect_eq(st->cycle_ds, 600);
+    /* countdowns: green 25 s, walk 7 s, then each tick one less */
+    cr_expect_eq(st->sg_remaining_ds[A2], 250);
+    cr_expect_eq(st->sg_remaining_ds[P2], 70);
+    for (int i = 0; i < 100; i++)
+        sf_unit_tick(u);
+    cr_expect_eq(st->sg_remaining_ds[A2], 150);
+    cr_expect_eq(st->sg_lamp[P2], SF_LAMP_RED_FLASH);
+    cr_expect_eq(st->sg_remaining_ds[P2], 150 - 30);
+    cr_expect_eq(st->ped_clears, 0x2);
+    while (st->sg_lamp[A2] == SF_LAMP_GREEN)
+        sf_unit_tick(u);
+    cr_expect_eq(st->yellows, 0x2);
+    cr_expect_eq(st->sg_remaining_ds[A2], 30);
+    /* a detector on phase 4 while it is red places a locked vehicle call */
+    sf_unit_set_detectors(u, 2u);
+    sf_unit_tick(u);
+    sf_unit_set_detectors(u, 0);
+    sf_unit_tick(u);
+    cr_expect_eq(st->veh_calls & 0x8, 0x8);
+    cr_expect_eq(st->det_presence, 0);
+    sf_unit_destroy(&u);
+}

@@ -979,12 +979,20 @@ void sf_engine_refresh_status(sf_unit_t *u)
         else if (phase(u, p)->walk_ds)
             dw |= pbit(p);
     }
-    if (u->state == ST_RUN)
+    if (u->state == ST_RUN) {
+        /* next: in the group, else the first in service of the following groups */
+        uint8_t save = u->group;
         for (uint8_t r = 0; r < ix->n_rings; r++) {
             int k = next_in_group(u, r, u->ring[r].k);
+            for (uint8_t j = 1; k < 0 && j < u->n_groups; j++) {
+                u->group = (uint8_t)((save + j) % u->n_groups);
+                k = next_in_group(u, r, -1);
+            }
             if (k >= 0)
                 next |= pbit(u->rg_ph[r][u->group][k]);
+            u->group = save;
         }
+    }
     st->reds = sf_unit_mask_to_no(u, reds);
     st->yellows = sf_unit_mask_to_no(u, yel);
     st->greens = sf_unit_mask_to_no(u, grn);
