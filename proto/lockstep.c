@@ -213,11 +213,11 @@ void sf_clock_destroy(sf_clock_t **self_p)
     *self_p = NULL;
 }
 
-static int send_welcome(sf_clock_t *self, const Sfbus__Hello *h, const char *refused)
+static int send_welcome(sf_clock_t *self, const char *name, uint64_t instance, const char *refused)
 {
     Sfbus__Welcome w = SFBUS__WELCOME__INIT;
-    w.name = h->name;
-    w.instance = h->instance;
+    w.name = (char *)name;
+    w.instance = instance;
     w.step_ds = self->step_ds;
     w.start_k = self->started ? self->k : self->start_k;
     w.scenario = self->scenario;
@@ -241,7 +241,7 @@ static void refuse(sf_clock_t *self, const Sfbus__Hello *h, const char *fmt, ...
     vsnprintf(reason, sizeof reason, fmt, ap);
     va_end(ap);
     self->stats.refused++;
-    send_welcome(self, h, reason);
+    send_welcome(self, h->name, h->instance, reason);
 }
 
 static void handle_hello(sf_clock_t *self, const Sfbus__Hello *h)
@@ -263,7 +263,7 @@ static void handle_hello(sf_clock_t *self, const Sfbus__Hello *h)
         if (h->welcomed)
             p->acked = true;
         else
-            send_welcome(self, h, NULL); /* our Welcome was lost: say it again */
+            send_welcome(self, h->name, h->instance, NULL); /* it was lost: again */
         return;
     }
     if (h->lockstep) {
@@ -294,7 +294,7 @@ static void handle_hello(sf_clock_t *self, const Sfbus__Hello *h)
     p->pid = h->pid;
     p->lockstep = h->lockstep;
     p->acked = h->welcomed; /* a repeated acknowledgement after a clock restart */
-    send_welcome(self, h, NULL);
+    send_welcome(self, h->name, h->instance, NULL);
 }
 
 static void handle_done(sf_clock_t *self, const Sfbus__Done *d)
@@ -423,6 +423,7 @@ int sf_clock_register(sf_clock_t *self, sf_lockstep_msg_fn on_msg, void *arg)
         return -1;
     }
     int64_t deadline = now_ns() + (int64_t)(self->register_timeout_s * (double)NS_PER_S);
+    int64_t next_rewelcome = now_ns() + SF_LOCKSTEP_RETRY_MS * NS_PER_MS;
     self->err[0] = '\0';
     for (;;) {
         if (drain_clock(self, on_msg, arg) != 0)
@@ -457,7 +458,21 @@ int sf_clock_register(sf_clock_t *self, sf_lockstep_msg_fn on_msg, void *arg)
             errno = SF_BUS_ETIMEOUT;
             return -1;
         }
-        if (wait_once(self, deadline, false) < 0)
+        /* A participant welcomed but silent since may have lost its Welcome after
+         * registering it in flight, or we lost its acknowledgement: repeat the Welcome
+         * (it answers every Welcome with an acknowledgement). */
+        int64_t now = now_ns();
+        if (now >= next_rewelcome) {
+            next_rewelcome = now + SF_LOCKSTEP_RETRY_MS * NS_PER_MS;
+            for (size_t i = 0; i < self->n_peers; i++)
+                if (self->peers[i].lockstep && !self->peers[i].acked)
+                    send_welcome(self, self->peers[i].name, self->peers[i].instance, NULL);
+        }
+        if (wait_once(self,
+                      now + SF_LOCKSTEP_RETRY_MS * NS_PER_MS < deadline
+                          ? now + SF_LOCKSTEP_RETRY_MS * NS_PER_MS
+                          : deadline,
+                      false) < 0)
             return -1;
     }
     self->started = true;

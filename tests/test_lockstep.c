@@ -625,3 +625,45 @@ Test(lockstep, bad_configurations_are_refused)
     cr_assert_eq(sf_participant_step(NULL, 1.0, NULL, NULL, NULL), -1);
     zmq_ctx_term(ctx);
 }
+
+Test(lockstep, name_clash_is_refused_without_disturbing_the_first)
+{
+    void *ctx = zmq_ctx_new();
+    sf_bus_forwarder_t *fw = sf_bus_forwarder_new(ctx, EPH, EPH, 0);
+    const char *pe = sf_bus_forwarder_pub_endpoint(fw), *se = sf_bus_forwarder_sub_endpoint(fw);
+    const char *names[] = {"units", "controller"};
+    sf_clock_config_t cfg = clock_cfg(2, names);
+    sf_clock_t *clk = sf_clock_new(ctx, pe, se, &cfg);
+    part_t a, twin, c;
+    pthread_t ta, tt, tc;
+    part_init(&a, ctx, pe, se, "units");
+    part_init(&twin, ctx, pe, se, "units"); /* same name, another object */
+    part_init(&c, ctx, pe, se, "controller");
+    cr_assert_eq(pthread_create(&ta, NULL, participant_main, &a), 0);
+    /* Registration of "units" first, then its twin, then the controller. */
+    for (int i = 0; sf_clock_done_count(clk, "units") < 0; i++) {
+        cr_assert_lt(i, 1000, "'units' never registered");
+        cr_assert_eq(sf_clock_poll(clk, 20, NULL, NULL), 0);
+    }
+    cr_assert_eq(pthread_create(&tt, NULL, participant_main, &twin), 0);
+    while (!atomic_load(&twin.finished))
+        cr_assert_eq(sf_clock_poll(clk, 20, NULL, NULL), 0);
+    pthread_join(tt, NULL);
+    cr_assert_eq(twin.reg_errno, SF_BUS_EREFUSED);
+    cr_assert(strstr(twin.reg_err, "name 'units' is already registered (pid ") != NULL, "%s",
+              twin.reg_err);
+    cr_assert_eq(pthread_create(&tc, NULL, participant_main, &c), 0);
+    cr_assert_eq(sf_clock_register(clk, NULL, NULL), 0, "%s", sf_clock_error(clk));
+    for (int k = 0; k < 10; k++)
+        cr_assert_eq(sf_clock_step(clk, NULL, NULL), 0, "%s", sf_clock_error(clk));
+    cr_assert_eq(sf_clock_bye(clk, "end of run"), 0);
+    pthread_join(ta, NULL);
+    pthread_join(tc, NULL);
+    /* The first "units" saw the refusal addressed to its name and ignored it. */
+    cr_assert_eq(a.reg_rc, 0, "%s", a.reg_err);
+    cr_assert_eq(a.steps, 10);
+    cr_assert_eq(a.end_rc, 0);
+    sf_clock_destroy(&clk);
+    sf_bus_forwarder_destroy(&fw);
+    zmq_ctx_term(ctx);
+}
