@@ -432,10 +432,24 @@ int sf_master_queue_plan(sf_master_t *m, size_t u, const sf_intersection_t *ix, 
     req_t *r = new_slot(m, u);
     make_write16(r, addr, v, qty);
     int h = handle_of(m, u, r);
-    uint16_t sel = p->id;
-    sf_master_queue_write(m, u, SF_R_PLAN_RD_SELECT, 0, &sel, 1);
-    queue_read(m, u, SF_R_PLAN_RD_NUMBER, SF_R_PLAN_DL_ERROR, K_PLAN_RD);
+    sf_master_queue_plan_read(m, u, p->id);
     return h;
+}
+
+int sf_master_queue_plan_read(sf_master_t *m, size_t u, uint8_t plan_no)
+{
+    if (!m || u >= m->n || plan_no < 1 || plan_no > SF_MAX_PLANS) {
+        errno = EINVAL;
+        return -1;
+    }
+    fresh(&m->u[u]);
+    if (m->u[u].n_req + 2 > SF_MASTER_MAX_REQ + 1) {
+        errno = ENOSPC;
+        return -1;
+    }
+    uint16_t sel = plan_no;
+    sf_master_queue_write(m, u, SF_R_PLAN_RD_SELECT, 0, &sel, 1);
+    return queue_read(m, u, SF_R_PLAN_RD_NUMBER, SF_R_PLAN_DL_ERROR, K_PLAN_RD);
 }
 
 sf_mreq_outcome_t sf_master_outcome(const sf_master_t *m, size_t u, int handle)

@@ -159,6 +159,10 @@ int sf_master_queue_poll(sf_master_t *m, size_t u, uint16_t hb, unsigned what);
  * read-back lands in sf_master_state()->plan_rd) or -1 (EINVAL, ENOSPC). */
 int sf_master_queue_plan(sf_master_t *m, size_t u, const sf_intersection_t *ix, const sf_plan_t *p);
 
+/* Queue a read-back of plan plan_no (plan_rd_select, then plan_rd_* into
+ * sf_master_state()->plan_rd). Returns the handle of the read, or -1 (EINVAL, ENOSPC). */
+int sf_master_queue_plan_read(sf_master_t *m, size_t u, uint8_t plan_no);
+
 /* Run everything queued on every unit as one pipelined round ending by now + the round
  * timeout; updates states and health at now_ds (0.1 s, the caller's clock). Units with
  * nothing queued are not touched. Returns the number of units that answered every

@@ -6,6 +6,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <jansson.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include "controller.h"
+#include "greenwave.h"
 #include "host.h"
 #include "scenario.h"
 
@@ -26,6 +28,7 @@ typedef struct {
     atomic_bool stop;              /* end it */
     atomic_uint_fast64_t target;   /* ticks the units should have made */
     atomic_uint_fast64_t presence; /* detector presence applied to unit 0 before each tick */
+    atomic_uint_fast64_t pulses;   /* detectors occupied 1 s of every 2 s (a vehicle each) */
     pthread_mutex_t mu;            /* guards done */
     pthread_cond_t cv;             /* signalled when done changes */
     uint64_t done;                 /* ticks made */
@@ -41,7 +44,8 @@ static void *serve(void *arg)
         if (done == want)
             continue;
         for (; done < want; done++) {
-            sf_unit_set_detectors(sf_host_unit(t->h, 0), atomic_load(&t->presence));
+            uint64_t pulse = done % 20 < 10 ? atomic_load(&t->pulses) : 0;
+            sf_unit_set_detectors(sf_host_unit(t->h, 0), atomic_load(&t->presence) | pulse);
             sf_host_tick(t->h);
         }
         pthread_mutex_lock(&t->mu);
@@ -85,6 +89,7 @@ static void start_units(host_thread_t *t, const sf_scenario_t *sc, sf_endpoint_t
         sf_unit_config_from_control(&uc, &sc->control);
         uc.startup_flash_ds = 10; /* 1 s flash and 1 s all-red: short tests */
         uc.startup_all_red_ds = 10;
+        uc.det_interval_ds = 200; /* detector data every 20 s */
         cr_assert_eq(sf_host_add_unit(t->h, &sc->intersections[i], &uc), (int)i, "%s",
                      strerror(errno));
         snprintf(eps[i].host, sizeof eps[i].host, "127.0.0.1");
@@ -94,6 +99,7 @@ static void start_units(host_thread_t *t, const sf_scenario_t *sc, sf_endpoint_t
     atomic_store(&t->stop, false);
     atomic_store(&t->target, 0);
     atomic_store(&t->presence, 0);
+    atomic_store(&t->pulses, 0);
     t->done = 0;
     pthread_mutex_init(&t->mu, NULL);
     pthread_cond_init(&t->cv, NULL);
@@ -370,5 +376,121 @@ Test(controller, max_pressure_follows_the_demand)
     cr_assert_geq(green4, 30, "phase 4 green in only %d of 60 polls", green4);
     sf_controller_destroy(&c);
     stop_units(&t);
+    sf_scenario_destroy(&sc);
+}
+
+typedef struct {
+    int steps;    /* scats_step lines */
+    int verified; /* plan_verified lines of an adaptive plan */
+} ad_lines_t;
+
+static void ad_line(void *ctx, const char *line)
+{
+    ad_lines_t *l = ctx;
+    l->steps += strstr(line, "\"scats_step\"") != NULL;
+    l->verified += strstr(line, "\"plan_verified\"") && strstr(line, "\"adaptive\":true");
+}
+
+/* SCATS-like: heavy counts on phase 2's detectors only: the controller downloads an
+ * adapted plan (spare plan number), verifies it, selects it, and phase 2 gets more green. */
+Test(controller, adaptive_gives_green_to_the_loaded_phase)
+{
+    const char *sets[] = {"control.strategy=adaptive"};
+    sf_scenario_t *sc = load("single.json", sets, 1);
+    const sf_intersection_t *ix = &sc->intersections[0];
+    int p2 = -1;
+    for (uint8_t p = 0; p < ix->n_phases; p++)
+        if (ix->phases[p].id == 2)
+            p2 = p;
+    uint64_t det2 = 0;
+    for (uint8_t d = 0; d < ix->n_det; d++)
+        if (ix->det[d].phase_mask & (1u << p2))
+            det2 |= (uint64_t)1 << d;
+    cr_assert(det2);
+    sf_endpoint_t eps[1];
+    host_thread_t t;
+    const uint32_t tod0 = 7 * 36000;
+    start_units(&t, sc, eps, tod0);
+    atomic_store(&t.pulses, det2);
+    ad_lines_t lines = {0};
+    sf_controller_opts_t o;
+    sf_controller_opts_default(&o);
+    o.round_timeout_ms = 1000;
+    o.sink = ad_line;
+    o.sink_ctx = &lines;
+    sf_controller_t *c = sf_controller_new(sc, eps, &o, NULL, 0);
+    cr_assert_not_null(c);
+    const sf_unit_state_t *st = sf_master_state(sf_controller_master(c), 0);
+    uint64_t k = 0;
+    for (; k < 6000 && !(st->active_plan >= 15); k++)
+        cr_assert_eq(step(&t, c, k, tod0), 0);
+    cr_assert_geq(lines.steps, 1, "no adaptation step");
+    cr_assert_geq(lines.verified, 1, "adapted plan not verified");
+    cr_assert_geq(st->active_plan, 15, "adapted plan not running (plan %u)", st->active_plan);
+    uint8_t adapted = (uint8_t)st->active_plan;
+    sf_controller_destroy(&c);
+    /* Read both plans back from the unit: phase 2 got a larger share of the cycle. */
+    sf_master_t *m = sf_master_new(1, eps, NULL, NULL);
+    cr_assert_not_null(m);
+    double share[2];
+    const uint8_t plans[2] = {1, adapted};
+    for (int j = 0; j < 2; j++) {
+        int h = sf_master_queue_plan_read(m, 0, plans[j]);
+        cr_assert_geq(h, 0);
+        cr_assert_eq(sf_master_run(m, j), 1);
+        const sf_plan_t *rd = &sf_master_state(m, 0)->plan_rd;
+        cr_assert_eq(rd->id, plans[j]);
+        share[j] = (double)rd->split_ds[2 - 1] / rd->cycle_ds;
+    }
+    cr_assert_gt(share[1], share[0], "phase 2 share %.3f -> %.3f", share[0], share[1]);
+    sf_master_destroy(&m);
+    stop_units(&t);
+    sf_scenario_destroy(&sc);
+}
+
+/* --greenwave: the coordinated plans run the optimiser's offsets, whose bandwidth is at
+ * least that of the scenario's own offsets. */
+Test(controller, greenwave_offsets_from_the_optimiser)
+{
+    sf_scenario_t *sc = load("xiantao-corridor.json", NULL, 0);
+    sf_endpoint_t eps[64];
+    for (uint32_t i = 0; i < sc->n_intersections; i++) {
+        snprintf(eps[i].host, sizeof eps[i].host, "127.0.0.1");
+        eps[i].port = (uint16_t)(1 + i); /* never contacted: the test makes no step */
+    }
+    sf_controller_opts_t o;
+    sf_controller_opts_default(&o);
+    o.greenwave = true;
+    char err[200] = "";
+    sf_controller_t *c = sf_controller_new(sc, eps, &o, err, sizeof err);
+    cr_assert_not_null(c, "%s", err);
+    sf_gw_source_t src = {.plan_id = 0, .speed_mps = 0, .line_idx = -1};
+    sf_gw_corridor_t cor;
+    uint32_t node_ix[SF_GW_MAX_NODES];
+    uint8_t plan_idx[SF_GW_MAX_NODES];
+    cr_assert_eq(sf_gw_from_scenario(sc, &src, &cor, node_ix, plan_idx, err, sizeof err), 0, "%s",
+                 err);
+    double applied[SF_GW_MAX_NODES], scen[SF_GW_MAX_NODES];
+    for (uint32_t j = 0; j < cor.n; j++) {
+        const sf_plan_t *p = &sc->intersections[node_ix[j]].plans[plan_idx[j]];
+        int off = sf_controller_offset(c, node_ix[j], p->id);
+        cr_assert_geq(off, 0);
+        cr_assert_lt(off, p->cycle_ds);
+        applied[j] = off / 10.0;
+        scen[j] = p->offset_ds / 10.0;
+    }
+    /* Only relative offsets matter: shift both so node 0 is at 0. */
+    for (uint32_t j = cor.n; j-- > 0;) {
+        applied[j] = fmod(applied[j] - applied[0] + 10 * cor.cycle_s, cor.cycle_s);
+        scen[j] = fmod(scen[j] - scen[0] + 10 * cor.cycle_s, cor.cycle_s);
+    }
+    sf_gw_band_t b_applied, b_scen;
+    cr_assert_eq(sf_gw_bandwidth(&cor, applied, &b_applied), 0);
+    cr_assert_eq(sf_gw_bandwidth(&cor, scen, &b_scen), 0);
+    cr_assert_geq(b_applied.b_out_s + b_applied.b_in_s + 0.2, b_scen.b_out_s + b_scen.b_in_s,
+                  "optimised %.1f + %.1f s vs scenario %.1f + %.1f s", b_applied.b_out_s,
+                  b_applied.b_in_s, b_scen.b_out_s, b_scen.b_in_s);
+    cr_assert_gt(b_applied.b_out_s + b_applied.b_in_s, 0);
+    sf_controller_destroy(&c);
     sf_scenario_destroy(&sc);
 }
