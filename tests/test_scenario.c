@@ -120,6 +120,73 @@ Test(scenario, single_loads_with_its_facts)
     sf_scenario_destroy(&sc); /* safe twice */
 }
 
+/* A file with only the required fields gets every documented default (SCENARIO.md). */
+Test(scenario, documented_defaults)
+{
+    sf_scenario_t *sc = load_ok(SIGFLOW_TESTDATA "/minimal.json", NULL, 0);
+    const sf_intersection_t *ix = &sc->intersections[0];
+    const sf_phase_t *ph = &ix->phases[0];
+    cr_assert_eq(ph->ring, 1);
+    cr_assert_eq(ph->passage_ds, 30);
+    cr_assert_eq(ph->max1_ds, 400);
+    cr_assert_eq(ph->max2_ds, 600);
+    cr_assert_eq(ph->yellow_ds, 30);
+    cr_assert_eq(ph->red_clear_ds, 20);
+    cr_assert_eq(ph->walk_ds, 0);
+    cr_assert_eq(ph->ped_clear_ds, 0);
+    cr_assert_eq(ph->recall, SF_RECALL_NONE);
+    cr_assert_str_eq(ix->name, "");
+    cr_assert_eq(ix->n_schedule, 0);
+    cr_assert_eq(ix->local_plan_idx, 0);
+    cr_assert_eq(ix->n_det, 0);
+    cr_assert_eq(ix->strategy, SF_STRAT_FIXED);
+    cr_assert_str_eq(ix->unit_host, "");
+    cr_assert_eq(ix->unit_port, 0);
+    cr_assert_eq(ix->plans[0].offset_ds, 0);
+    cr_assert_eq(ix->plans[0].force_mode, SF_FORCE_FIXED);
+    cr_assert_eq(ix->plans[0].coord_phase_mask, 0);
+    cr_assert_eq(ix->plans[0].split_mode[0], SF_SPLIT_NONE);
+    const sf_link_t *in = &sc->links[0], *out = &sc->links[1];
+    cr_assert_float_eq(in->length_m, 250.0f, 1e-3f);
+    cr_assert_float_eq(out->length_m, 250.0f, 1e-3f); /* 3-4-5: 200 east, 150 north */
+    cr_assert_float_eq(in->speed_mps, 50.0f / 3.6f, 1e-4f);
+    cr_assert_float_eq(in->lanes[0].bay_m, 0.0f, 0.0f);
+    cr_assert_float_eq(in->turn_ratio[SF_TURN_THROUGH], 1.0f, 0.0f);
+    cr_assert_float_eq(in->turn_ratio[SF_TURN_LEFT], 0.0f, 0.0f);
+    cr_assert_float_eq(out->turn_ratio[SF_TURN_THROUGH], 1.0f, 0.0f);
+    cr_assert_eq(sc->demand.n_entries, 0);
+    cr_assert_eq(sc->demand.slice_s, 900);
+    cr_assert_float_eq(sc->demand.vtype[SF_VEH_TRUCK].length_m, 12.0f, 0.0f);
+    cr_assert_float_eq(sc->demand.vtype[SF_VEH_BUS].t_s, 1.5f, 1e-6f);
+    cr_assert_eq(sc->n_lines, 0);
+    const sf_control_t *ct = &sc->control;
+    cr_assert_eq(ct->strategy, SF_STRAT_FIXED);
+    cr_assert_not(ct->priority.enabled);
+    cr_assert_float_eq(ct->priority.lateness_threshold_s, 60.0f, 0.0f);
+    cr_assert_float_eq(ct->priority.checkin_distance_m, 150.0f, 0.0f);
+    cr_assert_float_eq(ct->priority.max_extension_s, 15.0f, 0.0f);
+    cr_assert_float_eq(ct->priority.max_early_green_s, 15.0f, 0.0f);
+    cr_assert_float_eq(ct->priority.lockout_s, 120.0f, 0.0f);
+    cr_assert_float_eq(ct->poll_period_s, 1.0f, 0.0f);
+    cr_assert_float_eq(ct->heartbeat_timeout_s, 5.0f, 0.0f);
+    cr_assert_float_eq(ct->adaptive_min_cycle_s, 60.0f, 0.0f);
+    cr_assert_float_eq(ct->adaptive_max_cycle_s, 150.0f, 0.0f);
+    const sf_run_t *run = &sc->run;
+    cr_assert_float_eq(run->duration_s, 3600.0, 0.0);
+    cr_assert_float_eq(run->warmup_s, 0.0, 0.0);
+    cr_assert_float_eq(run->step_s, 0.1, 1e-15);
+    cr_assert_eq(run->seed, 1);
+    cr_assert_eq(run->mode, SF_MODE_LOCKSTEP);
+    cr_assert_float_eq(run->speed_factor, 1.0, 0.0);
+    cr_assert_eq(run->start_tod_s, 7 * 3600);
+    cr_assert_float_eq(run->snapshot_hz, 10.0, 0.0);
+    cr_assert_float_eq(run->step_timeout_s, 10.0, 0.0);
+    cr_assert_str_eq(run->bus_endpoint, "");
+    cr_assert_str_eq(run->modbus_listen, "127.0.0.1");
+    cr_assert_eq(run->modbus_base_port, 0);
+    sf_scenario_destroy(&sc);
+}
+
 /* Arterial through v/c of one approach under plan 1, as SCENARIO.md computes it. */
 static double vc(const sf_scenario_t *sc, const char *ix_id, const char *link_id)
 {
