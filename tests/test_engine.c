@@ -429,3 +429,28 @@ Test(engine, status_groups_and_remaining_time)
     cr_expect_eq(st->det_presence, 0);
     sf_unit_destroy(&u);
 }
+
+Test(engine, check_out_before_service_cancels)
+{
+    sf_unit_t *u = single_unit(SF_UMODE_FIXED);
+    const sf_unit_status_t *st = sf_unit_status(u);
+    cr_assert_gt(fx_until(u, A2, SF_LAMP_GREEN, 2000), 0);
+    sf_prio_request_t rq = {
+        .id = 11, .level = 3, .phase_no = 4, .eta_ds = 400, .action = SF_PRIO_CHECK_IN};
+    cr_assert_eq(sf_unit_priority(u, &rq), 0);
+    cr_expect_eq(st->prio[0].state, SF_PRIO_QUEUED);
+    for (int i = 0; i < 50; i++)
+        sf_unit_tick(u);
+    cr_expect_eq(st->prio[0].state, SF_PRIO_ACTIVE);
+    cr_expect_eq(st->prio[0].eta_ds, 350);
+    /* the bus turns away: the early green is cancelled and 2 keeps its full split */
+    rq.action = SF_PRIO_CHECK_OUT;
+    cr_assert_eq(sf_unit_priority(u, &rq), 0);
+    cr_expect_eq(st->prio[0].state, SF_PRIO_CANCELLED);
+    cr_expect_eq(50 + fx_while(u, A2, SF_LAMP_GREEN, 1000), 250);
+    /* a second check-out of the same id is an error */
+    errno = 0;
+    cr_expect_eq(sf_unit_priority(u, &rq), -1);
+    cr_expect_eq(errno, EINVAL);
+    sf_unit_destroy(&u);
+}

@@ -131,7 +131,8 @@ typedef struct {
         correction_pct; /* max change of one cycle during a transition, % of cycle (default 20) */
     bool priority_enabled;       /* serve priority requests at all, default true */
     uint16_t max_extension_ds;   /* green extension limit, default 150 */
-    uint16_t max_early_green_ds; /* red truncation: a conflicting green is cut only by at most this, default 150 */
+    uint16_t max_early_green_ds; /* red truncation: a conflicting green is cut only by at most this,
+                                    default 150 */
     uint16_t lockout_ds;         /* no new grant for this long after one, default 600 */
     uint16_t det_interval_ds;    /* detector data aggregation interval, default 600 */
 } sf_unit_config_t;
@@ -215,7 +216,8 @@ typedef enum {
     SF_T_MIN_GREEN = 0, /* >= 50 (5 s), <= max1 and max2 */
     SF_T_PASSAGE = 1,   /* 0..255 */
     SF_T_MAX1 = 2,      /* >= min green, <= 2550 */
-    SF_T_MAX2 = 3,      /* >= min green, <= 2550 */
+    SF_T_MAX2 = 3,      /* >= min green, <= 2550; max 1 runs under centre control, max 2
+                           while the unit runs local (fallback or local command) */
     SF_T_YELLOW = 4,    /* 30..60 */
     SF_T_RED_CLEAR = 5, /* 0..60 */
     SF_T_WALK = 6,      /* 0..600 (0 = no pedestrian movement) */
