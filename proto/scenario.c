@@ -37,20 +37,22 @@ typedef struct {
 } set_origin_t;
 
 typedef struct {
-    const char *file;   /* as given, for messages */
-    const char *text;   /* file contents */
-    size_t len;         /* bytes */
-    sf_posidx_t *pos;   /* built at the first error that needs a position */
-    bool pos_tried;     /* building it was attempted */
-    set_origin_t *sets; /* n_sets origins, in command-line order */
-    size_t n_sets;      /* count */
-    sf_errors_t errs;   /* collected messages */
-    long *err_key;      /* per message: line * 2^20 + column; 0 = --set or no position */
-    bool oom;           /* an allocation failed: the result is an error */
-    sf_scenario_t *sc;  /* being filled */
-    const json_t **ixo; /* JSON object of each intersection (for cross-checks) */
-    bool *ix_ok;        /* intersection loaded without error */
-    bool *link_ok;      /* link's nodes resolved (else its kinds/indices mean nothing) */
+    const char *file;       /* as given, for messages */
+    const char *text;       /* file contents */
+    size_t len;             /* bytes */
+    sf_posidx_t *pos;       /* built at the first error that needs a position */
+    bool pos_tried;         /* building it was attempted */
+    set_origin_t *sets;     /* n_sets origins, in command-line order */
+    size_t n_sets;          /* count */
+    sf_errors_t errs;       /* collected messages */
+    long *err_key;          /* per message: line * 2^20 + column; 0 = --set or no position */
+    bool oom;               /* an allocation failed: the result is an error */
+    sf_scenario_t *sc;      /* being filled */
+    const json_t **ixo;     /* JSON object of each intersection (for cross-checks) */
+    bool *ix_ok;            /* intersection loaded without error */
+    bool *link_ok;          /* link's nodes resolved (else its kinds/indices mean nothing) */
+    char (*amb)[SF_ID_LEN]; /* node and link ids defined twice: a reference is ambiguous */
+    size_t n_amb;           /* count */
 } ctx_t;
 
 static void push_msg_at(ctx_t *c, char *m, long key)
@@ -104,6 +106,27 @@ static void sort_errors(ctx_t *c)
     for (size_t k = 0; k < c->errs.n; k++)
         c->errs.msg[k] = o[k].msg;
     free(o);
+}
+
+/* Remember an id defined twice, so references to it fail quietly (the duplicate is
+ * the error, not each use of it). */
+static void ambiguous(ctx_t *c, const char *kind, const char *id)
+{
+    char(*a)[SF_ID_LEN] = realloc(c->amb, (c->n_amb + 1) * sizeof *a);
+    if (!a) {
+        c->oom = true;
+        return;
+    }
+    c->amb = a;
+    snprintf(c->amb[c->n_amb++], SF_ID_LEN, "%c%s", kind[0], id);
+}
+
+static bool is_ambiguous(const ctx_t *c, const char *kind, const char *id)
+{
+    for (size_t k = 0; k < c->n_amb; k++)
+        if (c->amb[k][0] == kind[0] && strcmp(c->amb[k] + 1, id) == 0)
+            return true;
+    return false;
 }
 
 static bool under(const char *path, const char *anchor)
@@ -874,6 +897,8 @@ static int link_ref(ctx_t *c, const json_t *v, const char *path)
         errf(c, path, false, "must be a link id (string), got %s", show(v, b, sizeof b));
         return -1;
     }
+    if (is_ambiguous(c, "link", json_string_value(v)))
+        return -2; /* reported as a duplicate id */
     int k = find_link(c->sc, json_string_value(v));
     if (k < 0)
         errf(c, path, false, "unknown link %s", show(v, b, sizeof b));
@@ -955,12 +980,14 @@ static void load_boundaries(ctx_t *c, const json_t *root)
         for (size_t j = 0; j < k; j++)
             if (strcmp(c->sc->boundaries[j].id, bd->id) == 0) {
                 errf(c, q, false, "duplicate id \"%s\" (also boundaries[%zu])", bd->id, j);
+                ambiguous(c, "node", bd->id);
                 bd->id[0] = '\0';
                 break;
             }
         for (uint32_t j = 0; bd->id[0] && j < c->sc->n_intersections; j++)
             if (strcmp(c->sc->intersections[j].id, bd->id) == 0) {
                 errf(c, q, false, "duplicate id \"%s\" (also intersections[%u])", bd->id, j);
+                ambiguous(c, "node", bd->id);
                 bd->id[0] = '\0';
             }
     }
@@ -999,6 +1026,7 @@ static void intersection_ids(ctx_t *c, const json_t *root)
                 jidx(p, "intersections", k);
                 jkey(p, p, "id");
                 errf(c, p, false, "duplicate id \"%s\" (also intersections[%zu])", ix->id, j);
+                ambiguous(c, "node", ix->id);
                 ix->id[0] = '\0';
                 break;
             }
@@ -1015,6 +1043,8 @@ static bool node_ref(ctx_t *c, const json_t *v, const char *path, sf_node_kind_t
         return false;
     }
     const char *id = json_string_value(v);
+    if (is_ambiguous(c, "node", id))
+        return false; /* reported as a duplicate id */
     int k = sf_scenario_find_intersection(c->sc, id);
     if (k >= 0 && id[0]) {
         *kind = SF_NODE_INTERSECTION;
@@ -1201,6 +1231,7 @@ static void load_links(ctx_t *c, const json_t *root)
             jidx(p, "links", k);
             jkey(p, p, "id");
             errf(c, p, false, "duplicate id \"%s\" (also links[%d])", s, j);
+            ambiguous(c, "link", s);
             continue;
         }
         snprintf(sc->links[k].id, SF_ID_LEN, "%s", s);
@@ -2467,6 +2498,7 @@ done:
     free(c.ixo);
     free(c.ix_ok);
     free(c.link_ok);
+    free(c.amb);
     free(text);
     if (c.errs.n > 0 || c.oom) {
         sf_scenario_destroy(&sc);

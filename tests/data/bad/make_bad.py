@@ -127,6 +127,12 @@ case("warmup_ge_duration", "S", '"warmup_s": 300', '"warmup_s": 3600', '3600', "
 case("utf8_column", "S", '"name": "single isolated intersection",',
      '"name": "单一路口 \\"测试\\" \\u8def", "bogus": 1,', '"bogus"', "bogus", "unknown field")
 case("escaped_key", "S", '"version": 1,', '"version": 1, "x\\u00e9\\n": 0,', '"x', "xé?", "unknown field")
+case("duplicate_link", "S", '\n  ],\n  "demand"',
+     ',\n    {"id": "E_out", "from": "I1", "to": "BE", "lanes": [{"use": "through"}]}\n  ],\n  "demand"',
+     '"E_out"', "links[8].id", 'duplicate id "E_out" (also links[3])')
+case("duplicate_node", "S", '{"id": "BS", "x_m": 0, "y_m": -300}',
+     '{"id": "BS", "x_m": 0, "y_m": -300},\n    {"id": "I1", "x_m": 5, "y_m": 5}', '"I1"',
+     "boundaries[4].id", 'duplicate id "I1" (also intersections[0])')
 case("barriers_misaligned", "C", '{"phase": 5, "split_s": 16},\n            {"phase": 6, "split_s": 72},\n            {"phase": 8, "split_s": 32}',
      '{"phase": 5, "split_s": 20},\n            {"phase": 6, "split_s": 72},\n            {"phase": 8, "split_s": 28}', ("before", '"splits": [\n', len('"splits": ')),
      "intersections[0].plans[0].splits",
