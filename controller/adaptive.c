@@ -77,15 +77,26 @@ static bool opts_ok(const sf_adapt_opts_t *o)
 
 /* The current plan must be one the unit would accept: every split at least its minimum,
  * every ring summing to the cycle. */
+static uint16_t omit_of(const sf_intersection_t *ix, const sf_plan_t *p)
+{
+    uint16_t m = 0;
+    for (uint8_t i = 0; i < ix->n_phases && i < SF_MAX_PHASES; i++)
+        if (p->split_mode[i] == SF_SPLIT_OMIT)
+            m |= (uint16_t)(1u << i);
+    return m;
+}
+
 static bool plan_ok(const sf_intersection_t *ix, const sf_plan_t *p)
 {
+    uint16_t omit = omit_of(ix, p);
     if (ix->n_phases == 0 || ix->n_phases > SF_MAX_PHASES || p->cycle_ds == 0)
         return false;
     uint32_t ring_sum[SF_MAX_RINGS] = {0};
     bool has[SF_MAX_RINGS] = {false};
     for (uint8_t i = 0; i < ix->n_phases; i++) {
         uint8_t r = ix->phases[i].ring;
-        if (r < 1 || r > SF_MAX_RINGS || p->split_ds[i] < sf_phase_min_split_ds(ix, i))
+        if (r < 1 || r > SF_MAX_RINGS ||
+            (!(omit >> i & 1u) && p->split_ds[i] < sf_phase_min_split_ds(ix, i)))
             return false;
         ring_sum[r - 1] += p->split_ds[i];
         has[r - 1] = true;
@@ -105,12 +116,19 @@ static int wanted(const sf_intersection_t *ix, const sf_plan_t *cur, const doubl
         errno = EINVAL;
         return -1;
     }
+    uint16_t omit = omit_of(ix, cur);
     for (uint8_t i = 0; i < ix->n_phases; i++) {
         if (isnan(ds[i])) {
             errno = EINVAL;
             return -1;
         }
         const sf_phase_t *ph = &ix->phases[i];
+        if (omit >> i & 1u) { /* an omitted phase stays omitted and takes no time */
+            lost[i] = green[i] = want[i] = 0;
+            if (info)
+                info->ds[i] = info->want_green_s[i] = 0;
+            continue;
+        }
         lost[i] =
             fmax(0, o->startup_lost_s + (ph->yellow_ds + ph->red_clear_ds) / 10.0 - o->end_gain_s);
         green[i] = fmax(0, cur->split_ds[i] / 10.0 - lost[i]);
@@ -122,10 +140,10 @@ static int wanted(const sf_intersection_t *ix, const sf_plan_t *cur, const doubl
             info->want_green_s[i] = want[i];
         }
     }
-    double c = sf_split_cycle_at(ix, lost, want, 1.0);
+    double c = sf_split_cycle_at(ix, lost, want, omit, 1.0);
     if (c < 0)
         return -1;
-    double lo = fmax(o->min_cycle_s, sf_min_cycle_ds(ix) / 10.0);
+    double lo = fmax(o->min_cycle_s, sf_min_cycle_ds(ix, omit) / 10.0);
     double hi = fmax(o->max_cycle_s, lo);
     *cycle_s = fmin(fmax(c, lo), hi);
     return 0;
@@ -166,15 +184,16 @@ int sf_adapt_step(const sf_intersection_t *ix, const sf_plan_t *cur, const doubl
         errno = EINVAL;
         return -1;
     }
+    uint16_t omit = omit_of(ix, cur);
     if (group_cycle_s > 0) /* the group's common cycle, but never below our own minimums */
-        c_want = fmin(fmax(group_cycle_s, sf_min_cycle_ds(ix) / 10.0), 600.0);
+        c_want = fmin(fmax(group_cycle_s, sf_min_cycle_ds(ix, omit) / 10.0), 600.0);
     info->cycle_wanted_s = c_want;
 
     /* the cycle: a bounded step towards the wanted one */
     double dc = c_want - cur->cycle_ds / 10.0;
     dc = fmin(fmax(dc, -o->max_cycle_step_s), o->max_cycle_step_s);
     long c_new = (long)cur->cycle_ds + lround(dc * 10.0);
-    long c_min = (long)sf_min_cycle_ds(ix);
+    long c_min = (long)sf_min_cycle_ds(ix, omit);
     if (c_new < c_min)
         c_new = c_min;
     if (c_new > UINT16_MAX) {
@@ -191,20 +210,20 @@ int sf_adapt_step(const sf_intersection_t *ix, const sf_plan_t *cur, const doubl
     int allowed = (int)lround(o->max_split_step_s * 10.0) + abs((int)(c_new - cur->cycle_ds)) + 1;
     for (uint8_t i = 0; i < ix->n_phases; i++)
         w[i] = want[i];
-    if (sf_split_allocate(ix, (uint32_t)c_new, lost, w, best, NULL) < 0)
+    if (sf_split_allocate(ix, (uint32_t)c_new, lost, w, omit, best, NULL) < 0)
         return -1;
     double alpha = 1.0;
     if (max_change(ix, best, cur->split_ds) > allowed) {
         for (uint8_t i = 0; i < ix->n_phases; i++)
             w[i] = green[i];
-        if (sf_split_allocate(ix, (uint32_t)c_new, lost, w, best, NULL) < 0)
+        if (sf_split_allocate(ix, (uint32_t)c_new, lost, w, omit, best, NULL) < 0)
             return -1;
         double lo = 0, hi = 1;
         for (int it = 0; it < 24; it++) {
             double mid = 0.5 * (lo + hi);
             for (uint8_t i = 0; i < ix->n_phases; i++)
                 w[i] = (1 - mid) * green[i] + mid * want[i];
-            if (sf_split_allocate(ix, (uint32_t)c_new, lost, w, trial, NULL) < 0)
+            if (sf_split_allocate(ix, (uint32_t)c_new, lost, w, omit, trial, NULL) < 0)
                 return -1;
             if (max_change(ix, trial, cur->split_ds) <= allowed) {
                 lo = mid;

@@ -496,6 +496,16 @@ static bool phase_starts(const sf_intersection_t *ix, const sf_plan_t *plan, dou
     return true;
 }
 
+/* Phases the plan omits (split mode `omit`): they take no time. */
+static uint16_t plan_omit(const sf_intersection_t *ix, const sf_plan_t *pl)
+{
+    uint16_t m = 0;
+    for (uint8_t p = 0; p < ix->n_phases && p < SF_MAX_PHASES; p++)
+        if (pl->split_mode[p] == SF_SPLIT_OMIT)
+            m |= (uint16_t)(1u << p);
+    return m;
+}
+
 int sf_gw_stretch_plan(const sf_intersection_t *ix, const sf_plan_t *pl, uint32_t cycle_ds,
                        sf_plan_t *out)
 {
@@ -511,7 +521,7 @@ int sf_gw_stretch_plan(const sf_intersection_t *ix, const sf_plan_t *pl, uint32_
         green[p] = fmax(0, pl->split_ds[p] / 10.0 - fixed[p]);
     }
     uint16_t split[SF_MAX_PHASES] = {0};
-    if (sf_split_allocate(ix, cycle_ds, fixed, green, split, NULL) < 0)
+    if (sf_split_allocate(ix, cycle_ds, fixed, green, plan_omit(ix, pl), split, NULL) < 0)
         return -1;
     *out = *pl;
     out->cycle_ds = (uint16_t)cycle_ds;
@@ -608,7 +618,8 @@ int sf_gw_from_scenario(const sf_scenario_t *sc, const sf_gw_source_t *src, sf_g
                 set_err(err, err_len,
                         "intersection %s: plan %d cannot be stretched to a %.1f s cycle (its "
                         "minimum splits need %.1f s)",
-                        ix->id, plan_id, src->cycle_ds / 10.0, sf_min_cycle_ds(ix) / 10.0);
+                        ix->id, plan_id, src->cycle_ds / 10.0,
+                        sf_min_cycle_ds(ix, plan_omit(ix, pl)) / 10.0);
                 goto fail;
             }
             pl = &stretched;

@@ -224,7 +224,13 @@ uint16_t sf_phase_min_split_ds(const sf_intersection_t *ix, uint8_t p)
     return (uint16_t)(m > UINT16_MAX ? UINT16_MAX : m);
 }
 
-uint32_t sf_min_cycle_ds(const sf_intersection_t *ix)
+/* Minimum split of phase p unless the plan omits it (then 0: it takes no time). */
+static uint16_t min_ds(const sf_intersection_t *ix, uint8_t p, uint16_t omit)
+{
+    return (omit >> p & 1u) ? 0 : sf_phase_min_split_ds(ix, p);
+}
+
+uint32_t sf_min_cycle_ds(const sf_intersection_t *ix, uint16_t omit_mask)
 {
     barriers_t b;
     if (!ix || get_barriers(ix, &b) < 0)
@@ -234,7 +240,7 @@ uint32_t sf_min_cycle_ds(const sf_intersection_t *ix)
         uint32_t ring_sum[SF_MAX_RINGS] = {0}, need = 0;
         for (uint8_t p = 0; p < ix->n_phases; p++)
             if (b.mask[k] >> p & 1u)
-                ring_sum[ix->phases[p].ring - 1] += sf_phase_min_split_ds(ix, p);
+                ring_sum[ix->phases[p].ring - 1] += min_ds(ix, p, omit_mask);
         for (int r = 0; r < SF_MAX_RINGS; r++)
             if (ring_sum[r] > need)
                 need = ring_sum[r];
@@ -259,6 +265,8 @@ static int apportion(const double *x, const uint32_t *lo, int n, uint32_t total,
         for (int i = 0; i < n; i++) {
             double rem = x[i] - (double)out[i]; /* what rounding took away */
             if (sum < (int64_t)total) {
+                if (x[i] <= 0 && lo[i] == 0)
+                    continue; /* a phase that takes no time (omitted) stays at 0 */
                 if (best < 0 || rem > best_key) {
                     best = i;
                     best_key = rem;
@@ -282,7 +290,7 @@ static int apportion(const double *x, const uint32_t *lo, int n, uint32_t total,
 }
 
 int sf_splits_round(const sf_intersection_t *ix, const double *split_s, uint32_t cycle_ds,
-                    uint16_t *split_ds)
+                    uint16_t omit_mask, uint16_t *split_ds)
 {
     barriers_t b;
     if (!ix || !split_s || !split_ds || cycle_ds == 0 || cycle_ds > UINT16_MAX ||
@@ -304,7 +312,7 @@ int sf_splits_round(const sf_intersection_t *ix, const double *split_s, uint32_t
         for (uint8_t p = 0; p < ix->n_phases; p++)
             if (b.mask[k] >> p & 1u) {
                 ring_x[ix->phases[p].ring - 1] += split_s[p] * 10.0;
-                ring_lo[ix->phases[p].ring - 1] += sf_phase_min_split_ds(ix, p);
+                ring_lo[ix->phases[p].ring - 1] += min_ds(ix, p, omit_mask);
             }
         bx[k] = 0;
         blo[k] = 0;
@@ -327,7 +335,7 @@ int sf_splits_round(const sf_intersection_t *ix, const double *split_s, uint32_t
                 if ((b.mask[k] >> p & 1u) && ix->phases[p].ring == r) {
                     idx[n] = p;
                     x[n] = split_s[p] * 10.0;
-                    lo[n] = sf_phase_min_split_ds(ix, p);
+                    lo[n] = min_ds(ix, p, omit_mask);
                     n++;
                 }
             if (n == 0)
@@ -344,22 +352,22 @@ int sf_splits_round(const sf_intersection_t *ix, const double *split_s, uint32_t
 }
 
 /* What phase p wants at level lambda. */
-static double want(const sf_intersection_t *ix, uint8_t p, const double *fixed_s, const double *w,
-                   double lambda)
+static double want(const sf_intersection_t *ix, uint16_t omit, uint8_t p, const double *fixed_s,
+                   const double *w, double lambda)
 {
-    double m = sf_phase_min_split_ds(ix, p) / 10.0;
+    double m = min_ds(ix, p, omit) / 10.0;
     return w[p] > 0 ? fmax(m, fixed_s[p] + lambda * w[p]) : fmax(m, fixed_s[p]);
 }
 
 /* Length of barrier k at level lambda: its most demanding ring. ring_crit (may be NULL)
  * receives that ring (1-based). */
-static double barrier_len(const sf_intersection_t *ix, uint16_t mask, const double *fixed_s,
-                          const double *w, double lambda, uint8_t *ring_crit)
+static double barrier_len(const sf_intersection_t *ix, uint16_t omit, uint16_t mask,
+                          const double *fixed_s, const double *w, double lambda, uint8_t *ring_crit)
 {
     double ring_sum[SF_MAX_RINGS] = {0};
     for (uint8_t p = 0; p < ix->n_phases; p++)
         if (mask >> p & 1u)
-            ring_sum[ix->phases[p].ring - 1] += want(ix, p, fixed_s, w, lambda);
+            ring_sum[ix->phases[p].ring - 1] += want(ix, omit, p, fixed_s, w, lambda);
     double best = 0;
     uint8_t best_r = 1;
     for (uint8_t r = 0; r < SF_MAX_RINGS; r++)
@@ -372,42 +380,42 @@ static double barrier_len(const sf_intersection_t *ix, uint16_t mask, const doub
     return best;
 }
 
-static double cycle_len(const sf_intersection_t *ix, const barriers_t *b, const double *fixed_s,
-                        const double *w, double lambda)
+static double cycle_len(const sf_intersection_t *ix, uint16_t omit, const barriers_t *b,
+                        const double *fixed_s, const double *w, double lambda)
 {
     double c = 0;
     for (uint8_t k = 0; k < b->n; k++)
-        c += barrier_len(ix, b->mask[k], fixed_s, w, lambda, NULL);
+        c += barrier_len(ix, omit, b->mask[k], fixed_s, w, lambda, NULL);
     return c;
 }
 
 /* Level at which the phases selected by mask with weights w want `total` seconds in
  * sum(len) (len is monotone in lambda). The lowest level is where every weighted phase
  * sits at its minimum. */
-static double solve_level(const sf_intersection_t *ix, const barriers_t *b, uint16_t ring_mask,
-                          const double *fixed_s, const double *w, double total)
+static double solve_level(const sf_intersection_t *ix, uint16_t omit, const barriers_t *b,
+                          uint16_t ring_mask, const double *fixed_s, const double *w, double total)
 {
     double lo = 0;
     bool any = false;
     for (uint8_t p = 0; p < ix->n_phases; p++)
         if (w[p] > 0) {
-            double l = (sf_phase_min_split_ds(ix, p) / 10.0 - fixed_s[p]) / w[p];
+            double l = (min_ds(ix, p, omit) / 10.0 - fixed_s[p]) / w[p];
             lo = any ? fmin(lo, l) : l;
             any = true;
         }
     lo -= 1.0;
     double hi = lo + 1.0;
     for (int i = 0; i < 200; i++) {
-        double len =
-            b ? cycle_len(ix, b, fixed_s, w, hi) : barrier_len(ix, ring_mask, fixed_s, w, hi, NULL);
+        double len = b ? cycle_len(ix, omit, b, fixed_s, w, hi)
+                       : barrier_len(ix, omit, ring_mask, fixed_s, w, hi, NULL);
         if (len >= total)
             break;
         hi = lo + (hi - lo) * 2.0;
     }
     for (int i = 0; i < 200 && hi - lo > 1e-12 * (1 + fabs(hi)); i++) {
         double mid = 0.5 * (lo + hi);
-        double len = b ? cycle_len(ix, b, fixed_s, w, mid)
-                       : barrier_len(ix, ring_mask, fixed_s, w, mid, NULL);
+        double len = b ? cycle_len(ix, omit, b, fixed_s, w, mid)
+                       : barrier_len(ix, omit, ring_mask, fixed_s, w, mid, NULL);
         if (len < total)
             lo = mid;
         else
@@ -417,7 +425,7 @@ static double solve_level(const sf_intersection_t *ix, const barriers_t *b, uint
 }
 
 double sf_split_cycle_at(const sf_intersection_t *ix, const double *fixed_s, const double *weight,
-                         double lambda)
+                         uint16_t omit_mask, double lambda)
 {
     barriers_t b;
     if (!ix || !fixed_s || !weight || !isfinite(lambda) || get_barriers(ix, &b) < 0) {
@@ -429,11 +437,17 @@ double sf_split_cycle_at(const sf_intersection_t *ix, const double *fixed_s, con
             errno = EINVAL;
             return -1;
         }
-    return cycle_len(ix, &b, fixed_s, weight, lambda);
+    double f[SF_MAX_PHASES], w[SF_MAX_PHASES];
+    for (uint8_t p = 0; p < ix->n_phases; p++) {
+        bool om = omit_mask >> p & 1u;
+        f[p] = om ? 0 : fixed_s[p];
+        w[p] = om ? 0 : weight[p];
+    }
+    return cycle_len(ix, omit_mask, &b, f, w, lambda);
 }
 
 int sf_split_allocate(const sf_intersection_t *ix, uint32_t cycle_ds, const double *fixed_s,
-                      const double *weight, uint16_t *split_ds, bool *critical)
+                      const double *weight, uint16_t omit_mask, uint16_t *split_ds, bool *critical)
 {
     barriers_t b;
     if (!ix || !fixed_s || !weight || !split_ds || cycle_ds == 0 || cycle_ds > UINT16_MAX ||
@@ -441,32 +455,35 @@ int sf_split_allocate(const sf_intersection_t *ix, uint32_t cycle_ds, const doub
         errno = EINVAL;
         return -1;
     }
-    double w[SF_MAX_PHASES];
+    /* an omitted phase takes no time: no minimum, no fixed part, no weight */
+    double w[SF_MAX_PHASES], f[SF_MAX_PHASES];
     bool any = false;
     for (uint8_t p = 0; p < ix->n_phases; p++) {
         if (!isfinite(weight[p]) || weight[p] < 0 || !isfinite(fixed_s[p]) || fixed_s[p] < 0) {
             errno = EINVAL;
             return -1;
         }
-        w[p] = weight[p];
+        bool om = omit_mask >> p & 1u;
+        w[p] = om ? 0 : weight[p];
+        f[p] = om ? 0 : fixed_s[p];
         any = any || w[p] > 0;
     }
     if (!any) /* no demand information: share the time above the minimums equally */
         for (uint8_t p = 0; p < ix->n_phases; p++)
-            w[p] = 1.0;
-    if (sf_min_cycle_ds(ix) > cycle_ds) {
+            w[p] = (omit_mask >> p & 1u) ? 0 : 1.0;
+    if (sf_min_cycle_ds(ix, omit_mask) > cycle_ds) {
         errno = ERANGE;
         return -1;
     }
     double cycle_s = cycle_ds / 10.0;
-    double lambda = solve_level(ix, &b, 0, fixed_s, w, cycle_s);
+    double lambda = solve_level(ix, omit_mask, &b, 0, f, w, cycle_s);
     double split_s[SF_MAX_PHASES] = {0};
     if (critical)
         for (uint8_t p = 0; p < SF_MAX_PHASES; p++)
             critical[p] = false;
     for (uint8_t k = 0; k < b.n; k++) {
         uint8_t crit = 1;
-        double blen = barrier_len(ix, b.mask[k], fixed_s, w, lambda, &crit);
+        double blen = barrier_len(ix, omit_mask, b.mask[k], f, w, lambda, &crit);
         for (uint8_t r = 1; r <= SF_MAX_RINGS; r++) {
             uint16_t rmask = 0;
             bool weighted = false;
@@ -475,23 +492,25 @@ int sf_split_allocate(const sf_intersection_t *ix, uint32_t cycle_ds, const doub
                     rmask |= (uint16_t)(1u << p);
                     weighted = weighted || w[p] > 0;
                 }
-            if (!rmask)
-                continue;
+            if (!(rmask & ~omit_mask))
+                continue; /* nothing served in this ring and barrier */
             /* A ring that wants less than the barrier lasts spreads its slack by its own
-             * weights (or equally when it has none). */
+             * weights (or equally over the phases it serves when it has none). */
             double rw[SF_MAX_PHASES];
             for (uint8_t p = 0; p < ix->n_phases; p++)
-                rw[p] = (rmask >> p & 1u) ? (weighted ? w[p] : 1.0) : 0.0;
-            double rl = r == crit ? lambda : solve_level(ix, NULL, rmask, fixed_s, rw, blen);
+                rw[p] = (rmask >> p & 1u) && !(omit_mask >> p & 1u) ? (weighted ? w[p] : 1.0) : 0.0;
+            double rl = r == crit ? lambda : solve_level(ix, omit_mask, NULL, rmask, f, rw, blen);
             for (uint8_t p = 0; p < ix->n_phases; p++)
                 if (rmask >> p & 1u) {
-                    split_s[p] = want(ix, p, fixed_s, r == crit ? w : rw, rl);
+                    split_s[p] = (omit_mask >> p & 1u)
+                                     ? 0
+                                     : want(ix, omit_mask, p, f, r == crit ? w : rw, rl);
                     if (critical)
-                        critical[p] = r == crit;
+                        critical[p] = r == crit && !(omit_mask >> p & 1u);
                 }
         }
     }
-    return sf_splits_round(ix, split_s, cycle_ds, split_ds);
+    return sf_splits_round(ix, split_s, cycle_ds, omit_mask, split_ds);
 }
 
 int sf_webster_intersection(const sf_scenario_t *sc, uint32_t ix_idx, const double *link_flow,
@@ -603,7 +622,7 @@ int sf_webster_intersection(const sf_scenario_t *sc, uint32_t ix_idx, const doub
         cycle_s = fmin(fmax(ceil(out->c0_s - 1e-9), o->min_cycle_s), o->max_cycle_s);
     }
     uint32_t cycle_ds = (uint32_t)lround(cycle_s * 10.0);
-    uint32_t need = sf_min_cycle_ds(ix);
+    uint32_t need = sf_min_cycle_ds(ix, 0);
     if (need > cycle_ds) {
         cycle_ds = (need + 9) / 10 * 10; /* whole seconds */
         out->raised_for_minimums = true;
@@ -617,7 +636,7 @@ int sf_webster_intersection(const sf_scenario_t *sc, uint32_t ix_idx, const doub
         }
     }
     out->cycle_ds = (uint16_t)cycle_ds;
-    if (sf_split_allocate(ix, cycle_ds, out->lost_s, out->y, out->split_ds, NULL) < 0) {
+    if (sf_split_allocate(ix, cycle_ds, out->lost_s, out->y, 0, out->split_ds, NULL) < 0) {
         set_err(err, err_len, "intersection %s: cannot allocate a %.1f s cycle (%s)", ix->id,
                 cycle_ds / 10.0, strerror(errno));
         return -1;

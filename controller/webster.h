@@ -101,8 +101,9 @@ int sf_webster_intersection(const sf_scenario_t *sc, uint32_t ix_idx, const doub
 uint16_t sf_phase_min_split_ds(const sf_intersection_t *ix, uint8_t p);
 
 /* Shortest cycle that fits every minimum split (sum over barriers of the largest ring
- * sum of minimum splits), 0.1 s; 0 for a bad intersection. */
-uint32_t sf_min_cycle_ds(const sf_intersection_t *ix);
+ * sum of minimum splits), 0.1 s, the phases in omit_mask (bit i = phases[i], a plan's
+ * `omit` split mode) taking no time; 0 for a bad intersection. */
+uint32_t sf_min_cycle_ds(const sf_intersection_t *ix, uint16_t omit_mask);
 
 /* Allocate a cycle to the phases of ix so that the splits of every ring sum to cycle_ds,
  * barrier boundaries line up across rings, every split is >= its minimum split, and the
@@ -112,23 +113,24 @@ uint32_t sf_min_cycle_ds(const sf_intersection_t *ix);
  * lambda is the one that fills the cycle; the other rings share their slack in a barrier
  * the same way. With no minimum binding this is exactly Webster's g_i = (y_i/Y)(C - L)
  * for fixed = lost time, weight = y. fixed_s and weight are by phase index (weight >= 0;
- * all-zero weights share the time equally). Splits are rounded to 0.1 s without breaking
- * any of the above. critical (may be NULL) receives the critical flags by phase index.
- * Returns 0, or -1 with ERANGE when the minimums do not fit the cycle, EINVAL for bad
- * arguments or phases outside every barrier. */
+ * all-zero weights share the time equally); phases in omit_mask get a split of 0. Splits are
+ * rounded to 0.1 s without breaking any of the above. critical (may be NULL) receives the critical
+ * flags by phase index. Returns 0, or -1 with ERANGE when the minimums do not fit the cycle, EINVAL
+ * for bad arguments or phases outside every barrier. */
 int sf_split_allocate(const sf_intersection_t *ix, uint32_t cycle_ds, const double *fixed_s,
-                      const double *weight, uint16_t *split_ds, bool *critical);
+                      const double *weight, uint16_t omit_mask, uint16_t *split_ds, bool *critical);
 
 /* Cycle length (s) when every phase gets max(min split, fixed_i + lambda * weight_i) and
  * each barrier lasts as long as its most demanding ring: the cycle that serves exactly
- * the green each phase asks for at lambda = 1. -1 with EINVAL on bad arguments. */
+ * the green each phase asks for at lambda = 1 (phases in omit_mask take no time). -1 with EINVAL on
+ * bad arguments. */
 double sf_split_cycle_at(const sf_intersection_t *ix, const double *fixed_s, const double *weight,
-                         double lambda);
+                         uint16_t omit_mask, double lambda);
 
 /* Round real splits (s, by phase index) that already satisfy the ring and barrier sums
  * (to within rounding) into 0.1 s splits whose rings sum exactly to cycle_ds, never below
- * the minimum splits. Returns 0, or -1 with EINVAL/ERANGE. */
+ * the minimum splits (0 for the phases in omit_mask). Returns 0, or -1 with EINVAL/ERANGE. */
 int sf_splits_round(const sf_intersection_t *ix, const double *split_s, uint32_t cycle_ds,
-                    uint16_t *split_ds);
+                    uint16_t omit_mask, uint16_t *split_ds);
 
 #endif

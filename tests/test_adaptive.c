@@ -432,3 +432,33 @@ Test(max_pressure, stage_pressure_sums_phases)
     pp[2] = INFINITY;
     cr_assert_eq(sf_mp_stage_pressure(&ix, st, n, pp, sp), -1);
 }
+
+Test(adaptive, omitted_phase_stays_omitted)
+{
+    sf_intersection_t ix;
+    sf_plan_t cur, next;
+    nema8(&ix, &cur);
+    /* phase 3 omitted: its 15 s go to phase 4 in the plan */
+    cur.split_mode[2] = SF_SPLIT_OMIT;
+    cur.split_ds[2] = 0;
+    cur.split_ds[3] = 500;
+    sf_adapt_opts_t o;
+    sf_adapt_opts_default(&o);
+    double ds[8] = {0.5, 1.0, 0.9, 0.6, 0.5, 0.95, 0.4, 0.6};
+    for (int cyc = 0; cyc < 10; cyc++) {
+        cr_assert_eq(sf_adapt_step(&ix, &cur, ds, &o, 0, &next, NULL), 0);
+        cr_assert_eq(next.split_ds[2], 0);
+        cr_assert_eq(next.split_mode[2], SF_SPLIT_OMIT);
+        uint32_t r1 = 0, r2 = 0;
+        for (int i = 0; i < 4; i++) {
+            r1 += next.split_ds[i];
+            r2 += next.split_ds[i + 4];
+        }
+        cr_assert_eq(r1, next.cycle_ds);
+        cr_assert_eq(r2, next.cycle_ds);
+        for (uint8_t i = 0; i < 8; i++)
+            if (i != 2)
+                cr_assert_geq(next.split_ds[i], sf_phase_min_split_ds(&ix, i));
+        cur = next;
+    }
+}

@@ -281,7 +281,7 @@ Test(webster, split_allocation_dual_ring)
 {
     sf_intersection_t ix;
     nema8(&ix);
-    cr_assert_eq(sf_min_cycle_ds(&ix), 4 * 90);
+    cr_assert_eq(sf_min_cycle_ds(&ix, 0), 4 * 90);
     double fixed[8], wt[8];
     for (int p = 0; p < 8; p++)
         fixed[p] = 4.0; /* lost time = yellow + red clear */
@@ -290,7 +290,7 @@ Test(webster, split_allocation_dual_ring)
     memcpy(wt, y, sizeof y);
     uint16_t s[SF_MAX_PHASES] = {0};
     bool crit[SF_MAX_PHASES];
-    cr_assert_eq(sf_split_allocate(&ix, 1000, fixed, wt, s, crit), 0);
+    cr_assert_eq(sf_split_allocate(&ix, 1000, fixed, wt, 0, s, crit), 0);
     check_nema8_plan(&ix, s, 1000);
     cr_assert(crit[0] && crit[1] && !crit[4] && !crit[5], "barrier 1: ring 1 critical");
     cr_assert(crit[6] && crit[7] && !crit[2] && !crit[3], "barrier 2: ring 2 critical");
@@ -301,32 +301,42 @@ Test(webster, split_allocation_dual_ring)
     cr_assert(abs((int)s[0] - 116) <= 1, "phase 1 split %d", s[0]);
 
     /* a short cycle pushes the small phases to their minimum, never below */
-    cr_assert_eq(sf_split_allocate(&ix, 400, fixed, wt, s, NULL), 0);
+    cr_assert_eq(sf_split_allocate(&ix, 400, fixed, wt, 0, s, NULL), 0);
     check_nema8_plan(&ix, s, 400);
     /* exactly the minimum cycle: every split at its minimum */
-    cr_assert_eq(sf_split_allocate(&ix, 360, fixed, wt, s, NULL), 0);
+    cr_assert_eq(sf_split_allocate(&ix, 360, fixed, wt, 0, s, NULL), 0);
     for (int p = 0; p < 8; p++)
         cr_assert_eq(s[p], 90);
     /* below it: refused, nothing written */
     uint16_t before[SF_MAX_PHASES];
     memcpy(before, s, sizeof s);
     errno = 0;
-    cr_assert_eq(sf_split_allocate(&ix, 359, fixed, wt, s, NULL), -1);
+    cr_assert_eq(sf_split_allocate(&ix, 359, fixed, wt, 0, s, NULL), -1);
     cr_assert_eq(errno, ERANGE);
     cr_assert_arr_eq(before, s, sizeof s);
 
     /* no demand information: the time above the minimums is shared equally */
     double zero[8] = {0};
-    cr_assert_eq(sf_split_allocate(&ix, 1000, zero, zero, s, NULL), 0);
+    cr_assert_eq(sf_split_allocate(&ix, 1000, zero, zero, 0, s, NULL), 0);
     for (int p = 0; p < 8; p++)
         cr_assert_eq(s[p], 250);
 
+    /* an omitted phase (phase 3) takes no time: 0 split, phase 4 absorbs its barrier share;
+     * the minimum cycle stays 36 s because ring 2 still needs 18 s in barrier 2 */
+    cr_assert_eq(sf_min_cycle_ds(&ix, 1u << 2), 360);
+    cr_assert_eq(sf_split_allocate(&ix, 1000, fixed, wt, 1u << 2, s, NULL), 0);
+    cr_assert_eq(s[2], 0);
+    cr_assert_eq(s[0] + s[1] + s[2] + s[3], 1000);
+    cr_assert_eq(s[4] + s[5] + s[6] + s[7], 1000);
+    cr_assert_eq(s[0] + s[1], s[4] + s[5]);
+    cr_assert_geq(s[3], 90);
+
     /* bad weights are refused */
     wt[3] = -1;
-    cr_assert_eq(sf_split_allocate(&ix, 1000, fixed, wt, s, NULL), -1);
+    cr_assert_eq(sf_split_allocate(&ix, 1000, fixed, wt, 0, s, NULL), -1);
     cr_assert_eq(errno, EINVAL);
     wt[3] = NAN;
-    cr_assert_eq(sf_split_allocate(&ix, 1000, fixed, wt, s, NULL), -1);
+    cr_assert_eq(sf_split_allocate(&ix, 1000, fixed, wt, 0, s, NULL), -1);
 }
 
 Test(webster, split_allocation_many_cycles_keep_invariants)
@@ -343,9 +353,9 @@ Test(webster, split_allocation_many_cycles_keep_invariants)
             lcg = lcg * 1103515245u + 12345u;
             wt[p] = (lcg >> 16 & 0x3ff) / 2048.0;
         }
-        uint32_t cycle = sf_min_cycle_ds(&ix) + (uint32_t)(trial * 3);
+        uint32_t cycle = sf_min_cycle_ds(&ix, 0) + (uint32_t)(trial * 3);
         uint16_t s[SF_MAX_PHASES];
-        cr_assert_eq(sf_split_allocate(&ix, cycle, fixed, wt, s, NULL), 0);
+        cr_assert_eq(sf_split_allocate(&ix, cycle, fixed, wt, 0, s, NULL), 0);
         check_nema8_plan(&ix, s, cycle);
     }
 }
