@@ -21,8 +21,9 @@
  *    by at most max_split_step plus the cycle change per cycle (a partial step towards the
  *    target when the full one would move more);
  *  - every split stays >= min green (or walk + ped clear) + yellow + red clear, rings sum
- *    to the cycle, barriers line up, no phase is ever omitted, and the offset and the
- *    coordinated phases are kept, so coordination survives the change.
+ *    to the cycle, barriers line up, no phase is newly omitted (a phase the plan omits
+ *    keeps split 0), and the offset and the coordinated phases are kept, so coordination
+ *    survives the change.
  *
  * Max-pressure (Varaiya 2013): a stage is a maximal set of mutually concurrent phases, at
  * most one per ring. The pressure of a phase is the sum over its movements of
