@@ -1853,6 +1853,70 @@ static bool load_movements(ctx_t *c, const json_t *o, const char *p, sf_intersec
     return ok;
 }
 
+/* Unit vector of travel on a link as it reaches its downstream node; false when the
+ * nodes coincide. */
+static bool approach_dir(const sf_scenario_t *sc, const sf_link_t *ln, double *ux, double *uy)
+{
+    double x0, y0, x1, y1;
+    node_xy(sc, ln->from_kind, ln->from_idx, &x0, &y0);
+    node_xy(sc, ln->to_kind, ln->to_idx, &x1, &y1);
+    double d = hypot(x1 - x0, y1 - y0);
+    if (d < 1e-9)
+        return false;
+    *ux = (x1 - x0) / d;
+    *uy = (y1 - y0) / d;
+    return true;
+}
+
+/* Green conflicts the phase structure cannot see, from the geometry of the approaches:
+ * two through movements from crossing approaches, or a protected (arrow) left and the
+ * opposing through, must never be green together. Rings and barriers only say which
+ * phases may run together; this checks that the movements given to them agree. */
+static bool check_movement_conflicts(ctx_t *c, const sf_intersection_t *ix, const char *p)
+{
+    const sf_scenario_t *sc = c->sc;
+    char q[PATH_LEN];
+    bool ok = true;
+    for (uint8_t a = 0; a < ix->n_movements; a++) {
+        const sf_movement_t *ma = &ix->movements[a];
+        double ax, ay, bx, by;
+        if (!approach_dir(sc, &sc->links[ma->from_link_idx], &ax, &ay))
+            continue;
+        for (uint8_t b = 0; b < a; b++) {
+            const sf_movement_t *mb = &ix->movements[b];
+            if (ma->from_link_idx == mb->from_link_idx ||
+                !approach_dir(sc, &sc->links[mb->from_link_idx], &bx, &by))
+                continue;
+            uint8_t pa = ix->sg[ma->sg_idx].phase_idx, pb = ix->sg[mb->sg_idx].phase_idx;
+            if (pa != pb && !ix->concurrent[pa][pb])
+                continue;
+            double dot = ax * bx + ay * by; /* 1 same way, -1 opposing, 0 crossing */
+            bool crossing = fabs(dot) < 0.5, opposing = dot <= -0.5;
+            bool thr_a = ma->turn == SF_TURN_THROUGH, thr_b = mb->turn == SF_TURN_THROUGH;
+            bool arrow_left_a = ma->turn == SF_TURN_LEFT && ix->sg[ma->sg_idx].kind == SF_SG_ARROW;
+            bool arrow_left_b = mb->turn == SF_TURN_LEFT && ix->sg[mb->sg_idx].kind == SF_SG_ARROW;
+            const char *why = NULL;
+            if (crossing && thr_a && thr_b)
+                why = "through movements from crossing approaches";
+            else if (opposing && ((arrow_left_a && thr_b) || (arrow_left_b && thr_a)))
+                why = "a protected left and the opposing through";
+            if (!why)
+                continue;
+            jkey(q, p, "movements");
+            jidx(q, q, a);
+            jkey(q, q, "signal_group");
+            errf(c, q, false,
+                 "green conflict: %s (movements \"%s\" and \"%s\") would be green together "
+                 "(signal groups \"%s\" and \"%s\", phases %u and %u)",
+                 why, mb->id, ma->id, ix->sg[mb->sg_idx].id, ix->sg[ma->sg_idx].id,
+                 ix->phases[pb].id, ix->phases[pa].id);
+            ok = false;
+            break; /* one report per movement */
+        }
+    }
+    return ok;
+}
+
 static void load_intersection(ctx_t *c, uint32_t ii)
 {
     sf_intersection_t *ix = &c->sc->intersections[ii];
@@ -1876,6 +1940,8 @@ static void load_intersection(ctx_t *c, uint32_t ii)
     bool mov_ok = sg_ok && load_movements(c, o, p, ix, ii);
     if (sg_ok && rings_ok)
         sf_intersection_derive_conflicts(ix); /* again, now with the signal groups */
+    if (mov_ok && rings_ok && !check_movement_conflicts(c, ix, p))
+        mov_ok = false;
     c->ix_ok[ii] = ok && ph_ok && rings_ok && sg_ok && pl_ok && det_ok && mov_ok;
 }
 

@@ -45,6 +45,11 @@ def case(name, base, old, new, mark, path, msg, nth=0, mark_nth=0):
         pos = mark
     elif mark[0] == "before":  # ("before", s[, k]): k chars into the last s before the change
         pos = out.rfind(mark[1], 0, i) + (mark[2] if len(mark) > 2 else 0)
+    elif mark[0] == "seq":  # ("seq", [s1, s2, ...], k): find each in turn after the change
+        pos = i
+        for sub in mark[1]:
+            pos = out.index(sub, pos)
+        pos += mark[2]
     elif mark[0] == "tokend":  # ("tokend", s[, nth]): jansson's position, the token's last char
         pos = i + nth_find(new, mark[1], mark[2] if len(mark) > 2 else 0) + len(mark[1]) - 1
     else:
@@ -133,6 +138,17 @@ case("duplicate_link", "S", '\n  ],\n  "demand"',
 case("duplicate_node", "S", '{"id": "BS", "x_m": 0, "y_m": -300}',
      '{"id": "BS", "x_m": 0, "y_m": -300},\n    {"id": "I1", "x_m": 5, "y_m": 5}', '"I1"',
      "boundaries[4].id", 'duplicate id "I1" (also intersections[0])')
+case("movement_green_conflict", "S", '"from_link": "N_in",\n          "to_link": "S_out",\n          "turn": "through",\n          "signal_group": "A4"',
+     '"from_link": "N_in",\n          "to_link": "S_out",\n          "turn": "through",\n          "signal_group": "A2"',
+     '"A2"', IX + ".movements[7].signal_group",
+     'green conflict: through movements from crossing approaches (movements "W_T" and "N_T") would be '
+     'green together (signal groups "A2" and "A2", phases 2 and 2)')
+case("protected_left_conflict", "C", '{"id": "L1", "kind": "arrow", "phase": 1}',
+     '{"id": "L1", "kind": "arrow", "phase": 5}',
+     ("seq", ['"id": "WB-L"', '"signal_group": '], len('"signal_group": ')),
+     "intersections[0].movements[3].signal_group",
+     'green conflict: a protected left and the opposing through (movements "EB-T" and "WB-L") would '
+     'be green together (signal groups "A2" and "L1", phases 2 and 5)')
 case("barriers_misaligned", "C", '{"phase": 5, "split_s": 16},\n            {"phase": 6, "split_s": 72},\n            {"phase": 8, "split_s": 32}',
      '{"phase": 5, "split_s": 20},\n            {"phase": 6, "split_s": 72},\n            {"phase": 8, "split_s": 28}', ("before", '"splits": [\n', len('"splits": ')),
      "intersections[0].plans[0].splits",
