@@ -20,8 +20,14 @@
 
 #include <SDL2/SDL_image.h>
 
+#include <signal.h>
+#include <zmq.h>
+
+#include "bus.h"
+#include "bus.pb-c.h"
 #include "canvas.h"
 #include "netview.h"
+#include "viewmodel.h"
 #include "palette.h"
 #include "panel.h"
 #include "plots.h"
@@ -534,6 +540,12 @@ Test(view, queue_plot_and_queue_measure)
     errno = 0;
     cr_assert_eq(sf_runrec_add_snapshot(rec, 0.2, v, 1), -1); /* backwards */
     cr_assert_eq(errno, EINVAL);
+    uint8_t codes[2] = {SF_LAMP_RED, SF_LAMP_GREEN};
+    cr_assert_eq(sf_runrec_add_lamps(rec, 5, 1, codes, 2), 2);
+    cr_assert_eq(sf_runrec_add_lamps(rec, 6, 1, codes, 2), 0);  /* no change */
+    cr_assert_eq(sf_runrec_add_lamps(rec, 4, 1, codes, 2), -1); /* before the last change */
+    cr_assert_eq(sf_runrec_add_lamps(rec, 7, 999, codes, 2), -1);
+    cr_assert_eq(sf_runrec_add_lamps(rec, 7, 1, codes, SF_MAX_SG + 1), -1);
     double t;
     float q;
     cr_assert_eq(sf_runrec_queue(rec, 0, link, &t, &q), 0);
@@ -820,13 +832,128 @@ Test(view, time_space_from_the_simulators_trajectory_recorder)
     sf_scenario_destroy(&sc);
 }
 
+static int apply(sf_viewmodel_t *vm, sf_bus_type_t type, ProtobufCMessage *m, char *why)
+{
+    sf_bus_rx_t rx = {.type = type, .msg = m};
+    return sf_viewmodel_apply(vm, &rx, why, 160);
+}
+
+Test(view, viewmodel_applies_bus_messages_and_refuses_bad_ones)
+{
+    sf_scenario_t *sc = load_default();
+    sf_viewmodel_t *vm = sf_viewmodel_new(sc);
+    char why[160];
+    sf_view_state_t st = {.selected_ix = -1};
+    sf_viewmodel_state(vm, &st);
+    cr_assert_null(st.lamps, "no lamps before any LampStates");
+    cr_assert_lt(sf_viewmodel_time(vm), 0);
+    /* lamps and phase status of I3 */
+    uint8_t codes[4] = {SF_LAMP_GREEN, SF_LAMP_RED, SF_LAMP_YELLOW, SF_LAMP_RED};
+    uint32_t rem[4] = {123, 0, 30, 0};
+    Sfbus__LampStates ls = SFBUS__LAMP_STATES__INIT;
+    ls.k = 50;
+    ls.ix = 2;
+    ls.lamps.data = codes;
+    ls.lamps.len = 4;
+    ls.n_remaining_ds = 4;
+    ls.remaining_ds = rem;
+    ls.greens = 2;
+    ls.plan = 2;
+    ls.control_mode = 0x12;
+    ls.fault_code = 0x10;
+    cr_assert_eq(apply(vm, SF_BUS_LAMPS, &ls.base, why), 1, "%s", why);
+    sf_viewmodel_state(vm, &st);
+    cr_assert_not_null(st.lamps);
+    cr_assert_eq(st.lamps[2 * SF_MAX_SG + 0], SF_LAMP_GREEN);
+    cr_assert_eq(st.lamps[2 * SF_MAX_SG + 2], SF_LAMP_YELLOW);
+    const sf_ix_status_t *is = sf_viewmodel_ix(vm, 2);
+    cr_assert(is->known && is->greens == 2 && is->plan == 2 && is->fault_code == 0x10);
+    cr_assert_eq(is->remaining_ds[0], 123);
+    /* out of range: refused, nothing changes */
+    ls.ix = 8;
+    codes[0] = SF_LAMP_RED;
+    cr_assert_eq(apply(vm, SF_BUS_LAMPS, &ls.base, why), -1);
+    cr_assert(strstr(why, "intersection 8 out of range"), "%s", why);
+    sf_viewmodel_state(vm, &st);
+    cr_assert_eq(st.lamps[2 * SF_MAX_SG + 0], SF_LAMP_GREEN);
+    /* snapshot: a vehicle on a lane its link does not have is refused whole */
+    uint32_t id[2] = {1, 2}, link[2] = {2, 2}, lane[2] = {0, 9}, type[2] = {0, 2};
+    float pos[2] = {10, 20}, speed[2] = {5, 6};
+    int32_t line[2] = {-1, 0};
+    Sfbus__VehicleSnapshot vs = SFBUS__VEHICLE_SNAPSHOT__INIT;
+    vs.k = 60;
+    vs.t_ds = 60;
+    vs.n_id = vs.n_link = vs.n_lane = vs.n_pos_m = vs.n_speed_mps = vs.n_type = vs.n_line = 2;
+    vs.id = id;
+    vs.link = link;
+    vs.lane = lane;
+    vs.pos_m = pos;
+    vs.speed_mps = speed;
+    vs.type = type;
+    vs.line = line;
+    cr_assert_eq(apply(vm, SF_BUS_SNAP, &vs.base, why), -1);
+    cr_assert(strstr(why, "lane 9"), "%s", why);
+    sf_viewmodel_state(vm, &st);
+    cr_assert_eq(st.n_veh, 0);
+    lane[1] = 1;
+    pos[0] = NAN;
+    cr_assert_eq(apply(vm, SF_BUS_SNAP, &vs.base, why), -1);
+    pos[0] = 10;
+    cr_assert_eq(apply(vm, SF_BUS_SNAP, &vs.base, why), 1, "%s", why);
+    cr_assert_eq(apply(vm, SF_BUS_SNAP, &vs.base, why), 1); /* replaces the undrawn one */
+    sf_viewmodel_state(vm, &st);
+    cr_assert_eq(st.n_veh, 2);
+    cr_assert_eq(st.veh[1].type, SF_VEH_BUS);
+    cr_assert_eq(st.veh[1].line, 0);
+    cr_assert_eq(st.veh[0].line, SF_SIM_NO_LINE);
+    cr_assert_float_eq(sf_viewmodel_time(vm), 6.0, 1e-9);
+    sf_viewmodel_stats_t stats;
+    sf_viewmodel_stats(vm, &stats);
+    cr_assert_eq(stats.snaps, 2);
+    cr_assert_eq(stats.snaps_replaced, 1);
+    cr_assert_eq(stats.refused, 3);
+    /* priority request lifecycle and comms from controller events */
+    Sfbus__ControllerEvent ev = SFBUS__CONTROLLER_EVENT__INIT;
+    ev.ix = 1;
+    ev.request_id = 42;
+    ev.t_ds = 700;
+    ev.kind = SFBUS__EVENT_KIND__EVENT_PRIORITY_REQUEST;
+    ev.detail = "bus B1-003 late 40 s";
+    cr_assert_eq(apply(vm, SF_BUS_EVENT, &ev.base, why), 1);
+    cr_assert_eq(sf_viewmodel_ix(vm, 1)->req[0].state, SF_REQ_PENDING);
+    ev.kind = SFBUS__EVENT_KIND__EVENT_PRIORITY_DECISION;
+    ev.detail = "granted: green extension 6 s";
+    cr_assert_eq(apply(vm, SF_BUS_EVENT, &ev.base, why), 1);
+    cr_assert_eq(sf_viewmodel_ix(vm, 1)->req[0].state, SF_REQ_GRANTED);
+    cr_assert_eq(sf_viewmodel_ix(vm, 1)->n_req, 1);
+    cr_assert(strstr(sf_viewmodel_message(vm), "I2 priority decision"), "%s",
+              sf_viewmodel_message(vm));
+    ev.kind = SFBUS__EVENT_KIND__EVENT_COMMS_OFFLINE;
+    cr_assert_eq(apply(vm, SF_BUS_EVENT, &ev.base, why), 1);
+    cr_assert_eq(sf_viewmodel_ix(vm, 1)->comms, 0);
+    /* the summary's MOEs; a summary that is not JSON is refused */
+    Sfbus__RunSummary rs = SFBUS__RUN_SUMMARY__INIT;
+    rs.report_json = "{\"network\": {\"mean_delay_s\": 31.5, \"mean_stops\": 0.9, "
+                     "\"vehicles_completed\": 77}}";
+    cr_assert_eq(apply(vm, SF_BUS_SUMMARY, &rs.base, why), 1, "%s", why);
+    sf_viewmodel_state(vm, &st);
+    cr_assert(st.moe.have_moe && st.moe.vehicles_completed == 77);
+    rs.report_json = "{not json";
+    cr_assert_eq(apply(vm, SF_BUS_SUMMARY, &rs.base, why), -1);
+    sf_viewmodel_state(vm, &st);
+    cr_assert_float_eq(st.moe.mean_delay_s, 31.5, 1e-9);
+    cr_assert(!sf_viewmodel_ended(vm));
+    Sfbus__Bye bye = SFBUS__BYE__INIT;
+    bye.name = "sim";
+    bye.reason = "end of run";
+    cr_assert_eq(apply(vm, SF_BUS_BYE, &bye.base, why), 1);
+    cr_assert(sf_viewmodel_ended(vm));
+    sf_viewmodel_destroy(&vm);
+    cr_assert_null(vm);
+    sf_scenario_destroy(&sc);
+}
+
 /* ---- the live window on a real bus --------------------------------------------- */
-
-#include <signal.h>
-#include <zmq.h>
-
-#include "bus.h"
-#include "bus.pb-c.h"
 
 /* Green near intersection ix of the screenshot? Counts lamp-green pixels within r px of
  * its centre under the fitted transform of a w x h window. */

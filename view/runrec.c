@@ -278,6 +278,11 @@ int sf_runrec_add_lamps(sf_runrec_t *rec, double t_s, uint32_t ix, const uint8_t
         errno = EINVAL;
         return -1;
     }
+    /* changes are kept in time order (lookups and the file rely on it) */
+    if (rec->n_lc && t_s < rec->lc[rec->n_lc - 1].t_s) {
+        errno = EINVAL;
+        return -1;
+    }
     int changes = 0;
     uint8_t *last = rec->last_code + (size_t)ix * SF_MAX_SG;
     for (size_t g = 0; g < n; g++) {

@@ -55,7 +55,8 @@ const sf_scenario_t *sf_runrec_scenario(const sf_runrec_t *rec);
 int sf_runrec_add_snapshot(sf_runrec_t *rec, double t_s, const sf_vehicle_snap_t *veh, size_t n);
 
 /* Lamps of intersection ix at sim time t_s (codes for groups 0..n-1): changes against
- * the previous call are recorded. Returns the number of changes, or -1 (EINVAL). */
+ * the previous call are recorded. Returns the number of changes, or -1 (EINVAL: bad
+ * index or n, or t_s earlier than the latest recorded change). */
 int sf_runrec_add_lamps(sf_runrec_t *rec, double t_s, uint32_t ix, const uint8_t *codes, size_t n);
 
 /* Append points from the simulator's trajectory recorder (no vehicle type there: all are

@@ -2,6 +2,7 @@
 #include "viewmodel.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,6 +97,9 @@ static int apply_snap(sf_viewmodel_t *vm, const Sfbus__VehicleSnapshot *m, char 
         return refuse(vm, why, len, "snap k=%llu: arrays of unequal length",
                       (unsigned long long)m->k);
     for (size_t i = 0; i < n; i++) {
+        if (!isfinite(m->pos_m[i]) || !isfinite(m->speed_mps[i]))
+            return refuse(vm, why, len, "snap k=%llu: vehicle %u: non-finite position or speed",
+                          (unsigned long long)m->k, m->id[i]);
         if (m->link[i] >= vm->sc->n_links || m->lane[i] >= vm->sc->links[m->link[i]].n_lanes)
             return refuse(vm, why, len,
                           "snap k=%llu: vehicle %u on link %u lane %u: not in the "
