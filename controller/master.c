@@ -588,10 +588,11 @@ static int take_reply(sf_master_t *m, unit_t *u, const uint8_t *f, uint16_t len)
             return -1;
         r->outcome = SF_MREQ_OK;
     } else {
-        uint16_t want =
-            fc == MODBUS_FC_READ_INPUT_REGISTERS || fc == MODBUS_FC_READ_HOLDING_REGISTERS
-                ? (uint16_t)(2 * r->qty)
-                : (uint16_t)((r->qty + 7) / 8);
+        uint16_t want; /* byte count: registers x 2, or bits rounded up to bytes */
+        if (fc == MODBUS_FC_READ_INPUT_REGISTERS || fc == MODBUS_FC_READ_HOLDING_REGISTERS)
+            want = (uint16_t)(2u * r->qty);
+        else
+            want = (uint16_t)((r->qty + 7u) / 8u);
         if (pdu[1] != want || pdu_len != 2 + want)
             return -1;
         r->outcome = SF_MREQ_OK;
