@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "adaptive.h"
+#include "bus_codec.h"
 #include "greenwave.h"
 
 #define DL_RETRIES   3  /* read-back mismatches before a plan download is given up */
@@ -266,6 +267,42 @@ int sf_controller_transit(sf_controller_t *ctl, const sf_transit_event_t *e)
         return -1;
     ctl->transit_pending = true;
     return 0;
+}
+
+int sf_controller_transit_msg(sf_controller_t *ctl, const ProtobufCMessage *msg)
+{
+    if (!ctl || !msg) {
+        errno = EINVAL;
+        return -1;
+    }
+    sf_transit_event_t e = {0};
+    const char *bus;
+    int type = sf_bus_type_of(msg);
+    if (type == SF_BUS_TRANSIT_IN) {
+        const Sfbus__TransitCheckIn *m = (const Sfbus__TransitCheckIn *)msg;
+        e.check_in = true;
+        bus = m->bus_id;
+        e.ix = m->ix;
+        e.movement = m->movement;
+        e.eta_s = m->eta_s;
+        e.lateness_s = m->lateness_s;
+    } else if (type == SF_BUS_TRANSIT_OUT) {
+        const Sfbus__TransitCheckOut *m = (const Sfbus__TransitCheckOut *)msg;
+        bus = m->bus_id;
+        e.ix = m->ix;
+        e.movement = m->movement;
+        e.eta_s = 0;
+        e.lateness_s = m->lateness_s;
+    } else {
+        errno = EINVAL;
+        return -1;
+    }
+    if (!bus || strlen(bus) >= sizeof e.bus_id) {
+        errno = EINVAL;
+        return -1;
+    }
+    snprintf(e.bus_id, sizeof e.bus_id, "%s", bus);
+    return sf_controller_transit(ctl, &e);
 }
 
 /* ---- one step ---------------------------------------------------------------------- */

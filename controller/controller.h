@@ -73,6 +73,12 @@ int sf_controller_step(sf_controller_t *ctl, uint64_t k, uint32_t tod_ds);
  * at the next step. 0, or -1 with errno as sf_tsp_event (EINVAL, ENOSPC, ENOENT). */
 int sf_controller_transit(sf_controller_t *ctl, const sf_transit_event_t *ev);
 
+/* The same from a decoded, checked bus message (proto/bus_codec.h): a TransitCheckIn or
+ * TransitCheckOut (any other type: EINVAL). The level comes from lateness
+ * (sf_tsp_level). 0, or -1 with errno as sf_controller_transit. */
+struct ProtobufCMessage;
+int sf_controller_transit_msg(sf_controller_t *ctl, const struct ProtobufCMessage *msg);
+
 /* The report section (caller owns it): {"priority": {requests, granted, refused, ...},
  * "events": {kind: count}, "comms": {...}, "plans": {...}}. NULL on ENOMEM. */
 json_t *sf_controller_report(const sf_controller_t *ctl);

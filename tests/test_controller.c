@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bus_codec.h"
 #include "controller.h"
 #include "greenwave.h"
 #include "host.h"
@@ -491,6 +492,43 @@ Test(controller, greenwave_offsets_from_the_optimiser)
                   "optimised %.1f + %.1f s vs scenario %.1f + %.1f s", b_applied.b_out_s,
                   b_applied.b_in_s, b_scen.b_out_s, b_scen.b_in_s);
     cr_assert_gt(b_applied.b_out_s + b_applied.b_in_s, 0);
+    sf_controller_destroy(&c);
+    sf_scenario_destroy(&sc);
+}
+
+/* Bus messages feed the TSP: a TransitCheckIn for a unit that cannot be reached is
+ * decided "offline"; other message types are refused. */
+Test(controller, transit_from_bus_messages)
+{
+    const char *sets[] = {"control.priority.enabled=true"};
+    sf_scenario_t *sc = load("single.json", sets, 1);
+    sf_endpoint_t ep = {.host = "127.0.0.1", .port = 1}; /* nothing listens on port 1 */
+    sf_controller_opts_t o;
+    sf_controller_opts_default(&o);
+    sf_controller_t *c = sf_controller_new(sc, &ep, &o, NULL, 0);
+    cr_assert_not_null(c);
+    Sfbus__TransitCheckIn in;
+    sfbus__transit_check_in__init(&in);
+    in.version = SF_BUS_VERSION;
+    in.bus_id = "B9-001";
+    in.line = "B9";
+    in.ix = 0;
+    in.movement = 0;
+    in.eta_s = 20;
+    in.lateness_s = sc->control.priority.lateness_threshold_s + 60;
+    cr_assert_eq(sf_controller_transit_msg(c, &in.base), 0);
+    cr_assert_eq(sf_controller_step(c, 0, 7 * 36000), 0);
+    sf_tsp_counts_t cnt;
+    sf_tsp_counts(sf_controller_tsp(c), &cnt);
+    cr_assert_eq(cnt.requests, 1);
+    cr_assert_eq(cnt.by_reason[SF_TSP_R_OFFLINE], 1);
+    Sfbus__Done done;
+    sfbus__done__init(&done);
+    errno = 0;
+    cr_assert_eq(sf_controller_transit_msg(c, &done.base), -1);
+    cr_assert_eq(errno, EINVAL);
+    in.ix = 99;
+    cr_assert_eq(sf_controller_transit_msg(c, &in.base), -1);
     sf_controller_destroy(&c);
     sf_scenario_destroy(&sc);
 }
