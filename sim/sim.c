@@ -24,7 +24,9 @@
  *   acceptance with MAND_BSAFE); discretionary changes (MOBIL-lite, no politeness) go to
  *   a lane that also allows its movement when the advantage exceeds DISC_GAIN and the
  *   new follower brakes less than DISC_BSAFE. A vehicle still in a wrong lane waits at
- *   the stop line for a gap.
+ *   the stop line for a gap; from the lane next to an allowed one it turns at the line
+ *   when its movement has green (so an overflowing bay blocks the through lane only
+ *   while the turn is red, as it does in the field).
  */
 #include "sim_internal.h"
 

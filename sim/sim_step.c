@@ -170,22 +170,29 @@ static float lane_room(const sf_sim_t *sim, const lane_t *ln)
     return ln->pos[j] - sim->vt[sim->v_type[ln->veh[j]]].len;
 }
 
-/* Lane to enter link li on for movement m: the least occupied candidate, then the one
- * with most room at its upstream end. */
-static uint8_t choose_lane(const sf_sim_t *sim, uint32_t li, uint8_t m, bool kerb_only)
+/* Lane to enter link li on for movement m: among the full-length lanes that serve it,
+ * the one with the fewest vehicles, where each lane of distance from the natural lane
+ * (natural >= 0: the lane a driver turns or drives straight into) counts as
+ * LANE_KEEP_VEH vehicles; ties go to the one with most room at its upstream end. So
+ * parallel lanes mostly discharge into parallel lanes, and a clearly emptier lane still
+ * wins. At an entry (natural < 0) it is simply the least occupied. A bus that serves a
+ * stop on li takes the kerb lane. */
+#define LANE_KEEP_VEH 3
+static uint8_t choose_lane(const sf_sim_t *sim, uint32_t li, uint8_t m, bool kerb_only, int natural)
 {
     const link_t *lk = &sim->links[li];
     uint8_t cand = lane_cands(sim, li, m, kerb_only), best = SF_NONE8;
-    uint32_t bn = 0;
+    long bc = 0;
     float br = 0;
     for (uint8_t j = 0; j < lk->n_lanes; j++) {
         if (!(cand >> j & 1u))
             continue;
         const lane_t *ln = &sim->lanes[lk->lane0 + j];
         float r = lane_room(sim, ln);
-        if (best == SF_NONE8 || ln->n < bn || (ln->n == bn && r > br)) {
+        long c = (long)ln->n + (natural >= 0 ? LANE_KEEP_VEH * labs((long)j - natural) : 0);
+        if (best == SF_NONE8 || c < bc || (c == bc && r > br)) {
             best = j;
-            bn = ln->n;
+            bc = c;
             br = r;
         }
     }
@@ -193,9 +200,17 @@ static uint8_t choose_lane(const sf_sim_t *sim, uint32_t li, uint8_t m, bool ker
 }
 
 /* Choose the movement on, and the lane of, the link vehicle w takes next. */
-static void choose_next(sf_sim_t *sim, uint32_t w, const link_t *lk)
+static void choose_next(sf_sim_t *sim, uint32_t w, const link_t *lk, uint8_t cur_lane)
 {
-    uint32_t to = movp(sim, lk->to_ix, sim->v_mov[w])->to_link;
+    const mov_t *mv = movp(sim, lk->to_ix, sim->v_mov[w]);
+    uint32_t to = mv->to_link;
+    uint8_t nl = sim->links[to].n_lanes;
+    /* the lane a driver naturally ends up in: kerb lane after a right turn, median lane
+     * after a left, the same lane straight on */
+    int natural = mv->turn == SF_TURN_RIGHT  ? 0
+                  : mv->turn == SF_TURN_LEFT ? nl - 1
+                  : cur_lane < nl            ? cur_lane
+                                             : nl - 1;
     uint8_t nm = SF_NONE8;
     bool kerb = false;
     uint32_t b = sim->v_bus[w];
@@ -212,7 +227,7 @@ static void choose_next(sf_sim_t *sim, uint32_t w, const link_t *lk)
         nm = choose_mov(sim, to);
     }
     sim->v_nmov[w] = nm;
-    sim->v_nlane[w] = choose_lane(sim, to, nm, kerb);
+    sim->v_nlane[w] = choose_lane(sim, to, nm, kerb, natural);
 }
 
 static void open_account(sf_sim_t *sim, uint32_t w, uint32_t li)
@@ -383,7 +398,7 @@ static void insert_entries(sf_sim_t *sim)
                 const line_t *ln = &sim->lines[sim->bus[b].line];
                 kerb = ln->l.n_stops > 0 && ln->stop_rk[0] == 0;
             }
-            uint8_t lane = choose_lane(sim, s->link, s->pend_mov, kerb);
+            uint8_t lane = choose_lane(sim, s->link, s->pend_mov, kerb, -1);
             lane_t *tl = &sim->lanes[lk->lane0 + lane];
             const vtype_t *vt = &sim->vt[type];
             float v0 = lk->v0[type], iv0 = lk->inv_v0[type], v_ins = v0;
@@ -549,11 +564,18 @@ static float front_acc(sf_sim_t *sim, const lane_t *ln, const link_t *lk, uint32
         return sf_idm_free(vt, iv0, v); /* exit link: the boundary absorbs everything */
     float dist = lk->len - p;
     float stop_acc = sf_idm(vt, iv0, v, dist - STOP_MARGIN_M + vt->s0, v);
-    if (!(allowed_mask(sim, ln->link, w) >> ln->idx & 1u))
-        return stop_acc; /* wrong lane: wait at the line for a gap to change */
     uint8_t m = sim->v_mov[w];
     const mov_t *mv = movp(sim, lk->to_ix, m);
     uint8_t cls = sim->lamp[lk->to_ix][mv->sg];
+    unsigned am = allowed_mask(sim, ln->link, w);
+    if (!(am >> ln->idx & 1u)) {
+        /* wrong lane (a full bay, a lost gap): from the lane next to an allowed one it
+         * makes its turn at the line when its movement may go; otherwise it waits
+         * there for a gap to change */
+        bool adjacent = ((am << 1) | (am >> 1)) >> ln->idx & 1u;
+        if (!adjacent || (cls != LAMP_GO && cls != LAMP_CAUTION))
+            return stop_acc;
+    }
     uint8_t fl = sim->v_flags[w];
     bool go;
     if (cls == LAMP_GO || cls == LAMP_CAUTION) {
@@ -572,7 +594,7 @@ static float front_acc(sf_sim_t *sim, const lane_t *ln, const link_t *lk, uint32
     if (!go)
         return stop_acc;
     if (sim->v_nlane[w] == SF_NONE8)
-        choose_next(sim, w, lk);
+        choose_next(sim, w, lk, ln->idx);
     const link_t *to = &sim->links[mv->to_link];
     const lane_t *tl = &sim->lanes[to->lane0 + sim->v_nlane[w]];
     float acc;
@@ -595,6 +617,42 @@ static float front_acc(sf_sim_t *sim, const lane_t *ln, const link_t *lk, uint32
             acc = c;
     }
     return acc;
+}
+
+/* A vehicle in a lane that does not serve its next move, within MERGE_ZONE_M of where
+ * it must change (the bay start, or the stop line), also follows the vehicle it would
+ * have ahead in the lane it must reach: it slows to slot in behind it rather than drive
+ * past the queue it has to join (with no such vehicle it just drives on). */
+#define MERGE_ZONE_M 80.0f
+static float merge_acc(const sf_sim_t *sim, const lane_t *ln, const link_t *lk, uint32_t w, float p,
+                       float v, const vtype_t *vt, float iv0)
+{
+    unsigned am = allowed_mask(sim, ln->link, w);
+    if (am >> ln->idx & 1u)
+        return 1e9f;
+    int best = -1, bd = 99;
+    for (int k = 0; k < lk->n_lanes; k++)
+        if ((am >> k & 1u) && abs(k - ln->idx) < bd) {
+            bd = abs(k - ln->idx);
+            best = k;
+        }
+    if (best < 0)
+        return 1e9f;
+    const lane_t *tl =
+        &sim->lanes[lk->lane0 + (uint32_t)(best > ln->idx ? ln->idx + 1 : ln->idx - 1)];
+    float reach = tl->start_m > 0 ? tl->start_m : lk->len;
+    if (p < reach - MERGE_ZONE_M || tl->n == 0)
+        return 1e9f;
+    /* the rearmost vehicle of the target lane that is still ahead of us */
+    uint32_t k = tl->n;
+    while (k > 0 && tl->pos[k - 1] <= p)
+        k--;
+    if (k == 0)
+        return 1e9f;
+    float gap = tl->pos[k - 1] - sim->vt[sim->v_type[tl->veh[k - 1]]].len - p;
+    if (gap < -vt->len)
+        return 1e9f; /* already level with it: the lane change itself decides */
+    return sf_idm(vt, iv0, v, gap, v - tl->v[k - 1]);
 }
 
 static void lane_loop(sf_sim_t *sim, uint32_t lidx)
@@ -623,6 +681,11 @@ static void lane_loop(sf_sim_t *sim, uint32_t lidx)
             acc = sf_idm(vt, iv0, v, P[i - 1] - lead_len - p, v - V[i - 1]);
         else
             acc = front_acc(sim, ln, lk, w, p, v, vt, iv0);
+        if (lk->lc) {
+            float a3 = merge_acc(sim, ln, lk, w, p, v, vt, iv0);
+            if (a3 < acc)
+                acc = a3;
+        }
         bool in_zone = false;
         bus_t *bb = NULL;
         if (b != SF_NONE32) {
@@ -633,13 +696,18 @@ static void lane_loop(sf_sim_t *sim, uint32_t lidx)
             } else if (bus_stop_pending(sim, bb)) {
                 float sp = sim->lines[bb->line].l.stops[bb->stop_k].distance_m;
                 float a2 = sf_idm(vt, iv0, v, sp - p + vt->s0, v);
-                if (a2 < acc)
+                /* slowing for the stop (it binds, not the leader or a signal) */
+                if (a2 < acc) {
                     acc = a2;
-                in_zone = p >= sp - BUS_ZONE_M;
+                    in_zone = p >= sp - BUS_ZONE_M;
+                }
             } else if (p < bb->zone_until) {
-                in_zone = true;
-                if (v >= 0.9f / iv0)
-                    bb->zone_until = 0.0f; /* back up to speed: the stop's effect is over */
+                /* accelerating away from the stop; anything that slows it again, or
+                 * being back at 0.9 v0, ends the stop's share */
+                if (v >= 0.9f / iv0 || acc < 0.0f)
+                    bb->zone_until = 0.0f;
+                else
+                    in_zone = true;
             }
         }
         /* ballistic update */
@@ -791,7 +859,7 @@ static void transfers(sf_sim_t *sim)
                 continue;
             }
             if (sim->v_nlane[w] == SF_NONE8)
-                choose_next(sim, w, lk);
+                choose_next(sim, w, lk, ln->idx);
             const mov_t *mv = movp(sim, lk->to_ix, sim->v_mov[w]);
             uint32_t to_li = mv->to_link;
             const link_t *to = &sim->links[to_li];
