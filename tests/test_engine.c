@@ -454,3 +454,31 @@ Test(engine, check_out_before_service_cancels)
     cr_expect_eq(errno, EINVAL);
     sf_unit_destroy(&u);
 }
+
+Test(engine, timing_write_applies_from_next_interval)
+{
+    sf_unit_t *u = single_unit(SF_UMODE_FIXED);
+    const sf_unit_status_t *st = sf_unit_status(u);
+    cr_assert_gt(fx_until(u, A2, SF_LAMP_YELLOW, 3000), 0);
+    for (int i = 0; i < 10; i++)
+        sf_unit_tick(u);
+    /* mid-yellow: longer yellow and red clearance for phase 2 */
+    cr_assert_eq(sf_unit_set_timing(u, 2, SF_T_YELLOW, 40), 0);
+    cr_assert_eq(sf_unit_set_timing(u, 2, SF_T_RED_CLEAR, 40), 0);
+    /* the yellow under way keeps 3 s; the red clearance that starts after the write
+     * is the new 4 s */
+    cr_expect_eq(10 + fx_while(u, A2, SF_LAMP_YELLOW, 100), 30);
+    cr_expect_eq(fx_while(u, A4, SF_LAMP_RED, 100), 40);
+    cr_expect(!st->fault_latched, "a timing write tripped the monitor (0x%02x)", st->fault_code);
+    /* next time phase 2 ends, the new values */
+    cr_assert_gt(fx_until(u, A2, SF_LAMP_YELLOW, 3000), 0);
+    cr_expect_eq(fx_while(u, A2, SF_LAMP_YELLOW, 100), 40);
+    cr_expect_eq(fx_while(u, A4, SF_LAMP_RED, 100), 40);
+    /* and shorter again, written while phase 4 is green: no effect on the monitor */
+    cr_assert_eq(sf_unit_set_timing(u, 2, SF_T_RED_CLEAR, 0), 0);
+    cr_assert_gt(fx_until(u, A2, SF_LAMP_YELLOW, 3000), 0);
+    cr_expect_eq(fx_while(u, A2, SF_LAMP_YELLOW, 100), 40);
+    cr_expect_eq(st->sg_lamp[A4], SF_LAMP_GREEN); /* no red clearance any more */
+    cr_expect(!st->fault_latched);
+    sf_unit_destroy(&u);
+}

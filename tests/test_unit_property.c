@@ -13,8 +13,10 @@
  *  - every vehicle green lasts at least its min green and ends in a steady yellow of at
  *    least its yellow time;
  *  - a group turns green only when every conflicting group has shown red for its red
- *    clearance since its yellow (pedestrian: steady don't walk for yellow + red clear
- *    since its clearance);
+ *    clearance since its yellow (pedestrian: steady don't walk for 3 s, the shortest
+ *    yellow, since its clearance);
+ * each minimum being the timing in force when the interval began (writes apply to the
+ * next interval);
  *  - every walk is followed by a complete pedestrian clearance (flashing don't walk);
  *  - while the unit reports coordinated operation in sync, consecutive yields of the
  *    first coordinated phase are a whole number of plan cycles apart (exactly one when
@@ -75,6 +77,8 @@ typedef struct {
     int col[SF_MAX_SG];        /* colour shown at the last tick */
     long dur[SF_MAX_SG];       /* ticks shown; -1 unknown */
     long red_since[SF_MAX_SG]; /* ticks red since a clearance ended; -1 none */
+    long need[SF_MAX_SG];      /* minimum of the current colour, timing at its start */
+    long need_red[SF_MAX_SG];  /* red owed before a conflicting green, set at clearance end */
     /* coordination */
     long last_yield;    /* tick of the last yield of the watched group, -1 */
     bool sync_run;      /* in sync continuously since last_yield */
@@ -91,6 +95,8 @@ static void obs_reset(obs_t *o)
         o->col[i] = -1;
         o->dur[i] = -1;
         o->red_since[i] = -1;
+        o->need[i] = 0;
+        o->need_red[i] = 0;
     }
     o->last_yield = -1;
     o->sync_run = false;
@@ -113,6 +119,24 @@ static uint8_t watch_group(const sf_intersection_t *ix, const sf_plan_t *p)
             return 0xFF;
         }
     return 0xFF;
+}
+
+/* What colour c on group i must last, by the timings now (when it begins). */
+static long colour_need(const sf_intersection_t *ix, uint8_t i, int c)
+{
+    const sf_phase_t *ph = &ix->phases[ix->sg[i].phase_idx];
+    if (ix->sg[i].kind == SF_SG_PEDESTRIAN)
+        return c == O_RED_FL ? ph->ped_clear_ds : 0;
+    return c == O_GRN ? ph->min_green_ds : c == O_YEL ? ph->yellow_ds : 0;
+}
+
+/* Red group i owes before a conflicting green once its clearance ends: its red
+ * clearance; a pedestrian group the minimum 3 s yellow of its vehicle phase. */
+static long red_owed(const sf_intersection_t *ix, uint8_t i)
+{
+    if (ix->sg[i].kind == SF_SG_PEDESTRIAN)
+        return 30;
+    return ix->phases[ix->sg[i].phase_idx].red_clear_ds;
 }
 
 static const char *where_unit;
@@ -142,27 +166,24 @@ static void observe(obs_t *o, const sf_unit_t *u, long tick)
         int prev = o->col[i];
         if (prev < 0 || prev == c[i])
             continue;
-        const sf_phase_t *ph = &ix->phases[ix->sg[i].phase_idx];
         bool ped = ix->sg[i].kind == SF_SG_PEDESTRIAN;
         long d = o->dur[i];
+        long need = o->need[i];
         if (!ped) {
             if (prev == O_GRN) {
                 OBS_ASSERT(c[i] == O_YEL, "%s green ended without yellow", ix->sg[i].id);
-                OBS_ASSERT(d < 0 || d >= ph->min_green_ds, "%s green %ld < min %u", ix->sg[i].id, d,
-                           ph->min_green_ds);
+                OBS_ASSERT(d < 0 || d >= need, "%s green %ld < min %ld", ix->sg[i].id, d, need);
             }
             if (prev == O_YEL) {
                 OBS_ASSERT(c[i] == O_RED, "%s yellow not followed by red", ix->sg[i].id);
-                OBS_ASSERT(d >= ph->yellow_ds, "%s yellow %ld < %u", ix->sg[i].id, d,
-                           ph->yellow_ds);
+                OBS_ASSERT(d >= need, "%s yellow %ld < %ld", ix->sg[i].id, d, need);
             }
         } else {
-            if (prev == O_GRN && ph->ped_clear_ds)
+            if (prev == O_GRN && ix->phases[ix->sg[i].phase_idx].ped_clear_ds)
                 OBS_ASSERT(c[i] == O_RED_FL, "%s walk not followed by clearance", ix->sg[i].id);
             if (prev == O_RED_FL) {
                 OBS_ASSERT(c[i] == O_RED, "%s clearance not followed by don't walk", ix->sg[i].id);
-                OBS_ASSERT(d >= ph->ped_clear_ds, "%s ped clear %ld < %u", ix->sg[i].id, d,
-                           ph->ped_clear_ds);
+                OBS_ASSERT(d >= need, "%s ped clear %ld < %ld", ix->sg[i].id, d, need);
             }
         }
         if (c[i] != O_GRN)
@@ -170,19 +191,15 @@ static void observe(obs_t *o, const sf_unit_t *u, long tick)
         for (uint8_t j = 0; j < n; j++) {
             if (j == i || !ix->sg_conflict[i][j])
                 continue;
-            const sf_phase_t *pj = &ix->phases[ix->sg[j].phase_idx];
             bool pedj = ix->sg[j].kind == SF_SG_PEDESTRIAN;
             OBS_ASSERT(c[j] == O_RED || c[j] == O_DARK, "%s green while %s not red", ix->sg[i].id,
                        ix->sg[j].id);
-            long rs =
-                o->col[j] == O_RED
-                    ? o->red_since[j]
-                    : ((o->col[j] == O_YEL || o->col[j] == O_RED_FL || (pedj && o->col[j] == O_GRN))
-                           ? 0
-                           : -1);
-            long need = pedj ? (long)pj->yellow_ds + pj->red_clear_ds : (long)pj->red_clear_ds;
-            OBS_ASSERT(rs < 0 || rs >= need, "%s green %ld ticks after %s cleared (need %ld)",
-                       ix->sg[i].id, rs, ix->sg[j].id, need);
+            /* j just cleared this tick: it owes its full red; else what it owed then */
+            bool just = o->col[j] == O_YEL || o->col[j] == O_RED_FL || (pedj && o->col[j] == O_GRN);
+            long rs = o->col[j] == O_RED ? o->red_since[j] : (just ? 0 : -1);
+            long owed = o->col[j] == O_RED ? o->need_red[j] : red_owed(ix, j);
+            OBS_ASSERT(rs < 0 || rs >= owed, "%s green %ld ticks after %s cleared (need %ld)",
+                       ix->sg[i].id, rs, ix->sg[j].id, owed);
         }
     }
     for (uint8_t i = 0; i < n; i++) {
@@ -192,6 +209,9 @@ static void observe(obs_t *o, const sf_unit_t *u, long tick)
             bool cleared = ped ? (prev == O_RED_FL || prev == O_GRN) : prev == O_YEL;
             o->dur[i] = prev < 0 ? -1 : 1;
             o->red_since[i] = c[i] == O_RED && cleared ? 1 : -1;
+            o->need[i] = colour_need(ix, i, c[i]);
+            if (c[i] == O_RED && cleared)
+                o->need_red[i] = red_owed(ix, i);
         } else {
             if (o->dur[i] >= 0)
                 o->dur[i]++;

@@ -289,8 +289,11 @@ static bool start_phase(sf_unit_t *u, uint8_t r, int k)
     rg->k = (int8_t)k;
     rg->iv = IV_GREEN;
     rg->gap = ph->passage_ds;
+    rg->min_g = ph->min_green_ds;
     if (ph->walk_ds && (bit(u->ped_call, p) || u->run_mode == SF_UMODE_FIXED)) {
         rg->ped = PED_WALK;
+        rg->walk = ph->walk_ds;
+        rg->pclr = ph->ped_clear_ds;
         u->ped_call &= (uint16_t)~pbit(p);
     }
     u->veh_call &= (uint16_t)~pbit(p);
@@ -478,9 +481,10 @@ static void cross_barrier(sf_unit_t *u)
     }
 }
 
-static bool can_end(const sf_unit_t *u, const sf_ring_t *rg)
+/* The green may end: its min green and any walk and ped clearance are done. */
+static bool can_end(const sf_ring_t *rg)
 {
-    return rg->t >= phase(u, rg->ph)->min_green_ds && (rg->ped == PED_NONE || rg->ped == PED_DONE);
+    return rg->t >= rg->min_g && (rg->ped == PED_NONE || rg->ped == PED_DONE);
 }
 
 /* Whether the green of ring r wants to end now (before hold and barrier). */
@@ -541,6 +545,7 @@ static void begin_yellow(sf_unit_t *u, sf_ring_t *rg)
         u->in_sync = false; /* the coordinated yield moved: this cycle is not exact */
     rg->iv = IV_YELLOW;
     rg->t = 0;
+    rg->len = phase(u, rg->ph)->yellow_ds;
     rg->ready = false;
     rg->ped = PED_NONE;
 }
@@ -566,7 +571,7 @@ static void end_greens(sf_unit_t *u)
             if (held)
                 want = false;
         }
-        rg->ready = want && can_end(u, rg);
+        rg->ready = want && can_end(rg);
     }
     /* greens with a next phase in the group end now; the last ones of the group end
      * together once every ring is at the barrier (or at once when stopping) */
@@ -595,10 +600,10 @@ static void time_rings(sf_unit_t *u, uint16_t presence)
             rg->t++;
         switch (rg->iv) {
         case IV_GREEN:
-            if (rg->ped == PED_WALK && ++rg->ped_t >= ph->walk_ds) {
-                rg->ped = ph->ped_clear_ds ? PED_CLEAR : PED_DONE;
+            if (rg->ped == PED_WALK && ++rg->ped_t >= rg->walk) {
+                rg->ped = rg->pclr ? PED_CLEAR : PED_DONE;
                 rg->ped_t = 0;
-            } else if (rg->ped == PED_CLEAR && ++rg->ped_t >= ph->ped_clear_ds) {
+            } else if (rg->ped == PED_CLEAR && ++rg->ped_t >= rg->pclr) {
                 rg->ped = PED_DONE;
                 rg->ped_t = 0;
             }
@@ -610,15 +615,16 @@ static void time_rings(sf_unit_t *u, uint16_t presence)
                 rg->max_t++;
             break;
         case IV_YELLOW:
-            if (rg->t >= ph->yellow_ds) {
+            if (rg->t >= rg->len) {
                 rg->iv = IV_RED_CLEAR;
                 rg->t = 0;
-                if (ph->red_clear_ds == 0)
+                rg->len = ph->red_clear_ds;
+                if (rg->len == 0)
                     rg->ph = SF_NO_PHASE;
             }
             break;
         case IV_RED_CLEAR:
-            if (rg->t >= ph->red_clear_ds)
+            if (rg->t >= rg->len)
                 rg->ph = SF_NO_PHASE;
             break;
         default:
@@ -893,7 +899,6 @@ static uint8_t lamp_code(uint8_t o)
 /* Time left of ring r's green, 0.1 s (an upper bound when actuated; 0 = indefinite). */
 static uint16_t green_left(const sf_unit_t *u, const sf_ring_t *rg)
 {
-    const sf_phase_t *ph = phase(u, rg->ph);
     int32_t left = 0;
     switch (u->run_mode) {
     case SF_UMODE_FIXED:
@@ -907,7 +912,7 @@ static uint16_t green_left(const sf_unit_t *u, const sf_ring_t *rg)
                          (u->gabs < fo_abs(u, rg->ph) ? u->gabs : fo_abs(u, rg->ph)));
         break;
     }
-    int32_t min_left = (int32_t)ph->min_green_ds - rg->t;
+    int32_t min_left = (int32_t)rg->min_g - rg->t;
     if (left < min_left)
         left = min_left;
     return (uint16_t)(left < 0 ? 0 : left);
@@ -1015,17 +1020,16 @@ void sf_engine_refresh_status(sf_unit_t *u)
         if (u->state == ST_RUN) {
             int p = ix->sg[i].phase_idx;
             const sf_ring_t *rg = &u->ring[phase(u, p)->ring - 1];
-            const sf_phase_t *ph = phase(u, p);
             bool ped = ix->sg[i].kind == SF_SG_PEDESTRIAN;
             if (rg->ph == p && rg->iv == IV_GREEN) {
                 if (!ped)
                     left = green_left(u, rg);
                 else if (rg->ped == PED_WALK)
-                    left = (uint16_t)(ph->walk_ds - rg->ped_t);
+                    left = (uint16_t)(rg->walk - rg->ped_t);
                 else if (rg->ped == PED_CLEAR)
-                    left = (uint16_t)(ph->ped_clear_ds - rg->ped_t);
+                    left = (uint16_t)(rg->pclr - rg->ped_t);
             } else if (rg->ph == p && rg->iv == IV_YELLOW && !ped) {
-                left = (uint16_t)(ph->yellow_ds - rg->t);
+                left = (uint16_t)(rg->len - rg->t);
             }
         } else if (u->state == ST_START_FLASH) {
             left = u->st_t < u->cfg.startup_flash_ds ? (uint16_t)(u->cfg.startup_flash_ds - u->st_t)

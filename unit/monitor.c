@@ -28,6 +28,8 @@ struct sf_monitor_s {
     uint8_t colour[SF_MAX_SG];     /* C_* shown at the last check */
     uint32_t dur[SF_MAX_SG];       /* checks the current colour has been shown (NEVER = unknown) */
     uint32_t red_since[SF_MAX_SG]; /* checks of red since a steady yellow / ped clear ended */
+    uint16_t need[SF_MAX_SG];      /* minimum of the colour shown, from the timings at its start */
+    uint16_t need_rc[SF_MAX_SG];   /* red clearance owed since the last clearance ended */
     bool started;                  /* at least one check done */
     uint8_t fault;                 /* latched SF_FAULT_*, 0 none */
     uint8_t fault_sg[2];           /* groups involved, 0xFF none */
@@ -64,6 +66,31 @@ static bool ends_clearance(sf_sg_kind_t kind, uint8_t prev)
     return prev == C_YELLOW;
 }
 
+/* Minimum duration of colour c on group i, from the timings now (its start). */
+static uint16_t colour_min(const sf_intersection_t *ix, uint8_t i, uint8_t c)
+{
+    const sf_phase_t *ph = &ix->phases[ix->sg[i].phase_idx];
+    bool ped = ix->sg[i].kind == SF_SG_PEDESTRIAN;
+    if (!ped && c == C_GREEN)
+        return ph->min_green_ds;
+    if (!ped && c == C_YELLOW)
+        return ph->yellow_ds;
+    if (ped && c == C_RED_FLASH)
+        return ph->ped_clear_ds;
+    return 0;
+}
+
+/* Red owed by group i before a conflicting green once it leaves colour prev (a
+ * clearance): its phase's red clearance now, or for pedestrians the 3 s minimum yellow
+ * that follows every pedestrian clearance (REFERENCE.md). */
+static uint16_t red_clear_owed(const sf_intersection_t *ix, uint8_t i, uint8_t prev)
+{
+    (void)prev;
+    if (ix->sg[i].kind == SF_SG_PEDESTRIAN)
+        return 30;
+    return ix->phases[ix->sg[i].phase_idx].red_clear_ds;
+}
+
 sf_monitor_t *sf_monitor_new(const sf_intersection_t *ix)
 {
     if (!ix || ix->n_sg > SF_MAX_SG) {
@@ -97,6 +124,8 @@ void sf_monitor_reset(sf_monitor_t *m)
         m->colour[i] = C_DARK;
         m->dur[i] = NEVER;
         m->red_since[i] = NEVER;
+        m->need[i] = 0;
+        m->need_rc[i] = 0;
     }
 }
 
@@ -160,22 +189,23 @@ uint8_t sf_monitor_check(sf_monitor_t *m, const uint8_t *out)
             uint8_t prev = m->colour[i];
             if (prev == c[i])
                 continue;
-            const sf_phase_t *ph = &ix->phases[ix->sg[i].phase_idx];
             uint32_t d = m->dur[i];
+            uint16_t need = m->need[i]; /* the timing in force when prev began */
             bool ped = ix->sg[i].kind == SF_SG_PEDESTRIAN;
             if (!ped) {
                 if (prev == C_GREEN) {
                     if (c[i] != C_YELLOW)
                         trip(m, SF_FAULT_YELLOW_SHORT, i, 0xFF);
-                    else if (d != NEVER && d < ph->min_green_ds)
+                    else if (d != NEVER && d < need)
                         trip(m, SF_FAULT_TIMING_SHORT, i, 0xFF);
                 }
-                if (prev == C_YELLOW && (d < ph->yellow_ds || is_green(c[i])))
+                if (prev == C_YELLOW && (d < need || is_green(c[i])))
                     trip(m, SF_FAULT_YELLOW_SHORT, i, 0xFF);
             } else {
-                if (prev == C_GREEN && c[i] != C_RED_FLASH && ph->ped_clear_ds > 0)
+                if (prev == C_GREEN && c[i] != C_RED_FLASH &&
+                    ix->phases[ix->sg[i].phase_idx].ped_clear_ds > 0)
                     trip(m, SF_FAULT_TIMING_SHORT, i, 0xFF);
-                if (prev == C_RED_FLASH && c[i] == C_RED && d != NEVER && d < ph->ped_clear_ds)
+                if (prev == C_RED_FLASH && c[i] == C_RED && d != NEVER && d < need)
                     trip(m, SF_FAULT_TIMING_SHORT, i, 0xFF);
                 if (prev == C_RED_FLASH && is_green(c[i]))
                     trip(m, SF_FAULT_TIMING_SHORT, i, 0xFF);
@@ -186,7 +216,6 @@ uint8_t sf_monitor_check(sf_monitor_t *m, const uint8_t *out)
             for (uint8_t j = 0; j < n; j++) {
                 if (j == i || !ix->sg_conflict[i][j])
                     continue;
-                const sf_phase_t *pj = &ix->phases[ix->sg[j].phase_idx];
                 uint8_t cj = c[j];
                 if (cj == C_YELLOW || cj == C_RED_FLASH || cj == C_YELLOW_FLASH) {
                     trip(m, SF_FAULT_TIMING_SHORT, i, j);
@@ -196,10 +225,12 @@ uint8_t sf_monitor_check(sf_monitor_t *m, const uint8_t *out)
                     uint32_t rs = m->colour[j] == C_RED
                                       ? m->red_since[j]
                                       : (ends_clearance(ix->sg[j].kind, m->colour[j]) ? 0 : NEVER);
-                    uint32_t need = pj->red_clear_ds;
-                    if (ix->sg[j].kind == SF_SG_PEDESTRIAN)
-                        need = (uint32_t)pj->yellow_ds + pj->red_clear_ds;
-                    if (rs != NEVER && rs < need)
+                    /* vehicles: the red clearance in force when j's yellow ended;
+                     * pedestrians: steady don't walk for at least the shortest legal
+                     * yellow, which every clearance is followed by */
+                    uint32_t owed =
+                        m->colour[j] == C_RED ? m->need_rc[j] : red_clear_owed(ix, j, m->colour[j]);
+                    if (rs != NEVER && rs < owed)
                         trip(m, SF_FAULT_TIMING_SHORT, i, j);
                 }
             }
@@ -218,6 +249,9 @@ uint8_t sf_monitor_check(sf_monitor_t *m, const uint8_t *out)
             bool cleared = ends_clearance(ix->sg[i].kind, prev);
             m->dur[i] = 1;
             m->red_since[i] = (c[i] == C_RED && cleared) ? 1 : NEVER;
+            m->need[i] = colour_min(ix, i, c[i]);
+            if (c[i] == C_RED && cleared)
+                m->need_rc[i] = red_clear_owed(ix, i, prev);
         } else {
             m->dur[i] = inc(m->dur[i]);
             if (c[i] == C_RED)

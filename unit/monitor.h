@@ -2,9 +2,8 @@
  *
  * The monitor shares nothing with the phase engine but the physical lamp outputs
  * (SF_OUT_* bits per signal group, unit/unit.h) and the intersection's configuration
- * (the conflict matrix sg_conflict and the phase timings, read live so that a timing
- * write is seen by both at the same tick). It keeps its own history of what each group
- * showed and for how long, and checks every tick:
+ * (the conflict matrix sg_conflict and the phase timings, read live). It keeps its own
+ * history of what each group showed and for how long, and checks every tick:
  *  - conflicting groups green together                      -> SF_FAULT_GREEN_CONFLICT
  *  - green lit together with red or yellow on one group      -> SF_FAULT_GREEN_RED
  *  - a vehicle or arrow group dark; a pedestrian group dark
@@ -12,12 +11,16 @@
  *  - a steady yellow shorter than its phase's yellow, or a
  *    green ending without a steady yellow                    -> SF_FAULT_YELLOW_SHORT
  *  - a green shorter than its phase's min green; a group
- *    turning green while a conflicting group is yellow, or
- *    red for less than its phase's red clearance since its
- *    yellow ended; a pedestrian clearance (flashing don't
- *    walk) shorter than ped clear or skipped; a pedestrian
- *    group not at steady don't walk for yellow + red clear
- *    before a conflicting green                              -> SF_FAULT_TIMING_SHORT
+ *    turning green while a conflicting group is yellow,
+ *    flashing, in ped clearance, or red for less than its
+ *    phase's red clearance since its yellow ended; a
+ *    pedestrian clearance (flashing don't walk) shorter than
+ *    ped clear or skipped; a pedestrian group at steady
+ *    don't walk for less than 3 s (the shortest yellow) after
+ *    its clearance when a conflicting group turns green      -> SF_FAULT_TIMING_SHORT
+ * Each minimum is the phase's timing when the interval began (a green's min green at
+ * its start, a red clearance at the end of the yellow): a timing write applies to the
+ * next interval, as in the engine, so a write never makes a correct interval look short.
  * The first violation latches; sf_monitor_check then keeps returning it until
  * sf_monitor_reset. Durations are counted in checks (one check per 0.1 s tick).
  */

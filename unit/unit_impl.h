@@ -49,6 +49,12 @@ typedef struct {
     uint16_t gap;    /* passage timer remaining, 0.1 s */
     uint16_t max_t;  /* max timer, 0.1 s (runs while conflicting demand exists) */
     uint16_t ext;    /* priority extension used in this green, 0.1 s */
+    /* Interval lengths taken from the phase table when the interval began: a timing
+     * write applies from the next interval on, which is also what the monitor expects */
+    uint16_t min_g; /* min green of this green */
+    uint16_t walk;  /* walk of this green (0 = no walk served) */
+    uint16_t pclr;  /* ped clearance of this green */
+    uint16_t len;   /* yellow or red clearance in progress */
 } sf_ring_t;
 
 typedef struct {
