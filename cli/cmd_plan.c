@@ -19,7 +19,8 @@ static void usage(FILE *out)
             "usage: sigflow plan webster SCENARIO [OPTIONS] [--set PATH=VALUE]...\n"
             "       sigflow plan greenwave SCENARIO [OPTIONS] [--set PATH=VALUE]...\n\n"
             "webster: per intersection, the critical flow ratios y, Y, lost time L, Webster's\n"
-            "cycle C0 = (1.5 L + 5) / (1 - Y) (bounded, rounded up to 1 s) and the splits.\n"
+            "cycle C0 = (1.5 L + 5) / (1 - Y) (bounded, rounded up to 1 s), the splits and each\n"
+            "phase's degree of saturation x = y C / g at that plan.\n"
             "  --factor F        multiply every entry flow by F (default 1)\n"
             "  --min-cycle S     lower cycle bound, s (default 40)\n"
             "  --max-cycle S     upper cycle bound, s (default 180)\n"
@@ -159,13 +160,18 @@ static int run_webster(const args_t *a, const sf_scenario_t *sc)
             printf("  Y = %.3f  L = %.1f s  C0 = %.1f s  cycle = %.1f s%s\n", w.y_total,
                    w.lost_total_s, w.c0_s, w.cycle_ds / 10.0,
                    w.raised_for_minimums ? "  (raised to fit the minimum splits)" : "");
-        printf("  %-6s %-5s %-8s %-7s %-8s %-8s %-8s\n", "phase", "ring", "y", "crit", "lost_s",
-               "split_s", "green_s");
+        printf("  %-6s %-5s %-8s %-7s %-8s %-8s %-8s %-6s\n", "phase", "ring", "y", "crit",
+               "lost_s", "split_s", "green_s", "x");
         for (uint8_t p = 0; p < ix->n_phases; p++) {
             const sf_phase_t *ph = &ix->phases[p];
             double green = (w.split_ds[p] - ph->yellow_ds - ph->red_clear_ds) / 10.0;
-            printf("  %-6u %-5u %-8.3f %-7s %-8.1f %-8.1f %-8.1f\n", ph->id, ph->ring, w.y[p],
-                   w.critical[p] ? "yes" : "", w.lost_s[p], w.split_ds[p] / 10.0, green);
+            /* degree of saturation at this plan: y C / g with the effective green */
+            double g_eff = w.split_ds[p] / 10.0 - w.lost_s[p];
+            char x[16] = "-";
+            if (g_eff > 0)
+                snprintf(x, sizeof x, "%.2f", w.y[p] * (w.cycle_ds / 10.0) / g_eff);
+            printf("  %-6u %-5u %-8.3f %-7s %-8.1f %-8.1f %-8.1f %-6s\n", ph->id, ph->ring, w.y[p],
+                   w.critical[p] ? "yes" : "", w.lost_s[p], w.split_ds[p] / 10.0, green, x);
         }
         common = fmax(common, w.cycle_ds / 10.0);
     }
