@@ -374,7 +374,10 @@ int sf_master_queue_poll(sf_master_t *m, size_t u, uint16_t hb, unsigned what)
         errno = ENOSPC;
         return -1;
     }
-    int h = sf_master_queue_write(m, u, SF_R_HEARTBEAT, 0, &hb, 1);
+    /* A connected device that reported a map version or id we do not know is only read,
+     * never written (its identity is read again on every new connection). */
+    bool foreign = un->st.connected && un->st.protocol_version != 0 && !un->st.identity_ok;
+    int h = foreign ? -1 : sf_master_queue_write(m, u, SF_R_HEARTBEAT, 0, &hb, 1);
     queue_read(m, u, SF_R_CONTROL_MODE, SF_R_PHASE_STATUS_NEXT, K_STATUS);
     queue_read(m, u, SF_R_SG_LAMP, SF_R_SG_TIME_REMAINING, K_LAMPS);
     if (det) {

@@ -150,7 +150,8 @@ int sf_master_queue_coils(sf_master_t *m, size_t u, sf_reg_id_t id, uint16_t ele
 
 /* Queue a poll: heartbeat write of hb, then the status and lamp reads, and what `what`
  * adds (SF_POLL_* bits). Returns the handle of the heartbeat write, or -1 (EINVAL,
- * ENOSPC). */
+ * ENOSPC; or, with the reads queued, when the connected device's identity is not the
+ * expected one: it is then only read, never written). */
 int sf_master_queue_poll(sf_master_t *m, size_t u, uint16_t hb, unsigned what);
 
 /* Queue a plan download of plan p (phase splits by index per ix, written as plan_dl_*

@@ -264,3 +264,27 @@ Test(master, silent_unit_does_not_stall_the_others)
     stop_hosts(&t);
     sf_scenario_destroy(&sc);
 }
+
+/* A device that is not the expected unit (wrong id) is read but never written again. */
+Test(master, foreign_device_is_only_read)
+{
+    sf_scenario_t *sc = load_single();
+    sf_endpoint_t eps[1];
+    host_thread_t t;
+    start_hosts(&t, &sc->intersections[0], 1, eps);
+    const char *ids[1] = {"NOT-THIS-ONE"};
+    sf_master_t *m = sf_master_new(1, eps, ids, NULL);
+    cr_assert_not_null(m);
+    cr_assert_eq(sf_master_sweep(m, 1, 11, 0), 1);
+    const sf_unit_state_t *st = sf_master_state(m, 0);
+    cr_assert_not(st->identity_ok);
+    cr_assert_str_eq(st->unit_id, sc->intersections[0].id);
+    /* The first heartbeat went out with the identity read (nothing known yet). */
+    cr_assert_eq(st->heartbeat_echo, 11);
+    cr_assert_eq(sf_master_sweep(m, 2, 22, 0), 1);
+    cr_assert_eq(st->heartbeat_echo, 11, "no write to a foreign device");
+    cr_assert_eq(st->n_status, 2, "still read");
+    sf_master_destroy(&m);
+    stop_hosts(&t);
+    sf_scenario_destroy(&sc);
+}
