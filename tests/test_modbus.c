@@ -598,6 +598,124 @@ Test(modbus, fixed_base_port_and_busy_port)
     sf_scenario_destroy(&sc);
 }
 
+/* xorshift64*: a reproducible stream for the fuzz test. */
+static uint64_t rnd(uint64_t *s)
+{
+    *s ^= *s >> 12;
+    *s ^= *s << 25;
+    *s ^= *s >> 27;
+    return *s * 2685821657736338717ULL;
+}
+
+Test(modbus, random_requests_never_break_the_unit)
+{
+    /* Random frames, from well-formed writes over the whole holding and coil tables to
+     * garbage: the server must answer or close, never crash, keep serving a good client,
+     * and the unit's timings must stay within the safety limits whatever was accepted. */
+    sf_host_config_t cfg = {.frame_timeout_ms = 100};
+    hostrun_t *r = start_host(SINGLE, 1, &cfg);
+    r->tick = 1;
+    uint16_t port = sf_host_port(r->h, 0);
+    const char *env = getenv("SIGFLOW_FUZZ_SEED");
+    uint64_t seed = env ? strtoull(env, NULL, 0) : 0x5157u;
+    uint64_t s = seed;
+    int n = getenv("SIGFLOW_SANITIZED") ? 1500 : 6000;
+    int fd = raw_connect(port, NULL);
+    int closed = 0, answered = 0, writes_ok = 0;
+    for (int i = 0; i < n; i++) {
+        uint8_t f[300];
+        size_t len;
+        uint64_t kind = rnd(&s) % 8;
+        uint16_t tid = (uint16_t)i;
+        uint8_t fc_pool[] = {1, 2, 3, 4, 5, 6, 15, 16, 16, 16, 6, 6, 23, 22, 17, 8};
+        uint8_t fc = fc_pool[rnd(&s) % sizeof fc_pool];
+        uint16_t addr = (uint16_t)(rnd(&s) % 520);
+        if (kind == 0) { /* pure garbage */
+            len = 1 + rnd(&s) % 40;
+            for (size_t k = 0; k < len; k++)
+                f[k] = (uint8_t)rnd(&s);
+        } else if (fc == 16 || fc == 15) {
+            uint16_t nb = (uint16_t)(1 + rnd(&s) % (fc == 16 ? 40 : 100));
+            uint8_t bc = fc == 16 ? (uint8_t)(2 * nb) : (uint8_t)((nb + 7) / 8);
+            if (kind == 1)
+                bc = (uint8_t)(bc + 1 + rnd(&s) % 3); /* inconsistent byte count */
+            size_t pdu = 6 + (size_t)bc;
+            f[0] = (uint8_t)(tid >> 8), f[1] = (uint8_t)tid, f[2] = 0, f[3] = 0;
+            f[4] = (uint8_t)((pdu + 1) >> 8), f[5] = (uint8_t)(pdu + 1), f[6] = 1;
+            f[7] = fc, f[8] = (uint8_t)(addr >> 8), f[9] = (uint8_t)addr;
+            f[10] = (uint8_t)(nb >> 8), f[11] = (uint8_t)nb, f[12] = bc;
+            for (size_t k = 0; k < bc; k++) /* values near the limits are the interesting ones */
+                f[13 + k] = (uint8_t)(k % 2 ? rnd(&s) % 80 : (rnd(&s) % 4 ? 0 : rnd(&s)));
+            len = 13 + bc;
+        } else {
+            f[0] = (uint8_t)(tid >> 8), f[1] = (uint8_t)tid, f[2] = 0, f[3] = 0, f[4] = 0;
+            f[5] = fc == 17 ? 2 : 6, f[6] = 1, f[7] = fc;
+            uint16_t v = (uint16_t)(rnd(&s) % 3 ? rnd(&s) % 80 : rnd(&s));
+            if (fc == 5)
+                v = rnd(&s) % 4 ? (rnd(&s) % 2 ? 0xFF00 : 0) : v;
+            if (fc <= 4)
+                v = (uint16_t)(1 + rnd(&s) % 125);
+            f[8] = (uint8_t)(addr >> 8), f[9] = (uint8_t)addr, f[10] = (uint8_t)(v >> 8);
+            f[11] = (uint8_t)v;
+            len = fc == 17 ? 8 : 12;
+            if (kind == 2)
+                f[5] = (uint8_t)(f[5] + 1 + rnd(&s) % 4); /* MBAP length lies */
+        }
+        if (send(fd, f, len, MSG_NOSIGNAL) != (ssize_t)len) {
+            close(fd);
+            fd = raw_connect(port, NULL);
+            closed++;
+            continue;
+        }
+        /* A well-formed frame gets an answer, a bad one a close. After garbage or a frame
+         * whose MBAP length promises more, we hang up our side: the server must then
+         * drop the partial frame at once rather than wait for the rest. */
+        if (kind == 0 || kind == 2)
+            shutdown(fd, SHUT_WR);
+        uint8_t buf[300];
+        struct timeval tv = {2, 0};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        ssize_t got = raw_recv(fd, buf, sizeof buf);
+        if (got > 0 && kind != 0 && kind != 2) {
+            answered++;
+            writes_ok += (fc == 5 || fc == 6 || fc == 15 || fc == 16) && buf[7] == fc;
+            cr_expect_eq(buf[0], f[0]);
+            cr_expect_eq(buf[1], f[1]);
+        } else if (got > 0) {
+            close(fd); /* garbage that happened to be a whole frame: answered, fine */
+            fd = raw_connect(port, NULL);
+        } else {
+            cr_expect_eq(got, 0, "frame %d (kind %llu, fc %u) neither answered nor closed", i,
+                         (unsigned long long)kind, fc);
+            close(fd);
+            fd = raw_connect(port, NULL);
+            closed++;
+        }
+    }
+    close(fd);
+    cr_log_info("fuzz (seed %llu, SIGFLOW_FUZZ_SEED to change): %d answered, %d writes "
+                "accepted, %d connections closed",
+                (unsigned long long)seed, answered, writes_ok, closed);
+    cr_expect_gt(writes_ok, 0, "some random writes were valid and applied");
+    cr_expect_gt(answered, n / 4);
+    cr_expect_gt(closed, 10);
+    /* The unit still serves, and its timings are safe. */
+    modbus_t *c = client(port);
+    cr_expect_eq(read_in(c, "protocol_version", 0), SF_REGMAP_VERSION);
+    for (int no = 2; no <= 4; no += 2) {
+        uint16_t y = read_hold(c, "phase_yellow", no - 1);
+        uint16_t g = read_hold(c, "phase_min_green", no - 1);
+        uint16_t rc = read_hold(c, "phase_red_clear", no - 1);
+        uint16_t m1 = read_hold(c, "phase_max1", no - 1);
+        cr_expect(y >= 30 && y <= 60, "phase %d yellow %u", no, y);
+        cr_expect(g >= 5, "phase %d min green %u", no, g);
+        cr_expect_leq(rc, 60, "phase %d red clear %u", no, rc);
+        cr_expect_geq(m1, g, "phase %d max1 %u below min green %u", no, m1, g);
+    }
+    drop(c);
+    stop_host(r);
+}
+
 Test(modbus, client_sockets_above_fd_setsize)
 {
     /* A 1,000-unit host has descriptors far above FD_SETSIZE, where libmodbus' select()
