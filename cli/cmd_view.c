@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <SDL2/SDL.h>
+
 #include "bus.h"
 #include "commands.h"
 #include "live.h"
@@ -151,5 +153,6 @@ int sf_cmd_view(int argc, char **argv)
                st.commands, st.shot_written ? ", screenshot " : "",
                st.shot_written ? o.shot_path : "");
     sf_scenario_destroy(&sc);
+    SDL_Quit(); /* the process is done with SDL: release what its video backends hold */
     return rc == 0 ? 0 : 1;
 }

@@ -42,7 +42,7 @@ static void axes(sf_canvas_t *c, const sf_plot_frame_t *f, const char *title, co
         sf_plot_map(f, t, f->v0, &px, &py);
         sf_canvas_rect(c, px, f->y, 1, f->h, col_grid);
         sf_canvas_rect(c, px, f->y + f->h, 1, 5, col_axis);
-        snprintf(buf, sizeof buf, "%g", t);
+        snprintf(buf, sizeof buf, "%g", fabs(t) < sx * 1e-6 ? 0.0 : t); /* no "-0" */
         sf_canvas_text(c, px, f->y + f->h + 6, SF_TEXT_SMALL, col_axis, SF_ALIGN_CENTER, buf);
     }
     for (double v = ceil(f->v0 / sy) * sy; v <= f->v1 + 1e-9; v += sy) {
@@ -50,7 +50,7 @@ static void axes(sf_canvas_t *c, const sf_plot_frame_t *f, const char *title, co
         sf_plot_map(f, f->t0, v, &px, &py);
         sf_canvas_rect(c, f->x, py, f->w, 1, col_grid);
         sf_canvas_rect(c, f->x - 5, py, 5, 1, col_axis);
-        snprintf(buf, sizeof buf, "%g", v);
+        snprintf(buf, sizeof buf, "%g", fabs(v) < sy * 1e-6 ? 0.0 : v);
         sf_canvas_text(c, f->x - 7, py - 7, SF_TEXT_SMALL, col_axis, SF_ALIGN_RIGHT, buf);
     }
     sf_canvas_rect_outline(c, f->x - 1, f->y - 1, f->w + 2, f->h + 2, 1, col_axis);
