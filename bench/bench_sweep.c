@@ -1,5 +1,5 @@
 /* bench/bench_sweep.c — time of one full poll sweep (heartbeat write + status, lamps,
- * detector and priority reads of every unit, pipelined) at 10, 100 and 1,000 units on
+ * detector, presence and priority reads of every unit, pipelined) at 10, 100 and 1,000 units on
  * 127.0.0.1, the units served by a unit host (unit/host.h) in another thread.
  *
  * Usage: bench_sweep [SWEEPS]   (default 50 measured sweeps per size, after 3 warm-up)
@@ -7,7 +7,7 @@
  * sweep of the master thread and of the whole process (master + host thread: on a loaded
  * machine the wall figures include waiting for a core), requests per sweep.
  */
-#define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE /* getloadavg */
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -139,8 +139,12 @@ int main(int argc, char **argv)
         return 1;
     }
     printf("bench_sweep: one poll sweep, pipelined over every unit. status = heartbeat write +"
-           " status and lamp reads (3 requests per unit); full = also detector data and"
-           " priority slots (6 requests)\n");
+           " status and lamp reads (3 requests per unit); full = also detector data,"
+           " detector presence and priority slots (7 requests)\n");
+    double la[3];
+    if (getloadavg(la, 3) == 3)
+        printf("load average %.2f %.2f %.2f (wall figures include waiting for a core)\n", la[0],
+               la[1], la[2]);
     int rc = 0;
     const size_t sizes[] = {10, 100, 1000};
     for (size_t i = 0; i < 3; i++) {
