@@ -22,6 +22,7 @@ static void usage(FILE *out)
             "cycle C0 = (1.5 L + 5) / (1 - Y) (bounded, rounded up to 1 s), the splits and each\n"
             "phase's degree of saturation x = y C / g at that plan.\n"
             "  --factor F        multiply every entry flow by F (default 1)\n"
+            "  --common          put every intersection on the longest cycle (coordination)\n"
             "  --min-cycle S     lower cycle bound, s (default 40)\n"
             "  --max-cycle S     upper cycle bound, s (default 180)\n"
             "  --sat T,L,R       saturation flow per lane for through, left, right movements,\n"
@@ -104,6 +105,7 @@ typedef struct {
     double cycle_min_s;   /* 0 = no cycle search */
     double cycle_max_s;   /* upper bound of the cycle search */
     double weight;        /* k */
+    bool common;          /* webster --common */
     bool weight_given;    /* --weight was on the command line */
     const char *bus;      /* line id or NULL */
     int plan_id;          /* 0 = in force at start */
@@ -142,24 +144,58 @@ static int run_webster(const args_t *a, const sf_scenario_t *sc)
            a->wo.max_cycle_s);
     int rc = 0;
     double common = 0;
+    sf_webster_t *res = calloc(sc->n_intersections ? sc->n_intersections : 1, sizeof *res);
+    bool *ok = calloc(sc->n_intersections ? sc->n_intersections : 1, sizeof *ok);
+    if (!res || !ok) {
+        fprintf(stderr, "sigflow plan: out of memory\n");
+        free(res);
+        free(ok);
+        free(flow);
+        return 1;
+    }
     for (uint32_t i = 0; i < sc->n_intersections; i++) {
-        const sf_intersection_t *ix = &sc->intersections[i];
-        sf_webster_t w;
         char err[256];
-        if (sf_webster_intersection(sc, i, flow, &a->wo, &w, err, sizeof err) < 0) {
+        if (sf_webster_intersection(sc, i, flow, &a->wo, &res[i], err, sizeof err) < 0) {
             fprintf(stderr, "sigflow plan: %s: %s\n", a->file, err);
             rc = 1;
             continue;
         }
+        ok[i] = true;
+        common = fmax(common, res[i].cycle_ds / 10.0);
+    }
+    if (a->common && rc == 0) {
+        /* coordination: every intersection at the longest cycle, its time shared by y */
+        printf("every intersection at the common cycle %.0f s (the longest Webster cycle)\n",
+               common);
+        for (uint32_t i = 0; i < sc->n_intersections; i++) {
+            uint16_t split[SF_MAX_PHASES] = {0};
+            if (sf_split_allocate(&sc->intersections[i], (uint32_t)lround(common * 10),
+                                  res[i].lost_s, res[i].y, 0, split, NULL) < 0) {
+                fprintf(stderr, "sigflow plan: %s: intersection %s: cannot allocate %.0f s\n",
+                        a->file, sc->intersections[i].id, common);
+                rc = 1;
+                ok[i] = false;
+                continue;
+            }
+            memcpy(res[i].split_ds, split, sizeof split);
+            res[i].cycle_ds = (uint16_t)lround(common * 10);
+        }
+    }
+    for (uint32_t i = 0; i < sc->n_intersections; i++) {
+        if (!ok[i])
+            continue;
+        const sf_intersection_t *ix = &sc->intersections[i];
+        const sf_webster_t w = res[i];
         printf("\n%s  %s\n", ix->id, ix->name);
         if (w.oversaturated)
-            printf("  Y = %.3f  L = %.1f s  C0 = none (Y >= 1: oversaturated)  cycle = %.1f s "
-                   "(the maximum)\n",
-                   w.y_total, w.lost_total_s, w.cycle_ds / 10.0);
+            printf("  Y = %.3f  L = %.1f s  C0 = none (Y >= 1: oversaturated)  cycle = %.1f s%s\n",
+                   w.y_total, w.lost_total_s, w.cycle_ds / 10.0, a->common ? "" : " (the maximum)");
         else
             printf("  Y = %.3f  L = %.1f s  C0 = %.1f s  cycle = %.1f s%s\n", w.y_total,
                    w.lost_total_s, w.c0_s, w.cycle_ds / 10.0,
-                   w.raised_for_minimums ? "  (raised to fit the minimum splits)" : "");
+                   a->common               ? " (common)"
+                   : w.raised_for_minimums ? "  (raised to fit the minimum splits)"
+                                           : "");
         printf("  %-6s %-5s %-8s %-7s %-8s %-8s %-8s %-6s\n", "phase", "ring", "y", "crit",
                "lost_s", "split_s", "green_s", "x");
         for (uint8_t p = 0; p < ix->n_phases; p++) {
@@ -173,10 +209,13 @@ static int run_webster(const args_t *a, const sf_scenario_t *sc)
             printf("  %-6u %-5u %-8.3f %-7s %-8.1f %-8.1f %-8.1f %-6s\n", ph->id, ph->ring, w.y[p],
                    w.critical[p] ? "yes" : "", w.lost_s[p], w.split_ds[p] / 10.0, green, x);
         }
-        common = fmax(common, w.cycle_ds / 10.0);
     }
-    if (sc->n_intersections > 1 && rc == 0)
-        printf("\ncommon cycle for coordination (the longest): %.1f s\n", common);
+    if (sc->n_intersections > 1 && rc == 0 && !a->common)
+        printf("\ncommon cycle for coordination (the longest): %.1f s (--common shows the "
+               "splits at it)\n",
+               common);
+    free(res);
+    free(ok);
     free(flow);
     return rc;
 }
@@ -505,6 +544,9 @@ int sf_cmd_plan(int argc, char **argv)
             NEED_VALUE;
             if (!parse_num(o, v, 0, 100, &a.wo.demand_factor))
                 goto usage_err;
+            wb_only = true, wb_opt = o;
+        } else if (strcmp(o, "--common") == 0) {
+            a.common = true;
             wb_only = true, wb_opt = o;
         } else if (strcmp(o, "--min-cycle") == 0) {
             NEED_VALUE;

@@ -724,6 +724,16 @@ Test(greenwave_cli, optimise_and_write_the_default_corridor, .timeout = 120)
     sf_scenario_t *s2 = sf_scenario_load(scen, NULL, 0, &errs);
     cr_assert_not_null(s2);
     cr_assert_eq(blocks, (int)s2->n_intersections, "%s", out);
+    free(out);
+    free(err);
+    /* --common: every intersection on the longest Webster cycle */
+    const char *wbc[] = {"plan", "webster", scen, "--common", NULL};
+    rc = run_sigflow(dir, wbc, &out, &err);
+    cr_assert_eq(rc, 0, "%s", err);
+    int common = 0;
+    for (const char *p = out; (p = strstr(p, " (common)")); p++)
+        common++;
+    cr_assert_eq(common, (int)s2->n_intersections, "%s", out);
     sf_scenario_destroy(&s2);
     free(out);
     free(err);
@@ -762,6 +772,7 @@ Test(greenwave_cli, bad_arguments_are_refused)
          "is above --cycle-max"},
         {{"plan", "webster", scen, "--speed", "40", NULL}, 2, "is a greenwave option"},
         {{"plan", "greenwave", scen, "--factor", "2", NULL}, 2, "is a webster option"},
+        {{"plan", "greenwave", scen, "--common", NULL}, 2, "is a webster option"},
         {{"plan", "bogus", scen, NULL}, 2, "unknown plan kind 'bogus'"},
         {{"plan", "greenwave", NULL}, 2, "missing SCENARIO"},
         {{"plan", "webster", "/nonexistent.json", NULL}, 1, "/nonexistent.json"},
