@@ -7,7 +7,6 @@
  * sweep of the master thread and of the whole process (master + host thread: on a loaded
  * machine the wall figures include waiting for a core), requests per sweep.
  */
-#define _DEFAULT_SOURCE /* getloadavg */
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
