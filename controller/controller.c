@@ -39,6 +39,9 @@ typedef struct {
     sf_tsp_action_t mb[MAX_MB];       /* mailbox writes in round 2 */
     int mb_handle[MAX_MB];            /* their handles */
     uint8_t n_mb;                     /* in mb */
+    double ad_ds[SF_MAX_PHASES];      /* adaptive: DS per phase from the last interval */
+    sf_plan_t ad_cur;                 /* adaptive: the running plan those DS belong to */
+    bool ad_ready;                    /* adaptive: ad_ds / ad_cur fresh, step pending */
     sf_stage_t stages[SF_MAX_STAGES]; /* max-pressure stages of the intersection */
     int n_stages;                     /* in stages, 0 = not max-pressure */
     int mp_stage;                     /* stage green at the last poll, -1 none */
@@ -583,18 +586,21 @@ static void check_mp(sf_controller_t *c, uint32_t i, double t)
     u->n_mp = 0;
 }
 
-/* SCATS-like adaptation when a new detector interval is in: DS per phase from counts. */
-static void adapt(sf_controller_t *c, uint32_t i, double t)
+/* SCATS-like adaptation, part 1: when a new detector interval is in, the DS of every
+ * phase from its detectors' counts against the green it had (flow-based DS,
+ * planner's sf_flow_ds), kept in u->ad_ds with the running plan in u->ad_cur. */
+static bool adapt_prepare(sf_controller_t *c, uint32_t i)
 {
     const sf_intersection_t *ix = &c->sc->intersections[i];
     const sf_unit_state_t *st = sf_master_state(c->m, i);
     cunit_t *u = &c->cu[i];
+    u->ad_ready = false;
     if (ix->strategy != SF_STRAT_ADAPTIVE || !plans_ready(u) || u->dl_handle >= 0)
-        return;
+        return false;
     if (!u->det_seen || st->det_seq == u->det_seq) {
         u->det_seen = true;
         u->det_seq = st->det_seq;
-        return;
+        return false;
     }
     u->det_seq = st->det_seq;
     /* The running plan, as the centre knows it. */
@@ -605,34 +611,55 @@ static void adapt(sf_controller_t *c, uint32_t i, double t)
         if (u->plans[p].id == st->active_plan)
             cur = &u->plans[p];
     if (!cur || st->det_interval_s == 0 || cur->cycle_ds == 0)
-        return;
-    double ds[SF_MAX_PHASES];
+        return false;
+    u->ad_cur = *cur;
     double cycles = st->det_interval_s / (cur->cycle_ds / 10.0);
     for (uint8_t p = 0; p < ix->n_phases; p++) {
-        ds[p] = -1;
+        u->ad_ds[p] = -1;
         double g = (cur->split_ds[p] - ix->phases[p].yellow_ds - ix->phases[p].red_clear_ds) /
                    10.0 * cycles;
         for (uint8_t d = 0; d < ix->n_det && g > 0; d++) {
             if (!(ix->det[d].phase_mask & (1u << p)))
                 continue;
             double x = sf_flow_ds(st->det_volume[d], g, 1800.0);
-            if (x > ds[p])
-                ds[p] = x;
+            if (x > u->ad_ds[p])
+                u->ad_ds[p] = x;
         }
     }
-    sf_adapt_opts_t ao;
-    sf_adapt_opts_default(&ao);
+    u->ad_ready = true;
+    return true;
+}
+
+static void adapt_opts(const sf_controller_t *c, sf_adapt_opts_t *ao)
+{
+    sf_adapt_opts_default(ao);
     if (c->sc->control.adaptive_min_cycle_s > 0)
-        ao.min_cycle_s = c->sc->control.adaptive_min_cycle_s;
+        ao->min_cycle_s = c->sc->control.adaptive_min_cycle_s;
     if (c->sc->control.adaptive_max_cycle_s > 0)
-        ao.max_cycle_s = c->sc->control.adaptive_max_cycle_s;
+        ao->max_cycle_s = c->sc->control.adaptive_max_cycle_s;
+}
+
+/* Part 2: one adaptation step (planner's sf_adapt_step) with the coordinated group's
+ * common cycle (group_cycle_s, 0 = its own), downloaded into the spare plan number that
+ * is not running, then selected once verified (the unit switches at its safe point). */
+static void adapt_apply(sf_controller_t *c, uint32_t i, double t, double group_cycle_s)
+{
+    const sf_intersection_t *ix = &c->sc->intersections[i];
+    const sf_unit_state_t *st = sf_master_state(c->m, i);
+    cunit_t *u = &c->cu[i];
+    if (!u->ad_ready)
+        return;
+    u->ad_ready = false;
+    sf_adapt_opts_t ao;
+    adapt_opts(c, &ao);
     sf_plan_t next;
-    if (sf_adapt_step(ix, cur, ds, &ao, 0, &next, NULL) < 0)
+    const sf_plan_t *cur = &u->ad_cur;
+    double gc = cur->coord_phase_mask ? group_cycle_s : 0;
+    if (sf_adapt_step(ix, cur, u->ad_ds, &ao, gc, &next, NULL) < 0)
         return;
     if (next.cycle_ds == cur->cycle_ds &&
         memcmp(next.split_ds, cur->split_ds, sizeof next.split_ds) == 0)
         return;
-    /* Download into the spare plan number not running now, then select it. */
     uint8_t no = st->active_plan == ADAPT_PLAN_A ? ADAPT_PLAN_B : ADAPT_PLAN_A;
     for (uint8_t p = 0; p < u->n_plans; p++)
         if (u->plans[p].id == no)
@@ -645,9 +672,32 @@ static void adapt(sf_controller_t *c, uint32_t i, double t)
         c->plans_sent++;
         c->adapt_changes++;
         ev(c, t, i, SF_EV_ADAPTIVE,
-           json_pack("{s:s, s:i, s:i, s:i}", "event", "scats_step", "plan", (int)no,
-                     "from_cycle_ds", (int)cur->cycle_ds, "to_cycle_ds", (int)next.cycle_ds));
+           json_pack("{s:s, s:i, s:i, s:i, s:f}", "event", "scats_step", "plan", (int)no,
+                     "from_cycle_ds", (int)cur->cycle_ds, "to_cycle_ds", (int)next.cycle_ds,
+                     "group_cycle_s", gc));
     }
+}
+
+/* Every adaptive intersection with new data: coordinated ones share the largest cycle
+ * any of them wants (sf_adapt_cycle_wanted), so their common cycle and offsets hold. */
+static void adapt_all(sf_controller_t *c, double t)
+{
+    sf_adapt_opts_t ao;
+    adapt_opts(c, &ao);
+    double group = 0;
+    for (uint32_t i = 0; i < c->n; i++) {
+        if (!c->online[i] || !adapt_prepare(c, i))
+            continue;
+        cunit_t *u = &c->cu[i];
+        double want;
+        if (u->ad_cur.coord_phase_mask &&
+            sf_adapt_cycle_wanted(&c->sc->intersections[i], &u->ad_cur, u->ad_ds, &ao, &want) ==
+                0 &&
+            want > group)
+            group = want;
+    }
+    for (uint32_t i = 0; i < c->n; i++)
+        adapt_apply(c, i, t, group);
 }
 
 int sf_controller_step(sf_controller_t *c, uint64_t k, uint32_t tod_ds)
@@ -735,11 +785,14 @@ int sf_controller_step(sf_controller_t *c, uint64_t k, uint32_t tod_ds)
         } else if (want && want == st->active_plan) {
             u->selected = want;
         }
-        if (c->online[i] && st->health.state == SF_LINK_ONLINE) {
-            adapt(c, i, t);
+        if (c->online[i] && st->health.state == SF_LINK_ONLINE)
             max_pressure(c, i, t);
-        }
-        any = any || u->dl_handle >= 0 || u->n_mp > 0;
+        any = any || u->n_mp > 0;
+    }
+    if (poll) {
+        adapt_all(c, t);
+        for (uint32_t i = 0; i < c->n; i++)
+            any = any || c->cu[i].dl_handle >= 0;
     }
     size_t na = sf_tsp_decide(c->tsp, t, c->online, c->act, SF_TSP_MAX_PENDING);
     c->transit_pending = false;
