@@ -37,6 +37,8 @@ typedef struct {
                             * the normal event path after the first frame with bus data
                             * (scripted sessions and tests); NULL: none */
     const char *select_id; /* intersection whose panel is open at start (NULL: none) */
+    void *zctx;            /* ZeroMQ context to use (not terminated here), e.g. `sigflow run`'s, so
+                            * the forwarder's inproc:// endpoints work; NULL: a context of its own */
 } sf_live_opts_t;
 
 /* Counters of a finished session. */
@@ -52,7 +54,9 @@ typedef struct {
     char backend[32];            /* renderer used */
 } sf_live_stats_t;
 
-/* Run the live window for sc until closed. Returns 0, or -1 with errno and the reason in
+/* Run the live window for sc until closed. Call it from the main thread (SDL's event
+ * handling and some video drivers require it); `sigflow run` runs its components in
+ * other threads and this on the main one. Returns 0, or -1 with errno and the reason in
  * err (no display, bad endpoint, cannot write the screenshot or record...). stats may be
  * NULL. */
 int sf_live_run(const sf_scenario_t *sc, const sf_live_opts_t *opts, sf_live_stats_t *stats,
