@@ -162,29 +162,30 @@ static const sf_reg_t regmap[SF_R_COUNT] = {
     {SF_R_COORD_OFFSET, "coord_offset", SF_TBL_HOLDING, 11, 1, SF_RT_U16, "0.1 s", RW, 0, 3000,
      "Offset of the running plan: start of the coordinated green after the sync reference; "
      "below the cycle"},
-    {SF_R_COORD_SYNC, "coord_sync", SF_TBL_HOLDING, 12, 1, SF_RT_U32, "0.1 s", RW, 0, 863999,
-     "Sync reference: time of day (0.1 s after midnight) at which cycle time 0 falls; high "
-     "word at address 12, write both words in one request"},
-    {SF_R_COORD_SPLIT, "coord_split", SF_TBL_HOLDING, 20, 16, SF_RT_U16, "0.1 s", RW, 0, 3000,
+    {SF_R_COORD_SPLIT, "coord_split", SF_TBL_HOLDING, 12, 16, SF_RT_U16, "0.1 s", RW, 0, 3000,
      "Split per phase of the running plan, including yellow and red clearance (0 = phase "
      "not used by the plan); each ring must still sum to the cycle"},
+    {SF_R_COORD_SYNC, "coord_sync", SF_TBL_HOLDING, 28, 1, SF_RT_U32, "0.1 s", RW, 0, 863999,
+     "Sync reference: time of day (0.1 s after midnight) at which cycle time 0 falls; high "
+     "word at address 28, write both words in one request"},
 
-    /* ---- holding registers 100-299: phase timing (NTCIP 1202 units) ---- */
+    /* ---- holding registers 100-299: phase timing (NTCIP 1202 units), one contiguous run so
+     * that related fields (min green and max, yellow and red clear) change in one request */
     {SF_R_PHASE_MIN_GREEN, "phase_min_green", SF_TBL_HOLDING, 100, 16, SF_RT_U16, "s", RW, 5, 255,
      "NTCIP phaseMinimumGreen per phase; below 5 s is refused"},
-    {SF_R_PHASE_PASSAGE, "phase_passage", SF_TBL_HOLDING, 120, 16, SF_RT_U16, "0.1 s", RW, 0, 255,
+    {SF_R_PHASE_PASSAGE, "phase_passage", SF_TBL_HOLDING, 116, 16, SF_RT_U16, "0.1 s", RW, 0, 255,
      "NTCIP phasePassage (gap / vehicle extension) per phase"},
-    {SF_R_PHASE_MAX1, "phase_max1", SF_TBL_HOLDING, 140, 16, SF_RT_U16, "s", RW, 5, 255,
+    {SF_R_PHASE_MAX1, "phase_max1", SF_TBL_HOLDING, 132, 16, SF_RT_U16, "s", RW, 5, 255,
      "NTCIP phaseMaximum1 per phase; not below min green"},
-    {SF_R_PHASE_MAX2, "phase_max2", SF_TBL_HOLDING, 160, 16, SF_RT_U16, "s", RW, 5, 255,
+    {SF_R_PHASE_MAX2, "phase_max2", SF_TBL_HOLDING, 148, 16, SF_RT_U16, "s", RW, 5, 255,
      "NTCIP phaseMaximum2 per phase; not below min green"},
-    {SF_R_PHASE_YELLOW, "phase_yellow", SF_TBL_HOLDING, 180, 16, SF_RT_U16, "0.1 s", RW, 30, 60,
+    {SF_R_PHASE_YELLOW, "phase_yellow", SF_TBL_HOLDING, 164, 16, SF_RT_U16, "0.1 s", RW, 30, 60,
      "NTCIP phaseYellowChange per phase; below 3 s is refused"},
-    {SF_R_PHASE_RED_CLEAR, "phase_red_clear", SF_TBL_HOLDING, 200, 16, SF_RT_U16, "0.1 s", RW, 0,
+    {SF_R_PHASE_RED_CLEAR, "phase_red_clear", SF_TBL_HOLDING, 180, 16, SF_RT_U16, "0.1 s", RW, 0,
      60, "NTCIP phaseRedClear per phase; above 6 s is refused"},
-    {SF_R_PHASE_WALK, "phase_walk", SF_TBL_HOLDING, 220, 16, SF_RT_U16, "s", RW, 0, 60,
+    {SF_R_PHASE_WALK, "phase_walk", SF_TBL_HOLDING, 196, 16, SF_RT_U16, "s", RW, 0, 60,
      "NTCIP phaseWalk per phase (0 = no pedestrian movement)"},
-    {SF_R_PHASE_PED_CLEAR, "phase_ped_clear", SF_TBL_HOLDING, 240, 16, SF_RT_U16, "s", RW, 0, 60,
+    {SF_R_PHASE_PED_CLEAR, "phase_ped_clear", SF_TBL_HOLDING, 212, 16, SF_RT_U16, "s", RW, 0, 60,
      "NTCIP phasePedestrianClear per phase (flashing don't walk)"},
 
     /* ---- holding registers 300-399: priority request mailbox ---- */

@@ -270,6 +270,32 @@ Test(modbus, valid_writes_take_effect)
     /* 40 s would not fit the stored plan's 30 s split: the unit refuses it. */
     cr_expect_eq(write_hold(c, "phase_min_green", 1, 40), MODBUS_EXCEPTION_ILLEGAL_DATA_VALUE);
     cr_expect_eq(read_hold(c, "phase_min_green", 1), 12);
+    /* Coordination of the running plan: cycle, offset and splits change together in one
+     * request (holding 10-27); the cycle alone would break the ring sum and is refused. */
+    uint16_t co[18] = {0};
+    co[0] = 800;     /* cycle 80 s */
+    co[1] = 0;       /* offset */
+    co[2 + 1] = 400; /* phase 2 */
+    co[2 + 3] = 400; /* phase 4 */
+    cr_assert_eq(A("coord_split") - A("coord_cycle"), 2);
+    cr_expect_eq(write_holds(c, A("coord_cycle"), 18, co), 0);
+    cr_expect_eq(read_hold(c, "coord_cycle", 0), 800);
+    cr_expect_eq(read_hold(c, "coord_split", 1), 400);
+    cr_expect_eq(write_hold(c, "coord_cycle", 0, 700), MODBUS_EXCEPTION_ILLEGAL_DATA_VALUE);
+    cr_expect_eq(read_hold(c, "coord_cycle", 0), 800);
+    /* Fields that depend on each other, in one request: phase 2 max1 35 -> 20 s first,
+     * then min green 22 s with max1 24 s. In address order min green comes first and
+     * alone would exceed max1 (20); the request is valid as a whole and is applied. */
+    cr_expect_eq(write_hold(c, "phase_max1", 1, 20), 0);
+    int from = A("phase_min_green") + 1, to = A("phase_max1") + 1, cnt = to - from + 1;
+    uint16_t blk[64];
+    cr_assert_leq(cnt, 64);
+    cr_assert_eq(modbus_read_registers(c, from, cnt, blk), cnt);
+    blk[0] = 22;
+    blk[cnt - 1] = 24;
+    cr_expect_eq(write_holds(c, from, cnt, blk), 0);
+    cr_expect_eq(read_hold(c, "phase_min_green", 1), 22);
+    cr_expect_eq(read_hold(c, "phase_max1", 1), 24);
     /* Heartbeat is echoed. */
     cr_expect_eq(write_hold(c, "heartbeat", 0, 1234), 0);
     cr_expect_eq(read_in(c, "heartbeat_echo", 0), 1234);
