@@ -532,3 +532,54 @@ Test(controller, transit_from_bus_messages)
     sf_controller_destroy(&c);
     sf_scenario_destroy(&sc);
 }
+
+/* Coordinated adaptive corridor: counts on one intersection only, yet every adapted plan
+ * runs the same (group) cycle, so coordination holds. */
+Test(controller, adaptive_corridor_keeps_a_common_cycle)
+{
+    const char *sets[] = {"control.strategy=adaptive"};
+    sf_scenario_t *sc = load("xiantao-corridor.json", sets, 1);
+    const sf_intersection_t *ix0 = &sc->intersections[0];
+    uint64_t det = 0;
+    for (uint8_t d = 0; d < ix0->n_det; d++)
+        det |= (uint64_t)1 << d;
+    sf_endpoint_t eps[64];
+    host_thread_t t;
+    const uint32_t tod0 = sc->run.start_tod_s * 10;
+    start_units(&t, sc, eps, tod0);
+    atomic_store(&t.pulses, det);
+    sf_controller_opts_t o;
+    sf_controller_opts_default(&o);
+    o.round_timeout_ms = 1000;
+    sf_controller_t *c = sf_controller_new(sc, eps, &o, NULL, 0);
+    cr_assert_not_null(c);
+    const sf_master_t *cm = sf_controller_master(c);
+    uint64_t k = 0;
+    bool all = false;
+    for (; k < 8000 && !all; k++) {
+        cr_assert_eq(step(&t, c, k, tod0), 0);
+        all = true;
+        for (uint32_t i = 0; i < sc->n_intersections; i++)
+            all = all && sf_master_state(cm, i)->active_plan >= 15;
+    }
+    cr_assert(all, "not every intersection runs an adapted plan after %llu steps",
+              (unsigned long long)k);
+    uint16_t plan_no[64];
+    for (uint32_t i = 0; i < sc->n_intersections; i++)
+        plan_no[i] = sf_master_state(cm, i)->active_plan;
+    sf_controller_destroy(&c);
+    sf_master_t *m = sf_master_new(sc->n_intersections, eps, NULL, NULL);
+    cr_assert_not_null(m);
+    for (uint32_t i = 0; i < sc->n_intersections; i++)
+        cr_assert_geq(sf_master_queue_plan_read(m, i, (uint8_t)plan_no[i]), 0);
+    cr_assert_eq(sf_master_run(m, 1), (int)sc->n_intersections);
+    uint16_t cyc0 = sf_master_state(m, 0)->plan_rd.cycle_ds;
+    cr_assert_gt(cyc0, 0);
+    for (uint32_t i = 1; i < sc->n_intersections; i++)
+        cr_assert_eq(sf_master_state(m, i)->plan_rd.cycle_ds, cyc0, "%s runs %u, %s %u",
+                     sc->intersections[i].id, sf_master_state(m, i)->plan_rd.cycle_ds, ix0->id,
+                     cyc0);
+    sf_master_destroy(&m);
+    stop_units(&t);
+    sf_scenario_destroy(&sc);
+}
