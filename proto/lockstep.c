@@ -64,6 +64,7 @@ typedef struct {
     uint64_t instance;              /* Hello.instance of the registered object */
     uint32_t pid;                   /* its process id, for messages */
     bool lockstep;                  /* waited for every step */
+    uint8_t stage;                  /* lockstep stage 0..SF_LOCKSTEP_STAGES-1 */
     bool acked;                     /* welcomed and acknowledged: registered */
     bool left;                      /* said bye */
     bool done_now;                  /* Done(cur_k) counted */
@@ -91,6 +92,7 @@ struct sf_clock_t {
     uint64_t k;                            /* next step to run */
     bool started;                          /* registration complete */
     bool in_step;                          /* waiting for Done(cur_k) */
+    uint8_t cur_stage;                     /* stage of cur_k being waited for */
     uint64_t cur_k;                        /* step being waited for */
     size_t n_peers;
     peer_t peers[SF_LOCKSTEP_MAX_PEERS];
@@ -267,6 +269,10 @@ static void handle_hello(sf_clock_t *self, const Sfbus__Hello *h)
         return;
     }
     if (h->lockstep) {
+        if (h->stage >= SF_LOCKSTEP_STAGES) {
+            refuse(self, h, "stage %u: must be 0..%d", h->stage, SF_LOCKSTEP_STAGES - 1);
+            return;
+        }
         if (self->started) {
             refuse(self, h,
                    "the run has started (step %llu); lockstep participants must register "
@@ -293,6 +299,7 @@ static void handle_hello(sf_clock_t *self, const Sfbus__Hello *h)
     p->instance = h->instance;
     p->pid = h->pid;
     p->lockstep = h->lockstep;
+    p->stage = (uint8_t)h->stage;
     p->acked = h->welcomed; /* a repeated acknowledgement after a clock restart */
     send_welcome(self, h->name, h->instance, NULL);
 }
@@ -568,7 +575,7 @@ static void describe_silent(const sf_clock_t *self, char *buf, size_t cap)
     buf[0] = '\0';
     for (size_t i = 0; i < self->n_peers; i++) {
         const peer_t *p = &self->peers[i];
-        if (!p->lockstep || !p->acked || p->done_now)
+        if (!p->lockstep || !p->acked || p->done_now || p->stage != self->cur_stage)
             continue;
         int n = snprintf(buf + len, cap - len, "%s'%s'", len ? ", " : "", p->name);
         if (n < 0 || (size_t)n >= cap - len)
@@ -577,25 +584,27 @@ static void describe_silent(const sf_clock_t *self, char *buf, size_t cap)
     }
 }
 
-int sf_clock_step(sf_clock_t *self, sf_lockstep_msg_fn on_msg, void *arg)
+/* A lockstep participant is registered for this stage. */
+static bool stage_used(const sf_clock_t *self, uint8_t stage)
 {
-    if (!self || !self->started) {
-        errno = EINVAL;
-        return -1;
-    }
-    self->err[0] = '\0';
-    uint64_t k = self->k;
-    if (self->realtime && pace(self, k, on_msg, arg) != 0)
-        return -1;
     for (size_t i = 0; i < self->n_peers; i++)
-        self->peers[i].done_now = false;
-    self->cur_k = k;
+        if (self->peers[i].lockstep && self->peers[i].acked && self->peers[i].stage == stage)
+            return true;
+    return false;
+}
+
+/* Publish Step(k, stage) and wait for the Done(k) of every participant of that stage. */
+static int run_stage(sf_clock_t *self, uint64_t k, uint8_t stage, sf_lockstep_msg_fn on_msg,
+                     void *arg)
+{
+    self->cur_stage = stage;
     self->in_step = true;
     Sfbus__Step st = SFBUS__STEP__INIT;
     st.k = k;
     st.t_ds = k * self->step_ds;
     st.tod_ds = (uint32_t)((self->start_tod_ds + k * self->step_ds) % 864000u);
     st.step_ds = self->step_ds;
+    st.stage = stage;
     apply_subscriptions(self->pub);
     if (sf_bus_send(self->pub, &st.base) != 0) {
         self->in_step = false;
@@ -613,7 +622,7 @@ int sf_clock_step(sf_clock_t *self, sf_lockstep_msg_fn on_msg, void *arg)
         const peer_t *gone = NULL;
         for (size_t i = 0; i < self->n_peers; i++) {
             const peer_t *p = &self->peers[i];
-            if (!p->lockstep || !p->acked || p->done_now)
+            if (!p->lockstep || !p->acked || p->done_now || p->stage != stage)
                 continue;
             all = false;
             if (p->left && !gone)
@@ -641,6 +650,29 @@ int sf_clock_step(sf_clock_t *self, sf_lockstep_msg_fn on_msg, void *arg)
             self->in_step = false;
             return -1;
         }
+    }
+    self->in_step = false;
+    return 0;
+}
+
+int sf_clock_step(sf_clock_t *self, sf_lockstep_msg_fn on_msg, void *arg)
+{
+    if (!self || !self->started) {
+        errno = EINVAL;
+        return -1;
+    }
+    self->err[0] = '\0';
+    uint64_t k = self->k;
+    if (self->realtime && pace(self, k, on_msg, arg) != 0)
+        return -1;
+    for (size_t i = 0; i < self->n_peers; i++)
+        self->peers[i].done_now = false;
+    self->cur_k = k;
+    for (uint8_t stage = 0; stage < SF_LOCKSTEP_STAGES; stage++) {
+        if (stage > 0 && !stage_used(self, stage))
+            continue;
+        if (run_stage(self, k, stage, on_msg, arg) != 0)
+            return -1;
     }
     self->in_step = false;
     self->k = k + 1;
@@ -730,12 +762,16 @@ struct sf_participant_t {
     char name[SF_BUS_NAME_MAX + 1]; /* our name */
     Sfbus__Role role;
     bool lockstep;     /* answer Done every step */
+    uint8_t stage;     /* the stage of each step we handle */
     uint64_t instance; /* random per object (Hello.instance) */
     uint32_t pid;
     Sfbus__Welcome *welcome;       /* decoded Welcome, owned; NULL before registration */
     bool closed;                   /* the clock said bye */
     uint64_t next_k;               /* next step expected */
     uint64_t steps;                /* steps handled */
+    sf_participant_io_t io;        /* extra descriptors served while waiting (fill NULL: none) */
+    zmq_pollitem_t *items;         /* poll set: [0] our SUB socket, then io's items */
+    size_t cap_items;              /* allocated items */
     char err[SF_LOCKSTEP_ERR_MAX]; /* last error */
 };
 
@@ -752,7 +788,8 @@ sf_participant_t *sf_participant_new(void *zctx, const char *pub_ep, const char 
 {
     if (!zctx || !pub_ep || !sub_ep || !cfg || !cfg->name || !valid_name(cfg->name) ||
         cfg->role <= SFBUS__ROLE__ROLE_UNSPECIFIED || cfg->role > SFBUS__ROLE__ROLE_RECORDER ||
-        (cfg->n_topics && !cfg->topics) || cfg->n_topics > 32 || cfg->rcvhwm < 0) {
+        (cfg->n_topics && !cfg->topics) || cfg->n_topics > 32 || cfg->rcvhwm < 0 ||
+        cfg->stage >= SF_LOCKSTEP_STAGES) {
         errno = EINVAL;
         return NULL;
     }
@@ -762,6 +799,7 @@ sf_participant_t *sf_participant_new(void *zctx, const char *pub_ep, const char 
     snprintf(self->name, sizeof self->name, "%s", cfg->name);
     self->role = cfg->role;
     self->lockstep = cfg->lockstep != 0;
+    self->stage = cfg->stage;
     self->pid = (uint32_t)getpid();
     /* Distinct per object, also across threads of one process and across restarts. */
     self->instance = (uint64_t)now_ns() ^ ((uint64_t)self->pid << 40) ^
@@ -802,6 +840,7 @@ static int send_hello(sf_participant_t *self, bool welcomed)
     h.instance = self->instance;
     h.welcomed = welcomed;
     h.pid = self->pid;
+    h.stage = self->stage;
     return sf_bus_send(self->pub, &h.base);
 }
 
@@ -884,8 +923,8 @@ const Sfbus__Welcome *sf_participant_welcome(const sf_participant_t *self)
 static int take_step(sf_participant_t *self, const Sfbus__Step *st, sf_participant_step_fn on_step,
                      void *arg)
 {
-    if (st->k < self->next_k)
-        return 0;
+    if (st->stage != self->stage || st->k < self->next_k)
+        return 0; /* another stage's Step, or a repeat */
     if (self->lockstep && st->k != self->next_k) {
         set_err(self->err, "lockstep: '%s' expected step(%llu), got step(%llu)", self->name,
                 (unsigned long long)self->next_k, (unsigned long long)st->k);
@@ -912,6 +951,43 @@ static int take_step(sf_participant_t *self, const Sfbus__Step *st, sf_participa
     self->next_k = st->k + 1;
     self->steps++;
     return 1;
+}
+
+/* Wait until deadline for our SUB socket, serving the io descriptors meanwhile. The poll
+ * set grows when io has more descriptors than fit, and is then reused: no allocation per
+ * step once it has its size. Returns 0, or -1 with errno. */
+static int wait_io(sf_participant_t *self, int64_t deadline)
+{
+    if (!self->io.fill) {
+        zmq_pollitem_t item = {self->sub, 0, ZMQ_POLLIN, 0};
+        return zmq_poll(&item, 1, ms_until(deadline)) < 0 ? -1 : 0;
+    }
+    int hint = -1;
+    size_t n;
+    for (;;) {
+        size_t cap = self->cap_items ? self->cap_items - 1 : 0;
+        n = self->io.fill(self->io.arg, cap ? self->items + 1 : NULL, cap, &hint);
+        if (n <= cap && self->items)
+            break;
+        size_t want = n + 1 > 16 ? n + 1 : 16;
+        zmq_pollitem_t *p = realloc(self->items, want * sizeof *p);
+        if (!p)
+            return -1;
+        self->items = p;
+        self->cap_items = want;
+    }
+    self->items[0] = (zmq_pollitem_t){self->sub, 0, ZMQ_POLLIN, 0};
+    long timeout = ms_until(deadline);
+    if (hint >= 0 && hint < timeout)
+        timeout = hint;
+    if (zmq_poll(self->items, (int)(n + 1), timeout) < 0)
+        return -1;
+    if (self->io.serve(self->io.arg, self->items + 1, n) != 0) {
+        set_err(self->err, "lockstep: '%s' stopped by its descriptor handler", self->name);
+        errno = ECANCELED;
+        return -1;
+    }
+    return 0;
 }
 
 int sf_participant_step(sf_participant_t *self, double timeout_s, sf_lockstep_msg_fn on_msg,
@@ -963,10 +1039,22 @@ int sf_participant_step(sf_participant_t *self, double timeout_s, sf_lockstep_ms
             errno = SF_BUS_ETIMEOUT;
             return -1;
         }
-        zmq_pollitem_t item = {self->sub, 0, ZMQ_POLLIN, 0};
-        if (zmq_poll(&item, 1, ms_until(deadline)) < 0)
+        if (wait_io(self, deadline) != 0)
             return -1;
     }
+}
+
+int sf_participant_set_io(sf_participant_t *self, const sf_participant_io_t *io)
+{
+    if (!self || (io && (!io->fill || !io->serve))) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (io)
+        self->io = *io;
+    else
+        memset(&self->io, 0, sizeof self->io);
+    return 0;
 }
 
 int sf_participant_publish(sf_participant_t *self, const ProtobufCMessage *msg)
@@ -1003,6 +1091,7 @@ void sf_participant_destroy(sf_participant_t **self_p)
     sf_bus_close(&self->pub);
     sf_bus_close(&self->sub);
     sf_bus_msg_destroy((ProtobufCMessage **)&self->welcome);
+    free(self->items);
     free(self);
     *self_p = NULL;
 }

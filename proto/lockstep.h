@@ -23,6 +23,14 @@
  * answer, the call fails naming the silent participants:
  *   lockstep: no done(1234) from 'controller' after 5.0 s
  *
+ * Stages. A lockstep participant registers with a stage 0..3 (Hello.stage, default 0).
+ * sf_clock_step() runs the stages of step k in order: Step(k, stage 0), every stage-0
+ * Done(k), then Step(k, stage 1), every stage-1 Done(k), and so on; a stage nobody
+ * registered for is skipped (stage 0 is always published, so non-lockstep listeners see
+ * every step once). A participant handles only the Step of its own stage. `sigflow run`
+ * puts the units host in stage 0 and the controller in stage 1, so the units have ticked
+ * step k before the controller polls them at step k, deterministically.
+ *
  * Real time. With realtime set, Step(k) is published at the absolute deadline
  * t0 + (k - k0) * step / speed_factor on CLOCK_MONOTONIC (a timerfd in the zmq_poll set:
  * no sleep, no drift: a late step does not delay the next deadline); the lateness of each
@@ -43,6 +51,7 @@
 #define SF_LOCKSTEP_RETRY_MS  100 /* Hello is repeated this often until welcomed */
 #define SF_LOCKSTEP_MAX_PEERS 64  /* participants (lockstep or not) per clock */
 #define SF_LOCKSTEP_ERR_MAX   512 /* bytes of an error message */
+#define SF_LOCKSTEP_STAGES    4   /* stages per step, 0..3 */
 
 /* Called for every message received while waiting that the lockstep does not consume
  * itself (everything but hello, done, welcome and the clock's bye). rx and its message
@@ -150,8 +159,21 @@ typedef struct {
     int lockstep;              /* 1 = the clock waits for our Done every step */
     const char *const *topics; /* data topics to receive besides step/bye/welcome */
     size_t n_topics;
-    int rcvhwm; /* 0 = SF_BUS_SUB_RCVHWM; a viewer may want a few */
+    int rcvhwm;    /* 0 = SF_BUS_SUB_RCVHWM; a viewer may want a few */
+    uint8_t stage; /* lockstep stage 0..SF_LOCKSTEP_STAGES-1 (added for sigflow run) */
 } sf_participant_config_t;
+
+/* Other descriptors a participant serves while it waits for its Step (the units host's
+ * Modbus sockets: the controller polls them between the units' steps). fill puts up to
+ * cap items (fd set, socket NULL, events) into items and returns how many it has (when
+ * more than cap, it is called again with room for them); *max_wait_ms is -1 or a bound
+ * on the wait. serve is called after every wait with the items as polled (revents set);
+ * it returns 0, or -1 to abort the wait (sf_participant_step fails with ECANCELED). */
+typedef struct {
+    size_t (*fill)(void *arg, zmq_pollitem_t *items, size_t cap, int *max_wait_ms);
+    int (*serve)(void *arg, const zmq_pollitem_t *items, size_t n);
+    void *arg;
+} sf_participant_io_t;
 
 /* Called with each Step: do the work of step->k, publish its outputs (sf_bus_send on
  * pub), return 0; -1 aborts (sf_participant_step fails with ECANCELED, no Done sent). */
@@ -182,6 +204,10 @@ const Sfbus__Welcome *sf_participant_welcome(const sf_participant_t *self);
  * ECANCELED or a libzmq errno; sf_participant_error() says what. */
 int sf_participant_step(sf_participant_t *self, double timeout_s, sf_lockstep_msg_fn on_msg,
                         sf_participant_step_fn on_step, void *arg);
+
+/* Serve io's descriptors in every later wait of sf_participant_step (io copied; NULL
+ * stops). Returns 0, or -1 with errno EINVAL (fill or serve missing). */
+int sf_participant_set_io(sf_participant_t *self, const sf_participant_io_t *io);
 
 /* Publish a message on the participant's socket. Returns 0 or -1 with errno. */
 int sf_participant_publish(sf_participant_t *self, const ProtobufCMessage *msg);
