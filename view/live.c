@@ -37,6 +37,7 @@ typedef struct {
     const sf_scenario_t *sc; /* not owned */
     const sf_live_opts_t *o; /* not owned */
     void *zctx, *sub, *pub;  /* ZeroMQ context and sockets (pub may be NULL) */
+    bool own_ctx;            /* zctx is ours to terminate */
     sf_canvas_t *c;          /* window canvas */
     sf_netview_t *nv;        /* network view */
     sf_viewmodel_t *vm;      /* what the bus told us */
@@ -333,7 +334,8 @@ static void measure_rate(live_t *L)
 static int open_all(live_t *L, char *err, size_t err_len)
 {
     const sf_live_opts_t *o = L->o;
-    L->zctx = zmq_ctx_new();
+    L->zctx = o->zctx ? o->zctx : zmq_ctx_new();
+    L->own_ctx = o->zctx == NULL;
     if (!L->zctx) {
         seterr(err, err_len, "zmq context: %s", zmq_strerror(errno));
         return -1;
@@ -388,7 +390,7 @@ static void close_all(live_t *L)
     sf_canvas_destroy(&L->c);
     sf_bus_close(&L->sub);
     sf_bus_close(&L->pub);
-    if (L->zctx)
+    if (L->zctx && L->own_ctx)
         zmq_ctx_term(L->zctx);
     L->zctx = NULL;
 }
