@@ -109,8 +109,10 @@ void sf_sim_destroy(sf_sim_t **self_p);
  * bad index or n. */
 int sf_sim_set_lamps(sf_sim_t *sim, uint32_t ix_idx, const uint8_t *codes, size_t n);
 
-/* Advance the world by run.step_s. Returns 0. Steps past run.duration_s still work
- * (the driver decides when to stop; see sf_sim_finished). */
+/* Advance the world by run.step_s. Returns 0, or -1 with errno ENOMEM when an entry
+ * queue or the trajectory recorder could not grow (the step is still complete; an
+ * arrival may be lost), EINVAL on NULL. Steps past run.duration_s still work (the driver
+ * decides when to stop; see sf_sim_finished), but no bus departs after duration_s. */
 int sf_sim_step(sf_sim_t *sim);
 
 /* Sim time (s) and number of steps done. */
