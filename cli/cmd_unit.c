@@ -26,9 +26,11 @@ static void usage(FILE *out)
             "                    [--base-port N] [--allow IP]... [--set PATH=VALUE]...\n"
             "Run the scenario's signal units (all, or each --intersection) on the wall clock\n"
             "at 10 Hz, each serving the register map (`sigflow regmap --md`) over Modbus TCP\n"
-            "on ADDR (default run.modbus_listen, 127.0.0.1), port N + index (default\n"
-            "run.modbus_base_port; 0 = ephemeral ports). Prints `ready ID ADDR:PORT` per unit\n"
-            "once it listens. With --allow, only those client IPv4 addresses may write (others\n"
+            "on ADDR (default run.modbus_listen, 127.0.0.1). Unit i (0-based, in the order\n"
+            "run) listens on port N + i; without --base-port on the intersection's unit_port,\n"
+            "else run.modbus_base_port + i; a base of 0 means ephemeral ports. Prints\n"
+            "`ready ID ADDR:PORT` per unit once it listens. With --allow, only those client\n"
+            "IPv4 addresses may write (others\n"
             "get exception 01 for writes and can still read). Stops on SIGINT/SIGTERM.\n");
 }
 
@@ -237,11 +239,13 @@ int sf_cmd_unit(int argc, char **argv)
         sf_unit_config_t uc;
         sf_unit_config_default(&uc, ix);
         sf_unit_config_from_control(&uc, &sc->control);
-        if (sf_host_add_unit(h, ix, &uc) < 0) {
+        /* A port the scenario gives this intersection wins, unless --base-port says. */
+        uint16_t port = have_port ? 0 : ix->unit_port;
+        if (sf_host_add_unit_at(h, ix, &uc, port) < 0) {
             int e = errno;
-            if (base_port)
+            if (port || base_port)
                 fprintf(stderr, "sigflow unit: %s: cannot serve on %s:%u: %s\n", ix->id, listen,
-                        (unsigned)(base_port + i), sf_unit_strerror(e));
+                        port ? (unsigned)port : (unsigned)(base_port + i), sf_unit_strerror(e));
             else
                 fprintf(stderr, "sigflow unit: %s: cannot serve on %s: %s\n", ix->id, listen,
                         sf_unit_strerror(e));

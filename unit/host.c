@@ -129,6 +129,12 @@ static int grow(void **arr, size_t *cap, size_t need, size_t sz)
 
 int sf_host_add_unit(sf_host_t *h, const sf_intersection_t *ix, const sf_unit_config_t *ucfg)
 {
+    return sf_host_add_unit_at(h, ix, ucfg, 0);
+}
+
+int sf_host_add_unit_at(sf_host_t *h, const sf_intersection_t *ix, const sf_unit_config_t *ucfg,
+                        uint16_t fixed_port)
+{
     if (!h || !ix || h->n_units >= 65535) {
         errno = EINVAL;
         return -1;
@@ -148,8 +154,8 @@ int sf_host_add_unit(sf_host_t *h, const sf_intersection_t *ix, const sf_unit_co
     sf_unit_t *u = sf_unit_new(ix, ucfg);
     if (!u)
         return -1;
-    uint32_t port = 0;
-    if (h->base_port) {
+    uint32_t port = fixed_port;
+    if (!port && h->base_port) {
         port = (uint32_t)(h->base_port + h->n_units);
         if (port > 65535) {
             sf_unit_destroy(&u);

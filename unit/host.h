@@ -59,6 +59,11 @@ void sf_host_destroy(sf_host_t **self_p);
  * refused ix; EADDRINUSE; ENOMEM). */
 int sf_host_add_unit(sf_host_t *h, const sf_intersection_t *ix, const sf_unit_config_t *ucfg);
 
+/* The same on a given port (for a scenario's intersections[].unit_port); port 0 = the
+ * base-port rule above. */
+int sf_host_add_unit_at(sf_host_t *h, const sf_intersection_t *ix, const sf_unit_config_t *ucfg,
+                        uint16_t port);
+
 /* Number of units, and unit i's engine, server and port (NULL / 0 when out of range).
  * The caller may drive the unit directly (detectors, clock) between polls. */
 size_t sf_host_n_units(const sf_host_t *h);
