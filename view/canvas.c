@@ -413,6 +413,18 @@ void sf_canvas_disc(sf_canvas_t *c, float cx, float cy, float r, SDL_Color col)
     }
 }
 
+void sf_canvas_rects(sf_canvas_t *c, const SDL_FRect *r, int n, SDL_Color col)
+{
+    if (!c || !r || n <= 0)
+        return;
+    sf_canvas_flush(c);
+    /* opaque: no blending, so the software renderer fills rows directly */
+    SDL_SetRenderDrawBlendMode(c->ren, SDL_BLENDMODE_NONE);
+    SDL_SetRenderDrawColor(c->ren, col.r, col.g, col.b, 255);
+    SDL_RenderFillRectsF(c->ren, r, n);
+    SDL_SetRenderDrawBlendMode(c->ren, SDL_BLENDMODE_BLEND);
+}
+
 /* ---- text ---------------------------------------------------------------------- */
 
 static uint32_t pack(SDL_Color col)

@@ -89,6 +89,11 @@ void sf_canvas_quad(sf_canvas_t *c, const SDL_FPoint p[4], SDL_Color col);
 void sf_canvas_line(sf_canvas_t *c, float x0, float y0, float x1, float y1, float w, SDL_Color col);
 void sf_canvas_disc(sf_canvas_t *c, float cx, float cy, float r, SDL_Color col);
 
+/* n opaque axis-aligned rectangles of one colour in one SDL_RenderFillRectsF call (the
+ * fast path for many small shapes). Flushes the pending batch first, so they land on top
+ * of what was queued before and under what comes after. */
+void sf_canvas_rects(sf_canvas_t *c, const SDL_FRect *r, int n, SDL_Color col);
+
 /* Draw UTF-8 text with its top at y, anchored at x by align. Returns the width drawn in
  * pixels, or -1 (errno EIO) when the font cannot render it. Empty or NULL text: 0. */
 int sf_canvas_text(sf_canvas_t *c, float x, float y, sf_text_size_t size, SDL_Color col,

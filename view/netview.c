@@ -35,6 +35,11 @@ struct sf_netview {
     double scale;            /* px per m */
     int w, h;                /* canvas size the transform was last set for, px */
     sf_queues_t *queues;     /* queue lengths of the frame being drawn */
+    /* vehicles on screen-aligned links as rectangles, bucketed by colour (car speed
+     * levels, then truck speed levels); grown with the largest frame, never freed per frame */
+    SDL_FRect *bucket[2 * (SF_SPEED_LEVELS + 1)];
+    int n_bucket[2 * (SF_SPEED_LEVELS + 1)];
+    int cap_bucket[2 * (SF_SPEED_LEVELS + 1)];
 };
 
 /* ---- geometry ------------------------------------------------------------------ */
@@ -179,6 +184,8 @@ void sf_netview_destroy(sf_netview_t **self_p)
     free(nv->links);
     free(nv->ix_radius);
     sf_queues_destroy(&nv->queues);
+    for (int k = 0; k < 2 * (SF_SPEED_LEVELS + 1); k++)
+        free(nv->bucket[k]);
     free(nv);
     *self_p = NULL;
 }
@@ -547,8 +554,21 @@ static void draw_arrows(sf_netview_t *nv, sf_canvas_t *c)
     }
 }
 
+/* Car colour by speed level; trucks a shade darker. */
+static SDL_Color vehicle_color(uint8_t type, int level)
+{
+    SDL_Color col = sf_speed_level_color(level);
+    if (type == SF_VEH_TRUCK) {
+        col.r = (uint8_t)(col.r * 3 / 4);
+        col.g = (uint8_t)(col.g * 3 / 4);
+        col.b = (uint8_t)(col.b * 3 / 4);
+    }
+    return col;
+}
+
 static void draw_vehicles(sf_netview_t *nv, sf_canvas_t *c, const sf_view_state_t *st)
 {
+    memset(nv->n_bucket, 0, sizeof nv->n_bucket);
     const sf_scenario_t *sc = nv->sc;
     int cw, ch;
     sf_canvas_size(c, &cw, &ch);
@@ -571,20 +591,28 @@ static void draw_vehicles(sf_netview_t *nv, sf_canvas_t *c, const sf_view_state_
         if (mid.x < -margin || mid.y < -margin || mid.x > (float)cw + margin ||
             mid.y > (float)ch + margin)
             continue;
-        SDL_Color col;
-        if (t == SF_VEH_BUS) {
-            col = SF_COL_BUS;
-        } else {
-            float lim = sc->links[v->link_idx].speed_mps;
-            col = sf_speed_color(lim > 0 ? v->speed_mps / lim : 0);
-            if (t == SF_VEH_TRUCK) {
-                col.r = (uint8_t)(col.r * 3 / 4);
-                col.g = (uint8_t)(col.g * 3 / 4);
-                col.b = (uint8_t)(col.b * 3 / 4);
-            }
-        }
         SDL_FPoint p[4] = {at(&b, front - len, off - hw), at(&b, front, off - hw),
                            at(&b, front, off + hw), at(&b, front - len, off + hw)};
+        float lim = sc->links[v->link_idx].speed_mps;
+        int level = sf_speed_level(lim > 0 ? v->speed_mps / lim : 0);
+        bool aligned = (fabsf(b.uy) < 1e-6f && fabsf(b.vx) < 1e-6f) ||
+                       (fabsf(b.ux) < 1e-6f && fabsf(b.vy) < 1e-6f);
+        if (t != SF_VEH_BUS && aligned) { /* the common case: one rectangle in a bucket */
+            int k = (t == SF_VEH_TRUCK ? SF_SPEED_LEVELS + 1 : 0) + level;
+            if (nv->n_bucket[k] == nv->cap_bucket[k]) {
+                int cap = nv->cap_bucket[k] ? 2 * nv->cap_bucket[k] : 256;
+                SDL_FRect *r = realloc(nv->bucket[k], (size_t)cap * sizeof *r);
+                if (!r)
+                    continue; /* out of memory: this vehicle is not drawn this frame */
+                nv->bucket[k] = r;
+                nv->cap_bucket[k] = cap;
+            }
+            float x0 = fminf(p[0].x, p[2].x), x1 = fmaxf(p[0].x, p[2].x);
+            float y0 = fminf(p[0].y, p[2].y), y1 = fmaxf(p[0].y, p[2].y);
+            nv->bucket[k][nv->n_bucket[k]++] = (SDL_FRect){x0, y0, x1 - x0, y1 - y0};
+            continue;
+        }
+        SDL_Color col = t == SF_VEH_BUS ? SF_COL_BUS : vehicle_color(t, level);
         sf_canvas_quad(c, p, col);
         if (t == SF_VEH_BUS && nv->scale >= 1.5) { /* white roof stripe: distinct from cars */
             SDL_FPoint s[4] = {at(&b, front - len * 0.9, off - hw * 0.25),
@@ -594,6 +622,10 @@ static void draw_vehicles(sf_netview_t *nv, sf_canvas_t *c, const sf_view_state_
             sf_canvas_quad(c, s, col_mark);
         }
     }
+    for (int k = 0; k < 2 * (SF_SPEED_LEVELS + 1); k++)
+        sf_canvas_rects(c, nv->bucket[k], nv->n_bucket[k],
+                        vehicle_color(k > SF_SPEED_LEVELS ? SF_VEH_TRUCK : SF_VEH_CAR,
+                                      k % (SF_SPEED_LEVELS + 1)));
 }
 
 static void draw_heads(sf_netview_t *nv, sf_canvas_t *c, const sf_view_state_t *st)

@@ -69,12 +69,22 @@ bool sf_lamp_is_red(uint8_t code)
     return (code >= SF_LAMP_RED && code <= SF_LAMP_RED_FFLASH) || code == SF_LAMP_RED_YELLOW;
 }
 
-SDL_Color sf_speed_color(float ratio)
+int sf_speed_level(float ratio)
 {
     if (!(ratio > 0)) /* also catches NaN */
-        ratio = 0;
-    if (ratio > 1)
-        ratio = 1;
+        return 0;
+    if (ratio >= 1)
+        return SF_SPEED_LEVELS;
+    return (int)lroundf(ratio * SF_SPEED_LEVELS);
+}
+
+SDL_Color sf_speed_level_color(int level)
+{
+    if (level < 0)
+        level = 0;
+    if (level > SF_SPEED_LEVELS)
+        level = SF_SPEED_LEVELS;
+    float ratio = (float)level / SF_SPEED_LEVELS;
     /* red (220,40,40) -> amber (240,180,30) at 0.5 -> green (60,200,90) */
     SDL_Color c = {0, 0, 0, 255};
     if (ratio < 0.5f) {
@@ -89,4 +99,9 @@ SDL_Color sf_speed_color(float ratio)
         c.b = (uint8_t)(30 + 60 * t);
     }
     return c;
+}
+
+SDL_Color sf_speed_color(float ratio)
+{
+    return sf_speed_level_color(sf_speed_level(ratio));
 }

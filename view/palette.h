@@ -77,7 +77,13 @@ bool sf_lamp_is_yellow(uint8_t code);
 bool sf_lamp_is_red(uint8_t code);
 
 /* Vehicle colour for a speed ratio v / speed limit: red when stopped through amber to
- * green at the limit (clamped to 0..1). */
+ * green at the limit (clamped to 0..1), in SF_SPEED_LEVELS + 1 steps so that many
+ * vehicles share a few colours (batched drawing). */
+#define SF_SPEED_LEVELS 32
 SDL_Color sf_speed_color(float ratio);
+
+/* The step of a ratio, 0..SF_SPEED_LEVELS, and the colour of a step. */
+int sf_speed_level(float ratio);
+SDL_Color sf_speed_level_color(int level);
 
 #endif
