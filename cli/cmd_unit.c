@@ -30,8 +30,8 @@ static void usage(FILE *out)
             "run) listens on port N + i; without --base-port on the intersection's unit_port,\n"
             "else run.modbus_base_port + i; a base of 0 means ephemeral ports. Prints\n"
             "`ready ID ADDR:PORT` per unit once it listens. With --allow, only those client\n"
-            "IPv4 addresses may write (others\n"
-            "get exception 01 for writes and can still read). Stops on SIGINT/SIGTERM.\n");
+            "IPv4 addresses may write; others can read, and get exception 01 for writes.\n"
+            "Stops on SIGINT/SIGTERM.\n");
 }
 
 /* Time of day from the local wall clock, 0.1 s after midnight. */
