@@ -203,13 +203,13 @@ Test(engine, min_green_never_shortened_by_early_green)
      * min green (10 s) must finish: it ends at 220 */
     cr_expect_eq(g, 220, "green 2 lasted %d", g);
     const sf_unit_status_t *st = sf_unit_status(u);
-    cr_expect_eq(st->prio[0].state, SF_PRIO_ACTIVE);
+    cr_expect_eq(st->prio[0].state, SF_PRIO_ST_ACTIVE);
     cr_expect_eq(st->prio[0].strategy, 2);
     cr_expect_eq(fx_while(u, A2, SF_LAMP_YELLOW, 100), 30);
     cr_expect_eq(fx_while(u, A4, SF_LAMP_RED, 100), 20);
     rq.action = SF_PRIO_CHECK_OUT;
     cr_assert_eq(sf_unit_priority(u, &rq), 0);
-    cr_expect_eq(st->prio[0].state, SF_PRIO_SERVED);
+    cr_expect_eq(st->prio[0].state, SF_PRIO_ST_SERVED);
     sf_unit_destroy(&u);
 }
 
@@ -226,14 +226,14 @@ Test(engine, green_extension_lockout_and_expiry)
     cr_expect_eq(g, 250 + 150, "extended green lasted %d", g);
     cr_expect_eq(st->prio[0].strategy, 1);
     sf_unit_tick(u);
-    cr_expect_eq(st->prio[0].state, SF_PRIO_EXPIRED);
+    cr_expect_eq(st->prio[0].state, SF_PRIO_ST_EXPIRED);
     /* within the lockout a new request is refused */
     sf_prio_request_t r2 = {
         .id = 10, .level = 1, .phase_no = 4, .eta_ds = 100, .action = SF_PRIO_CHECK_IN};
     cr_assert_eq(sf_unit_priority(u, &r2), 0);
     sf_unit_tick(u);
     cr_expect_eq(st->prio[1].id, 10);
-    cr_expect_eq(st->prio[1].state, SF_PRIO_REFUSED);
+    cr_expect_eq(st->prio[1].state, SF_PRIO_ST_REFUSED);
     cr_expect_eq(st->prio[1].reason, SF_PRIO_R_LOCKOUT);
     /* bad requests */
     sf_prio_request_t bad = r2;
@@ -269,7 +269,7 @@ Test(engine, extension_ends_at_check_out)
         g++;
     }
     cr_expect_eq(g - 1, 300, "green lasted %d", g - 1);
-    cr_expect_eq(st->prio[0].state, SF_PRIO_SERVED);
+    cr_expect_eq(st->prio[0].state, SF_PRIO_ST_SERVED);
     sf_unit_destroy(&u);
 }
 
@@ -438,15 +438,15 @@ Test(engine, check_out_before_service_cancels)
     sf_prio_request_t rq = {
         .id = 11, .level = 3, .phase_no = 4, .eta_ds = 400, .action = SF_PRIO_CHECK_IN};
     cr_assert_eq(sf_unit_priority(u, &rq), 0);
-    cr_expect_eq(st->prio[0].state, SF_PRIO_QUEUED);
+    cr_expect_eq(st->prio[0].state, SF_PRIO_ST_QUEUED);
     for (int i = 0; i < 50; i++)
         sf_unit_tick(u);
-    cr_expect_eq(st->prio[0].state, SF_PRIO_ACTIVE);
+    cr_expect_eq(st->prio[0].state, SF_PRIO_ST_ACTIVE);
     cr_expect_eq(st->prio[0].eta_ds, 350);
     /* the bus turns away: the early green is cancelled and 2 keeps its full split */
     rq.action = SF_PRIO_CHECK_OUT;
     cr_assert_eq(sf_unit_priority(u, &rq), 0);
-    cr_expect_eq(st->prio[0].state, SF_PRIO_CANCELLED);
+    cr_expect_eq(st->prio[0].state, SF_PRIO_ST_CANCELLED);
     cr_expect_eq(50 + fx_while(u, A2, SF_LAMP_GREEN, 1000), 250);
     /* a second check-out of the same id is an error */
     errno = 0;

@@ -468,11 +468,12 @@ static void run_unit(const sf_intersection_t *ix0, const char *name, uint64_t se
             const sf_unit_status_t *st = sf_unit_status(u);
             for (int k = 0; k < SF_UNIT_MAX_PRIO; k++) {
                 const sf_prio_status_t *q = &st->prio[k];
-                if (q->id != bus.id || (q->state != SF_PRIO_QUEUED && q->state != SF_PRIO_ACTIVE))
+                if (q->id != bus.id ||
+                    (q->state != SF_PRIO_ST_QUEUED && q->state != SF_PRIO_ST_ACTIVE))
                     continue;
                 bus.action = SF_PRIO_CHECK_OUT;
                 OBS_ASSERT(sf_unit_priority(u, &bus) == 0, "check-out refused");
-                if (q->state == SF_PRIO_SERVED)
+                if (q->state == SF_PRIO_ST_SERVED)
                     rs->prio_served++;
             }
         }

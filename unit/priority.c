@@ -21,8 +21,8 @@ void sf_prio_clear(sf_unit_t *u)
 {
     for (uint8_t i = 0; i < SF_UNIT_MAX_PRIO; i++) {
         sf_prio_t *q = &u->prio[i];
-        if (q->state == SF_PRIO_QUEUED || q->state == SF_PRIO_ACTIVE) {
-            q->state = SF_PRIO_REFUSED;
+        if (q->state == SF_PRIO_ST_QUEUED || q->state == SF_PRIO_ST_ACTIVE) {
+            q->state = SF_PRIO_ST_REFUSED;
             q->reason = SF_PRIO_R_MODE;
         }
     }
@@ -32,7 +32,7 @@ void sf_prio_clear(sf_unit_t *u)
 
 static bool live(const sf_prio_t *q)
 {
-    return q->id && (q->state == SF_PRIO_QUEUED || q->state == SF_PRIO_ACTIVE);
+    return q->id && (q->state == SF_PRIO_ST_QUEUED || q->state == SF_PRIO_ST_ACTIVE);
 }
 
 int sf_prio_submit(sf_unit_t *u, const sf_prio_request_t *req)
@@ -55,7 +55,7 @@ int sf_prio_submit(sf_unit_t *u, const sf_prio_request_t *req)
         }
         sf_prio_t *q = &u->prio[slot];
         bool served = q->had_green || sf_engine_phase_green(u, q->ph);
-        q->state = served ? SF_PRIO_SERVED : SF_PRIO_CANCELLED;
+        q->state = served ? SF_PRIO_ST_SERVED : SF_PRIO_ST_CANCELLED;
         q->eta = 0;
         if (u->prio_active == slot)
             u->prio_active = -1;
@@ -88,7 +88,7 @@ int sf_prio_submit(sf_unit_t *u, const sf_prio_request_t *req)
     q->id = req->id;
     q->level = req->level;
     q->ph = ph;
-    q->state = SF_PRIO_QUEUED;
+    q->state = SF_PRIO_ST_QUEUED;
     q->eta = req->eta_ds;
     q->seq = ++u->prio_seq;
     return 0;
@@ -208,25 +208,25 @@ void sf_prio_tick(sf_unit_t *u)
         if (q->eta)
             q->eta--;
         if (!serviceable) {
-            q->state = SF_PRIO_REFUSED;
+            q->state = SF_PRIO_ST_REFUSED;
             q->reason = SF_PRIO_R_MODE;
             continue;
         }
-        if (q->state == SF_PRIO_ACTIVE) {
+        if (q->state == SF_PRIO_ST_ACTIVE) {
             if (green && !q->had_green) {
                 q->had_green = true;
                 u->trunc_budget = 0; /* early green done */
             }
             if (q->had_green && !green) {
                 /* the green ended (extension used up) before the bus checked out */
-                q->state = SF_PRIO_EXPIRED;
+                q->state = SF_PRIO_ST_EXPIRED;
                 continue;
             }
         }
         /* no check-out long after the ETA: the bus is not coming */
         if (q->eta == 0 && q->age > (uint32_t)u->cfg.max_extension_ds + 600u &&
-            !(q->state == SF_PRIO_ACTIVE && green))
-            q->state = SF_PRIO_EXPIRED;
+            !(q->state == SF_PRIO_ST_ACTIVE && green))
+            q->state = SF_PRIO_ST_EXPIRED;
     }
     if (u->prio_active >= 0 && !live(&u->prio[u->prio_active]))
         u->prio_active = -1;
@@ -235,7 +235,7 @@ void sf_prio_tick(sf_unit_t *u)
     int best = -1;
     for (uint8_t i = 0; i < SF_UNIT_MAX_PRIO; i++) {
         const sf_prio_t *q = &u->prio[i];
-        if (q->state != SF_PRIO_QUEUED)
+        if (q->state != SF_PRIO_ST_QUEUED)
             continue;
         if (best < 0 || q->level < u->prio[best].level ||
             (q->level == u->prio[best].level && q->seq < u->prio[best].seq))
@@ -245,16 +245,16 @@ void sf_prio_tick(sf_unit_t *u)
         return;
     sf_prio_t *q = &u->prio[best];
     if (u->lockout) {
-        q->state = SF_PRIO_REFUSED;
+        q->state = SF_PRIO_ST_REFUSED;
         q->reason = SF_PRIO_R_LOCKOUT;
         return;
     }
     if (!phase_in_service(u, q->ph)) {
-        q->state = SF_PRIO_REFUSED;
+        q->state = SF_PRIO_ST_REFUSED;
         q->reason = SF_PRIO_R_PHASE;
         return;
     }
-    q->state = SF_PRIO_ACTIVE;
+    q->state = SF_PRIO_ST_ACTIVE;
     bool green = sf_engine_phase_green(u, q->ph);
     q->strategy = green ? 1 : 2;
     q->had_green = green;

@@ -212,7 +212,7 @@ static int derive_layout(sf_unit_t *u)
                 bgroup[i] = k;
             }
     /* service order of groups: first appearance along ring 1, then the others */
-    uint8_t order[SF_MAX_BARRIERS], pos_of[SF_MAX_BARRIERS];
+    uint8_t pos_of[SF_MAX_BARRIERS]; /* barrier index -> service position */
     uint8_t n = 0;
     memset(pos_of, 0xFF, sizeof pos_of);
     bool seen[SF_MAX_PHASES] = {false};
@@ -225,14 +225,12 @@ static int derive_layout(sf_unit_t *u)
                 return EINVAL;
             seen[p] = true;
             if (pos_of[bgroup[p]] == 0xFF) {
-                pos_of[bgroup[p]] = n;
-                order[n++] = bgroup[p];
+                pos_of[bgroup[p]] = n++;
             }
         }
     }
     if (n == 0)
         return EINVAL;
-    (void)order;
     u->n_groups = n;
     memset(u->group_of, 0xFF, sizeof u->group_of);
     memset(u->rg_n, 0, sizeof u->rg_n);

@@ -254,7 +254,8 @@ int sf_unit_set_sync(sf_unit_t *u, uint32_t sync_ref_ds);
 /* Phase control groups (NTCIP 1202 phaseControlGroup*), bit i = phase number i+1. */
 typedef enum {
     SF_CTL_VEH_CALL = 0,  /* momentary: places vehicle calls (kept until served) */
-    SF_CTL_PED_CALL = 1,  /* momentary: places pedestrian calls (kept until served) */
+    SF_CTL_PED_CALL = 1,  /* momentary: places pedestrian calls (kept until served; ignored
+                             for phases without a walk) */
     SF_CTL_HOLD = 2,      /* persistent: keep these phases green once green */
     SF_CTL_FORCE_OFF = 3, /* persistent: end these greens (after min green / walk + ped clear) */
     SF_CTL_OMIT = 4,      /* persistent: do not serve these phases (a timing one finishes;
@@ -294,13 +295,13 @@ int sf_unit_fault_reset(sf_unit_t *u);
 #define SF_UNIT_MAX_PRIO 8 /* priority request table size */
 
 typedef enum {
-    SF_PRIO_FREE = 0,      /* slot unused */
-    SF_PRIO_QUEUED = 1,    /* checked in, waiting to be served */
-    SF_PRIO_ACTIVE = 2,    /* being served: green held (extension) or others cut (early green) */
-    SF_PRIO_SERVED = 3,    /* the bus had its green and checked out */
-    SF_PRIO_REFUSED = 4,   /* see reason */
-    SF_PRIO_EXPIRED = 5,   /* no check-out before ETA + max extension, or extension ran out */
-    SF_PRIO_CANCELLED = 6, /* checked out before it was served */
+    SF_PRIO_ST_FREE = 0,      /* slot unused */
+    SF_PRIO_ST_QUEUED = 1,    /* checked in, waiting to be served */
+    SF_PRIO_ST_ACTIVE = 2,    /* being served: green held (extension) or others cut (early green) */
+    SF_PRIO_ST_SERVED = 3,    /* the bus had its green and checked out */
+    SF_PRIO_ST_REFUSED = 4,   /* see reason */
+    SF_PRIO_ST_EXPIRED = 5,   /* no check-out before ETA + max extension, or extension ran out */
+    SF_PRIO_ST_CANCELLED = 6, /* checked out before it was served */
 } sf_prio_state_t;
 
 typedef enum {

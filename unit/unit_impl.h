@@ -123,8 +123,6 @@ struct sf_unit_s {
     uint64_t lap_zero;                   /* gabs of group time 0 of the running lap */
     int32_t corr;                        /* correction left this cycle: > 0 lengthen, < 0 shorten */
     bool in_sync;                        /* this cycle began in sync and was not perturbed */
-    uint16_t last_cycle;                 /* measured length of the last lap, 0.1 s */
-    uint64_t last_lap_zero;              /* for last_cycle */
 
     /* detector data */
     uint32_t int_t; /* 0.1 s into the aggregation interval */
