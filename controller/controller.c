@@ -259,7 +259,7 @@ void sf_controller_destroy(sf_controller_t **self_p)
     *self_p = NULL;
 }
 
-int sf_controller_transit(sf_controller_t *ctl, const sf_transit_event_t *e)
+int sf_controller_transit(sf_controller_t *ctl, const sf_tsp_event_t *e)
 {
     if (!ctl || !e) {
         errno = EINVAL;
@@ -278,7 +278,7 @@ int sf_controller_transit_msg(sf_controller_t *ctl, const ProtobufCMessage *msg)
         errno = EINVAL;
         return -1;
     }
-    sf_transit_event_t e = {0};
+    sf_tsp_event_t e = {0};
     const char *bus;
     int type = sf_bus_type_of(msg);
     if (type == SF_BUS_TRANSIT_IN) {

@@ -71,7 +71,7 @@ int sf_controller_step(sf_controller_t *ctl, uint64_t k, uint32_t tod_ds);
 
 /* A transit check-in / check-out (from the bus's TransitCheckIn/Out, or a test): taken
  * at the next step. 0, or -1 with errno as sf_tsp_event (EINVAL, ENOSPC, ENOENT). */
-int sf_controller_transit(sf_controller_t *ctl, const sf_transit_event_t *ev);
+int sf_controller_transit(sf_controller_t *ctl, const sf_tsp_event_t *ev);
 
 /* The same from a decoded, checked bus message (proto/bus_codec.h): a TransitCheckIn or
  * TransitCheckOut (any other type: EINVAL). The level comes from lateness

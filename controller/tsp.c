@@ -24,9 +24,9 @@ typedef struct {
 } ix_state_t;
 
 typedef struct {
-    sf_transit_event_t ev; /* the check-in */
-    double t_s;            /* when it came */
-    uint8_t phase_idx;     /* resolved from the movement */
+    sf_tsp_event_t ev; /* the check-in */
+    double t_s;        /* when it came */
+    uint8_t phase_idx; /* resolved from the movement */
 } pending_t;
 
 struct sf_tsp_s {
@@ -145,7 +145,7 @@ static void push_out(sf_tsp_t *t, uint32_t ix, const active_t *a, uint8_t type, 
                                            .type = type};
 }
 
-int sf_tsp_event(sf_tsp_t *t, double t_s, const sf_transit_event_t *ev)
+int sf_tsp_event(sf_tsp_t *t, double t_s, const sf_tsp_event_t *ev)
 {
     if (!t || !ev || ev->ix >= t->sc->n_intersections || ev->bus_id[0] == 0 ||
         memchr(ev->bus_id, 0, sizeof ev->bus_id) == NULL || ev->level > 7 ||

@@ -48,7 +48,7 @@ typedef struct {
     float eta_s;       /* time to the stop line, s (check-in) */
     float lateness_s;  /* against the timetable, s; positive = late */
     uint8_t level;     /* 1 (highest) .. 7; 0 = from lateness (sf_tsp_level) */
-} sf_transit_event_t;
+} sf_tsp_event_t;
 
 /* Why a request was refused, or how it ended. */
 typedef enum {
@@ -99,7 +99,7 @@ uint8_t sf_tsp_level(float lateness_s, float threshold_s);
  * 0, or -1 with errno: EINVAL (ix or movement out of range, empty bus id, bad level or
  * ETA not finite and >= 0), ENOSPC (too many pending check-ins), ENOENT (check-out of a
  * bus with no request here: logged by the caller if it cares, nothing changes). */
-int sf_tsp_event(sf_tsp_t *t, double t_s, const sf_transit_event_t *ev);
+int sf_tsp_event(sf_tsp_t *t, double t_s, const sf_tsp_event_t *ev);
 
 /* Decide the pending check-ins at t_s (rules above), expire old grants, and fill
  * out[0..cap) with the mailbox writes to make (check-ins of grants and ETA updates, and

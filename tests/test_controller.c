@@ -257,8 +257,7 @@ Test(controller, priority_request_reaches_the_unit_and_is_checked_out)
         cr_assert_eq(step(&t, c, k, tod0), 0);
     cr_assert(st->mode >= 0x10 && st->mode <= 0x12, "mode %#x", st->mode);
     const sf_intersection_t *ix = &sc->intersections[0];
-    sf_transit_event_t e = {
-        .check_in = true, .ix = 0, .movement = 0, .eta_s = 25, .lateness_s = 90};
+    sf_tsp_event_t e = {.check_in = true, .ix = 0, .movement = 0, .eta_s = 25, .lateness_s = 90};
     snprintf(e.bus_id, sizeof e.bus_id, "B1-001");
     cr_assert_eq(sf_controller_transit(c, &e), 0);
     cr_assert_eq(step(&t, c, k, tod0), 0); /* decided and written at once */

@@ -55,22 +55,22 @@ static void teardown(fx_t *f)
     sf_scenario_destroy(&f->sc);
 }
 
-static sf_transit_event_t ci(const char *bus, uint32_t mv, float eta, float late, uint8_t level)
+static sf_tsp_event_t ci(const char *bus, uint32_t mv, float eta, float late, uint8_t level)
 {
-    sf_transit_event_t e = {
+    sf_tsp_event_t e = {
         .check_in = true, .movement = mv, .eta_s = eta, .lateness_s = late, .level = level};
     snprintf(e.bus_id, sizeof e.bus_id, "%s", bus);
     return e;
 }
 
-static sf_transit_event_t co(const char *bus, uint32_t mv)
+static sf_tsp_event_t co(const char *bus, uint32_t mv)
 {
-    sf_transit_event_t e = {.check_in = false, .movement = mv};
+    sf_tsp_event_t e = {.check_in = false, .movement = mv};
     snprintf(e.bus_id, sizeof e.bus_id, "%s", bus);
     return e;
 }
 
-static void event(fx_t *f, double t, sf_transit_event_t e)
+static void event(fx_t *f, double t, sf_tsp_event_t e)
 {
     cr_assert_eq(sf_tsp_event(f->t, t, &e), 0, "event %s: %s", e.bus_id, strerror(errno));
 }
@@ -227,7 +227,7 @@ Test(tsp, bad_input_changes_nothing)
 {
     fx_t f;
     setup(&f, "0", "true");
-    sf_transit_event_t e = ci("X", f.mv2, 20, 60, 0);
+    sf_tsp_event_t e = ci("X", f.mv2, 20, 60, 0);
     e.ix = 7;
     cr_assert_eq(sf_tsp_event(f.t, 0, &e), -1);
     cr_assert_eq(errno, EINVAL);
