@@ -7,6 +7,10 @@
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
+#include <modbus.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -19,6 +23,7 @@
 #include "controller.h"
 #include "greenwave.h"
 #include "host.h"
+#include "regmap.h"
 #include "scenario.h"
 
 /* Units served by their own thread and ticked up to the step the test has reached
@@ -580,5 +585,122 @@ Test(controller, adaptive_corridor_keeps_a_common_cycle)
                      cyc0);
     sf_master_destroy(&m);
     stop_units(&t);
+    sf_scenario_destroy(&sc);
+}
+
+/* ---- a device that implements the map's registers as plain memory (libmodbus's own
+ * server and mapping): it takes every write but stores no plan, so the read-back of a
+ * downloaded plan never matches. ---- */
+typedef struct {
+    modbus_t *ctx;        /* server context */
+    modbus_mapping_t *mb; /* registers */
+    int listen_fd;        /* listening socket */
+    uint16_t port;        /* its port */
+    pthread_t th;         /* serving thread */
+    atomic_bool stop;     /* end it */
+} plain_dev_t;
+
+static void *plain_serve(void *arg)
+{
+    plain_dev_t *d = arg;
+    uint8_t q[MODBUS_TCP_MAX_ADU_LENGTH];
+    while (!atomic_load(&d->stop)) {
+        struct pollfd p = {.fd = d->listen_fd, .events = POLLIN};
+        if (poll(&p, 1, 50) <= 0)
+            continue;
+        int fd = d->listen_fd;
+        if (modbus_tcp_accept(d->ctx, &fd) < 0)
+            continue;
+        while (!atomic_load(&d->stop)) {
+            int n = modbus_receive(d->ctx, q);
+            if (n == 0 || (n < 0 && errno == ETIMEDOUT))
+                continue;
+            if (n < 0 || modbus_reply(d->ctx, q, n, d->mb) < 0)
+                break;
+        }
+        modbus_close(d->ctx);
+    }
+    return NULL;
+}
+
+static void plain_start(plain_dev_t *d, const sf_intersection_t *ix)
+{
+    d->ctx = modbus_new_tcp("127.0.0.1", 0);
+    cr_assert_not_null(d->ctx);
+    modbus_set_indication_timeout(d->ctx, 0, 100000);
+    d->mb = modbus_mapping_new(80, 64, 500, 700);
+    cr_assert_not_null(d->mb);
+    uint16_t *ir = d->mb->tab_input_registers;
+    ir[sf_regmap_get(SF_R_PROTOCOL_VERSION)->address] = SF_REGMAP_VERSION;
+    ir[sf_regmap_get(SF_R_N_PHASES)->address] = ix->n_phases;
+    ir[sf_regmap_get(SF_R_N_PLANS)->address] = ix->n_plans;
+    uint16_t id_at = sf_regmap_get(SF_R_UNIT_ID)->address;
+    for (size_t i = 0; ix->id[i]; i += 2)
+        ir[id_at + i / 2] =
+            (uint16_t)(((uint8_t)ix->id[i] << 8) | (ix->id[i + 1] ? (uint8_t)ix->id[i + 1] : 0));
+    ir[sf_regmap_get(SF_R_CONTROL_MODE)->address] = 0x10;
+    d->listen_fd = modbus_tcp_listen(d->ctx, 1);
+    cr_assert_geq(d->listen_fd, 0);
+    struct sockaddr_in sa;
+    socklen_t len = sizeof sa;
+    getsockname(d->listen_fd, (struct sockaddr *)&sa, &len);
+    d->port = ntohs(sa.sin_port);
+    atomic_store(&d->stop, false);
+    cr_assert_eq(pthread_create(&d->th, NULL, plain_serve, d), 0);
+}
+
+static void plain_stop(plain_dev_t *d)
+{
+    atomic_store(&d->stop, true);
+    pthread_join(d->th, NULL);
+    close(d->listen_fd);
+    modbus_mapping_free(d->mb);
+    modbus_free(d->ctx);
+}
+
+typedef struct {
+    int mismatch_retry; /* plan_readback_mismatch lines with retry true */
+    int mismatch_final; /* ... with retry false */
+} rb_lines_t;
+
+static void rb_line(void *ctx, const char *line)
+{
+    rb_lines_t *l = ctx;
+    if (!strstr(line, "\"plan_readback_mismatch\""))
+        return;
+    if (strstr(line, "\"retry\":true"))
+        l->mismatch_retry++;
+    else
+        l->mismatch_final++;
+}
+
+Test(controller, plan_read_back_mismatch_is_retried_then_given_up)
+{
+    sf_scenario_t *sc = load("single.json", NULL, 0);
+    plain_dev_t d;
+    plain_start(&d, &sc->intersections[0]);
+    sf_endpoint_t ep = {.host = "127.0.0.1", .port = d.port};
+    rb_lines_t lines = {0};
+    sf_controller_opts_t o;
+    sf_controller_opts_default(&o);
+    o.round_timeout_ms = 1000;
+    o.sink = rb_line;
+    o.sink_ctx = &lines;
+    sf_controller_t *c = sf_controller_new(sc, &ep, &o, NULL, 0);
+    cr_assert_not_null(c);
+    for (uint64_t k = 0; k < 80; k++)
+        cr_assert_eq(sf_controller_step(c, k, 7 * 36000 + (uint32_t)k), 0);
+    cr_assert_eq(lines.mismatch_retry, 2, "two retries (%d)", lines.mismatch_retry);
+    cr_assert_eq(lines.mismatch_final, 1, "then given up (%d)", lines.mismatch_final);
+    json_t *rep = sf_controller_report(c);
+    json_t *plans = json_object_get(rep, "plans");
+    cr_assert_eq(json_integer_value(json_object_get(plans, "readback_mismatches")), 3);
+    cr_assert_eq(json_integer_value(json_object_get(plans, "given_up")), 1);
+    cr_assert_eq(json_integer_value(json_object_get(plans, "verified")), 0);
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(rep, "comms"), "missed_polls")),
+                 0, "a device that implements the map is polled like a unit");
+    json_decref(rep);
+    sf_controller_destroy(&c);
+    plain_stop(&d);
     sf_scenario_destroy(&sc);
 }
