@@ -24,5 +24,14 @@ const sf_command_t sf_commands[] = {
      "draw a plot of a recorded run as a PNG (offscreen, no display needed)", sf_cmd_plot},
     {"view", "SCENARIO [--bus ENDPOINT] [--pub ENDPOINT] [--record FILE] [--screenshot FILE.png --at S]",
      "live window on a running simulation bus (lamps, vehicles, panel, controls)", sf_cmd_view},
+    {"run",
+     "[SCENARIO] [--headless] [--duration S] [--seed N] [--set PATH=VALUE]... [--report FILE]"
+     " [--realtime [F]] [--no-controller] [--inproc] [--screenshot FILE.png --at S]",
+     "the whole scenario in one process: bus, simulator, units (Modbus TCP), controller",
+     sf_cmd_run},
+    {"probe",
+     "HOST:PORT [--unit-id N] [--timeout S] [--no-fallback] [--json] [--scenario F --intersection ID]",
+     "conformance test of any Modbus signal unit against the register map (pass/fail table)",
+     sf_cmd_probe},
     {NULL, NULL, NULL, NULL},
 };

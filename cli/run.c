@@ -1,0 +1,670 @@
+/* cli/run.c — a whole scenario in one process (see run.h). */
+#define _POSIX_C_SOURCE 200809L
+#include "run.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bus.h"
+#include "lockstep.h"
+#include "run_parts.h"
+#include "sim.h"
+#ifdef HAVE_SF_VIEW
+#include "shot.h"
+#endif
+
+#define REGISTER_TIMEOUT_S 10.0 /* every participant joins well within this */
+
+static double wall_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 3, 4)))
+#endif
+static void
+set_err(char *err, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, cap, fmt, ap);
+    va_end(ap);
+}
+
+/* ---- simulator (caller's thread) ------------------------------------------------- */
+
+typedef struct {
+    sf_sim_t *sim;
+    uint32_t n_ix;
+    uint8_t *lamps;     /* n_ix * SF_MAX_SG, as last received (for the screenshot) */
+    uint64_t lamp_msgs; /* LampStates applied */
+    uint64_t bad_lamps; /* refused (bad index or length) */
+} sim_ctx_t;
+
+static int sim_on_msg(void *arg, const sf_bus_rx_t *rx)
+{
+    sim_ctx_t *s = arg;
+    if (rx->type != SF_BUS_LAMPS)
+        return 0;
+    const Sfbus__LampStates *m = (const Sfbus__LampStates *)(const void *)rx->msg;
+    if (m->ix >= s->n_ix || m->lamps.len > SF_MAX_SG ||
+        sf_sim_set_lamps(s->sim, m->ix, m->lamps.data, m->lamps.len) != 0) {
+        s->bad_lamps++;
+        return 0;
+    }
+    memcpy(&s->lamps[(size_t)m->ix * SF_MAX_SG], m->lamps.data, m->lamps.len);
+    s->lamp_msgs++;
+    return 0;
+}
+
+/* Growable snapshot buffers: the arrays grow to the largest count seen, never shrink,
+ * so a steady run allocates nothing per snapshot. */
+typedef struct {
+    size_t cap;
+    sf_vehicle_snap_t *veh;
+    uint32_t *id, *link, *lane, *type;
+    int32_t *line;
+    float *pos, *speed;
+} snapbuf_t;
+
+static void snapbuf_free(snapbuf_t *b)
+{
+    free(b->veh);
+    free(b->id);
+    free(b->link);
+    free(b->lane);
+    free(b->type);
+    free(b->line);
+    free(b->pos);
+    free(b->speed);
+    memset(b, 0, sizeof *b);
+}
+
+static int snapbuf_reserve(snapbuf_t *b, size_t n)
+{
+    if (n <= b->cap)
+        return 0;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < n)
+        cap *= 2;
+#define GROW(f)                                                                                    \
+    do {                                                                                           \
+        void *p_ = realloc(b->f, cap * sizeof *b->f);                                              \
+        if (!p_)                                                                                   \
+            return -1;                                                                             \
+        b->f = p_;                                                                                 \
+    } while (0)
+    GROW(veh);
+    GROW(id);
+    GROW(link);
+    GROW(lane);
+    GROW(type);
+    GROW(line);
+    GROW(pos);
+    GROW(speed);
+#undef GROW
+    b->cap = cap;
+    return 0;
+}
+
+/* Take the current vehicles into b; returns their number or -1 (ENOMEM). */
+static long snap_take(const sf_sim_t *sim, snapbuf_t *b)
+{
+    size_t n = sf_sim_snapshot(sim, b->veh, b->cap);
+    if (n > b->cap) {
+        if (snapbuf_reserve(b, n) != 0)
+            return -1;
+        n = sf_sim_snapshot(sim, b->veh, b->cap);
+    }
+    return (long)n;
+}
+
+static int publish_snapshot(sf_clock_t *clk, const sf_sim_t *sim, snapbuf_t *b, uint64_t k)
+{
+    long n = snap_take(sim, b);
+    if (n < 0)
+        return -1;
+    for (long i = 0; i < n; i++) {
+        const sf_vehicle_snap_t *v = &b->veh[i];
+        b->id[i] = v->id;
+        b->link[i] = v->link_idx;
+        b->lane[i] = v->lane;
+        b->type[i] = v->type;
+        b->line[i] = v->line == SF_SIM_NO_LINE ? -1 : (int32_t)v->line;
+        b->pos[i] = v->pos_m;
+        b->speed[i] = v->speed_mps;
+    }
+    Sfbus__VehicleSnapshot m = SFBUS__VEHICLE_SNAPSHOT__INIT;
+    m.k = k;
+    m.t_ds = (uint64_t)llround(sf_sim_time(sim) * 10.0);
+    m.n_id = m.n_link = m.n_lane = m.n_pos_m = m.n_speed_mps = m.n_type = m.n_line = (size_t)n;
+    m.id = b->id;
+    m.link = b->link;
+    m.lane = b->lane;
+    m.type = b->type;
+    m.line = b->line;
+    m.pos_m = b->pos;
+    m.speed_mps = b->speed;
+    return sf_clock_publish(clk, &m.base);
+}
+
+static int publish_transit(sf_clock_t *clk, const sf_scenario_t *sc, const sf_transit_event_t *ev,
+                           uint64_t k)
+{
+    char bus_id[32];
+    snprintf(bus_id, sizeof bus_id, "%u", ev->bus_id);
+    char *line = (char *)(ev->line_idx < sc->n_lines ? sc->lines[ev->line_idx].id : "");
+    if (ev->kind == SF_TRANSIT_CHECKIN) {
+        Sfbus__TransitCheckIn m = SFBUS__TRANSIT_CHECK_IN__INIT;
+        m.k = k;
+        m.bus_id = bus_id;
+        m.line = line;
+        m.ix = ev->ix_idx;
+        m.approach = ev->link_idx;
+        m.movement = ev->movement_idx;
+        m.eta_s = ev->eta_s;
+        m.lateness_s = ev->lateness_s;
+        return sf_clock_publish(clk, &m.base);
+    }
+    Sfbus__TransitCheckOut m = SFBUS__TRANSIT_CHECK_OUT__INIT;
+    m.k = k;
+    m.bus_id = bus_id;
+    m.line = line;
+    m.ix = ev->ix_idx;
+    m.approach = ev->link_idx;
+    m.movement = ev->movement_idx;
+    m.eta_s = 0;
+    m.lateness_s = ev->lateness_s;
+    return sf_clock_publish(clk, &m.base);
+}
+
+#ifdef HAVE_SF_VIEW
+static int take_screenshot(const sf_runner_opts_t *o, const sf_sim_t *sim, const sim_ctx_t *sc,
+                           snapbuf_t *b, const uint64_t *presence, char *err, size_t cap)
+{
+    long n = snap_take(sim, b);
+    if (n < 0) {
+        set_err(err, cap, "screenshot: out of memory");
+        return -1;
+    }
+    sf_view_state_t st;
+    memset(&st, 0, sizeof st);
+    st.lamps = sc->lamps;
+    st.det_presence = presence;
+    st.veh = b->veh;
+    st.n_veh = (size_t)n;
+    st.sim_time_s = sf_sim_time(sim);
+    st.start_tod_s = o->sc->run.start_tod_s;
+    st.speed_factor = o->realtime ? o->speed : 0;
+    st.selected_ix = -1;
+    json_t *rep = sf_sim_report(sim, false);
+    if (rep) {
+        sf_moe_from_report(rep, &st.moe);
+        json_decref(rep);
+    }
+    char why[256] = "";
+    if (sf_view_screenshot(o->sc, &st, 0, 0, o->shot_path, why, sizeof why) != 0) {
+        set_err(err, cap, "screenshot %s: %s", o->shot_path, why[0] ? why : strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+#endif
+
+/* Is the stop descriptor readable (a signal arrived)? Consumes it. */
+static bool stop_requested(int fd)
+{
+    if (fd < 0)
+        return false;
+    struct signalfd_siginfo si;
+    ssize_t r = read(fd, &si, sizeof si);
+    return r > 0;
+}
+
+/* Add controller section, merged priority counts and perf to the sim report. */
+static json_t *build_report(const sf_runner_opts_t *o, sf_sim_t *sim, const run_ctl_t *ctl,
+                            sf_clock_t *clk, double wall_s, uint64_t steps, bool partial,
+                            const run_units_t *units, const sim_ctx_t *sx)
+{
+    json_t *rep = sf_sim_report(sim, true);
+    if (!rep)
+        return NULL;
+    json_t *sim_perf = json_object_get(rep, "perf");
+    json_incref(sim_perf);
+    json_object_del(rep, "perf");
+    if (ctl) {
+        json_t *cr = run_ctl_report(ctl);
+        json_t *prio = cr ? json_object_get(cr, "priority") : NULL;
+        json_t *rp = json_object_get(rep, "priority");
+        if (prio && json_is_object(rp)) {
+            /* The controller decided every request: its counts are the run's. */
+            const char *keys[] = {"requests", "granted", "refused"};
+            for (size_t i = 0; i < 3; i++) {
+                json_t *v = json_object_get(prio, keys[i]);
+                if (v)
+                    json_object_set(rp, keys[i], v);
+            }
+        }
+        if (cr)
+            json_object_set_new(rep, "controller", cr);
+    }
+    json_object_set_new(rep, "partial", json_boolean(partial));
+    json_t *perf = json_object();
+    uint64_t vu = 0;
+    json_t *v = sim_perf ? json_object_get(sim_perf, "vehicle_updates") : NULL;
+    if (json_is_integer(v))
+        vu = (uint64_t)json_integer_value(v);
+    json_object_set_new(perf, "wall_s", json_real(wall_s));
+    json_object_set_new(perf, "steps", json_integer((json_int_t)steps));
+    json_object_set_new(perf, "vehicle_updates", json_integer((json_int_t)vu));
+    json_object_set_new(perf, "vehicle_updates_per_s",
+                        json_real(wall_s > 0 ? (double)vu / wall_s : 0.0));
+    json_object_set_new(perf, "steps_per_s", json_real(wall_s > 0 ? (double)steps / wall_s : 0.0));
+    json_t *w = sim_perf ? json_object_get(sim_perf, "wall_s") : NULL;
+    json_object_set_new(perf, "sim_model_wall_s",
+                        json_real(json_is_number(w) ? json_number_value(w) : 0));
+    json_object_set_new(perf, "transport", json_string(o->inproc ? "inproc" : "tcp"));
+    json_object_set_new(perf, "controller", json_boolean(ctl != NULL));
+    sf_clock_jitter_t j = sf_clock_jitter(clk);
+    json_object_set_new(perf, "realtime", json_boolean(o->realtime));
+    json_object_set_new(perf, "speed_factor", json_real(o->realtime ? o->speed : 0));
+    json_object_set_new(perf, "step_jitter",
+                        json_pack("{s:I, s:f, s:f, s:f}", "n", (json_int_t)j.n, "mean_us",
+                                  j.mean_us, "p95_us", j.p95_us, "max_us", j.max_us));
+    json_object_set_new(perf, "lamp_msgs", json_integer((json_int_t)run_units_lamp_msgs(units)));
+    json_object_set_new(perf, "lamp_msgs_applied", json_integer((json_int_t)sx->lamp_msgs));
+    json_object_set_new(rep, "perf", perf);
+    json_decref(sim_perf);
+    return rep;
+}
+
+int sf_runner_run(const sf_runner_opts_t *o, sf_runner_result_t *res)
+{
+    if (!res)
+        return -1;
+    memset(res, 0, sizeof *res);
+    if (!o || !o->sc || (o->realtime && !(o->speed > 0)) || (o->n_extra && !o->extra) ||
+        o->n_extra > 8) {
+        set_err(res->err, sizeof res->err, "run: bad options");
+        errno = EINVAL;
+        return -1;
+    }
+    const sf_scenario_t *sc = o->sc;
+    int status = -1;
+    void *zctx = o->zctx;
+    bool own_ctx = false;
+    sf_bus_forwarder_t *fwd = NULL;
+    run_units_t *units = NULL;
+    run_ctl_t *ctl = NULL;
+    sf_sim_t *sim = NULL;
+    sf_clock_t *clk = NULL;
+    uint16_t *ports = NULL;
+    snapbuf_t snap = {0};
+    atomic_bool stop;
+    atomic_init(&stop, false);
+    sim_ctx_t sx = {0};
+    uint64_t *det_sent = NULL, *det_now = NULL;
+    uint32_t n_ix = sc->n_intersections;
+    size_t n_alloc = n_ix ? n_ix : 1;
+    char why[SF_RUNNER_ERR_MAX] = "";
+
+    if (!zctx) {
+        zctx = zmq_ctx_new();
+        own_ctx = true;
+        if (!zctx) {
+            set_err(res->err, sizeof res->err, "run: zmq_ctx_new: %s", zmq_strerror(errno));
+            return -1;
+        }
+    }
+    sim = sf_sim_new_checked(sc, why, sizeof why);
+    if (!sim) {
+        set_err(res->err, sizeof res->err, "run: the simulator refused %s: %s", sc->path,
+                why[0] ? why : strerror(errno));
+        goto done;
+    }
+    fwd = sf_bus_forwarder_new(zctx, "tcp://127.0.0.1:*", "tcp://127.0.0.1:*", 0);
+    if (!fwd) {
+        set_err(res->err, sizeof res->err, "run: cannot start the bus forwarder: %s",
+                sf_bus_strerror(errno));
+        goto done;
+    }
+    snprintf(res->pub_ep, sizeof res->pub_ep, "%s", sf_bus_forwarder_pub_endpoint(fwd));
+    snprintf(res->sub_ep, sizeof res->sub_ep, "%s", sf_bus_forwarder_sub_endpoint(fwd));
+    const char *pub_ep = o->inproc ? sf_bus_forwarder_inproc_pub_endpoint(fwd) : res->pub_ep;
+    const char *sub_ep = o->inproc ? sf_bus_forwarder_inproc_sub_endpoint(fwd) : res->sub_ep;
+
+    /* Units listen before anyone connects; their ports go to the controller. */
+    const char *listen = sc->run.modbus_listen[0] ? sc->run.modbus_listen : "127.0.0.1";
+    units = run_units_new(sc, listen, sc->run.modbus_base_port, why, sizeof why);
+    if (!units) {
+        set_err(res->err, sizeof res->err, "run: %s", why);
+        goto done;
+    }
+    ports = calloc(n_alloc, sizeof *ports);
+    sx.lamps = calloc(n_alloc * SF_MAX_SG, 1);
+    det_sent = calloc(n_alloc, sizeof *det_sent);
+    det_now = calloc(n_alloc, sizeof *det_now);
+    if (!ports || !sx.lamps || !det_sent || !det_now) {
+        set_err(res->err, sizeof res->err, "run: out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < n_alloc * SF_MAX_SG; i++)
+        sx.lamps[i] = SF_LAMP_RED; /* the sim's own assumption until lamps arrive */
+    for (uint32_t i = 0; i < n_ix; i++)
+        ports[i] = run_units_port(units, i);
+    if (o->with_controller) {
+        /* In lockstep nothing answers late but a starved thread: a generous round bound
+         * keeps a loaded machine from producing a different report. */
+        ctl = run_ctl_new(sc, listen, ports, o->realtime ? 0 : 5000, why, sizeof why);
+        if (!ctl) {
+            set_err(res->err, sizeof res->err, "run: %s", why);
+            goto done;
+        }
+    }
+
+    const char *names[2 + 8];
+    size_t n_names = 0;
+    names[n_names++] = "units";
+    if (ctl)
+        names[n_names++] = "controller";
+    for (size_t i = 0; i < o->n_extra; i++)
+        names[n_names++] = o->extra[i];
+    const char *clk_topics[] = {"lamps"};
+    uint32_t step_ds = (uint32_t)llround(sc->run.step_s * 10.0);
+    sf_clock_config_t cfg = {.name = "sim",
+                             .scenario = sc->name,
+                             .seed = sc->run.seed,
+                             .step_ds = step_ds ? step_ds : 1,
+                             .start_k = 0,
+                             .start_tod_ds = (sc->run.start_tod_s % 86400u) * 10u,
+                             .n_expected = n_names,
+                             .expected = names,
+                             .register_timeout_s = REGISTER_TIMEOUT_S,
+                             .step_timeout_s =
+                                 sc->run.step_timeout_s > 0 ? sc->run.step_timeout_s : 10.0,
+                             .realtime = o->realtime,
+                             .speed_factor = o->realtime ? o->speed : 1.0,
+                             .topics = clk_topics,
+                             .n_topics = 1};
+    clk = sf_clock_new(zctx, pub_ep, sub_ep, &cfg);
+    if (!clk) {
+        set_err(res->err, sizeof res->err, "run: clock: %s", sf_bus_strerror(errno));
+        goto done;
+    }
+    run_bus_t bus = {.zctx = zctx, .pub_ep = pub_ep, .sub_ep = sub_ep, .stop = &stop};
+    if (run_units_start(units, &bus) != 0 || (ctl && run_ctl_start(ctl, &bus) != 0)) {
+        set_err(res->err, sizeof res->err, "run: cannot start a thread: %s", strerror(errno));
+        goto stop_threads;
+    }
+    sx.sim = sim;
+    sx.n_ix = n_ix;
+    if (sf_clock_register(clk, sim_on_msg, &sx) != 0) {
+        set_err(res->err, sizeof res->err, "run: %s", sf_clock_error(clk));
+        goto stop_threads;
+    }
+
+    double duration = sc->run.duration_s;
+    double step_s = (double)cfg.step_ds / 10.0;
+    uint64_t n_steps = (uint64_t)ceil(duration / step_s - 1e-9);
+    uint64_t snap_every = 0;
+    if (sc->run.snapshot_hz > 0) {
+        snap_every = (uint64_t)llround(1.0 / (sc->run.snapshot_hz * step_s));
+        if (snap_every == 0)
+            snap_every = 1;
+    }
+    bool shot_due = o->shot_path != NULL;
+    double t0 = wall_now();
+    uint64_t k = 0;
+    bool partial = false;
+    for (k = 0; k < n_steps; k++) {
+        if ((k & 15) == 0 && stop_requested(o->stop_fd)) {
+            partial = true;
+            break;
+        }
+        /* Detector inputs of step k: only the intersections whose presence changed
+         * (the units keep the last value), before Step(k) on the same socket. */
+        for (uint32_t i = 0; i < n_ix; i++) {
+            if (det_now[i] == det_sent[i])
+                continue;
+            Sfbus__DetectorInputs d = SFBUS__DETECTOR_INPUTS__INIT;
+            d.k = k;
+            d.ix = i;
+            d.ix_id = (char *)sc->intersections[i].id;
+            d.presence = det_now[i];
+            if (sf_clock_publish(clk, &d.base) != 0) {
+                set_err(res->err, sizeof res->err, "run: cannot publish detectors: %s",
+                        sf_bus_strerror(errno));
+                goto stop_threads;
+            }
+            det_sent[i] = det_now[i];
+        }
+        if (sf_clock_step(clk, sim_on_msg, &sx) != 0) {
+            /* A thread that failed says why; the clock names who went silent or left. */
+            const char *te =
+                run_units_error(units)[0] ? run_units_error(units) : run_ctl_error(ctl);
+            set_err(res->err, sizeof res->err, "%s%s%s", sf_clock_error(clk), te[0] ? "; " : "",
+                    te);
+            goto stop_threads;
+        }
+        sf_sim_step(sim);
+        for (uint32_t i = 0; i < n_ix; i++)
+            sf_sim_detectors(sim, i, &det_now[i], NULL, NULL, 0);
+        sf_transit_event_t ev;
+        while (sf_sim_next_event(sim, &ev))
+            if (publish_transit(clk, sc, &ev, k) != 0) {
+                set_err(res->err, sizeof res->err, "run: cannot publish a transit event: %s",
+                        sf_bus_strerror(errno));
+                goto stop_threads;
+            }
+        if (snap_every && k % snap_every == 0 && publish_snapshot(clk, sim, &snap, k) != 0) {
+            set_err(res->err, sizeof res->err, "run: cannot publish a snapshot: %s",
+                    sf_bus_strerror(errno));
+            goto stop_threads;
+        }
+#ifdef HAVE_SF_VIEW
+        if (shot_due && sf_sim_time(sim) + 1e-9 >= o->shot_at_s) {
+            shot_due = false;
+            if (take_screenshot(o, sim, &sx, &snap, det_now, res->err, sizeof res->err) != 0)
+                goto stop_threads;
+            res->shot_written = true;
+        }
+#endif
+        if (o->tick && o->tick(o->tick_arg, sf_sim_time(sim), duration) != 0) {
+            partial = true;
+            k++;
+            break;
+        }
+    }
+    double wall_s = wall_now() - t0;
+    if (shot_due && !partial) {
+        set_err(res->err, sizeof res->err,
+                "screenshot: --at %.1f s is after the end of the run (%.1f s)", o->shot_at_s,
+                sf_sim_time(sim));
+        goto stop_threads;
+    }
+    sf_clock_bye(clk, partial ? "interrupted" : "end of run");
+    atomic_store(&stop, true);
+    int urc = run_units_join(units, why, sizeof why);
+    if (urc == 0 && run_ctl_join(ctl, why, sizeof why) != 0)
+        urc = -1;
+    if (urc != 0) {
+        set_err(res->err, sizeof res->err, "%s", why);
+        goto done;
+    }
+    res->partial = partial;
+    res->report = build_report(o, sim, ctl, clk, wall_s, k, partial, units, &sx);
+    if (!res->report) {
+        set_err(res->err, sizeof res->err, "run: out of memory building the report");
+        goto done;
+    }
+    status = 0;
+    goto done;
+
+stop_threads:
+    sf_clock_bye(clk, "error");
+    atomic_store(&stop, true);
+done:
+    run_units_join(units, NULL, 0);
+    run_ctl_join(ctl, NULL, 0);
+    sf_clock_destroy(&clk);
+    run_ctl_destroy(&ctl);
+    run_units_destroy(&units);
+    sf_bus_forwarder_destroy(&fwd);
+    sf_sim_destroy(&sim);
+    snapbuf_free(&snap);
+    free(ports);
+    free(sx.lamps);
+    free(det_sent);
+    free(det_now);
+    if (own_ctx)
+        zmq_ctx_term(zctx);
+    return status;
+}
+
+/* ---- report output --------------------------------------------------------------- */
+
+int sf_runner_write_report(const json_t *report, const char *path)
+{
+    if (!report || !path) {
+        errno = EINVAL;
+        return -1;
+    }
+    char *text = json_dumps(report, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
+    if (!text) {
+        errno = ENOMEM;
+        return -1;
+    }
+    size_t len = strlen(text);
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path) >= (int)sizeof tmp) {
+        free(text);
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        free(text);
+        return -1;
+    }
+    int err = 0;
+    size_t off = 0;
+    while (off < len) {
+        ssize_t w = write(fd, text + off, len - off);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            err = errno;
+            break;
+        }
+        off += (size_t)w;
+    }
+    if (!err && write(fd, "\n", 1) != 1)
+        err = errno ? errno : EIO;
+    if (!err && fsync(fd) != 0)
+        err = errno;
+    if (!err && fchmod(fd, 0644) != 0)
+        err = errno;
+    if (close(fd) != 0 && !err)
+        err = errno;
+    free(text);
+    if (!err && rename(tmp, path) != 0)
+        err = errno;
+    if (err) {
+        unlink(tmp);
+        errno = err;
+        return -1;
+    }
+    return 0;
+}
+
+static double num(const json_t *o, const char *key)
+{
+    const json_t *v = json_object_get(o, key);
+    return json_is_number(v) ? json_number_value(v) : NAN;
+}
+
+static const char *str(const json_t *o, const char *key)
+{
+    const json_t *v = json_object_get(o, key);
+    return json_is_string(v) ? json_string_value(v) : "-";
+}
+
+void sf_runner_print_summary(const json_t *rep, FILE *out)
+{
+    const json_t *net = json_object_get(rep, "network");
+    fprintf(out, "%s%s, seed %.0f, %.0f s simulated (warm-up %.0f s)\n", str(rep, "scenario"),
+            json_is_true(json_object_get(rep, "partial")) ? " (PARTIAL: interrupted)" : "",
+            num(rep, "seed"), num(rep, "sim_seconds"), num(rep, "warmup_s"));
+    fprintf(out,
+            "network: mean delay %.1f s/veh (LOS %s), %.2f stops/veh, %.0f vehicles completed\n",
+            num(net, "mean_delay_s"), str(net, "los"), num(net, "mean_stops"),
+            num(net, "vehicles_completed"));
+    const json_t *ixs = json_object_get(rep, "intersections");
+    if (json_array_size(ixs)) {
+        fprintf(out, "\n%-16s %10s %5s %8s %12s\n", "intersection", "delay s", "LOS", "stops",
+                "max queue m");
+        size_t i;
+        const json_t *ix;
+        json_array_foreach(ixs, i, ix)
+        {
+            double maxq = 0;
+            size_t a;
+            const json_t *ap;
+            json_array_foreach(json_object_get(ix, "approaches"), a, ap)
+            {
+                double q = num(ap, "max_queue_m");
+                if (q > maxq)
+                    maxq = q;
+            }
+            fprintf(out, "%-16s %10.1f %5s %8.2f %12.1f\n", str(ix, "id"), num(ix, "mean_delay_s"),
+                    str(ix, "los"), num(ix, "mean_stops"), maxq);
+        }
+    }
+    const json_t *lines = json_object_get(json_object_get(rep, "transit"), "lines");
+    if (json_array_size(lines)) {
+        fprintf(out, "\n%-10s %14s %16s %14s %12s\n", "bus line", "travel time s", "signal delay s",
+                "signal stops", "lateness s");
+        size_t i;
+        const json_t *l;
+        json_array_foreach(lines, i, l)
+        {
+            fprintf(out, "%-10s %14.1f %16.1f %14.2f %12.1f\n", str(l, "id"),
+                    num(l, "mean_travel_time_s"), num(l, "mean_signal_delay_s"),
+                    num(l, "mean_stops_at_signals"), num(l, "mean_lateness_s"));
+        }
+    }
+    const json_t *pr = json_object_get(rep, "priority");
+    fprintf(out, "\npriority: %.0f requests, %.0f granted, %.0f refused\n", num(pr, "requests"),
+            num(pr, "granted"), num(pr, "refused"));
+    const json_t *perf = json_object_get(rep, "perf");
+    if (perf) {
+        const json_t *j = json_object_get(perf, "step_jitter");
+        fprintf(out,
+                "perf: %.2f s wall, %.0f steps (%.0f steps/s), %.0f vehicle updates "
+                "(%.0f /s), transport %s%s\n",
+                num(perf, "wall_s"), num(perf, "steps"), num(perf, "steps_per_s"),
+                num(perf, "vehicle_updates"), num(perf, "vehicle_updates_per_s"),
+                str(perf, "transport"),
+                json_is_true(json_object_get(perf, "controller")) ? ", controller in the loop"
+                                                                  : ", no controller");
+        if (json_is_true(json_object_get(perf, "realtime")))
+            fprintf(out, "real time x%g: step jitter mean %.0f us, p95 %.0f us, max %.0f us\n",
+                    num(perf, "speed_factor"), num(j, "mean_us"), num(j, "p95_us"),
+                    num(j, "max_us"));
+    }
+}

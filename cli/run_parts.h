@@ -1,0 +1,61 @@
+/* cli/run_parts.h — the threads of `sigflow run` (cli/run.h), each in its own file:
+ * sim/sim.h, unit/unit.h and controller/tsp.h each define names of their own for
+ * transit events and priority outcomes, so no file includes two of them.
+ *
+ * A part is created on the caller's thread, started (its thread joins the bus as a
+ * lockstep participant and runs until the clock's Bye, or until stop is set and it
+ * waits in vain), joined, then read and destroyed on the caller's thread.
+ */
+#ifndef SIGFLOW_RUN_PARTS_H
+#define SIGFLOW_RUN_PARTS_H
+
+#include <jansson.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "scenario.h"
+
+/* Where the threads find the bus. */
+typedef struct {
+    void *zctx;              /* shared ZeroMQ context */
+    const char *pub_ep;      /* forwarder endpoint publishers connect to */
+    const char *sub_ep;      /* forwarder endpoint subscribers connect to */
+    const atomic_bool *stop; /* set once the run is over: a thread that times out leaves */
+} run_bus_t;
+
+/* ---- units (cli/run_units.c): participant "units", stage 0 ---- */
+typedef struct run_units run_units_t;
+
+/* Every intersection's unit behind its own Modbus TCP port on listen (ephemeral ports when
+ * base_port is 0). NULL with the reason in err. */
+run_units_t *run_units_new(const sf_scenario_t *sc, const char *listen, uint16_t base_port,
+                           char *err, size_t cap);
+/* Modbus TCP port of intersection i's unit. */
+uint16_t run_units_port(const run_units_t *u, uint32_t i);
+/* Start the thread; 0 or -1 (errno). */
+int run_units_start(run_units_t *u, const run_bus_t *bus);
+/* Wait for the thread; returns 0, or -1 with its error in err. */
+int run_units_join(run_units_t *u, char *err, size_t cap);
+/* LampStates published. */
+uint64_t run_units_lamp_msgs(const run_units_t *u);
+/* The thread's error so far ("" none); read only after join, or as a hint. */
+const char *run_units_error(const run_units_t *u);
+void run_units_destroy(run_units_t **self_p);
+
+/* ---- controller (cli/run_ctl.c): participant "controller", stage 1 ---- */
+typedef struct run_ctl run_ctl_t;
+
+/* The controller for sc talking to intersection i's unit at host:ports[i].
+ * round_timeout_ms 0 = the controller's default. NULL with the reason in err. */
+run_ctl_t *run_ctl_new(const sf_scenario_t *sc, const char *host, const uint16_t *ports,
+                       int round_timeout_ms, char *err, size_t cap);
+int run_ctl_start(run_ctl_t *c, const run_bus_t *bus);
+int run_ctl_join(run_ctl_t *c, char *err, size_t cap);
+const char *run_ctl_error(const run_ctl_t *c);
+/* The controller's report section (caller owns it), NULL on ENOMEM. After join. */
+json_t *run_ctl_report(const run_ctl_t *c);
+void run_ctl_destroy(run_ctl_t **self_p);
+
+#endif
