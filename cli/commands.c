@@ -33,9 +33,5 @@ const sf_command_t sf_commands[] = {
      "HOST:PORT [--unit-id N] [--timeout S] [--no-fallback] [--json] [--scenario F --intersection ID]",
      "conformance test of any Modbus signal unit against the register map (pass/fail table)",
      sf_cmd_probe},
-    {"probe",
-     "HOST:PORT [--unit-id N] [--timeout S] [--no-fallback] [--json] [--scenario F --intersection ID]",
-     "conformance test of any Modbus signal unit against the register map (pass/fail table)",
-     sf_cmd_probe},
     {NULL, NULL, NULL, NULL},
 };
