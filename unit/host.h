@@ -13,6 +13,9 @@
  * frame_timeout_ms. A malformed frame (MBAP length or protocol id wrong, PDU length not
  * what its function needs), a socket error or a client that does not read its replies
  * closes that connection only.
+ *
+ * A host is driven by one thread at a time (poll, tick and direct unit calls from the
+ * same thread); it takes no locks.
  */
 #ifndef SIGFLOW_HOST_H
 #define SIGFLOW_HOST_H
