@@ -131,7 +131,17 @@ Test(view, canvas_draws_reads_and_saves_png)
     cr_assert_str_eq(stripped, "");
     sf_text_strip_cjk("abc\xe4", stripped, sizeof stripped); /* truncated sequence */
     cr_assert_str_eq(stripped, "abc");
-    cr_assert_geq(sf_canvas_text(c, 10, 170, SF_TEXT_NORMAL, white, SF_ALIGN_LEFT, "仙桃大道"), 0);
+    int cw = sf_canvas_text(c, 10, 170, SF_TEXT_NORMAL, white, SF_ALIGN_LEFT, "仙桃大道");
+    if (sf_canvas_cjk_font(c)) { /* e.g. fonts-wqy-microhei: four glyphs drawn */
+        cr_assert_gt(cw, 30, "CJK text %d px wide with %s", cw, sf_canvas_cjk_font(c));
+        int cjk_lit = 0;
+        for (int y = 170; y < 190; y++)
+            for (int x = 10; x < 10 + cw; x++)
+                cjk_lit += px(c, (float)x, (float)y).r > 128;
+        cr_assert_gt(cjk_lit, 30);
+    } else { /* no CJK font: nothing drawn rather than boxes */
+        cr_assert_eq(cw, 0);
+    }
     cr_assert(sf_text_needs_cjk("仙桃大道 / 钱沟路"));
     cr_assert(!sf_text_needs_cjk("Avenue Émile Zola"));
 

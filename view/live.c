@@ -278,7 +278,12 @@ static void draw_frame(live_t *L)
     L->st.speed_factor = L->speed;
     sf_viewmodel_stats_t vs;
     sf_viewmodel_stats(L->vm, &vs);
-    snprintf(L->msg, sizeof L->msg, "sim x%.1f  dropped %llu  %s%s%s", L->rate,
+    char rate[32];
+    if (L->rate > 0)
+        snprintf(rate, sizeof rate, "sim x%.1f", L->rate); /* measured, sim s per wall s */
+    else
+        snprintf(rate, sizeof rate, "sim x?");
+    snprintf(L->msg, sizeof L->msg, "%s  dropped %llu  %s%s%s", rate,
              (unsigned long long)vs.snaps_replaced, L->note, L->note[0] ? "  " : "",
              sf_viewmodel_message(L->vm));
     L->st.message = L->msg;
