@@ -998,12 +998,13 @@ Test(view, live_window_follows_the_bus_and_sends_commands, .timeout = 120)
     pid_t pid = fork();
     cr_assert_geq(pid, 0);
     if (pid == 0) {
+        /* --wall bounds the child even if this test fails before stopping it */
         int fd = open(out, O_WRONLY | O_TRUNC);
         dup2(fd, 1);
         dup2(fd, 2);
         execl(SIGFLOW_BIN, SIGFLOW_BIN, "view", DEFAULT_SCENARIO, "--bus", se, "--pub", pe,
               "--size", "1000x700", "--screenshot", png, "--at", "3", "--exit", "--keys",
-              "space,+,p", "--record", rec, (char *)NULL);
+              "space,+,p", "--record", rec, "--wall", "90", (char *)NULL);
         _exit(127);
     }
     uint32_t i1i2 = 2; /* link I1-I2 */
