@@ -482,3 +482,22 @@ Test(engine, timing_write_applies_from_next_interval)
     cr_expect(!st->fault_latched);
     sf_unit_destroy(&u);
 }
+
+Test(engine, red_revert_before_serving_a_phase_again)
+{
+    sf_unit_t *u = single_unit(SF_UMODE_FIXED);
+    const sf_unit_status_t *st = sf_unit_status(u);
+    /* only phase 2 in service, no red clearance: it must still show red 2 s between its
+     * yellow and its next green (never yellow straight to green) */
+    cr_assert_eq(sf_unit_phase_control(u, SF_CTL_OMIT, 1u << 3), 0);
+    cr_assert_eq(sf_unit_set_timing(u, 2, SF_T_RED_CLEAR, 0), 0);
+    for (int k = 0; k < 3; k++) {
+        cr_assert_gt(fx_until(u, A2, SF_LAMP_YELLOW, 3000), 0);
+        cr_expect_eq(fx_while(u, A2, SF_LAMP_YELLOW, 100), 30);
+        cr_expect_eq(fx_while(u, A2, SF_LAMP_RED, 100), 20);
+        cr_expect_eq(st->sg_lamp[A2], SF_LAMP_GREEN);
+        cr_expect_eq(st->sg_lamp[A4], SF_LAMP_RED);
+    }
+    cr_expect(!st->fault_latched);
+    sf_unit_destroy(&u);
+}

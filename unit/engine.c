@@ -277,6 +277,8 @@ static void reset_rings(sf_unit_t *u)
 static bool start_phase(sf_unit_t *u, uint8_t r, int k)
 {
     int p = u->rg_ph[r][u->group][k];
+    if (u->yellow_end[p] && u->st.ticks + 1 - u->yellow_end[p] < SF_RED_REVERT_DS)
+        return false; /* red revert: serve it again a little later */
     for (uint8_t o = 0; o < u->ix.n_rings; o++) {
         int q = u->ring[o].ph;
         if (o != r && q >= 0 && !u->ix.concurrent[p][q])
@@ -293,7 +295,6 @@ static bool start_phase(sf_unit_t *u, uint8_t r, int k)
     if (ph->walk_ds && (bit(u->ped_call, p) || u->run_mode == SF_UMODE_FIXED)) {
         rg->ped = PED_WALK;
         rg->walk = ph->walk_ds;
-        rg->pclr = ph->ped_clear_ds;
         u->ped_call &= (uint16_t)~pbit(p);
     }
     u->veh_call &= (uint16_t)~pbit(p);
@@ -601,6 +602,7 @@ static void time_rings(sf_unit_t *u, uint16_t presence)
         switch (rg->iv) {
         case IV_GREEN:
             if (rg->ped == PED_WALK && ++rg->ped_t >= rg->walk) {
+                rg->pclr = ph->ped_clear_ds; /* the clearance begins: its length now */
                 rg->ped = rg->pclr ? PED_CLEAR : PED_DONE;
                 rg->ped_t = 0;
             } else if (rg->ped == PED_CLEAR && ++rg->ped_t >= rg->pclr) {
@@ -616,6 +618,7 @@ static void time_rings(sf_unit_t *u, uint16_t presence)
             break;
         case IV_YELLOW:
             if (rg->t >= rg->len) {
+                u->yellow_end[rg->ph] = u->st.ticks + 1; /* 0 = never */
                 rg->iv = IV_RED_CLEAR;
                 rg->t = 0;
                 rg->len = ph->red_clear_ds;

@@ -22,6 +22,10 @@
 
 #define SF_NO_PHASE (-1)
 
+/* Red revert (NTCIP 1202 unitRedRevert): a phase is served again only after showing red
+ * this long since its yellow ended, even with no red clearance (never yellow to green). */
+#define SF_RED_REVERT_DS 20
+
 enum { IV_GREEN = 1, IV_YELLOW = 2, IV_RED_CLEAR = 3 };
 enum { PED_NONE = 0, PED_WALK = 1, PED_CLEAR = 2, PED_DONE = 3 };
 
@@ -111,6 +115,8 @@ struct sf_unit_s {
     sf_plan_t rp;     /* copy of the running plan, refreshed only at safe points */
 
     sf_ring_t ring[SF_MAX_RINGS];
+    uint32_t
+        yellow_end[SF_MAX_PHASES]; /* 1 + tick count when each phase's yellow last ended, 0 never */
 
     /* coordination of the running plan (by phase index; by group position) */
     uint16_t cyc;                        /* cycle, 0.1 s */
