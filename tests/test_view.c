@@ -573,16 +573,15 @@ Test(view, queue_plot_and_queue_measure)
     sf_scenario_destroy(&sc);
 }
 
-static char *tmpfile_path(const char *suffix)
+/* A new empty temporary file named /tmp/sf_view_XXXXXX<suffix>, its name in buf. */
+#define TMP_LEN 64
+static char *tmpfile_path(char *buf, const char *suffix)
 {
-    static char paths[8][64];
-    static int k;
-    char *p = paths[k++ % 8];
-    snprintf(p, 64, "/tmp/sf_view_XXXXXX%s", suffix);
-    int fd = mkstemps(p, (int)strlen(suffix));
+    snprintf(buf, TMP_LEN, "/tmp/sf_view_XXXXXX%s", suffix);
+    int fd = mkstemps(buf, (int)strlen(suffix));
     cr_assert_geq(fd, 0);
     close(fd);
-    return p;
+    return buf;
 }
 
 static long file_size(const char *path)
@@ -617,7 +616,7 @@ Test(view, run_record_file_round_trip_and_corruption)
     sf_scenario_t *sc = load_default();
     synth_t s = synth_new(sc);
     char err[512];
-    char *path = tmpfile_path(".sfrun");
+    char pbuf[TMP_LEN], *path = tmpfile_path(pbuf, ".sfrun");
     cr_assert_eq(sf_runrec_save(s.rec, path, err, sizeof err), 0, "%s", err);
     char spath[256];
     cr_assert_eq(sf_runrec_peek_scenario(path, spath, sizeof spath, err, sizeof err), 0, "%s", err);
@@ -639,7 +638,7 @@ Test(view, run_record_file_round_trip_and_corruption)
     sf_runrec_destroy(&r2);
 
     long size = file_size(path);
-    char *bad = tmpfile_path(".sfrun");
+    char bbuf[TMP_LEN], *bad = tmpfile_path(bbuf, ".sfrun");
     truncate_copy(path, bad, size - 3, -10);
     cr_assert_null(sf_runrec_load(sc, bad, err, sizeof err));
     cr_assert(strstr(err, "truncated"), "%s", err);
@@ -671,7 +670,7 @@ Test(view, run_record_file_round_trip_and_corruption)
 /* Run `sigflow ARGS...`; returns the exit status, stderr into errbuf. */
 static int run_sigflow(char *errbuf, size_t len, const char *const *args)
 {
-    char *errpath = tmpfile_path(".err");
+    char ebuf[TMP_LEN], *errpath = tmpfile_path(ebuf, ".err");
     pid_t pid = fork();
     cr_assert_geq(pid, 0);
     if (pid == 0) {
@@ -704,7 +703,8 @@ Test(view, sigflow_plot_writes_pngs_and_refuses_bad_input)
     sf_scenario_t *sc = load_default();
     synth_t s = synth_new(sc);
     char err[1024];
-    char *run = tmpfile_path(".sfrun"), *png = tmpfile_path(".png");
+    char rbuf[TMP_LEN], pngbuf[TMP_LEN];
+    char *run = tmpfile_path(rbuf, ".sfrun"), *png = tmpfile_path(pngbuf, ".png");
     cr_assert_eq(sf_runrec_save(s.rec, run, err, sizeof err), 0);
     const char *a1[] = {"plot", "time-space", run, "--out", png, NULL};
     cr_assert_eq(run_sigflow(err, sizeof err, a1), 0, "%s", err);
@@ -769,7 +769,7 @@ Test(view, screenshot_of_the_default_scenario)
     sf_moe_view_t m;
     cr_assert_eq(sf_moe_from_report(bad, &m), -1);
     cr_assert(!m.have_moe);
-    char err[256], *png = tmpfile_path(".png");
+    char err[256], pngbuf[TMP_LEN], *png = tmpfile_path(pngbuf, ".png");
     cr_assert_eq(sf_view_screenshot(sc, &st, 0, 0, png, err, sizeof err), 0, "%s", err);
     SDL_Surface *img = IMG_Load(png);
     cr_assert(img && img->w == SF_SHOT_W && img->h == SF_SHOT_H);
@@ -994,7 +994,9 @@ Test(view, live_window_follows_the_bus_and_sends_commands, .timeout = 120)
     const char *cmd_topic[] = {"cmd"};
     void *cmds = sf_bus_sub_new(ctx, se, cmd_topic, 1, 0);
     cr_assert(pub && cmds);
-    char *png = tmpfile_path(".png"), *rec = tmpfile_path(".sfrun"), *out = tmpfile_path(".out");
+    char b1[TMP_LEN], b2[TMP_LEN], b3[TMP_LEN];
+    char *png = tmpfile_path(b1, ".png"), *rec = tmpfile_path(b2, ".sfrun"),
+         *out = tmpfile_path(b3, ".out");
     pid_t pid = fork();
     cr_assert_geq(pid, 0);
     if (pid == 0) {
