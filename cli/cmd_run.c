@@ -28,6 +28,7 @@ static void usage(FILE *out)
             "usage: sigflow run [SCENARIO] [--headless] [--duration S] [--seed N]\n"
             "                   [--set PATH=VALUE]... [--report FILE] [--realtime [FACTOR]]\n"
             "                   [--no-controller] [--inproc] [--screenshot FILE.png --at S]\n"
+            "                   [--expect NAME]...\n"
             "Run a whole scenario in one process: the ZeroMQ bus forwarder, the simulator (the\n"
             "clock), every intersection's signal unit behind its own Modbus TCP port and the\n"
             "central controller polling them over Modbus, all on 127.0.0.1 (ephemeral ports).\n"
@@ -44,6 +45,9 @@ static void usage(FILE *out)
             "  --inproc            threads talk over the forwarder's inproc:// endpoints\n"
             "                      instead of TCP on 127.0.0.1 (faster; others still use TCP)\n"
             "  --screenshot F --at S  render a PNG of the network at sim time S (offscreen)\n"
+            "  --expect NAME       also wait for lockstep participant NAME (stage 0) joining\n"
+            "                      over TCP, e.g. a HIL bridge; the bus endpoints are printed\n"
+            "                      on stderr as `sigflow run: bus PUB SUB` before registration\n"
             "Exit status: 0 done, 1 scenario or run error, 2 usage error, 130 interrupted\n"
             "(SIGINT/SIGTERM: the partial report is still written, flagged \"partial\").\n");
 }
@@ -133,10 +137,23 @@ static int progress_tick(void *arg, double sim_s, double duration_s)
     return 0;
 }
 
+/* Lines on stderr that scripts and tests wait for (readiness handshake). */
+static void print_ready(void *arg, int phase, const char *pub_ep, const char *sub_ep)
+{
+    (void)arg;
+    if (phase == 0)
+        fprintf(stderr, "sigflow run: bus %s %s\n", pub_ep, sub_ep);
+    else
+        fprintf(stderr, "sigflow run: ready\n");
+    fflush(stderr);
+}
+
 int sf_cmd_run(int argc, char **argv)
 {
     const char *file = NULL, *report = NULL, *shot = NULL;
     const char *sets[MAX_SETS + 2];
+    const char *expect[8];
+    size_t n_expect = 0;
     size_t n_sets = 0;
     bool headless = false, no_controller = false, inproc = false, realtime = false;
     bool have_at = false;
@@ -189,6 +206,23 @@ int sf_cmd_run(int argc, char **argv)
                 return 2;
             }
             sets[n_sets++] = argv[++a];
+        } else if (strcmp(s, "--expect") == 0 && has_val) {
+            if (n_expect == sizeof expect / sizeof expect[0]) {
+                fprintf(stderr, "sigflow run: too many --expect (at most 8)\n");
+                return 2;
+            }
+            const char *nm = argv[++a];
+            if (!nm[0] || strlen(nm) > 63 || strcmp(nm, "units") == 0 ||
+                strcmp(nm, "controller") == 0 ||
+                strspn(nm, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") !=
+                    strlen(nm)) {
+                fprintf(stderr,
+                        "sigflow run: --expect '%s': a name of 1..63 characters [A-Za-z0-9_.-], "
+                        "not units or controller\n",
+                        nm);
+                return 2;
+            }
+            expect[n_expect++] = nm;
         } else if (strcmp(s, "--report") == 0 && has_val) {
             report = argv[++a];
         } else if (strcmp(s, "--screenshot") == 0 && has_val) {
@@ -203,7 +237,8 @@ int sf_cmd_run(int argc, char **argv)
         } else if (s[0] == '-') {
             bool known = strcmp(s, "--duration") == 0 || strcmp(s, "--seed") == 0 ||
                          strcmp(s, "--set") == 0 || strcmp(s, "--report") == 0 ||
-                         strcmp(s, "--screenshot") == 0 || strcmp(s, "--at") == 0;
+                         strcmp(s, "--screenshot") == 0 || strcmp(s, "--at") == 0 ||
+                         strcmp(s, "--expect") == 0;
             fprintf(stderr, "sigflow run: %s '%s' (see sigflow run --help)\n",
                     known ? "missing value after" : "unknown option", s);
             return 2;
@@ -287,7 +322,10 @@ int sf_cmd_run(int argc, char **argv)
                           .speed = speed,
                           .stop_fd = sfd,
                           .shot_path = shot,
-                          .shot_at_s = at_s};
+                          .shot_at_s = at_s,
+                          .extra = expect,
+                          .n_extra = n_expect,
+                          .ready = print_ready};
     if (!window && isatty(STDERR_FILENO)) {
         o.tick = progress_tick;
         o.tick_arg = &prog;

@@ -28,6 +28,7 @@ int sf_cmd_unit(int argc, char **argv);
 int sf_cmd_plot(int argc, char **argv);
 int sf_cmd_view(int argc, char **argv);
 int sf_cmd_run(int argc, char **argv);
+int sf_cmd_sim(int argc, char **argv);
 int sf_cmd_probe(int argc, char **argv);
 
 #endif

@@ -337,21 +337,30 @@ int sf_runner_run(const sf_runner_opts_t *o, sf_runner_result_t *res)
                 why[0] ? why : strerror(errno));
         goto done;
     }
-    fwd = sf_bus_forwarder_new(zctx, "tcp://127.0.0.1:*", "tcp://127.0.0.1:*", 0);
-    if (!fwd) {
-        set_err(res->err, sizeof res->err, "run: cannot start the bus forwarder: %s",
-                sf_bus_strerror(errno));
-        goto done;
+    const char *pub_ep, *sub_ep;
+    if (o->bus_pub && o->bus_sub) {
+        snprintf(res->pub_ep, sizeof res->pub_ep, "%s", o->bus_pub);
+        snprintf(res->sub_ep, sizeof res->sub_ep, "%s", o->bus_sub);
+        pub_ep = res->pub_ep;
+        sub_ep = res->sub_ep;
+    } else {
+        fwd = sf_bus_forwarder_new(zctx, "tcp://127.0.0.1:*", "tcp://127.0.0.1:*", 0);
+        if (!fwd) {
+            set_err(res->err, sizeof res->err, "run: cannot start the bus forwarder: %s",
+                    sf_bus_strerror(errno));
+            goto done;
+        }
+        snprintf(res->pub_ep, sizeof res->pub_ep, "%s", sf_bus_forwarder_pub_endpoint(fwd));
+        snprintf(res->sub_ep, sizeof res->sub_ep, "%s", sf_bus_forwarder_sub_endpoint(fwd));
+        pub_ep = o->inproc ? sf_bus_forwarder_inproc_pub_endpoint(fwd) : res->pub_ep;
+        sub_ep = o->inproc ? sf_bus_forwarder_inproc_sub_endpoint(fwd) : res->sub_ep;
     }
-    snprintf(res->pub_ep, sizeof res->pub_ep, "%s", sf_bus_forwarder_pub_endpoint(fwd));
-    snprintf(res->sub_ep, sizeof res->sub_ep, "%s", sf_bus_forwarder_sub_endpoint(fwd));
-    const char *pub_ep = o->inproc ? sf_bus_forwarder_inproc_pub_endpoint(fwd) : res->pub_ep;
-    const char *sub_ep = o->inproc ? sf_bus_forwarder_inproc_sub_endpoint(fwd) : res->sub_ep;
 
     /* Units listen before anyone connects; their ports go to the controller. */
     const char *listen = sc->run.modbus_listen[0] ? sc->run.modbus_listen : "127.0.0.1";
-    units = run_units_new(sc, listen, sc->run.modbus_base_port, why, sizeof why);
-    if (!units) {
+    if (!o->no_units)
+        units = run_units_new(sc, listen, sc->run.modbus_base_port, why, sizeof why);
+    if (!units && !o->no_units) {
         set_err(res->err, sizeof res->err, "run: %s", why);
         goto done;
     }
@@ -367,7 +376,7 @@ int sf_runner_run(const sf_runner_opts_t *o, sf_runner_result_t *res)
         sx.lamps[i] = SF_LAMP_RED; /* the sim's own assumption until lamps arrive */
     for (uint32_t i = 0; i < n_ix; i++)
         ports[i] = run_units_port(units, i);
-    if (o->with_controller) {
+    if (o->with_controller && units) {
         /* In lockstep nothing answers late but a starved thread: a generous round bound
          * keeps a loaded machine from producing a different report. */
         ctl = run_ctl_new(sc, listen, ports, o->realtime ? 0 : 5000, why, sizeof why);
@@ -379,7 +388,8 @@ int sf_runner_run(const sf_runner_opts_t *o, sf_runner_result_t *res)
 
     const char *names[2 + 8];
     size_t n_names = 0;
-    names[n_names++] = "units";
+    if (units)
+        names[n_names++] = "units";
     if (ctl)
         names[n_names++] = "controller";
     for (size_t i = 0; i < o->n_extra; i++)
@@ -407,7 +417,9 @@ int sf_runner_run(const sf_runner_opts_t *o, sf_runner_result_t *res)
         goto done;
     }
     run_bus_t bus = {.zctx = zctx, .pub_ep = pub_ep, .sub_ep = sub_ep, .stop = &stop};
-    if (run_units_start(units, &bus) != 0 || (ctl && run_ctl_start(ctl, &bus) != 0)) {
+    if (o->ready)
+        o->ready(o->ready_arg, 0, res->pub_ep, res->sub_ep);
+    if ((units && run_units_start(units, &bus) != 0) || (ctl && run_ctl_start(ctl, &bus) != 0)) {
         set_err(res->err, sizeof res->err, "run: cannot start a thread: %s", strerror(errno));
         goto stop_threads;
     }
@@ -417,6 +429,8 @@ int sf_runner_run(const sf_runner_opts_t *o, sf_runner_result_t *res)
         set_err(res->err, sizeof res->err, "run: %s", sf_clock_error(clk));
         goto stop_threads;
     }
+    if (o->ready)
+        o->ready(o->ready_arg, 1, res->pub_ep, res->sub_ep);
 
     double duration = sc->run.duration_s;
     double step_s = (double)cfg.step_ds / 10.0;
@@ -616,8 +630,8 @@ void sf_runner_print_summary(const json_t *rep, FILE *out)
             num(net, "vehicles_completed"));
     const json_t *ixs = json_object_get(rep, "intersections");
     if (json_array_size(ixs)) {
-        fprintf(out, "\n%-16s %10s %5s %8s %12s\n", "intersection", "delay s", "LOS", "stops",
-                "max queue m");
+        fprintf(out, "\n%-16s %10s %5s %12s %12s\n", "intersection", "delay s", "LOS",
+                "volume veh/h", "max queue m");
         size_t i;
         const json_t *ix;
         json_array_foreach(ixs, i, ix)
@@ -631,8 +645,8 @@ void sf_runner_print_summary(const json_t *rep, FILE *out)
                 if (q > maxq)
                     maxq = q;
             }
-            fprintf(out, "%-16s %10.1f %5s %8.2f %12.1f\n", str(ix, "id"), num(ix, "mean_delay_s"),
-                    str(ix, "los"), num(ix, "mean_stops"), maxq);
+            fprintf(out, "%-16s %10.1f %5s %12.0f %12.1f\n", str(ix, "id"), num(ix, "mean_delay_s"),
+                    str(ix, "los"), num(ix, "volume_veh_h"), maxq);
         }
     }
     const json_t *lines = json_object_get(json_object_get(rep, "transit"), "lines");

@@ -54,6 +54,14 @@ typedef struct {
     const char *const *extra; /* more lockstep participants (stage 0) to wait for, e.g. a
                                  HIL bridge joining over TCP; n_extra names */
     size_t n_extra;
+    bool no_units;       /* no units host (`sigflow sim`: units join from outside) */
+    const char *bus_pub; /* an existing forwarder's endpoints (`sigflow sim --bus`); */
+    const char *bus_sub; /* NULL: start a forwarder on 127.0.0.1 ephemeral ports */
+    /* NULL or called on the caller's thread: phase 0 once the bus is up (endpoints, before
+     * registration: external participants may join now), phase 1 once every participant
+     * is registered (the first step follows). */
+    void (*ready)(void *arg, int phase, const char *pub_ep, const char *sub_ep);
+    void *ready_arg;
 } sf_runner_opts_t;
 
 typedef struct {
