@@ -728,6 +728,10 @@ static void stop_if_idle(sf_unit_t *u, uint8_t mode)
     for (uint8_t r = 0; r < u->ix.n_rings; r++)
         if (u->ring[r].ph >= 0)
             return;
+    /* flash and all-red begin from red: not on the tick a yellow ended */
+    for (uint8_t p = 0; p < u->ix.n_phases; p++)
+        if (u->yellow_end[p] == u->st.ticks + 1)
+            return;
     set_state(u, mode == SF_UMODE_FLASH ? ST_FLASH : ST_ALL_RED);
 }
 

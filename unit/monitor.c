@@ -199,7 +199,7 @@ uint8_t sf_monitor_check(sf_monitor_t *m, const uint8_t *out)
                     else if (d != NEVER && d < need)
                         trip(m, SF_FAULT_TIMING_SHORT, i, 0xFF);
                 }
-                if (prev == C_YELLOW && (d < need || is_green(c[i])))
+                if (prev == C_YELLOW && (d < need || c[i] != C_RED))
                     trip(m, SF_FAULT_YELLOW_SHORT, i, 0xFF);
             } else {
                 if (prev == C_GREEN && c[i] != C_RED_FLASH &&

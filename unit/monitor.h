@@ -8,8 +8,9 @@
  *  - green lit together with red or yellow on one group      -> SF_FAULT_GREEN_RED
  *  - a vehicle or arrow group dark; a pedestrian group dark
  *    while the vehicle groups are not all flashing yellow    -> SF_FAULT_LAMP_DARK
- *  - a steady yellow shorter than its phase's yellow, or a
- *    green ending without a steady yellow                    -> SF_FAULT_YELLOW_SHORT
+ *  - a steady yellow shorter than its phase's yellow or not
+ *    followed by red, or a green ending without a steady
+ *    yellow                                                  -> SF_FAULT_YELLOW_SHORT
  *  - a green shorter than its phase's min green; a group
  *    turning green while a conflicting group is yellow,
  *    flashing, in ped clearance, or red for less than its
