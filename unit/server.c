@@ -353,8 +353,10 @@ sf_unit_t *sf_server_unit(const sf_server_t *s)
 
 void sf_server_touch(sf_server_t *s)
 {
-    if (s)
+    if (s) {
         s->stale = true;
+        s->timing_stale = true; /* the caller may have changed timings directly */
+    }
 }
 
 void sf_server_stats(const sf_server_t *s, sf_server_stats_t *out)
