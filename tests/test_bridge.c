@@ -1,0 +1,290 @@
+/* tests/test_bridge.c — the HIL bridge (controller/bridge.h) end to end: a `sigflow unit`
+ * child process is the "real" unit, configured into the scenario by --set alone; the
+ * bridge is a lockstep participant (stage 1) on a real ZeroMQ forwarder, driven by a small
+ * real-time clock in the test that publishes detector inputs; lamps must flow back as
+ * LampStates and the detector calls must arrive at the unit (read back over Modbus). */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <modbus.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "bridge.h"
+#include "bus.h"
+#include "bus_codec.h"
+#include "lockstep.h"
+#include "regmap.h"
+#include "scenario.h"
+
+#define SINGLE SIGFLOW_ASSETS "/scenarios/single.json"
+#define EPH    "tcp://127.0.0.1:*"
+#define STEPS  40 /* 4 s of real time at 0.1 s steps */
+
+static pid_t start_unit(uint16_t *port)
+{
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        close(fds[1]);
+        execl(SIGFLOW_BIN, SIGFLOW_BIN, "unit", SINGLE, "--base-port", "0", (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    FILE *in = fdopen(fds[0], "r");
+    char line[256] = "";
+    cr_assert_not_null(fgets(line, sizeof line, in), "no ready line from sigflow unit");
+    fclose(in);
+    unsigned p = 0;
+    cr_assert_eq(sscanf(line, "ready I1 127.0.0.1:%u", &p), 1, "line: %s", line);
+    *port = (uint16_t)p;
+    return pid;
+}
+
+typedef struct {
+    void *ctx;
+    const char *pe, *se;
+    sf_bridge_t *bridge;
+    int reg_rc;
+    int end_rc;
+    char err[SF_LOCKSTEP_ERR_MAX];
+} bridge_thread_t;
+
+static void *bridge_main(void *arg)
+{
+    bridge_thread_t *t = arg;
+    const char *topics[] = {sf_bus_topic(SF_BUS_DET)};
+    sf_participant_config_t cfg = {.name = "bridge",
+                                   .role = SFBUS__ROLE__ROLE_BRIDGE,
+                                   .lockstep = 1,
+                                   .topics = topics,
+                                   .n_topics = 1,
+                                   .stage = 1};
+    sf_participant_t *p = sf_participant_new(t->ctx, t->pe, t->se, &cfg);
+    if (!p) {
+        t->reg_rc = -1;
+        return NULL;
+    }
+    t->reg_rc = sf_participant_register(p, 10.0, sf_bridge_on_msg, t->bridge);
+    if (t->reg_rc == 0) {
+        for (;;) {
+            int rc = sf_participant_step(p, 10.0, sf_bridge_on_msg, sf_bridge_step, t->bridge);
+            if (rc <= 0) {
+                t->end_rc = rc;
+                break;
+            }
+        }
+    }
+    snprintf(t->err, sizeof t->err, "%s", sf_participant_error(p));
+    sf_participant_destroy(&p);
+    return NULL;
+}
+
+/* What the clock saw of the lamps. */
+typedef struct {
+    uint64_t k;         /* step running */
+    uint64_t lamps;     /* LampStates for ix 0 at the step running */
+    uint64_t other;     /* LampStates for another step or intersection */
+    uint64_t bad_len;   /* lamps of the wrong length */
+    uint64_t bad_code;  /* lamp codes outside the map's codes */
+    uint32_t last_mode; /* control_mode of the last one */
+} seen_t;
+
+static int clock_msg(void *arg, const sf_bus_rx_t *rx)
+{
+    seen_t *s = arg;
+    if (rx->type != SF_BUS_LAMPS)
+        return 0;
+    const Sfbus__LampStates *m = (const Sfbus__LampStates *)(const void *)rx->msg;
+    if (m->k != s->k || m->ix != 0) {
+        s->other++;
+        return 0;
+    }
+    s->lamps++;
+    if (m->lamps.len != 4)
+        s->bad_len++;
+    for (size_t g = 0; g < m->lamps.len; g++) {
+        uint8_t c = m->lamps.data[g];
+        if (c != 0x01 && c != 0x10 && c != 0x11 && c != 0x20 && c != 0x21 && c != 0x30 && c != 0x31)
+            s->bad_code++;
+    }
+    s->last_mode = m->control_mode;
+    return 0;
+}
+
+Test(bridge, sigflow_unit_in_the_loop_lamps_flow_and_calls_arrive)
+{
+    uint16_t port;
+    pid_t unit = start_unit(&port);
+
+    /* Configuration alone: --set on the scenario. */
+    char set_host[] = "intersections[0].unit_host=127.0.0.1";
+    char set_port[64];
+    snprintf(set_port, sizeof set_port, "intersections[0].unit_port=%u", port);
+    const char *sets[] = {set_host, set_port};
+    sf_errors_t errs = {0};
+    sf_scenario_t *sc = sf_scenario_load(SINGLE, sets, 2, &errs);
+    cr_assert_not_null(sc, "%s", errs.n ? errs.msg[0] : "load failed");
+    cr_assert_str_eq(sc->intersections[0].unit_host, "127.0.0.1");
+    cr_assert_eq(sc->intersections[0].unit_port, port);
+    sf_bridge_t *b = sf_bridge_new(sc, NULL);
+    cr_assert_not_null(b);
+    cr_assert_eq(sf_bridge_count(b), 1);
+
+    /* A detector calling the second phase (number p). */
+    const sf_intersection_t *ix = &sc->intersections[0];
+    int det = -1;
+    for (unsigned d = 0; d < ix->n_det && det < 0; d++)
+        if (ix->det[d].phase_mask & 2u)
+            det = (int)d;
+    cr_assert_geq(det, 0, "no detector for the second phase");
+    uint8_t phase_no = ix->phases[1].id;
+
+    /* Before the bridge: no call held on that phase (so the one read later is the
+     * bridge's). */
+    {
+        modbus_t *m0 = modbus_new_tcp("127.0.0.1", port);
+        cr_assert_not_null(m0);
+        cr_assert_eq(modbus_connect(m0), 0);
+        uint8_t c0[16];
+        uint16_t v0 = 0xffff;
+        cr_assert_eq(modbus_read_bits(m0, sf_regmap_get(SF_R_PHASE_CALL)->address, 16, c0), 16);
+        cr_assert_eq(modbus_read_input_registers(
+                         m0, sf_regmap_get(SF_R_PHASE_STATUS_VEH_CALLS)->address, 1, &v0),
+                     1);
+        modbus_close(m0);
+        modbus_free(m0);
+        cr_assert(c0[phase_no - 1] == 0 && !((v0 >> (phase_no - 1)) & 1u),
+                  "phase %u already called before the bridge", phase_no);
+    }
+
+    void *ctx = zmq_ctx_new();
+    sf_bus_forwarder_t *fw = sf_bus_forwarder_new(ctx, EPH, EPH, 0);
+    cr_assert_not_null(fw);
+    const char *pe = sf_bus_forwarder_pub_endpoint(fw), *se = sf_bus_forwarder_sub_endpoint(fw);
+    const char *names[] = {"bridge"};
+    const char *topics[] = {"lamps"};
+    sf_clock_config_t cc = {.name = "sim",
+                            .scenario = "single",
+                            .seed = 1,
+                            .step_ds = 1,
+                            .start_tod_ds = 7 * 36000,
+                            .n_expected = 1,
+                            .expected = names,
+                            .register_timeout_s = 20,
+                            .step_timeout_s = 10,
+                            .realtime = 1, /* a real unit in the loop: wall clock, factor 1 */
+                            .speed_factor = 1,
+                            .topics = topics,
+                            .n_topics = 1};
+    sf_clock_t *clk = sf_clock_new(ctx, pe, se, &cc);
+    cr_assert_not_null(clk);
+    bridge_thread_t bt = {.ctx = ctx, .pe = pe, .se = se, .bridge = b};
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, bridge_main, &bt), 0);
+    cr_assert_eq(sf_clock_register(clk, NULL, NULL), 0, "%s", sf_clock_error(clk));
+
+    seen_t seen = {0};
+    for (int s = 0; s < STEPS; s++) {
+        uint64_t k = sf_clock_k(clk);
+        Sfbus__DetectorInputs d = SFBUS__DETECTOR_INPUTS__INIT;
+        d.k = k;
+        d.ix = 0;
+        d.ix_id = (char *)ix->id;
+        /* occupied from step 5 to 15, again from 25: two rising edges */
+        d.presence = (s >= 5 && s < 15) || s >= 25 ? 1ull << det : 0;
+        cr_assert_eq(sf_clock_publish(clk, &d.base), 0);
+        seen.k = k;
+        cr_assert_eq(sf_clock_step(clk, clock_msg, &seen), 0, "%s", sf_clock_error(clk));
+    }
+    sf_clock_jitter_t j = sf_clock_jitter(clk);
+    sf_clock_bye(clk, "end of test");
+    pthread_join(th, NULL);
+    cr_assert_eq(bt.reg_rc, 0, "%s", bt.err);
+    cr_assert_eq(bt.end_rc, 0, "bridge loop: %s", bt.err);
+
+    /* Lamps flowed: one LampStates per step, of the unit's groups, with valid codes. */
+    cr_assert_eq(seen.lamps, STEPS, "lamps %llu other %llu", (unsigned long long)seen.lamps,
+                 (unsigned long long)seen.other);
+    cr_assert_eq(seen.bad_len, 0);
+    cr_assert_eq(seen.bad_code, 0);
+    cr_assert(seen.last_mode >= 0x10 && seen.last_mode <= 0x33, "mode 0x%x", seen.last_mode);
+    sf_bridge_stats_t st;
+    sf_bridge_stats(b, &st);
+    cr_assert_eq(st.steps, STEPS);
+    cr_assert_eq(st.reads, STEPS);
+    cr_assert_eq(st.read_failures, 0);
+    cr_assert_eq(st.call_writes, 2, "two rising edges -> two call writes, got %llu",
+                 (unsigned long long)st.call_writes);
+    cr_assert_gt(st.read_max_ms, 0.0);
+    cr_assert_leq(st.read_mean_ms, st.read_max_ms);
+    cr_assert_leq(st.read_p95_ms, st.read_max_ms);
+
+    /* The calls arrived: the unit (still in its start-up sequence, 15 s) holds the vehicle
+     * call of the detector's phase, read back over Modbus. */
+    modbus_t *mb = modbus_new_tcp("127.0.0.1", port);
+    cr_assert_not_null(mb);
+    cr_assert_eq(modbus_connect(mb), 0);
+    uint8_t calls[16];
+    uint16_t veh = 0;
+    cr_assert_eq(modbus_read_bits(mb, sf_regmap_get(SF_R_PHASE_CALL)->address, 16, calls), 16);
+    cr_assert_eq(modbus_read_input_registers(
+                     mb, sf_regmap_get(SF_R_PHASE_STATUS_VEH_CALLS)->address, 1, &veh),
+                 1);
+    modbus_close(mb);
+    modbus_free(mb);
+    cr_assert(calls[phase_no - 1] == 1 || (veh >> (phase_no - 1)) & 1u,
+              "phase %u call not held (coil %u, veh_calls 0x%04x)", phase_no, calls[phase_no - 1],
+              veh);
+
+    /* The hil report section. */
+    json_t *rep = sf_bridge_report(b, j.n, j.mean_us, j.p95_us, j.max_us);
+    cr_assert_not_null(rep);
+    cr_assert_eq(json_integer_value(json_object_get(rep, "lamp_reads")), STEPS);
+    cr_assert_not_null(json_object_get(json_object_get(rep, "read_latency_ms"), "p95"));
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(rep, "step_jitter_us"), "n")),
+                 (json_int_t)j.n);
+    cr_assert_gt(j.n, 0);
+    json_decref(rep);
+
+    sf_clock_destroy(&clk);
+    sf_bus_forwarder_destroy(&fw);
+    zmq_ctx_term(ctx);
+    sf_bridge_destroy(&b);
+    sf_bridge_destroy(&b);
+    sf_scenario_destroy(&sc);
+    kill(unit, SIGTERM);
+    int wst;
+    cr_assert_eq(waitpid(unit, &wst, 0), unit);
+}
+
+Test(bridge, no_unit_host_means_nothing_bridged_and_bad_input_refused)
+{
+    sf_scenario_t *sc = sf_scenario_load(SINGLE, NULL, 0, NULL);
+    cr_assert_not_null(sc);
+    sf_bridge_t *b = sf_bridge_new(sc, NULL);
+    cr_assert_not_null(b);
+    cr_assert_eq(sf_bridge_count(b), 0);
+    sf_bridge_destroy(&b);
+    cr_assert_null(b);
+    sf_bridge_opts_t o;
+    sf_bridge_opts_default(&o);
+    o.timeout_s = 0;
+    errno = 0;
+    cr_assert_null(sf_bridge_new(sc, &o));
+    cr_assert_eq(errno, EINVAL);
+    cr_assert_null(sf_bridge_new(NULL, NULL));
+    errno = 0;
+    cr_assert_eq(sf_bridge_step(NULL, NULL, NULL), -1);
+    cr_assert_eq(errno, EINVAL);
+    sf_scenario_destroy(&sc);
+}
