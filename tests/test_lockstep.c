@@ -3,6 +3,8 @@
 #include <criterion/criterion.h>
 
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -665,5 +667,194 @@ Test(lockstep, name_clash_is_refused_without_disturbing_the_first)
     cr_assert_eq(a.end_rc, 0);
     sf_clock_destroy(&clk);
     sf_bus_forwarder_destroy(&fw);
+    zmq_ctx_term(ctx);
+}
+
+/* ---- stages and served descriptors (added for `sigflow run`) ------------------------- */
+
+/* A staged participant in a thread. Stage 0 ("units") serves a pipe while it waits,
+ * echoing every byte (a stand-in for a Modbus request); stage 1 ("controller") writes a
+ * request in each of its steps and blocks until the echo comes back: without the served
+ * descriptor the run would stall, since "units" only waits for its next Step then. */
+typedef struct {
+    void *ctx;
+    const char *pub_ep, *sub_ep;
+    const char *name;
+    uint8_t stage;
+    atomic_ulong *seq;  /* shared order counter */
+    uint64_t order[64]; /* seq value at step k (k < 64) */
+    uint64_t steps;
+    int req_w, echo_r;  /* stage 1: request pipe write end, echo pipe read end */
+    int req_r, echo_w;  /* stage 0: request read end (served), echo write end */
+    uint64_t served;    /* stage 0: requests echoed */
+    uint64_t echoes;    /* stage 1: echoes received */
+    uint64_t bad_stage; /* steps whose stage was not ours */
+    int rc;
+    char err[SF_LOCKSTEP_ERR_MAX];
+} staged_t;
+
+static int staged_step(void *arg, const Sfbus__Step *st, void *pub)
+{
+    (void)pub;
+    staged_t *s = arg;
+    if (st->stage != s->stage)
+        s->bad_stage++;
+    if (st->k < 64)
+        s->order[st->k] = atomic_fetch_add(s->seq, 1);
+    s->steps++;
+    if (s->stage == 1) {
+        char b = 'r';
+        if (write(s->req_w, &b, 1) != 1)
+            return -1;
+        struct pollfd p = {s->echo_r, POLLIN, 0};
+        if (poll(&p, 1, 10000) != 1 || read(s->echo_r, &b, 1) != 1)
+            return -1; /* nobody served the request */
+        s->echoes++;
+    }
+    return 0;
+}
+
+static size_t staged_fill(void *arg, zmq_pollitem_t *items, size_t cap, int *max_wait_ms)
+{
+    staged_t *s = arg;
+    if (cap >= 1)
+        items[0] = (zmq_pollitem_t){NULL, s->req_r, ZMQ_POLLIN, 0};
+    *max_wait_ms = -1;
+    return 1;
+}
+
+static int staged_serve(void *arg, const zmq_pollitem_t *items, size_t n)
+{
+    staged_t *s = arg;
+    if (n != 1 || !(items[0].revents & ZMQ_POLLIN))
+        return 0;
+    char b;
+    while (read(s->req_r, &b, 1) == 1) {
+        if (write(s->echo_w, &b, 1) != 1)
+            return -1;
+        s->served++;
+    }
+    return 0;
+}
+
+static void *staged_main(void *arg)
+{
+    staged_t *s = arg;
+    sf_participant_config_t cfg = {.name = s->name,
+                                   .role = s->stage ? SFBUS__ROLE__ROLE_CONTROLLER
+                                                    : SFBUS__ROLE__ROLE_UNITS,
+                                   .lockstep = 1,
+                                   .stage = s->stage};
+    sf_participant_t *p = sf_participant_new(s->ctx, s->pub_ep, s->sub_ep, &cfg);
+    if (!p) {
+        s->rc = -1;
+        return NULL;
+    }
+    if (s->stage == 0) {
+        sf_participant_io_t io = {.fill = staged_fill, .serve = staged_serve, .arg = s};
+        sf_participant_set_io(p, &io);
+    }
+    s->rc = sf_participant_register(p, 20, NULL, NULL);
+    while (s->rc == 0) {
+        int rc = sf_participant_step(p, 20, NULL, staged_step, s);
+        if (rc == 1)
+            continue;
+        s->rc = rc;
+        if (rc < 0)
+            snprintf(s->err, sizeof s->err, "%s", sf_participant_error(p));
+        break;
+    }
+    sf_participant_destroy(&p);
+    return NULL;
+}
+
+Test(lockstep, stages_run_in_order_and_served_fds_answer_between_steps)
+{
+    void *ctx = zmq_ctx_new();
+    sf_bus_forwarder_t *fwd = sf_bus_forwarder_new(ctx, EPH, EPH, 0);
+    cr_assert_not_null(fwd);
+    const char *pe = sf_bus_forwarder_pub_endpoint(fwd), *se = sf_bus_forwarder_sub_endpoint(fwd);
+    int req[2], echo[2];
+    cr_assert_eq(pipe(req), 0);
+    cr_assert_eq(pipe(echo), 0);
+    cr_assert_eq(fcntl(req[0], F_SETFL, O_NONBLOCK), 0);
+    atomic_ulong seq;
+    atomic_init(&seq, 0);
+    /* stage 1 registers first: the order of registration must not matter */
+    staged_t *s0 = calloc(1, sizeof *s0), *s1 = calloc(1, sizeof *s1);
+    *s1 = (staged_t){.ctx = ctx,
+                     .pub_ep = pe,
+                     .sub_ep = se,
+                     .name = "controller",
+                     .stage = 1,
+                     .seq = &seq,
+                     .req_w = req[1],
+                     .echo_r = echo[0]};
+    *s0 = (staged_t){.ctx = ctx,
+                     .pub_ep = pe,
+                     .sub_ep = se,
+                     .name = "units",
+                     .stage = 0,
+                     .seq = &seq,
+                     .req_r = req[0],
+                     .echo_w = echo[1]};
+    pthread_t t0, t1;
+    cr_assert_eq(pthread_create(&t1, NULL, staged_main, s1), 0);
+    cr_assert_eq(pthread_create(&t0, NULL, staged_main, s0), 0);
+    const char *names[] = {"units", "controller"};
+    sf_clock_config_t cfg = clock_cfg(2, names);
+    sf_clock_t *clk = sf_clock_new(ctx, pe, se, &cfg);
+    cr_assert_not_null(clk);
+    cr_assert_eq(sf_clock_register(clk, NULL, NULL), 0, "%s", sf_clock_error(clk));
+    const uint64_t n = 300;
+    for (uint64_t k = 0; k < n; k++)
+        cr_assert_eq(sf_clock_step(clk, NULL, NULL), 0, "step %llu: %s", (unsigned long long)k,
+                     sf_clock_error(clk));
+    sf_clock_stats_t st = sf_clock_stats(clk);
+    cr_assert_eq(st.dones, 2 * n, "one Done per participant and step, stages included");
+    cr_assert_eq(st.stale + st.duplicates + st.unknown, 0);
+    sf_clock_bye(clk, "end");
+    pthread_join(t0, NULL);
+    pthread_join(t1, NULL);
+    cr_assert_eq(s0->rc, 0, "%s", s0->err);
+    cr_assert_eq(s1->rc, 0, "%s", s1->err);
+    cr_assert_eq(s0->steps, n);
+    cr_assert_eq(s1->steps, n);
+    cr_assert_eq(s0->bad_stage + s1->bad_stage, 0, "each handles only its own stage's Step");
+    cr_assert_eq(s1->echoes, n, "every request answered from the waiting participant's loop");
+    cr_assert_eq(s0->served, n);
+    /* stage 0 of step k, then stage 1 of step k, then stage 0 of step k + 1 */
+    for (uint64_t k = 0; k < 64 && k < n; k++) {
+        cr_assert_lt(s0->order[k], s1->order[k], "k=%llu", (unsigned long long)k);
+        if (k + 1 < 64)
+            cr_assert_lt(s1->order[k], s0->order[k + 1], "k=%llu", (unsigned long long)k);
+    }
+    sf_clock_destroy(&clk);
+    sf_bus_forwarder_destroy(&fwd);
+    zmq_ctx_term(ctx);
+    close(req[0]);
+    close(req[1]);
+    close(echo[0]);
+    close(echo[1]);
+    free(s0);
+    free(s1);
+}
+
+Test(lockstep, a_stage_out_of_range_is_refused)
+{
+    void *ctx = zmq_ctx_new();
+    sf_participant_config_t cfg = {
+        .name = "x", .role = SFBUS__ROLE__ROLE_UNITS, .lockstep = 1, .stage = SF_LOCKSTEP_STAGES};
+    errno = 0;
+    cr_assert_null(sf_participant_new(ctx, "inproc://a", "inproc://b", &cfg));
+    cr_assert_eq(errno, EINVAL);
+    cfg.stage = 0;
+    sf_participant_t *p = sf_participant_new(ctx, "inproc://a", "inproc://b", &cfg);
+    cr_assert_not_null(p);
+    sf_participant_io_t half = {.fill = staged_fill, .serve = NULL, .arg = NULL};
+    cr_assert_eq(sf_participant_set_io(p, &half), -1);
+    cr_assert_eq(errno, EINVAL);
+    cr_assert_eq(sf_participant_set_io(p, NULL), 0);
+    sf_participant_destroy(&p);
     zmq_ctx_term(ctx);
 }
