@@ -1,0 +1,178 @@
+#!/bin/sh
+# bench/evidence.sh [BUILD_DIR] — issue 5 point 9: the controller's evidence on the
+# default corridor (assets/scenarios/xiantao-corridor.json), measured with the BUILT
+# `sigflow run` (simulator + units over Modbus TCP + central controller, lockstep,
+# --inproc bus). Every comparison is run over several seeds; each seed's figure and the
+# mean are printed with their names. Nothing here is tuned: the scenario is used as is,
+# only the compared switch differs between the two arms of a comparison.
+#
+# Environment (all optional):
+#   SEEDS="1 2 3 4"   seeds of every comparison
+#   DUR=2400          simulated seconds of the priority and green-wave runs (warm-up 300)
+#   SURGE_DUR=3600    simulated seconds of the surge runs (the surge is 900..2700 s)
+#   JOBS=2            runs in parallel (the machine is shared: keep it at 2)
+#   OUT=DIR           keep the reports there (default: a temporary directory, removed)
+#   REUSE=1           with OUT: do not redo a run whose report is already in OUT
+#
+# Comparisons
+#   1. priority: control.priority.enabled true vs false (coordinated plan, scenario
+#      offsets). Bus signal delay = transit.lines[].mean_signal_delay_s weighted by
+#      buses_completed; car delay = network.mean_delay_s (all vehicles that left the
+#      network) and the intersections' control delay weighted by volume.
+#   2. green wave: offsets written by `sigflow plan greenwave --write` (favoured
+#      direction: the band the planner reports, eastbound on this corridor) vs the
+#      scenario's all-zero offsets; priority off in both so only the offsets differ.
+#      Arterial through stops in the favoured direction = mean stops per vehicle over
+#      the interior eastbound arterial approaches I1-I2 .. I7-I8 (the entry link BW-I1
+#      is left out: its arrivals are random, no offset can change them), weighted by
+#      vehicles_measured. The report counts stops per approach, not per movement; on
+#      these approaches ~80 % of vehicles go through (turning ratios of the scenario).
+#   3. adaptive under a surge: every entry's profile 0.9, 1.0, 1.1, 1.0 (15-min slices)
+#      becomes 0.9, 1.4, 1.54, 1.0 (+40 % from 900 s to 2700 s); control.strategy
+#      adaptive vs coordinated (the fixed plan). Total delay (veh h) =
+#      network.mean_delay_s x vehicles_completed / 3600 (vehicles that left the
+#      network); the unfinished vehicles (in network + waiting to enter) are printed
+#      beside it because an oversaturated arm leaves more of them behind.
+set -eu
+
+BUILD=${1:-build}
+SF=$BUILD/cli/sigflow
+[ -x "$SF" ] || { echo "evidence.sh: no sigflow at $SF (build first)" >&2; exit 1; }
+HERE=$(cd "$(dirname "$0")/.." && pwd)
+SCEN=$HERE/assets/scenarios/xiantao-corridor.json
+SEEDS=${SEEDS:-"1 2 3 4"}
+DUR=${DUR:-2400}
+SURGE_DUR=${SURGE_DUR:-3600}
+JOBS=${JOBS:-2}
+REUSE=${REUSE:-}
+command -v jq >/dev/null || { echo "evidence.sh: needs jq" >&2; exit 1; }
+if [ -n "${OUT:-}" ]; then
+    mkdir -p "$OUT"
+    W=$OUT
+else
+    W=$(mktemp -d)
+    trap 'rm -rf "$W"' EXIT
+fi
+
+# Green-wave scenario from the planner (prints its bands; we keep the table).
+"$SF" plan greenwave "$SCEN" --write "$W/greenwave.json" >"$W/plan.txt"
+
+# Surge: one --set per entry.
+NENT=$(jq '.demand.entries | length' "$SCEN")
+SURGE=""
+i=0
+while [ "$i" -lt "$NENT" ]; do
+    SURGE="$SURGE --set demand.entries[$i].profile=[0.9,1.4,1.54,1.0]"
+    i=$((i + 1))
+done
+
+# One line per run: NAME SEED SCENARIO DURATION ARGS...
+: >"$W/runs.txt"
+for s in $SEEDS; do
+    echo "prio_on $s $SCEN $DUR --set control.priority.enabled=true" >>"$W/runs.txt"
+    echo "prio_off $s $SCEN $DUR --set control.priority.enabled=false" >>"$W/runs.txt"
+    echo "gw_opt $s $W/greenwave.json $DUR --set control.priority.enabled=false" >>"$W/runs.txt"
+    echo "gw_zero $s $SCEN $DUR --set control.priority.enabled=false" >>"$W/runs.txt"
+    echo "surge_adaptive $s $SCEN $SURGE_DUR --set control.strategy=adaptive$SURGE" >>"$W/runs.txt"
+    echo "surge_fixed $s $SCEN $SURGE_DUR --set control.strategy=coordinated$SURGE" >>"$W/runs.txt"
+done
+
+echo "evidence: $(wc -l <"$W/runs.txt") runs of $SF, $JOBS at a time (seeds: $SEEDS)" >&2
+export SF W REUSE
+# shellcheck disable=SC2016
+xargs -P "$JOBS" -L 1 sh -c '
+name=$0 seed=$1 scen=$2 dur=$3; shift 3
+if [ -n "${REUSE:-}" ] && [ -s "$W/$name.$seed.json" ]; then exit 0; fi
+if ! "$SF" run "$scen" --headless --inproc --seed "$seed" --duration "$dur" "$@" \
+        --report "$W/$name.$seed.json" >"$W/$name.$seed.log" 2>&1; then
+    echo "evidence: run $name seed $seed failed:" >&2; tail -5 "$W/$name.$seed.log" >&2; exit 255
+fi
+echo "  done $name seed $seed" >&2' <"$W/runs.txt"
+
+# --- figures --------------------------------------------------------------------
+busdelay='[.transit.lines[] | select(.buses_completed > 0)] as $l
+  | if ($l | length) == 0 then null
+    else ([$l[] | .mean_signal_delay_s * .buses_completed] | add) / ([$l[].buses_completed] | add) end'
+cardelay='.network.mean_delay_s'
+isdelay='([.intersections[] | .mean_delay_s * .volume_veh_h] | add) / ([.intersections[].volume_veh_h] | add)'
+ebstops='[.intersections[].approaches[]
+  | select(.id | test("^I[1-7]-I[2-8]$")) | select((.id[1:2] | tonumber) + 1 == (.id[4:5] | tonumber))
+  | select(.vehicles_measured > 0)] as $a
+  | ([$a[] | .mean_stops * .vehicles_measured] | add) / ([$a[].vehicles_measured] | add)'
+wbstops='[.intersections[].approaches[]
+  | select(.id | test("^I[2-8]-I[1-7]$")) | select((.id[1:2] | tonumber) == (.id[4:5] | tonumber) + 1)
+  | select(.vehicles_measured > 0)] as $a
+  | ([$a[] | .mean_stops * .vehicles_measured] | add) / ([$a[].vehicles_measured] | add)'
+totdelay='.network.mean_delay_s * .network.vehicles_completed / 3600'
+unfinished='.network.vehicles_in_network + .network.vehicles_waiting_to_enter'
+buses='[.transit.lines[].buses_completed] | add'
+prio='"\(.priority.requests) req/\(.priority.granted) granted"'
+
+# pct A B: change of A against B in % (n/a when B is 0).
+pct() {
+    if [ "$(echo "$2 == 0" | bc -l)" = 1 ]; then echo "n/a"; else
+        printf '%+.1f %%' "$(echo "($1 - $2) * 100 / $2" | bc -l)"; fi
+}
+
+# fig NAME ARM_A ARM_B JQ_EXPR: per seed A, B, change %, then the means over the seeds
+# where both arms have the figure (null = nothing measured, e.g. no bus completed).
+fig() {
+    _n=$1 _a=$2 _b=$3 _e=$4
+    printf '%s (%s vs %s)\n' "$_n" "$_a" "$_b"
+    _sa=0 _sb=0 _k=0
+    for s in $SEEDS; do
+        va=$(jq -r "$_e" "$W/$_a.$s.json")
+        vb=$(jq -r "$_e" "$W/$_b.$s.json")
+        if [ "$va" = null ] || [ "$vb" = null ]; then
+            printf '  seed %-3s %-14s %10s  %-14s %10s  (not measured)\n' "$s" "$_a" "$va" "$_b" "$vb"
+            continue
+        fi
+        printf '  seed %-3s %-14s %10.3f  %-14s %10.3f  change %s\n' "$s" "$_a" "$va" \
+            "$_b" "$vb" "$(pct "$va" "$vb")"
+        _sa=$(echo "$_sa + $va" | bc -l)
+        _sb=$(echo "$_sb + $vb" | bc -l)
+        _k=$((_k + 1))
+    done
+    if [ "$_k" -eq 0 ]; then
+        echo "  mean     (no seed measured both arms)"
+        return
+    fi
+    ma=$(echo "$_sa / $_k" | bc -l)
+    mb=$(echo "$_sb / $_k" | bc -l)
+    printf '  mean     %-14s %10.3f  %-14s %10.3f  change %s\n' "$_a" "$ma" "$_b" "$mb" \
+        "$(pct "$ma" "$mb")"
+}
+
+# info NAME ARM JQ_EXPR: a figure printed per seed without comparison.
+info() {
+    printf '  %s %s:' "$2" "$1"
+    for s in $SEEDS; do printf ' %s' "$(jq -r "$3" "$W/$2.$s.json")"; done
+    echo
+}
+
+echo
+echo "== 1. transit signal priority on vs off ($DUR s, warm-up 300 s, coordinated plan) =="
+fig bus_signal_delay_s prio_on prio_off "$busdelay"
+fig car_network_delay_s prio_on prio_off "$cardelay"
+fig car_intersection_delay_s prio_on prio_off "$isdelay"
+info buses_completed prio_on "$buses"
+info buses_completed prio_off "$buses"
+info priority prio_on "$prio"
+echo "   targets: bus_signal_delay_s change <= -30 %, car delay change <= +10 %"
+echo
+echo "== 2. green-wave offsets vs all-zero offsets ($DUR s, priority off) =="
+grep -E 'outbound =|optimised|all zero' "$W/plan.txt" | sed 's/^/  planner: /'
+fig eastbound_arterial_stops_per_veh gw_opt gw_zero "$ebstops"
+fig westbound_arterial_stops_per_veh gw_opt gw_zero "$wbstops"
+fig car_network_delay_s gw_opt gw_zero "$cardelay"
+echo "   target: eastbound (favoured) arterial stops change <= -40 %"
+echo
+echo "== 3. adaptive vs fixed coordinated plan, +40 % demand 900-2700 s ($SURGE_DUR s) =="
+fig total_delay_veh_h surge_adaptive surge_fixed "$totdelay"
+fig car_network_delay_s surge_adaptive surge_fixed "$cardelay"
+fig car_intersection_delay_s surge_adaptive surge_fixed "$isdelay"
+info vehicles_completed surge_adaptive '.network.vehicles_completed'
+info vehicles_completed surge_fixed '.network.vehicles_completed'
+info unfinished_vehicles surge_adaptive "$unfinished"
+info unfinished_vehicles surge_fixed "$unfinished"
+echo "   target: total_delay_veh_h change <= -10 %"
