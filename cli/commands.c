@@ -37,5 +37,10 @@ const sf_command_t sf_commands[] = {
      "HOST:PORT [--unit-id N] [--timeout S] [--no-fallback] [--json] [--scenario F --intersection ID]",
      "conformance test of any Modbus signal unit against the register map (pass/fail table)",
      sf_cmd_probe},
+    {"record", "--bus SUB_ENDPOINT --out FILE [--topics T,...]",
+     "write every bus message to a checksummed, append-only recording file", sf_cmd_record},
+    {"replay", "FILE [--speed X|--max] [--pub ENDPOINT|--to ENDPOINT] [--wait N]",
+     "play a recording back onto a bus (viewers connect with `sigflow view --bus`)",
+     sf_cmd_replay},
     {NULL, NULL, NULL, NULL},
 };

@@ -30,5 +30,7 @@ int sf_cmd_view(int argc, char **argv);
 int sf_cmd_run(int argc, char **argv);
 int sf_cmd_sim(int argc, char **argv);
 int sf_cmd_probe(int argc, char **argv);
+int sf_cmd_record(int argc, char **argv);
+int sf_cmd_replay(int argc, char **argv);
 
 #endif
