@@ -12,6 +12,7 @@
 #   SURGE_DUR=3600    simulated seconds of the surge runs (the surge is 900..2700 s)
 #   JOBS=2            runs in parallel (the machine is shared: keep it at 2)
 #   OUT=DIR           keep the reports there (default: a temporary directory, removed)
+#   COMPARE="prio gw surge"  the comparisons to run and print
 #   REUSE=1           with OUT: do not redo a run whose report is already in OUT
 #
 # Comparisons
@@ -45,6 +46,8 @@ DUR=${DUR:-2400}
 SURGE_DUR=${SURGE_DUR:-3600}
 JOBS=${JOBS:-2}
 REUSE=${REUSE:-}
+COMPARE=${COMPARE:-"prio gw surge"}
+want() { case " $COMPARE " in *" $1 "*) return 0 ;; esac; return 1; }
 command -v jq >/dev/null || { echo "evidence.sh: needs jq" >&2; exit 1; }
 if [ -n "${OUT:-}" ]; then
     mkdir -p "$OUT"
@@ -69,12 +72,18 @@ done
 # One line per run: NAME SEED SCENARIO DURATION ARGS...
 : >"$W/runs.txt"
 for s in $SEEDS; do
-    echo "prio_on $s $SCEN $DUR --set control.priority.enabled=true" >>"$W/runs.txt"
-    echo "prio_off $s $SCEN $DUR --set control.priority.enabled=false" >>"$W/runs.txt"
-    echo "gw_opt $s $W/greenwave.json $DUR --set control.priority.enabled=false" >>"$W/runs.txt"
-    echo "gw_zero $s $SCEN $DUR --set control.priority.enabled=false" >>"$W/runs.txt"
-    echo "surge_adaptive $s $SCEN $SURGE_DUR --set control.strategy=adaptive$SURGE" >>"$W/runs.txt"
-    echo "surge_fixed $s $SCEN $SURGE_DUR --set control.strategy=coordinated$SURGE" >>"$W/runs.txt"
+    if want prio; then
+        echo "prio_on $s $SCEN $DUR --set control.priority.enabled=true" >>"$W/runs.txt"
+        echo "prio_off $s $SCEN $DUR --set control.priority.enabled=false" >>"$W/runs.txt"
+    fi
+    if want gw; then
+        echo "gw_opt $s $W/greenwave.json $DUR --set control.priority.enabled=false" >>"$W/runs.txt"
+        echo "gw_zero $s $SCEN $DUR --set control.priority.enabled=false" >>"$W/runs.txt"
+    fi
+    if want surge; then
+        echo "surge_adaptive $s $SCEN $SURGE_DUR --set control.strategy=adaptive$SURGE" >>"$W/runs.txt"
+        echo "surge_fixed $s $SCEN $SURGE_DUR --set control.strategy=coordinated$SURGE" >>"$W/runs.txt"
+    fi
 done
 
 echo "evidence: $(wc -l <"$W/runs.txt") runs of $SF, $JOBS at a time (seeds: $SEEDS)" >&2
@@ -150,29 +159,35 @@ info() {
     echo
 }
 
-echo
-echo "== 1. transit signal priority on vs off ($DUR s, warm-up 300 s, coordinated plan) =="
-fig bus_signal_delay_s prio_on prio_off "$busdelay"
-fig car_network_delay_s prio_on prio_off "$cardelay"
-fig car_intersection_delay_s prio_on prio_off "$isdelay"
-info buses_completed prio_on "$buses"
-info buses_completed prio_off "$buses"
-info priority prio_on "$prio"
-echo "   targets: bus_signal_delay_s change <= -30 %, car delay change <= +10 %"
-echo
-echo "== 2. green-wave offsets vs all-zero offsets ($DUR s, priority off) =="
-grep -E 'outbound =|optimised|all zero' "$W/plan.txt" | sed 's/^/  planner: /'
-fig eastbound_arterial_stops_per_veh gw_opt gw_zero "$ebstops"
-fig westbound_arterial_stops_per_veh gw_opt gw_zero "$wbstops"
-fig car_network_delay_s gw_opt gw_zero "$cardelay"
-echo "   target: eastbound (favoured) arterial stops change <= -40 %"
-echo
-echo "== 3. adaptive vs fixed coordinated plan, +40 % demand 900-2700 s ($SURGE_DUR s) =="
-fig total_delay_veh_h surge_adaptive surge_fixed "$totdelay"
-fig car_network_delay_s surge_adaptive surge_fixed "$cardelay"
-fig car_intersection_delay_s surge_adaptive surge_fixed "$isdelay"
-info vehicles_completed surge_adaptive '.network.vehicles_completed'
-info vehicles_completed surge_fixed '.network.vehicles_completed'
-info unfinished_vehicles surge_adaptive "$unfinished"
-info unfinished_vehicles surge_fixed "$unfinished"
-echo "   target: total_delay_veh_h change <= -10 %"
+if want prio; then
+    echo
+    echo "== 1. transit signal priority on vs off ($DUR s, warm-up 300 s, coordinated plan) =="
+    fig bus_signal_delay_s prio_on prio_off "$busdelay"
+    fig car_network_delay_s prio_on prio_off "$cardelay"
+    fig car_intersection_delay_s prio_on prio_off "$isdelay"
+    info buses_completed prio_on "$buses"
+    info buses_completed prio_off "$buses"
+    info priority prio_on "$prio"
+    echo "   targets: bus_signal_delay_s change <= -30 %, car delay change <= +10 %"
+fi
+if want gw; then
+    echo
+    echo "== 2. green-wave offsets vs all-zero offsets ($DUR s, priority off) =="
+    grep -E 'outbound =|optimised|all zero' "$W/plan.txt" | sed 's/^/  planner: /'
+    fig eastbound_arterial_stops_per_veh gw_opt gw_zero "$ebstops"
+    fig westbound_arterial_stops_per_veh gw_opt gw_zero "$wbstops"
+    fig car_network_delay_s gw_opt gw_zero "$cardelay"
+    echo "   target: eastbound (favoured) arterial stops change <= -40 %"
+fi
+if want surge; then
+    echo
+    echo "== 3. adaptive vs fixed coordinated plan, +40 % demand 900-2700 s ($SURGE_DUR s) =="
+    fig total_delay_veh_h surge_adaptive surge_fixed "$totdelay"
+    fig car_network_delay_s surge_adaptive surge_fixed "$cardelay"
+    fig car_intersection_delay_s surge_adaptive surge_fixed "$isdelay"
+    info vehicles_completed surge_adaptive '.network.vehicles_completed'
+    info vehicles_completed surge_fixed '.network.vehicles_completed'
+    info unfinished_vehicles surge_adaptive "$unfinished"
+    info unfinished_vehicles surge_fixed "$unfinished"
+    echo "   target: total_delay_veh_h change <= -10 %"
+fi
