@@ -17,6 +17,9 @@
 #include "commands.h"
 #include "run.h"
 #include "scenario.h"
+#ifdef HAVE_SF_VIEW
+#include "live.h"
+#endif
 
 #define MAX_SETS         64
 #define DEFAULT_SCENARIO "assets/scenarios/xiantao-corridor.json"
@@ -33,7 +36,10 @@ static void usage(FILE *out)
             "clock), every intersection's signal unit behind its own Modbus TCP port and the\n"
             "central controller polling them over Modbus, all on 127.0.0.1 (ephemeral ports).\n"
             "SCENARIO defaults to " DEFAULT_SCENARIO ".\n\n"
-            "  --headless          no window (also when no display is available); on a terminal\n"
+            "  --headless          no window. Without it and with a display ($DISPLAY or\n"
+            "                      $WAYLAND_DISPLAY) the live window opens, in real time x1\n"
+            "                      unless --realtime says otherwise; closing it ends the run.\n"
+            "                      Headless (or no display): on a terminal\n"
             "                      a progress bar on stderr, and a summary table on stdout\n"
             "  --duration S        simulated seconds (run.duration_s)\n"
             "  --seed N            random seed (run.seed): same seed, same report\n"
@@ -147,6 +153,123 @@ static void print_ready(void *arg, int phase, const char *pub_ep, const char *su
         fprintf(stderr, "sigflow run: ready\n");
     fflush(stderr);
 }
+
+/* What to do with a finished run: report file, summary, exit status. */
+typedef struct {
+    const char *report, *shot;
+    double at_s;
+    bool done;  /* finish_run ran */
+    int status; /* its result */
+} finish_t;
+
+static int finish_run(finish_t *f, int rc, sf_runner_result_t *res)
+{
+    int status = 0;
+    if (rc != 0) {
+        fprintf(stderr, "sigflow run: %s\n", res->err);
+        status = 1;
+    } else {
+        if (f->report && sf_runner_write_report(res->report, f->report) != 0) {
+            fprintf(stderr, "sigflow run: --report %s: %s\n", f->report, strerror(errno));
+            status = 1;
+        }
+        sf_runner_print_summary(res->report, stdout);
+        fflush(stdout);
+        if (res->shot_written)
+            fprintf(stderr, "sigflow run: screenshot at %.1f s written to %s\n", f->at_s, f->shot);
+        if (res->partial) {
+            fprintf(stderr, "sigflow run: interrupted: the report is partial\n");
+            if (status == 0)
+                status = EXIT_INTERRUPTED;
+        }
+        json_decref(res->report);
+        res->report = NULL;
+    }
+    f->done = true;
+    f->status = status;
+    return status;
+}
+
+#ifdef HAVE_SF_VIEW
+/* The run on its own thread while the window owns the main one (SDL wants it). */
+typedef struct {
+    sf_runner_opts_t *o;
+    sf_runner_result_t *res;
+    finish_t *fin; /* the thread reports as soon as the run ends; the window stays */
+    int rc;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool bus_up;   /* phase 0 seen: endpoints below are valid */
+    bool finished; /* the run returned */
+    char pub[256], sub[256];
+} window_run_t;
+
+static void window_ready(void *arg, int phase, const char *pub_ep, const char *sub_ep)
+{
+    window_run_t *w = arg;
+    print_ready(NULL, phase, pub_ep, sub_ep);
+    if (phase != 0)
+        return;
+    pthread_mutex_lock(&w->mu);
+    snprintf(w->pub, sizeof w->pub, "%s", pub_ep);
+    snprintf(w->sub, sizeof w->sub, "%s", sub_ep);
+    w->bus_up = true;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void *window_run_main(void *arg)
+{
+    window_run_t *w = arg;
+    w->rc = sf_runner_run(w->o, w->res);
+    finish_run(w->fin, w->rc, w->res);
+    fprintf(stderr, "sigflow run: the run has ended; close the window (q) to exit\n");
+    pthread_mutex_lock(&w->mu);
+    w->finished = true;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+/* Run with the live window on this thread; closing it stops the run (partial report).
+ * A window that cannot open (no usable display) leaves the run going headless. */
+static int run_with_window(const sf_scenario_t *sc, sf_runner_opts_t *o, sf_runner_result_t *res,
+                           finish_t *fin)
+{
+    window_run_t w = {.o = o, .res = res, .fin = fin};
+    pthread_mutex_init(&w.mu, NULL);
+    pthread_cond_init(&w.cv, NULL);
+    atomic_bool closed;
+    atomic_init(&closed, false);
+    o->ready = window_ready;
+    o->ready_arg = &w;
+    o->stop_flag = &closed;
+    pthread_t thr;
+    if (pthread_create(&thr, NULL, window_run_main, &w) != 0) {
+        o->ready = print_ready;
+        o->stop_flag = NULL;
+        return sf_runner_run(o, res);
+    }
+    pthread_mutex_lock(&w.mu);
+    while (!w.bus_up && !w.finished)
+        pthread_cond_wait(&w.cv, &w.mu);
+    bool up = w.bus_up && !w.finished;
+    pthread_mutex_unlock(&w.mu);
+    if (up) {
+        sf_live_opts_t lo = {.sub_endpoint = w.sub, .pub_endpoint = w.pub};
+        char err[256] = "";
+        if (sf_live_run(sc, &lo, NULL, err, sizeof err) != 0)
+            fprintf(stderr, "sigflow run: no window (%s); running headless\n",
+                    err[0] ? err : strerror(errno));
+        else
+            atomic_store(&closed, true); /* window closed: stop the run */
+    }
+    pthread_join(thr, NULL);
+    pthread_mutex_destroy(&w.mu);
+    pthread_cond_destroy(&w.cv);
+    return w.rc;
+}
+#endif
 
 int sf_cmd_run(int argc, char **argv)
 {
@@ -312,8 +435,14 @@ int sf_cmd_run(int argc, char **argv)
 
     bool display = (getenv("DISPLAY") && getenv("DISPLAY")[0]) ||
                    (getenv("WAYLAND_DISPLAY") && getenv("WAYLAND_DISPLAY")[0]);
-    bool window = false; /* the live window in `run` is not wired yet: headless always */
-    (void)display;
+    bool window = !headless && display;
+#ifndef HAVE_SF_VIEW
+    window = false;
+#endif
+    if (window && !realtime) {
+        realtime = true; /* a window on a lockstep run at full speed shows nothing useful */
+        speed = 1.0;
+    }
     progress_t prog = {.t0 = wall_now()};
     sf_runner_opts_t o = {.sc = sc,
                           .with_controller = !no_controller,
@@ -331,30 +460,17 @@ int sf_cmd_run(int argc, char **argv)
         o.tick_arg = &prog;
     }
     sf_runner_result_t res;
+    finish_t fin = {.report = report, .shot = shot, .at_s = at_s};
     int rc;
-    rc = sf_runner_run(&o, &res);
+#ifdef HAVE_SF_VIEW
+    if (window)
+        rc = run_with_window(sc, &o, &res, &fin);
+    else
+#endif
+        rc = sf_runner_run(&o, &res);
     if (prog.shown)
         fprintf(stderr, "\n");
-    int status = 0;
-    if (rc != 0) {
-        fprintf(stderr, "sigflow run: %s\n", res.err);
-        status = 1;
-    } else {
-        if (report && sf_runner_write_report(res.report, report) != 0) {
-            fprintf(stderr, "sigflow run: --report %s: %s\n", report, strerror(errno));
-            status = 1;
-        }
-        if (headless || !window)
-            sf_runner_print_summary(res.report, stdout);
-        if (res.shot_written)
-            fprintf(stderr, "sigflow run: screenshot at %.1f s written to %s\n", at_s, shot);
-        if (res.partial) {
-            fprintf(stderr, "sigflow run: interrupted: the report is partial\n");
-            if (status == 0)
-                status = EXIT_INTERRUPTED;
-        }
-        json_decref(res.report);
-    }
+    int status = fin.done ? fin.status : finish_run(&fin, rc, &res);
     close(sfd);
     sf_scenario_destroy(&sc);
     return status;

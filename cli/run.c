@@ -446,7 +446,8 @@ int sf_runner_run(const sf_runner_opts_t *o, sf_runner_result_t *res)
     uint64_t k = 0;
     bool partial = false;
     for (k = 0; k < n_steps; k++) {
-        if ((k & 15) == 0 && stop_requested(o->stop_fd)) {
+        if ((k & 15) == 0 &&
+            (stop_requested(o->stop_fd) || (o->stop_flag && atomic_load(o->stop_flag)))) {
             partial = true;
             break;
         }

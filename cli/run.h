@@ -26,6 +26,7 @@
 #define SIGFLOW_RUN_H
 
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -62,6 +63,8 @@ typedef struct {
      * is registered (the first step follows). */
     void (*ready)(void *arg, int phase, const char *pub_ep, const char *sub_ep);
     void *ready_arg;
+    const atomic_bool *stop_flag; /* NULL, or set by another thread to stop (e.g. the window
+                                     closed): like the stop descriptor */
 } sf_runner_opts_t;
 
 typedef struct {

@@ -181,7 +181,8 @@ Test(run, sigint_gives_a_partial_report, .timeout = 120)
     cr_assert(json_is_true(json_object_get(r, "partial")));
     cr_assert_lt(jnum(r, "sim_seconds"), 3600);
     cr_assert(json_is_true(json_object_get(json_object_get(r, "perf"), "realtime")));
-    cr_assert_gt(jnum(r, "perf.step_jitter.n"), 0, "real-time steps measured");
+    /* every real-time step's lateness is measured (the signal may land before step 0) */
+    cr_assert_eq(jnum(r, "perf.step_jitter.n"), jnum(r, "perf.steps"));
     json_decref(r);
     unlink(path);
     free(c);
