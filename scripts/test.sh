@@ -16,3 +16,6 @@ scripts/build.sh build-asan -DSIGFLOW_WERROR=ON -DSIGFLOW_SANITIZE=ON
 echo "== tests (ASan + UBSan build) =="
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 SIGFLOW_SANITIZED=1 ctest --test-dir build-asan --output-on-failure -j"$jobs"
+
+echo "== fuzz targets (clang, libFuzzer; 20 s each) =="
+scripts/fuzz.sh 20
