@@ -1,4 +1,5 @@
 #!/bin/sh
+# shellcheck disable=SC2016  # the single-quoted $names are jq variables
 # bench/evidence.sh [BUILD_DIR] — issue 5 point 9: the controller's evidence on the
 # default corridor (assets/scenarios/xiantao-corridor.json), measured with the BUILT
 # `sigflow run` (simulator + units over Modbus TCP + central controller, lockstep,
