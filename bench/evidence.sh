@@ -28,7 +28,7 @@
 #      the interior eastbound arterial approaches I1-I2 .. I7-I8 (the entry link BW-I1
 #      is left out: its arrivals are random, no offset can change them), weighted by
 #      vehicles_measured. The report counts stops per approach, not per movement; on
-#      these approaches ~80 % of vehicles go through (turning ratios of the scenario).
+#      these approaches 85 % of vehicles go through (turn_ratio of the scenario).
 #   3. adaptive under a surge: every entry's profile 0.9, 1.0, 1.1, 1.0 (15-min slices)
 #      becomes 0.9, 1.4, 1.54, 1.0 (+40 % from 900 s to 2700 s); control.strategy
 #      adaptive vs coordinated (the fixed plan). Total delay (veh h) =
