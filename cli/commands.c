@@ -42,5 +42,8 @@ const sf_command_t sf_commands[] = {
     {"replay", "FILE [--speed X|--max] [--pub ENDPOINT|--to ENDPOINT] [--wait N]",
      "play a recording back onto a bus (viewers connect with `sigflow view --bus`)",
      sf_cmd_replay},
+    {"keygen", "--out DIR [--name NAME]",
+     "write a CurveZMQ key pair for the bus (NAME.key secret 0600, NAME.pub public)",
+     sf_cmd_keygen},
     {NULL, NULL, NULL, NULL},
 };

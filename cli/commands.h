@@ -32,5 +32,6 @@ int sf_cmd_sim(int argc, char **argv);
 int sf_cmd_probe(int argc, char **argv);
 int sf_cmd_record(int argc, char **argv);
 int sf_cmd_replay(int argc, char **argv);
+int sf_cmd_keygen(int argc, char **argv);
 
 #endif
