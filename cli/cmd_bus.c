@@ -7,24 +7,31 @@
 
 #include "bus.h"
 #include "commands.h"
+#include "curve.h"
+#include <zmq.h>
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: sigflow bus [--pub ENDPOINT] [--sub ENDPOINT] [--hwm N]\n"
-            "  --pub ENDPOINT  where publishers connect (XSUB), default %s\n"
-            "  --sub ENDPOINT  where subscribers connect (XPUB), default %s\n"
-            "  --hwm N         messages queued per slow subscriber before dropping, "
-            "default %d\n"
-            "A port of * picks a free one. Prints \"ready pub=... sub=...\" when bound;\n"
-            "stops on SIGINT or SIGTERM.\n",
-            SF_BUS_DEFAULT_PUB, SF_BUS_DEFAULT_SUB, SF_BUS_XPUB_SNDHWM);
+    fprintf(
+        out,
+        "usage: sigflow bus [--pub ENDPOINT] [--sub ENDPOINT] [--hwm N]\n"
+        "                   [--curve-secret FILE --authorized DIR]\n"
+        "  --pub ENDPOINT  where publishers connect (XSUB), default %s\n"
+        "  --sub ENDPOINT  where subscribers connect (XPUB), default %s\n"
+        "  --hwm N         messages queued per slow subscriber before dropping, "
+        "default %d\n"
+        "  --curve-secret FILE  run as a CurveZMQ server with this secret key (sigflow keygen)\n"
+        "  --authorized DIR     admit only clients whose key is one of DIR/*.pub\n"
+        "A port of * picks a free one. Prints \"ready pub=... sub=...\" when bound;\n"
+        "stops on SIGINT or SIGTERM.\n",
+        SF_BUS_DEFAULT_PUB, SF_BUS_DEFAULT_SUB, SF_BUS_XPUB_SNDHWM);
 }
 
 int sf_cmd_bus(int argc, char **argv)
 {
     const char *pub = SF_BUS_DEFAULT_PUB, *sub = SF_BUS_DEFAULT_SUB;
     int hwm = 0;
+    const char *secret_file = NULL, *auth_dir = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
@@ -39,6 +46,10 @@ int sf_cmd_bus(int argc, char **argv)
             pub = argv[++i];
         } else if (strcmp(argv[i], "--sub") == 0) {
             sub = argv[++i];
+        } else if (strcmp(argv[i], "--curve-secret") == 0) {
+            secret_file = argv[++i];
+        } else if (strcmp(argv[i], "--authorized") == 0) {
+            auth_dir = argv[++i];
         } else if (strcmp(argv[i], "--hwm") == 0) {
             char *end;
             errno = 0;
@@ -55,6 +66,17 @@ int sf_cmd_bus(int argc, char **argv)
         }
     }
 
+    if (!secret_file != !auth_dir) {
+        fprintf(stderr, "sigflow bus: --curve-secret and --authorized go together\n");
+        return 2;
+    }
+    char secret[SF_CURVE_Z85_LEN + 1] = "";
+    if (secret_file && sf_curve_read_key(secret_file, secret) != 0) {
+        fprintf(stderr, "sigflow bus: --curve-secret %s: %s\n", secret_file,
+                errno == EINVAL ? "not a Z85 key file" : strerror(errno));
+        return 1;
+    }
+
     /* Block the stop signals before libzmq starts its threads (they inherit the mask),
      * then take them synchronously with sigwait: no handler, no flag, no polling. */
     sigset_t stop;
@@ -65,8 +87,25 @@ int sf_cmd_bus(int argc, char **argv)
         fprintf(stderr, "sigflow bus: cannot block signals\n");
         return 1;
     }
-    sf_bus_forwarder_t *fw = sf_bus_forwarder_new(NULL, pub, sub, hwm);
+    void *ctx = zmq_ctx_new();
+    sf_curve_auth_t *auth = NULL;
+    if (auth_dir) {
+        auth = sf_curve_auth_new(ctx, auth_dir);
+        if (!auth) {
+            fprintf(stderr, "sigflow bus: --authorized %s: %s\n", auth_dir,
+                    errno == EINVAL ? "a *.pub file is not a Z85 key" : strerror(errno));
+            zmq_ctx_term(ctx);
+            return 1;
+        }
+    }
+    sf_bus_forwarder_t *fw =
+        ctx ? sf_bus_forwarder_new_curve(ctx, pub, sub, hwm, secret_file ? secret : NULL) : NULL;
     if (!fw) {
+        int e = errno;
+        sf_curve_auth_destroy(&auth);
+        if (ctx)
+            zmq_ctx_term(ctx);
+        errno = e;
         fprintf(stderr, "sigflow bus: cannot bind pub=%s sub=%s: %s\n", pub, sub,
                 sf_bus_strerror(errno));
         return 1;
@@ -81,6 +120,13 @@ int sf_cmd_bus(int argc, char **argv)
     sf_bus_stats_t st = {0};
     int have_stats = sf_bus_forwarder_stats(fw, &st) == 0;
     sf_bus_forwarder_destroy(&fw);
+    unsigned long admitted = 0, refused = 0;
+    sf_curve_auth_counts(auth, &admitted, &refused);
+    sf_curve_auth_destroy(&auth);
+    zmq_ctx_term(ctx);
+    if (auth_dir)
+        fprintf(stderr, "sigflow bus: curve: %lu clients admitted, %lu refused\n", admitted,
+                refused);
     if (have_stats)
         fprintf(stderr, "sigflow bus: stopped by %s after %llu messages (%llu bytes) forwarded\n",
                 sig == SIGINT ? "SIGINT" : "SIGTERM", (unsigned long long)st.out_msgs,

@@ -1,5 +1,6 @@
 /* proto/bus.c — the bus forwarder and publish/subscribe helpers (see bus.h). */
 #include "bus.h"
+#include "curve.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -61,6 +62,12 @@ static int bind_and_read(void *sock, const char *ep, char *out)
 sf_bus_forwarder_t *sf_bus_forwarder_new(void *zctx, const char *pub_ep, const char *sub_ep,
                                          int xpub_sndhwm)
 {
+    return sf_bus_forwarder_new_curve(zctx, pub_ep, sub_ep, xpub_sndhwm, NULL);
+}
+
+sf_bus_forwarder_t *sf_bus_forwarder_new_curve(void *zctx, const char *pub_ep, const char *sub_ep,
+                                               int xpub_sndhwm, const char *curve_secret)
+{
     if (!pub_ep || !sub_ep || xpub_sndhwm < 0) {
         errno = EINVAL;
         return NULL;
@@ -85,6 +92,11 @@ sf_bus_forwarder_t *sf_bus_forwarder_new(void *zctx, const char *pub_ep, const c
     if (set_int(self->xsub, ZMQ_RCVHWM, SF_BUS_XSUB_RCVHWM) != 0 ||
         set_int(self->xpub, ZMQ_SNDHWM, xpub_sndhwm ? xpub_sndhwm : SF_BUS_XPUB_SNDHWM) != 0 ||
         set_int(self->xpub, ZMQ_XPUB_NODROP, 0) != 0)
+        goto fail;
+    /* CURVE server on both sides before binding: every connection then needs a handshake
+     * (and the context's ZAP handler, if any, to admit the client's key). */
+    if (curve_secret && (sf_curve_apply_server(self->xsub, curve_secret) != 0 ||
+                         sf_curve_apply_server(self->xpub, curve_secret) != 0))
         goto fail;
     if (bind_and_read(self->xsub, pub_ep, self->pub_ep) != 0 ||
         bind_and_read(self->xpub, sub_ep, self->sub_ep) != 0)

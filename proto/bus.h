@@ -58,6 +58,13 @@ typedef struct sf_bus_forwarder_t sf_bus_forwarder_t;
 sf_bus_forwarder_t *sf_bus_forwarder_new(void *zctx, const char *pub_ep, const char *sub_ep,
                                          int xpub_sndhwm);
 
+/* The same, as a CurveZMQ server with the Z85 secret key curve_secret (NULL = plain, as
+ * sf_bus_forwarder_new) on both sockets: peers must be CURVE clients knowing the server's
+ * public key (proto/curve.h); start a ZAP handler (sf_curve_auth_new) on zctx first to
+ * admit only authorised client keys. zctx must then be the caller's context. */
+sf_bus_forwarder_t *sf_bus_forwarder_new_curve(void *zctx, const char *pub_ep, const char *sub_ep,
+                                               int xpub_sndhwm, const char *curve_secret);
+
 /* The endpoint publishers connect to (actual port, never "*"); owned by the forwarder. */
 const char *sf_bus_forwarder_pub_endpoint(const sf_bus_forwarder_t *self);
 

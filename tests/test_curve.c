@@ -175,3 +175,91 @@ Test(curve, only_authorised_clients_receive, .timeout = 60)
     remove_dir(keys);
     remove_dir(auth);
 }
+
+/* `sigflow bus --curve-secret --authorized`: an authorised publisher and subscriber talk
+ * through the forwarder; a subscriber with an unknown key and a plain one get nothing. */
+Test(curve, bus_forwarder_refuses_unauthenticated, .timeout = 90)
+{
+    char keys[256], auth[256];
+    make_dir(keys, sizeof keys, "fkeys");
+    make_dir(auth, sizeof auth, "fauth");
+    cr_assert_eq(sf_curve_keygen(keys, "bus"), 0);
+    cr_assert_eq(sf_curve_keygen(keys, "good"), 0);
+    cr_assert_eq(sf_curve_keygen(keys, "stranger"), 0);
+    char spub[41], ssec[41], gpub[41], gsec[41], xpub[41], xsec[41];
+    keys_of(keys, "bus", spub, ssec);
+    keys_of(keys, "good", gpub, gsec);
+    keys_of(keys, "stranger", xpub, xsec);
+    char cmd[800];
+    snprintf(cmd, sizeof cmd, "cp '%s/good.pub' '%s/'", keys, auth);
+    cr_assert_eq(system(cmd), 0);
+    char secret_file[300];
+    snprintf(secret_file, sizeof secret_file, "%s/bus.key", keys);
+
+    child_t c;
+    char *argv[] = {"sigflow",
+                    "bus",
+                    "--pub",
+                    "tcp://127.0.0.1:*",
+                    "--sub",
+                    "tcp://127.0.0.1:*",
+                    "--curve-secret",
+                    secret_file,
+                    "--authorized",
+                    auth,
+                    NULL};
+    cr_assert_eq(child_start(&c, argv), 0);
+    double end = child_now() + 20;
+    while (!strstr(c.out, "\n") && child_now() < end && child_pump(&c, 100))
+        ;
+    char pub_ep[128], sub_ep[128];
+    cr_assert_eq(sscanf(c.out, "ready pub=%127s sub=%127s", pub_ep, sub_ep), 2, "bus: %s %s", c.out,
+                 c.err);
+
+    void *ctx = zmq_ctx_new();
+    void *pub = zmq_socket(ctx, ZMQ_PUB);
+    cr_assert_eq(sf_curve_apply_client(pub, gpub, gsec, spub), 0);
+    cr_assert_eq(zmq_connect(pub, pub_ep), 0);
+    void *good = client(ctx, sub_ep, gpub, gsec, spub);
+    void *stranger = client(ctx, sub_ep, xpub, xsec, spub);
+    void *plain = client(ctx, sub_ep, NULL, NULL, NULL);
+    int got = 0;
+    end = child_now() + 30;
+    while (got < 20 && child_now() < end) {
+        zmq_send(pub, "secret", 6, 0);
+        zmq_pollitem_t it = {good, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&it, 1, 20) > 0)
+            got += pending(good);
+        child_pump(&c, 0);
+    }
+    cr_assert_geq(got, 20, "the authorised subscriber received %d", got);
+    cr_assert_eq(pending(stranger), 0, "an unknown key received data");
+    cr_assert_eq(pending(plain), 0, "a plain client received data");
+
+    int linger = 0;
+    void *socks[] = {pub, good, stranger, plain};
+    for (int i = 0; i < 4; i++) {
+        zmq_setsockopt(socks[i], ZMQ_LINGER, &linger, sizeof linger);
+        zmq_close(socks[i]);
+    }
+    zmq_ctx_term(ctx);
+    kill(c.pid, SIGTERM);
+    cr_assert_eq(child_finish(&c, 20), 0, "bus: %s", c.err);
+    unsigned long adm = 0, ref = 0;
+    const char *line = strstr(c.err, "curve: ");
+    cr_assert_not_null(line, "%s", c.err);
+    cr_assert_eq(sscanf(line, "curve: %lu clients admitted, %lu refused", &adm, &ref), 2);
+    cr_assert_geq(adm, 2, "publisher and subscriber admitted");
+    cr_assert_geq(ref, 1, "the unknown key was refused: %s", c.err);
+
+    /* Usage: the two options go together; a bad secret file is refused. */
+    char *half[] = {"sigflow", "bus", "--curve-secret", secret_file, NULL};
+    cr_assert_eq(child_run(&c, half, 20), 2);
+    char *badkey[] = {
+        "sigflow", "bus", "--curve-secret", SIGFLOW_TESTDATA "/minimal.json", "--authorized",
+        auth,      NULL};
+    cr_assert_eq(child_run(&c, badkey, 20), 1);
+    cr_assert(strstr(c.err, "not a Z85 key"), "%s", c.err);
+    remove_dir(keys);
+    remove_dir(auth);
+}
