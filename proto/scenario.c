@@ -1977,12 +1977,8 @@ static void load_demand(ctx_t *c, const json_t *root)
 {
     sf_scenario_t *sc = c->sc;
     sf_demand_t *d = &sc->demand;
-    static const sf_veh_params_t vdef[SF_VEH_N] = {
-        [SF_VEH_CAR] = {4.5f, 1.0f, 1.5f, 2.0f, 2.0f, 1.2f},
-        [SF_VEH_TRUCK] = {12.0f, 0.9f, 0.8f, 1.5f, 2.5f, 1.6f},
-        [SF_VEH_BUS] = {12.0f, 0.9f, 1.0f, 1.5f, 2.5f, 1.5f},
-    };
-    memcpy(d->vtype, vdef, sizeof vdef);
+    for (int k = 0; k < SF_VEH_N; k++)
+        d->vtype[k] = *sf_vtype_default((sf_veh_type_t)k);
     d->slice_s = 900;
     const json_t *o = json_object_get(root, "demand");
     if (!o)

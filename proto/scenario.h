@@ -326,6 +326,11 @@ void sf_errors_clear(sf_errors_t *errs);
  * Writes at most len bytes (NUL-terminated) into buf; returns buf. */
 char *sf_scenario_summary(const sf_scenario_t *sc, char *buf, size_t len);
 
+/* The default driver/vehicle parameters of a vehicle type: the values the traffic model is
+ * calibrated with (cars: saturation flow ~1890 veh/h/lane, start-up lost time ~2 s, see
+ * tests/test_sim.c). The one source for the loader's defaults and the simulator's. */
+const sf_veh_params_t *sf_vtype_default(sf_veh_type_t type);
+
 /* Index of the intersection with this id, or -1. */
 int sf_scenario_find_intersection(const sf_scenario_t *sc, const char *id);
 

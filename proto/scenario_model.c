@@ -61,3 +61,31 @@ int sf_scenario_find_intersection(const sf_scenario_t *sc, const char *id)
             return (int)i;
     return -1;
 }
+
+const sf_veh_params_t *sf_vtype_default(sf_veh_type_t type)
+{
+    /* Cars calibrated in tests/test_sim.c (IDM a 1.7, b 2.5, T 1.1 s, s0 2 m give
+     * 1886 veh/h/lane and 1.96 s start-up lost time); trucks and buses are heavier and
+     * slower to accelerate, keeping a longer headway. */
+    static const sf_veh_params_t defaults[SF_VEH_N] = {
+        [SF_VEH_CAR] = {.length_m = 4.5f,
+                        .v0_factor = 1.0f,
+                        .a_mps2 = 1.7f,
+                        .b_mps2 = 2.5f,
+                        .s0_m = 2.0f,
+                        .t_s = 1.1f},
+        [SF_VEH_TRUCK] = {.length_m = 12.0f,
+                          .v0_factor = 0.9f,
+                          .a_mps2 = 1.0f,
+                          .b_mps2 = 2.0f,
+                          .s0_m = 3.0f,
+                          .t_s = 1.5f},
+        [SF_VEH_BUS] = {.length_m = 12.0f,
+                        .v0_factor = 0.9f,
+                        .a_mps2 = 1.2f,
+                        .b_mps2 = 2.0f,
+                        .s0_m = 3.0f,
+                        .t_s = 1.5f},
+    };
+    return &defaults[type < SF_VEH_N ? type : SF_VEH_CAR];
+}

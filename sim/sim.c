@@ -2,13 +2,13 @@
  * validation, inputs and simple outputs. The step itself is sim_step.c.
  *
  * Vehicle model (parameters per type from sc->demand.vtype; a field <= 0 takes the
- * calibrated default in vtype_defaults below):
+ * calibrated default, sf_vtype_default() in proto/scenario_model.c):
  *   IDM (Treiber 2000): acc = a [1 - (v/v0)^4 - (s_star / s)^2],
  *   s_star = s0 + max(0, v T + v dv / (2 sqrt(a b))), v0 = link speed x v0_factor,
  *   ballistic position update (Treiber & Kanagaraj 2015), emergency braking capped at
  *   MAX_DECEL. Vehicles of one lane are updated front to back in place, so a follower
  *   reads its leader's new state (a sequential update, deterministic).
- *   Car defaults: see vtype_defaults and proto/REPORT.md for the saturation flow and
+ *   Car defaults: see sf_vtype_default() and proto/REPORT.md for the saturation flow and
  *   start-up lost time they produce (measured by tests/test_sim.c).
  * Signals: a stop line is a stationary virtual leader, placed so that a stopped front
  *   bumper rests STOP_MARGIN_M before the line. Yellow: at its first yellow a vehicle
@@ -37,27 +37,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static const sf_veh_params_t vtype_defaults[SF_VEH_N] = {
-    [SF_VEH_CAR] = {.length_m = 4.5f, /* calibrated: tests/test_sim.c */
-                    .v0_factor = 1.0f,
-                    .a_mps2 = 1.7f,
-                    .b_mps2 = 2.5f,
-                    .s0_m = 2.0f,
-                    .t_s = 1.1f},
-    [SF_VEH_TRUCK] = {.length_m = 12.0f,
-                      .v0_factor = 0.9f,
-                      .a_mps2 = 1.0f,
-                      .b_mps2 = 2.0f,
-                      .s0_m = 3.0f,
-                      .t_s = 1.5f},
-    [SF_VEH_BUS] = {.length_m = 12.0f,
-                    .v0_factor = 0.9f,
-                    .a_mps2 = 1.2f,
-                    .b_mps2 = 2.0f,
-                    .s0_m = 3.0f,
-                    .t_s = 1.5f},
-};
 
 /* ---- PRNG seeding (splitmix64, as the xoshiro authors recommend) ------------------ */
 
@@ -305,7 +284,7 @@ static int validate(const sf_scenario_t *sc, char *err, size_t len)
 static void set_vtypes(sf_sim_t *sim, const sf_scenario_t *sc)
 {
     for (int k = 0; k < SF_VEH_N; k++) {
-        sf_veh_params_t p = sc->demand.vtype[k], d = vtype_defaults[k];
+        sf_veh_params_t p = sc->demand.vtype[k], d = *sf_vtype_default((sf_veh_type_t)k);
         /* A field left at 0 (or nonsense) takes the calibrated default. */
         vtype_t *v = &sim->vt[k];
         v->len = finite_pos(p.length_m) && p.length_m <= 30 ? p.length_m : d.length_m;

@@ -343,3 +343,24 @@ Test(sim, trajectories_snapshot_and_priority_counts)
     sf_sim_destroy(&sim);
     fx_free(&sc);
 }
+
+/* The calibration above runs with the default car parameters; the shipped scenarios
+ * (single.json first: the issue's calibration case) must load exactly those. */
+Test(sim, shipped_scenarios_use_the_calibrated_car_defaults)
+{
+    const char *files[] = {"single.json", "xiantao-corridor.json"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/scenarios/%s", SIGFLOW_ASSETS, files[i]);
+        sf_errors_t errs = {0};
+        sf_scenario_t *sc = sf_scenario_load(path, NULL, 0, &errs);
+        cr_assert_not_null(sc, "%s: %s", path, errs.n ? errs.msg[0] : "?");
+        const sf_veh_params_t *d = sf_vtype_default(SF_VEH_CAR);
+        const sf_veh_params_t *c = &sc->demand.vtype[SF_VEH_CAR];
+        cr_expect_float_eq(c->a_mps2, d->a_mps2, 1e-6f, "%s a", files[i]);
+        cr_expect_float_eq(c->b_mps2, d->b_mps2, 1e-6f, "%s b", files[i]);
+        cr_expect_float_eq(c->t_s, d->t_s, 1e-6f, "%s T", files[i]);
+        cr_expect_float_eq(c->s0_m, d->s0_m, 1e-6f, "%s s0", files[i]);
+        sf_scenario_destroy(&sc);
+    }
+}
