@@ -305,11 +305,12 @@ Test(view, vehicles_and_detectors_are_drawn_where_they_are)
     /* nothing where no vehicle is */
     lane_px(nv, link, 0, veh[0].pos_m - 20, &x, &y);
     cr_assert(!same(px(c, x, y), sf_speed_color(0)));
-    /* the occupied detector is highlighted, its idle neighbour on lane 0 is not */
+    /* the occupied detector is highlighted (mid-zone: the zone lies distance_m - length_m ..
+     * distance_m before the stop line), its idle neighbour on lane 0 is not */
     const sf_detector_t *dd = &i2->det[det_idx];
-    lane_px(nv, link, 1, l->length_m - dd->distance_m - dd->length_m / 2, &x, &y);
+    lane_px(nv, link, 1, l->length_m - dd->distance_m + dd->length_m / 2, &x, &y);
     cr_assert(same(px(c, x, y), SF_COL_DET_ON));
-    lane_px(nv, link, 0, l->length_m - dd->distance_m - dd->length_m / 2, &x, &y);
+    lane_px(nv, link, 0, l->length_m - dd->distance_m + dd->length_m / 2, &x, &y);
     cr_assert(!same(px(c, x, y), SF_COL_DET_ON));
     /* the gap between two stopped cars is road while they stand 40 m from the line, and
      * queue (reddish) once they stand at the line */

@@ -467,7 +467,9 @@ static void draw_detectors(sf_netview_t *nv, sf_canvas_t *c, const uint64_t *pre
             const link_geo_t *g = &nv->links[det->link_idx];
             basis_t b = link_basis(nv, g);
             float len = sc->links[det->link_idx].length_m;
-            double a1 = (len - det->distance_m) * g->k, a0 = a1 - det->length_m * g->k;
+            /* The zone runs from distance_m (upstream end) to distance_m - length_m before
+             * the stop line (proto/SCENARIO.md), i.e. from len - distance_m downstream. */
+            double a0 = (len - det->distance_m) * g->k, a1 = a0 + det->length_m * g->k;
             double off = lane_offset(g, det->lane), hw = SF_LANE_WIDTH_M * 0.35;
             if (bits >> d & 1u) {
                 band(c, &b, a0, a1, off - hw, off + hw, SF_COL_DET_ON);
