@@ -631,7 +631,7 @@ void sf_runner_print_summary(const json_t *rep, FILE *out)
             num(net, "vehicles_completed"));
     const json_t *ixs = json_object_get(rep, "intersections");
     if (json_array_size(ixs)) {
-        fprintf(out, "\n%-16s %10s %5s %12s %12s\n", "intersection", "delay s", "LOS",
+        fprintf(out, "\n%-16s %10s %5s %13s %12s\n", "intersection", "delay s", "LOS",
                 "volume veh/h", "max queue m");
         size_t i;
         const json_t *ix;
@@ -646,7 +646,7 @@ void sf_runner_print_summary(const json_t *rep, FILE *out)
                 if (q > maxq)
                     maxq = q;
             }
-            fprintf(out, "%-16s %10.1f %5s %12.0f %12.1f\n", str(ix, "id"), num(ix, "mean_delay_s"),
+            fprintf(out, "%-16s %10.1f %5s %13.0f %12.1f\n", str(ix, "id"), num(ix, "mean_delay_s"),
                     str(ix, "los"), num(ix, "volume_veh_h"), maxq);
         }
     }
