@@ -17,7 +17,7 @@ for t in "${targets[@]}"; do
   mkdir -p "$corpus"
   seeds=tests/fuzz/corpus/$t
   echo "== $t: ${secs}s =="
-  if ! ASAN_OPTIONS=detect_leaks=1 "$build/$t" -max_total_time="$secs" -timeout=10 \
+  if ! ASAN_OPTIONS=detect_leaks=1 "$build/tests/fuzz/$t" -max_total_time="$secs" -timeout=10 \
        -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$build/findings/$t-" \
        "$corpus" "$seeds" 2>"$build/$t.log"; then
     echo "$t: FAILED (see $build/$t.log and $build/findings/)"
