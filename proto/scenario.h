@@ -29,20 +29,20 @@
 
 #include "versions.h"
 
-#define SF_ID_LEN          32  /* ids, including the terminating NUL */
-#define SF_NAME_LEN        64  /* display names (UTF-8), including NUL */
-#define SF_MAX_PHASES      16  /* NTCIP 1202 maxPhases used by sigflow */
-#define SF_MAX_RINGS       4
-#define SF_MAX_BARRIERS    4
-#define SF_MAX_SG          32  /* signal groups per intersection (sg_lamp registers) */
-#define SF_MAX_DET         64  /* detectors per intersection (det_presence inputs) */
-#define SF_MAX_PLANS       16  /* timing plans per intersection, numbered 1..16 */
-#define SF_MAX_SCHEDULE    48  /* time-of-day entries per intersection */
-#define SF_MAX_MOVEMENTS   32  /* movements per intersection */
-#define SF_MAX_LANES       6   /* lanes per link */
-#define SF_MAX_PROFILE     96  /* 15-minute demand slices: 24 h */
-#define SF_MAX_LINE_STOPS  64  /* stops per bus line */
-#define SF_MAX_ROUTE       64  /* links per bus line route */
+#define SF_ID_LEN         32 /* ids, including the terminating NUL */
+#define SF_NAME_LEN       64 /* display names (UTF-8), including NUL */
+#define SF_MAX_PHASES     16 /* NTCIP 1202 maxPhases used by sigflow */
+#define SF_MAX_RINGS      4
+#define SF_MAX_BARRIERS   4
+#define SF_MAX_SG         32 /* signal groups per intersection (sg_lamp registers) */
+#define SF_MAX_DET        64 /* detectors per intersection (det_presence inputs) */
+#define SF_MAX_PLANS      16 /* timing plans per intersection, numbered 1..16 */
+#define SF_MAX_SCHEDULE   48 /* time-of-day entries per intersection */
+#define SF_MAX_MOVEMENTS  32 /* movements per intersection */
+#define SF_MAX_LANES      6  /* lanes per link */
+#define SF_MAX_PROFILE    96 /* 15-minute demand slices: 24 h */
+#define SF_MAX_LINE_STOPS 64 /* stops per bus line */
+#define SF_MAX_ROUTE      64 /* links per bus line route */
 
 /* ---- signals ------------------------------------------------------------------ */
 
@@ -54,18 +54,18 @@ typedef enum {
 } sf_recall_t;
 
 typedef struct {
-    uint8_t id;              /* phase number 1..16 */
-    uint8_t ring;            /* 1..4 */
-    uint16_t min_green_ds;   /* 0.1 s; >= 50 (5 s) */
-    uint16_t passage_ds;     /* 0.1 s; gap/extension time */
-    uint16_t max1_ds;        /* 0.1 s */
-    uint16_t max2_ds;        /* 0.1 s */
-    uint16_t yellow_ds;      /* 0.1 s; 30..60 */
-    uint16_t red_clear_ds;   /* 0.1 s; 0..60 */
-    uint16_t walk_ds;        /* 0.1 s; 0 = no pedestrian movement */
-    uint16_t ped_clear_ds;   /* 0.1 s; flashing don't walk */
+    uint8_t id;            /* phase number 1..16 */
+    uint8_t ring;          /* 1..4 */
+    uint16_t min_green_ds; /* 0.1 s; >= 50 (5 s) */
+    uint16_t passage_ds;   /* 0.1 s; gap/extension time */
+    uint16_t max1_ds;      /* 0.1 s */
+    uint16_t max2_ds;      /* 0.1 s */
+    uint16_t yellow_ds;    /* 0.1 s; 30..60 */
+    uint16_t red_clear_ds; /* 0.1 s; 0..60 */
+    uint16_t walk_ds;      /* 0.1 s; 0 = no pedestrian movement */
+    uint16_t ped_clear_ds; /* 0.1 s; flashing don't walk */
     sf_recall_t recall;
-    float ped_crossing_m;    /* added: crossing length for the walking-speed check; 0 = not given */
+    float ped_crossing_m; /* added: crossing length for the walking-speed check; 0 = not given */
 } sf_phase_t;
 
 typedef enum {
@@ -91,13 +91,13 @@ typedef enum {
 typedef enum { SF_FORCE_FIXED = 0, SF_FORCE_FLOATING = 1 } sf_force_mode_t;
 
 typedef struct {
-    uint8_t id;                          /* plan number 1..16 */
+    uint8_t id; /* plan number 1..16 */
     char name[SF_NAME_LEN];
-    uint16_t cycle_ds;                   /* 0.1 s */
-    uint16_t offset_ds;                  /* 0.1 s; start of coordinated green(s) after sync */
-    uint16_t split_ds[SF_MAX_PHASES];    /* 0.1 s, by phase index; includes Y + RC */
+    uint16_t cycle_ds;                /* 0.1 s */
+    uint16_t offset_ds;               /* 0.1 s; start of coordinated green(s) after sync */
+    uint16_t split_ds[SF_MAX_PHASES]; /* 0.1 s, by phase index; includes Y + RC */
     sf_split_mode_t split_mode[SF_MAX_PHASES];
-    uint16_t coord_phase_mask;           /* bit i = phases[i] is coordinated */
+    uint16_t coord_phase_mask; /* bit i = phases[i] is coordinated */
     sf_force_mode_t force_mode;
 } sf_plan_t;
 
@@ -114,11 +114,11 @@ typedef enum {
 typedef struct {
     char id[SF_ID_LEN];
     sf_det_kind_t kind;
-    uint32_t link_idx;      /* link the detector sits on (an approach of this intersection) */
-    uint8_t lane;           /* lane index on that link, 0 = kerbside */
-    float distance_m;       /* upstream end of the zone, from the stop line */
-    float length_m;         /* zone length */
-    uint16_t phase_mask;    /* bit i = calls/extends phases[i] */
+    uint32_t link_idx;   /* link the detector sits on (an approach of this intersection) */
+    uint8_t lane;        /* lane index on that link, 0 = kerbside */
+    float distance_m;    /* upstream end of the zone, from the stop line */
+    float length_m;      /* zone length */
+    uint16_t phase_mask; /* bit i = calls/extends phases[i] */
 } sf_detector_t;
 
 typedef enum { SF_TURN_LEFT = 0, SF_TURN_THROUGH = 1, SF_TURN_RIGHT = 2, SF_TURN_N = 3 } sf_turn_t;
@@ -128,28 +128,28 @@ typedef struct {
     uint32_t from_link_idx; /* approach */
     uint32_t to_link_idx;   /* exit */
     sf_turn_t turn;
-    uint8_t sg_idx;         /* signal group that controls it */
+    uint8_t sg_idx; /* signal group that controls it */
 } sf_movement_t;
 
 typedef enum {
     SF_STRAT_FIXED = 0,
     SF_STRAT_ACTUATED = 1,
     SF_STRAT_COORDINATED = 2,
-    SF_STRAT_ADAPTIVE = 3,     /* SCATS-like degree-of-saturation split/cycle adaptation */
+    SF_STRAT_ADAPTIVE = 3, /* SCATS-like degree-of-saturation split/cycle adaptation */
     SF_STRAT_MAX_PRESSURE = 4,
 } sf_strategy_t;
 
 typedef struct {
     char id[SF_ID_LEN];
     char name[SF_NAME_LEN];
-    double x_m, y_m;                         /* position, metres east/north */
+    double x_m, y_m; /* position, metres east/north */
     uint8_t n_phases;
     sf_phase_t phases[SF_MAX_PHASES];
     uint8_t n_rings;
     uint8_t ring_seq_len[SF_MAX_RINGS];
     uint8_t ring_seq[SF_MAX_RINGS][SF_MAX_PHASES]; /* phase indices in service order */
     uint8_t n_barriers;
-    uint16_t barrier_mask[SF_MAX_BARRIERS]; /* bit i = phases[i] in this barrier group */
+    uint16_t barrier_mask[SF_MAX_BARRIERS];        /* bit i = phases[i] in this barrier group */
     bool concurrent[SF_MAX_PHASES][SF_MAX_PHASES]; /* may be green together */
     uint8_t n_sg;
     sf_signal_group_t sg[SF_MAX_SG];
@@ -158,14 +158,14 @@ typedef struct {
     sf_plan_t plans[SF_MAX_PLANS];
     uint8_t n_schedule;
     sf_schedule_entry_t schedule[SF_MAX_SCHEDULE];
-    uint8_t local_plan_idx;                  /* the unit's own plan on loss of the centre */
+    uint8_t local_plan_idx; /* the unit's own plan on loss of the centre */
     uint8_t n_det;
     sf_detector_t det[SF_MAX_DET];
     uint8_t n_movements;
     sf_movement_t movements[SF_MAX_MOVEMENTS];
-    sf_strategy_t strategy;                  /* control.strategy, or its per-intersection override */
-    char unit_host[SF_NAME_LEN];             /* "" = emulated; else a real unit (HIL) */
-    uint16_t unit_port;                      /* 0 = base port + index */
+    sf_strategy_t strategy;      /* control.strategy, or its per-intersection override */
+    char unit_host[SF_NAME_LEN]; /* "" = emulated; else a real unit (HIL) */
+    uint16_t unit_port;          /* 0 = base port + index */
 } sf_intersection_t;
 
 /* ---- network ------------------------------------------------------------------ */
@@ -187,9 +187,9 @@ typedef struct {
 typedef struct {
     char id[SF_ID_LEN];
     sf_node_kind_t from_kind, to_kind;
-    uint32_t from_idx, to_idx;  /* into intersections[] or boundaries[] by kind */
-    float length_m;             /* stop line to stop line; default: distance of the nodes */
-    float speed_mps;            /* speed limit (file: speed_kmh) */
+    uint32_t from_idx, to_idx; /* into intersections[] or boundaries[] by kind */
+    float length_m;            /* stop line to stop line; default: distance of the nodes */
+    float speed_mps;           /* speed limit (file: speed_kmh) */
     uint8_t n_lanes;
     sf_lane_t lanes[SF_MAX_LANES]; /* 0 = kerbside (right), n_lanes-1 = median side */
     float turn_ratio[SF_TURN_N];   /* at the downstream intersection; sums to 1 */
@@ -201,25 +201,25 @@ typedef enum { SF_ARRIVALS_POISSON = 0, SF_ARRIVALS_UNIFORM = 1 } sf_arrivals_t;
 typedef enum { SF_VEH_CAR = 0, SF_VEH_TRUCK = 1, SF_VEH_BUS = 2, SF_VEH_N = 3 } sf_veh_type_t;
 
 typedef struct {
-    uint32_t link_idx;              /* entry link (from a boundary) */
-    float flow_veh_h;               /* base flow */
+    uint32_t link_idx; /* entry link (from a boundary) */
+    float flow_veh_h;  /* base flow */
     sf_arrivals_t arrivals;
-    uint8_t n_profile;              /* 0 = constant */
-    float profile[SF_MAX_PROFILE];  /* factor on flow_veh_h per slice */
-    float truck_share;              /* 0..1 */
+    uint8_t n_profile;             /* 0 = constant */
+    float profile[SF_MAX_PROFILE]; /* factor on flow_veh_h per slice */
+    float truck_share;             /* 0..1 */
 } sf_entry_t;
 
 typedef struct {
-    float length_m;     /* vehicle length */
-    float v0_factor;    /* desired speed / speed limit */
-    float a_mps2;       /* IDM max acceleration */
-    float b_mps2;       /* IDM comfortable deceleration */
-    float s0_m;         /* IDM jam gap */
-    float t_s;          /* IDM time headway */
+    float length_m;  /* vehicle length */
+    float v0_factor; /* desired speed / speed limit */
+    float a_mps2;    /* IDM max acceleration */
+    float b_mps2;    /* IDM comfortable deceleration */
+    float s0_m;      /* IDM jam gap */
+    float t_s;       /* IDM time headway */
 } sf_veh_params_t;
 
 typedef struct {
-    uint32_t slice_s;               /* profile slice length, default 900 */
+    uint32_t slice_s; /* profile slice length, default 900 */
     uint32_t n_entries;
     sf_entry_t *entries;
     sf_veh_params_t vtype[SF_VEH_N]; /* defaults documented in SCENARIO.md */
@@ -232,12 +232,12 @@ typedef enum { SF_STOP_KERB = 0, SF_STOP_BAY = 1 } sf_stop_kind_t;
 typedef struct {
     char id[SF_ID_LEN];
     uint32_t link_idx;
-    float distance_m;     /* from the link's start (upstream end) */
-    sf_stop_kind_t kind;  /* kerbside blocks the lane while dwelling; a bay does not */
-    float dwell_s;        /* fixed part */
-    float per_pax_s;      /* per boarding passenger */
-    float pax_mean;       /* mean boardings per bus (Poisson) */
-    float scheduled_s;    /* timetable: departure from this stop, seconds after line departure */
+    float distance_m;    /* from the link's start (upstream end) */
+    sf_stop_kind_t kind; /* kerbside blocks the lane while dwelling; a bay does not */
+    float dwell_s;       /* fixed part */
+    float per_pax_s;     /* per boarding passenger */
+    float pax_mean;      /* mean boardings per bus (Poisson) */
+    float scheduled_s;   /* timetable: departure from this stop, seconds after line departure */
 } sf_stop_t;
 
 typedef struct {
@@ -248,49 +248,49 @@ typedef struct {
     uint8_t n_stops;
     sf_stop_t stops[SF_MAX_LINE_STOPS]; /* in route order */
     float headway_s;
-    float first_departure_s;    /* sim time of the first departure */
+    float first_departure_s; /* sim time of the first departure */
 } sf_line_t;
 
 /* ---- control and run ---------------------------------------------------------- */
 
 typedef struct {
-    bool enabled;                 /* control.priority.enabled */
-    float lateness_threshold_s;   /* only buses later than this ask; 0 = all */
-    float checkin_distance_m;     /* check-in this far before the stop line */
-    float max_extension_s;        /* green extension limit */
-    float max_early_green_s;      /* red truncation limit */
-    float lockout_s;              /* no new grant at an intersection for this long after one */
+    bool enabled;               /* control.priority.enabled */
+    float lateness_threshold_s; /* only buses later than this ask; 0 = all */
+    float checkin_distance_m;   /* check-in this far before the stop line */
+    float max_extension_s;      /* green extension limit */
+    float max_early_green_s;    /* red truncation limit */
+    float lockout_s;            /* no new grant at an intersection for this long after one */
 } sf_priority_t;
 
 typedef struct {
-    sf_strategy_t strategy;       /* default for every intersection */
+    sf_strategy_t strategy; /* default for every intersection */
     sf_priority_t priority;
-    float poll_period_s;          /* controller poll period, default 1 */
-    float heartbeat_timeout_s;    /* unit falls back to local after this, default 5 */
+    float poll_period_s;       /* controller poll period, default 1 */
+    float heartbeat_timeout_s; /* unit falls back to local after this, default 5 */
     float adaptive_min_cycle_s, adaptive_max_cycle_s;
 } sf_control_t;
 
 typedef enum { SF_MODE_LOCKSTEP = 0, SF_MODE_REALTIME = 1 } sf_run_mode_t;
 
 typedef struct {
-    double duration_s;            /* run.duration_s */
-    double warmup_s;              /* MOEs count from here */
-    double step_s;                /* run.step_s, default 0.1 */
-    uint64_t seed;                /* run.seed */
+    double duration_s; /* run.duration_s */
+    double warmup_s;   /* MOEs count from here */
+    double step_s;     /* run.step_s, default 0.1 */
+    uint64_t seed;     /* run.seed */
     sf_run_mode_t mode;
-    double speed_factor;          /* real time only: 1 = wall clock, 10 = ten times faster */
-    uint32_t start_tod_s;         /* time of day at sim time 0 ("07:00" in the file) */
-    double snapshot_hz;           /* vehicle snapshots on the bus, per sim second */
-    double step_timeout_s;        /* lockstep: a silent participant is named after this */
-    char bus_endpoint[128];       /* "" = choose a free loopback port */
-    char modbus_listen[64];       /* address the units listen on, default 127.0.0.1 */
-    uint16_t modbus_base_port;    /* 0 = ephemeral */
+    double speed_factor;       /* real time only: 1 = wall clock, 10 = ten times faster */
+    uint32_t start_tod_s;      /* time of day at sim time 0 ("07:00" in the file) */
+    double snapshot_hz;        /* vehicle snapshots on the bus, per sim second */
+    double step_timeout_s;     /* lockstep: a silent participant is named after this */
+    char bus_endpoint[128];    /* "" = choose a free loopback port */
+    char modbus_listen[64];    /* address the units listen on, default 127.0.0.1 */
+    uint16_t modbus_base_port; /* 0 = ephemeral */
 } sf_run_t;
 
 typedef struct {
     int version;
     char name[SF_NAME_LEN];
-    char path[256];               /* file it was loaded from */
+    char path[256]; /* file it was loaded from */
     uint32_t n_intersections;
     sf_intersection_t *intersections;
     uint32_t n_boundaries;
@@ -306,8 +306,8 @@ typedef struct {
 
 /* Errors found while loading: each is "file:line:column: field.path: what is wrong". */
 typedef struct {
-    size_t n;          /* number of errors */
-    char **msg;        /* n messages, owned */
+    size_t n;   /* number of errors */
+    char **msg; /* n messages, owned */
 } sf_errors_t;
 
 /* Load and check FILE, applying the --set overrides (n_sets strings "PATH=VALUE", may be
