@@ -442,6 +442,18 @@ int sf_runner_run(const sf_runner_opts_t *o, sf_runner_result_t *res)
             snap_every = 1;
     }
     bool shot_due = o->shot_path != NULL;
+    /* The controller does nothing on a step without a due poll or a transit event
+     * (controller.h), so its stage runs only on those: the same report, half the round
+     * trips. */
+    uint64_t poll_every = 1;
+    if (ctl) {
+        double period = sc->control.poll_period_s > 0 ? sc->control.poll_period_s : 1.0;
+        poll_every = (uint64_t)llround(period / step_s);
+        if (poll_every < 1)
+            poll_every = 1;
+    }
+    bool transit_since_ctl = false; /* transit events published since the last stage 1 */
+    uint64_t ctl_stages = 0;
     double t0 = wall_now();
     uint64_t k = 0;
     bool partial = false;
@@ -468,6 +480,14 @@ int sf_runner_run(const sf_runner_opts_t *o, sf_runner_result_t *res)
             }
             det_sent[i] = det_now[i];
         }
+        if (ctl) {
+            if (k % poll_every == 0 || transit_since_ctl) {
+                transit_since_ctl = false;
+                ctl_stages++;
+            } else {
+                sf_clock_skip_stages(clk, 1u << 1);
+            }
+        }
         if (sf_clock_step(clk, sim_on_msg, &sx) != 0) {
             /* A thread that failed says why; the clock names who went silent or left. */
             const char *te =
@@ -480,12 +500,14 @@ int sf_runner_run(const sf_runner_opts_t *o, sf_runner_result_t *res)
         for (uint32_t i = 0; i < n_ix; i++)
             sf_sim_detectors(sim, i, &det_now[i], NULL, NULL, 0);
         sf_transit_event_t ev;
-        while (sf_sim_next_event(sim, &ev))
+        while (sf_sim_next_event(sim, &ev)) {
+            transit_since_ctl = true;
             if (publish_transit(clk, sc, &ev, k) != 0) {
                 set_err(res->err, sizeof res->err, "run: cannot publish a transit event: %s",
                         sf_bus_strerror(errno));
                 goto stop_threads;
             }
+        }
         if (snap_every && k % snap_every == 0 && publish_snapshot(clk, sim, &snap, k) != 0) {
             set_err(res->err, sizeof res->err, "run: cannot publish a snapshot: %s",
                     sf_bus_strerror(errno));

@@ -93,6 +93,7 @@ struct sf_clock_t {
     bool started;                          /* registration complete */
     bool in_step;                          /* waiting for Done(cur_k) */
     uint8_t cur_stage;                     /* stage of cur_k being waited for */
+    unsigned skip_mask;                    /* stages skipped in the next step (bit = stage) */
     uint64_t cur_k;                        /* step being waited for */
     size_t n_peers;
     peer_t peers[SF_LOCKSTEP_MAX_PEERS];
@@ -668,8 +669,10 @@ int sf_clock_step(sf_clock_t *self, sf_lockstep_msg_fn on_msg, void *arg)
     for (size_t i = 0; i < self->n_peers; i++)
         self->peers[i].done_now = false;
     self->cur_k = k;
+    unsigned skip = self->skip_mask;
+    self->skip_mask = 0;
     for (uint8_t stage = 0; stage < SF_LOCKSTEP_STAGES; stage++) {
-        if (stage > 0 && !stage_used(self, stage))
+        if (stage > 0 && (!stage_used(self, stage) || (skip >> stage & 1u)))
             continue;
         if (run_stage(self, k, stage, on_msg, arg) != 0)
             return -1;
@@ -677,6 +680,16 @@ int sf_clock_step(sf_clock_t *self, sf_lockstep_msg_fn on_msg, void *arg)
     self->in_step = false;
     self->k = k + 1;
     self->stats.steps++;
+    return 0;
+}
+
+int sf_clock_skip_stages(sf_clock_t *self, unsigned mask)
+{
+    if (!self || (mask & ~0xEu)) {
+        errno = EINVAL;
+        return -1;
+    }
+    self->skip_mask = mask;
     return 0;
 }
 
@@ -925,7 +938,9 @@ static int take_step(sf_participant_t *self, const Sfbus__Step *st, sf_participa
 {
     if (st->stage != self->stage || st->k < self->next_k)
         return 0; /* another stage's Step, or a repeat */
-    if (self->lockstep && st->k != self->next_k) {
+    /* Stage 0 sees every step; a later stage may be skipped on steps where its
+     * participants have nothing due (sf_clock_skip_stages), never repeated. */
+    if (self->lockstep && st->k != self->next_k && !(self->stage > 0 && st->k > self->next_k)) {
         set_err(self->err, "lockstep: '%s' expected step(%llu), got step(%llu)", self->name,
                 (unsigned long long)self->next_k, (unsigned long long)st->k);
         errno = SF_BUS_EPROTO;

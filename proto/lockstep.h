@@ -128,6 +128,13 @@ int sf_clock_poll(sf_clock_t *self, int timeout_ms, sf_lockstep_msg_fn on_msg, v
  * way to resume after a pause without a burst of late steps). Returns 0 or -1 (EINVAL). */
 int sf_clock_set_speed(sf_clock_t *self, double speed_factor);
 
+/* Skip the stages in mask (bit s = stage s, 1..3; stage 0 is never skipped) in the next
+ * sf_clock_step only: e.g. `sigflow run` skips the controller's stage on steps where it
+ * has nothing due (no poll, no transit event), which saves a round trip per step. A
+ * participant of a skipped stage sees a gap in k, which a stage > 0 participant accepts.
+ * Returns 0 or -1 (EINVAL). */
+int sf_clock_skip_stages(sf_clock_t *self, unsigned mask);
+
 /* Publish Bye (reason, e.g. "end of run") so participants leave their step loop.
  * Returns 0 or -1 with errno. */
 int sf_clock_bye(sf_clock_t *self, const char *reason);
