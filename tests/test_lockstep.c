@@ -858,3 +858,71 @@ Test(lockstep, a_stage_out_of_range_is_refused)
     sf_participant_destroy(&p);
     zmq_ctx_term(ctx);
 }
+
+Test(lockstep, a_skipped_stage_is_not_published_and_its_participant_accepts_the_gap)
+{
+    void *ctx = zmq_ctx_new();
+    sf_bus_forwarder_t *fwd = sf_bus_forwarder_new(ctx, EPH, EPH, 0);
+    cr_assert_not_null(fwd);
+    const char *pe = sf_bus_forwarder_pub_endpoint(fwd), *se = sf_bus_forwarder_sub_endpoint(fwd);
+    int req[2], echo[2];
+    cr_assert_eq(pipe(req), 0);
+    cr_assert_eq(pipe(echo), 0);
+    cr_assert_eq(fcntl(req[0], F_SETFL, O_NONBLOCK), 0);
+    atomic_ulong seq;
+    atomic_init(&seq, 0);
+    staged_t *s0 = calloc(1, sizeof *s0), *s1 = calloc(1, sizeof *s1);
+    *s1 = (staged_t){.ctx = ctx,
+                     .pub_ep = pe,
+                     .sub_ep = se,
+                     .name = "controller",
+                     .stage = 1,
+                     .seq = &seq,
+                     .req_w = req[1],
+                     .echo_r = echo[0]};
+    *s0 = (staged_t){.ctx = ctx,
+                     .pub_ep = pe,
+                     .sub_ep = se,
+                     .name = "units",
+                     .stage = 0,
+                     .seq = &seq,
+                     .req_r = req[0],
+                     .echo_w = echo[1]};
+    pthread_t t0, t1;
+    cr_assert_eq(pthread_create(&t1, NULL, staged_main, s1), 0);
+    cr_assert_eq(pthread_create(&t0, NULL, staged_main, s0), 0);
+    const char *names[] = {"units", "controller"};
+    sf_clock_config_t cfg = clock_cfg(2, names);
+    sf_clock_t *clk = sf_clock_new(ctx, pe, se, &cfg);
+    cr_assert_not_null(clk);
+    cr_assert_eq(sf_clock_register(clk, NULL, NULL), 0, "%s", sf_clock_error(clk));
+    cr_assert_eq(sf_clock_skip_stages(clk, 1u), -1, "stage 0 is never skipped");
+    cr_assert_eq(sf_clock_skip_stages(clk, 1u << 4), -1);
+    const uint64_t n = 200;
+    for (uint64_t k = 0; k < n; k++) {
+        if (k % 10 != 0)
+            cr_assert_eq(sf_clock_skip_stages(clk, 1u << 1), 0);
+        cr_assert_eq(sf_clock_step(clk, NULL, NULL), 0, "step %llu: %s", (unsigned long long)k,
+                     sf_clock_error(clk));
+    }
+    sf_clock_stats_t st = sf_clock_stats(clk);
+    cr_assert_eq(st.dones, n + n / 10);
+    cr_assert_eq(sf_clock_done_count(clk, "controller"), (int64_t)(n / 10));
+    sf_clock_bye(clk, "end");
+    pthread_join(t0, NULL);
+    pthread_join(t1, NULL);
+    cr_assert_eq(s0->rc, 0, "%s", s0->err);
+    cr_assert_eq(s1->rc, 0, "the gaps are accepted: %s", s1->err);
+    cr_assert_eq(s0->steps, n);
+    cr_assert_eq(s1->steps, n / 10, "stage 1 ran only where not skipped");
+    cr_assert_eq(s1->echoes, n / 10);
+    sf_clock_destroy(&clk);
+    sf_bus_forwarder_destroy(&fwd);
+    zmq_ctx_term(ctx);
+    close(req[0]);
+    close(req[1]);
+    close(echo[0]);
+    close(echo[1]);
+    free(s0);
+    free(s1);
+}
