@@ -731,9 +731,10 @@ static bool read_field(ctx_t *c, const json_t *v, const char *path, const field_
 
 static void put_default(const field_t *f, void *base)
 {
-    char *dst = (char *)base + f->off;
-    if (f->kind == K_OTHER || (f->kind != K_STR && isnan(f->def)))
+    /* base is NULL when a table is only validated (load_transit): nothing to fill. */
+    if (!base || f->kind == K_OTHER || (f->kind != K_STR && isnan(f->def)))
         return;
+    char *dst = (char *)base + f->off;
     switch (f->kind) {
     case K_INT:
     case K_ENUM:
