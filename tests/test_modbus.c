@@ -662,7 +662,7 @@ Test(modbus, random_requests_never_break_the_unit)
                 f[k] = (uint8_t)rnd(&s);
         } else if (fc == 16 || fc == 15) {
             uint16_t nb = (uint16_t)(1 + rnd(&s) % (fc == 16 ? 40 : 100));
-            uint8_t bc = fc == 16 ? (uint8_t)(2 * nb) : (uint8_t)((nb + 7) / 8);
+            uint8_t bc = (uint8_t)(fc == 16 ? 2 * nb : (nb + 7) / 8);
             if (kind == 1)
                 bc = (uint8_t)(bc + 1 + rnd(&s) % 3); /* inconsistent byte count */
             size_t pdu = 6 + (size_t)bc;
