@@ -51,7 +51,7 @@ typedef struct {
     const json_t **ixo;     /* JSON object of each intersection (for cross-checks) */
     bool *ix_ok;            /* intersection loaded without error */
     bool *link_ok;          /* link's nodes resolved (else its kinds/indices mean nothing) */
-    char (*amb)[SF_ID_LEN]; /* node and link ids defined twice: a reference is ambiguous */
+    char (*amb)[SF_ID_LEN + 1]; /* node and link ids defined twice: a reference is ambiguous */
     size_t n_amb;           /* count */
 } ctx_t;
 
@@ -112,13 +112,13 @@ static void sort_errors(ctx_t *c)
  * the error, not each use of it). */
 static void ambiguous(ctx_t *c, const char *kind, const char *id)
 {
-    char(*a)[SF_ID_LEN] = realloc(c->amb, (c->n_amb + 1) * sizeof *a);
+    char(*a)[SF_ID_LEN + 1] = realloc(c->amb, (c->n_amb + 1) * sizeof *a);
     if (!a) {
         c->oom = true;
         return;
     }
     c->amb = a;
-    snprintf(c->amb[c->n_amb++], SF_ID_LEN, "%c%s", kind[0], id);
+    snprintf(c->amb[c->n_amb++], sizeof *a, "%c%s", kind[0], id);
 }
 
 static bool is_ambiguous(const ctx_t *c, const char *kind, const char *id)
