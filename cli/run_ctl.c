@@ -13,7 +13,6 @@
 #include "run_parts.h"
 
 #define REGISTER_TIMEOUT_S 10.0 /* every participant joins well within this */
-#define WAIT_SLICE_S       1.0  /* the thread re-checks the stop flag this often */
 
 struct run_ctl {
     sf_controller_t *ctl;     /* owned by the thread while it runs */
@@ -108,19 +107,9 @@ static void *thread_main(void *arg)
         c->rc = -1;
         goto out;
     }
-    for (;;) {
-        int rc = sf_participant_step(p, WAIT_SLICE_S, on_msg, on_step, c);
-        if (rc == 1)
-            continue;
-        if (rc == 0)
-            break;
-        if (errno == SF_BUS_ETIMEOUT && !atomic_load(c->bus.stop))
-            continue;
-        if (errno == SF_BUS_ETIMEOUT)
-            break;
+    if (run_part_loop(p, c->bus.stop, on_msg, on_step, c) != 0) {
         set_err(c->err, sizeof c->err, "controller: %s", sf_participant_error(p));
         c->rc = -1;
-        break;
     }
 out:
     sf_participant_destroy(&p);

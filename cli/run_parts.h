@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lockstep.h"
 #include "scenario.h"
 
 /* Where the threads find the bus. */
@@ -24,6 +25,13 @@ typedef struct {
     const char *sub_ep;      /* forwarder endpoint subscribers connect to */
     const atomic_bool *stop; /* set once the run is over: a thread that times out leaves */
 } run_bus_t;
+
+/* A participant's step loop, shared by every part: steps until the clock's Bye (returns
+ * 0), waits again after a timeout while stop is unset (a paused or slow clock; the
+ * units go on serving Modbus meanwhile), leaves quietly after a timeout once stop is set
+ * (0), or returns -1 on any other failure (sf_participant_error(p) says what). */
+int run_part_loop(sf_participant_t *p, const atomic_bool *stop, sf_lockstep_msg_fn on_msg,
+                  sf_participant_step_fn on_step, void *arg);
 
 /* ---- units (cli/run_units.c): participant "units", stage 0 ---- */
 typedef struct run_units run_units_t;

@@ -13,7 +13,6 @@
 #include "run_parts.h"
 
 #define REGISTER_TIMEOUT_S 10.0 /* every participant joins well within this */
-#define WAIT_SLICE_S       1.0  /* the thread re-checks the stop flag this often */
 #define LAMP_REFRESH_S     1.0  /* every unit's lamps are republished this often */
 
 struct run_units {
@@ -208,19 +207,9 @@ static void *thread_main(void *arg)
     }
     sf_participant_io_t io = {.fill = io_fill, .serve = io_serve, .arg = u};
     sf_participant_set_io(p, &io);
-    for (;;) {
-        int rc = sf_participant_step(p, WAIT_SLICE_S, on_msg, on_step, u);
-        if (rc == 1)
-            continue;
-        if (rc == 0)
-            break; /* the clock said bye */
-        if (errno == SF_BUS_ETIMEOUT && !atomic_load(u->bus.stop))
-            continue; /* a paused or slow clock: keep serving Modbus */
-        if (errno == SF_BUS_ETIMEOUT)
-            break;
+    if (run_part_loop(p, u->bus.stop, on_msg, on_step, u) != 0) {
         set_err(u->err, sizeof u->err, "units: %s", sf_participant_error(p));
         u->rc = -1;
-        break;
     }
 out:
     sf_participant_destroy(&p);
