@@ -336,12 +336,12 @@ int sf_cmd_run(int argc, char **argv)
             }
             const char *nm = argv[++a];
             if (!nm[0] || strlen(nm) > 63 || strcmp(nm, "units") == 0 ||
-                strcmp(nm, "controller") == 0 ||
+                strcmp(nm, "controller") == 0 || strcmp(nm, "bridge") == 0 ||
                 strspn(nm, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") !=
                     strlen(nm)) {
                 fprintf(stderr,
                         "sigflow run: --expect '%s': a name of 1..63 characters [A-Za-z0-9_.-], "
-                        "not units or controller\n",
+                        "not units, controller or bridge\n",
                         nm);
                 return 2;
             }

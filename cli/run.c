@@ -239,7 +239,8 @@ static bool stop_requested(int fd)
 /* Add controller section, merged priority counts and perf to the sim report. */
 static json_t *build_report(const sf_runner_opts_t *o, sf_sim_t *sim, const run_ctl_t *ctl,
                             sf_clock_t *clk, double wall_s, uint64_t steps, bool partial,
-                            const run_units_t *units, const sim_ctx_t *sx)
+                            const run_units_t *units, const sim_ctx_t *sx,
+                            const run_bridge_t *bridge, bool realtime, double speed)
 {
     json_t *rep = sf_sim_report(sim, true);
     if (!rep)
@@ -281,8 +282,8 @@ static json_t *build_report(const sf_runner_opts_t *o, sf_sim_t *sim, const run_
     json_object_set_new(perf, "transport", json_string(o->inproc ? "inproc" : "tcp"));
     json_object_set_new(perf, "controller", json_boolean(ctl != NULL));
     sf_clock_jitter_t j = sf_clock_jitter(clk);
-    json_object_set_new(perf, "realtime", json_boolean(o->realtime));
-    json_object_set_new(perf, "speed_factor", json_real(o->realtime ? o->speed : 0));
+    json_object_set_new(perf, "realtime", json_boolean(realtime));
+    json_object_set_new(perf, "speed_factor", json_real(realtime ? speed : 0));
     json_object_set_new(perf, "step_jitter",
                         json_pack("{s:I, s:f, s:f, s:f}", "n", (json_int_t)j.n, "mean_us",
                                   j.mean_us, "p95_us", j.p95_us, "max_us", j.max_us));
@@ -290,6 +291,14 @@ static json_t *build_report(const sf_runner_opts_t *o, sf_sim_t *sim, const run_
     json_object_set_new(perf, "lamp_msgs_applied", json_integer((json_int_t)sx->lamp_msgs));
     json_object_set_new(rep, "perf", perf);
     json_decref(sim_perf);
+    if (bridge) {
+        json_t *hil = run_bridge_report(bridge, &j, wall_s);
+        if (!hil) {
+            json_decref(rep);
+            return NULL;
+        }
+        json_object_set_new(rep, "hil", hil);
+    }
     return rep;
 }
 
@@ -311,6 +320,7 @@ int sf_runner_run(const sf_runner_opts_t *o, sf_runner_result_t *res)
     sf_bus_forwarder_t *fwd = NULL;
     run_units_t *units = NULL;
     run_ctl_t *ctl = NULL;
+    run_bridge_t *bridge = NULL;
     sf_sim_t *sim = NULL;
     sf_clock_t *clk = NULL;
     uint16_t *ports = NULL;
@@ -364,6 +374,24 @@ int sf_runner_run(const sf_runner_opts_t *o, sf_runner_result_t *res)
         set_err(res->err, sizeof res->err, "run: %s", why);
         goto done;
     }
+    /* Intersections with unit_host set are real units (HIL): the bridge writes their
+     * detectors and reads their lamps, and a real unit keeps its own time, so the run
+     * goes in real time at factor 1. `sigflow sim` (no_units) leaves unit_host to the
+     * processes that join it. */
+    bool realtime = o->realtime;
+    double speed = o->speed;
+    if (!o->no_units) {
+        bool none = false;
+        bridge = run_bridge_new(sc, &none, why, sizeof why);
+        if (!bridge && !none) {
+            set_err(res->err, sizeof res->err, "run: %s", why);
+            goto done;
+        }
+        if (bridge) {
+            realtime = true;
+            speed = 1.0;
+        }
+    }
     ports = calloc(n_alloc, sizeof *ports);
     sx.lamps = calloc(n_alloc * SF_MAX_SG, 1);
     det_sent = calloc(n_alloc, sizeof *det_sent);
@@ -379,19 +407,21 @@ int sf_runner_run(const sf_runner_opts_t *o, sf_runner_result_t *res)
     if (o->with_controller && units) {
         /* In lockstep nothing answers late but a starved thread: a generous round bound
          * keeps a loaded machine from producing a different report. */
-        ctl = run_ctl_new(sc, listen, ports, o->realtime ? 0 : 5000, why, sizeof why);
+        ctl = run_ctl_new(sc, listen, ports, realtime ? 0 : 5000, why, sizeof why);
         if (!ctl) {
             set_err(res->err, sizeof res->err, "run: %s", why);
             goto done;
         }
     }
 
-    const char *names[2 + 8];
+    const char *names[3 + 8];
     size_t n_names = 0;
     if (units)
         names[n_names++] = "units";
     if (ctl)
         names[n_names++] = "controller";
+    if (bridge)
+        names[n_names++] = "bridge";
     for (size_t i = 0; i < o->n_extra; i++)
         names[n_names++] = o->extra[i];
     const char *clk_topics[] = {"lamps"};
@@ -407,8 +437,8 @@ int sf_runner_run(const sf_runner_opts_t *o, sf_runner_result_t *res)
                              .register_timeout_s = REGISTER_TIMEOUT_S,
                              .step_timeout_s =
                                  sc->run.step_timeout_s > 0 ? sc->run.step_timeout_s : 10.0,
-                             .realtime = o->realtime,
-                             .speed_factor = o->realtime ? o->speed : 1.0,
+                             .realtime = realtime,
+                             .speed_factor = realtime ? speed : 1.0,
                              .topics = clk_topics,
                              .n_topics = 1};
     clk = sf_clock_new(zctx, pub_ep, sub_ep, &cfg);
@@ -419,7 +449,8 @@ int sf_runner_run(const sf_runner_opts_t *o, sf_runner_result_t *res)
     run_bus_t bus = {.zctx = zctx, .pub_ep = pub_ep, .sub_ep = sub_ep, .stop = &stop};
     if (o->ready)
         o->ready(o->ready_arg, 0, res->pub_ep, res->sub_ep);
-    if ((units && run_units_start(units, &bus) != 0) || (ctl && run_ctl_start(ctl, &bus) != 0)) {
+    if ((units && run_units_start(units, &bus) != 0) || (ctl && run_ctl_start(ctl, &bus) != 0) ||
+        (bridge && run_bridge_start(bridge, &bus) != 0)) {
         set_err(res->err, sizeof res->err, "run: cannot start a thread: %s", strerror(errno));
         goto stop_threads;
     }
@@ -490,8 +521,9 @@ int sf_runner_run(const sf_runner_opts_t *o, sf_runner_result_t *res)
         }
         if (sf_clock_step(clk, sim_on_msg, &sx) != 0) {
             /* A thread that failed says why; the clock names who went silent or left. */
-            const char *te =
-                run_units_error(units)[0] ? run_units_error(units) : run_ctl_error(ctl);
+            const char *te = run_units_error(units)[0] ? run_units_error(units)
+                             : run_ctl_error(ctl)[0]   ? run_ctl_error(ctl)
+                                                       : run_bridge_error(bridge);
             set_err(res->err, sizeof res->err, "%s%s%s", sf_clock_error(clk), te[0] ? "; " : "",
                     te);
             goto stop_threads;
@@ -539,12 +571,15 @@ int sf_runner_run(const sf_runner_opts_t *o, sf_runner_result_t *res)
     int urc = run_units_join(units, why, sizeof why);
     if (urc == 0 && run_ctl_join(ctl, why, sizeof why) != 0)
         urc = -1;
+    if (urc == 0 && run_bridge_join(bridge, why, sizeof why) != 0)
+        urc = -1;
     if (urc != 0) {
         set_err(res->err, sizeof res->err, "%s", why);
         goto done;
     }
     res->partial = partial;
-    res->report = build_report(o, sim, ctl, clk, wall_s, k, partial, units, &sx);
+    res->report =
+        build_report(o, sim, ctl, clk, wall_s, k, partial, units, &sx, bridge, realtime, speed);
     if (!res->report) {
         set_err(res->err, sizeof res->err, "run: out of memory building the report");
         goto done;
@@ -558,8 +593,10 @@ stop_threads:
 done:
     run_units_join(units, NULL, 0);
     run_ctl_join(ctl, NULL, 0);
+    run_bridge_join(bridge, NULL, 0);
     sf_clock_destroy(&clk);
     run_ctl_destroy(&ctl);
+    run_bridge_destroy(&bridge);
     run_units_destroy(&units);
     sf_bus_forwarder_destroy(&fwd);
     sf_sim_destroy(&sim);
@@ -703,5 +740,15 @@ void sf_runner_print_summary(const json_t *rep, FILE *out)
             fprintf(out, "real time x%g: step jitter mean %.0f us, p95 %.0f us, max %.0f us\n",
                     num(perf, "speed_factor"), num(j, "mean_us"), num(j, "p95_us"),
                     num(j, "max_us"));
+    }
+    const json_t *hil = json_object_get(rep, "hil");
+    if (hil) {
+        const json_t *lat = json_object_get(hil, "read_latency_ms");
+        fprintf(out,
+                "hil: %zu real unit(s), %.0f lamp reads (%.1f Hz per unit), %.0f failed; "
+                "read latency mean %.2f ms, p95 %.2f ms, max %.2f ms; %.0f detector writes\n",
+                json_array_size(json_object_get(hil, "units")), num(hil, "lamp_reads"),
+                num(hil, "lamp_read_hz"), num(hil, "read_failures"), num(lat, "mean"),
+                num(lat, "p95"), num(lat, "max"), num(hil, "det_writes"));
     }
 }

@@ -49,8 +49,12 @@ run_ctl_t *run_ctl_new(const sf_scenario_t *sc, const char *host, const uint16_t
         return NULL;
     }
     for (uint32_t i = 0; i < sc->n_intersections; i++) {
-        snprintf(eps[i].host, sizeof eps[i].host, "%s", host);
-        eps[i].port = ports[i];
+        /* A bridged intersection (HIL) is controlled at its real unit, like any other:
+         * the unit then has two Modbus clients, this controller and the bridge. */
+        const sf_intersection_t *ix = &sc->intersections[i];
+        bool real = ix->unit_host[0] != 0;
+        snprintf(eps[i].host, sizeof eps[i].host, "%s", real ? ix->unit_host : host);
+        eps[i].port = real ? (ix->unit_port ? ix->unit_port : 502) : ports[i];
     }
     sf_controller_opts_t co;
     sf_controller_opts_default(&co);

@@ -36,11 +36,12 @@ int run_part_loop(sf_participant_t *p, const atomic_bool *stop, sf_lockstep_msg_
 /* ---- units (cli/run_units.c): participant "units", stage 0 ---- */
 typedef struct run_units run_units_t;
 
-/* Every intersection's unit behind its own Modbus TCP port on listen (ephemeral ports when
- * base_port is 0). NULL with the reason in err. */
+/* Every emulated intersection's unit behind its own Modbus TCP port on listen (ephemeral
+ * ports when base_port is 0); an intersection with unit_host set is bridged to a real unit
+ * (run_bridge below) and not hosted. NULL with the reason in err. */
 run_units_t *run_units_new(const sf_scenario_t *sc, const char *listen, uint16_t base_port,
                            char *err, size_t cap);
-/* Modbus TCP port of intersection i's unit. */
+/* Modbus TCP port of intersection i's unit (0: not hosted, bridged). */
 uint16_t run_units_port(const run_units_t *u, uint32_t i);
 /* Start the thread; 0 or -1 (errno). */
 int run_units_start(run_units_t *u, const run_bus_t *bus);
@@ -55,7 +56,8 @@ void run_units_destroy(run_units_t **self_p);
 /* ---- controller (cli/run_ctl.c): participant "controller", stage 1 ---- */
 typedef struct run_ctl run_ctl_t;
 
-/* The controller for sc talking to intersection i's unit at host:ports[i].
+/* The controller for sc talking to intersection i's unit at host:ports[i], or at its
+ * unit_host:unit_port (0 = 502) when the intersection is bridged to a real unit.
  * round_timeout_ms 0 = the controller's default. NULL with the reason in err. */
 run_ctl_t *run_ctl_new(const sf_scenario_t *sc, const char *host, const uint16_t *ports,
                        int round_timeout_ms, char *err, size_t cap);
@@ -65,5 +67,22 @@ const char *run_ctl_error(const run_ctl_t *c);
 /* The controller's report section (caller owns it), NULL on ENOMEM. After join. */
 json_t *run_ctl_report(const run_ctl_t *c);
 void run_ctl_destroy(run_ctl_t **self_p);
+
+/* ---- HIL bridge (cli/run_bridge.c): participant "bridge", stage 0 ---- */
+typedef struct run_bridge run_bridge_t;
+
+/* The bridge for every intersection of sc with unit_host set (controller/bridge.h).
+ * NULL with the reason in err; *none set (and NULL returned, err "") when nothing is
+ * bridged. */
+run_bridge_t *run_bridge_new(const sf_scenario_t *sc, bool *none, char *err, size_t cap);
+/* Bridged intersections. */
+size_t run_bridge_count(const run_bridge_t *b);
+int run_bridge_start(run_bridge_t *b, const run_bus_t *bus);
+int run_bridge_join(run_bridge_t *b, char *err, size_t cap);
+const char *run_bridge_error(const run_bridge_t *b);
+/* The report's `hil` section (caller owns it) with the clock's step jitter and the lamp
+ * read rate over wall_s; NULL on ENOMEM. After join. */
+json_t *run_bridge_report(const run_bridge_t *b, const sf_clock_jitter_t *jitter, double wall_s);
+void run_bridge_destroy(run_bridge_t **self_p);
 
 #endif

@@ -17,7 +17,10 @@
 
 struct run_units {
     sf_host_t *h;                /* the units; owned by the thread while it runs */
-    uint32_t n_ix;               /* intersections = units, same order */
+    uint32_t n_ix;               /* intersections in the scenario */
+    uint32_t n_units;            /* units hosted: the intersections not bridged */
+    int32_t *unit_of;            /* per intersection: host index, -1 bridged (HIL) */
+    uint32_t *ix_of;             /* per hosted unit: its intersection index */
     run_bus_t bus;               /* where the bus is */
     uint64_t *presence;          /* per unit: detector bits as last received */
     uint8_t *sent_lamps;         /* per unit SF_MAX_SG codes last published */
@@ -57,11 +60,14 @@ run_units_t *run_units_new(const sf_scenario_t *sc, const char *listen, uint16_t
     u->n_ix = sc->n_intersections;
     size_t n = u->n_ix ? u->n_ix : 1;
     u->presence = calloc(n, sizeof *u->presence);
+    u->unit_of = calloc(n, sizeof *u->unit_of);
+    u->ix_of = calloc(n, sizeof *u->ix_of);
     u->sent_lamps = calloc(n * SF_MAX_SG, 1);
     u->sent_mode = calloc(n, 1);
     u->sent_fault = calloc(n, 1);
     u->sent_any = calloc(n, sizeof *u->sent_any);
-    if (!u->presence || !u->sent_lamps || !u->sent_mode || !u->sent_fault || !u->sent_any) {
+    if (!u->presence || !u->unit_of || !u->ix_of || !u->sent_lamps || !u->sent_mode ||
+        !u->sent_fault || !u->sent_any) {
         set_err(err, cap, "out of memory");
         goto fail;
     }
@@ -75,13 +81,21 @@ run_units_t *run_units_new(const sf_scenario_t *sc, const char *listen, uint16_t
     }
     for (uint32_t i = 0; i < u->n_ix; i++) {
         const sf_intersection_t *ix = &sc->intersections[i];
+        if (ix->unit_host[0]) {
+            u->unit_of[i] = -1; /* a real unit takes its place (the bridge, run_bridge.c) */
+            continue;
+        }
         sf_unit_config_t ucfg;
         sf_unit_config_default(&ucfg, ix);
         sf_unit_config_from_control(&ucfg, &sc->control);
-        if (sf_host_add_unit(u->h, ix, &ucfg) < 0) {
+        int j = sf_host_add_unit(u->h, ix, &ucfg);
+        if (j < 0) {
             set_err(err, cap, "unit %s: %s", ix->id, sf_unit_strerror(errno));
             goto fail;
         }
+        u->unit_of[i] = j;
+        u->ix_of[j] = i;
+        u->n_units++;
     }
     return u;
 fail:
@@ -91,7 +105,7 @@ fail:
 
 uint16_t run_units_port(const run_units_t *u, uint32_t i)
 {
-    return u ? sf_host_port(u->h, i) : 0;
+    return u && i < u->n_ix && u->unit_of[i] >= 0 ? sf_host_port(u->h, (size_t)u->unit_of[i]) : 0;
 }
 
 static int on_msg(void *arg, const sf_bus_rx_t *rx)
@@ -100,8 +114,8 @@ static int on_msg(void *arg, const sf_bus_rx_t *rx)
     if (rx->type != SF_BUS_DET)
         return 0;
     const Sfbus__DetectorInputs *m = (const Sfbus__DetectorInputs *)(const void *)rx->msg;
-    if (m->ix < u->n_ix)
-        u->presence[m->ix] = m->presence; /* a bad index changes nothing */
+    if (m->ix < u->n_ix && u->unit_of[m->ix] >= 0) /* a bad or bridged index changes nothing */
+        u->presence[u->unit_of[m->ix]] = m->presence;
     return 0;
 }
 
@@ -112,11 +126,11 @@ static int on_step(void *arg, const Sfbus__Step *st, void *pub)
     run_units_t *u = arg;
     if (sf_host_set_clock(u->h, st->tod_ds) != 0)
         return -1;
-    for (uint32_t i = 0; i < u->n_ix; i++)
+    for (uint32_t i = 0; i < u->n_units; i++)
         sf_unit_set_detectors(sf_host_unit(u->h, i), u->presence[i]);
     sf_host_tick(u->h);
     bool refresh = u->refresh_steps && st->k % u->refresh_steps == 0;
-    for (uint32_t i = 0; i < u->n_ix; i++) {
+    for (uint32_t i = 0; i < u->n_units; i++) {
         const sf_unit_status_t *s = sf_unit_status(sf_host_unit(u->h, i));
         uint8_t *last = &u->sent_lamps[(size_t)i * SF_MAX_SG];
         bool changed = !u->sent_any[i] || s->control_mode != u->sent_mode[i] ||
@@ -128,7 +142,7 @@ static int on_step(void *arg, const Sfbus__Step *st, void *pub)
             remaining[g] = s->sg_remaining_ds[g];
         Sfbus__LampStates m = SFBUS__LAMP_STATES__INIT;
         m.k = st->k;
-        m.ix = i;
+        m.ix = u->ix_of[i];
         m.lamps.data = (uint8_t *)s->sg_lamp;
         m.lamps.len = s->n_sg;
         m.n_remaining_ds = s->n_sg;
@@ -263,6 +277,8 @@ void run_units_destroy(run_units_t **self_p)
     run_units_join(u, NULL, 0);
     sf_host_destroy(&u->h);
     free(u->presence);
+    free(u->unit_of);
+    free(u->ix_of);
     free(u->sent_lamps);
     free(u->sent_mode);
     free(u->sent_fault);
