@@ -1,6 +1,9 @@
 /* cli/cmd_controller.c — `sigflow controller`: the central controller alone on the wall
  * clock against units anywhere (e.g. started with `sigflow unit`), printing every event
- * as one JSON line, until SIGINT or SIGTERM; the report goes to stderr at the end. */
+ * as one JSON line, until SIGINT or SIGTERM; the report goes to stderr at the end. With
+ * --bus it is instead the lockstep participant of a simulator elsewhere (stage 1, after
+ * the units, as in `sigflow run`): its time is the simulator's, it takes the buses'
+ * check-ins and check-outs from the bus, and it ends with the run. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <poll.h>
@@ -13,11 +16,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bus.h"
 #include "commands.h"
 #include "controller.h"
+#include "lockstep.h"
 #include "scenario.h"
 
-#define MAX_SETS 64
+#define MAX_SETS     64
+#define REGISTER_S   30.0 /* --bus: the simulator must welcome us within this */
+#define WAIT_SLICE_S 1.0  /* --bus: a paused clock is waited for in slices */
 
 static void usage(FILE *out)
 {
@@ -25,6 +32,7 @@ static void usage(FILE *out)
             "usage: sigflow controller SCENARIO [--unit ID=HOST:PORT]... [--base-port N]\n"
             "                          [--host H] [--log FILE] [--greenwave]\n"
             "                          [--round-timeout-ms N] [--set PATH=VALUE]...\n"
+            "                          [--bus PUB_EP,SUB_EP [--name NAME]]\n"
             "Run the central controller on the wall clock: every control.poll_period_s it polls\n"
             "each intersection's unit over Modbus TCP (heartbeat, status, lamps), downloads and\n"
             "verifies the timing plans, selects plans by time of day, adapts (SCATS-like\n"
@@ -33,7 +41,12 @@ static void usage(FILE *out)
             "scenario's unit_host/unit_port or run.modbus_base_port + index. Prints one JSON line\n"
             "per event (also to --log FILE) and the report on stderr when stopped by\n"
             "SIGINT/SIGTERM. --greenwave replaces the coordinated plans' offsets by the\n"
-            "green-wave optimiser's.\n");
+            "green-wave optimiser's.\n"
+            "With --bus it runs on the simulator's clock instead: it joins the bus (a\n"
+            "`sigflow bus` forwarder's endpoints) as lockstep participant NAME (default\n"
+            "controller, stage 1: after the units; the simulator must --expect it), takes the\n"
+            "buses' check-ins and check-outs from it for transit priority, and ends with the\n"
+            "run (exit 0 and the report).\n");
 }
 
 static int parse_u16(const char *s, long lo, uint16_t *out)
@@ -102,9 +115,137 @@ static int parse_unit(const sf_scenario_t *sc, const char *arg, sf_endpoint_t *e
     return 0;
 }
 
+/* ---- --bus: lockstep participant ----------------------------------------------------- */
+
+typedef struct {
+    sf_controller_t *c;
+    int sfd;                  /* signalfd: readable = stop */
+    bool stop;                /* a signal arrived */
+    uint64_t transit_msgs;    /* check-in/out messages taken from the bus */
+    uint64_t transit_refused; /* of which the controller refused (e.g. a check-out of a
+                                 request it refused) */
+} bus_ctl_t;
+
+static int bus_on_msg(void *arg, const sf_bus_rx_t *rx)
+{
+    bus_ctl_t *b = arg;
+    if (rx->type != SF_BUS_TRANSIT_IN && rx->type != SF_BUS_TRANSIT_OUT)
+        return 0;
+    b->transit_msgs++;
+    if (sf_controller_transit_msg(b->c, rx->msg) != 0)
+        b->transit_refused++; /* counted; the run goes on */
+    return 0;
+}
+
+static int bus_on_step(void *arg, const Sfbus__Step *st, void *pub)
+{
+    (void)pub;
+    bus_ctl_t *b = arg;
+    return sf_controller_step(b->c, st->k, st->tod_ds);
+}
+
+static size_t bus_io_fill(void *arg, zmq_pollitem_t *items, size_t cap, int *max_wait_ms)
+{
+    bus_ctl_t *b = arg;
+    if (cap < 1)
+        return 1;
+    items[0] = (zmq_pollitem_t){NULL, b->sfd, ZMQ_POLLIN, 0};
+    *max_wait_ms = -1;
+    return 1;
+}
+
+static int bus_io_serve(void *arg, const zmq_pollitem_t *items, size_t n)
+{
+    bus_ctl_t *b = arg;
+    if (n < 1 || !(items[0].revents & ZMQ_POLLIN))
+        return 0;
+    struct signalfd_siginfo si;
+    if (read(b->sfd, &si, sizeof si) == (ssize_t)sizeof si)
+        fprintf(stderr, "sigflow controller: %s, stopping\n", strsignal((int)si.ssi_signo));
+    b->stop = true;
+    return -1;
+}
+
+/* Step with the simulator at pub_ep/sub_ep as name until its Bye or a signal (0), or an
+ * error (1, said on stderr). */
+static int run_bus(bus_ctl_t *b, const char *pub_ep, const char *sub_ep, const char *name)
+{
+    int rc = 1;
+    void *zctx = zmq_ctx_new();
+    sf_participant_t *p = NULL;
+    if (!zctx) {
+        fprintf(stderr, "sigflow controller: zmq_ctx_new: %s\n", zmq_strerror(errno));
+        return 1;
+    }
+    const char *topics[] = {"transit.in", "transit.out"};
+    sf_participant_config_t pc = {.name = name,
+                                  .role = SFBUS__ROLE__ROLE_CONTROLLER,
+                                  .lockstep = 1,
+                                  .topics = topics,
+                                  .n_topics = 2,
+                                  .stage = 1};
+    p = sf_participant_new(zctx, pub_ep, sub_ep, &pc);
+    if (!p) {
+        fprintf(stderr, "sigflow controller: --bus %s,%s: cannot join: %s\n", pub_ep, sub_ep,
+                sf_bus_strerror(errno));
+        goto out;
+    }
+    if (sf_participant_register(p, REGISTER_S, bus_on_msg, b) != 0) {
+        fprintf(stderr, "sigflow controller: %s\n", sf_participant_error(p));
+        goto out;
+    }
+    fprintf(stderr, "sigflow controller: joined the bus as %s\n", name);
+    sf_participant_io_t io = {.fill = bus_io_fill, .serve = bus_io_serve, .arg = b};
+    sf_participant_set_io(p, &io);
+    for (;;) {
+        int r = sf_participant_step(p, WAIT_SLICE_S, bus_on_msg, bus_on_step, b);
+        if (r == 1)
+            continue;
+        if (r == 0) {
+            fprintf(stderr, "sigflow controller: the simulator ended the run after %llu steps\n",
+                    (unsigned long long)sf_participant_steps(p));
+            rc = 0;
+            break;
+        }
+        if (b->stop) {
+            rc = 0;
+            break;
+        }
+        if (errno == SF_BUS_ETIMEOUT)
+            continue; /* a paused or slow clock */
+        fprintf(stderr, "sigflow controller: %s\n", sf_participant_error(p));
+        break;
+    }
+out:
+    sf_participant_destroy(&p);
+    zmq_ctx_term(zctx);
+    return rc;
+}
+
+/* "PUB_EP,SUB_EP" into pub and sub (each SF_BUS_ENDPOINT_MAX); -1 when malformed. */
+static int split_bus(const char *arg, char *pub, char *sub)
+{
+    const char *comma = strchr(arg, ',');
+    size_t lp = comma ? (size_t)(comma - arg) : 0;
+    if (!comma || lp == 0 || !comma[1] || lp >= SF_BUS_ENDPOINT_MAX ||
+        strlen(comma + 1) >= SF_BUS_ENDPOINT_MAX || strchr(comma + 1, ','))
+        return -1;
+    memcpy(pub, arg, lp);
+    pub[lp] = 0;
+    snprintf(sub, SF_BUS_ENDPOINT_MAX, "%s", comma + 1);
+    return 0;
+}
+
+static bool valid_name(const char *s)
+{
+    static const char ok[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-";
+    return s[0] && strlen(s) <= SF_BUS_NAME_MAX && strspn(s, ok) == strlen(s);
+}
+
 int sf_cmd_controller(int argc, char **argv)
 {
-    const char *file = NULL, *log = NULL, *host = NULL;
+    const char *file = NULL, *log = NULL, *host = NULL, *bus = NULL, *name = NULL;
+    char pub_ep[SF_BUS_ENDPOINT_MAX], sub_ep[SF_BUS_ENDPOINT_MAX];
     const char *sets[MAX_SETS];
     const char *units[256];
     size_t n_sets = 0, n_units = 0;
@@ -141,6 +282,22 @@ int sf_cmd_controller(int argc, char **argv)
             }
         } else if (strcmp(s, "--greenwave") == 0) {
             greenwave = true;
+        } else if (strcmp(s, "--bus") == 0 && has_val) {
+            bus = argv[++a];
+            if (split_bus(bus, pub_ep, sub_ep) != 0) {
+                fprintf(stderr, "sigflow controller: --bus: expected PUB_EP,SUB_EP, got '%s'\n",
+                        bus);
+                return 2;
+            }
+        } else if (strcmp(s, "--name") == 0 && has_val) {
+            name = argv[++a];
+            if (!valid_name(name)) {
+                fprintf(stderr,
+                        "sigflow controller: --name '%s': expected 1..%d characters of "
+                        "[A-Za-z0-9_.-]\n",
+                        name, SF_BUS_NAME_MAX);
+                return 2;
+            }
         } else if (strcmp(s, "--set") == 0 && has_val) {
             if (n_sets == MAX_SETS) {
                 fprintf(stderr, "sigflow controller: too many --set\n");
@@ -164,6 +321,10 @@ int sf_cmd_controller(int argc, char **argv)
         fprintf(stderr, "sigflow controller: missing SCENARIO (see sigflow controller --help)\n");
         return 2;
     }
+    if (name && !bus) {
+        fprintf(stderr, "sigflow controller: --name needs --bus (the name is the bus's)\n");
+        return 2;
+    }
     if (host && strlen(host) >= SF_MASTER_HOST_LEN) {
         fprintf(stderr, "sigflow controller: --host: too long\n");
         return 2;
@@ -179,6 +340,7 @@ int sf_cmd_controller(int argc, char **argv)
     int status = 1;
     sf_controller_t *c = NULL;
     int tfd = -1, sfd = -1;
+    bus_ctl_t bus_ctl = {0};
     sf_endpoint_t *eps = calloc(sc->n_intersections, sizeof *eps);
     bool *given = calloc(sc->n_intersections, sizeof *given);
     if (!eps || !given) {
@@ -247,6 +409,13 @@ int sf_cmd_controller(int argc, char **argv)
         goto done;
     }
     double step_s = sc->run.step_s > 0 ? sc->run.step_s : 0.1;
+    if (bus) {
+        fprintf(stderr, "sigflow controller: %u units, poll every %.2f s of sim time\n",
+                sc->n_intersections, sc->control.poll_period_s);
+        bus_ctl = (bus_ctl_t){.c = c, .sfd = sfd};
+        status = run_bus(&bus_ctl, pub_ep, sub_ep, name ? name : "controller");
+        goto done;
+    }
     long step_ns = (long)(step_s * 1e9);
     tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
     struct itimerspec its = {.it_interval = {step_ns / 1000000000L, step_ns % 1000000000L},
@@ -292,6 +461,10 @@ int sf_cmd_controller(int argc, char **argv)
 done:
     if (c) {
         json_t *rep = sf_controller_report(c);
+        if (rep && bus)
+            json_object_set_new(rep, "transit_messages",
+                                json_pack("{s:I, s:I}", "taken", (json_int_t)bus_ctl.transit_msgs,
+                                          "refused", (json_int_t)bus_ctl.transit_refused));
         char *s = rep ? json_dumps(rep, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
         if (s)
             fprintf(stderr, "%s\n", s);

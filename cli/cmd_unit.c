@@ -1,5 +1,9 @@
 /* cli/cmd_unit.c — `sigflow unit`: run a scenario's signal units standalone on the wall
- * clock, each behind its own Modbus TCP port, until SIGINT or SIGTERM. */
+ * clock, each behind its own Modbus TCP port, until SIGINT or SIGTERM; or, with --bus, as
+ * a lockstep participant of a simulator elsewhere (`sigflow sim --expect NAME`): unit
+ * time then follows the simulator's steps, detectors come from the bus and lamps go to
+ * it, exactly as the units thread of `sigflow run` does, so units, simulator and
+ * controller can run on different hosts. */
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
@@ -12,18 +16,24 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bus.h"
 #include "commands.h"
 #include "host.h"
+#include "lockstep.h"
 #include "scenario.h"
 
-#define TICK_NS   100000000L /* 0.1 s: the unit's resolution */
-#define MAX_CATCH 10         /* ticks run at most per wake-up after a stall */
+#define TICK_NS        100000000L /* 0.1 s: the unit's resolution */
+#define MAX_CATCH      10         /* ticks run at most per wake-up after a stall */
+#define REGISTER_S     30.0       /* --bus: the simulator must welcome us within this */
+#define WAIT_SLICE_S   1.0        /* --bus: a paused clock is waited for in slices */
+#define LAMP_REFRESH_S 1.0        /* --bus: every unit's lamps are republished this often */
 
 static void usage(FILE *out)
 {
     fprintf(out,
             "usage: sigflow unit SCENARIO [--intersection ID]... [--listen ADDR]\n"
             "                    [--base-port N] [--allow IP]... [--set PATH=VALUE]...\n"
+            "                    [--bus PUB_EP,SUB_EP [--name NAME]]\n"
             "Run the scenario's signal units (all, or each --intersection) on the wall clock\n"
             "at 10 Hz, each serving the register map (`sigflow regmap --md`) over Modbus TCP\n"
             "on ADDR (default run.modbus_listen, 127.0.0.1). Unit i (0-based, in the order\n"
@@ -31,6 +41,10 @@ static void usage(FILE *out)
             "else run.modbus_base_port + i; a base of 0 means ephemeral ports. Prints\n"
             "`ready ID ADDR:PORT` per unit once it listens. With --allow, only those client\n"
             "IPv4 addresses may write; others can read, and get exception 01 for writes.\n"
+            "With --bus the units do not follow the wall clock: they join the simulator's bus\n"
+            "(a `sigflow bus` forwarder's endpoints) as lockstep participant NAME (default\n"
+            "units; the simulator must --expect it), take detector inputs and the time from\n"
+            "its steps and publish their lamps, and exit 0 when the simulator ends the run.\n"
             "Stops on SIGINT/SIGTERM.\n");
 }
 
@@ -126,9 +140,230 @@ static int run_loop(sf_host_t *h, int sfd)
     return rc;
 }
 
+/* ---- --bus: lockstep participant ----------------------------------------------------- */
+
+typedef struct {
+    sf_host_t *h;           /* the units, local index i */
+    const int *which;       /* local index -> scenario intersection index */
+    size_t n_run;           /* units run here */
+    int *local_of;          /* scenario index -> local index, -1 = not here */
+    uint32_t n_ix;          /* intersections in the scenario */
+    uint64_t *presence;     /* per local unit: detector bits as last received */
+    uint8_t *sent_lamps;    /* per local unit SF_MAX_SG codes last published */
+    uint8_t *sent_mode;     /* per local unit control mode last published */
+    uint8_t *sent_fault;    /* per local unit fault code last published */
+    bool *sent_any;         /* per local unit: published at least once */
+    uint32_t refresh_steps; /* republish everything every this many steps */
+    int sfd;                /* signalfd: readable = stop */
+    bool stop;              /* a signal arrived */
+    struct pollfd *pfd;     /* the host's descriptors, reused across waits */
+    size_t cap_pfd;         /* entries in pfd */
+} bus_units_t;
+
+static int bus_on_msg(void *arg, const sf_bus_rx_t *rx)
+{
+    bus_units_t *u = arg;
+    if (rx->type != SF_BUS_DET)
+        return 0;
+    const Sfbus__DetectorInputs *m = (const Sfbus__DetectorInputs *)(const void *)rx->msg;
+    /* Other hosts' intersections and bad indices change nothing. */
+    if (m->ix < u->n_ix && u->local_of[m->ix] >= 0)
+        u->presence[u->local_of[m->ix]] = m->presence;
+    return 0;
+}
+
+/* Step k: detectors in, the step's time of day, tick, then the lamps that changed (every
+ * unit's once per LAMP_REFRESH_S), tagged with the scenario index the simulator uses. */
+static int bus_on_step(void *arg, const Sfbus__Step *st, void *pub)
+{
+    bus_units_t *u = arg;
+    if (sf_host_set_clock(u->h, st->tod_ds) != 0)
+        return -1;
+    for (size_t i = 0; i < u->n_run; i++)
+        sf_unit_set_detectors(sf_host_unit(u->h, i), u->presence[i]);
+    sf_host_tick(u->h);
+    bool refresh = u->refresh_steps && st->k % u->refresh_steps == 0;
+    for (size_t i = 0; i < u->n_run; i++) {
+        const sf_unit_status_t *s = sf_unit_status(sf_host_unit(u->h, i));
+        uint8_t *last = &u->sent_lamps[i * SF_MAX_SG];
+        bool changed = !u->sent_any[i] || s->control_mode != u->sent_mode[i] ||
+                       s->fault_code != u->sent_fault[i] || memcmp(last, s->sg_lamp, s->n_sg) != 0;
+        if (!changed && !refresh)
+            continue;
+        uint32_t remaining[SF_MAX_SG];
+        for (uint8_t g = 0; g < s->n_sg; g++)
+            remaining[g] = s->sg_remaining_ds[g];
+        Sfbus__LampStates m = SFBUS__LAMP_STATES__INIT;
+        m.k = st->k;
+        m.ix = (uint32_t)u->which[i];
+        m.lamps.data = (uint8_t *)s->sg_lamp;
+        m.lamps.len = s->n_sg;
+        m.n_remaining_ds = s->n_sg;
+        m.remaining_ds = remaining;
+        m.control_mode = s->control_mode;
+        m.fault_code = s->fault_code;
+        m.greens = s->greens;
+        m.yellows = s->yellows;
+        m.reds = s->reds;
+        m.plan = s->active_plan;
+        m.cycle_timer_ds = s->cycle_timer_ds;
+        if (sf_bus_send(pub, &m.base) != 0)
+            return -1;
+        memcpy(last, s->sg_lamp, s->n_sg);
+        u->sent_mode[i] = s->control_mode;
+        u->sent_fault[i] = s->fault_code;
+        u->sent_any[i] = true;
+    }
+    return 0;
+}
+
+/* The signal descriptor and the host's Modbus sockets into the participant's poll set:
+ * the controller polls the units between their steps. */
+static size_t bus_io_fill(void *arg, zmq_pollitem_t *items, size_t cap, int *max_wait_ms)
+{
+    bus_units_t *u = arg;
+    size_t n = sf_host_pollfds(u->h, u->pfd, u->cap_pfd);
+    if (n > u->cap_pfd) {
+        struct pollfd *p = realloc(u->pfd, n * 2 * sizeof *p);
+        if (!p)
+            n = 0; /* serve only the signal this round; the next wait tries again */
+        else {
+            u->pfd = p;
+            u->cap_pfd = n * 2;
+            n = sf_host_pollfds(u->h, u->pfd, u->cap_pfd);
+        }
+    }
+    if (n + 1 > cap)
+        return n + 1;
+    items[0] = (zmq_pollitem_t){NULL, u->sfd, ZMQ_POLLIN, 0};
+    for (size_t i = 0; i < n; i++)
+        items[i + 1] = (zmq_pollitem_t){NULL, u->pfd[i].fd, u->pfd[i].fd < 0 ? 0 : ZMQ_POLLIN, 0};
+    *max_wait_ms = sf_host_wait_hint_ms(u->h);
+    return n + 1;
+}
+
+static int bus_io_serve(void *arg, const zmq_pollitem_t *items, size_t n)
+{
+    bus_units_t *u = arg;
+    if (n > 0 && (items[0].revents & ZMQ_POLLIN)) {
+        struct signalfd_siginfo si;
+        if (read(u->sfd, &si, sizeof si) == (ssize_t)sizeof si)
+            fprintf(stderr, "sigflow unit: %s, stopping\n", strsignal((int)si.ssi_signo));
+        u->stop = true;
+        return -1;
+    }
+    /* Also when nothing was readable: a partial frame may have timed out (wait hint). */
+    if (sf_host_poll(u->h, 0) < 0 && errno != EINTR)
+        return -1;
+    return 0;
+}
+
+/* Join the bus at pub_ep/sub_ep as name and step until the simulator's Bye (0), a signal
+ * (0) or an error (1, said on stderr). */
+static int run_bus(sf_host_t *h, const sf_scenario_t *sc, const int *which, size_t n_run,
+                   const char *pub_ep, const char *sub_ep, const char *name, int sfd)
+{
+    int rc = 1;
+    bus_units_t u = {
+        .h = h, .which = which, .n_run = n_run, .n_ix = sc->n_intersections, .sfd = sfd};
+    size_t n = n_run ? n_run : 1;
+    u.local_of = malloc((sc->n_intersections ? sc->n_intersections : 1) * sizeof *u.local_of);
+    u.presence = calloc(n, sizeof *u.presence);
+    u.sent_lamps = calloc(n * SF_MAX_SG, 1);
+    u.sent_mode = calloc(n, 1);
+    u.sent_fault = calloc(n, 1);
+    u.sent_any = calloc(n, sizeof *u.sent_any);
+    void *zctx = zmq_ctx_new();
+    sf_participant_t *p = NULL;
+    if (!u.local_of || !u.presence || !u.sent_lamps || !u.sent_mode || !u.sent_fault ||
+        !u.sent_any || !zctx) {
+        fprintf(stderr, "sigflow unit: out of memory\n");
+        goto out;
+    }
+    for (uint32_t i = 0; i < sc->n_intersections; i++)
+        u.local_of[i] = -1;
+    for (size_t i = 0; i < n_run; i++)
+        u.local_of[which[i]] = (int)i;
+    uint32_t step_ds = (uint32_t)(sc->run.step_s * 10.0 + 0.5);
+    u.refresh_steps = (uint32_t)(LAMP_REFRESH_S * 10.0 / (double)(step_ds ? step_ds : 1) + 0.5);
+    const char *topics[] = {"det"};
+    sf_participant_config_t pc = {.name = name,
+                                  .role = SFBUS__ROLE__ROLE_UNITS,
+                                  .lockstep = 1,
+                                  .topics = topics,
+                                  .n_topics = 1,
+                                  .stage = 0};
+    p = sf_participant_new(zctx, pub_ep, sub_ep, &pc);
+    if (!p) {
+        fprintf(stderr, "sigflow unit: --bus %s,%s: cannot join: %s\n", pub_ep, sub_ep,
+                sf_bus_strerror(errno));
+        goto out;
+    }
+    sf_participant_io_t io = {.fill = bus_io_fill, .serve = bus_io_serve, .arg = &u};
+    /* Registration first (the Modbus sockets wait in the kernel's backlog meanwhile). */
+    if (sf_participant_register(p, REGISTER_S, bus_on_msg, &u) != 0) {
+        fprintf(stderr, "sigflow unit: %s\n", sf_participant_error(p));
+        goto out;
+    }
+    fprintf(stderr, "sigflow unit: joined the bus as %s\n", name);
+    sf_participant_set_io(p, &io);
+    for (;;) {
+        int r = sf_participant_step(p, WAIT_SLICE_S, bus_on_msg, bus_on_step, &u);
+        if (r == 1)
+            continue;
+        if (r == 0) {
+            fprintf(stderr, "sigflow unit: the simulator ended the run after %llu steps\n",
+                    (unsigned long long)sf_participant_steps(p));
+            rc = 0;
+            break;
+        }
+        if (u.stop) {
+            rc = 0;
+            break;
+        }
+        if (errno == SF_BUS_ETIMEOUT)
+            continue; /* a paused or slow clock: the units go on serving Modbus */
+        fprintf(stderr, "sigflow unit: %s\n", sf_participant_error(p));
+        break;
+    }
+out:
+    sf_participant_destroy(&p);
+    if (zctx)
+        zmq_ctx_term(zctx);
+    free(u.local_of);
+    free(u.presence);
+    free(u.sent_lamps);
+    free(u.sent_mode);
+    free(u.sent_fault);
+    free(u.sent_any);
+    free(u.pfd);
+    return rc;
+}
+
+/* "PUB_EP,SUB_EP" into pub and sub (each SF_BUS_ENDPOINT_MAX); -1 when malformed. */
+static int split_bus(const char *arg, char *pub, char *sub)
+{
+    const char *comma = strchr(arg, ',');
+    size_t lp = comma ? (size_t)(comma - arg) : 0;
+    if (!comma || lp == 0 || !comma[1] || lp >= SF_BUS_ENDPOINT_MAX ||
+        strlen(comma + 1) >= SF_BUS_ENDPOINT_MAX || strchr(comma + 1, ','))
+        return -1;
+    memcpy(pub, arg, lp);
+    pub[lp] = 0;
+    snprintf(sub, SF_BUS_ENDPOINT_MAX, "%s", comma + 1);
+    return 0;
+}
+
+static bool valid_name(const char *s)
+{
+    static const char ok[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-";
+    return s[0] && strlen(s) <= SF_BUS_NAME_MAX && strspn(s, ok) == strlen(s);
+}
+
 int sf_cmd_unit(int argc, char **argv)
 {
-    const char *file = NULL, *listen = NULL;
+    const char *file = NULL, *listen = NULL, *bus = NULL, *name = NULL;
+    char pub_ep[SF_BUS_ENDPOINT_MAX], sub_ep[SF_BUS_ENDPOINT_MAX];
     const char **ids = calloc((size_t)argc, sizeof *ids);
     const char **sets = calloc((size_t)argc, sizeof *sets);
     const char **allow = calloc((size_t)argc, sizeof *allow);
@@ -165,10 +400,26 @@ int sf_cmd_unit(int argc, char **argv)
             allow[n_allow++] = argv[++i];
         } else if (strcmp(a, "--set") == 0 && has_val) {
             sets[n_sets++] = argv[++i];
+        } else if (strcmp(a, "--bus") == 0 && has_val) {
+            bus = argv[++i];
+            if (split_bus(bus, pub_ep, sub_ep) != 0) {
+                fprintf(stderr, "sigflow unit: --bus: expected PUB_EP,SUB_EP, got '%s'\n", bus);
+                goto done;
+            }
+        } else if (strcmp(a, "--name") == 0 && has_val) {
+            name = argv[++i];
+            if (!valid_name(name)) {
+                fprintf(stderr,
+                        "sigflow unit: --name '%s': expected 1..%d characters of "
+                        "[A-Za-z0-9_.-]\n",
+                        name, SF_BUS_NAME_MAX);
+                goto done;
+            }
         } else if (a[0] == '-') {
             int known = strcmp(a, "--intersection") == 0 || strcmp(a, "--listen") == 0 ||
                         strcmp(a, "--base-port") == 0 || strcmp(a, "--allow") == 0 ||
-                        strcmp(a, "--set") == 0;
+                        strcmp(a, "--set") == 0 || strcmp(a, "--bus") == 0 ||
+                        strcmp(a, "--name") == 0;
             fprintf(stderr, "sigflow unit: %s '%s' (see sigflow unit --help)\n",
                     known ? "missing value after" : "unknown option", a);
             goto done;
@@ -181,6 +432,10 @@ int sf_cmd_unit(int argc, char **argv)
     }
     if (!file) {
         fprintf(stderr, "sigflow unit: missing SCENARIO (see sigflow unit --help)\n");
+        goto done;
+    }
+    if (name && !bus) {
+        fprintf(stderr, "sigflow unit: --name needs --bus (the name is the bus's)\n");
         goto done;
     }
 
@@ -270,8 +525,11 @@ int sf_cmd_unit(int argc, char **argv)
         printf("ready %s %s:%u\n", sc->intersections[which[i]].id, listen,
                (unsigned)sf_host_port(h, i));
     fflush(stdout);
+    if (bus)
+        status = run_bus(h, sc, which, n_run, pub_ep, sub_ep, name ? name : "units", sfd);
+    else
+        status = run_loop(h, sfd);
     free(which);
-    status = run_loop(h, sfd);
 
 done:
     if (sfd >= 0)

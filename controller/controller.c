@@ -34,6 +34,7 @@ typedef struct {
     uint8_t sel_plan;                 /* its plan number */
     uint8_t selected;                 /* plan number last selected and accepted, 0 none */
     bool seen;                        /* status read at least once */
+    uint64_t missed_seen;             /* health.n_missed at the last watch_unit */
     uint16_t mode, fault, fallback, latched, active_plan; /* last seen, for changes */
     bool identity_logged;             /* an identity mismatch was logged for this link */
     sf_tsp_action_t mb[MAX_MB];       /* mailbox writes in round 2 */
@@ -432,7 +433,15 @@ static void watch_unit(sf_controller_t *c, uint32_t i, double t, sf_link_state_t
                          (double)st->health.next_try_ds / 10.0));
             u->seen = false;
         }
+    } else if (was == SF_LINK_OFFLINE && st->health.n_missed > u->missed_seen) {
+        /* A reconnect attempt failed: logged with the back-off to the next one, so the
+         * log shows the spacing growing (health.h) and every attempt made. */
+        ev(c, t, i, SF_EV_COMMS,
+           json_pack("{s:s, s:i, s:f}", "event", "reconnect_failed", "missed",
+                     (int)st->health.missed_run, "next_try_s",
+                     (double)st->health.next_try_ds / 10.0));
     }
+    u->missed_seen = st->health.n_missed;
     if (st->health.state != SF_LINK_ONLINE || st->status_ds < 0)
         return;
     if (!st->identity_ok && !u->identity_logged) {
