@@ -8,23 +8,25 @@
 #include "bus.h"
 #include "commands.h"
 #include "curve.h"
+#include "curve_opts.h"
 #include <zmq.h>
 
 static void usage(FILE *out)
 {
-    fprintf(
-        out,
-        "usage: sigflow bus [--pub ENDPOINT] [--sub ENDPOINT] [--hwm N]\n"
-        "                   [--curve-secret FILE --authorized DIR]\n"
-        "  --pub ENDPOINT  where publishers connect (XSUB), default %s\n"
-        "  --sub ENDPOINT  where subscribers connect (XPUB), default %s\n"
-        "  --hwm N         messages queued per slow subscriber before dropping, "
-        "default %d\n"
-        "  --curve-secret FILE  run as a CurveZMQ server with this secret key (sigflow keygen)\n"
-        "  --authorized DIR     admit only clients whose key is one of DIR/*.pub\n"
-        "A port of * picks a free one. Prints \"ready pub=... sub=...\" when bound;\n"
-        "stops on SIGINT or SIGTERM.\n",
-        SF_BUS_DEFAULT_PUB, SF_BUS_DEFAULT_SUB, SF_BUS_XPUB_SNDHWM);
+    fprintf(out,
+            "usage: sigflow bus [--pub ENDPOINT] [--sub ENDPOINT] [--hwm N]\n"
+            "                   [--curve-key FILE --curve-allow DIR|FILE]\n"
+            "  --pub ENDPOINT  where publishers connect (XSUB), default %s\n"
+            "  --sub ENDPOINT  where subscribers connect (XPUB), default %s\n"
+            "  --hwm N         messages queued per slow subscriber before dropping, "
+            "default %d\n"
+            "A port of * picks a free one. Prints \"ready pub=... sub=...\" when bound;\n"
+            "stops on SIGINT or SIGTERM.\n",
+            SF_BUS_DEFAULT_PUB, SF_BUS_DEFAULT_SUB, SF_BUS_XPUB_SNDHWM);
+    fputs(SF_CURVE_HELP_SERVER
+          "  (--curve-secret and --authorized are the older names of these two)\n"
+          "  Participants then join with --curve-key THEIR.key --curve-server-key SERVER.pub\n",
+          out);
 }
 
 int sf_cmd_bus(int argc, char **argv)
@@ -46,10 +48,14 @@ int sf_cmd_bus(int argc, char **argv)
             pub = argv[++i];
         } else if (strcmp(argv[i], "--sub") == 0) {
             sub = argv[++i];
-        } else if (strcmp(argv[i], "--curve-secret") == 0) {
+        } else if (strcmp(argv[i], "--curve-secret") == 0 || strcmp(argv[i], "--curve-key") == 0) {
             secret_file = argv[++i];
-        } else if (strcmp(argv[i], "--authorized") == 0) {
+        } else if (strcmp(argv[i], "--authorized") == 0 || strcmp(argv[i], "--curve-allow") == 0) {
             auth_dir = argv[++i];
+        } else if (strcmp(argv[i], "--curve-server-key") == 0) {
+            fprintf(stderr, "sigflow bus: --curve-server-key is for participants joining a bus; "
+                            "the bus takes --curve-key (its secret key) and --curve-allow\n");
+            return 2;
         } else if (strcmp(argv[i], "--hwm") == 0) {
             char *end;
             errno = 0;
@@ -67,12 +73,12 @@ int sf_cmd_bus(int argc, char **argv)
     }
 
     if (!secret_file != !auth_dir) {
-        fprintf(stderr, "sigflow bus: --curve-secret and --authorized go together\n");
+        fprintf(stderr, "sigflow bus: --curve-key and --curve-allow go together\n");
         return 2;
     }
     char secret[SF_CURVE_Z85_LEN + 1] = "";
     if (secret_file && sf_curve_read_key(secret_file, secret) != 0) {
-        fprintf(stderr, "sigflow bus: --curve-secret %s: %s\n", secret_file,
+        fprintf(stderr, "sigflow bus: --curve-key %s: %s\n", secret_file,
                 errno == EINVAL ? "not a Z85 key file" : strerror(errno));
         return 1;
     }
@@ -91,9 +97,12 @@ int sf_cmd_bus(int argc, char **argv)
     sf_curve_auth_t *auth = NULL;
     if (auth_dir) {
         auth = sf_curve_auth_new(ctx, auth_dir);
-        if (!auth) {
-            fprintf(stderr, "sigflow bus: --authorized %s: %s\n", auth_dir,
-                    errno == EINVAL ? "a *.pub file is not a Z85 key" : strerror(errno));
+        if (!auth || sf_curve_auth_keys(auth) == 0) {
+            fprintf(stderr, "sigflow bus: --curve-allow %s: %s\n", auth_dir,
+                    auth              ? "no *.pub key there: nobody could join"
+                    : errno == EINVAL ? "a *.pub file is not a Z85 key"
+                                      : strerror(errno));
+            sf_curve_auth_destroy(&auth);
             zmq_ctx_term(ctx);
             return 1;
         }

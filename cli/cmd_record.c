@@ -11,6 +11,7 @@
 
 #include "bus.h"
 #include "commands.h"
+#include "curve_opts.h"
 #include "record.h"
 
 #define MAX_TOPICS 32
@@ -19,6 +20,7 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: sigflow record --bus SUB_ENDPOINT --out FILE [--topics T,...]\n"
+            "                      [--curve-key FILE --curve-server-key FILE]\n"
             "  --bus SUB_ENDPOINT  the forwarder's subscriber endpoint (XPUB), e.g. %s\n"
             "  --out FILE          recording to write (created or truncated)\n"
             "  --topics T,...      record only these topic prefixes (default: everything)\n"
@@ -26,6 +28,7 @@ static void usage(FILE *out)
             "time; format in proto/record.h. Prints \"ready ...\" on stderr once subscribed;\n"
             "stops on SIGINT or SIGTERM. A kill at any moment leaves a readable file.\n",
             SF_BUS_DEFAULT_SUB);
+    fputs(SF_CURVE_HELP_CLIENT, out);
 }
 
 static uint64_t mono_ns(void)
@@ -98,6 +101,7 @@ int sf_cmd_record(int argc, char **argv)
     char topics_buf[1024] = "";
     const char *topics[MAX_TOPICS];
     size_t n_topics = 0;
+    sf_curve_opts_t curve = {0};
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
@@ -108,7 +112,12 @@ int sf_cmd_record(int argc, char **argv)
             usage(stderr);
             return 2;
         }
-        if (strcmp(argv[i], "--bus") == 0) {
+        int cr = sf_curve_opt("record", &curve, argv[i], argv[i + 1]);
+        if (cr < 0)
+            return 2;
+        if (cr > 0) {
+            i++;
+        } else if (strcmp(argv[i], "--bus") == 0) {
             bus = argv[++i];
         } else if (strcmp(argv[i], "--out") == 0) {
             out = argv[++i];
@@ -147,6 +156,11 @@ int sf_cmd_record(int argc, char **argv)
     }
     if (n_topics == 0)
         topics[n_topics++] = "";
+    sf_bus_security_t keys;
+    bool secure = false;
+    int crc = sf_curve_opts_client("record", &curve, &keys, &secure);
+    if (crc != 0)
+        return crc;
 
     /* Stop signals are taken synchronously between polls (blocked before libzmq starts
      * its threads, which inherit the mask). */
@@ -164,7 +178,8 @@ int sf_cmd_record(int argc, char **argv)
         return 1;
     }
     void *ctx = zmq_ctx_new();
-    void *sub = ctx ? sf_bus_sub_new(ctx, bus, topics, n_topics, 0) : NULL;
+    void *sub =
+        ctx ? sf_bus_sub_new_secure(ctx, bus, topics, n_topics, 0, secure ? &keys : NULL) : NULL;
     if (!sub) {
         fprintf(stderr, "sigflow record: cannot connect to %s: %s\n", bus, sf_bus_strerror(errno));
         sf_rec_writer_destroy(&w);
@@ -172,7 +187,7 @@ int sf_cmd_record(int argc, char **argv)
             zmq_ctx_term(ctx);
         return 1;
     }
-    fprintf(stderr, "ready record bus=%s out=%s\n", bus, out);
+    fprintf(stderr, "ready record bus=%s out=%s%s\n", bus, out, secure ? " curve" : "");
     fflush(stderr);
 
     uint64_t t0 = mono_ns(), skipped = 0;

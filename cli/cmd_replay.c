@@ -12,6 +12,8 @@
 
 #include "bus.h"
 #include "commands.h"
+#include "curve.h"
+#include "curve_opts.h"
 #include "record.h"
 
 #define REPLAY_LINGER_MS 2000 /* how long the end of the replay may take to flush, ms */
@@ -21,12 +23,18 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: sigflow replay FILE [--speed X | --max] [--pub ENDPOINT | --to ENDPOINT]"
             " [--wait N]\n"
+            "                    [--curve-key FILE (--curve-allow DIR|FILE | --curve-server-key "
+            "FILE)]\n"
             "  --speed X       play X times as fast as recorded (default 1; 0.01..10000)\n"
             "  --max           as fast as possible (no spacing)\n"
             "  --pub ENDPOINT  bind here; viewers connect with `sigflow view --bus ENDPOINT`\n"
             "                  (default %s; a port of * picks a free one)\n"
             "  --to ENDPOINT   instead, connect to a running forwarder's publisher endpoint\n"
             "  --wait N        start only after N subscriptions have arrived (default 0)\n"
+            "  --curve-key FILE  CurveZMQ: this side's secret key (sigflow keygen); with --pub\n"
+            "                  it serves the viewers securely and needs --curve-allow DIR|FILE\n"
+            "                  (their authorised public keys); with --to it joins a secured\n"
+            "                  forwarder and needs --curve-server-key FILE (the bus's NAME.pub)\n"
             "Prints \"ready replay pub=ENDPOINT\" on stderr when bound. A torn last record is\n"
             "reported and skipped (exit 0); a damaged record in the middle stops the replay\n"
             "there with its index and offset (exit 1). Stops on SIGINT or SIGTERM.\n",
@@ -76,7 +84,7 @@ static int drain_subscriptions(void *xpub)
 }
 
 static int parse_args(int argc, char **argv, const char **file, double *speed, const char **ep,
-                      bool *connect, long *wait_n)
+                      bool *connect, long *wait_n, sf_curve_opts_t *curve)
 {
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -101,7 +109,12 @@ static int parse_args(int argc, char **argv, const char **file, double *speed, c
         }
         char *end;
         errno = 0;
-        if (strcmp(argv[i], "--speed") == 0) {
+        int cr = sf_curve_opt("replay", curve, argv[i], argv[i + 1]);
+        if (cr < 0)
+            return 2;
+        if (cr > 0) {
+            i++;
+        } else if (strcmp(argv[i], "--speed") == 0) {
             double v = strtod(argv[++i], &end);
             if (errno || *end || end == argv[i] || !(v >= 0.01 && v <= 10000)) {
                 fprintf(stderr, "sigflow replay: --speed: expected 0.01..10000, got '%s'\n",
@@ -137,11 +150,21 @@ int sf_cmd_replay(int argc, char **argv)
     double speed = 1.0;
     bool connect = false;
     long wait_n = 0;
-    int pr = parse_args(argc, argv, &file, &speed, &ep, &connect, &wait_n);
+    sf_curve_opts_t curve = {0};
+    int pr = parse_args(argc, argv, &file, &speed, &ep, &connect, &wait_n, &curve);
     if (pr == 2)
         usage(stderr);
     if (pr >= 0)
         return pr;
+    /* Keys: joining a forwarder (--to) as a client, or serving viewers (--pub) as a CURVE
+     * server; read and checked before anything starts. */
+    sf_bus_security_t keys;
+    char secret[SF_CURVE_Z85_LEN + 1] = "";
+    bool secure = false;
+    int crc = connect ? sf_curve_opts_client("replay", &curve, &keys, &secure)
+                      : sf_curve_opts_server("replay", &curve, secret, &keys, &secure);
+    if (crc != 0)
+        return crc;
 
     FILE *f = fopen(file, "rb");
     if (!f) {
@@ -166,19 +189,28 @@ int sf_cmd_replay(int argc, char **argv)
 
     int status = 1;
     void *ctx = zmq_ctx_new();
-    void *pub = ctx ? zmq_socket(ctx, ZMQ_XPUB) : NULL;
+    sf_curve_auth_t *auth = NULL;
+    void *pub = NULL;
+    if (ctx && secure && !connect && !(auth = sf_curve_auth_new(ctx, curve.allow))) {
+        fprintf(stderr, "sigflow replay: --curve-allow %s: %s\n", curve.allow, strerror(errno));
+        goto done;
+    }
+    pub = ctx ? zmq_socket(ctx, ZMQ_XPUB) : NULL;
     int hwm = SF_BUS_PUB_SNDHWM, linger = REPLAY_LINGER_MS;
     char bound[SF_BUS_ENDPOINT_MAX] = "";
     size_t bl = sizeof bound;
     if (!pub || zmq_setsockopt(pub, ZMQ_SNDHWM, &hwm, sizeof hwm) != 0 ||
         zmq_setsockopt(pub, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
+        (secure && connect &&
+         sf_curve_apply_client(pub, keys.public_key, keys.secret_key, keys.server_key) != 0) ||
+        (secure && !connect && sf_curve_apply_server(pub, secret) != 0) ||
         (connect ? zmq_connect(pub, ep) : zmq_bind(pub, ep)) != 0 ||
         zmq_getsockopt(pub, ZMQ_LAST_ENDPOINT, bound, &bl) != 0) {
         fprintf(stderr, "sigflow replay: cannot %s %s: %s\n", connect ? "connect to" : "bind", ep,
                 zmq_strerror(errno));
         goto done;
     }
-    fprintf(stderr, "ready replay pub=%s\n", connect ? ep : bound);
+    fprintf(stderr, "ready replay pub=%s%s\n", connect ? ep : bound, secure ? " curve" : "");
     fflush(stderr);
 
     int sig = 0;
@@ -224,6 +256,7 @@ int sf_cmd_replay(int argc, char **argv)
 done:
     if (pub)
         zmq_close(pub);
+    sf_curve_auth_destroy(&auth);
     if (ctx)
         zmq_ctx_term(ctx);
     sf_rec_reader_destroy(&r);

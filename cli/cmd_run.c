@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "curve_opts.h"
 #include "run.h"
 #include "scenario.h"
 #ifdef HAVE_SF_VIEW
@@ -31,7 +32,7 @@ static void usage(FILE *out)
             "usage: sigflow run [SCENARIO] [--headless] [--duration S] [--seed N]\n"
             "                   [--set PATH=VALUE]... [--report FILE] [--realtime [FACTOR]]\n"
             "                   [--no-controller] [--inproc] [--screenshot FILE.png --at S]\n"
-            "                   [--expect NAME]...\n"
+            "                   [--expect NAME]... [--curve-key FILE --curve-allow DIR|FILE]\n"
             "Run a whole scenario in one process: the ZeroMQ bus forwarder, the simulator (the\n"
             "clock), every intersection's signal unit behind its own Modbus TCP port and the\n"
             "central controller polling them over Modbus, all on 127.0.0.1 (ephemeral ports).\n"
@@ -56,6 +57,10 @@ static void usage(FILE *out)
             "                      on stderr as `sigflow run: bus PUB SUB` before registration\n"
             "Exit status: 0 done, 1 scenario or run error, 2 usage error, 130 interrupted\n"
             "(SIGINT/SIGTERM: the partial report is still written, flagged \"partial\").\n");
+    fputs(SF_CURVE_HELP_SERVER
+          "  (this run's own threads join with a key pair made in memory; the report is\n"
+          "  the same as on a plain bus)\n",
+          out);
 }
 
 static int parse_double(const char *s, double *out)
@@ -256,7 +261,7 @@ static int run_with_window(const sf_scenario_t *sc, sf_runner_opts_t *o, sf_runn
     bool up = w.bus_up && !w.finished;
     pthread_mutex_unlock(&w.mu);
     if (up) {
-        sf_live_opts_t lo = {.sub_endpoint = w.sub, .pub_endpoint = w.pub};
+        sf_live_opts_t lo = {.sub_endpoint = w.sub, .pub_endpoint = w.pub, .security = o->security};
         char err[256] = "";
         if (sf_live_run(sc, &lo, NULL, err, sizeof err) != 0)
             fprintf(stderr, "sigflow run: no window (%s); running headless\n",
@@ -283,6 +288,8 @@ int sf_cmd_run(int argc, char **argv)
     double speed = 1.0, at_s = 0, duration = 0;
     unsigned long long seed = 0;
     bool have_duration = false, have_seed = false;
+    sf_curve_opts_t curve = {0};
+    int cr;
     for (int a = 1; a < argc; a++) {
         const char *s = argv[a];
         bool has_val = a + 1 < argc;
@@ -346,6 +353,10 @@ int sf_cmd_run(int argc, char **argv)
                 return 2;
             }
             expect[n_expect++] = nm;
+        } else if ((cr = sf_curve_opt("run", &curve, s, has_val ? argv[a + 1] : NULL)) != 0) {
+            if (cr < 0)
+                return 2;
+            a++;
         } else if (strcmp(s, "--report") == 0 && has_val) {
             report = argv[++a];
         } else if (strcmp(s, "--screenshot") == 0 && has_val) {
@@ -386,6 +397,13 @@ int sf_cmd_run(int argc, char **argv)
         return 2;
     }
 #endif
+    /* Keys are read and checked before anything starts. */
+    char curve_secret[SF_CURVE_Z85_LEN + 1] = "";
+    sf_bus_security_t own_keys;
+    bool secure = false;
+    int crc = sf_curve_opts_server("run", &curve, curve_secret, &own_keys, &secure);
+    if (crc != 0)
+        return crc;
     char dur_set[64], seed_set[64], path_buf[4096];
     if (have_duration) {
         snprintf(dur_set, sizeof dur_set, "run.duration_s=%.17g", duration);
@@ -454,7 +472,10 @@ int sf_cmd_run(int argc, char **argv)
                           .shot_at_s = at_s,
                           .extra = expect,
                           .n_extra = n_expect,
-                          .ready = print_ready};
+                          .ready = print_ready,
+                          .security = secure ? &own_keys : NULL,
+                          .curve_secret = secure ? curve_secret : NULL,
+                          .curve_allow = secure ? curve.allow : NULL};
     if (!window && isatty(STDERR_FILENO)) {
         o.tick = progress_tick;
         o.tick_arg = &prog;

@@ -14,6 +14,7 @@
 
 #include "bus.h"
 #include "commands.h"
+#include "curve_opts.h"
 #include "run.h"
 #include "scenario.h"
 
@@ -25,7 +26,7 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: sigflow sim SCENARIO [--bus PUB_EP,SUB_EP] [--expect NAME]...\n"
             "                  [--duration S] [--seed N] [--set PATH=VALUE]... [--report FILE]\n"
-            "                  [--realtime [FACTOR]]\n"
+            "                  [--realtime [FACTOR]] [--curve-key FILE --curve-server-key FILE]\n"
             "Run the simulator alone as the clock master on an existing bus forwarder (default\n"
             "%s,%s, e.g. `sigflow bus`). It waits for every --expect NAME lockstep\n"
             "participant (e.g. units, controller, a HIL bridge) and runs the scenario in\n"
@@ -34,6 +35,7 @@ static void usage(FILE *out)
             "summary on stdout at the end. Exit status: 0 done, 1 error (a participant that\n"
             "stops answering is named after run.step_timeout_s), 2 usage, 130 interrupted.\n",
             SF_BUS_DEFAULT_PUB, SF_BUS_DEFAULT_SUB);
+    fputs(SF_CURVE_HELP_CLIENT, out);
 }
 
 static void print_ready(void *arg, int phase, const char *pub_ep, const char *sub_ep)
@@ -61,6 +63,8 @@ int sf_cmd_sim(int argc, char **argv)
     bool realtime = false;
     double speed = 1.0;
     char dur_set[64], seed_set[64];
+    sf_curve_opts_t curve = {0};
+    int cr;
     for (int a = 1; a < argc; a++) {
         const char *s = argv[a];
         bool has_val = a + 1 < argc;
@@ -115,6 +119,10 @@ int sf_cmd_sim(int argc, char **argv)
                 return 2;
             }
             sets[n_sets++] = argv[++a];
+        } else if ((cr = sf_curve_opt("sim", &curve, s, has_val ? argv[a + 1] : NULL)) != 0) {
+            if (cr < 0)
+                return 2;
+            a++;
         } else if (strcmp(s, "--report") == 0 && has_val) {
             report = argv[++a];
         } else if (strcmp(s, "--realtime") == 0) {
@@ -163,6 +171,11 @@ int sf_cmd_sim(int argc, char **argv)
         pub[lp] = 0;
         snprintf(sub, sizeof sub, "%s", comma + 1);
     }
+    sf_bus_security_t keys;
+    bool secure = false;
+    int crc = sf_curve_opts_client("sim", &curve, &keys, &secure);
+    if (crc != 0)
+        return crc;
     sf_errors_t errs = {0};
     sf_scenario_t *sc = sf_scenario_load(file, sets, n_sets, &errs);
     if (!sc) {
@@ -194,7 +207,8 @@ int sf_cmd_sim(int argc, char **argv)
                           .n_extra = n_expect,
                           .bus_pub = pub,
                           .bus_sub = sub,
-                          .ready = print_ready};
+                          .ready = print_ready,
+                          .security = secure ? &keys : NULL};
     sf_runner_result_t res;
     int status = 0;
     if (sf_runner_run(&o, &res) != 0) {

@@ -8,6 +8,7 @@
 
 #include "bus.h"
 #include "commands.h"
+#include "curve_opts.h"
 #include "live.h"
 #include "scenario.h"
 
@@ -17,7 +18,8 @@ static void usage(FILE *out)
             "usage: sigflow view SCENARIO [--bus ENDPOINT] [--pub ENDPOINT | --no-commands]\n"
             "                    [--software] [--size WxH] [--record FILE]\n"
             "                    [--screenshot FILE.png --at SECONDS [--exit]] [--wall SECONDS]\n"
-            "                    [--select ID] [--keys K1,K2...]\n\n"
+            "                    [--select ID] [--keys K1,K2...]\n"
+            "                    [--curve-key FILE --curve-server-key FILE]\n\n"
             "Open the live window on a running simulation bus: the network of SCENARIO to\n"
             "scale with lamps, detectors, vehicles and queues; click an intersection for its\n"
             "panel; h shows the keys. The viewer never slows the simulation: it drops\n"
@@ -36,6 +38,7 @@ static void usage(FILE *out)
             "                   e.g. --keys space,+,p\n"
             "  -h, --help       this text\n",
             SF_BUS_DEFAULT_SUB, SF_BUS_DEFAULT_PUB);
+    fputs(SF_CURVE_HELP_CLIENT, out);
 }
 
 static int parse_num(const char *opt, const char *v, double lo, double hi, double *out)
@@ -55,6 +58,7 @@ int sf_cmd_view(int argc, char **argv)
     sf_live_opts_t o = {
         .sub_endpoint = SF_BUS_DEFAULT_SUB, .pub_endpoint = SF_BUS_DEFAULT_PUB, .shot_at_s = -1};
     const char *file = NULL;
+    sf_curve_opts_t curve = {0};
     for (int k = 1; k < argc; k++) {
         const char *a = argv[k];
         const char *v = k + 1 < argc ? argv[k + 1] : NULL;
@@ -71,7 +75,12 @@ int sf_cmd_view(int argc, char **argv)
             fprintf(stderr, "sigflow view: %s needs a value\n", a);
             return 2;
         }
-        if (strcmp(a, "--bus") == 0) {
+        int cr = sf_curve_opt("view", &curve, a, v);
+        if (cr < 0)
+            return 2;
+        if (cr > 0) {
+            /* taken, with its value */
+        } else if (strcmp(a, "--bus") == 0) {
             o.sub_endpoint = v;
         } else if (strcmp(a, "--pub") == 0) {
             o.pub_endpoint = v;
@@ -132,6 +141,12 @@ int sf_cmd_view(int argc, char **argv)
         fprintf(stderr, "sigflow view: --exit needs --screenshot\n");
         return 2;
     }
+    sf_bus_security_t keys;
+    bool secure = false;
+    int crc = sf_curve_opts_client("view", &curve, &keys, &secure);
+    if (crc != 0)
+        return crc;
+    o.security = secure ? &keys : NULL;
     sf_errors_t errs = {0, NULL};
     sf_scenario_t *sc = sf_scenario_load(file, NULL, 0, &errs);
     if (!sc) {

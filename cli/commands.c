@@ -11,7 +11,7 @@ const sf_command_t sf_commands[] = {
      sf_cmd_check},
     {"plan", "webster|greenwave SCENARIO [OPTIONS] [--set PATH=VALUE]...",
      "Webster cycle and splits, or green-wave offsets and bandwidth (--write FILE)", sf_cmd_plan},
-    {"bus", "[--pub ENDPOINT] [--sub ENDPOINT] [--hwm N] [--curve-secret FILE --authorized DIR]",
+    {"bus", "[--pub ENDPOINT] [--sub ENDPOINT] [--hwm N] [--curve-key FILE --curve-allow DIR|FILE]",
      "run a standalone ZeroMQ bus forwarder (XSUB/XPUB); stops on SIGINT/SIGTERM", sf_cmd_bus},
     {"unit", "SCENARIO [--intersection ID]... [--listen ADDR] [--base-port N] [--allow IP]...",
      "run signal units on the wall clock behind Modbus TCP (prints `ready ID ADDR:PORT`)",

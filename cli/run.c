@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "bus.h"
+#include "curve.h"
 #include "lockstep.h"
 #include "run_parts.h"
 #include "sim.h"
@@ -280,6 +281,7 @@ static json_t *build_report(const sf_runner_opts_t *o, sf_sim_t *sim, const run_
     json_object_set_new(perf, "sim_model_wall_s",
                         json_real(json_is_number(w) ? json_number_value(w) : 0));
     json_object_set_new(perf, "transport", json_string(o->inproc ? "inproc" : "tcp"));
+    json_object_set_new(perf, "bus_security", json_string(o->security ? "curve" : "none"));
     json_object_set_new(perf, "controller", json_boolean(ctl != NULL));
     sf_clock_jitter_t j = sf_clock_jitter(clk);
     json_object_set_new(perf, "realtime", json_boolean(realtime));
@@ -308,7 +310,7 @@ int sf_runner_run(const sf_runner_opts_t *o, sf_runner_result_t *res)
         return -1;
     memset(res, 0, sizeof *res);
     if (!o || !o->sc || (o->realtime && !(o->speed > 0)) || (o->n_extra && !o->extra) ||
-        o->n_extra > 8) {
+        o->n_extra > 8 || (o->curve_secret && (!o->curve_allow || !o->security))) {
         set_err(res->err, sizeof res->err, "run: bad options");
         errno = EINVAL;
         return -1;
@@ -318,6 +320,7 @@ int sf_runner_run(const sf_runner_opts_t *o, sf_runner_result_t *res)
     void *zctx = o->zctx;
     bool own_ctx = false;
     sf_bus_forwarder_t *fwd = NULL;
+    sf_curve_auth_t *auth = NULL;
     run_units_t *units = NULL;
     run_ctl_t *ctl = NULL;
     run_bridge_t *bridge = NULL;
@@ -354,7 +357,18 @@ int sf_runner_run(const sf_runner_opts_t *o, sf_runner_result_t *res)
         pub_ep = res->pub_ep;
         sub_ep = res->sub_ep;
     } else {
-        fwd = sf_bus_forwarder_new(zctx, "tcp://127.0.0.1:*", "tcp://127.0.0.1:*", 0);
+        /* Secured: the ZAP handler first (it answers the forwarder's handshakes), admitting
+         * the allow-list and this run's own participants. */
+        if (o->curve_secret) {
+            auth = sf_curve_auth_new(zctx, o->curve_allow);
+            if (!auth || sf_curve_auth_allow(auth, o->security->public_key) != 0) {
+                set_err(res->err, sizeof res->err, "run: curve: authorised keys %s: %s",
+                        o->curve_allow, strerror(errno));
+                goto done;
+            }
+        }
+        fwd = sf_bus_forwarder_new_curve(zctx, "tcp://127.0.0.1:*", "tcp://127.0.0.1:*", 0,
+                                         o->curve_secret);
         if (!fwd) {
             set_err(res->err, sizeof res->err, "run: cannot start the bus forwarder: %s",
                     sf_bus_strerror(errno));
@@ -440,13 +454,15 @@ int sf_runner_run(const sf_runner_opts_t *o, sf_runner_result_t *res)
                              .realtime = realtime,
                              .speed_factor = realtime ? speed : 1.0,
                              .topics = clk_topics,
-                             .n_topics = 1};
+                             .n_topics = 1,
+                             .security = o->security};
     clk = sf_clock_new(zctx, pub_ep, sub_ep, &cfg);
     if (!clk) {
         set_err(res->err, sizeof res->err, "run: clock: %s", sf_bus_strerror(errno));
         goto done;
     }
-    run_bus_t bus = {.zctx = zctx, .pub_ep = pub_ep, .sub_ep = sub_ep, .stop = &stop};
+    run_bus_t bus = {
+        .zctx = zctx, .pub_ep = pub_ep, .sub_ep = sub_ep, .stop = &stop, .security = o->security};
     if (o->ready)
         o->ready(o->ready_arg, 0, res->pub_ep, res->sub_ep);
     if ((units && run_units_start(units, &bus) != 0) || (ctl && run_ctl_start(ctl, &bus) != 0) ||
@@ -584,6 +600,13 @@ int sf_runner_run(const sf_runner_opts_t *o, sf_runner_result_t *res)
         set_err(res->err, sizeof res->err, "run: out of memory building the report");
         goto done;
     }
+    if (auth) { /* handshakes the forwarder's ZAP handler answered (perf: not results) */
+        unsigned long admitted = 0, refused = 0;
+        sf_curve_auth_counts(auth, &admitted, &refused);
+        json_object_set_new(json_object_get(res->report, "perf"), "curve_clients",
+                            json_pack("{s:I, s:I}", "admitted", (json_int_t)admitted, "refused",
+                                      (json_int_t)refused));
+    }
     status = 0;
     goto done;
 
@@ -599,6 +622,7 @@ done:
     run_bridge_destroy(&bridge);
     run_units_destroy(&units);
     sf_bus_forwarder_destroy(&fwd);
+    sf_curve_auth_destroy(&auth);
     sf_sim_destroy(&sim);
     snapbuf_free(&snap);
     free(ports);

@@ -31,6 +31,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "bus.h"
 #include "scenario.h"
 
 #define SF_RUNNER_ERR_MAX 1024 /* bytes of an error message */
@@ -58,6 +59,16 @@ typedef struct {
     bool no_units;       /* no units host (`sigflow sim`: units join from outside) */
     const char *bus_pub; /* an existing forwarder's endpoints (`sigflow sim --bus`); */
     const char *bus_sub; /* NULL: start a forwarder on 127.0.0.1 ephemeral ports */
+    /* CurveZMQ (cli/curve_opts.h). security: NULL, or the credentials every participant of
+     * this run (clock, units, controller) joins the bus with: the keys of `sigflow sim
+     * --bus` joining a secured forwarder, or with curve_secret an in-memory pair the own
+     * forwarder admits. curve_secret (Z85, NULL = plain): serve the own forwarder as a
+     * CURVE server admitting the keys of curve_allow (a DIR of *.pub or one FILE) and
+     * security->public_key; external participants (--expect, viewers, recorders) then
+     * need an authorised key. Results do not depend on it. */
+    const sf_bus_security_t *security;
+    const char *curve_secret;
+    const char *curve_allow;
     /* NULL or called on the caller's thread: phase 0 once the bus is up (endpoints, before
      * registration: external participants may join now), phase 1 once every participant
      * is registered (the first step follows). */

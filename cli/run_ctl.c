@@ -98,7 +98,8 @@ static void *thread_main(void *arg)
                                   .lockstep = 1,
                                   .topics = topics,
                                   .n_topics = 2,
-                                  .stage = 1};
+                                  .stage = 1,
+                                  .security = c->bus.security};
     sf_participant_t *p = sf_participant_new(c->bus.zctx, c->bus.pub_ep, c->bus.sub_ep, &pc);
     if (!p) {
         set_err(c->err, sizeof c->err, "controller: cannot join the bus: %s",

@@ -24,6 +24,7 @@ typedef struct {
     const char *pub_ep;      /* forwarder endpoint publishers connect to */
     const char *sub_ep;      /* forwarder endpoint subscribers connect to */
     const atomic_bool *stop; /* set once the run is over: a thread that times out leaves */
+    const sf_bus_security_t *security; /* NULL, or CurveZMQ credentials to join with */
 } run_bus_t;
 
 /* A participant's step loop, shared by every part: steps until the clock's Bye (returns

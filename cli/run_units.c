@@ -207,7 +207,8 @@ static void *thread_main(void *arg)
                                   .lockstep = 1,
                                   .topics = topics,
                                   .n_topics = 1,
-                                  .stage = 0};
+                                  .stage = 0,
+                                  .security = u->bus.security};
     sf_participant_t *p = sf_participant_new(u->bus.zctx, u->bus.pub_ep, u->bus.sub_ep, &pc);
     if (!p) {
         set_err(u->err, sizeof u->err, "units: cannot join the bus: %s", sf_bus_strerror(errno));

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -197,7 +198,124 @@ void sf_bus_forwarder_destroy(sf_bus_forwarder_t **self_p)
     *self_p = NULL;
 }
 
+static void set_why(char *why, size_t cap, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+static void set_why(char *why, size_t cap, const char *fmt, ...)
+{
+    if (!why || !cap)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, cap, fmt, ap);
+    va_end(ap);
+}
+
+/* Read one key file into out, with a reason naming the file on failure. */
+static int read_key_file(const char *path, char out[SF_CURVE_Z85_LEN + 1], char *why,
+                         size_t why_cap)
+{
+    if (sf_curve_read_key(path, out) == 0)
+        return 0;
+    int e = errno;
+    set_why(why, why_cap, "%s: %s", path,
+            e == EINVAL ? "not a CurveZMQ key file (one Z85 key of 40 characters, "
+                          "as written by sigflow keygen)"
+                        : strerror(e));
+    errno = e;
+    return -1;
+}
+
+int sf_bus_security_load(sf_bus_security_t *sec, const char *key_file, const char *server_key_file,
+                         char *why, size_t why_cap)
+{
+    if (why && why_cap)
+        why[0] = '\0';
+    if (!sec || !key_file || !server_key_file) {
+        errno = EINVAL;
+        set_why(why, why_cap, "no key file given");
+        return -1;
+    }
+    if (!zmq_has("curve")) {
+        set_why(why, why_cap, "this libzmq has no CURVE support");
+        errno = ENOTSUP;
+        return -1;
+    }
+    sf_bus_security_t s;
+    memset(&s, 0, sizeof s);
+    if (read_key_file(key_file, s.secret_key, why, why_cap) != 0 ||
+        read_key_file(server_key_file, s.server_key, why, why_cap) != 0)
+        return -1;
+    if (zmq_curve_public(s.public_key, s.secret_key) != 0) {
+        int e = errno;
+        set_why(why, why_cap, "%s: %s", key_file, zmq_strerror(e));
+        errno = e;
+        return -1;
+    }
+    /* A public key given where the secret one belongs would make a key pair nobody has
+     * authorised: catch the usual slip (NAME.pub for NAME.key) by name, and a NAME.key
+     * whose NAME.pub beside it is another pair's. */
+    size_t kl = strlen(key_file);
+    if (kl > 4 && strcmp(key_file + kl - 4, ".pub") == 0) {
+        set_why(why, why_cap, "%s: %s", key_file,
+                "is a public key file; give the secret key (NAME.key) of this participant");
+        errno = EINVAL;
+        return -1;
+    }
+    if (kl > 4 && kl < 4096 && strcmp(key_file + kl - 4, ".key") == 0) {
+        char pub_path[4096], pub[SF_CURVE_Z85_LEN + 1];
+        memcpy(pub_path, key_file, kl - 4);
+        memcpy(pub_path + kl - 4, ".pub", 5);
+        if (sf_curve_read_key(pub_path, pub) == 0 && strcmp(pub, s.public_key) != 0) {
+            set_why(why, why_cap, "%s: %s", key_file,
+                    "does not belong to the public key beside it (NAME.pub): not one key pair");
+            errno = EINVAL;
+            return -1;
+        }
+    }
+    *sec = s;
+    return 0;
+}
+
+int sf_bus_security_ephemeral(sf_bus_security_t *sec, const char *server_secret)
+{
+    if (!sec || !server_secret || strlen(server_secret) != SF_CURVE_Z85_LEN) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (!zmq_has("curve")) {
+        errno = ENOTSUP;
+        return -1;
+    }
+    sf_bus_security_t s;
+    memset(&s, 0, sizeof s);
+    if (zmq_curve_public(s.server_key, server_secret) != 0 ||
+        zmq_curve_keypair(s.public_key, s.secret_key) != 0) {
+        if (errno == 0)
+            errno = EINVAL;
+        return -1;
+    }
+    *sec = s;
+    return 0;
+}
+
+/* CURVE client options on a socket not yet connected; sec NULL = plain. */
+static int apply_security(void *s, const sf_bus_security_t *sec)
+{
+    if (!sec)
+        return 0;
+    return sf_curve_apply_client(s, sec->public_key, sec->secret_key, sec->server_key);
+}
+
 void *sf_bus_pub_new(void *zctx, const char *endpoint)
+{
+    return sf_bus_pub_new_secure(zctx, endpoint, NULL);
+}
+
+void *sf_bus_pub_new_secure(void *zctx, const char *endpoint, const sf_bus_security_t *sec)
 {
     if (!zctx || !endpoint) {
         errno = EINVAL;
@@ -207,7 +325,8 @@ void *sf_bus_pub_new(void *zctx, const char *endpoint)
     if (!s)
         return NULL;
     if (set_int(s, ZMQ_SNDHWM, SF_BUS_PUB_SNDHWM) != 0 ||
-        set_int(s, ZMQ_LINGER, SF_BUS_LINGER_MS) != 0 || zmq_connect(s, endpoint) != 0) {
+        set_int(s, ZMQ_LINGER, SF_BUS_LINGER_MS) != 0 || apply_security(s, sec) != 0 ||
+        zmq_connect(s, endpoint) != 0) {
         int err = errno;
         close_quietly(&s);
         errno = err;
@@ -219,6 +338,12 @@ void *sf_bus_pub_new(void *zctx, const char *endpoint)
 void *sf_bus_sub_new(void *zctx, const char *endpoint, const char *const *topics, size_t n_topics,
                      int rcvhwm)
 {
+    return sf_bus_sub_new_secure(zctx, endpoint, topics, n_topics, rcvhwm, NULL);
+}
+
+void *sf_bus_sub_new_secure(void *zctx, const char *endpoint, const char *const *topics,
+                            size_t n_topics, int rcvhwm, const sf_bus_security_t *sec)
+{
     if (!zctx || !endpoint || (n_topics && !topics) || rcvhwm < 0) {
         errno = EINVAL;
         return NULL;
@@ -228,6 +353,7 @@ void *sf_bus_sub_new(void *zctx, const char *endpoint, const char *const *topics
         return NULL;
     int rc = set_int(s, ZMQ_RCVHWM, rcvhwm ? rcvhwm : SF_BUS_SUB_RCVHWM);
     rc = rc ? rc : set_int(s, ZMQ_LINGER, 0);
+    rc = rc ? rc : apply_security(s, sec);
     for (size_t i = 0; rc == 0 && i < n_topics; i++) {
         if (!topics[i]) {
             errno = EINVAL;

@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "bus_codec.h"
+#include "curve.h"
 
 #define SF_BUS_DEFAULT_PUB  "tcp://127.0.0.1:5570" /* publishers connect here (XSUB) */
 #define SF_BUS_DEFAULT_SUB  "tcp://127.0.0.1:5571" /* subscribers connect here (XPUB) */
@@ -86,9 +87,39 @@ int sf_bus_forwarder_stats(sf_bus_forwarder_t *self, sf_bus_stats_t *stats);
  * NULL, sets *self_p to NULL. */
 void sf_bus_forwarder_destroy(sf_bus_forwarder_t **self_p);
 
+/* CurveZMQ credentials of a participant: a CURVE client of a secured forwarder
+ * (sf_bus_forwarder_new_curve) proves its key pair and checks the server's public key;
+ * the forwarder's ZAP handler admits it only if its public key is authorised. Everything
+ * on the connection is then encrypted. Z85 text, NUL-terminated. In-process (inproc://)
+ * connections have no handshake: these options do not apply to them. */
+typedef struct {
+    char public_key[SF_CURVE_Z85_LEN + 1]; /* own public key */
+    char secret_key[SF_CURVE_Z85_LEN + 1]; /* own secret key */
+    char server_key[SF_CURVE_Z85_LEN + 1]; /* the forwarder's public key */
+} sf_bus_security_t;
+
+/* Fill sec from key files: key_file is the participant's secret key (NAME.key of
+ * `sigflow keygen`; the public key is derived from it, and must match NAME.pub beside it
+ * when that file exists), server_key_file the forwarder's public key (its NAME.pub).
+ * Returns 0, or -1 with errno (from the file system, EINVAL for a file that is not one Z85
+ * key or a mismatched pair, ENOTSUP without CURVE in libzmq) and the reason, naming the
+ * file, in why. sec is untouched on failure. */
+int sf_bus_security_load(sf_bus_security_t *sec, const char *key_file, const char *server_key_file,
+                         char *why, size_t why_cap);
+
+/* Fill sec with a key pair made now (kept in memory only) and the public key belonging to
+ * the server secret key server_secret (Z85): for a process that runs a secured forwarder
+ * and joins it with its own participants (`sigflow run`); admit sec->public_key with
+ * sf_curve_auth_allow. Returns 0 or -1 with errno (EINVAL, ENOTSUP). */
+int sf_bus_security_ephemeral(sf_bus_security_t *sec, const char *server_secret);
+
 /* A PUB socket connected to endpoint (a forwarder's pub endpoint), high-water mark
  * SF_BUS_PUB_SNDHWM. Returns the socket (close with sf_bus_close) or NULL with errno. */
 void *sf_bus_pub_new(void *zctx, const char *endpoint);
+
+/* sf_bus_pub_new as a CURVE client with sec (NULL = plain, exactly sf_bus_pub_new); the
+ * options are set before connecting. */
+void *sf_bus_pub_new_secure(void *zctx, const char *endpoint, const sf_bus_security_t *sec);
 
 /* A SUB socket subscribed to n_topics topics (in this order; "" = everything) and then
  * connected to endpoint (a forwarder's sub endpoint). rcvhwm 0 = SF_BUS_SUB_RCVHWM.
@@ -97,6 +128,10 @@ void *sf_bus_pub_new(void *zctx, const char *endpoint);
  * Returns the socket (close with sf_bus_close) or NULL with errno. */
 void *sf_bus_sub_new(void *zctx, const char *endpoint, const char *const *topics, size_t n_topics,
                      int rcvhwm);
+
+/* sf_bus_sub_new as a CURVE client with sec (NULL = plain, exactly sf_bus_sub_new). */
+void *sf_bus_sub_new_secure(void *zctx, const char *endpoint, const char *const *topics,
+                            size_t n_topics, int rcvhwm, const sf_bus_security_t *sec);
 
 /* Close a socket made by this module; takes NULL, sets *sock_p to NULL. */
 void sf_bus_close(void **sock_p);

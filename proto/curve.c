@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <zmq.h>
@@ -23,6 +24,7 @@ struct sf_curve_auth_t {
     void *ctl;                           /* PAIR: the owner's end of the stop pipe */
     void *ctl_peer;                      /* PAIR: the handler's end */
     pthread_t thread;                    /* the handler */
+    pthread_mutex_t mu;                  /* guards n_keys and keys: sf_curve_auth_allow */
     size_t n_keys;                       /* keys admitted */
     uint8_t keys[SF_CURVE_MAX_KEYS][32]; /* binary public keys */
     atomic_ulong ok;                     /* requests admitted */
@@ -143,8 +145,30 @@ int sf_curve_apply_client(void *sock, const char *z85_public, const char *z85_se
     return 0;
 }
 
+/* Append the key of the file at path; the caller holds a->mu or owns a alone. */
+static int add_key_file(sf_curve_auth_t *a, const char *path)
+{
+    char z85[SF_CURVE_Z85_LEN + 1];
+    if (a->n_keys == SF_CURVE_MAX_KEYS) {
+        errno = E2BIG;
+        return -1;
+    }
+    if (sf_curve_read_key(path, z85) != 0 || !zmq_z85_decode(a->keys[a->n_keys], z85)) {
+        if (errno != ENOENT && errno != EACCES)
+            errno = EINVAL;
+        return -1;
+    }
+    a->n_keys++;
+    return 0;
+}
+
 static int load_keys(sf_curve_auth_t *a, const char *dir)
 {
+    struct stat sb;
+    if (stat(dir, &sb) != 0)
+        return -1;
+    if (S_ISREG(sb.st_mode)) /* one authorised key file */
+        return add_key_file(a, dir);
     DIR *d = opendir(dir);
     if (!d)
         return -1;
@@ -154,15 +178,14 @@ static int load_keys(sf_curve_auth_t *a, const char *dir)
         size_t l = strlen(de->d_name);
         if (l < 5 || strcmp(de->d_name + l - 4, ".pub") != 0)
             continue;
-        char path[4096], z85[SF_CURVE_Z85_LEN + 1];
+        char path[4096];
         snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-        if (a->n_keys == SF_CURVE_MAX_KEYS || sf_curve_read_key(path, z85) != 0 ||
-            !zmq_z85_decode(a->keys[a->n_keys], z85)) {
-            errno = a->n_keys == SF_CURVE_MAX_KEYS ? E2BIG : EINVAL;
+        if (add_key_file(a, path) != 0) {
+            if (errno != E2BIG)
+                errno = EINVAL;
             rc = -1;
             break;
         }
-        a->n_keys++;
     }
     int e = errno;
     closedir(d);
@@ -192,8 +215,10 @@ static void zap_answer(sf_curve_auth_t *a)
     if (n == ZAP_FRAMES && zmq_msg_size(&fr[0]) == 3 &&
         memcmp(zmq_msg_data(&fr[0]), "1.0", 3) == 0 && zmq_msg_size(&fr[5]) == 5 &&
         memcmp(zmq_msg_data(&fr[5]), "CURVE", 5) == 0 && zmq_msg_size(&fr[6]) == 32) {
+        pthread_mutex_lock(&a->mu);
         for (size_t i = 0; i < a->n_keys && !admit; i++)
             admit = memcmp(a->keys[i], zmq_msg_data(&fr[6]), 32) == 0;
+        pthread_mutex_unlock(&a->mu);
     }
     if (admit)
         atomic_fetch_add(&a->ok, 1);
@@ -236,21 +261,22 @@ static void *zap_thread(void *arg)
     return NULL;
 }
 
-sf_curve_auth_t *sf_curve_auth_new(void *zctx, const char *dir)
+sf_curve_auth_t *sf_curve_auth_new(void *zctx, const char *path)
 {
-    if (!zctx || !dir) {
+    if (!zctx || !path) {
         errno = EINVAL;
         return NULL;
     }
     sf_curve_auth_t *a = calloc(1, sizeof *a);
     if (!a)
         return NULL;
-    if (load_keys(a, dir) != 0) {
+    if (load_keys(a, path) != 0) {
         int e = errno;
         free(a);
         errno = e;
         return NULL;
     }
+    pthread_mutex_init(&a->mu, NULL);
     char pipe_ep[64];
     snprintf(pipe_ep, sizeof pipe_ep, "inproc://sf-curve-auth-%p", (void *)a);
     a->rep = zmq_socket(zctx, ZMQ_REP);
@@ -266,6 +292,7 @@ sf_curve_auth_t *sf_curve_auth_new(void *zctx, const char *dir)
             zmq_close(a->ctl);
         if (a->ctl_peer)
             zmq_close(a->ctl_peer);
+        pthread_mutex_destroy(&a->mu);
         free(a);
         errno = e;
         return NULL;
@@ -273,9 +300,34 @@ sf_curve_auth_t *sf_curve_auth_new(void *zctx, const char *dir)
     return a;
 }
 
-size_t sf_curve_auth_keys(const sf_curve_auth_t *a)
+int sf_curve_auth_allow(sf_curve_auth_t *a, const char *z85_public)
 {
-    return a ? a->n_keys : 0;
+    uint8_t bin[32];
+    if (!a || !z85_public || strlen(z85_public) != SF_CURVE_Z85_LEN ||
+        !zmq_z85_decode(bin, z85_public)) {
+        errno = EINVAL;
+        return -1;
+    }
+    int rc = 0;
+    pthread_mutex_lock(&a->mu);
+    if (a->n_keys == SF_CURVE_MAX_KEYS) {
+        errno = E2BIG;
+        rc = -1;
+    } else {
+        memcpy(a->keys[a->n_keys++], bin, sizeof bin);
+    }
+    pthread_mutex_unlock(&a->mu);
+    return rc;
+}
+
+size_t sf_curve_auth_keys(sf_curve_auth_t *a)
+{
+    if (!a)
+        return 0;
+    pthread_mutex_lock(&a->mu);
+    size_t n = a->n_keys;
+    pthread_mutex_unlock(&a->mu);
+    return n;
 }
 
 void sf_curve_auth_counts(sf_curve_auth_t *a, unsigned long *ok, unsigned long *refused)
@@ -296,6 +348,7 @@ void sf_curve_auth_destroy(sf_curve_auth_t **self_p)
     int linger = 0;
     zmq_setsockopt(a->ctl, ZMQ_LINGER, &linger, sizeof linger);
     zmq_close(a->ctl);
+    pthread_mutex_destroy(&a->mu);
     free(a);
     *self_p = NULL;
 }

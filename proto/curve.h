@@ -34,13 +34,19 @@ int sf_curve_apply_client(void *sock, const char *z85_public, const char *z85_se
 typedef struct sf_curve_auth_t sf_curve_auth_t;
 
 /* Start the ZAP handler for zctx, admitting CURVE clients whose public key is in one of
- * the *.pub files of dir (read once, now). Everything else is refused (status 400).
- * Returns NULL with errno (ENOENT, EINVAL on a bad key file, EADDRINUSE when the context
- * already has a handler). Start it before the server sockets bind. */
-sf_curve_auth_t *sf_curve_auth_new(void *zctx, const char *dir);
+ * the *.pub files of path when it is a directory, or the one key of path when it is a file
+ * (read once, now). Everything else is refused (status 400). Returns NULL with errno
+ * (ENOENT, EINVAL on a bad key file, E2BIG beyond SF_CURVE_MAX_KEYS, EADDRINUSE when the
+ * context already has a handler). Start it before the server sockets bind. */
+sf_curve_auth_t *sf_curve_auth_new(void *zctx, const char *path);
+
+/* Admit one more public key (Z85) from now on, e.g. a key pair a server made for its own
+ * in-process participants. Safe while the handler runs. Returns 0, or -1 with errno
+ * (EINVAL not a Z85 key, E2BIG when full). */
+int sf_curve_auth_allow(sf_curve_auth_t *a, const char *z85_public);
 
 /* Number of keys admitted. */
-size_t sf_curve_auth_keys(const sf_curve_auth_t *a);
+size_t sf_curve_auth_keys(sf_curve_auth_t *a);
 
 /* Requests answered so far: admitted and refused. */
 void sf_curve_auth_counts(sf_curve_auth_t *a, unsigned long *ok, unsigned long *refused);

@@ -182,10 +182,10 @@ sf_clock_t *sf_clock_new(void *zctx, const char *pub_ep, const char *sub_ep,
     topics[n++] = "done";
     topics[n++] = "bye";
     topics[n++] = "hello";
-    self->pub = sf_bus_pub_new(zctx, pub_ep);
+    self->pub = sf_bus_pub_new_secure(zctx, pub_ep, cfg->security);
     if (!self->pub)
         goto fail;
-    self->sub = sf_bus_sub_new(zctx, sub_ep, topics, n, 0);
+    self->sub = sf_bus_sub_new_secure(zctx, sub_ep, topics, n, 0, cfg->security);
     if (!self->sub)
         goto fail;
     if (self->realtime) {
@@ -828,10 +828,10 @@ sf_participant_t *sf_participant_new(void *zctx, const char *pub_ep, const char 
     topics[n++] = "bye";
     topics[n++] = welcome_topic;
     int err;
-    self->pub = sf_bus_pub_new(zctx, pub_ep);
+    self->pub = sf_bus_pub_new_secure(zctx, pub_ep, cfg->security);
     if (!self->pub)
         goto fail;
-    self->sub = sf_bus_sub_new(zctx, sub_ep, topics, n, cfg->rcvhwm);
+    self->sub = sf_bus_sub_new_secure(zctx, sub_ep, topics, n, cfg->rcvhwm, cfg->security);
     if (!self->sub)
         goto fail;
     return self;

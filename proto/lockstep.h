@@ -76,6 +76,8 @@ typedef struct {
     double speed_factor;         /* real time: 1 = wall clock, 10 = ten times faster */
     const char *const *topics;   /* extra topics to receive ("lamps", "transit.", ...) */
     size_t n_topics;
+    const sf_bus_security_t *security; /* NULL, or CurveZMQ credentials for a secured
+                                          forwarder (read by sf_clock_new only) */
 } sf_clock_config_t;
 
 /* Step jitter in real-time mode: lateness of each Step publication against its deadline. */
@@ -168,6 +170,8 @@ typedef struct {
     size_t n_topics;
     int rcvhwm;    /* 0 = SF_BUS_SUB_RCVHWM; a viewer may want a few */
     uint8_t stage; /* lockstep stage 0..SF_LOCKSTEP_STAGES-1 (added for sigflow run) */
+    const sf_bus_security_t *security; /* NULL, or CurveZMQ credentials for a secured
+                                          forwarder (read by sf_participant_new only) */
 } sf_participant_config_t;
 
 /* Other descriptors a participant serves while it waits for its Step (the units host's

@@ -346,13 +346,14 @@ static int open_all(live_t *L, char *err, size_t err_len)
         return -1;
     }
     static const char *const topics[] = {"lamps", "det", "event", "summary", "bye", "step", "snap"};
-    L->sub = sf_bus_sub_new(L->zctx, o->sub_endpoint, topics, sizeof topics / sizeof topics[0], 0);
+    L->sub = sf_bus_sub_new_secure(L->zctx, o->sub_endpoint, topics,
+                                   sizeof topics / sizeof topics[0], 0, o->security);
     if (!L->sub) {
         seterr(err, err_len, "bus %s: %s", o->sub_endpoint, zmq_strerror(errno));
         return -1;
     }
     if (o->pub_endpoint) {
-        L->pub = sf_bus_pub_new(L->zctx, o->pub_endpoint);
+        L->pub = sf_bus_pub_new_secure(L->zctx, o->pub_endpoint, o->security);
         if (!L->pub) {
             seterr(err, err_len, "bus %s: %s", o->pub_endpoint, zmq_strerror(errno));
             return -1;

@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "bus.h"
 #include "scenario.h"
 
 typedef struct {
@@ -39,6 +40,7 @@ typedef struct {
     const char *select_id; /* intersection whose panel is open at start (NULL: none) */
     void *zctx;            /* ZeroMQ context to use (not terminated here), e.g. `sigflow run`'s, so
                             * the forwarder's inproc:// endpoints work; NULL: a context of its own */
+    const sf_bus_security_t *security; /* NULL, or CurveZMQ credentials to join a secured bus */
 } sf_live_opts_t;
 
 /* Counters of a finished session. */
