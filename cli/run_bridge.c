@@ -78,7 +78,8 @@ static void *thread_main(void *arg)
                                   .lockstep = 1,
                                   .topics = topics,
                                   .n_topics = 1,
-                                  .stage = 0};
+                                  .stage = 0,
+                                  .security = r->bus.security};
     sf_participant_t *p = sf_participant_new(r->bus.zctx, r->bus.pub_ep, r->bus.sub_ep, &pc);
     if (!p) {
         set_err(r->err, sizeof r->err, "bridge: cannot join the bus: %s", sf_bus_strerror(errno));
