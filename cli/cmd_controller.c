@@ -18,6 +18,7 @@
 
 #include "bus.h"
 #include "commands.h"
+#include "curve_opts.h"
 #include "controller.h"
 #include "lockstep.h"
 #include "scenario.h"
@@ -47,6 +48,7 @@ static void usage(FILE *out)
             "controller, stage 1: after the units; the simulator must --expect it), takes the\n"
             "buses' check-ins and check-outs from it for transit priority, and ends with the\n"
             "run (exit 0 and the report).\n");
+    fputs(SF_CURVE_HELP_CLIENT, out);
 }
 
 static int parse_u16(const char *s, long lo, uint16_t *out)
@@ -168,7 +170,8 @@ static int bus_io_serve(void *arg, const zmq_pollitem_t *items, size_t n)
 
 /* Step with the simulator at pub_ep/sub_ep as name until its Bye or a signal (0), or an
  * error (1, said on stderr). */
-static int run_bus(bus_ctl_t *b, const char *pub_ep, const char *sub_ep, const char *name)
+static int run_bus(bus_ctl_t *b, const char *pub_ep, const char *sub_ep, const char *name,
+                   const sf_bus_security_t *sec)
 {
     int rc = 1;
     void *zctx = zmq_ctx_new();
@@ -183,7 +186,8 @@ static int run_bus(bus_ctl_t *b, const char *pub_ep, const char *sub_ep, const c
                                   .lockstep = 1,
                                   .topics = topics,
                                   .n_topics = 2,
-                                  .stage = 1};
+                                  .stage = 1,
+                                  .security = sec};
     p = sf_participant_new(zctx, pub_ep, sub_ep, &pc);
     if (!p) {
         fprintf(stderr, "sigflow controller: --bus %s,%s: cannot join: %s\n", pub_ep, sub_ep,
@@ -252,12 +256,20 @@ int sf_cmd_controller(int argc, char **argv)
     uint16_t base_port = 0;
     bool have_base = false, greenwave = false;
     uint16_t round_ms = 0;
+    sf_curve_opts_t curve = {0};
     for (int a = 1; a < argc; a++) {
         const char *s = argv[a];
         bool has_val = a + 1 < argc;
         if (strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0) {
             usage(stdout);
             return 0;
+        }
+        int cr = sf_curve_opt("controller", &curve, s, has_val ? argv[a + 1] : NULL);
+        if (cr < 0)
+            return 2;
+        if (cr > 0) {
+            a++;
+            continue;
         } else if (strcmp(s, "--unit") == 0 && has_val) {
             if (n_units == sizeof units / sizeof units[0]) {
                 fprintf(stderr, "sigflow controller: too many --unit\n");
@@ -325,6 +337,15 @@ int sf_cmd_controller(int argc, char **argv)
         fprintf(stderr, "sigflow controller: --name needs --bus (the name is the bus's)\n");
         return 2;
     }
+    if (sf_curve_opts_any(&curve) && !bus) {
+        fprintf(stderr, "sigflow controller: --curve-* options need --bus (they secure it)\n");
+        return 2;
+    }
+    sf_bus_security_t keys;
+    bool secure = false;
+    int crc = sf_curve_opts_client("controller", &curve, &keys, &secure);
+    if (crc != 0)
+        return crc;
     if (host && strlen(host) >= SF_MASTER_HOST_LEN) {
         fprintf(stderr, "sigflow controller: --host: too long\n");
         return 2;
@@ -413,7 +434,8 @@ int sf_cmd_controller(int argc, char **argv)
         fprintf(stderr, "sigflow controller: %u units, poll every %.2f s of sim time\n",
                 sc->n_intersections, sc->control.poll_period_s);
         bus_ctl = (bus_ctl_t){.c = c, .sfd = sfd};
-        status = run_bus(&bus_ctl, pub_ep, sub_ep, name ? name : "controller");
+        status =
+            run_bus(&bus_ctl, pub_ep, sub_ep, name ? name : "controller", secure ? &keys : NULL);
         goto done;
     }
     long step_ns = (long)(step_s * 1e9);

@@ -18,6 +18,7 @@
 
 #include "bus.h"
 #include "commands.h"
+#include "curve_opts.h"
 #include "host.h"
 #include "lockstep.h"
 #include "scenario.h"
@@ -46,6 +47,7 @@ static void usage(FILE *out)
             "units; the simulator must --expect it), take detector inputs and the time from\n"
             "its steps and publish their lamps, and exit 0 when the simulator ends the run.\n"
             "Stops on SIGINT/SIGTERM.\n");
+    fputs(SF_CURVE_HELP_CLIENT, out);
 }
 
 /* Time of day from the local wall clock, 0.1 s after midnight. */
@@ -261,7 +263,8 @@ static int bus_io_serve(void *arg, const zmq_pollitem_t *items, size_t n)
 /* Join the bus at pub_ep/sub_ep as name and step until the simulator's Bye (0), a signal
  * (0) or an error (1, said on stderr). */
 static int run_bus(sf_host_t *h, const sf_scenario_t *sc, const int *which, size_t n_run,
-                   const char *pub_ep, const char *sub_ep, const char *name, int sfd)
+                   const char *pub_ep, const char *sub_ep, const char *name, int sfd,
+                   const sf_bus_security_t *sec)
 {
     int rc = 1;
     bus_units_t u = {
@@ -292,7 +295,8 @@ static int run_bus(sf_host_t *h, const sf_scenario_t *sc, const int *which, size
                                   .lockstep = 1,
                                   .topics = topics,
                                   .n_topics = 1,
-                                  .stage = 0};
+                                  .stage = 0,
+                                  .security = sec};
     p = sf_participant_new(zctx, pub_ep, sub_ep, &pc);
     if (!p) {
         fprintf(stderr, "sigflow unit: --bus %s,%s: cannot join: %s\n", pub_ep, sub_ep,
@@ -373,6 +377,10 @@ int sf_cmd_unit(int argc, char **argv)
     sf_scenario_t *sc = NULL;
     sf_host_t *h = NULL;
     int sfd = -1;
+    sf_curve_opts_t curve = {0};
+    sf_bus_security_t keys;
+    bool secure = false;
+    int cr;
     if (!ids || !sets || !allow) {
         fprintf(stderr, "sigflow unit: out of memory\n");
         status = 1;
@@ -385,6 +393,10 @@ int sf_cmd_unit(int argc, char **argv)
             usage(stdout);
             status = 0;
             goto done;
+        } else if ((cr = sf_curve_opt("unit", &curve, a, has_val ? argv[i + 1] : NULL)) != 0) {
+            if (cr < 0)
+                goto done;
+            i++;
         } else if (strcmp(a, "--intersection") == 0 && has_val) {
             ids[n_ids++] = argv[++i];
         } else if (strcmp(a, "--listen") == 0 && has_val) {
@@ -436,6 +448,14 @@ int sf_cmd_unit(int argc, char **argv)
     }
     if (name && !bus) {
         fprintf(stderr, "sigflow unit: --name needs --bus (the name is the bus's)\n");
+        goto done;
+    }
+    if (sf_curve_opts_any(&curve) && !bus) {
+        fprintf(stderr, "sigflow unit: --curve-* options need --bus (they secure it)\n");
+        goto done;
+    }
+    if ((cr = sf_curve_opts_client("unit", &curve, &keys, &secure)) != 0) {
+        status = cr;
         goto done;
     }
 
@@ -526,7 +546,8 @@ int sf_cmd_unit(int argc, char **argv)
                (unsigned)sf_host_port(h, i));
     fflush(stdout);
     if (bus)
-        status = run_bus(h, sc, which, n_run, pub_ep, sub_ep, name ? name : "units", sfd);
+        status = run_bus(h, sc, which, n_run, pub_ep, sub_ep, name ? name : "units", sfd,
+                         secure ? &keys : NULL);
     else
         status = run_loop(h, sfd);
     free(which);
