@@ -16,10 +16,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#define REQ_RAW    100  /* unit id + PDU of the largest request (plan download: 84 bytes) */
-#define RX_CAP     4608 /* replies of a full queue: 17 x 260 bytes, rounded up */
-#define MBAP_LEN   7    /* Modbus/TCP header: transaction, protocol, length, unit */
-#define SLOT_IDENT 0    /* req[0] is the identity read sent first on a new connection */
+#define REQ_RAW            100  /* unit id + PDU of the largest request (plan download: 84 bytes) */
+#define RX_CAP             4608 /* replies of a full queue: 17 x 260 bytes, rounded up */
+#define MBAP_LEN           7    /* Modbus/TCP header: transaction, protocol, length, unit */
+#define SLOT_IDENT         0    /* req[0] is the identity read sent first on a new connection */
+#define LATE_CAP           64 /* replies still owed from missed rounds before the link is dropped */
+#define CONNECT_TIMEOUT_MS 3000 /* default: covers one lost SYN (first retransmit at 1 s) */
 
 /* What a reply feeds (reads) or that it is a write. */
 typedef enum {
@@ -46,18 +48,31 @@ typedef struct {
     bool status_part;     /* one of the status reads of a poll */
 } req_t;
 
+/* Where a unit is within the current round. */
 typedef enum {
-    C_IDLE = 0,   /* nothing to do this round */
-    C_CONNECTING, /* non-blocking connect in progress */
+    C_IDLE = 0,   /* not in this round (nothing queued, skipped, or between rounds) */
+    C_CONNECTING, /* in the round, waiting for its connection to be made */
     C_WAITING,    /* requests sent, replies outstanding */
     C_DONE,       /* every reply in (or failed: see failed) */
 } conn_phase_t;
+
+/* The unit's connection, which lives across rounds. */
+typedef enum {
+    L_NONE = 0,   /* no socket */
+    L_CONNECTING, /* non-blocking connect in progress (may span several rounds) */
+    L_OPEN,       /* connected */
+} link_t;
 
 typedef struct {
     modbus_t *mb;                     /* libmodbus context; owns the socket once connected */
     struct sockaddr_in sa;            /* resolved endpoint */
     int fd;                           /* socket, -1 none */
+    uint8_t link;                     /* link_t */
     uint8_t phase;                    /* conn_phase_t */
+    bool ident_read;                  /* identity read on this connection */
+    int64_t connect_deadline_ms;      /* monotonic ms: a connect still pending then fails */
+    uint16_t late_n;                  /* replies still owed for requests of missed rounds */
+    uint16_t late_tid;                /* transaction id of the next of those */
     bool failed;                      /* this round missed */
     req_t req[SF_MASTER_MAX_REQ + 1]; /* slot 0: identity read; queued from slot 1 */
     uint8_t n_req;                    /* slots used including slot 0 (>= 1) */
@@ -87,6 +102,7 @@ void sf_master_opts_default(sf_master_opts_t *o)
     if (!o)
         return;
     o->round_timeout_ms = 200;
+    o->connect_timeout_ms = CONNECT_TIMEOUT_MS;
     sf_health_cfg_default(&o->health);
 }
 
@@ -129,10 +145,15 @@ sf_master_t *sf_master_new(size_t n, const sf_endpoint_t *eps, const char *const
         m->opts = *opts;
     else
         sf_master_opts_default(&m->opts);
-    if (m->opts.round_timeout_ms <= 0) {
+    if (m->opts.round_timeout_ms <= 0 || m->opts.connect_timeout_ms < 0) {
         errno = EINVAL;
         goto fail;
     }
+    if (m->opts.connect_timeout_ms == 0)
+        m->opts.connect_timeout_ms = CONNECT_TIMEOUT_MS;
+    /* A connect is given at least one whole round. */
+    if (m->opts.connect_timeout_ms < m->opts.round_timeout_ms)
+        m->opts.connect_timeout_ms = m->opts.round_timeout_ms;
     m->n = n;
     m->u = calloc(n, sizeof *m->u);
     m->ep = -1;
@@ -489,6 +510,7 @@ static void apply_read(unit_t *u, const req_t *r, const uint8_t *data)
 #define PTR(id) (&v[sf_regmap_get(id)->address - r->addr])
     switch ((req_kind_t)r->kind) {
     case K_IDENT: {
+        u->ident_read = true;
         s->protocol_version = AT(SF_R_PROTOCOL_VERSION);
         s->n_phases = AT(SF_R_N_PHASES);
         s->n_rings = AT(SF_R_N_RINGS);
@@ -611,12 +633,15 @@ static void close_unit(unit_t *u)
     if (u->mb)
         modbus_close(u->mb);
     u->fd = -1;
+    u->link = L_NONE;
     u->rx_len = 0;
+    u->late_n = 0;
+    u->ident_read = false;
     u->st.connected = false;
 }
 
 /* The round failed for u: every request not answered is missed; the connection closes. */
-static void fail_unit(sf_master_t *m, unit_t *u)
+static void fail_unit(unit_t *u)
 {
     for (uint8_t i = u->next_reply; i < u->n_req; i++)
         if (u->req[i].outcome == SF_MREQ_PENDING)
@@ -624,54 +649,85 @@ static void fail_unit(sf_master_t *m, unit_t *u)
     u->failed = true;
     u->phase = C_DONE;
     close_unit(u);
-    (void)m;
 }
 
-/* Read what is there and parse every complete frame. */
-static void on_readable(sf_master_t *m, unit_t *u)
+static bool in_round(const unit_t *u)
 {
-    for (;;) {
-        ssize_t got = recv(u->fd, u->rx + u->rx_len, RX_CAP - u->rx_len, 0);
-        if (got == 0 || (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-            fail_unit(m, u);
-            return;
-        }
-        if (got < 0) {
-            if (errno == EINTR)
-                continue;
-            break;
-        }
-        u->rx_len = (uint16_t)(u->rx_len + got);
-        if (u->rx_len < RX_CAP)
-            break;
-        break; /* full buffer: parse, then come back through poll */
-    }
+    return u->phase == C_CONNECTING || u->phase == C_WAITING;
+}
+
+/* The connection is gone or cannot be trusted: the round fails if u is in one. */
+static void drop_unit(unit_t *u)
+{
+    if (in_round(u))
+        fail_unit(u);
+    else
+        close_unit(u);
+}
+
+/* Parse every complete frame buffered: first the replies still owed for the requests of
+ * missed rounds (their round is over: each is matched by transaction id and dropped),
+ * then this round's, each checked against its request. */
+static void parse_rx(sf_master_t *m, unit_t *u)
+{
     uint16_t off = 0;
     while (u->rx_len - off >= MBAP_LEN) {
-        uint16_t mb_len = get16(u->rx + off + 4);
-        if (mb_len < 2 || mb_len > 254) {
-            m->stats.protocol_errors++;
-            fail_unit(m, u);
-            return;
-        }
+        const uint8_t *f = u->rx + off;
+        uint16_t mb_len = get16(f + 4);
+        if (mb_len < 2 || mb_len > 254)
+            goto bad;
         uint16_t flen = (uint16_t)(6 + mb_len);
         if (u->rx_len - off < flen)
             break;
-        if (u->next_reply >= u->n_req || take_reply(m, u, u->rx + off, flen) < 0) {
-            m->stats.protocol_errors++;
-            fail_unit(m, u);
-            return;
+        if (u->late_n > 0) {
+            if (get16(f) != u->late_tid || get16(f + 2) != 0)
+                goto bad;
+            u->late_tid = (uint16_t)(u->late_tid + 1);
+            u->late_n--;
+        } else if (u->phase != C_WAITING || u->next_reply >= u->n_req ||
+                   take_reply(m, u, f, flen) < 0) {
+            goto bad; /* not a reply to anything outstanding */
         }
         off = (uint16_t)(off + flen);
     }
     memmove(u->rx, u->rx + off, (size_t)(u->rx_len - off));
     u->rx_len = (uint16_t)(u->rx_len - off);
-    if (u->next_reply >= u->n_req)
+    if (u->phase == C_WAITING && u->next_reply >= u->n_req)
         u->phase = C_DONE;
+    return;
+bad:
+    m->stats.protocol_errors++;
+    drop_unit(u);
+}
+
+/* Read what is there (one recv: the replies of a round come in one or a few segments)
+ * and parse every complete frame. */
+static void on_readable(sf_master_t *m, unit_t *u)
+{
+    ssize_t got;
+    do
+        got = recv(u->fd, u->rx + u->rx_len, RX_CAP - u->rx_len, 0);
+    while (got < 0 && errno == EINTR);
+    if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return;
+    if (got > 0) {
+        u->rx_len = (uint16_t)(u->rx_len + got);
+        parse_rx(m, u);
+        return; /* an end of stream behind the data is seen at the next wake-up */
+    }
+    drop_unit(u); /* closed by the peer, or a socket error */
 }
 
 static void send_all(sf_master_t *m, unit_t *u)
 {
+    /* A new connection may be a new device: its identity is read first, and read again
+     * at the next round when that reply was missed. */
+    u->first = u->ident_read ? 1 : SLOT_IDENT;
+    if (!u->ident_read) {
+        uint16_t addr, qty;
+        block(SF_R_PROTOCOL_VERSION, SF_R_UNIT_ID, &addr, &qty);
+        make_read(&u->req[SLOT_IDENT], MODBUS_FC_READ_INPUT_REGISTERS, addr, qty, K_IDENT);
+    }
     /* Every request of the round in one buffer and one send(): one segment per unit
      * instead of one per request. Each ADU is MBAP (transaction id, protocol 0, length,
      * unit id) + PDU, Modbus Messaging on TCP/IP Implementation Guide V1.0b section 3.1.3. */
@@ -679,6 +735,7 @@ static void send_all(sf_master_t *m, unit_t *u)
     size_t len = 0;
     for (uint8_t i = u->first; i < u->n_req; i++) {
         req_t *r = &u->req[i];
+        r->outcome = SF_MREQ_PENDING;
         u->tid = (uint16_t)(u->tid + 1);
         r->tid = u->tid;
         put16(tx + len, r->tid);
@@ -687,89 +744,116 @@ static void send_all(sf_master_t *m, unit_t *u)
         memcpy(tx + len + 6, r->raw, r->raw_len);
         len += 6 + (size_t)r->raw_len;
     }
+    u->next_reply = u->first;
     ssize_t sent;
     do
         sent = send(u->fd, tx, len, MSG_NOSIGNAL);
     while (sent < 0 && errno == EINTR);
-    /* A fresh or idle connection has an empty send buffer far larger than one round
-     * (at most 1.8 kB), so a short write means a broken link: the poll is missed. */
+    /* The send buffer of a connection far exceeds one round (at most 1.8 kB) plus what
+     * the device still owes, so a short write means a broken link: the poll is missed. */
     if (sent != (ssize_t)len) {
-        u->next_reply = u->first;
-        fail_unit(m, u);
+        fail_unit(u);
         return;
     }
     m->stats.requests += (uint64_t)(u->n_req - u->first);
-    u->next_reply = u->first;
     u->phase = C_WAITING;
 }
 
+/* u's non-blocking connect has completed. */
 static void connected(sf_master_t *m, unit_t *u)
 {
     int one = 1;
     setsockopt(u->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)(u - m->u)};
     if (epoll_ctl(m->ep, EPOLL_CTL_MOD, u->fd, &ev) < 0) {
-        fail_unit(m, u);
+        drop_unit(u);
         return;
     }
+    u->link = L_OPEN;
+    u->ident_read = false;
+    u->late_n = 0;
     u->st.connected = true;
     u->st.n_connects++;
     m->stats.connects++;
-    /* A new connection may be a new device: read its identity first. */
-    u->first = SLOT_IDENT;
-    make_read(&u->req[SLOT_IDENT], MODBUS_FC_READ_INPUT_REGISTERS, 0, 0, K_IDENT);
-    uint16_t addr, qty;
-    block(SF_R_PROTOCOL_VERSION, SF_R_UNIT_ID, &addr, &qty);
-    make_read(&u->req[SLOT_IDENT], MODBUS_FC_READ_INPUT_REGISTERS, addr, qty, K_IDENT);
-    send_all(m, u);
+    /* In a round: its requests go now. Between rounds they wait for the next one. */
+    if (u->phase == C_CONNECTING)
+        send_all(m, u);
 }
 
-static void start(sf_master_t *m, unit_t *u)
+/* Start a non-blocking connect; it may take several rounds (see the round's end). */
+static void start_connect(sf_master_t *m, unit_t *u)
 {
-    u->failed = false;
-    u->status_ok = true;
-    u->first = 1;
-    u->next_reply = 1;
-    if (u->fd >= 0) {
-        send_all(m, u);
-        return;
-    }
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         m->stats.connect_failures++;
-        fail_unit(m, u);
+        fail_unit(u);
         return;
     }
     /* The context owns the socket from here: modbus_close() closes it (and closing
      * removes it from the epoll set). */
     modbus_set_socket(u->mb, fd);
     u->fd = fd;
+    u->link = L_CONNECTING;
+    u->connect_deadline_ms = mono_ms() + m->opts.connect_timeout_ms;
     struct epoll_event ev = {.events = EPOLLOUT, .data.u32 = (uint32_t)(u - m->u)};
     if (epoll_ctl(m->ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
         m->stats.connect_failures++;
-        fail_unit(m, u);
+        fail_unit(u);
         return;
     }
     if (connect(fd, (const struct sockaddr *)&u->sa, sizeof u->sa) == 0) {
         connected(m, u);
-    } else if (errno == EINPROGRESS) {
-        u->phase = C_CONNECTING;
-    } else {
+    } else if (errno != EINPROGRESS) {
         m->stats.connect_failures++;
-        fail_unit(m, u);
+        fail_unit(u);
     }
 }
 
+/* Put u into the round: send its requests, or wait for its connection. */
+static void start(sf_master_t *m, unit_t *u)
+{
+    u->failed = false;
+    u->status_ok = true;
+    u->first = 1;
+    u->next_reply = 1;
+    for (uint8_t k = 1; k < u->n_req; k++)
+        u->req[k].outcome = SF_MREQ_PENDING;
+    if (u->link == L_OPEN) {
+        send_all(m, u);
+        return;
+    }
+    u->phase = C_CONNECTING;
+    if (u->link == L_NONE)
+        start_connect(m, u);
+}
+
+/* The connect of u completed, successfully or not (EPOLLOUT). */
 static void on_writable(sf_master_t *m, unit_t *u)
 {
     int err = 0;
     socklen_t len = sizeof err;
     if (getsockopt(u->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err != 0) {
         m->stats.connect_failures++;
-        fail_unit(m, u);
+        drop_unit(u);
         return;
     }
     connected(m, u);
+}
+
+/* At the round's end u still waits for replies: they are missed, and owed. The connection
+ * stays: the replies are dropped when they come, so a device that answers late (or a host
+ * still accepting hundreds of new connections) is not thrown back to connecting, and its
+ * work wasted, every round. The link is dropped once the unit goes offline (see run). */
+static void owe(unit_t *u)
+{
+    if (u->late_n == 0)
+        u->late_tid = u->req[u->next_reply].tid;
+    u->late_n = (uint16_t)(u->late_n + (u->n_req - u->next_reply));
+    for (uint8_t i = u->next_reply; i < u->n_req; i++)
+        u->req[i].outcome = SF_MREQ_MISSED;
+    u->next_reply = u->n_req;
+    u->failed = true;
+    u->phase = C_DONE;
 }
 
 int sf_master_run(sf_master_t *m, int64_t now_ds)
@@ -780,6 +864,7 @@ int sf_master_run(sf_master_t *m, int64_t now_ds)
     }
     int64_t deadline = mono_ms() + m->opts.round_timeout_ms;
     m->stats.rounds++;
+    size_t active = 0;
     for (size_t i = 0; i < m->n; i++) {
         unit_t *u = &m->u[i];
         u->phase = C_IDLE;
@@ -791,11 +876,11 @@ int sf_master_run(sf_master_t *m, int64_t now_ds)
             continue;
         }
         start(m, u);
+        active += in_round(u);
     }
     int rc = 0;
-    size_t active = 0;
-    for (size_t i = 0; i < m->n; i++)
-        active += m->u[i].phase == C_CONNECTING || m->u[i].phase == C_WAITING;
+    /* Events of units outside the round (a connect completing, late replies) are served
+     * too while the round lasts. */
     while (active > 0) {
         int64_t left = deadline - mono_ms();
         if (left <= 0)
@@ -809,24 +894,17 @@ int sf_master_run(sf_master_t *m, int64_t now_ds)
         }
         for (int j = 0; j < k; j++) {
             unit_t *u = &m->u[m->evs[j].data.u32];
-            if (u->phase == C_CONNECTING) {
+            bool was = in_round(u);
+            if (u->link == L_CONNECTING)
                 on_writable(m, u);
-            } else if (u->phase == C_WAITING) {
+            else if (u->link == L_OPEN)
                 on_readable(m, u);
-            } else {
-                /* Bytes (or a hang-up) on a connection with nothing outstanding: not
-                 * a reply to anything, so the stream cannot be trusted any more. */
-                uint8_t b;
-                if (recv(u->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) > 0)
-                    m->stats.protocol_errors++;
-                close_unit(u);
-                continue;
-            }
-            if (u->phase != C_CONNECTING && u->phase != C_WAITING)
+            if (was && !in_round(u))
                 active--;
         }
     }
     int e = errno;
+    int64_t end = mono_ms();
     int complete = 0;
     for (size_t i = 0; i < m->n; i++) {
         unit_t *u = &m->u[i];
@@ -836,14 +914,29 @@ int sf_master_run(sf_master_t *m, int64_t now_ds)
             u->ran = true;
             goto reset;
         }
-        if (u->phase != C_DONE) {
-            if (u->phase == C_CONNECTING)
-                m->stats.connect_failures++;
-            fail_unit(m, u);
+        if (u->phase == C_CONNECTING) {
+            if (end < u->connect_deadline_ms) {
+                /* Still connecting, and not yet due to give up: nothing was sent, so
+                 * this is no missed poll; the connect goes on into the next round. */
+                for (uint8_t k = 1; k < u->n_req; k++)
+                    u->req[k].outcome = SF_MREQ_SKIPPED;
+                m->stats.connect_waits++;
+                u->ran = true;
+                goto reset;
+            }
+            m->stats.connect_failures++;
+            fail_unit(u);
+        } else if (u->phase == C_WAITING) {
+            owe(u);
         }
         if (u->failed) {
             m->stats.missed++;
             sf_health_miss(&u->st.health, now_ds);
+            /* Offline (or a failed retry while offline): reconnect with back-off. A unit
+             * that owes more than a few rounds of replies is not keeping up either. */
+            if (u->link != L_NONE &&
+                (u->st.health.state == SF_LINK_OFFLINE || u->late_n > LATE_CAP))
+                close_unit(u);
         } else {
             complete++;
             sf_health_reply(&u->st.health, now_ds);

@@ -12,11 +12,20 @@
  * Only the register map (proto/regmap.h) is used: the master works the same against the
  * emulated units and against any device that implements the map.
  *
- * A unit whose requests are not all answered by the round's deadline has missed a poll:
- * its connection is closed (a late reply would otherwise be taken for the next one) and
- * its health records the miss (controller/health.h). A unit offline and backing off is not
- * contacted at all: its queued requests end as SF_MREQ_SKIPPED. Nothing blocks past the
- * deadline (connect included).
+ * A unit whose requests are not all answered by the round's deadline has missed a poll and
+ * its health records the miss (controller/health.h). Its connection stays open: the replies
+ * it still owes are recognised by transaction id when they come and dropped, so a unit that
+ * answers late (a host still accepting hundreds of new connections, a loaded link) is not
+ * reconnected, and its work thrown away, every round. The connection is closed on a
+ * protocol error, when the unit goes offline (reconnection then follows the health's
+ * back-off) or when it owes more than a few rounds of replies.
+ *
+ * Connects are non-blocking and go on across rounds: a unit whose connect is still pending
+ * at the end of a round has sent nothing (its requests end as SF_MREQ_SKIPPED, counted in
+ * connect_waits) and has not missed a poll; the connect fails (a missed poll) only once
+ * connect_timeout_ms has passed, or at once when refused. A unit offline and backing off
+ * is not contacted at all: its queued requests end as SF_MREQ_SKIPPED. Nothing blocks past
+ * the round's deadline.
  */
 #ifndef SIGFLOW_MASTER_H
 #define SIGFLOW_MASTER_H
@@ -41,6 +50,8 @@ typedef struct {
 
 typedef struct {
     int round_timeout_ms;   /* a round (connect, send, every reply) ends after this; def. 200 */
+    int connect_timeout_ms; /* a connect still pending after this fails (a missed poll);
+                               0 = the default 3000; at least round_timeout_ms */
     sf_health_cfg_t health; /* offline threshold and back-off (0.1 s units) */
 } sf_master_opts_t;
 
@@ -94,7 +105,7 @@ typedef enum {
     SF_MREQ_OK = 1,        /* normal reply */
     SF_MREQ_EXCEPTION = 2, /* exception reply; see sf_master_exception */
     SF_MREQ_MISSED = 3,    /* no reply by the deadline (or connection failed) */
-    SF_MREQ_SKIPPED = 4,   /* unit offline and backing off: not sent */
+    SF_MREQ_SKIPPED = 4,   /* not sent: unit offline and backing off, or still connecting */
 } sf_mreq_outcome_t;
 
 /* Comms statistics over all units (monotonic). */
@@ -106,6 +117,7 @@ typedef struct {
     uint64_t missed;           /* unit-polls missed */
     uint64_t connects;         /* connections established */
     uint64_t connect_failures; /* connections refused, failed or timed out */
+    uint64_t connect_waits;    /* unit-polls not sent: connect still pending (not missed) */
     uint64_t protocol_errors;  /* replies that did not match their request (conn. closed) */
 } sf_master_stats_t;
 

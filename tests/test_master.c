@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -287,4 +288,179 @@ Test(master, foreign_device_is_only_read)
     sf_master_destroy(&m);
     stop_hosts(&t);
     sf_scenario_destroy(&sc);
+}
+
+/* A host whose serving can be started after the first round, and that publishes how many
+ * requests it has answered (read by the test thread while it runs). */
+typedef struct {
+    sf_host_t *h;                  /* the host, used only by the thread once started */
+    pthread_t th;                  /* serving thread */
+    atomic_bool stop;              /* ask the thread to end */
+    atomic_uint_fast64_t answered; /* host requests answered so far */
+} gated_host_t;
+
+static void *serve_counting(void *arg)
+{
+    gated_host_t *t = arg;
+    while (!atomic_load(&t->stop)) {
+        sf_host_poll(t->h, 5);
+        sf_host_stats_t hs;
+        sf_host_stats(t->h, &hs);
+        atomic_store(&t->answered, hs.requests);
+    }
+    return NULL;
+}
+
+/* Hundreds of units on one host, whose first round cannot be answered: the host does not
+ * serve yet, so the kernel completes the connections and nobody reads the requests. Every
+ * unit misses that round but keeps its connection; once the host serves, the replies owed
+ * are told apart by transaction id and dropped, and the next round reads every unit on
+ * the same connections. (Dropping them instead made a 1,000-unit controller whose host
+ * could not answer everyone within one round reconnect everyone every round: none ever
+ * came online.) */
+Test(master, missed_round_keeps_connections_and_drops_late_replies)
+{
+    size_t n = getenv("SIGFLOW_SANITIZED") ? 100 : 400;
+    sf_scenario_t *sc = load_single();
+    sf_endpoint_t *eps = calloc(n, sizeof *eps);
+    cr_assert_not_null(eps);
+    gated_host_t t = {0};
+    t.h = sf_host_new(NULL);
+    cr_assert_not_null(t.h);
+    for (size_t i = 0; i < n; i++) {
+        cr_assert_eq(sf_host_add_unit(t.h, &sc->intersections[0], NULL), (int)i, "unit %zu: %s", i,
+                     strerror(errno));
+        snprintf(eps[i].host, sizeof eps[i].host, "127.0.0.1");
+        eps[i].port = sf_host_port(t.h, i);
+    }
+    sf_master_opts_t o;
+    sf_master_opts_default(&o);
+    o.round_timeout_ms = 2000; /* the first round waits all of it: nothing is served */
+    sf_master_t *m = sf_master_new(n, eps, NULL, &o);
+    cr_assert_not_null(m);
+    cr_assert_eq(sf_master_sweep(m, 10, 1, 0), 0, "no reply can come in round 1");
+    sf_master_stats_t s;
+    sf_master_stats(m, &s);
+    cr_assert_eq(s.connect_failures, 0);
+    cr_assert_eq(s.missed + s.connect_waits, n, "each unit missed, or waits for its connect");
+    uint64_t sent = s.requests;
+    for (size_t i = 0; i < n; i++) {
+        const sf_unit_state_t *st = sf_master_state(m, i);
+        if (sf_master_outcome(m, i, 0) == SF_MREQ_MISSED) {
+            cr_assert(st->connected, "unit %zu: connection kept after the miss", i);
+            cr_assert_eq(st->health.missed_run, 1);
+        } else {
+            cr_assert_eq(sf_master_outcome(m, i, 0), SF_MREQ_SKIPPED, "unit %zu", i);
+            cr_assert_eq(st->health.n_missed, 0, "a pending connect is no missed poll");
+        }
+    }
+    /* Serve, and let the host answer everything sent so far before the next round, so
+     * the owed replies are all waiting when it starts. */
+    atomic_store(&t.stop, false);
+    cr_assert_eq(pthread_create(&t.th, NULL, serve_counting, &t), 0);
+    while (atomic_load(&t.answered) < sent)
+        sched_yield();
+    cr_assert_eq(sf_master_sweep(m, 20, 2, 0), (int)n, "every unit read in round 2");
+    sf_master_stats(m, &s);
+    cr_assert_eq(s.connects, n, "no unit was reconnected");
+    cr_assert_eq(s.connect_failures, 0);
+    cr_assert_eq(s.protocol_errors, 0, "owed replies are not taken for new ones");
+    for (size_t i = 0; i < n; i++) {
+        const sf_unit_state_t *st = sf_master_state(m, i);
+        cr_assert_eq(st->health.state, SF_LINK_ONLINE, "unit %zu", i);
+        cr_assert(st->identity_ok);
+        cr_assert_eq(st->heartbeat_echo, 2, "unit %zu: state from round 2's replies", i);
+        cr_assert_eq(st->n_connects, 1);
+        cr_assert_eq(st->n_status, 1);
+    }
+    atomic_store(&t.stop, true);
+    pthread_join(t.th, NULL);
+    sf_host_stats_t hs;
+    sf_host_stats(t.h, &hs);
+    cr_assert_eq(hs.accepted, n, "the host saw one connection per unit");
+    cr_assert_eq(hs.closed_peer + hs.closed_error + hs.closed_malformed, 0);
+    sf_master_destroy(&m);
+    sf_host_destroy(&t.h);
+    free(eps);
+    sf_scenario_destroy(&sc);
+}
+
+/* A listening socket whose accept queue is full: the kernel drops SYNs to it, so a
+ * connect stays pending (until a retransmitted SYN finds room). */
+static int full_listener(struct sockaddr_in *sa, int *filler)
+{
+    int ls = socket(AF_INET, SOCK_STREAM, 0);
+    *sa = (struct sockaddr_in){.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert_eq(bind(ls, (struct sockaddr *)sa, sizeof *sa), 0);
+    cr_assert_eq(listen(ls, 0), 0); /* room for one connection */
+    socklen_t len = sizeof *sa;
+    getsockname(ls, (struct sockaddr *)sa, &len);
+    *filler = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_eq(connect(*filler, (struct sockaddr *)sa, sizeof *sa), 0);
+    return ls;
+}
+
+/* A connect that takes longer than a round is not a missed poll: nothing was sent, the
+ * unit is not marked, and the same connect goes on into the next rounds until it is made
+ * (one connection, no failure). It fails, as a missed poll, only past connect_timeout_ms. */
+Test(master, pending_connect_spans_rounds_until_its_timeout)
+{
+    struct sockaddr_in sa;
+    int filler;
+    int ls = full_listener(&sa, &filler);
+    sf_endpoint_t ep = {.host = "127.0.0.1", .port = ntohs(sa.sin_port)};
+    sf_master_opts_t o;
+    sf_master_opts_default(&o);
+    o.round_timeout_ms = 50;
+    o.connect_timeout_ms = 60000;
+    sf_master_t *m = sf_master_new(1, &ep, NULL, &o);
+    cr_assert_not_null(m);
+    const sf_unit_state_t *st = sf_master_state(m, 0);
+    sf_master_stats_t s;
+    for (int k = 1; k <= 3; k++) {
+        cr_assert_eq(sf_master_sweep(m, k * 10, 1, 0), 0);
+        cr_assert_eq(sf_master_outcome(m, 0, 0), SF_MREQ_SKIPPED);
+        sf_master_stats(m, &s);
+        cr_assert_eq(s.connect_waits, (uint64_t)k);
+        cr_assert_eq(s.missed + s.connect_failures + s.connects, 0);
+        cr_assert_eq(st->health.n_missed, 0);
+        cr_assert_eq(st->health.state, SF_LINK_UNKNOWN);
+    }
+    /* Room in the queue: the next SYN retransmission (about 1 s) gets through. */
+    int a = accept(ls, NULL, NULL);
+    cr_assert_geq(a, 0);
+    close(a);
+    close(filler);
+    for (int k = 4; k < 400 && s.connects == 0; k++) {
+        sf_master_sweep(m, k * 10, 1, 0);
+        sf_master_stats(m, &s);
+    }
+    cr_assert_eq(s.connects, 1, "the pending connect completed");
+    cr_assert_eq(s.connect_failures, 0);
+    cr_assert(st->connected);
+    a = accept(ls, NULL, NULL); /* the master's one connection */
+    cr_assert_geq(a, 0);
+    sf_master_destroy(&m);
+    close(a);
+
+    /* The same with a connect timeout of 800 ms: a missed poll once it has passed. */
+    a = -1;
+    cr_assert_eq(
+        connect(filler = socket(AF_INET, SOCK_STREAM, 0), (struct sockaddr *)&sa, sizeof sa), 0);
+    o.connect_timeout_ms = 800;
+    m = sf_master_new(1, &ep, NULL, &o);
+    cr_assert_not_null(m);
+    st = sf_master_state(m, 0);
+    cr_assert_eq(sf_master_sweep(m, 10, 1, 0), 0);
+    for (int k = 2; k < 100 && st->health.n_missed == 0; k++)
+        cr_assert_eq(sf_master_sweep(m, k * 10, 1, 0), 0);
+    sf_master_stats(m, &s);
+    cr_assert_geq(s.connect_waits, 1, "the first round waited");
+    cr_assert_eq(s.connect_failures, 1);
+    cr_assert_eq(st->health.n_missed, 1);
+    cr_assert_eq(sf_master_outcome(m, 0, 0), SF_MREQ_MISSED);
+    cr_assert_not(st->connected);
+    sf_master_destroy(&m);
+    close(filler);
+    close(ls);
 }
