@@ -6,10 +6,12 @@
 #include <errno.h>
 #include <modbus/modbus.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -464,6 +466,71 @@ Test(modbus, fifty_units_in_one_host)
     cr_expect_neq(read_in(c[8], "heartbeat_echo", 0), 4242);
     for (int i = 0; i < N; i++)
         drop(c[i]);
+    stop_host(r);
+}
+
+/* Read exactly n bytes (replies may come in any number of segments); false on timeout or
+ * close. */
+static bool recv_n(int fd, uint8_t *buf, size_t n)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = recv(fd, buf + got, n - got, 0);
+        if (r <= 0)
+            return false;
+        got += (size_t)r;
+    }
+    return true;
+}
+
+/* A pipelining client sends many requests in one segment, the last one cut short: every
+ * complete one is answered, in order, each with its own transaction id; the cut one once
+ * its rest arrives; a frame sent one byte at a time is answered like any other. */
+Test(modbus, pipelined_requests_in_one_segment_answered_in_order)
+{
+    hostrun_t *r = start_host(SINGLE, 1, NULL);
+    uint16_t port = sf_host_port(r->h, 0);
+    int fd = raw_connect(port, NULL);
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    enum { N = 40 }; /* 40 reads of 12 bytes: 480 bytes in one send */
+    uint8_t out[N * 12 + 12];
+    size_t len = 0;
+    for (uint16_t k = 0; k < N; k++) {
+        /* FC 4, one register: protocol_version or unit_index alternately */
+        uint16_t tid = (uint16_t)(1000 + k), addr = k % 2 ? A("unit_index") : A("protocol_version");
+        const uint8_t f[] = {(uint8_t)(tid >> 8),  (uint8_t)tid,  0, 0, 0, 6, 1, 0x04,
+                             (uint8_t)(addr >> 8), (uint8_t)addr, 0, 1};
+        memcpy(out + len, f, sizeof f);
+        len += sizeof f;
+    }
+    uint8_t hb[12];
+    frame_fc6(hb, 2000, A("heartbeat"), 4321);
+    memcpy(out + len, hb, 5); /* the write, cut after 5 bytes */
+    cr_assert_eq(send(fd, out, len + 5, 0), (ssize_t)(len + 5));
+    uint8_t in[N * 11];
+    cr_assert(recv_n(fd, in, sizeof in), "all %d replies", N);
+    for (int k = 0; k < N; k++) {
+        const uint8_t *p = in + 11 * k;
+        cr_expect_eq(p[0] << 8 | p[1], 1000 + k, "reply %d in order", k);
+        cr_expect_eq(p[7], 0x04);
+        cr_expect_eq(p[8], 2);
+        cr_expect_eq(p[9] << 8 | p[10], k % 2 ? 0 : SF_REGMAP_VERSION);
+    }
+    cr_assert_eq(send(fd, hb + 5, 7, 0), 7);
+    uint8_t echo[12];
+    cr_assert(recv_n(fd, echo, sizeof echo));
+    cr_expect_eq(memcmp(echo, hb, sizeof hb), 0, "FC 6 echo of the completed write");
+    /* One byte per segment. */
+    uint16_t ea = A("heartbeat_echo");
+    const uint8_t rd[] = {0x12, 0x34, 0, 0, 0, 6, 1, 0x04, (uint8_t)(ea >> 8), (uint8_t)ea, 0, 1};
+    for (size_t i = 0; i < sizeof rd; i++)
+        cr_assert_eq(send(fd, rd + i, 1, 0), 1);
+    uint8_t rep[11];
+    cr_assert(recv_n(fd, rep, sizeof rep));
+    cr_expect_eq(rep[0] << 8 | rep[1], 0x1234);
+    cr_expect_eq(rep[9] << 8 | rep[10], 4321, "the write took effect");
+    close(fd);
     stop_host(r);
 }
 

@@ -1,4 +1,10 @@
-/* unit/host.c — many units, one poll loop, every client of every unit. */
+/* unit/host.c — many units, one epoll loop, every client of every unit.
+ *
+ * Cost per request matters at a thousand units: the loop waits with epoll (a wait costs
+ * what is ready, not what is open), reads every buffered request of a connection with one
+ * recv, and corks the connection while it answers several (TCP_CORK), so the replies to a
+ * pipelined poll leave as one segment instead of one per request. libmodbus still parses
+ * every request and builds every reply (sf_server_handle_frame -> modbus_reply). */
 #define _GNU_SOURCE /* POLLRDHUP: the peer closed its side (Linux) */
 #include "host.h"
 
@@ -11,19 +17,26 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
-#define RETRY_MS       5  /* re-check a connection holding a partial frame after this */
-#define MAX_PER_WAKEUP 64 /* frames answered per connection per wake-up (fairness) */
+#define RX_CAP   4096 /* bytes buffered per connection: 15 maximum frames, ~340 small ones */
+#define MAX_EVS  1024 /* epoll events taken per wait */
+#define LISTENER (UINT64_C(1) << 63) /* epoll data: a unit's listening socket (| index) */
 
+/* One client connection. Its bytes are read into rx as they come (one recv per wake-up
+ * takes every request a pipelining master sent) and each complete frame is answered from
+ * there; only a partial frame stays, and it has frame_timeout_ms to complete. */
 typedef struct {
     int fd;                   /* client socket */
     uint32_t unit;            /* index of the unit it connected to */
+    size_t slot;              /* index in sf_host_s.conns */
     bool may_write;           /* peer is on the allow-list (or there is none) */
-    int64_t partial_since_ms; /* monotonic ms a partial frame was first seen, 0 none */
-    int64_t retry_at_ms;      /* do not poll before this (partial frame), 0 = now */
+    int64_t partial_since_ms; /* monotonic ms the partial frame in rx started, 0 none */
+    uint16_t rx_len;          /* bytes in rx */
+    uint8_t rx[RX_CAP];       /* received, not yet answered */
 } conn_t;
 
 struct sf_host_s {
@@ -37,11 +50,12 @@ struct sf_host_s {
     sf_server_t **servers;             /* n_units servers, owned */
     uint16_t *n_clients;               /* connections per unit */
     size_t n_units, cap_units;
-    conn_t *conns; /* open connections */
+    conn_t **conns; /* open connections, each allocated alone (epoll data points at it) */
     size_t n_conns, cap_conns;
-    struct pollfd *pfd; /* scratch for poll: units then connections */
-    size_t cap_pfd;
-    sf_host_stats_t stats; /* counters */
+    size_t n_partial;        /* connections holding a partial frame */
+    int ep;                  /* epoll set: every listening and client socket */
+    struct epoll_event *evs; /* MAX_EVS, scratch for epoll_wait */
+    sf_host_stats_t stats;   /* counters */
 };
 
 static int64_t now_ms(void)
@@ -65,10 +79,15 @@ sf_host_t *sf_host_new(const sf_host_config_t *cfg)
     sf_host_t *h = calloc(1, sizeof *h);
     if (!h)
         return NULL;
+    h->ep = -1;
     inet_ntop(AF_INET, &a, h->listen_addr, sizeof h->listen_addr);
     h->base_port = cfg->base_port;
     h->max_clients = cfg->max_clients ? cfg->max_clients : 16;
     h->frame_timeout_ms = cfg->frame_timeout_ms ? cfg->frame_timeout_ms : 1000;
+    h->ep = epoll_create1(EPOLL_CLOEXEC);
+    h->evs = calloc(MAX_EVS, sizeof *h->evs);
+    if (h->ep < 0 || !h->evs)
+        goto fail;
     if (cfg->n_allow) {
         h->allow = calloc(cfg->n_allow, sizeof *h->allow);
         if (!h->allow)
@@ -95,8 +114,10 @@ void sf_host_destroy(sf_host_t **self_p)
     if (!self_p || !*self_p)
         return;
     sf_host_t *h = *self_p;
-    for (size_t i = 0; i < h->n_conns; i++)
-        close(h->conns[i].fd);
+    for (size_t i = 0; i < h->n_conns; i++) {
+        close(h->conns[i]->fd);
+        free(h->conns[i]);
+    }
     for (size_t i = 0; i < h->n_units; i++) {
         sf_server_destroy(&h->servers[i]);
         sf_unit_destroy(&h->units[i]);
@@ -105,7 +126,9 @@ void sf_host_destroy(sf_host_t **self_p)
     free(h->servers);
     free(h->n_clients);
     free(h->conns);
-    free(h->pfd);
+    free(h->evs);
+    if (h->ep >= 0)
+        close(h->ep);
     free(h->allow);
     free(h);
     *self_p = NULL;
@@ -149,8 +172,6 @@ int sf_host_add_unit_at(sf_host_t *h, const sf_intersection_t *ix, const sf_unit
     if (grow((void **)&h->n_clients, &cap, h->n_units + 1, sizeof *h->n_clients))
         return -1;
     h->cap_units = cap;
-    if (grow((void **)&h->pfd, &h->cap_pfd, h->n_units + 1 + h->n_conns, sizeof *h->pfd))
-        return -1;
     sf_unit_t *u = sf_unit_new(ix, ucfg);
     if (!u)
         return -1;
@@ -164,8 +185,10 @@ int sf_host_add_unit_at(sf_host_t *h, const sf_intersection_t *ix, const sf_unit
         }
     }
     sf_server_t *s = sf_server_new(u, ucfg, (uint16_t)h->n_units, h->listen_addr, (uint16_t)port);
-    if (!s) {
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = LISTENER | h->n_units};
+    if (!s || epoll_ctl(h->ep, EPOLL_CTL_ADD, sf_server_listen_fd(s), &ev) != 0) {
         int saved = errno;
+        sf_server_destroy(&s);
         sf_unit_destroy(&u);
         errno = saved;
         return -1;
@@ -225,32 +248,36 @@ size_t sf_host_pollfds(const sf_host_t *h, struct pollfd *out, size_t cap)
 {
     if (!h)
         return 0;
-    size_t n = 0;
-    for (size_t i = 0; i < h->n_units; i++, n++)
-        if (out && n < cap)
-            out[n] = (struct pollfd){.fd = sf_server_listen_fd(h->servers[i]), .events = POLLIN};
-    int64_t now = now_ms();
-    for (size_t i = 0; i < h->n_conns; i++, n++)
-        if (out && n < cap)
-            out[n] = (struct pollfd){.fd = h->conns[i].retry_at_ms > now ? -1 : h->conns[i].fd,
-                                     .events = POLLIN};
-    return n;
+    /* The epoll set is readable whenever one of its sockets is: one descriptor stands for
+     * them all. */
+    if (out && cap >= 1)
+        out[0] = (struct pollfd){.fd = h->ep, .events = POLLIN};
+    return 1;
+}
+
+/* Monotonic ms at which the oldest partial frame times out, -1 none. */
+static int64_t first_expiry(const sf_host_t *h)
+{
+    if (h->n_partial == 0)
+        return -1;
+    int64_t best = -1;
+    for (size_t i = 0; i < h->n_conns; i++) {
+        int64_t s = h->conns[i]->partial_since_ms;
+        if (s && (best < 0 || s < best))
+            best = s;
+    }
+    return best < 0 ? -1 : best + h->frame_timeout_ms + 1;
 }
 
 int sf_host_wait_hint_ms(const sf_host_t *h)
 {
     if (!h)
         return -1;
-    int64_t now = now_ms(), best = -1;
-    for (size_t i = 0; i < h->n_conns; i++) {
-        int64_t r = h->conns[i].retry_at_ms;
-        if (r == 0)
-            continue;
-        int64_t d = r > now ? r - now : 0;
-        if (best < 0 || d < best)
-            best = d;
-    }
-    return (int)best;
+    int64_t at = first_expiry(h);
+    if (at < 0)
+        return -1;
+    int64_t d = at - now_ms();
+    return d < 0 ? 0 : (int)d;
 }
 
 static bool allowed(const sf_host_t *h, uint32_t addr)
@@ -269,116 +296,152 @@ static void accept_all(sf_host_t *h, size_t u)
     for (;;) {
         struct sockaddr_in peer;
         socklen_t pl = sizeof peer;
-        int fd = accept(sf_server_listen_fd(h->servers[u]), (struct sockaddr *)&peer, &pl);
-        if (fd >= 0) {
-            int fl = fcntl(fd, F_GETFL);
-            if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ||
-                fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
-                close(fd);
-                h->stats.rejected++;
-                continue;
-            }
-        }
+        int fd = accept4(sf_server_listen_fd(h->servers[u]), (struct sockaddr *)&peer, &pl,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0)
             return; /* EAGAIN: none left; anything else: try again at the next wake-up */
+        conn_t *c = NULL;
         if (h->n_clients[u] >= h->max_clients ||
             grow((void **)&h->conns, &h->cap_conns, h->n_conns + 1, sizeof *h->conns) ||
-            grow((void **)&h->pfd, &h->cap_pfd, h->n_units + h->n_conns + 1, sizeof *h->pfd)) {
+            !(c = malloc(sizeof *c))) {
             close(fd);
+            h->stats.rejected++;
+            continue;
+        }
+        *c = (conn_t){
+            .fd = fd,
+            .unit = (uint32_t)u,
+            .slot = h->n_conns,
+            .may_write = peer.sin_family == AF_INET && allowed(h, peer.sin_addr.s_addr),
+        };
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
+        if (epoll_ctl(h->ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
+            close(fd);
+            free(c);
             h->stats.rejected++;
             continue;
         }
         int one = 1;
         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        h->conns[h->n_conns++] = (conn_t){
-            .fd = fd,
-            .unit = (uint32_t)u,
-            .may_write = peer.sin_family == AF_INET && allowed(h, peer.sin_addr.s_addr),
-        };
+        h->conns[h->n_conns++] = c;
         h->n_clients[u]++;
         h->stats.accepted++;
     }
 }
 
-static void close_conn(sf_host_t *h, size_t i, uint64_t *counter)
+/* Close c (closing removes it from the epoll set) and free it. */
+static void close_conn(sf_host_t *h, conn_t *c, uint64_t *counter)
 {
-    close(h->conns[i].fd);
-    h->n_clients[h->conns[i].unit]--;
-    h->conns[i] = h->conns[--h->n_conns];
+    close(c->fd);
+    h->n_clients[c->unit]--;
+    if (c->partial_since_ms)
+        h->n_partial--;
+    conn_t *last = h->conns[--h->n_conns];
+    h->conns[c->slot] = last;
+    last->slot = c->slot;
+    free(c);
     (*counter)++;
 }
 
-/* How a connection stands: the length of the complete frame at the head of its buffer,
- * 0 when only part of one is there, -1 peer gone, -2 malformed, -3 socket error. */
-static int frame_ready(int fd)
+static void cork(int fd, int on)
 {
-    /* One peek shows what is buffered, up to the largest ADU. */
-    uint8_t head[MODBUS_TCP_MAX_ADU_LENGTH];
-    ssize_t r = recv(fd, head, sizeof head, MSG_PEEK | MSG_DONTWAIT);
-    if (r == 0)
-        return -1;
-    if (r < 0)
-        return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : -3;
-    if (r < 7)
-        return 0;
-    int len = 6 + (head[4] << 8 | head[5]);
-    if ((head[2] | head[3]) != 0 || len < 8 || len > MODBUS_TCP_MAX_ADU_LENGTH)
-        return -2;
-    if (r < len)
-        return 0;
-    return sf_server_frame_ok(head, len) == 0 ? len : -2;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on);
 }
 
-/* Serve connection i; false when it was closed (the slot now holds another one). */
-static bool serve_conn(sf_host_t *h, size_t i, int64_t now, bool rdhup, int *served)
+/* Answer every complete frame in c->rx. False when c was closed (and freed). */
+static bool serve_frames(sf_host_t *h, conn_t *c, int64_t now, int *served)
 {
-    conn_t *c = &h->conns[i];
-    for (int k = 0; k < MAX_PER_WAKEUP; k++) {
-        int len = frame_ready(c->fd);
-        if (len == -1) {
-            close_conn(h, i, &h->stats.closed_peer);
-            return false;
+    sf_server_t *s = h->servers[c->unit];
+    uint16_t off = 0;
+    bool corked = false;
+    uint64_t *why = NULL;
+    while (c->rx_len - off >= 7) {
+        const uint8_t *f = c->rx + off;
+        int len = 6 + (f[4] << 8 | f[5]);
+        if ((f[2] | f[3]) != 0 || len < 8 || len > MODBUS_TCP_MAX_ADU_LENGTH) {
+            why = &h->stats.closed_malformed;
+            break;
         }
-        if (len == -2) {
-            close_conn(h, i, &h->stats.closed_malformed);
-            return false;
+        if (c->rx_len - off < len)
+            break;
+        if (sf_server_frame_ok(f, len) != 0) {
+            why = &h->stats.closed_malformed;
+            break;
         }
-        if (len == -3) {
-            close_conn(h, i, &h->stats.closed_error);
-            return false;
+        /* More requests behind this one: hold the replies and send them as one segment
+         * (uncorking pushes what is held at once). */
+        if (!corked && c->rx_len - off > len) {
+            cork(c->fd, 1);
+            corked = true;
         }
-        if (len == 0 && rdhup) {
-            /* The peer shut its side: what is buffered is all that will ever come. */
-            close_conn(h, i, &h->stats.closed_peer);
-            return false;
-        }
-        if (len == 0) {
-            if (k > 0)
-                return true; /* served what was complete; the rest comes later */
-            if (c->partial_since_ms == 0)
-                c->partial_since_ms = now;
-            if (now - c->partial_since_ms > h->frame_timeout_ms) {
-                close_conn(h, i, &h->stats.closed_timeout);
-                return false;
-            }
-            c->retry_at_ms = now + RETRY_MS;
-            return true;
-        }
-        c->partial_since_ms = 0;
-        c->retry_at_ms = 0;
-        sf_server_t *s = h->servers[c->unit];
         sf_server_stats_t before, after;
         sf_server_stats(s, &before);
-        if (sf_server_handle(s, c->fd, c->may_write, len) != 0) {
-            close_conn(h, i, errno == EPROTO ? &h->stats.closed_malformed : &h->stats.closed_error);
-            return false;
+        if (sf_server_handle_frame(s, c->fd, c->may_write, f, len) != 0) {
+            why = errno == EPROTO ? &h->stats.closed_malformed : &h->stats.closed_error;
+            break;
         }
         sf_server_stats(s, &after);
         h->stats.requests += after.requests - before.requests;
         h->stats.exceptions += after.exceptions - before.exceptions;
         (*served)++;
+        off = (uint16_t)(off + len);
     }
+    if (why) {
+        close_conn(h, c, why);
+        return false;
+    }
+    if (corked)
+        cork(c->fd, 0);
+    memmove(c->rx, c->rx + off, (size_t)(c->rx_len - off));
+    c->rx_len = (uint16_t)(c->rx_len - off);
+    /* A partial frame left: its clock starts when it started (now, if a frame was just
+     * answered before it; else it keeps the time it was first seen). */
+    bool was = c->partial_since_ms != 0;
+    if (c->rx_len == 0)
+        c->partial_since_ms = 0;
+    else if (off > 0 || !was)
+        c->partial_since_ms = now;
+    h->n_partial = h->n_partial - was + (c->partial_since_ms != 0);
     return true;
+}
+
+/* Read what c has sent and answer it. */
+static void serve_conn(sf_host_t *h, conn_t *c, int64_t now, int *served)
+{
+    for (;;) {
+        size_t room = RX_CAP - c->rx_len;
+        ssize_t r = recv(c->fd, c->rx + c->rx_len, room, MSG_DONTWAIT);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                close_conn(h, c, &h->stats.closed_error);
+            return;
+        }
+        if (r == 0) {
+            /* The peer shut its side: what was complete has been answered, a partial
+             * frame will never complete. */
+            close_conn(h, c, &h->stats.closed_peer);
+            return;
+        }
+        c->rx_len = (uint16_t)(c->rx_len + r);
+        if (!serve_frames(h, c, now, served))
+            return;
+        if ((size_t)r < room)
+            return; /* drained (epoll reports the connection again if more comes) */
+    }
+}
+
+/* Close the connections whose partial frame is older than the frame timeout. */
+static void expire_partial(sf_host_t *h, int64_t now)
+{
+    if (h->n_partial == 0)
+        return;
+    for (size_t i = h->n_conns; i-- > 0;) {
+        conn_t *c = h->conns[i];
+        if (c->partial_since_ms && now - c->partial_since_ms > h->frame_timeout_ms)
+            close_conn(h, c, &h->stats.closed_timeout); /* moves the last into slot i */
+    }
 }
 
 int sf_host_poll(sf_host_t *h, int timeout_ms)
@@ -387,40 +450,24 @@ int sf_host_poll(sf_host_t *h, int timeout_ms)
         errno = EINVAL;
         return -1;
     }
-    int64_t now = now_ms();
-    size_t n = 0;
-    for (size_t i = 0; i < h->n_units; i++)
-        h->pfd[n++] = (struct pollfd){.fd = sf_server_listen_fd(h->servers[i]), .events = POLLIN};
-    /* A connection holding a partial frame sits out until its retry time, so it neither
-     * spins the loop nor blocks anyone; the wait is shortened to that time. */
-    for (size_t i = 0; i < h->n_conns; i++) {
-        conn_t *c = &h->conns[i];
-        bool wait = c->retry_at_ms > now;
-        /* Waiting: only a hang-up wakes us (the buffered part would keep POLLIN set). */
-        h->pfd[n++] = (struct pollfd){.fd = c->fd, .events = wait ? POLLRDHUP : POLLIN | POLLRDHUP};
-        if (wait) {
-            int64_t d = c->retry_at_ms - now;
-            if (timeout_ms < 0 || d < timeout_ms)
-                timeout_ms = (int)d;
-        }
-    }
-    int rc = poll(h->pfd, (nfds_t)n, timeout_ms);
-    if (rc < 0)
+    /* Wait no longer than until the oldest partial frame times out. */
+    int hint = sf_host_wait_hint_ms(h);
+    if (hint >= 0 && (timeout_ms < 0 || hint < timeout_ms))
+        timeout_ms = hint;
+    int k = epoll_wait(h->ep, h->evs, MAX_EVS, timeout_ms);
+    if (k < 0)
         return -1;
-    now = now_ms();
+    int64_t now = now_ms();
     int served = 0;
-    size_t n_units = h->n_units, n_conns = h->n_conns;
-    /* Connections first, walking backwards: closing one moves the last into its slot,
-     * and the last has been visited already. The pfd entries keep their old order. */
-    for (size_t i = n_conns; i-- > 0;) {
-        const struct pollfd *p = &h->pfd[n_units + i];
-        conn_t *c = &h->conns[i];
-        bool due = c->retry_at_ms && c->retry_at_ms <= now;
-        if ((p->revents & (POLLIN | POLLHUP | POLLERR | POLLRDHUP)) || due)
-            serve_conn(h, i, now, (p->revents & (POLLRDHUP | POLLHUP)) != 0, &served);
+    /* A connection is freed only while its own event is handled (or below), and each
+     * appears once per wait, so every pointer in the batch is live when reached. */
+    for (int i = 0; i < k; i++) {
+        uint64_t d = h->evs[i].data.u64;
+        if (d & LISTENER)
+            accept_all(h, (size_t)(d & ~LISTENER));
+        else
+            serve_conn(h, h->evs[i].data.ptr, now, &served);
     }
-    for (size_t i = 0; i < n_units; i++)
-        if (h->pfd[i].revents & POLLIN)
-            accept_all(h, i);
+    expire_partial(h, now);
     return served;
 }

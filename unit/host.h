@@ -2,17 +2,18 @@
  *
  * Each unit has its own listening port (base port + index, or an ephemeral port read
  * back with sf_host_port) and several clients; every socket is served from ONE event
- * loop (poll), no thread per connection. Time is the caller's: sf_host_poll() serves
+ * loop (epoll), no thread per connection. Time is the caller's: sf_host_poll() serves
  * pending Modbus traffic for up to timeout_ms, sf_host_tick() advances every unit by
  * 0.1 s. `sigflow unit` calls them on the wall clock; the simulator's lockstep calls
  * tick once per step and can wait on its ZeroMQ sockets and the host's sockets together
- * (sf_host_pollfds fills a pollfd list; copy the fds into zmq_pollitem_t.fd).
+ * (sf_host_pollfds fills a pollfd list, today the one epoll descriptor that stands for
+ * every socket; copy the fds into zmq_pollitem_t.fd).
  *
- * Robustness: a request is read only once the whole frame is buffered, so a client that
- * stops mid-frame delays nobody; it is closed when its frame is not complete within
- * frame_timeout_ms. A malformed frame (MBAP length or protocol id wrong, PDU length not
- * what its function needs), a socket error or a client that does not read its replies
- * closes that connection only.
+ * Robustness: a request is answered only once the whole frame is buffered (the host reads
+ * each client's bytes into a buffer of its own), so a client that stops mid-frame delays
+ * nobody; it is closed when its frame is not complete within frame_timeout_ms. A malformed frame
+ * (MBAP length or protocol id wrong, PDU length not what its function needs), a socket error or a
+ * client that does not read its replies closes that connection only.
  *
  * A host is driven by one thread at a time (poll, tick and direct unit calls from the
  * same thread); it takes no locks.
@@ -85,15 +86,14 @@ void sf_host_tick(sf_host_t *h);
  * answered, or -1 with errno (EINTR when a signal interrupted the wait: nothing lost). */
 int sf_host_poll(sf_host_t *h, int timeout_ms);
 
-/* Fill out[0..cap) with the host's sockets (listening and clients, events POLLIN) for an
- * outer poll / zmq_poll; returns how many there are (may exceed cap: call again with a
- * bigger array). A connection waiting for the rest of a frame is listed with fd -1 (poll
- * ignores it): wait at most sf_host_wait_hint_ms(). After the outer wait, call
+/* Fill out[0..cap) with the descriptors to watch (events POLLIN) for an outer poll /
+ * zmq_poll; returns how many there are (may exceed cap: call again with a bigger array;
+ * today always 1, the host's epoll set). Wait at most sf_host_wait_hint_ms(), then call
  * sf_host_poll(h, 0). */
 size_t sf_host_pollfds(const sf_host_t *h, struct pollfd *out, size_t cap);
 
 /* Longest an outer wait may last before the host wants sf_host_poll again: -1 no limit,
- * else milliseconds (a connection holding a partial frame is re-checked then). */
+ * else milliseconds (a connection holding a partial frame times out then). */
 int sf_host_wait_hint_ms(const sf_host_t *h);
 
 /* Counters so far. */

@@ -729,7 +729,7 @@ int sf_server_handle(sf_server_t *s, int fd, bool may_write, int frame_len)
             return 0; /* nothing for us (libmodbus filtered it) */
     } else {
         /* modbus_receive waits with select(), which cannot take a descriptor at or above
-         * FD_SETSIZE (a 1,000-unit host has thousands). The host has already checked that
+         * FD_SETSIZE (a 1,000-unit host has thousands). The caller has already checked that
          * this whole frame is buffered and that its length is exactly what libmodbus would
          * read for its function (sf_server_frame_ok), so one recv takes the same bytes. */
         ssize_t r = recv(fd, req, (size_t)frame_len, MSG_DONTWAIT);
@@ -737,10 +737,30 @@ int sf_server_handle(sf_server_t *s, int fd, bool may_write, int frame_len)
             return -1;
         len = (int)r;
     }
-    if (len != frame_len || sf_server_frame_ok(req, len) != 0) {
+    if (len != frame_len) {
         errno = EPROTO;
         return -1;
     }
+    return sf_server_handle_frame(s, fd, may_write, req, len);
+}
+
+int sf_server_handle_frame(sf_server_t *s, int fd, bool may_write, const uint8_t *adu, int len)
+{
+    if (!s || fd < 0 || !adu) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (sf_server_frame_ok(adu, len) != 0) {
+        errno = EPROTO;
+        return -1;
+    }
+    if (modbus_set_socket(s->ctx, fd) != 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    /* libmodbus parses and answers from this copy (its API takes a mutable buffer). */
+    uint8_t req[MODBUS_TCP_MAX_ADU_LENGTH];
+    memcpy(req, adu, (size_t)len);
     s->stats.requests++;
     refresh(s);
     int fc = req[MBAP_LEN];

@@ -60,6 +60,12 @@ sf_unit_t *sf_server_unit(const sf_server_t *s);
  * error). */
 int sf_server_handle(sf_server_t *s, int fd, bool may_write, int frame_len);
 
+/* Answer the one request adu[0..len) that the caller has already read from client socket
+ * fd (the host buffers what a client sends and hands over each complete frame); the reply
+ * goes to fd. Same checks, refusals and return as sf_server_handle (EPROTO: adu is not one
+ * well-formed frame, sf_server_frame_ok). */
+int sf_server_handle_frame(sf_server_t *s, int fd, bool may_write, const uint8_t *adu, int len);
+
 /* Mark the register image stale (call after ticking the unit or changing it directly);
  * the server refreshes it from the unit's status before the next request. */
 void sf_server_touch(sf_server_t *s);
