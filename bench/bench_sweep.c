@@ -2,10 +2,11 @@
  * detector, presence and priority reads of every unit, pipelined) at 10, 100 and 1,000 units on
  * 127.0.0.1, the units served by a unit host (unit/host.h) in another thread.
  *
- * Usage: bench_sweep [SWEEPS]   (default 50 measured sweeps per size, after 3 warm-up)
- * Prints one line per size: units, sweeps, wall-clock median and p95 in ms, CPU time per
- * sweep of the master thread and of the whole process (master + host thread: on a loaded
- * machine the wall figures include waiting for a core), requests per sweep.
+ * Usage: bench_sweep [SWEEPS [UNITS]]   (default 50 measured sweeps per size, after 3
+ * warm-up; UNITS measures that one size instead of 10, 100 and 1,000)
+ * Prints one line per size and poll kind: units, sweeps, wall-clock median, p90 and p99 in
+ * ms, CPU time per sweep of the master thread, of the host thread and of the whole process
+ * (on a loaded machine the wall figures include waiting for a core), requests per sweep.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -87,6 +88,7 @@ static int run_size(const sf_intersection_t *ix, size_t n, int sweeps, unsigned 
             bad += sf_master_sweep(m, k++, 1, what) != (int)n;
         sf_master_stats_t s0, s1;
         sf_master_stats(m, &s0);
+        /* The process is the master thread and the host thread: host = process - master. */
         double c0 = cpu_ms(CLOCK_THREAD_CPUTIME_ID), p0 = cpu_ms(CLOCK_PROCESS_CPUTIME_ID);
         for (int s = 0; s < sweeps; s++) {
             double t0 = now_ms();
@@ -99,11 +101,13 @@ static int run_size(const sf_intersection_t *ix, size_t n, int sweeps, unsigned 
         double all_cpu = (cpu_ms(CLOCK_PROCESS_CPUTIME_ID) - p0) / sweeps;
         qsort(ms, (size_t)sweeps, sizeof *ms, cmp_double);
         double med = ms[sweeps / 2];
-        double p95 = ms[(int)((sweeps - 1) * 0.95 + 0.5)];
-        printf("%-6s units %5zu  sweeps %3d  median %8.3f ms  p95 %8.3f ms  cpu/sweep: master "
-               "%7.3f ms,"
-               " master+host %7.3f ms  requests/sweep %llu  incomplete sweeps %d\n",
-               what == SF_POLL_ALL ? "full" : "status", n, sweeps, med, p95, master_cpu, all_cpu,
+        double p90 = ms[(int)((sweeps - 1) * 0.90 + 0.5)];
+        double p99 = ms[(int)((sweeps - 1) * 0.99 + 0.5)];
+        printf("%-6s units %5zu  sweeps %3d  wall ms: median %7.2f p90 %7.2f p99 %7.2f  "
+               "cpu ms/sweep: master %6.2f host %6.2f process %6.2f  requests/sweep %llu  "
+               "incomplete %d\n",
+               what == SF_POLL_ALL ? "full" : "status", n, sweeps, med, p90, p99, master_cpu,
+               all_cpu - master_cpu, all_cpu,
                (unsigned long long)((s1.requests - s0.requests) / (uint64_t)sweeps), bad);
         rc = bad ? -1 : 0;
     }
@@ -120,14 +124,15 @@ done:
 int main(int argc, char **argv)
 {
     int sweeps = argc > 1 ? atoi(argv[1]) : 50;
-    if (sweeps < 1 || sweeps > 100000) {
-        fprintf(stderr, "usage: bench_sweep [SWEEPS]\n");
+    long one = argc > 2 ? atol(argv[2]) : 0;
+    if (sweeps < 1 || sweeps > 100000 || argc > 3 || (argc > 2 && (one < 1 || one > 5000))) {
+        fprintf(stderr, "usage: bench_sweep [SWEEPS 1..100000 [UNITS 1..5000]]\n");
         return 2;
     }
     /* 1,000 units take ~3,000 descriptors: listening, accepted and client sockets. */
     struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 8192) {
-        rl.rlim_cur = rl.rlim_max < 8192 ? rl.rlim_max : 8192;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 16384) {
+        rl.rlim_cur = rl.rlim_max < 16384 ? rl.rlim_max : 16384;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
     sf_errors_t errs = {0};
@@ -145,8 +150,12 @@ int main(int argc, char **argv)
         printf("load average %.2f %.2f %.2f (wall figures include waiting for a core)\n", la[0],
                la[1], la[2]);
     int rc = 0;
-    const size_t sizes[] = {10, 100, 1000};
-    for (size_t i = 0; i < 3; i++) {
+    size_t sizes[] = {10, 100, 1000}, n_sizes = 3;
+    if (one) {
+        sizes[0] = (size_t)one;
+        n_sizes = 1;
+    }
+    for (size_t i = 0; i < n_sizes; i++) {
         rc |= run_size(&sc->intersections[0], sizes[i], sweeps, 0) < 0;
         rc |= run_size(&sc->intersections[0], sizes[i], sweeps, SF_POLL_ALL) < 0;
     }
