@@ -258,6 +258,13 @@ static const char *wait_text(proc_t *p, bool on_out, const char *needle, int tim
         }
         if (found >= times)
             return last;
+        for (int i = 0; i < N_PROCS; i++) {
+            proc_t *o = &W.procs[i];
+            if (o != p && o->out && proc_exited(o))
+                cr_assert_fail("%s exited (status %d) while waiting for '%s' from %s\nstderr: "
+                               "%.2000s",
+                               o->tag, o->status, needle, p->tag, o->err);
+        }
         if (now_s() > end || (proc_exited(p) && p->out_fd < 0 && p->err_fd < 0))
             cr_assert_fail("%s: no '%s' (x%d) after %.0f s or it exited (status %d)\nstdout: "
                            "%.2000s\nstderr: %.2000s",
@@ -319,12 +326,36 @@ static void teardown(void)
     W.dir[0] = 0;
 }
 
+/* Delete the namespaces an earlier run of this test left behind when it was killed before
+ * its teardown ("sf<case><pid>-<role>" with no process <pid> any more). */
+static void delete_stale_namespaces(void)
+{
+    FILE *p = popen("ip netns list 2>/dev/null", "r");
+    if (!p)
+        return;
+    char line[256];
+    while (fgets(line, sizeof line, p)) {
+        char tag, role[16];
+        int pid;
+        if (sscanf(line, "sf%c%d-%15[a-z]", &tag, &pid, role) != 3 || (tag != 'p' && tag != 'n') ||
+            pid <= 0)
+            continue;
+        if (kill(pid, 0) == 0 || errno != ESRCH)
+            continue; /* that run is still going (or not ours to judge) */
+        char name[64];
+        snprintf(name, sizeof name, "sf%c%d-%s", tag, pid, role);
+        sh(NULL, 0, "ip netns delete %s", name);
+    }
+    pclose(p);
+}
+
 /* Make the namespaces, or skip the test saying why they cannot be made here. */
 static void make_namespaces(const char *tag)
 {
     if (geteuid() != 0)
         cr_skip_test("multi-host test skipped: network namespaces need root (CAP_NET_ADMIN); "
                      "run the tests as root to include it");
+    delete_stale_namespaces();
     char out[512];
     static const char *role[5] = {"hub", "sim", "ctl", "ua", "ub"};
     for (int i = 0; i < 5; i++) {
