@@ -19,8 +19,15 @@ typedef struct {
 } active_t;
 
 typedef struct {
-    double lockout_until_s;          /* no grant before this */
-    active_t act[SF_TSP_MAX_ACTIVE]; /* granted requests held */
+    char bus_id[32];        /* "" = free */
+    sf_tsp_reason_t reason; /* why it was refused */
+} refused_t;
+
+typedef struct {
+    double lockout_until_s;           /* no grant before this */
+    active_t act[SF_TSP_MAX_ACTIVE];  /* granted requests held */
+    refused_t ref[SF_TSP_MAX_ACTIVE]; /* buses refused here since their check-in */
+    uint8_t ref_next;                 /* slot the next refusal takes when none is free */
 } ix_state_t;
 
 typedef struct {
@@ -127,6 +134,14 @@ static active_t *find_bus(ix_state_t *s, const char *bus)
     return NULL;
 }
 
+static refused_t *find_refused(ix_state_t *s, const char *bus)
+{
+    for (int i = 0; i < SF_TSP_MAX_ACTIVE; i++)
+        if (s->ref[i].bus_id[0] && strcmp(s->ref[i].bus_id, bus) == 0)
+            return &s->ref[i];
+    return NULL;
+}
+
 static uint16_t eta_ds_of(double eta_s)
 {
     double d = eta_s * 10.0 + 0.5;
@@ -168,6 +183,9 @@ int sf_tsp_event(sf_tsp_t *t, double t_s, const sf_tsp_event_t *ev)
         t->pending[t->n_pending++] = (pending_t){.ev = *ev, .t_s = t_s, .phase_idx = (uint8_t)p};
         return 0;
     }
+    refused_t *f = find_refused(s, ev->bus_id);
+    if (f) /* past the stop line: its refusal here is over */
+        memset(f, 0, sizeof *f);
     active_t *a = find_bus(s, ev->bus_id);
     if (!a) {
         errno = ENOENT;
@@ -183,6 +201,13 @@ int sf_tsp_event(sf_tsp_t *t, double t_s, const sf_tsp_event_t *ev)
     push_out(t, ev->ix, a, 2, 0);
     memset(a, 0, sizeof *a);
     return 0;
+}
+
+/* Refusals that a later check-in of the same bus (an ETA update) may overturn: the state
+ * of the intersection, not the request itself, stood in the way. */
+static bool transient(sf_tsp_reason_t r)
+{
+    return r == SF_TSP_R_OFFLINE || r == SF_TSP_R_CONFLICT || r == SF_TSP_R_LOCKOUT;
 }
 
 static int cmp_pending(const void *x, const void *y)
@@ -209,11 +234,27 @@ static const active_t *conflicting(const sf_intersection_t *ix, const ix_state_t
     return NULL;
 }
 
-static void refuse(sf_tsp_t *t, const pending_t *pd, uint8_t phase_no, sf_tsp_reason_t r,
-                   double t_s)
+/* A refusal of pd at s. A bus refused here before (re-decided after a check-in update)
+ * keeps its one request in the counts: only its reason moves. */
+static void refuse(sf_tsp_t *t, ix_state_t *s, const pending_t *pd, uint8_t phase_no,
+                   sf_tsp_reason_t r, double t_s)
 {
-    t->counts.requests++;
-    t->counts.refused++;
+    refused_t *f = find_refused(s, pd->ev.bus_id);
+    if (f) {
+        t->counts.by_reason[f->reason]--;
+    } else {
+        t->counts.requests++;
+        t->counts.refused++;
+        for (int i = 0; i < SF_TSP_MAX_ACTIVE && !f; i++)
+            if (!s->ref[i].bus_id[0])
+                f = &s->ref[i];
+        if (!f) { /* all taken: the oldest entry goes */
+            f = &s->ref[s->ref_next];
+            s->ref_next = (uint8_t)((s->ref_next + 1) % SF_TSP_MAX_ACTIVE);
+        }
+        memcpy(f->bus_id, pd->ev.bus_id, sizeof f->bus_id);
+    }
+    f->reason = r;
     t->counts.by_reason[r]++;
     log_req(t, t_s, pd->ev.ix, pd->ev.bus_id, "check_in", 0, pd->ev.level, phase_no, pd->ev.eta_s,
             pd->ev.lateness_s, "refused", r);
@@ -240,24 +281,27 @@ size_t sf_tsp_decide(sf_tsp_t *t, double t_s, const bool *online, sf_tsp_action_
             push_out(t, pd->ev.ix, mine, 1, eta_ds_of(pd->ev.eta_s));
             continue;
         }
+        refused_t *was = find_refused(s, pd->ev.bus_id);
+        if (was && !transient(was->reason))
+            continue; /* an ETA update of a request refused for good: nothing to decide */
         if (!t->cfg.enabled) {
-            refuse(t, pd, phase_no, SF_TSP_R_DISABLED, t_s);
+            refuse(t, s, pd, phase_no, SF_TSP_R_DISABLED, t_s);
             continue;
         }
         if (t->cfg.lateness_threshold_s > 0 && !(pd->ev.lateness_s > t->cfg.lateness_threshold_s)) {
-            refuse(t, pd, phase_no, SF_TSP_R_NOT_LATE, t_s);
+            refuse(t, s, pd, phase_no, SF_TSP_R_NOT_LATE, t_s);
             continue;
         }
         if (online && !online[pd->ev.ix]) {
-            refuse(t, pd, phase_no, SF_TSP_R_OFFLINE, t_s);
+            refuse(t, s, pd, phase_no, SF_TSP_R_OFFLINE, t_s);
             continue;
         }
         if (conflicting(ix, s, pd->phase_idx)) {
-            refuse(t, pd, phase_no, SF_TSP_R_CONFLICT, t_s);
+            refuse(t, s, pd, phase_no, SF_TSP_R_CONFLICT, t_s);
             continue;
         }
         if (t_s < s->lockout_until_s) {
-            refuse(t, pd, phase_no, SF_TSP_R_LOCKOUT, t_s);
+            refuse(t, s, pd, phase_no, SF_TSP_R_LOCKOUT, t_s);
             continue;
         }
         active_t *a = NULL;
@@ -265,7 +309,7 @@ size_t sf_tsp_decide(sf_tsp_t *t, double t_s, const bool *online, sf_tsp_action_
             if (!s->act[k].bus_id[0])
                 a = &s->act[k];
         if (!a) { /* every slot held: as good as a conflict */
-            refuse(t, pd, phase_no, SF_TSP_R_CONFLICT, t_s);
+            refuse(t, s, pd, phase_no, SF_TSP_R_CONFLICT, t_s);
             continue;
         }
         memcpy(a->bus_id, pd->ev.bus_id, sizeof a->bus_id);
@@ -278,7 +322,13 @@ size_t sf_tsp_decide(sf_tsp_t *t, double t_s, const bool *online, sf_tsp_action_
         a->expire_s = t_s + pd->ev.eta_s + t->cfg.max_extension_s + SF_TSP_EXPIRY_S;
         a->seen_active = false;
         s->lockout_until_s = t_s + t->cfg.lockout_s;
-        t->counts.requests++;
+        if (was) { /* refused before, granted on an update: still one request */
+            t->counts.refused--;
+            t->counts.by_reason[was->reason]--;
+            memset(was, 0, sizeof *was);
+        } else {
+            t->counts.requests++;
+        }
         t->counts.granted++;
         log_req(t, t_s, pd->ev.ix, a->bus_id, "check_in", a->id, a->level, phase_no, pd->ev.eta_s,
                 pd->ev.lateness_s, "granted", SF_TSP_R_NONE);

@@ -19,7 +19,11 @@
  *   5. a grant at this intersection less than lockout_s ago  -> refused "lockout"
  *   6. otherwise granted; the intersection's lockout starts now.
  * A check-in of a bus that already holds a granted request updates its ETA (a new
- * mailbox check-in with the same id), and is not a new request.
+ * mailbox check-in with the same id), and is not a new request. A check-in of a bus
+ * refused at this intersection since its last check-out there is not a new request
+ * either: refused "offline", "conflict" or "lockout" (the intersection's state, which may
+ * have changed) it is decided again (a grant then moves its one request from refused to
+ * granted); refused for any other reason it is ignored.
  *
  * Every request is logged (controller/eventlog.h, kind "priority") at its decision and at
  * its outcome, with its reason.

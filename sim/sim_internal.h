@@ -151,6 +151,8 @@ typedef struct {
     float bay_pos;      /* m, position while in a bay */
     uint32_t bay_link;  /* link of the bay */
     uint16_t sig_stops; /* stops outside bus-stop zones */
+    float eta_sent;     /* s, ETA of its last check-in on the current link */
+    double eta_at;      /* sim time of that check-in */
 } bus_t;
 
 struct sf_sim {
@@ -268,6 +270,8 @@ struct sf_sim {
 #define DISC_GAIN      0.5f   /* m/s^2: advantage a discretionary change needs */
 #define MIN_INSERT_GAP 1.0f   /* m beyond s0 needed to insert at an entry */
 #define DWELL_REACH_M  2.0f   /* m: a bus this close to its stop and slow starts dwelling */
+#define SAT_HEADWAY_S  2.0f   /* s per queued vehicle ahead of a bus (1800 veh/h/lane) */
+#define ETA_UPDATE_S   5.0f   /* s: a bus's ETA that drifts this far is sent again */
 
 /* xoshiro256** (Blackman & Vigna); the state lives in the sim. */
 static inline uint64_t sf_rotl(uint64_t x, int k)

@@ -655,6 +655,21 @@ static float merge_acc(const sf_sim_t *sim, const lane_t *ln, const link_t *lk, 
     return sf_idm(vt, iv0, v, gap, v - tl->v[k - 1]);
 }
 
+/* A bus's expected time to the stop line, s, were its movement green now: its distance d
+ * at its speed (at least half the free speed), plus a saturation headway for every
+ * queued vehicle ahead of it in its lane (P, V: the lane's positions and speeds, i: the
+ * bus). The queue is what a check-in from distance and speed alone leaves out. */
+static float bus_eta(const link_t *lk, const float *P, const float *V, uint32_t i, float d, float v,
+                     float iv0)
+{
+    float vref = 0.5f / iv0;
+    float eta = d / (v > vref ? v : vref);
+    uint32_t nq = 0;
+    for (uint32_t k = 0; k < i; k++)
+        nq += V[k] < QUEUE_V && P[k] <= lk->len;
+    return eta + (float)nq * SAT_HEADWAY_S;
+}
+
 static void lane_loop(sf_sim_t *sim, uint32_t lidx)
 {
     lane_t *ln = &sim->lanes[lidx];
@@ -784,13 +799,24 @@ static void lane_loop(sf_sim_t *sim, uint32_t lidx)
                     }
                 }
             }
-            if (lk->to_ix >= 0 && !(sim->v_flags[w] & VF_CHECKIN) && L - pn <= sim->checkin_m) {
-                float vref = 0.5f / iv0;
-                float eta = (L - pn) / (vn > vref ? vn : vref);
-                if (bb->dwelling)
-                    eta += bb->dwell_left;
-                sim->v_flags[w] |= VF_CHECKIN;
-                push_transit(sim, SF_TRANSIT_CHECKIN, w, ln->link, eta);
+            /* Check-in within checkin_m of the stop line, but only once no stop is left
+             * to serve on this link (a near-side stop: at door close), so the ETA and
+             * lateness are not those of a bus that still has to dwell. */
+            if (lk->to_ix >= 0 && L - pn <= sim->checkin_m && L - pn > 0.0f && !bb->dwelling &&
+                !bus_stop_pending(sim, bb)) {
+                float eta = bus_eta(lk, P, V, i, L - pn, vn, iv0);
+                if (!(sim->v_flags[w] & VF_CHECKIN)) {
+                    sim->v_flags[w] |= VF_CHECKIN;
+                    bb->eta_sent = eta;
+                    bb->eta_at = sim->t;
+                    push_transit(sim, SF_TRANSIT_CHECKIN, w, ln->link, eta);
+                } else if (fabsf(eta - (bb->eta_sent - (float)(sim->t - bb->eta_at))) >
+                           ETA_UPDATE_S) {
+                    /* queued or held longer (or shorter) than announced: an update */
+                    bb->eta_sent = eta;
+                    bb->eta_at = sim->t;
+                    push_transit(sim, SF_TRANSIT_CHECKIN, w, ln->link, eta);
+                }
             }
         }
     }

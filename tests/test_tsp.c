@@ -170,8 +170,63 @@ Test(tsp, one_request_per_phase_and_check_out_frees_it)
     cr_assert_eq(sf_tsp_decide(f.t, 11, NULL, a, 8), 1, "B granted once A checked out");
     sf_tsp_counts_t c;
     sf_tsp_counts(f.t, &c);
-    cr_assert_eq(c.requests, 3);
+    /* B's second check-in decided its one request again: refused "conflict", then granted */
+    cr_assert_eq(c.requests, 2);
+    cr_assert_eq(c.granted, 2);
+    cr_assert_eq(c.refused, 0);
+    cr_assert_eq(c.by_reason[SF_TSP_R_CONFLICT], 0);
     cr_assert_eq(c.cancelled, 1, "A never reported active by the unit: cancelled");
+    teardown(&f);
+}
+
+Test(tsp, check_in_updates_of_a_refused_bus)
+{
+    fx_t f;
+    setup(&f, "120", "true");
+    sf_tsp_action_t a[8];
+    sf_tsp_counts_t c;
+    /* not late: its ETA updates change nothing and are not new requests */
+    event(&f, 0, ci("early", f.mv4, 20, 10, 0));
+    cr_assert_eq(sf_tsp_decide(f.t, 0, NULL, a, 8), 0);
+    event(&f, 8, ci("early", f.mv4, 30, 10, 0));
+    cr_assert_eq(sf_tsp_decide(f.t, 8, NULL, a, 8), 0);
+    sf_tsp_counts(f.t, &c);
+    cr_assert_eq(c.requests, 1);
+    cr_assert_eq(c.by_reason[SF_TSP_R_NOT_LATE], 1);
+    /* A takes the lockout; B, refused "lockout", is granted on an update after it ends */
+    event(&f, 10, ci("A", f.mv2, 20, 60, 0));
+    cr_assert_eq(sf_tsp_decide(f.t, 10, NULL, a, 8), 1);
+    event(&f, 20, co("A", f.mv2));
+    cr_assert_eq(sf_tsp_decide(f.t, 20, NULL, a, 8), 1);
+    event(&f, 100, ci("B", f.mv4, 40, 60, 0));
+    cr_assert_eq(sf_tsp_decide(f.t, 100, NULL, a, 8), 0, "inside the lockout");
+    event(&f, 120, ci("B", f.mv4, 25, 60, 0)); /* queued: an update, still locked out */
+    cr_assert_eq(sf_tsp_decide(f.t, 120, NULL, a, 8), 0);
+    sf_tsp_counts(f.t, &c);
+    cr_assert_eq(c.requests, 3);
+    cr_assert_eq(c.by_reason[SF_TSP_R_LOCKOUT], 1);
+    event(&f, 131, ci("B", f.mv4, 12, 60, 0));
+    cr_assert_eq(sf_tsp_decide(f.t, 131, NULL, a, 8), 1, "granted once the lockout ended");
+    cr_assert_eq(a[0].type, 1);
+    cr_assert_eq(a[0].phase_no, 4);
+    cr_assert_eq(a[0].eta_ds, 120);
+    sf_tsp_counts(f.t, &c);
+    cr_assert_eq(c.requests, 3);
+    cr_assert_eq(c.granted, 2);
+    cr_assert_eq(c.refused, 1);
+    cr_assert_eq(c.by_reason[SF_TSP_R_LOCKOUT], 0);
+    cr_assert_eq(c.by_reason[SF_TSP_R_NOT_LATE], 1);
+    event(&f, 140, co("B", f.mv4));
+    cr_assert_eq(sf_tsp_decide(f.t, 140, NULL, a, 8), 1);
+    /* the refused bus's check-out ends its refusal: its next check-in is a new request */
+    cr_assert_eq(sf_tsp_event(f.t, 140, &(sf_tsp_event_t){.movement = f.mv4, .bus_id = "early"}),
+                 -1);
+    cr_assert_eq(errno, ENOENT);
+    event(&f, 300, ci("early", f.mv4, 20, 10, 0));
+    cr_assert_eq(sf_tsp_decide(f.t, 300, NULL, a, 8), 0);
+    sf_tsp_counts(f.t, &c);
+    cr_assert_eq(c.requests, 4);
+    cr_assert_eq(c.by_reason[SF_TSP_R_NOT_LATE], 2);
     teardown(&f);
 }
 

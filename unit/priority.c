@@ -11,11 +11,27 @@
  *    they always keep min green, walk, ped clearance, and the full yellow and red clear
  *    (the engine's can_end and interval timers are not bypassed: this module only asks).
  * Once the requested phase is green it is held as for an extension until check-out.
+ *
+ * The ETA (updated by later check-ins of the same id) decides two things:
+ *  - an extension is only worth holding while the bus can still reach the stop line
+ *    within the extension left: a green is not held for a bus whose ETA is beyond it
+ *    (a bus at the back of a queue), so no green is spent empty;
+ *  - a green that ends before the bus checked out, while its ETA still says it is
+ *    coming (ETA > 0: it is queued or held upstream), does not end the request: it is
+ *    served again as early green for the next green of its phase (at most
+ *    SF_PRIO_MAX_SERVICES services in all). With the ETA run out the bus is not
+ *    coming as announced and the request expires.
  */
 #include "unit_impl.h"
 
 #include <errno.h>
 #include <string.h>
+
+/* Services of one request: its first, and one more after a green it missed. */
+#define SF_PRIO_MAX_SERVICES 2
+/* ETA margin of a hold, 0.1 s: a bus due this much after the extension left still counts
+ * (the ETA is an estimate, updated only when it drifts by several seconds). */
+#define SF_PRIO_HOLD_MARGIN_DS 20
 
 void sf_prio_clear(sf_unit_t *u)
 {
@@ -54,7 +70,7 @@ int sf_prio_submit(sf_unit_t *u, const sf_prio_request_t *req)
             return -1;
         }
         sf_prio_t *q = &u->prio[slot];
-        bool served = q->had_green || sf_engine_phase_green(u, q->ph);
+        bool served = q->was_green || sf_engine_phase_green(u, q->ph);
         q->state = served ? SF_PRIO_ST_SERVED : SF_PRIO_ST_CANCELLED;
         q->eta = 0;
         if (u->prio_active == slot)
@@ -150,7 +166,11 @@ bool sf_prio_holds(const sf_unit_t *u, uint8_t ph)
     const sf_prio_t *q = &u->prio[u->prio_active];
     if (q->ph != ph || !sf_engine_phase_green(u, ph))
         return false;
-    return ring_of(u, ph)->ext < ext_limit(u);
+    uint16_t used = ring_of(u, ph)->ext, lim = ext_limit(u);
+    if (used >= lim)
+        return false;
+    /* a bus that cannot arrive within the extension left is not held for */
+    return (uint32_t)q->eta <= (uint32_t)(lim - used) + SF_PRIO_HOLD_MARGIN_DS;
 }
 
 void sf_prio_held(sf_unit_t *u, uint8_t ph)
@@ -215,12 +235,21 @@ void sf_prio_tick(sf_unit_t *u)
         if (q->state == SF_PRIO_ST_ACTIVE) {
             if (green && !q->had_green) {
                 q->had_green = true;
+                q->was_green = true;
                 u->trunc_budget = 0; /* early green done */
             }
             if (q->had_green && !green) {
-                /* the green ended (extension used up) before the bus checked out */
-                q->state = SF_PRIO_ST_EXPIRED;
-                continue;
+                /* the green ended before the bus checked out */
+                if (q->eta == 0 || q->services >= SF_PRIO_MAX_SERVICES) {
+                    q->state = SF_PRIO_ST_EXPIRED;
+                    continue;
+                }
+                /* still coming (queued): early green for the next green of its phase */
+                q->services++;
+                q->strategy = 2;
+                q->had_green = false;
+                u->trunc_budget = u->cfg.max_early_green_ds;
+                u->veh_call |= (uint16_t)(1u << q->ph);
             }
         }
         /* no check-out long after the ETA: the bus is not coming */
@@ -258,6 +287,8 @@ void sf_prio_tick(sf_unit_t *u)
     bool green = sf_engine_phase_green(u, q->ph);
     q->strategy = green ? 1 : 2;
     q->had_green = green;
+    q->was_green = green;
+    q->services = 1;
     u->prio_active = (int8_t)best;
     u->lockout = u->cfg.lockout_ds;
     u->trunc_budget = green ? 0 : u->cfg.max_early_green_ds;

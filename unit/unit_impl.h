@@ -68,7 +68,9 @@ typedef struct {
     uint8_t state;    /* sf_prio_state_t */
     uint8_t reason;   /* sf_prio_reason_t */
     uint8_t strategy; /* 0 none, 1 extension, 2 early green */
-    bool had_green;   /* its phase was green at some point after check-in */
+    bool had_green;   /* its phase was green in the current service */
+    bool was_green;   /* its phase was green at some point after check-in (outcome) */
+    uint8_t services; /* services started: the first, plus re-services after a missed green */
     uint16_t eta;     /* 0.1 s, counts down */
     uint16_t age;     /* 0.1 s since check-in (saturates) */
     uint32_t seq;     /* check-in order */
