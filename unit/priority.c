@@ -195,8 +195,17 @@ static uint16_t normal_left(const sf_unit_t *u, const sf_ring_t *rg)
         break;
     }
     default: {
+        /* Up to its force-off, but no more than its programmed split: a phase that began
+         * early (the one before it gapped out, or an earlier early green) may run on to
+         * its force-off, yet cutting it back to its split takes nothing from it. Without
+         * this bound the lead phase after an early return absorbs the time an early
+         * green has won, and the requested phase comes no sooner. */
         uint64_t fo = u->lap_zero + u->pos_f[rg->ph];
         left = fo > u->gabs ? (int32_t)(fo - u->gabs) : 0;
+        int32_t split_left =
+            (int32_t)u->rp.split_ds[rg->ph] - ph->yellow_ds - ph->red_clear_ds - rg->t;
+        if (split_left < left)
+            left = split_left;
         break;
     }
     }
