@@ -1,0 +1,183 @@
+/* tests/test_unit_priority.c — the unit's priority service driven by the ETA: no hold for
+ * a bus that cannot reach the green, a missed green served again as early green, and
+ * early green in coordinated mode reaching the requested phase (the lead phase after an
+ * early return keeps only what its split gives it). Measured on the lamp outputs (ticks
+ * of 0.1 s); the normal lengths are measured on the same unit without a request. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdlib.h>
+
+#include "unit_fixtures.h"
+
+enum { A2 = 0, A4 = 1 };                         /* fx_single groups */
+enum { V1 = 0, V2 = 1, V3 = 2, V4 = 3, V5 = 4 }; /* fx_nema groups */
+
+static sf_unit_t *single_fixed(void)
+{
+    sf_intersection_t ix;
+    fx_single(&ix);
+    sf_unit_config_t c = fx_cfg(&ix, SF_UMODE_FIXED);
+    sf_unit_t *u = sf_unit_new(&ix, &c);
+    cr_assert_not_null(u);
+    return u;
+}
+
+Test(unit_priority, no_hold_for_a_bus_beyond_the_extension_then_early_green)
+{
+    sf_unit_t *u = single_fixed();
+    const sf_unit_status_t *st = sf_unit_status(u);
+    /* normal lengths of one cycle, no request */
+    cr_assert_gt(fx_until(u, A2, SF_LAMP_GREEN, 3000), 0);
+    int g2 = fx_while(u, A2, SF_LAMP_GREEN, 3000);
+    cr_assert_gt(fx_until(u, A4, SF_LAMP_GREEN, 3000), 0);
+    int g4 = fx_while(u, A4, SF_LAMP_GREEN, 3000);
+    cr_assert_gt(fx_until(u, A2, SF_LAMP_GREEN, 3000), 0);
+    /* A bus for phase 2 checks in at the start of 2's green, but queued: it needs longer
+     * than the green plus the whole extension (15 s). */
+    sf_prio_request_t rq = {.id = 21,
+                            .level = 2,
+                            .phase_no = 2,
+                            .eta_ds = (uint16_t)(g2 + 150 + 100),
+                            .action = SF_PRIO_CHECK_IN};
+    cr_assert_eq(sf_unit_priority(u, &rq), 0);
+    int g = fx_while(u, A2, SF_LAMP_GREEN, 3000);
+    cr_expect_eq(g, g2, "green 2 lasted %d, normal %d: held for a bus that cannot reach it", g, g2);
+    /* the request lives on as early green for the next green of 2 */
+    sf_unit_tick(u);
+    cr_expect_eq(st->prio[0].state, SF_PRIO_ST_ACTIVE);
+    cr_expect_eq(st->prio[0].strategy, 2);
+    cr_assert_gt(fx_until(u, A4, SF_LAMP_GREEN, 3000), 0);
+    int t4 = fx_while(u, A4, SF_LAMP_GREEN, 3000);
+    /* phase 4 keeps min green and walk + ped clearance (7 + 15 s), nothing more */
+    cr_expect_eq(t4, 220, "green 4 lasted %d (normal %d)", t4, g4);
+    cr_expect_lt(t4, g4);
+    cr_assert_gt(fx_until(u, A2, SF_LAMP_GREEN, 3000), 0);
+    rq.action = SF_PRIO_CHECK_OUT;
+    cr_assert_eq(sf_unit_priority(u, &rq), 0);
+    cr_expect_eq(st->prio[0].state, SF_PRIO_ST_SERVED);
+    sf_unit_destroy(&u);
+}
+
+Test(unit_priority, missed_green_with_the_eta_run_out_expires)
+{
+    sf_unit_t *u = single_fixed();
+    const sf_unit_status_t *st = sf_unit_status(u);
+    cr_assert_gt(fx_until(u, A2, SF_LAMP_GREEN, 3000), 0);
+    int g2 = fx_while(u, A2, SF_LAMP_GREEN, 3000);
+    cr_assert_gt(fx_until(u, A2, SF_LAMP_GREEN, 3000), 0);
+    /* due within the green; never comes and sends no update */
+    sf_prio_request_t rq = {
+        .id = 22, .level = 2, .phase_no = 2, .eta_ds = 50, .action = SF_PRIO_CHECK_IN};
+    cr_assert_eq(sf_unit_priority(u, &rq), 0);
+    int g = fx_while(u, A2, SF_LAMP_GREEN, 3000);
+    cr_expect_eq(g, g2 + 150, "held for the whole extension: %d", g);
+    sf_unit_tick(u);
+    cr_expect_eq(st->prio[0].state, SF_PRIO_ST_EXPIRED, "not served again");
+    sf_unit_destroy(&u);
+}
+
+Test(unit_priority, eta_update_keeps_a_queued_bus_for_the_next_green)
+{
+    sf_unit_t *u = single_fixed();
+    const sf_unit_status_t *st = sf_unit_status(u);
+    cr_assert_gt(fx_until(u, A2, SF_LAMP_GREEN, 3000), 0);
+    sf_prio_request_t rq = {
+        .id = 23, .level = 2, .phase_no = 2, .eta_ds = 50, .action = SF_PRIO_CHECK_IN};
+    cr_assert_eq(sf_unit_priority(u, &rq), 0);
+    for (int i = 0; i < 100; i++)
+        sf_unit_tick(u);
+    /* the bus reports it is queued: 60 s more */
+    rq.eta_ds = 600;
+    cr_assert_eq(sf_unit_priority(u, &rq), 0);
+    cr_assert_gt(fx_until(u, A2, SF_LAMP_YELLOW, 3000), 0);
+    sf_unit_tick(u);
+    cr_expect_eq(st->prio[0].state, SF_PRIO_ST_ACTIVE);
+    cr_expect_eq(st->prio[0].strategy, 2);
+    /* served by the next green of 2 */
+    cr_assert_gt(fx_until(u, A2, SF_LAMP_GREEN, 3000), 0);
+    rq.action = SF_PRIO_CHECK_OUT;
+    cr_assert_eq(sf_unit_priority(u, &rq), 0);
+    cr_expect_eq(st->prio[0].state, SF_PRIO_ST_SERVED);
+    sf_unit_destroy(&u);
+}
+
+/* Tick with the clock running. */
+static void ctick(sf_unit_t *u, uint32_t *tod)
+{
+    *tod = (*tod + 1) % 864000u;
+    sf_unit_set_clock(u, *tod);
+    sf_unit_tick(u);
+}
+
+/* Tick until the lamp of sg turns code (from another); ticks taken or -1. */
+static int c_until(sf_unit_t *u, uint32_t *tod, uint8_t sg, uint8_t code, int max)
+{
+    for (int i = 1; i <= max; i++) {
+        uint8_t before = sf_unit_status(u)->sg_lamp[sg];
+        ctick(u, tod);
+        if (before != code && sf_unit_status(u)->sg_lamp[sg] == code)
+            return i;
+    }
+    return -1;
+}
+
+static int c_while(sf_unit_t *u, uint32_t *tod, uint8_t sg, uint8_t code, int max)
+{
+    int n = 0;
+    while (n < max && sf_unit_status(u)->sg_lamp[sg] == code) {
+        ctick(u, tod);
+        n++;
+    }
+    return n;
+}
+
+Test(unit_priority, coordinated_early_green_not_absorbed_by_the_lead_left)
+{
+    sf_intersection_t ix;
+    fx_nema(&ix);
+    for (int i = 0; i < 8; i++) /* every phase runs to its force-off */
+        ix.phases[i].recall = SF_RECALL_MAX;
+    sf_unit_config_t c = fx_cfg(&ix, SF_UMODE_COORDINATED);
+    sf_unit_t *u = sf_unit_new(&ix, &c);
+    cr_assert_not_null(u);
+    uint32_t tod = 0;
+    cr_assert_eq(sf_unit_set_clock(u, tod), 0);
+    const sf_unit_status_t *st = sf_unit_status(u);
+    /* settle into coordination (plan 1: 100 s; lefts 15 s split, 10 s green) */
+    int k = 0;
+    do
+        cr_assert_gt(c_until(u, &tod, V2, SF_LAMP_YELLOW, 3000), 0);
+    while (!st->coord_in_sync && ++k < 40);
+    cr_assert(st->coord_in_sync, "not in sync after %d cycles", k);
+    /* normal: the lead left's green and the red of the coordinated phase 2 */
+    cr_assert_gt(c_until(u, &tod, V1, SF_LAMP_GREEN, 3000), 0);
+    int g1 = c_while(u, &tod, V1, SF_LAMP_GREEN, 3000);
+    cr_assert_gt(c_until(u, &tod, V2, SF_LAMP_YELLOW, 3000), 0);
+    int r2 = c_until(u, &tod, V2, SF_LAMP_GREEN, 3000);
+    cr_assert_gt(r2, 0);
+    /* a bus for phase 2 checks in as the side street's through phase 4 turns green */
+    cr_assert_gt(c_until(u, &tod, V2, SF_LAMP_YELLOW, 3000), 0);
+    uint32_t tod_y = tod;
+    cr_assert_gt(c_until(u, &tod, V4, SF_LAMP_GREEN, 3000), 0);
+    sf_prio_request_t rq = {
+        .id = 31, .level = 2, .phase_no = 2, .eta_ds = 300, .action = SF_PRIO_CHECK_IN};
+    cr_assert_eq(sf_unit_priority(u, &rq), 0);
+    int g4 = c_while(u, &tod, V4, SF_LAMP_GREEN, 3000);
+    /* 4 loses the max early green (15 s) of its 29 s, keeping more than its min green */
+    cr_expect_eq(g4, 140, "green 4 lasted %d", g4);
+    cr_assert_gt(c_until(u, &tod, V1, SF_LAMP_GREEN, 3000), 0);
+    int e1 = c_while(u, &tod, V1, SF_LAMP_GREEN, 3000);
+    /* entered early, the lead left is cut back to its min green, not run to its force-off */
+    cr_expect_eq(e1, 50, "lead left lasted %d (normal %d)", e1, g1);
+    cr_expect_lt(e1, g1);
+    cr_assert_gt(c_until(u, &tod, V2, SF_LAMP_GREEN, 3000), 0);
+    int r2p = (int)(tod - tod_y);
+    /* 2 comes back 15 s (4 and 8) + 5 s (the lead lefts 1 and 5) sooner */
+    cr_expect_eq(r2p, r2 - 200, "red of 2 %d with the request, %d without", r2p, r2);
+    cr_expect_eq(st->prio[0].state, SF_PRIO_ST_ACTIVE);
+    cr_expect_eq(st->prio[0].strategy, 2);
+    rq.action = SF_PRIO_CHECK_OUT;
+    cr_assert_eq(sf_unit_priority(u, &rq), 0);
+    cr_expect_eq(st->prio[0].state, SF_PRIO_ST_SERVED);
+    sf_unit_destroy(&u);
+}
