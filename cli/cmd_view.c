@@ -1,5 +1,6 @@
 /* cli/cmd_view.c — `sigflow view SCENARIO [--bus ENDPOINT] [--pub ENDPOINT] ...`: the live
  * window attached to a running simulation bus (this host or another). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +32,8 @@ static void usage(FILE *out)
             "  --size WxH       window size (default 1280x800)\n"
             "  --record FILE    write a run record for `sigflow plot` when the window closes\n"
             "  --screenshot FILE.png --at SECONDS  save the window once sim time reaches\n"
-            "                   SECONDS; with --exit, then close\n"
+            "                   SECONDS (--at end: once the run has ended, with its final\n"
+            "                   MOEs shown); with --exit, then close\n"
             "  --wall SECONDS   close after this much wall time\n"
             "  --select ID      open the panel of intersection ID at start\n"
             "  --keys K1,K2..   press these keys once bus data arrived (scripted sessions),\n"
@@ -106,7 +108,9 @@ int sf_cmd_view(int argc, char **argv)
         } else if (strcmp(a, "--screenshot") == 0) {
             o.shot_path = v;
         } else if (strcmp(a, "--at") == 0) {
-            if (parse_num(a, v, 0, 1e9, &o.shot_at_s) != 0)
+            if (strcmp(v, "end") == 0)
+                o.shot_at_s = INFINITY; /* once the run has ended (live.h) */
+            else if (parse_num(a, v, 0, 1e9, &o.shot_at_s) != 0)
                 return 2;
         } else if (strcmp(a, "--select") == 0) {
             o.select_id = v;
@@ -163,10 +167,10 @@ int sf_cmd_view(int argc, char **argv)
         fprintf(stderr, "sigflow view: %s\n", err);
     else
         printf("view: %lu frames (%s renderer), %lu messages (%lu refused), %lu snapshots "
-               "(%lu dropped undrawn), %lu commands sent%s%s\n",
+               "(%lu dropped undrawn), %lu commands sent%s%s%s\n",
                st.frames, st.backend, st.messages, st.refused, st.snaps, st.snaps_dropped,
                st.commands, st.shot_written ? ", screenshot " : "",
-               st.shot_written ? o.shot_path : "");
+               st.shot_written ? o.shot_path : "", st.run_finished ? ", run finished" : "");
     sf_scenario_destroy(&sc);
     SDL_Quit(); /* the process is done with SDL: release what its video backends hold */
     return rc == 0 ? 0 : 1;

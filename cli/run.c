@@ -55,11 +55,51 @@ typedef struct {
     uint8_t *lamps;     /* n_ix * SF_MAX_SG, as last received (for the screenshot) */
     uint64_t lamp_msgs; /* LampStates applied */
     uint64_t bad_lamps; /* refused (bad index or length) */
+    /* The viewers' clock commands (topic "cmd"), noted while the clock waits and applied
+     * between steps (hold_for_commands), never in the middle of one. */
+    bool paused;        /* CMD_PAUSE seen, no CMD_RESUME since */
+    uint32_t steps_due; /* CMD_STEP while paused: steps to run before holding again */
+    bool speed_due;     /* CMD_SPEED seen: apply speed */
+    double speed;       /* its factor, 0 = as fast as possible */
+    uint64_t cmds;      /* clock commands taken */
+    bool summary_back;  /* our own RunSummary came back through the forwarder */
 } sim_ctx_t;
+
+static void note_command(sim_ctx_t *s, const Sfbus__ViewCommand *m)
+{
+    switch (m->cmd) {
+    case SFBUS__COMMAND__CMD_PAUSE:
+        s->paused = true;
+        s->steps_due = 0;
+        break;
+    case SFBUS__COMMAND__CMD_RESUME:
+        s->paused = false;
+        break;
+    case SFBUS__COMMAND__CMD_STEP:
+        if (s->paused && s->steps_due < 1000)
+            s->steps_due++;
+        break;
+    case SFBUS__COMMAND__CMD_SPEED:
+        s->speed_due = true;
+        s->speed = m->speed_factor; /* the codec checked 0..1000 */
+        break;
+    default:
+        return; /* priority, plan, fault: the controller's (run_ctl.c) */
+    }
+    s->cmds++;
+}
 
 static int sim_on_msg(void *arg, const sf_bus_rx_t *rx)
 {
     sim_ctx_t *s = arg;
+    if (rx->type == SF_BUS_CMD) {
+        note_command(s, (const Sfbus__ViewCommand *)(const void *)rx->msg);
+        return 0;
+    }
+    if (rx->type == SF_BUS_SUMMARY) {
+        s->summary_back = true;
+        return 0;
+    }
     if (rx->type != SF_BUS_LAMPS)
         return 0;
     const Sfbus__LampStates *m = (const Sfbus__LampStates *)(const void *)rx->msg;
@@ -235,6 +275,61 @@ static bool stop_requested(int fd)
     struct signalfd_siginfo si;
     ssize_t r = read(fd, &si, sizeof si);
     return r > 0;
+}
+
+#define HOLD_POLL_MS 100 /* while paused: how often the stop request is looked at */
+
+/* Before each step: apply a new pacing, then hold while paused, serving the bus (commands,
+ * late Hellos) until resumed, a single step is asked for, or the run is stopped. The
+ * participants simply see no Step meanwhile (they wait in slices and never time out, see
+ * run_part_loop). Resuming restarts the real-time deadlines from now, so no burst of late
+ * steps follows a pause. Returns 1 to run the step, 0 to stop, -1 on a bus error. */
+static int hold_for_commands(sf_clock_t *clk, sim_ctx_t *sx, const sf_runner_opts_t *o)
+{
+    bool held = false;
+    for (;;) {
+        if (sx->speed_due) {
+            sx->speed_due = false;
+            if (sf_clock_set_pacing(clk, sx->speed) != 0)
+                return -1;
+        }
+        if (!sx->paused || sx->steps_due > 0) {
+            if (sx->paused)
+                sx->steps_due--;
+            else if (held && sf_clock_speed(clk) > 0 &&
+                     sf_clock_set_pacing(clk, sf_clock_speed(clk)) != 0)
+                return -1;
+            return 1;
+        }
+        held = true;
+        if (stop_requested(o->stop_fd) || (o->stop_flag && atomic_load(o->stop_flag)))
+            return 0;
+        if (sf_clock_poll(clk, HOLD_POLL_MS, sim_on_msg, sx) != 0)
+            return -1;
+    }
+}
+
+#define SUMMARY_ECHO_MS 2000 /* at most this long for the summary's round trip */
+
+/* RunSummary on topic "summary": the report, for the viewers still on the bus (their
+ * "run finished" overlay). The clock subscribes to "summary" too and serves the bus until
+ * its own copy comes back: the forwarder has then handed it to every subscriber, before
+ * the run tears the forwarder down. Best effort: a viewer that misses it still has the
+ * Bye. */
+static void publish_summary(sf_clock_t *clk, sim_ctx_t *sx, const json_t *report, uint64_t k,
+                            double sim_s)
+{
+    char *text = json_dumps(report, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
+    if (!text)
+        return;
+    Sfbus__RunSummary m = SFBUS__RUN_SUMMARY__INIT;
+    m.k = k;
+    m.sim_s = sim_s;
+    m.report_json = text;
+    int rc = sf_clock_publish(clk, &m.base);
+    free(text);
+    for (int waited = 0; rc == 0 && !sx->summary_back && waited < SUMMARY_ECHO_MS; waited += 50)
+        rc = sf_clock_poll(clk, 50, sim_on_msg, sx);
 }
 
 /* Add controller section, merged priority counts and perf to the sim report. */
@@ -438,7 +533,7 @@ int sf_runner_run(const sf_runner_opts_t *o, sf_runner_result_t *res)
         names[n_names++] = "bridge";
     for (size_t i = 0; i < o->n_extra; i++)
         names[n_names++] = o->extra[i];
-    const char *clk_topics[] = {"lamps"};
+    const char *clk_topics[] = {"lamps", "cmd", "summary"};
     uint32_t step_ds = (uint32_t)llround(sc->run.step_s * 10.0);
     sf_clock_config_t cfg = {.name = "sim",
                              .scenario = sc->name,
@@ -454,7 +549,7 @@ int sf_runner_run(const sf_runner_opts_t *o, sf_runner_result_t *res)
                              .realtime = realtime,
                              .speed_factor = realtime ? speed : 1.0,
                              .topics = clk_topics,
-                             .n_topics = 1,
+                             .n_topics = 3,
                              .security = o->security};
     clk = sf_clock_new(zctx, pub_ep, sub_ep, &cfg);
     if (!clk) {
@@ -507,6 +602,16 @@ int sf_runner_run(const sf_runner_opts_t *o, sf_runner_result_t *res)
     for (k = 0; k < n_steps; k++) {
         if ((k & 15) == 0 &&
             (stop_requested(o->stop_fd) || (o->stop_flag && atomic_load(o->stop_flag)))) {
+            partial = true;
+            break;
+        }
+        int hold = hold_for_commands(clk, &sx, o);
+        if (hold < 0) {
+            set_err(res->err, sizeof res->err, "run: while paused: %s",
+                    sf_clock_error(clk)[0] ? sf_clock_error(clk) : strerror(errno));
+            goto stop_threads;
+        }
+        if (hold == 0) {
             partial = true;
             break;
         }
@@ -607,6 +712,7 @@ int sf_runner_run(const sf_runner_opts_t *o, sf_runner_result_t *res)
                             json_pack("{s:I, s:I}", "admitted", (json_int_t)admitted, "refused",
                                       (json_int_t)refused));
     }
+    publish_summary(clk, &sx, res->report, k, sf_sim_time(sim));
     status = 0;
     goto done;
 

@@ -294,6 +294,8 @@ int sf_bus_check(const ProtobufCMessage *msg, char *why, size_t cap)
             return fail(why, cap, "step_ds: must be > 0");
         if (m->tod_ds >= TOD_DS_MAX)
             return fail(why, cap, "tod_ds: must be < %u, got %u", TOD_DS_MAX, m->tod_ds);
+        if (!isfinite(m->speed_factor) || m->speed_factor < 0)
+            return fail(why, cap, "speed_factor: must be finite and >= 0, got %g", m->speed_factor);
         return 0;
     }
     case SF_BUS_DET: {
@@ -374,9 +376,10 @@ int sf_bus_check(const ProtobufCMessage *msg, char *why, size_t cap)
         if (m->cmd <= SFBUS__COMMAND__CMD_UNSPECIFIED || m->cmd > SFBUS__COMMAND__CMD_FAULT_RESET)
             return fail(why, cap, "cmd: unknown value %d", (int)m->cmd);
         if (m->cmd == SFBUS__COMMAND__CMD_SPEED &&
-            (!isfinite(m->speed_factor) || m->speed_factor <= 0 || m->speed_factor > SPEED_MAX))
-            return fail(why, cap, "speed_factor: must be in (0, %g], got %g", SPEED_MAX,
-                        m->speed_factor);
+            (!isfinite(m->speed_factor) || m->speed_factor < 0 || m->speed_factor > SPEED_MAX))
+            return fail(why, cap,
+                        "speed_factor: must be in [0, %g] (0: as fast as possible), got %g",
+                        SPEED_MAX, m->speed_factor);
         if (m->cmd == SFBUS__COMMAND__CMD_SELECT_PLAN && (m->plan < 1 || m->plan > MAX_PLAN))
             return fail(why, cap, "plan: must be 1..%d, got %u", MAX_PLAN, m->plan);
         return 0;

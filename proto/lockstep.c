@@ -526,6 +526,31 @@ int sf_clock_set_speed(sf_clock_t *self, double speed_factor)
     return 0;
 }
 
+int sf_clock_set_pacing(sf_clock_t *self, double speed_factor)
+{
+    if (!self || !(speed_factor >= 0) || !isfinite(speed_factor)) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (speed_factor == 0) {
+        self->realtime = false; /* the timer stays, disarmed: pace() rearms it when needed */
+        return 0;
+    }
+    if (self->tfd < 0) {
+        /* A clock created for lockstep gets its timer on the first real-time request. */
+        self->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+        if (self->tfd < 0)
+            return -1;
+    }
+    self->realtime = true;
+    return sf_clock_set_speed(self, speed_factor);
+}
+
+double sf_clock_speed(const sf_clock_t *self)
+{
+    return self && self->realtime ? self->speed : 0.0;
+}
+
 /* Deadline of step k in real time: anchored, so a late step never shifts the others. */
 static int64_t deadline_of(const sf_clock_t *self, uint64_t k)
 {
@@ -606,6 +631,7 @@ static int run_stage(sf_clock_t *self, uint64_t k, uint8_t stage, sf_lockstep_ms
     st.tod_ds = (uint32_t)((self->start_tod_ds + k * self->step_ds) % 864000u);
     st.step_ds = self->step_ds;
     st.stage = stage;
+    st.speed_factor = self->realtime ? self->speed : 0.0;
     apply_subscriptions(self->pub);
     if (sf_bus_send(self->pub, &st.base) != 0) {
         self->in_step = false;

@@ -130,6 +130,16 @@ int sf_clock_poll(sf_clock_t *self, int timeout_ms, sf_lockstep_msg_fn on_msg, v
  * way to resume after a pause without a burst of late steps). Returns 0 or -1 (EINVAL). */
 int sf_clock_set_speed(sf_clock_t *self, double speed_factor);
 
+/* Switch the pacing while the run goes on: speed_factor > 0 paces steps to the wall clock
+ * at that factor (also on a clock created without realtime), 0 runs as fast as the
+ * participants answer (lockstep). Deadlines restart from now. Every Step carries the
+ * factor in force (Step.speed_factor, 0 = as fast as possible). Returns 0, or -1 with
+ * errno (EINVAL: negative or not finite; timerfd_create's errno). */
+int sf_clock_set_pacing(sf_clock_t *self, double speed_factor);
+
+/* The real-time factor in force, 0 when running as fast as possible (or NULL). */
+double sf_clock_speed(const sf_clock_t *self);
+
 /* Skip the stages in mask (bit s = stage s, 1..3; stage 0 is never skipped) in the next
  * sf_clock_step only: e.g. `sigflow run` skips the controller's stage on steps where it
  * has nothing due (no poll, no transit event), which saves a round trip per step. A

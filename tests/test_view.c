@@ -942,6 +942,12 @@ Test(view, viewmodel_applies_bus_messages_and_refuses_bad_ones)
     ev.kind = SFBUS__EVENT_KIND__EVENT_COMMS_OFFLINE;
     cr_assert_eq(apply(vm, SF_BUS_EVENT, &ev.base, why), 1);
     cr_assert_eq(sf_viewmodel_ix(vm, 1)->comms, 0);
+    /* a participant leaving does not end the run */
+    Sfbus__Bye pbye = SFBUS__BYE__INIT;
+    pbye.name = "bridge";
+    pbye.reason = "participant closed";
+    cr_assert_eq(apply(vm, SF_BUS_BYE, &pbye.base, why), 1);
+    cr_assert(!sf_viewmodel_ended(vm));
     /* the summary's MOEs; a summary that is not JSON is refused */
     Sfbus__RunSummary rs = SFBUS__RUN_SUMMARY__INIT;
     rs.report_json = "{\"network\": {\"mean_delay_s\": 31.5, \"mean_stops\": 0.9, "
@@ -953,7 +959,12 @@ Test(view, viewmodel_applies_bus_messages_and_refuses_bad_ones)
     cr_assert_eq(apply(vm, SF_BUS_SUMMARY, &rs.base, why), -1);
     sf_viewmodel_state(vm, &st);
     cr_assert_float_eq(st.moe.mean_delay_s, 31.5, 1e-9);
-    cr_assert(!sf_viewmodel_ended(vm));
+    /* the summary ends the run: the "run finished" overlay's lines carry its MOEs */
+    cr_assert(sf_viewmodel_ended(vm) && sf_viewmodel_finished(vm));
+    const char *fin[SF_VIEW_FINAL_LINES];
+    int nfin = sf_viewmodel_final(vm, fin, SF_VIEW_FINAL_LINES);
+    cr_assert_geq(nfin, 2);
+    cr_assert(strstr(fin[1], "delay 31.5 s/veh") && strstr(fin[1], "77 vehicles"), "%s", fin[1]);
     Sfbus__Bye bye = SFBUS__BYE__INIT;
     bye.name = "sim";
     bye.reason = "end of run";
@@ -1021,6 +1032,7 @@ Test(view, live_window_follows_the_bus_and_sends_commands, .timeout = 120)
         step.k = k;
         step.t_ds = k;
         step.step_ds = 1;
+        step.speed_factor = 1.0; /* real time x1: the viewer's + asks for x2 */
         cr_assert_eq(sf_bus_send(pub, &step.base), 0);
         for (uint32_t ix = 0; ix < sc->n_intersections; ix++) {
             uint8_t codes[SF_MAX_SG];

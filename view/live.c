@@ -54,6 +54,7 @@ typedef struct {
     double rate;                  /* sim seconds per wall second, measured */
     char msg[256];                /* status text */
     char note[96];                /* last command sent, shown briefly */
+    double ended_at;              /* wall time the end of the run was first seen, 0 before */
     sf_live_stats_t stats;
 } live_t;
 
@@ -82,6 +83,42 @@ static void send_cmd(live_t *L, Sfbus__Command cmd, double speed, uint32_t ix, u
     }
 }
 
+/* The factor after one press of + (up) or -: powers of two from SPEED_MIN to SPEED_TOP,
+ * and beyond SPEED_TOP "as fast as possible" (0, lockstep pacing). From as fast as
+ * possible, - goes to the power of two at or below the sim speed measured in this window
+ * (so the first step down really is slower). The current factor is the one the clock
+ * announced in its latest Step (else the last one sent). Returns 0, or -1 with a note
+ * when there is no change to make. */
+#define SPEED_MIN 0.125
+#define SPEED_TOP 512.0 /* the bus refuses factors above 1000 (bus_codec.c) */
+static int next_speed(live_t *L, bool up, double *next)
+{
+    double cur = sf_viewmodel_speed(L->vm);
+    if (cur < 0)
+        cur = L->speed;
+    if (up) {
+        if (cur == 0) {
+            snprintf(L->note, sizeof L->note, "already as fast as possible");
+            return -1;
+        }
+        *next = cur * 2 > SPEED_TOP ? 0 : fmax(cur * 2, SPEED_MIN);
+        return 0;
+    }
+    if (cur == 0) {
+        double p = SPEED_TOP;
+        while (p > SPEED_MIN && (L->rate <= 0 || p > L->rate))
+            p /= 2;
+        *next = L->rate > 0 ? p : SPEED_TOP;
+        return 0;
+    }
+    if (cur <= SPEED_MIN) {
+        snprintf(L->note, sizeof L->note, "already at the slowest, x%g", SPEED_MIN);
+        return -1;
+    }
+    *next = fmax(cur / 2, SPEED_MIN);
+    return 0;
+}
+
 static void on_key(live_t *L, SDL_Keycode key)
 {
     int w, h;
@@ -93,6 +130,8 @@ static void on_key(live_t *L, SDL_Keycode key)
         L->running = false;
         break;
     case SDLK_ESCAPE:
+        if (L->st.selected_ix < 0 && sf_viewmodel_ended(L->vm))
+            L->running = false; /* the run is over: Esc closes like q */
         L->st.selected_ix = -1;
         break;
     case SDLK_h:
@@ -114,9 +153,15 @@ static void on_key(live_t *L, SDL_Keycode key)
     case SDLK_MINUS:
     case SDLK_KP_MINUS: {
         bool up = key == SDLK_PLUS || key == SDLK_EQUALS || key == SDLK_KP_PLUS;
-        L->speed = fmin(fmax(up ? L->speed * 2 : L->speed / 2, 0.125), 1024);
-        snprintf(what, sizeof what, "speed x%g", L->speed);
-        send_cmd(L, SFBUS__COMMAND__CMD_SPEED, L->speed, 0, 0, what);
+        double next;
+        if (next_speed(L, up, &next) != 0)
+            break;
+        L->speed = next;
+        if (next > 0)
+            snprintf(what, sizeof what, "speed x%g", next);
+        else
+            snprintf(what, sizeof what, "speed: as fast as possible");
+        send_cmd(L, SFBUS__COMMAND__CMD_SPEED, next, 0, 0, what);
         break;
     }
     case SDLK_p:
@@ -251,17 +296,18 @@ static void draw_help(sf_canvas_t *c)
         "keys",
         "space        pause / resume the simulation",
         "n  or  .     single step (while paused)",
-        "+  /  -      faster / slower (real-time factor x2, /2)",
+        "+  /  -      faster / slower (x2, /2; beyond x512: as fast as possible)",
         "p            toggle transit priority",
         "1 .. 9       switch the selected intersection to that plan",
         "r            reset the selected intersection's fault",
         "click        select an intersection (panel); Esc closes it",
+        "Esc  or  q   after the run: close the window",
         "drag, arrows pan;  wheel, z / x zoom;  f fit the network",
         "h  or  F1    this help;  q quit",
         "commands go to the bus as ViewCommand (topic \"cmd\")",
     };
     const int n = (int)(sizeof lines / sizeof lines[0]);
-    float x = 20, y = 20, w = 470, h = 24 + 19.0f * (float)n;
+    float x = 20, y = 20, w = 500, h = 24 + 19.0f * (float)n;
     sf_canvas_rect(c, x, y, w, h, (SDL_Color){15, 18, 22, 235});
     sf_canvas_rect_outline(c, x, y, w, h, 1, (SDL_Color){90, 100, 115, 255});
     for (int i = 0; i < n; i++)
@@ -269,13 +315,42 @@ static void draw_help(sf_canvas_t *c)
                        (SDL_Color){235, 235, 235, 255}, SF_ALIGN_LEFT, lines[i]);
 }
 
+/* The end of the run: a box in the middle with the final MOEs (from the run's summary)
+ * or the clock's reason, and how to close. */
+static void draw_finished(live_t *L)
+{
+    const char *lines[SF_VIEW_FINAL_LINES];
+    int n = sf_viewmodel_final(L->vm, lines, SF_VIEW_FINAL_LINES);
+    int w, h;
+    sf_canvas_size(L->c, &w, &h);
+    float bw = 560, bh = 70 + 20.0f * (float)(n ? n : 1) + 24;
+    float x = ((float)w - bw) / 2, y = ((float)h - SF_STATUS_BAR_PX - bh) / 2;
+    sf_canvas_rect(L->c, x, y, bw, bh, (SDL_Color){15, 18, 22, 240});
+    sf_canvas_rect_outline(L->c, x, y, bw, bh, 2, (SDL_Color){235, 235, 235, 255});
+    SDL_Color fg = {235, 235, 235, 255};
+    sf_canvas_text(L->c, x + 16, y + 12, SF_TEXT_LARGE, fg, SF_ALIGN_LEFT,
+                   sf_viewmodel_finished(L->vm) ? "run finished" : "run ended");
+    float ty = y + 48;
+    if (n == 0) {
+        sf_canvas_text(L->c, x + 16, ty, SF_TEXT_NORMAL, fg, SF_ALIGN_LEFT,
+                       sf_viewmodel_message(L->vm));
+        ty += 20;
+    }
+    for (int i = 0; i < n; i++, ty += 20)
+        sf_canvas_text(L->c, x + 16, ty, SF_TEXT_NORMAL, fg, SF_ALIGN_LEFT, lines[i]);
+    sf_canvas_text(L->c, x + 16, ty + 6, SF_TEXT_NORMAL, (SDL_Color){170, 175, 185, 255},
+                   SF_ALIGN_LEFT, "q, Esc or closing the window exits");
+}
+
 static void draw_frame(live_t *L)
 {
     sf_viewmodel_state(L->vm, &L->st);
     L->st.live = true;
     L->st.wall_time_s = wall_s();
-    L->st.paused = L->paused;
-    L->st.speed_factor = L->speed;
+    bool ended = sf_viewmodel_ended(L->vm);
+    L->st.paused = L->paused && !ended;
+    double announced = sf_viewmodel_speed(L->vm);
+    L->st.speed_factor = announced >= 0 ? announced : L->speed;
     sf_viewmodel_stats_t vs;
     sf_viewmodel_stats(L->vm, &vs);
     char rate[32];
@@ -295,6 +370,8 @@ static void draw_frame(live_t *L)
                       sf_viewmodel_ix(L->vm, (uint32_t)L->st.selected_ix),
                       (float)(w - SF_PANEL_W - 10), 10);
     }
+    if (ended)
+        draw_finished(L);
     if (L->help)
         draw_help(L->c);
     sf_canvas_flush(L->c);
@@ -401,6 +478,21 @@ static void close_all(live_t *L)
     L->zctx = NULL;
 }
 
+#define SHOT_END_WAIT_S 2.0 /* after the clock's Bye, how long the summary may take */
+
+/* For --at end: the run's summary arrived, or the clock said Bye a while ago (a run
+ * that failed sends no summary). */
+static bool run_over(live_t *L, double now)
+{
+    if (sf_viewmodel_finished(L->vm))
+        return true;
+    if (!sf_viewmodel_ended(L->vm))
+        return false;
+    if (L->ended_at == 0)
+        L->ended_at = now;
+    return now - L->ended_at >= SHOT_END_WAIT_S;
+}
+
 int sf_live_run(const sf_scenario_t *sc, const sf_live_opts_t *o, sf_live_stats_t *stats, char *err,
                 size_t err_len)
 {
@@ -462,7 +554,9 @@ int sf_live_run(const sf_scenario_t *sc, const sf_live_opts_t *o, sf_live_stats_
         while (SDL_PollEvent(&e))
             on_event(&L, &e);
         draw_frame(&L);
-        if (o->shot_path && !L.stats.shot_written && sf_viewmodel_time(L.vm) >= o->shot_at_s) {
+        bool shot_now =
+            isinf(o->shot_at_s) ? run_over(&L, now) : sf_viewmodel_time(L.vm) >= o->shot_at_s;
+        if (o->shot_path && !L.stats.shot_written && shot_now) {
             if (sf_canvas_save_png(L.c, o->shot_path) != 0) {
                 seterr(err, err_len, "%s: cannot write PNG: %s", o->shot_path,
                        sf_canvas_last_error());
@@ -484,6 +578,7 @@ int sf_live_run(const sf_scenario_t *sc, const sf_live_opts_t *o, sf_live_stats_
     sf_viewmodel_stats(L.vm, &vs);
     L.stats.snaps = (unsigned long)vs.snaps;
     L.stats.snaps_dropped = (unsigned long)vs.snaps_replaced;
+    L.stats.run_finished = sf_viewmodel_finished(L.vm);
     if (stats)
         *stats = L.stats;
     int e = errno;

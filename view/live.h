@@ -14,6 +14,11 @@
  * plan at the selected intersection, r reset its fault. Mouse drag pans, the wheel zooms
  * at the cursor, a click selects an intersection (its panel opens); arrows pan, z / x
  * zoom, f fits, h (or F1) toggles the help overlay, Esc closes the panel, q quits.
+ *
+ * End of the run: when the run's summary (topic "summary") or the clock's Bye arrives, a
+ * box over the map says "run finished" with the final MOEs of the summary (network delay,
+ * LOS, stops, vehicles; each intersection; priority counts), or "run ended" and the
+ * clock's reason; the window stays until q, Esc or the window's close button.
  */
 #ifndef SIGFLOW_LIVE_H
 #define SIGFLOW_LIVE_H
@@ -31,15 +36,16 @@ typedef struct {
     int w, h;                 /* window size, pixels (0: 1280 x 800) */
     const char *record_path;  /* save a run record here at the end (NULL: none) */
     const char *shot_path;    /* save the window's picture once sim time >= shot_at_s */
-    double shot_at_s;
-    bool exit_after_shot;  /* stop once the screenshot is written */
-    double max_wall_s;     /* stop after this many wall seconds (0: never) */
-    const char *keys;      /* comma-separated SDL key names ("space,+,p") pressed once through
-                            * the normal event path after the first frame with bus data
-                            * (scripted sessions and tests); NULL: none */
-    const char *select_id; /* intersection whose panel is open at start (NULL: none) */
-    void *zctx;            /* ZeroMQ context to use (not terminated here), e.g. `sigflow run`'s, so
-                            * the forwarder's inproc:// endpoints work; NULL: a context of its own */
+    double shot_at_s;         /* INFINITY: once the run has ended (its summary arrived, or
+                               * SHOT_END_WAIT_S after the clock's Bye without one) */
+    bool exit_after_shot;     /* stop once the screenshot is written */
+    double max_wall_s;        /* stop after this many wall seconds (0: never) */
+    const char *keys;         /* comma-separated SDL key names ("space,+,p") pressed once through
+                               * the normal event path after the first frame with bus data
+                               * (scripted sessions and tests); NULL: none */
+    const char *select_id;    /* intersection whose panel is open at start (NULL: none) */
+    void *zctx; /* ZeroMQ context to use (not terminated here), e.g. `sigflow run`'s, so
+                 * the forwarder's inproc:// endpoints work; NULL: a context of its own */
     const sf_bus_security_t *security; /* NULL, or CurveZMQ credentials to join a secured bus */
 } sf_live_opts_t;
 
@@ -53,6 +59,7 @@ typedef struct {
     unsigned long commands;      /* ViewCommands sent */
     unsigned long keys_pressed;  /* scripted keys pushed */
     bool shot_written;           /* the screenshot was saved */
+    bool run_finished;           /* the run's summary arrived (final MOEs shown) */
     char backend[32];            /* renderer used */
 } sf_live_stats_t;
 

@@ -14,20 +14,24 @@
 #include "shot.h"
 
 struct sf_viewmodel {
-    const sf_scenario_t *sc; /* not owned */
-    uint8_t *lamps;          /* n_intersections * SF_MAX_SG codes */
-    uint64_t *det;           /* presence bits per intersection */
-    sf_ix_status_t *ix;      /* per intersection */
-    sf_vehicle_snap_t *veh;  /* latest snapshot */
-    size_t n_veh, cap_veh;   /* vehicles in it, capacity */
-    bool snap_drawn;         /* the latest snapshot has been handed to a frame */
-    bool have_lamps;         /* any LampStates arrived (else heads show "unknown") */
-    double t_s;              /* latest sim time, s; < 0 before any */
-    uint32_t tod_start_s;    /* time of day at sim time 0 */
-    sf_moe_view_t moe;       /* from the latest summary */
-    char message[160];       /* latest event text */
-    bool ended;              /* bye received */
-    sf_runrec_t *rec;        /* recorder, not owned, may be NULL */
+    const sf_scenario_t *sc;             /* not owned */
+    uint8_t *lamps;                      /* n_intersections * SF_MAX_SG codes */
+    uint64_t *det;                       /* presence bits per intersection */
+    sf_ix_status_t *ix;                  /* per intersection */
+    sf_vehicle_snap_t *veh;              /* latest snapshot */
+    size_t n_veh, cap_veh;               /* vehicles in it, capacity */
+    bool snap_drawn;                     /* the latest snapshot has been handed to a frame */
+    bool have_lamps;                     /* any LampStates arrived (else heads show "unknown") */
+    double t_s;                          /* latest sim time, s; < 0 before any */
+    uint32_t tod_start_s;                /* time of day at sim time 0 */
+    sf_moe_view_t moe;                   /* from the latest summary */
+    char message[160];                   /* latest event text */
+    bool ended;                          /* the clock's bye or the summary received */
+    bool finished;                       /* the summary received: final holds the final MOEs */
+    char final[SF_VIEW_FINAL_LINES][96]; /* "run finished" overlay lines */
+    int n_final;
+    double speed;     /* Step.speed_factor of the latest step; -1 before any */
+    sf_runrec_t *rec; /* recorder, not owned, may be NULL */
     sf_viewmodel_stats_t stats;
 };
 
@@ -66,6 +70,7 @@ sf_viewmodel_t *sf_viewmodel_new(const sf_scenario_t *sc)
     for (size_t i = 0; i < n; i++)
         sf_ix_status_init(&vm->ix[i]);
     vm->t_s = -1;
+    vm->speed = -1;
     vm->tod_start_s = sc->run.start_tod_s;
     return vm;
 }
@@ -220,6 +225,49 @@ static int apply_event(sf_viewmodel_t *vm, const Sfbus__ControllerEvent *m, char
     return 1;
 }
 
+static double jnum(const json_t *o, const char *key)
+{
+    const json_t *v = json_object_get(o, key);
+    return json_is_number(v) ? json_number_value(v) : NAN;
+}
+
+static const char *jstr(const json_t *o, const char *key)
+{
+    const json_t *v = json_object_get(o, key);
+    return json_is_string(v) ? json_string_value(v) : "-";
+}
+
+/* The final MOEs as overlay lines: the network, each intersection (as many as fit), the
+ * priority counts. Fields a report lacks show as "nan" / "-", never invented. */
+static void fill_final(sf_viewmodel_t *vm, const json_t *rep, const Sfbus__RunSummary *m)
+{
+    const json_t *net = json_object_get(rep, "network");
+    int n = 0;
+    snprintf(vm->final[n++], sizeof vm->final[0], "%.0f s simulated%s", m->sim_s,
+             json_is_true(json_object_get(rep, "partial")) ? " (interrupted: partial)" : "");
+    snprintf(vm->final[n++], sizeof vm->final[0],
+             "network: delay %.1f s/veh (LOS %s), %.2f stops/veh, %.0f vehicles",
+             jnum(net, "mean_delay_s"), jstr(net, "los"), jnum(net, "mean_stops"),
+             jnum(net, "vehicles_completed"));
+    const json_t *ixs = json_object_get(rep, "intersections");
+    size_t i;
+    const json_t *ix;
+    json_array_foreach(ixs, i, ix)
+    {
+        if (n >= SF_VIEW_FINAL_LINES - 1)
+            break;
+        snprintf(vm->final[n++], sizeof vm->final[0], "%s: delay %.1f s/veh (LOS %s), %.0f veh/h",
+                 jstr(ix, "id"), jnum(ix, "mean_delay_s"), jstr(ix, "los"),
+                 jnum(ix, "volume_veh_h"));
+    }
+    const json_t *pr = json_object_get(rep, "priority");
+    if (pr && n < SF_VIEW_FINAL_LINES)
+        snprintf(vm->final[n++], sizeof vm->final[0],
+                 "priority: %.0f requests, %.0f granted, %.0f refused", jnum(pr, "requests"),
+                 jnum(pr, "granted"), jnum(pr, "refused"));
+    vm->n_final = n;
+}
+
 static int apply_summary(sf_viewmodel_t *vm, const Sfbus__RunSummary *m, char *why, size_t len)
 {
     json_error_t jerr;
@@ -229,13 +277,18 @@ static int apply_summary(sf_viewmodel_t *vm, const Sfbus__RunSummary *m, char *w
                       (unsigned long long)m->k, jerr.text, jerr.line);
     sf_moe_view_t moe;
     int rc = sf_moe_from_report(rep, &moe);
-    json_decref(rep);
+    if (rc != 0)
+        json_decref(rep);
     if (rc != 0)
         return refuse(vm, why, len,
                       "summary k=%llu: report has no network.mean_delay_s, "
                       "mean_stops, vehicles_completed",
                       (unsigned long long)m->k);
     vm->moe = moe;
+    fill_final(vm, rep, m);
+    json_decref(rep);
+    vm->finished = true;
+    vm->ended = true;
     return 1;
 }
 
@@ -251,6 +304,7 @@ int sf_viewmodel_apply(sf_viewmodel_t *vm, const sf_bus_rx_t *rx, char *why, siz
         const Sfbus__Step *m = (const Sfbus__Step *)rx->msg;
         vm->t_s = (double)m->t_ds / 10.0;
         vm->stats.last_k = m->k;
+        vm->speed = m->speed_factor;
         rc = 1;
         break;
     }
@@ -279,7 +333,10 @@ int sf_viewmodel_apply(sf_viewmodel_t *vm, const sf_bus_rx_t *rx, char *why, siz
         const Sfbus__Bye *m = (const Sfbus__Bye *)rx->msg;
         snprintf(vm->message, sizeof vm->message, "%s left: %.120s", m->name ? m->name : "?",
                  m->reason ? m->reason : "");
-        vm->ended = true;
+        /* A participant leaving says "participant closed" (lockstep.c); any other Bye is
+         * the clock ending the run ("end of run", "interrupted", "error"). */
+        if (!m->reason || strcmp(m->reason, "participant closed") != 0)
+            vm->ended = true;
         rc = 1;
         break;
     }
@@ -329,4 +386,24 @@ void sf_viewmodel_stats(const sf_viewmodel_t *vm, sf_viewmodel_stats_t *out)
 {
     if (vm && out)
         *out = vm->stats;
+}
+
+bool sf_viewmodel_finished(const sf_viewmodel_t *vm)
+{
+    return vm && vm->finished;
+}
+
+int sf_viewmodel_final(const sf_viewmodel_t *vm, const char *lines[], int cap)
+{
+    if (!vm || !lines)
+        return 0;
+    int n = vm->n_final < cap ? vm->n_final : cap;
+    for (int i = 0; i < n; i++)
+        lines[i] = vm->final[i];
+    return n;
+}
+
+double sf_viewmodel_speed(const sf_viewmodel_t *vm)
+{
+    return vm ? vm->speed : -1;
 }

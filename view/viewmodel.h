@@ -58,8 +58,23 @@ double sf_viewmodel_time(const sf_viewmodel_t *vm);
 /* Latest event or end-of-run text ("" none). */
 const char *sf_viewmodel_message(const sf_viewmodel_t *vm);
 
-/* True once a "bye" from the clock arrived. */
+/* True once the run ended: the run's summary or a Bye from the clock arrived (a
+ * participant's Bye, reason "participant closed", does not end it). */
 bool sf_viewmodel_ended(const sf_viewmodel_t *vm);
+
+#define SF_VIEW_FINAL_LINES 12 /* lines of the "run finished" overlay */
+
+/* True once the run's summary (topic "summary") arrived. */
+bool sf_viewmodel_finished(const sf_viewmodel_t *vm);
+
+/* The final MOEs from the summary as text lines (sim time, network delay/LOS/stops,
+ * each intersection, priority); up to cap pointers into the model. Returns how many (0
+ * before the summary). */
+int sf_viewmodel_final(const sf_viewmodel_t *vm, const char *lines[], int cap);
+
+/* Real-time factor the clock announced with its latest Step (0: as fast as possible),
+ * or -1 before any Step. */
+double sf_viewmodel_speed(const sf_viewmodel_t *vm);
 
 void sf_viewmodel_stats(const sf_viewmodel_t *vm, sf_viewmodel_stats_t *out);
 
