@@ -63,6 +63,8 @@ typedef struct {
     double speed;       /* its factor, 0 = as fast as possible */
     uint64_t cmds;      /* clock commands taken */
     bool summary_back;  /* our own RunSummary came back through the forwarder */
+    bool fixed_pace;    /* real units in the loop (HIL): they keep wall time, so CMD_SPEED
+                           is ignored (pause and step still work) */
 } sim_ctx_t;
 
 static void note_command(sim_ctx_t *s, const Sfbus__ViewCommand *m)
@@ -80,6 +82,8 @@ static void note_command(sim_ctx_t *s, const Sfbus__ViewCommand *m)
             s->steps_due++;
         break;
     case SFBUS__COMMAND__CMD_SPEED:
+        if (s->fixed_pace)
+            return;
         s->speed_due = true;
         s->speed = m->speed_factor; /* the codec checked 0..1000 */
         break;
@@ -499,6 +503,7 @@ int sf_runner_run(const sf_runner_opts_t *o, sf_runner_result_t *res)
         if (bridge) {
             realtime = true;
             speed = 1.0;
+            sx.fixed_pace = true;
         }
     }
     ports = calloc(n_alloc, sizeof *ports);
