@@ -240,6 +240,7 @@ static void refuse(sf_tsp_t *t, ix_state_t *s, const pending_t *pd, uint8_t phas
                    sf_tsp_reason_t r, double t_s)
 {
     refused_t *f = find_refused(s, pd->ev.bus_id);
+    bool again = f != NULL, same = f && f->reason == r;
     if (f) {
         t->counts.by_reason[f->reason]--;
     } else {
@@ -256,8 +257,11 @@ static void refuse(sf_tsp_t *t, ix_state_t *s, const pending_t *pd, uint8_t phas
     }
     f->reason = r;
     t->counts.by_reason[r]++;
-    log_req(t, t_s, pd->ev.ix, pd->ev.bus_id, "check_in", 0, pd->ev.level, phase_no, pd->ev.eta_s,
-            pd->ev.lateness_s, "refused", r);
+    /* One "check_in" decision per bus and intersection; a re-decision is logged as
+     * "recheck", and only when its reason changed. */
+    if (!same)
+        log_req(t, t_s, pd->ev.ix, pd->ev.bus_id, again ? "recheck" : "check_in", 0, pd->ev.level,
+                phase_no, pd->ev.eta_s, pd->ev.lateness_s, "refused", r);
 }
 
 size_t sf_tsp_decide(sf_tsp_t *t, double t_s, const bool *online, sf_tsp_action_t *out, size_t cap)
@@ -322,6 +326,7 @@ size_t sf_tsp_decide(sf_tsp_t *t, double t_s, const bool *online, sf_tsp_action_
         a->expire_s = t_s + pd->ev.eta_s + t->cfg.max_extension_s + SF_TSP_EXPIRY_S;
         a->seen_active = false;
         s->lockout_until_s = t_s + t->cfg.lockout_s;
+        bool was_refused = was != NULL;
         if (was) { /* refused before, granted on an update: still one request */
             t->counts.refused--;
             t->counts.by_reason[was->reason]--;
@@ -330,8 +335,8 @@ size_t sf_tsp_decide(sf_tsp_t *t, double t_s, const bool *online, sf_tsp_action_
             t->counts.requests++;
         }
         t->counts.granted++;
-        log_req(t, t_s, pd->ev.ix, a->bus_id, "check_in", a->id, a->level, phase_no, pd->ev.eta_s,
-                pd->ev.lateness_s, "granted", SF_TSP_R_NONE);
+        log_req(t, t_s, pd->ev.ix, a->bus_id, was_refused ? "recheck" : "check_in", a->id, a->level,
+                phase_no, pd->ev.eta_s, pd->ev.lateness_s, "granted", SF_TSP_R_NONE);
         push_out(t, pd->ev.ix, a, 1, eta_ds_of(pd->ev.eta_s));
     }
     t->n_pending = 0;

@@ -23,7 +23,9 @@
  * refused at this intersection since its last check-out there is not a new request
  * either: refused "offline", "conflict" or "lockout" (the intersection's state, which may
  * have changed) it is decided again (a grant then moves its one request from refused to
- * granted); refused for any other reason it is ignored.
+ * granted); refused for any other reason it is ignored. A re-decision is logged as event
+ * "recheck" (when its outcome or reason changed), so each bus has one "check_in" decision
+ * per intersection.
  *
  * Every request is logged (controller/eventlog.h, kind "priority") at its decision and at
  * its outcome, with its reason.

@@ -169,3 +169,67 @@ Test(sim_transit, red_signal_costs_delay_and_a_stop_and_cars_pass_bay)
     sf_sim_destroy(&sim);
     fx_free(&sc);
 }
+
+/* A near-side stop 70 m before I0's line, inside the 150 m check-in distance: the bus
+ * checks in at door close, not on the way into the stop. Held at red, its ETA drifts
+ * from the one it sent and it sends it again (an update) every ETA_UPDATE_S or so; one
+ * check-out when it crosses. */
+Test(sim_transit, near_side_check_in_at_door_close_and_eta_updates_at_red)
+{
+    sf_scenario_t *sc = transit_scenario(0.0f);
+    sc->lines[0].stops[0].distance_m = 330;
+    sc->run.duration_s = 200;
+    sf_sim_t *sim = sf_sim_new(sc);
+    cr_assert_not_null(sim);
+    sf_vehicle_snap_t snap[64];
+    double dep = -1, last_in = -1, first_in = -1;
+    float last_v = 0, pos_in = -1;
+    int n_in = 0, n_out = 0;
+    double max_gap = 0;
+    while (!sf_sim_finished(sim) && n_out == 0) {
+        double t = sf_sim_time(sim);
+        fx_all(sim, 0, t < 150.0 ? SF_LAMP_RED : SF_LAMP_GREEN);
+        fx_all(sim, 1, SF_LAMP_GREEN);
+        sf_sim_step(sim);
+        t = sf_sim_time(sim);
+        size_t n = sf_sim_snapshot(sim, snap, 64);
+        float pos = -1;
+        for (size_t i = 0; i < n && i < 64; i++) {
+            if (snap[i].line == SF_SIM_NO_LINE || snap[i].link_idx != 0)
+                continue;
+            pos = snap[i].pos_m;
+            if (fabsf(pos - 330.0f) < 3.0f && last_v == 0.0f && snap[i].speed_mps > 0.0f && dep < 0)
+                dep = t - 0.1;
+            last_v = snap[i].speed_mps;
+        }
+        sf_transit_event_t ev;
+        while (sf_sim_next_event(sim, &ev)) {
+            if (ev.ix_idx != 0)
+                continue;
+            if (ev.kind == SF_TRANSIT_CHECKIN) {
+                cr_expect(isfinite(ev.eta_s) && ev.eta_s >= 0.0f);
+                if (n_in == 0) {
+                    first_in = t;
+                    pos_in = pos;
+                } else if (n_in >= 2 && t - last_in > max_gap) {
+                    max_gap = t - last_in; /* the first ETA held until it was due */
+                }
+                last_in = t;
+                n_in++;
+            } else {
+                n_out++;
+                cr_expect_geq(t, 150.0, "crossed at red");
+            }
+        }
+    }
+    cr_assert_gt(dep, 0, "the bus never left the near-side stop");
+    cr_expect_geq(first_in, dep, "checked in at %.1f s, before leaving the stop at %.1f s",
+                  first_in, dep);
+    cr_expect(pos_in > 330.0f - 3.0f, "checked in at %.1f m, before the stop", (double)pos_in);
+    /* at the line from ~15 s after door close to 150 s: an update at least every ~5 s */
+    cr_expect_geq(n_in, 1 + (int)((150.0 - first_in - 20.0) / 6.0), "%d check-ins", n_in);
+    cr_expect_leq(max_gap, 6.0, "%.1f s between two updates while held", max_gap);
+    cr_expect_eq(n_out, 1);
+    sf_sim_destroy(&sim);
+    fx_free(&sc);
+}

@@ -227,6 +227,34 @@ Test(tsp, check_in_updates_of_a_refused_bus)
     sf_tsp_counts(f.t, &c);
     cr_assert_eq(c.requests, 4);
     cr_assert_eq(c.by_reason[SF_TSP_R_NOT_LATE], 2);
+    /* the log: one "check_in" decision per bus and passage; B's re-decision that changed
+     * the outcome is a "recheck", its unchanged one is not logged */
+    sf_eventlog_destroy(&f.log);
+    FILE *in = fopen(f.path, "r");
+    cr_assert_not_null(in);
+    char line[1024];
+    int b_in = 0, b_re = 0, early_in = 0, early_re = 0;
+    while (fgets(line, sizeof line, in)) {
+        json_t *o = json_loads(line, 0, NULL);
+        cr_assert_not_null(o);
+        const char *ev = json_string_value(json_object_get(o, "event"));
+        const char *bus = json_string_value(json_object_get(o, "bus"));
+        cr_assert(ev && bus);
+        bool is_b = strcmp(bus, "B") == 0, is_early = strcmp(bus, "early") == 0;
+        b_in += is_b && strcmp(ev, "check_in") == 0;
+        early_in += is_early && strcmp(ev, "check_in") == 0;
+        if (strcmp(ev, "recheck") == 0) {
+            b_re += is_b;
+            early_re += is_early;
+            cr_assert_str_eq(json_string_value(json_object_get(o, "outcome")), "granted");
+        }
+        json_decref(o);
+    }
+    fclose(in);
+    cr_assert_eq(b_in, 1);
+    cr_assert_eq(b_re, 1);
+    cr_assert_eq(early_in, 2, "two passages, one decision each");
+    cr_assert_eq(early_re, 0);
     teardown(&f);
 }
 
