@@ -254,6 +254,71 @@ Test(view, heads_show_their_lamp_codes)
     sf_scenario_destroy(&sc);
 }
 
+Test(view, pedestrian_heads_show_walk_clearance_and_dont_walk)
+{
+    sf_scenario_t *sc = load_default();
+    const int W = 1600, H = 900;
+    sf_canvas_t *c = sf_canvas_new_offscreen(W, H);
+    sf_netview_t *nv = sf_netview_new(sc, W, H);
+    cr_assert(c && nv);
+    uint8_t *lamps = calloc((size_t)sc->n_intersections * SF_MAX_SG, 1);
+    /* walk, pedestrian clearance (flashing don't walk), don't walk, by group */
+    static const uint8_t codes[] = {SF_LAMP_GREEN, SF_LAMP_RED_FLASH, SF_LAMP_RED};
+    for (uint32_t ix = 0; ix < sc->n_intersections; ix++)
+        for (uint8_t g = 0; g < sc->intersections[ix].n_sg; g++)
+            lamps[ix * SF_MAX_SG + g] = codes[(g + ix) % 3];
+    sf_view_state_t st = {.lamps = lamps, .sim_time_s = 100, .selected_ix = -1};
+    int checked = 0, walk = 0, clear = 0, dont = 0, groups = 0;
+    for (uint32_t ix = 0; ix < sc->n_intersections; ix++) {
+        const sf_intersection_t *in = &sc->intersections[ix];
+        look_at(nv, W, H, in->x_m, in->y_m, 5.0);
+        sf_netview_draw(nv, c, &st);
+        for (uint8_t g = 0; g < in->n_sg; g++) {
+            float x, y;
+            if (in->sg[g].kind != SF_SG_PEDESTRIAN) {
+                cr_assert_eq(sf_netview_ped_head_point(nv, ix, g, 0, &x, &y), -1);
+                continue;
+            }
+            groups++;
+            int n = 0;
+            for (; sf_netview_ped_head_point(nv, ix, g, n, &x, &y) == 0; n++) {
+                uint8_t code = lamps[ix * SF_MAX_SG + g];
+                SDL_Color got = px(c, x, y), want = sf_lamp_color(code);
+                cr_assert(same(got, want),
+                          "%s %s head %d code 0x%02X: pixel (%d,%d,%d), want (%d,%d,%d)", in->id,
+                          in->sg[g].id, n, code, got.r, got.g, got.b, want.r, want.g, want.b);
+                walk += code == SF_LAMP_GREEN;
+                clear += code == SF_LAMP_RED_FLASH;
+                dont += code == SF_LAMP_RED;
+                checked++;
+            }
+            cr_assert_eq(n % 2, 0, "%s %s: heads come in pairs (both kerbs)", in->id, in->sg[g].id);
+            cr_assert_gt(n, 0, "%s %s: a pedestrian group without a crosswalk", in->id,
+                         in->sg[g].id);
+        }
+    }
+    cr_assert_geq(groups, 4);
+    cr_assert(walk && clear && dont, "walk %d, clearance %d, don't walk %d", walk, clear, dont);
+    /* a change of lamp shows on the next frame: all don't walk */
+    memset(lamps, SF_LAMP_RED, (size_t)sc->n_intersections * SF_MAX_SG);
+    const sf_intersection_t *i0 = &sc->intersections[0];
+    look_at(nv, W, H, i0->x_m, i0->y_m, 5.0);
+    sf_netview_draw(nv, c, &st);
+    for (uint8_t g = 0; g < i0->n_sg; g++) {
+        float x, y;
+        for (int n = 0; sf_netview_ped_head_point(nv, 0, g, n, &x, &y) == 0; n++)
+            cr_assert(same(px(c, x, y), SF_COL_LAMP_RED));
+    }
+    cr_assert_eq(sf_canvas_save_png(c, "/tmp/sf_test_ped_heads.png"), 0);
+    float x, y;
+    cr_assert_eq(sf_netview_ped_head_point(nv, 999, 0, 0, &x, &y), -1);
+    cr_assert_eq(errno, EINVAL);
+    free(lamps);
+    sf_netview_destroy(&nv);
+    sf_canvas_destroy(&c);
+    sf_scenario_destroy(&sc);
+}
+
 /* Screen point of a lane at pos_m. */
 static void lane_px(sf_netview_t *nv, uint32_t link, uint8_t lane, float pos, float *x, float *y)
 {

@@ -27,14 +27,26 @@ typedef struct {
     uint8_t head_sg[MAX_HEADS];   /* their groups, median side first */
 } link_geo_t;
 
+/* A crosswalk across one leg of an intersection, under a pedestrian signal group. */
+typedef struct {
+    uint32_t ix;   /* intersection */
+    uint32_t link; /* the leg's approach link (the crosswalk is drawn in its basis) */
+    uint8_t sg;    /* pedestrian signal group */
+    double left_m; /* width of the leg's other carriageway (the exit link), m */
+} xwalk_t;
+
+#define MAX_XWALKS_PER_IX 8
+
 struct sf_netview {
     const sf_scenario_t *sc; /* not owned */
-    link_geo_t *links;       /* one per scenario link */
-    double *ix_radius;       /* half-size of each intersection box, m */
-    double cx, cy;           /* world point at the map centre, m */
-    double scale;            /* px per m */
-    int w, h;                /* canvas size the transform was last set for, px */
-    sf_queues_t *queues;     /* queue lengths of the frame being drawn */
+    xwalk_t *xw;             /* crosswalks of every intersection */
+    size_t n_xw;
+    link_geo_t *links;   /* one per scenario link */
+    double *ix_radius;   /* half-size of each intersection box, m */
+    double cx, cy;       /* world point at the map centre, m */
+    double scale;        /* px per m */
+    int w, h;            /* canvas size the transform was last set for, px */
+    sf_queues_t *queues; /* queue lengths of the frame being drawn */
     /* vehicles on screen-aligned links as rectangles, bucketed by colour (car speed
      * levels, then truck speed levels); grown with the largest frame, never freed per frame */
     SDL_FRect *bucket[2 * (SF_SPEED_LEVELS + 1)];
@@ -146,6 +158,67 @@ static int build_geometry(sf_netview_t *nv)
     return 0;
 }
 
+/* Crosswalks. A pedestrian group walks beside the through traffic of its phase (the
+ * vehicle or arrow group of the same phase with a through movement from approach L) and
+ * crosses the leg to the right of that traffic, the leg its right turners cross: the
+ * approach M whose outward direction is closest to L's right (and within 45 degrees of
+ * it). A pedestrian group of a phase without through traffic gets no crosswalk. */
+static int build_crosswalks(sf_netview_t *nv)
+{
+    const sf_scenario_t *sc = nv->sc;
+    nv->xw = calloc((size_t)sc->n_intersections * MAX_XWALKS_PER_IX + 1, sizeof *nv->xw);
+    if (!nv->xw)
+        return -1;
+    for (uint32_t i = 0; i < sc->n_intersections; i++) {
+        const sf_intersection_t *ix = &sc->intersections[i];
+        size_t first = nv->n_xw;
+        for (uint8_t g = 0; g < ix->n_sg; g++) {
+            if (ix->sg[g].kind != SF_SG_PEDESTRIAN)
+                continue;
+            for (uint8_t m = 0; m < ix->n_movements; m++) {
+                const sf_movement_t *mv = &ix->movements[m];
+                if (mv->turn != SF_TURN_THROUGH || mv->sg_idx >= ix->n_sg ||
+                    ix->sg[mv->sg_idx].kind == SF_SG_PEDESTRIAN ||
+                    ix->sg[mv->sg_idx].phase_idx != ix->sg[g].phase_idx ||
+                    mv->from_link_idx >= sc->n_links)
+                    continue;
+                const link_geo_t *L = &nv->links[mv->from_link_idx];
+                int best = -1;
+                double best_dot = 0.7; /* cos 45 degrees */
+                for (uint32_t li = 0; li < sc->n_links; li++) {
+                    const link_geo_t *M = &nv->links[li];
+                    if (M->to_ix != (int)i)
+                        continue;
+                    double dot = -M->dx * L->rx - M->dy * L->ry; /* outward . right of L */
+                    if (dot > best_dot) {
+                        best_dot = dot;
+                        best = (int)li;
+                    }
+                }
+                if (best < 0)
+                    continue;
+                bool dup = false;
+                for (size_t k = first; k < nv->n_xw; k++)
+                    dup |= nv->xw[k].link == (uint32_t)best && nv->xw[k].sg == g;
+                if (dup || nv->n_xw - first >= MAX_XWALKS_PER_IX)
+                    continue;
+                /* the leg's other carriageway: the link leaving i towards M's upstream node */
+                const sf_link_t *ml = &sc->links[best];
+                double left = 0;
+                for (uint32_t li = 0; li < sc->n_links; li++) {
+                    const sf_link_t *o = &sc->links[li];
+                    if (o->from_kind == SF_NODE_INTERSECTION && o->from_idx == i &&
+                        o->to_kind == ml->from_kind && o->to_idx == ml->from_idx)
+                        left = o->n_lanes * SF_LANE_WIDTH_M;
+                }
+                nv->xw[nv->n_xw++] =
+                    (xwalk_t){.ix = i, .link = (uint32_t)best, .sg = g, .left_m = left};
+            }
+        }
+    }
+    return 0;
+}
+
 sf_netview_t *sf_netview_new(const sf_scenario_t *sc, int w, int h)
 {
     if (!sc || (sc->n_links && !sc->links) || (sc->n_intersections && !sc->intersections)) {
@@ -164,6 +237,8 @@ sf_netview_t *sf_netview_new(const sf_scenario_t *sc, int w, int h)
         errno = EINVAL;
         goto fail;
     }
+    if (build_crosswalks(nv) != 0)
+        goto fail;
     nv->queues = sf_queues_new(sc);
     if (!nv->queues)
         goto fail;
@@ -181,6 +256,7 @@ void sf_netview_destroy(sf_netview_t **self_p)
     if (!self_p || !*self_p)
         return;
     sf_netview_t *nv = *self_p;
+    free(nv->xw);
     free(nv->links);
     free(nv->ix_radius);
     sf_queues_destroy(&nv->queues);
@@ -366,6 +442,47 @@ int sf_netview_head_point(const sf_netview_t *nv, uint32_t ix, uint32_t link, ui
             *sx = p.x;
             *sy = p.y;
             return 0;
+        }
+    }
+    errno = ENOENT;
+    return -1;
+}
+
+/* Crosswalk geometry in its approach's basis: the band [a0, a1] along, just upstream of
+ * the stop line, across both carriageways; the pedestrian heads stand on the kerbs at its
+ * ends, one on each side. */
+#define XW_A0 4.5 /* m before the stop line */
+#define XW_A1 1.0
+
+static SDL_FPoint ped_head_center(const sf_netview_t *nv, const xwalk_t *x, int side)
+{
+    const link_geo_t *g = &nv->links[x->link];
+    basis_t b = link_basis(nv, g);
+    double w = g->n_lanes * SF_LANE_WIDTH_M;
+    double out = fmax(1.6, 0.6 * head_px(nv) / nv->scale + 0.4); /* clear of the kerb */
+    double along = g->draw_len - (XW_A0 + XW_A1) / 2;
+    return at(&b, along, side == 0 ? w + out : -x->left_m - out);
+}
+
+int sf_netview_ped_head_point(const sf_netview_t *nv, uint32_t ix, uint8_t sg, int n, float *sx,
+                              float *sy)
+{
+    if (!nv || ix >= nv->sc->n_intersections || sg >= SF_MAX_SG || n < 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    int k = 0;
+    for (size_t i = 0; i < nv->n_xw; i++) {
+        const xwalk_t *x = &nv->xw[i];
+        if (x->ix != ix || x->sg != sg)
+            continue;
+        for (int side = 0; side < 2; side++, k++) {
+            if (k == n) {
+                SDL_FPoint p = ped_head_center(nv, x, side);
+                *sx = p.x;
+                *sy = p.y;
+                return 0;
+            }
         }
     }
     errno = ENOENT;
@@ -657,6 +774,45 @@ static void draw_heads(sf_netview_t *nv, sf_canvas_t *c, const sf_view_state_t *
     }
 }
 
+/* Crosswalks (zebra stripes along the traffic, 0.5 m wide every metre) and their
+ * pedestrian heads: upright (taller than wide, unlike the square vehicle heads), in the
+ * group's lamp: green = walk, flashing red = pedestrian clearance (flashing don't walk),
+ * red = don't walk, dark when off; a walk head carries a white walking figure's body bar,
+ * a don't-walk head a white hand bar across. Flashing blinks live; offscreen it is marked
+ * with the dark corner like the vehicle heads. */
+static void draw_crosswalks(sf_netview_t *nv, sf_canvas_t *c, const sf_view_state_t *st)
+{
+    if (nv->scale < 0.6)
+        return; /* zoomed out: stripes and heads would be a smear on the box */
+    float size = head_px(nv);
+    for (size_t i = 0; i < nv->n_xw; i++) {
+        const xwalk_t *x = &nv->xw[i];
+        const link_geo_t *g = &nv->links[x->link];
+        basis_t b = link_basis(nv, g);
+        double w = g->n_lanes * SF_LANE_WIDTH_M;
+        for (double r = -x->left_m + 0.25; r + 0.5 <= w; r += 1.0)
+            band(c, &b, g->draw_len - XW_A0, g->draw_len - XW_A1, r, r + 0.5,
+                 (SDL_Color){200, 200, 200, 255});
+        uint8_t code = lamp_of(st, (int)x->ix, x->sg);
+        SDL_Color col = shown_color(st, code);
+        float hw = size * 0.35f, hh = size * 0.6f;
+        for (int side = 0; side < 2; side++) {
+            SDL_FPoint p = ped_head_center(nv, x, side);
+            sf_canvas_rect(c, p.x - hw - 1, p.y - hh - 1, 2 * hw + 2, 2 * hh + 2, col_bar);
+            sf_canvas_rect(c, p.x - hw, p.y - hh, 2 * hw, 2 * hh, col);
+            if (code == SF_LAMP_GREEN) /* walking figure: a body bar, upper part */
+                sf_canvas_rect(c, p.x - hw * 0.2f, p.y - hh * 0.8f, hw * 0.4f, hh * 0.5f, col_mark);
+            else if (code == SF_LAMP_RED) /* raised hand: a bar across, upper part */
+                sf_canvas_rect(c, p.x - hw * 0.6f, p.y - hh * 0.7f, hw * 1.2f, hh * 0.25f,
+                               col_mark);
+            if (!st->live && sf_lamp_flash_kind(code)) {
+                float m = hw / 2;
+                sf_canvas_rect(c, p.x - hw, p.y - hh, m, m, col_bar);
+            }
+        }
+    }
+}
+
 static void draw_labels(sf_netview_t *nv, sf_canvas_t *c, const sf_view_state_t *st)
 {
     const sf_scenario_t *sc = nv->sc;
@@ -733,6 +889,7 @@ void sf_netview_draw(sf_netview_t *nv, sf_canvas_t *c, const sf_view_state_t *st
     draw_queues(nv, c);
     draw_detectors(nv, c, st->det_presence);
     draw_stop_lines(nv, c, st);
+    draw_crosswalks(nv, c, st);
     draw_arrows(nv, c);
     if (st->veh)
         draw_vehicles(nv, c, st);

@@ -9,6 +9,10 @@
  * upstream end, 0..length_m) is placed at pos_m / length_m of the drawn segment, so a
  * link whose length_m differs from the distance of its nodes is still drawn end to end.
  *
+ * Pedestrian heads: each pedestrian group's crosswalk (zebra across a leg, just upstream
+ * of its stop line) with an upright head on each kerb in the group's lamp (walk green,
+ * ped clearance flashing red, don't walk red); see sf_netview_ped_head_point.
+ *
  * Signal heads: one head per (approach link, signal group) pair of the movements leaving
  * that link, in a row just past its stop line (left turn at the median side, right turn
  * at the kerb), coloured by the group's lamp code; each lane's stop line segment takes
@@ -94,6 +98,14 @@ int sf_netview_lane_point(const sf_netview_t *nv, uint32_t link, uint8_t lane, f
  * uses that group; EINVAL: out of range). */
 int sf_netview_head_point(const sf_netview_t *nv, uint32_t ix, uint32_t link, uint8_t sg, float *sx,
                           float *sy);
+
+/* Screen centre of the n-th pedestrian head (0, 1, ...) of pedestrian group sg of
+ * intersection ix: two per crosswalk, one on each kerb. The crosswalk of a pedestrian
+ * group is across the leg to the right of its phase's through traffic (the leg its
+ * right turners cross), drawn just upstream of that leg's stop line. Returns 0, or -1
+ * (ENOENT: no such head; EINVAL: out of range). */
+int sf_netview_ped_head_point(const sf_netview_t *nv, uint32_t ix, uint8_t sg, int n, float *sx,
+                              float *sy);
 
 /* Intersection under screen point (sx, sy), or -1. */
 int sf_netview_hit(const sf_netview_t *nv, float sx, float sy);
