@@ -21,9 +21,13 @@
 #      offsets). Bus signal delay = transit.lines[].mean_signal_delay_s weighted by
 #      buses_completed; car delay = network.mean_delay_s (all vehicles that left the
 #      network) and the intersections' control delay weighted by volume.
-#   2. green wave: offsets written by `sigflow plan greenwave --write` (favoured
-#      direction: the band the planner reports, eastbound on this corridor) vs the
-#      scenario's all-zero offsets; priority off in both so only the offsets differ.
+#   2. green wave: the offsets the controller computes itself (the scenario's
+#      control.greenwave.enabled, on for the corridor: the same optimiser and weights as
+#      `sigflow plan greenwave`, whose table is printed; favoured direction: the band it
+#      reports, eastbound on this corridor) vs the file's all-zero offsets
+#      (control.greenwave.enabled=false); priority off in both so only the offsets differ.
+#      A third arm, gw_noqc, is the green wave without the queue-clearance term
+#      (control.greenwave.queue_clearance=false): what that term adds.
 #      Arterial through stops in the favoured direction = mean stops per vehicle over
 #      the interior eastbound arterial approaches I1-I2 .. I7-I8 (the entry link BW-I1
 #      is left out: its arrivals are random, no offset can change them), weighted by
@@ -58,8 +62,11 @@ else
     trap 'rm -rf "$W"' EXIT
 fi
 
-# Green-wave scenario from the planner (prints its bands; we keep the table).
-"$SF" plan greenwave "$SCEN" --write "$W/greenwave.json" >"$W/plan.txt"
+# The planner's table: the offsets and bands the controller computes in the gw arms.
+if want gw; then
+    "$SF" plan greenwave "$SCEN" >"$W/plan.txt"
+    "$SF" plan greenwave "$SCEN" --no-queue-clearance >"$W/plan_noqc.txt"
+fi
 
 # Surge: one --set per entry.
 NENT=$(jq '.demand.entries | length' "$SCEN")
@@ -78,8 +85,9 @@ for s in $SEEDS; do
         echo "prio_off $s $SCEN $DUR --set control.priority.enabled=false" >>"$W/runs.txt"
     fi
     if want gw; then
-        echo "gw_opt $s $W/greenwave.json $DUR --set control.priority.enabled=false" >>"$W/runs.txt"
-        echo "gw_zero $s $SCEN $DUR --set control.priority.enabled=false" >>"$W/runs.txt"
+        echo "gw_opt $s $SCEN $DUR --set control.priority.enabled=false --set run.step_timeout_s=120 --set control.greenwave.enabled=true" >>"$W/runs.txt"
+        echo "gw_zero $s $SCEN $DUR --set control.priority.enabled=false --set run.step_timeout_s=120 --set control.greenwave.enabled=false" >>"$W/runs.txt"
+        echo "gw_noqc $s $SCEN $DUR --set control.priority.enabled=false --set run.step_timeout_s=120 --set control.greenwave.enabled=true --set control.greenwave.queue_clearance=false" >>"$W/runs.txt"
     fi
     if want surge; then
         echo "surge_adaptive $s $SCEN $SURGE_DUR --set control.strategy=adaptive$SURGE" >>"$W/runs.txt"
@@ -174,10 +182,12 @@ fi
 if want gw; then
     echo
     echo "== 2. green-wave offsets vs all-zero offsets ($DUR s, priority off) =="
-    grep -E 'outbound =|optimised|all zero' "$W/plan.txt" | sed 's/^/  planner: /'
+    grep -E 'outbound =|weights from|optimised|all zero|band ' "$W/plan.txt" | sed 's/^/  planner: /'
+    grep -E 'optimised' "$W/plan_noqc.txt" | sed 's/^/  planner, no queue clearance: /'
     fig eastbound_arterial_stops_per_veh gw_opt gw_zero "$ebstops"
     fig westbound_arterial_stops_per_veh gw_opt gw_zero "$wbstops"
     fig car_network_delay_s gw_opt gw_zero "$cardelay"
+    fig eastbound_arterial_stops_per_veh gw_opt gw_noqc "$ebstops"
     echo "   target: eastbound (favoured) arterial stops change <= -40 %"
 fi
 if want surge; then

@@ -42,7 +42,7 @@ static void usage(FILE *out)
             "scenario's unit_host/unit_port or run.modbus_base_port + index. Prints one JSON line\n"
             "per event (also to --log FILE) and the report on stderr when stopped by\n"
             "SIGINT/SIGTERM. --greenwave replaces the coordinated plans' offsets by the\n"
-            "green-wave optimiser's.\n"
+            "green-wave optimiser's (as the scenario's control.greenwave.enabled does).\n"
             "With --bus it runs on the simulator's clock instead: it joins the bus (a\n"
             "`sigflow bus` forwarder's endpoints) as lockstep participant NAME (default\n"
             "controller, stage 1: after the units; the simulator must --expect it), takes the\n"
@@ -411,7 +411,7 @@ int sf_cmd_controller(int argc, char **argv)
     sf_controller_opts_default(&o);
     o.log_path = log;
     o.sink = print_line;
-    o.greenwave = greenwave;
+    o.greenwave = greenwave || sc->control.greenwave.enabled;
     if (round_ms)
         o.round_timeout_ms = round_ms;
     char err[256] = "";

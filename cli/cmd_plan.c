@@ -28,8 +28,10 @@ static void usage(FILE *out)
             "  --sat T,L,R       saturation flow per lane for through, left, right movements,\n"
             "                    veh/h (default 1800,1700,1600)\n"
             "  --lost L1,E       start-up lost time and end gain, s (default 2,2)\n\n"
-            "greenwave: offsets maximising b + k b' for the coordinated corridor, bandwidth\n"
+            "greenwave: offsets maximising w b + k b' for the coordinated corridor, bandwidth\n"
             "each way and efficiency (b + b')/(2C), compared with all-zero and current offsets.\n"
+            "Each band starts after the queue of vehicles turned in from the cross streets has\n"
+            "cleared (MAXBAND's queue-clearance time, from the volumes; column tau).\n"
             "  --speed KMH       progression speed (default: each link's speed limit)\n"
             "  --speed-min KMH --speed-max KMH\n"
             "                    search the speed in 1 km/h steps within these bounds\n"
@@ -37,7 +39,16 @@ static void usage(FILE *out)
             "                    also search the common cycle (whole seconds) within these\n"
             "                    bounds, greens stretched with it, maximising (b + k b')/C;\n"
             "                    --write then also writes the cycle and splits\n"
-            "  --weight K        weight k of the inbound (westbound/southbound) band (default 1)\n"
+            "  --weights W,K     weights of the outbound (eastbound/northbound) band b and the\n"
+            "                    inbound band b' (default: control.greenwave.weight_out and\n"
+            "                    weight_in of the scenario, 1 and 1 unless set)\n"
+            "  --weight K        the inbound weight k alone (the outbound one as above)\n"
+            "  --two-way         MAXBAND's target ratio: the lighter-weighted band must reach\n"
+            "                    (its weight / the other's) times the heavier one (default:\n"
+            "                    control.greenwave.two_way, false: the weighted sum)\n"
+            "  --no-queue-clearance\n"
+            "                    bands from the green starts (tau = 0 everywhere; default: the\n"
+            "                    scenario's control.greenwave.queue_clearance, true unless set)\n"
             "  --bus LINE        bus progression: bus desired speed, dwell at LINE's stops;\n"
             "                    a line that runs one way has its direction favoured (the\n"
             "                    other band weighted 0.1) unless --weight is given\n"
@@ -94,23 +105,27 @@ static bool parse_list(const char *opt, const char *s, int n, double lo, double 
 }
 
 typedef struct {
-    const char *mode;     /* "webster" or "greenwave" */
-    const char *file;     /* scenario */
-    const char **sets;    /* --set strings */
-    size_t n_sets;        /* count of sets */
-    sf_webster_opts_t wo; /* webster options */
-    double speed_kmh;     /* 0 = link limits */
-    double speed_min_kmh; /* 0 = no speed search */
-    double speed_max_kmh; /* 0 = no speed search */
-    double cycle_min_s;   /* 0 = no cycle search */
-    double cycle_max_s;   /* upper bound of the cycle search */
-    double weight;        /* k */
-    bool common;          /* webster --common */
-    bool weight_given;    /* --weight was on the command line */
-    const char *bus;      /* line id or NULL */
-    int plan_id;          /* 0 = in force at start */
-    double step_s;        /* offset resolution */
-    const char *write;    /* output file or NULL */
+    const char *mode;      /* "webster" or "greenwave" */
+    const char *file;      /* scenario */
+    const char **sets;     /* --set strings */
+    size_t n_sets;         /* count of sets */
+    sf_webster_opts_t wo;  /* webster options */
+    double speed_kmh;      /* 0 = link limits */
+    double speed_min_kmh;  /* 0 = no speed search */
+    double speed_max_kmh;  /* 0 = no speed search */
+    double cycle_min_s;    /* 0 = no cycle search */
+    double cycle_max_s;    /* upper bound of the cycle search */
+    double weight;         /* k */
+    double weight_out;     /* w (with weight_out_given) */
+    bool weight_out_given; /* --weights was on the command line */
+    bool no_qc;            /* --no-queue-clearance */
+    bool two_way;          /* --two-way */
+    bool common;           /* webster --common */
+    bool weight_given;     /* --weight was on the command line */
+    const char *bus;       /* line id or NULL */
+    int plan_id;           /* 0 = in force at start */
+    double step_s;         /* offset resolution */
+    const char *write;     /* output file or NULL */
 } args_t;
 
 static void print_load_errors(sf_errors_t *errs)
@@ -328,7 +343,11 @@ static int optimise(sf_gw_corridor_t *c, const sf_gw_opts_t *o, const args_t *a,
 
 static int run_greenwave(const args_t *a, const sf_scenario_t *sc)
 {
-    sf_gw_source_t src = {.plan_id = a->plan_id, .speed_mps = a->speed_kmh / 3.6, .line_idx = -1};
+    const sf_greenwave_t *gw = &sc->control.greenwave;
+    sf_gw_source_t src = {.plan_id = a->plan_id,
+                          .speed_mps = a->speed_kmh / 3.6,
+                          .line_idx = -1,
+                          .queue_clearance = gw->queue_clearance && !a->no_qc};
     if (a->bus) {
         for (uint32_t l = 0; l < sc->n_lines; l++)
             if (strcmp(sc->lines[l].id, a->bus) == 0)
@@ -354,8 +373,28 @@ static int run_greenwave(const args_t *a, const sf_scenario_t *sc)
     }
     sf_gw_opts_t o;
     sf_gw_opts_default(&o);
-    o.weight_in = a->weight;
+    /* by default the weights `sigflow run` uses (control.greenwave, else from the volumes),
+     * so that the planner prints the offsets the controller computes */
+    const char *w_from = "--weights";
+    if (a->weight_out_given) {
+        o.weight_out = a->weight_out;
+        o.weight_in = a->weight;
+    } else if (a->weight_given) {
+        o.weight_out = 1;
+        o.weight_in = a->weight;
+        w_from = "--weight";
+    } else {
+        sf_gw_source_t vs = src;
+        if (!have_base)
+            vs.cycle_ds = (uint32_t)lround(a->cycle_min_s * 10);
+        if (sf_gw_from_scenario(sc, &vs, &c, node, plan_idx, err, sizeof err) < 0 ||
+            sf_gw_weights(sc, &c, &o.weight_out, &o.weight_in) < 0) {
+            o.weight_out = o.weight_in = 1;
+        }
+        w_from = gw->weight_out > 0 || gw->weight_in > 0 ? "control.greenwave" : "volumes";
+    }
     o.step_s = a->step_s;
+    o.two_way = a->two_way || gw->two_way;
     double th[SF_GW_MAX_NODES], speed = 0;
     sf_gw_band_t best;
     uint32_t cycle_ds = 0;
@@ -380,7 +419,7 @@ static int run_greenwave(const args_t *a, const sf_scenario_t *sc)
             if (optimise(&c, &oc, a, th, &b, &v) < 0)
                 continue; /* the grid does not fit this cycle */
             n_ok++;
-            double obj = (oc.weight_out * b.b_out_s + oc.weight_in * b.b_in_s) / c.cycle_s;
+            double obj = sf_gw_objective(&oc, &b) / c.cycle_s;
             if (obj > best_obj + 1e-12) {
                 best_obj = obj;
                 cycle_ds = (uint32_t)cd;
@@ -428,8 +467,15 @@ static int run_greenwave(const args_t *a, const sf_scenario_t *sc)
     int pid = sc->intersections[node[0]].plans[plan_idx[0]].id;
     printf("Green wave for %s (%s)\n", sc->name, a->file);
     printf("plan %d, %u coordinated intersections; outbound = %s, inbound = %s; maximising "
-           "%.2f b + %.2f b'\n",
-           pid, c.n, ob, ib, o.weight_out, o.weight_in);
+           "%.2f b + %.2f b'%s\n",
+           pid, c.n, ob, ib, o.weight_out, o.weight_in,
+           o.two_way ? " with MAXBAND's target ratio between the bands (two-way)" : "");
+    if (strcmp(w_from, "volumes") == 0)
+        printf("weights from the volumes (MAXBAND's k = V_in / V_out): %s %.0f veh/h, %s %.0f "
+               "veh/h (mean link flow)\n",
+               ob, c.volume_out_veh_h, ib, c.volume_in_veh_h);
+    else
+        printf("weights from %s\n", w_from);
     if (search_cycle)
         printf("common cycle searched in %g-%g s (greens stretched with the cycle): best %.0f s "
                "(the plan has %.1f s)\n",
@@ -453,8 +499,14 @@ static int run_greenwave(const args_t *a, const sf_scenario_t *sc)
                : c.line_dirs == 1 ? ob
                : c.line_dirs == 2 ? ib
                                   : "on no corridor segment");
-    printf("\n  %-4s %-10s %9s %9s %9s %10s %10s %9s %9s\n", "node", "id", "x_m", "g_out_s",
-           "g_in_s", "offset_s", "current_s", "t_next_s", "t_prev_s");
+    if (src.queue_clearance)
+        printf("queue clearance: tau = %.0f s + (turned-in queue per through lane) x %.0f s "
+               "(saturation flow %.0f veh/h/lane)\n",
+               SF_GW_STARTUP_LOST_S, 3600.0 / SF_GW_SAT_FLOW_VEH_H, SF_GW_SAT_FLOW_VEH_H);
+    else
+        printf("queue clearance: off (bands from the green starts)\n");
+    printf("\n  %-4s %-10s %9s %9s %9s %9s %9s %10s %10s %9s %9s\n", "node", "id", "x_m", "g_out_s",
+           "tau_out_s", "g_in_s", "tau_in_s", "offset_s", "current_s", "t_next_s", "t_prev_s");
     for (uint32_t k = 0; k < c.n; k++) {
         const sf_intersection_t *ix = &sc->intersections[node[k]];
         char tn[16] = "-", tp[16] = "-";
@@ -462,9 +514,9 @@ static int run_greenwave(const args_t *a, const sf_scenario_t *sc)
             snprintf(tn, sizeof tn, "%.1f", c.t_out_s[k]);
         if (k > 0)
             snprintf(tp, sizeof tp, "%.1f", c.t_in_s[k - 1]);
-        printf("  %-4u %-10s %9.1f %9.1f %9.1f %10.1f %10.1f %9s %9s\n", k, ix->id,
-               x_axis ? ix->x_m : ix->y_m, c.green_out_s[k], c.green_in_s[k], th[k],
-               ix->plans[plan_idx[k]].offset_ds / 10.0, tn, tp);
+        printf("  %-4u %-10s %9.1f %9.1f %9.1f %9.1f %9.1f %10.1f %10.1f %9s %9s\n", k, ix->id,
+               x_axis ? ix->x_m : ix->y_m, c.green_out_s[k], c.tau_out_s[k], c.green_in_s[k],
+               c.tau_in_s[k], th[k], ix->plans[plan_idx[k]].offset_ds / 10.0, tn, tp);
     }
     printf("\n  %-32s %10s %10s %11s\n", "offsets", "b_out_s", "b_in_s", "efficiency");
     if (have_base) {
@@ -493,6 +545,29 @@ static int run_greenwave(const args_t *a, const sf_scenario_t *sc)
     else if (have_base)
         printf("  efficiency vs all zero: %+.3f (all-zero offsets give no band)\n",
                best.efficiency);
+    /* each direction on its own: what share of its narrowest usable window the band
+     * fills, and plainly when a weighted direction got no band at all */
+    for (int d = 0; d < 2; d++) {
+        double narrow = INFINITY;
+        uint32_t at = 0;
+        for (uint32_t k = 0; k < c.n; k++) {
+            double g = d == 0 ? c.green_out_s[k] : c.green_in_s[k];
+            double tau = d == 0 ? c.tau_out_s[k] : c.tau_in_s[k];
+            double u = g >= c.cycle_s ? g : fmax(0, g - tau);
+            if (u < narrow) {
+                narrow = u;
+                at = k;
+            }
+        }
+        double b = d == 0 ? best.b_out_s : best.b_in_s;
+        double w = d == 0 ? o.weight_out : o.weight_in;
+        printf("  %s: band %.1f s of the narrowest usable window %.1f s (node %u %s)%s\n",
+               d == 0 ? ob : ib, b, narrow, at, sc->intersections[node[at]].id,
+               b > 0   ? ""
+               : w > 0 ? "; no band in this direction at these weights (the optimum is a "
+                         "one-way wave)"
+                       : "; weight 0: not optimised");
+    }
     if (!a->write)
         return 0;
     sf_plan_t plans[SF_GW_MAX_NODES];
@@ -610,7 +685,33 @@ int sf_cmd_plan(int argc, char **argv)
             NEED_VALUE;
             if (!parse_num(o, v, 0, 100, &a.weight))
                 goto usage_err;
+            if (a.weight_out_given) {
+                fprintf(stderr, "sigflow plan: --weight and --weights exclude each other\n");
+                goto usage_err;
+            }
             a.weight_given = true;
+            gw_only = true, gw_opt = o;
+        } else if (strcmp(o, "--weights") == 0) {
+            NEED_VALUE;
+            if (!parse_list(o, v, 2, 0, 100, x))
+                goto usage_err;
+            if (a.weight_given) {
+                fprintf(stderr, "sigflow plan: --weight and --weights exclude each other\n");
+                goto usage_err;
+            }
+            if (x[0] + x[1] <= 0) {
+                fprintf(stderr, "sigflow plan: --weights: both 0 leaves nothing to optimise\n");
+                goto usage_err;
+            }
+            a.weight_out = x[0];
+            a.weight = x[1];
+            a.weight_out_given = a.weight_given = true;
+            gw_only = true, gw_opt = o;
+        } else if (strcmp(o, "--two-way") == 0) {
+            a.two_way = true;
+            gw_only = true, gw_opt = o;
+        } else if (strcmp(o, "--no-queue-clearance") == 0) {
+            a.no_qc = true;
             gw_only = true, gw_opt = o;
         } else if (strcmp(o, "--bus") == 0) {
             NEED_VALUE;

@@ -58,6 +58,7 @@ run_ctl_t *run_ctl_new(const sf_scenario_t *sc, const char *host, const uint16_t
     }
     sf_controller_opts_t co;
     sf_controller_opts_default(&co);
+    co.greenwave = sc->control.greenwave.enabled; /* offsets from the optimiser, as planned */
     if (round_timeout_ms > 0)
         co.round_timeout_ms = round_timeout_ms;
     char why[256] = "";

@@ -106,7 +106,10 @@ static void ev(sf_controller_t *c, double t, uint32_t i, sf_event_kind_t kind, j
 /* Offsets of the coordinated plans from the green-wave optimiser (planner's functions). */
 static int apply_greenwave(sf_controller_t *c, char *err, size_t len)
 {
-    sf_gw_source_t src = {.plan_id = 0, .speed_mps = 0, .line_idx = -1};
+    sf_gw_source_t src = {.plan_id = 0,
+                          .speed_mps = 0,
+                          .line_idx = -1,
+                          .queue_clearance = c->sc->control.greenwave.queue_clearance};
     sf_gw_corridor_t cor;
     uint32_t node_ix[SF_GW_MAX_NODES];
     uint8_t plan_idx[SF_GW_MAX_NODES];
@@ -119,7 +122,10 @@ static int apply_greenwave(sf_controller_t *c, char *err, size_t len)
         return -1;
     }
     sf_gw_opts_default(&go);
-    if (sf_gw_optimise(&cor, &go, off, &band) < 0) {
+    go.two_way = c->sc->control.greenwave.two_way;
+    /* the scenario's band weights, else MAXBAND's from the volumes (as sigflow plan) */
+    if (sf_gw_weights(c->sc, &cor, &go.weight_out, &go.weight_in) < 0 ||
+        sf_gw_optimise(&cor, &go, off, &band) < 0) {
         seterr(err, len, "green wave: optimisation failed");
         return -1;
     }

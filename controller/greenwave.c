@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define EPS 1e-9
@@ -19,6 +20,18 @@ void sf_gw_opts_default(sf_gw_opts_t *o)
     o->restarts = 16;
     o->exhaustive_limit = 200000;
     o->seed = 1;
+    o->two_way = false;
+}
+
+double sf_gw_objective(const sf_gw_opts_t *o, const sf_gw_band_t *b)
+{
+    double bo = b->b_out_s, bi = b->b_in_s, w = o->weight_out, k = o->weight_in;
+    if (o->two_way && w > 0 && k > 0) {
+        /* each band counts only up to the target ratio b' / b = k / w of the other */
+        bo = fmin(b->b_out_s, b->b_in_s * w / k);
+        bi = fmin(b->b_in_s, b->b_out_s * k / w);
+    }
+    return w * bo + k * bi;
 }
 
 static bool finite_nonneg(double x)
@@ -34,7 +47,8 @@ int sf_gw_check(const sf_gw_corridor_t *c)
     for (uint32_t i = 0; i < c->n; i++) {
         if (!finite_nonneg(c->out_start_s[i]) || c->out_start_s[i] >= c->cycle_s ||
             !finite_nonneg(c->in_start_s[i]) || c->in_start_s[i] >= c->cycle_s ||
-            !finite_nonneg(c->green_out_s[i]) || !finite_nonneg(c->green_in_s[i]))
+            !finite_nonneg(c->green_out_s[i]) || !finite_nonneg(c->green_in_s[i]) ||
+            !finite_nonneg(c->tau_out_s[i]) || !finite_nonneg(c->tau_in_s[i]))
             goto bad;
         if (i + 1 < c->n &&
             (!finite_nonneg(c->dist_out_m[i]) || !finite_nonneg(c->dist_in_m[i]) ||
@@ -135,24 +149,35 @@ static double arcs_band(uint32_t n, double cycle, const double *a, const double 
     return best;
 }
 
+/* Usable window of a green of length g with queue clearance tau: it starts tau later and
+ * is tau shorter; an always-green node has no red, so no queue and no shift. */
+static double usable_shift(double g, double tau, double cycle)
+{
+    return g >= cycle ? 0 : fmin(tau, g);
+}
+
 /* Bandwidths without argument checks (the corridor is checked by the callers). */
 static void band_raw(const sf_gw_corridor_t *c, const double *th, sf_gw_band_t *out)
 {
-    double a[SF_GW_MAX_NODES] = {0};
+    double a[SF_GW_MAX_NODES] = {0}, g[SF_GW_MAX_NODES] = {0};
     double t = 0;
     for (uint32_t i = 0; i < c->n; i++) {
-        a[i] = th[i] + c->out_start_s[i] - t;
+        double sh = usable_shift(c->green_out_s[i], c->tau_out_s[i], c->cycle_s);
+        a[i] = th[i] + c->out_start_s[i] + sh - t;
+        g[i] = c->green_out_s[i] - sh;
         if (i + 1 < c->n)
             t += c->t_out_s[i];
     }
-    out->b_out_s = arcs_band(c->n, c->cycle_s, a, c->green_out_s, &out->t_out_s);
+    out->b_out_s = arcs_band(c->n, c->cycle_s, a, g, &out->t_out_s);
     t = 0;
     for (uint32_t i = c->n; i-- > 0;) {
-        a[i] = th[i] + c->in_start_s[i] - t;
+        double sh = usable_shift(c->green_in_s[i], c->tau_in_s[i], c->cycle_s);
+        a[i] = th[i] + c->in_start_s[i] + sh - t;
+        g[i] = c->green_in_s[i] - sh;
         if (i > 0)
             t += c->t_in_s[i - 1];
     }
-    out->b_in_s = arcs_band(c->n, c->cycle_s, a, c->green_in_s, &out->t_in_s);
+    out->b_in_s = arcs_band(c->n, c->cycle_s, a, g, &out->t_in_s);
     out->efficiency = (out->b_out_s + out->b_in_s) / (2 * c->cycle_s);
 }
 
@@ -177,20 +202,25 @@ int sf_gw_one_way(const sf_gw_corridor_t *c, sf_gw_dir_t dir, double *offset_s)
         errno = EINVAL;
         return -1;
     }
+    /* node i's usable window (green + tau) opens when the vehicle that left the first
+     * node at its usable window's opening arrives; node 0 keeps offset 0 */
     if (dir == SF_GW_OUTBOUND) {
-        double t = 0;
+        double t = 0, w[SF_GW_MAX_NODES];
         for (uint32_t i = 0; i < c->n; i++) {
-            offset_s[i] = wrap(c->out_start_s[0] + t - c->out_start_s[i], c->cycle_s);
+            w[i] = c->out_start_s[i] + usable_shift(c->green_out_s[i], c->tau_out_s[i], c->cycle_s);
+            offset_s[i] = wrap(w[0] + t - w[i], c->cycle_s);
             if (i + 1 < c->n)
                 t += c->t_out_s[i];
         }
     } else {
-        double u[SF_GW_MAX_NODES];
+        double u[SF_GW_MAX_NODES], w[SF_GW_MAX_NODES];
         u[c->n - 1] = 0;
         for (uint32_t i = c->n - 1; i-- > 0;)
             u[i] = u[i + 1] + c->t_in_s[i];
         for (uint32_t i = 0; i < c->n; i++)
-            offset_s[i] = wrap(c->in_start_s[0] - u[0] + u[i] - c->in_start_s[i], c->cycle_s);
+            w[i] = c->in_start_s[i] + usable_shift(c->green_in_s[i], c->tau_in_s[i], c->cycle_s);
+        for (uint32_t i = 0; i < c->n; i++)
+            offset_s[i] = wrap(w[0] - u[0] + u[i] - w[i], c->cycle_s);
     }
     return 0;
 }
@@ -199,10 +229,9 @@ int sf_gw_one_way(const sf_gw_corridor_t *c, sf_gw_dir_t dir, double *offset_s)
 
 typedef struct {
     const sf_gw_corridor_t *c; /* corridor */
+    const sf_gw_opts_t *o;     /* weights and objective form */
     double step;               /* s per unit */
     int64_t m;                 /* units per cycle */
-    double w;                  /* weight of the outbound band */
-    double k;                  /* weight of the inbound band */
     uint64_t evals;            /* objective evaluations so far */
 } search_t;
 
@@ -214,7 +243,7 @@ static double objective(search_t *s, const int64_t *u)
     sf_gw_band_t b;
     band_raw(s->c, th, &b);
     s->evals++;
-    return s->w * b.b_out_s + s->k * b.b_in_s;
+    return sf_gw_objective(s->o, &b);
 }
 
 static int64_t umod(int64_t v, int64_t m)
@@ -281,6 +310,47 @@ static double ascend(search_t *s, int64_t *u, int64_t cu)
     return f;
 }
 
+/* Equal objectives leave a band free to sit anywhere in a first node's longer window. At
+ * the first node of a direction the band should start at the window's start: the queue
+ * that formed there during the red leaves first and is most of the platoon, so a band
+ * starting later leaves it outside. Moving the first node's offset by the band's lead
+ * keeps that direction's band (every other window stays where it was); the move is kept
+ * only when the weighted objective does not drop (the other band may change). Outbound
+ * first, then inbound; node 0 back at offset 0 afterwards. */
+static void anchor(search_t *s, int64_t *u)
+{
+    const sf_gw_corridor_t *c = s->c;
+    uint32_t n = c->n;
+    for (int d = 0; d < 2; d++) {
+        double th[SF_GW_MAX_NODES];
+        for (uint32_t i = 0; i < n; i++)
+            th[i] = (double)u[i] * s->step;
+        sf_gw_band_t b;
+        band_raw(c, th, &b);
+        uint32_t first = d == 0 ? 0 : n - 1;
+        double g = d == 0 ? c->green_out_s[first] : c->green_in_s[first];
+        double band = d == 0 ? b.b_out_s : b.b_in_s;
+        if (band <= 0 || g >= c->cycle_s)
+            continue;
+        double st = d == 0 ? c->out_start_s[first] : c->in_start_s[first];
+        double tau = d == 0 ? c->tau_out_s[first] : c->tau_in_s[first];
+        /* departure of the band at the first node vs the opening of its usable window */
+        double open = th[first] + st + usable_shift(g, tau, c->cycle_s);
+        double lead = wrap((d == 0 ? b.t_out_s : b.t_in_s) - open, c->cycle_s);
+        int64_t du = (int64_t)floor(lead / s->step + 1e-9);
+        if (du <= 0 || lead > g - band + s->step) /* rounding noise near a full cycle */
+            continue;
+        int64_t trial[SF_GW_MAX_NODES];
+        memcpy(trial, u, sizeof(int64_t) * n);
+        trial[first] = umod(trial[first] + du, s->m);
+        int64_t base = trial[0];
+        for (uint32_t i = 0; i < n; i++)
+            trial[i] = umod(trial[i] - base, s->m);
+        if (objective(s, trial) >= objective(s, u) - EPS)
+            memcpy(u, trial, sizeof(int64_t) * n);
+    }
+}
+
 static void to_units(const search_t *s, const double *th, int64_t *u)
 {
     for (uint32_t i = 0; i < s->c->n; i++)
@@ -305,11 +375,7 @@ int sf_gw_optimise(const sf_gw_corridor_t *c, const sf_gw_opts_t *o, double *off
         errno = EINVAL;
         return -1;
     }
-    search_t s = {.c = c,
-                  .step = o->step_s,
-                  .m = (int64_t)llround(units),
-                  .w = o->weight_out,
-                  .k = o->weight_in};
+    search_t s = {.c = c, .o = o, .step = o->step_s, .m = (int64_t)llround(units)};
     uint32_t n = c->n;
     int64_t best_u[SF_GW_MAX_NODES] = {0}, u[SF_GW_MAX_NODES] = {0};
     double best_f = objective(&s, best_u); /* all-zero offsets: the baseline */
@@ -335,7 +401,8 @@ int sf_gw_optimise(const sf_gw_corridor_t *c, const sf_gw_opts_t *o, double *off
             cu = 1;
         double th[SF_GW_MAX_NODES];
         uint64_t lcg = o->seed * 6364136223846793005ull + 1442695040888963407ull;
-        uint32_t n_starts = 4 + o->restarts;
+        /* the two-way objective is flat (0) around one-way waves: more random starts */
+        uint32_t n_starts = 4 + (o->two_way ? 4 * o->restarts : o->restarts);
         for (uint32_t st = 0; st < n_starts; st++) {
             switch (st) {
             case 0: /* all-zero: simultaneous system */
@@ -365,6 +432,7 @@ int sf_gw_optimise(const sf_gw_corridor_t *c, const sf_gw_opts_t *o, double *off
             }
         }
     }
+    anchor(&s, best_u);
     for (uint32_t i = 0; i < n; i++)
         offset_s[i] = (double)best_u[i] * o->step_s;
     band_raw(c, offset_s, out); /* the reported band is the bandwidth function's */
@@ -389,7 +457,7 @@ int sf_gw_optimise_speed(sf_gw_corridor_t *c, const sf_gw_opts_t *o, double v_mi
             break;
         if (sf_gw_set_speed(c, v) < 0 || sf_gw_optimise(c, o, th, &b) < 0)
             return -1;
-        double f = o->weight_out * b.b_out_s + o->weight_in * b.b_in_s;
+        double f = sf_gw_objective(o, &b);
         if (f > best_f + EPS) {
             best_f = f;
             best_v = v;
@@ -402,6 +470,57 @@ int sf_gw_optimise_speed(sf_gw_corridor_t *c, const sf_gw_opts_t *o, double v_mi
 }
 
 /* ---- corridor from a scenario ---------------------------------------------------------- */
+
+double sf_gw_clearance_s(double queue_veh_per_lane)
+{
+    if (!finite_nonneg(queue_veh_per_lane)) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (queue_veh_per_lane <= 0)
+        return 0;
+    return SF_GW_STARTUP_LOST_S + queue_veh_per_lane * 3600.0 / SF_GW_SAT_FLOW_VEH_H;
+}
+
+/* Flow (veh/h) turning into link l at its upstream intersection: every movement into l that
+ * is not a through movement (the cross streets' left and right turns), its approach's flow
+ * shared by the turning ratio among the movements of that turn (as sf_link_flows does). */
+static double turn_in_flow(const sf_scenario_t *sc, uint32_t l, const double *flow)
+{
+    const sf_link_t *lk = &sc->links[l];
+    if (lk->from_kind != SF_NODE_INTERSECTION || lk->from_idx >= sc->n_intersections)
+        return 0;
+    const sf_intersection_t *ix = &sc->intersections[lk->from_idx];
+    double q = 0;
+    for (uint8_t m = 0; m < ix->n_movements; m++) {
+        const sf_movement_t *mv = &ix->movements[m];
+        if (mv->to_link_idx != l || mv->turn == SF_TURN_THROUGH ||
+            mv->from_link_idx >= sc->n_links || mv->turn >= SF_TURN_N)
+            continue;
+        unsigned same = 0;
+        for (uint8_t j = 0; j < ix->n_movements; j++)
+            same += ix->movements[j].from_link_idx == mv->from_link_idx &&
+                    ix->movements[j].turn == mv->turn;
+        q += flow[mv->from_link_idx] * (double)sc->links[mv->from_link_idx].turn_ratio[mv->turn] /
+             (double)(same ? same : 1);
+    }
+    return q;
+}
+
+/* Turned-in queue per through lane at link l's stop line after one cycle of cycle_s: the
+ * turn-in flow of one cycle, less the share that turns left downstream (its own lane or
+ * bay), over the lanes that carry through traffic (all lanes when none is marked). */
+static double turn_in_queue(const sf_scenario_t *sc, uint32_t l, const double *flow, double cycle_s)
+{
+    const sf_link_t *lk = &sc->links[l];
+    unsigned lanes = 0;
+    for (uint8_t k = 0; k < lk->n_lanes && k < SF_MAX_LANES; k++)
+        lanes += (lk->lanes[k].use_mask & SF_LANE_USE_THROUGH) != 0;
+    if (lanes == 0)
+        lanes = lk->n_lanes ? lk->n_lanes : 1;
+    double not_left = 1.0 - (double)lk->turn_ratio[SF_TURN_LEFT];
+    return turn_in_flow(sc, l, flow) * cycle_s / 3600.0 * fmax(0, not_left) / lanes;
+}
 
 static void set_err(char *err, size_t len, const char *fmt, ...)
 {
@@ -504,6 +623,37 @@ static uint16_t plan_omit(const sf_intersection_t *ix, const sf_plan_t *pl)
         if (pl->split_mode[p] == SF_SPLIT_OMIT)
             m |= (uint16_t)(1u << p);
     return m;
+}
+
+int sf_gw_volume_weights(const sf_gw_corridor_t *c, double *w_out, double *w_in)
+{
+    if (!c || !w_out || !w_in || !finite_nonneg(c->volume_out_veh_h) ||
+        !finite_nonneg(c->volume_in_veh_h)) {
+        errno = EINVAL;
+        return -1;
+    }
+    double vo = c->volume_out_veh_h, vi = c->volume_in_veh_h;
+    *w_out = vo >= vi ? 1.0 : vo / vi;
+    *w_in = vo >= vi ? (vo > 0 ? vi / vo : 1.0) : 1.0;
+    return 0;
+}
+
+int sf_gw_weights(const sf_scenario_t *sc, const sf_gw_corridor_t *c, double *w_out, double *w_in)
+{
+    if (!sc || !c || !w_out || !w_in) {
+        errno = EINVAL;
+        return -1;
+    }
+    const sf_greenwave_t *g = &sc->control.greenwave;
+    if (!(g->weight_out > 0) && !(g->weight_in > 0))
+        return sf_gw_volume_weights(c, w_out, w_in);
+    if (!finite_nonneg(g->weight_out) || !finite_nonneg(g->weight_in)) {
+        errno = EINVAL;
+        return -1;
+    }
+    *w_out = g->weight_out;
+    *w_in = g->weight_in;
+    return 0;
 }
 
 int sf_gw_stretch_plan(const sf_intersection_t *ix, const sf_plan_t *pl, uint32_t cycle_ds,
@@ -712,8 +862,39 @@ int sf_gw_from_scenario(const sf_scenario_t *sc, const sf_gw_source_t *src, sf_g
             }
         }
     }
+    if (n > 1) {
+        double *flow = malloc(sizeof(double) * (sc->n_links ? sc->n_links : 1));
+        if (!flow) {
+            set_err(err, err_len, "out of memory");
+            errno = ENOMEM;
+            return -1;
+        }
+        if (sf_link_flows(sc, 1.0, flow) < 0) {
+            free(flow);
+            if (src->queue_clearance) {
+                set_err(err, err_len, "queue clearance: the entry flows cannot be propagated (%s)",
+                        errno == ELOOP ? "a loop in the network" : "bad flows or movements");
+                goto fail;
+            }
+            flow = NULL; /* volumes unknown: 0 */
+        }
+        for (uint32_t k = 0; flow && k + 1 < n; k++) {
+            /* both links exist: checked above */
+            int lo = find_link(sc, node_ix[k], node_ix[k + 1]);
+            int li = find_link(sc, node_ix[k + 1], node_ix[k]);
+            c->volume_out_veh_h += flow[lo] / (n - 1);
+            c->volume_in_veh_h += flow[li] / (n - 1);
+            if (!src->queue_clearance)
+                continue;
+            c->queue_out_veh[k + 1] = turn_in_queue(sc, (uint32_t)lo, flow, c->cycle_s);
+            c->queue_in_veh[k] = turn_in_queue(sc, (uint32_t)li, flow, c->cycle_s);
+            c->tau_out_s[k + 1] = sf_gw_clearance_s(c->queue_out_veh[k + 1]);
+            c->tau_in_s[k] = sf_gw_clearance_s(c->queue_in_veh[k]);
+        }
+        free(flow);
+    }
     if (sf_gw_update_times(c) < 0) {
-        set_err(err, err_len, "the corridor's timings or distances are out of range");
+        set_err(err, err_len, "the corridor's timings, distances or volumes are out of range");
         goto fail;
     }
     return 0;

@@ -16,6 +16,15 @@
  * Windows are the displayed greens (split - yellow - red clear): a band that uses yellow
  * would be optimistic.
  *
+ * Queue clearance (MAXBAND's tau, Little, Kelson, Gartner 1981): vehicles that turn into a
+ * link from the cross streets at its upstream node enter outside the band (during the
+ * cross street's green, which the progression puts in the downstream red) and queue at the
+ * downstream stop line; the band must reach that stop line only after the queue has left,
+ * or its front stops behind it. So node i's usable window in a direction is
+ * [start + tau_i, start + g_i): the band starts tau_i after the green (tau_i = 0 at the
+ * first node of each direction, whose queue is the platoon itself, and at an always-green
+ * node). sf_gw_from_scenario computes tau from the scenario's volumes (see there).
+ *
  * Travel times are distance / speed plus an extra time per segment (bus progression:
  * dwell at the stops on the segment plus the time lost braking for and leaving them).
  *
@@ -67,8 +76,14 @@ typedef struct {
     double extra_in_s[SF_GW_MAX_NODES];    /* inbound, s */
     double t_out_s[SF_GW_MAX_NODES];       /* travel time node i -> i+1 (sf_gw_update_times) */
     double t_in_s[SF_GW_MAX_NODES];        /* travel time node i+1 -> i */
-    uint8_t line_dirs; /* from a scenario with a bus line: bit 0 = the line runs outbound on
-                          some segment, bit 1 = inbound; 0 otherwise */
+    double tau_out_s[SF_GW_MAX_NODES];     /* queue clearance at node i, outbound, s (0: none) */
+    double tau_in_s[SF_GW_MAX_NODES];      /* queue clearance at node i, inbound, s */
+    double queue_out_veh[SF_GW_MAX_NODES]; /* turned-in queue per through lane behind tau_out */
+    double queue_in_veh[SF_GW_MAX_NODES];  /* the same inbound (sf_gw_from_scenario) */
+    double volume_out_veh_h; /* mean flow of the outbound links between the nodes, veh/h */
+    double volume_in_veh_h;  /* the same inbound (sf_gw_from_scenario; 0 when unknown) */
+    uint8_t line_dirs;       /* from a scenario with a bus line: bit 0 = the line runs outbound on
+                                some segment, bit 1 = inbound; 0 otherwise */
 } sf_gw_corridor_t;
 
 typedef struct {
@@ -86,6 +101,8 @@ typedef struct {
     uint32_t restarts;         /* pseudo-random starting points, default 16 */
     uint64_t exhaustive_limit; /* grid points searched exhaustively, default 200000 */
     uint64_t seed;             /* for the restarts, default 1 */
+    bool two_way;              /* target band ratio b' / b = k / w (MAXBAND's k): each band
+                                  counts only up to that ratio of the other (default false) */
 } sf_gw_opts_t;
 
 typedef enum { SF_GW_OUTBOUND = 0, SF_GW_INBOUND = 1 } sf_gw_dir_t;
@@ -93,8 +110,15 @@ typedef enum { SF_GW_OUTBOUND = 0, SF_GW_INBOUND = 1 } sf_gw_dir_t;
 /* Fill o with the documented defaults. */
 void sf_gw_opts_default(sf_gw_opts_t *o);
 
+/* The optimised objective for bands b: w b_out + k b_in, or with o->two_way the target
+ * ratio form (after MAXBAND's b' >= k b, Little, Kelson, Gartner 1981, applied both ways):
+ * w min(b, b' w / k) + k min(b', b k / w), so that a one-way wave scores 0 and the bands
+ * grow together in the ratio of the weights. */
+double sf_gw_objective(const sf_gw_opts_t *o, const sf_gw_band_t *b);
+
 /* Check a corridor (n in 1..SF_GW_MAX_NODES, C > 0, windows and times finite, starts in
- * [0, C), greens >= 0, distances >= 0, speeds > 0). Returns 0 or -1 with EINVAL. */
+ * [0, C), greens >= 0, queue clearances >= 0, distances >= 0, speeds > 0). Returns 0 or -1
+ * with EINVAL. */
 int sf_gw_check(const sf_gw_corridor_t *c);
 
 /* t_out_s/t_in_s = distance / speed + extra for every segment. Returns 0 or -1 (EINVAL). */
@@ -109,7 +133,8 @@ int sf_gw_bandwidth(const sf_gw_corridor_t *c, const double *offset_s, sf_gw_ban
 
 /* One-way progression offsets theta_i = (x_i / v) mod C in direction dir: each node's green
  * of that direction starts when a vehicle that left at the first node's green start
- * arrives (travel times as in c; node 0 keeps offset 0). Returns 0 or -1 (EINVAL). */
+ * arrives (travel times as in c; node 0 keeps offset 0), or tau_i earlier with a queue
+ * clearance, so that the queue has left when that vehicle arrives. Returns 0 or -1. */
 int sf_gw_one_way(const sf_gw_corridor_t *c, sf_gw_dir_t dir, double *offset_s);
 
 /* Offsets maximising b + k b' (see the header comment); offset_s[n] receives them in
@@ -130,16 +155,34 @@ int sf_gw_optimise_speed(sf_gw_corridor_t *c, const sf_gw_opts_t *o, double v_mi
 int sf_gw_stretch_plan(const sf_intersection_t *ix, const sf_plan_t *pl, uint32_t cycle_ds,
                        sf_plan_t *out);
 
+/* MAXBAND's direction weights from the volumes (its target ratio k = V_in / V_out): 1 for
+ * the heavier direction, V_light / V_heavy for the other (1 and 1 with no volumes).
+ * Returns 0 or -1 with EINVAL. */
+int sf_gw_volume_weights(const sf_gw_corridor_t *c, double *w_out, double *w_in);
+
+/* The band weights the scenario asks for (control.greenwave.weight_out, weight_in), or
+ * sf_gw_volume_weights of c when both are 0 (the default). Returns 0 or -1 with EINVAL. */
+int sf_gw_weights(const sf_scenario_t *sc, const sf_gw_corridor_t *c, double *w_out, double *w_in);
+
 /* How a corridor is taken from a scenario. */
 typedef struct {
-    int plan_id;       /* plan number 1..16 at every node; 0 = the plan in force at
-                          run.start_tod_s at the first coordinated intersection */
-    double speed_mps;  /* > 0: one progression speed everywhere; 0 = each link's limit
-                          (times the bus desired-speed factor with a bus line) */
-    int line_idx;      /* >= 0: bus progression for this line; -1 = cars */
-    uint32_t cycle_ds; /* > 0: every node's plan stretched to this cycle (sf_gw_stretch_plan)
-                          for a cycle search; 0 = the plans as they are (common cycle) */
+    int plan_id;          /* plan number 1..16 at every node; 0 = the plan in force at
+                             run.start_tod_s at the first coordinated intersection */
+    double speed_mps;     /* > 0: one progression speed everywhere; 0 = each link's limit
+                             (times the bus desired-speed factor with a bus line) */
+    int line_idx;         /* >= 0: bus progression for this line; -1 = cars */
+    uint32_t cycle_ds;    /* > 0: every node's plan stretched to this cycle (sf_gw_stretch_plan)
+                             for a cycle search; 0 = the plans as they are (common cycle) */
+    bool queue_clearance; /* compute tau from the volumes (else every tau is 0) */
 } sf_gw_source_t;
+
+#define SF_GW_SAT_FLOW_VEH_H 1800.0 /* per lane, for queue discharge (REFERENCE.md) */
+#define SF_GW_STARTUP_LOST_S 2.0    /* start-up lost time of a standing queue (REFERENCE.md) */
+
+/* Queue clearance time of a queue of q vehicles per lane: SF_GW_STARTUP_LOST_S + q x 3600 /
+ * SF_GW_SAT_FLOW_VEH_H when q > 0 (the last queued vehicle crosses the stop line then), 0
+ * when there is no queue; -1 with EINVAL when q is negative or not finite. */
+double sf_gw_clearance_s(double queue_veh_per_lane);
 
 /* Build the corridor of a scenario: the intersections whose selected plan has
  * coordinated phases, ordered along the axis (x or y) on which they spread most,
@@ -151,7 +194,12 @@ typedef struct {
  * cycle time 0 (a valid plan's barriers line up, so this is the unit's layout). Distances and
  * speeds come from the links between consecutive nodes. With a bus line, the dwell of its stops on
  * a segment (dwell_s + per_pax_s * pax_mean) and the time lost stopping there (v/(2a) + v/(2b) with
- * the bus's a and b) are added to that segment. node_ix[n] receives the intersection index of every
+ * the bus's a and b) are added to that segment. With src->queue_clearance, the queue at each
+ * node's stop line is the flow turning into its approach link at the upstream node (every
+ * movement into the link that is not a through movement: the cross streets' turns; link flows
+ * from the entry flows and turning ratios, sf_link_flows, base profile) times C / 3600, times
+ * the share of it not turning left downstream, spread over the link's lanes that serve through
+ * traffic; tau = sf_gw_clearance_s of it. node_ix[n] receives the intersection index of every
  * node, *plan_idx_out (may be NULL) the plan index used at each node. Returns 0, or -1 with EINVAL
  * and a one-line reason in err. */
 int sf_gw_from_scenario(const sf_scenario_t *sc, const sf_gw_source_t *src, sf_gw_corridor_t *c,

@@ -37,22 +37,22 @@ typedef struct {
 } set_origin_t;
 
 typedef struct {
-    const char *file;       /* as given, for messages */
-    const char *text;       /* file contents */
-    size_t len;             /* bytes */
-    sf_posidx_t *pos;       /* built at the first error that needs a position */
-    bool pos_tried;         /* building it was attempted */
-    set_origin_t *sets;     /* n_sets origins, in command-line order */
-    size_t n_sets;          /* count */
-    sf_errors_t errs;       /* collected messages */
-    long *err_key;          /* per message: line * 2^20 + column; 0 = --set or no position */
-    bool oom;               /* an allocation failed: the result is an error */
-    sf_scenario_t *sc;      /* being filled */
-    const json_t **ixo;     /* JSON object of each intersection (for cross-checks) */
-    bool *ix_ok;            /* intersection loaded without error */
-    bool *link_ok;          /* link's nodes resolved (else its kinds/indices mean nothing) */
+    const char *file;           /* as given, for messages */
+    const char *text;           /* file contents */
+    size_t len;                 /* bytes */
+    sf_posidx_t *pos;           /* built at the first error that needs a position */
+    bool pos_tried;             /* building it was attempted */
+    set_origin_t *sets;         /* n_sets origins, in command-line order */
+    size_t n_sets;              /* count */
+    sf_errors_t errs;           /* collected messages */
+    long *err_key;              /* per message: line * 2^20 + column; 0 = --set or no position */
+    bool oom;                   /* an allocation failed: the result is an error */
+    sf_scenario_t *sc;          /* being filled */
+    const json_t **ixo;         /* JSON object of each intersection (for cross-checks) */
+    bool *ix_ok;                /* intersection loaded without error */
+    bool *link_ok;              /* link's nodes resolved (else its kinds/indices mean nothing) */
     char (*amb)[SF_ID_LEN + 1]; /* node and link ids defined twice: a reference is ambiguous */
-    size_t n_amb;           /* count */
+    size_t n_amb;               /* count */
 } ctx_t;
 
 static void push_msg_at(ctx_t *c, char *m, long key)
@@ -484,6 +484,7 @@ static const field_t STOP_F[] = {
 static const field_t CONTROL_F[] = {
     {F("strategy", K_ENUM, sf_control_t, strategy), .def = 0, .names = STRATEGY_N},
     {O("priority", false)},
+    {O("greenwave", false)},
     {F("poll_period_s", K_NUM, sf_control_t, poll_period_s), .def = 1, .lo = 0.1, .hi = 60,
      .unit = "s"},
     {F("heartbeat_timeout_s", K_NUM, sf_control_t, heartbeat_timeout_s), .def = 5, .lo = 1,
@@ -505,6 +506,14 @@ static const field_t PRIO_F[] = {
     {F("max_early_green_s", K_NUM, sf_priority_t, max_early_green_s), .def = 15, .lo = 0, .hi = 60,
      .unit = "s"},
     {F("lockout_s", K_NUM, sf_priority_t, lockout_s), .def = 120, .lo = 0, .hi = 3600, .unit = "s"},
+};
+
+static const field_t GW_F[] = {
+    {F("enabled", K_BOOL, sf_greenwave_t, enabled), .def = 0},
+    {F("weight_out", K_NUM, sf_greenwave_t, weight_out), .def = 0, .lo = 0, .hi = 100},
+    {F("weight_in", K_NUM, sf_greenwave_t, weight_in), .def = 0, .lo = 0, .hi = 100},
+    {F("queue_clearance", K_BOOL, sf_greenwave_t, queue_clearance), .def = 1},
+    {F("two_way", K_BOOL, sf_greenwave_t, two_way), .def = 0},
 };
 
 static const field_t RUN_F[] = {
@@ -2250,6 +2259,8 @@ static void load_control(ctx_t *c, const json_t *root)
     load_fields(c, o ? o : empty, "control", CONTROL_F, NF(CONTROL_F), ct);
     const json_t *pr = json_is_object(o) ? json_object_get(o, "priority") : NULL;
     load_fields(c, pr ? pr : empty, "control.priority", PRIO_F, NF(PRIO_F), &ct->priority);
+    const json_t *gw = json_is_object(o) ? json_object_get(o, "greenwave") : NULL;
+    load_fields(c, gw ? gw : empty, "control.greenwave", GW_F, NF(GW_F), &ct->greenwave);
     if (ct->adaptive_min_cycle_s > ct->adaptive_max_cycle_s)
         errf(c, "control.adaptive_max_cycle_s", false,
              "must be >= adaptive_min_cycle_s (%g s), got %g", ct->adaptive_min_cycle_s,

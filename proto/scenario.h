@@ -263,8 +263,20 @@ typedef struct {
 } sf_priority_t;
 
 typedef struct {
+    bool enabled;         /* control.greenwave.enabled: the controller computes the coordinated
+                             plans' offsets (controller/greenwave.h) instead of the file's */
+    float weight_out;     /* weight of the outbound (eastbound/northbound) band; both weights
+                             0 (the default) = from the directions' volumes */
+    float weight_in;      /* weight of the inbound band */
+    bool queue_clearance; /* band starts after the turned-in queue clears, default true */
+    bool two_way;         /* MAXBAND's target band ratio between the directions (default
+                             false: the weighted sum, often a one-way wave) */
+} sf_greenwave_t;
+
+typedef struct {
     sf_strategy_t strategy; /* default for every intersection */
     sf_priority_t priority;
+    sf_greenwave_t greenwave;
     float poll_period_s;       /* controller poll period, default 1 */
     float heartbeat_timeout_s; /* unit falls back to local after this, default 5 */
     float adaptive_min_cycle_s, adaptive_max_cycle_s;

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "controller.h"
 #include "greenwave.h"
 #include "scenario.h"
 
@@ -210,6 +211,117 @@ Test(greenwave, always_green_node_and_weights)
     o.weight_in = 10;
     cr_assert_eq(sf_gw_optimise(&c, &o, th, &b), 0);
     cr_assert_float_eq(b.b_in_s, 30, 1e-9);
+}
+
+Test(greenwave, queue_clearance_by_hand)
+{
+    /* tau = 2 s start-up + 2 s per queued vehicle per lane (1800 veh/h/lane) */
+    cr_assert_float_eq(sf_gw_clearance_s(0), 0, 1e-12);
+    cr_assert_float_eq(sf_gw_clearance_s(3), 8, 1e-12);
+    cr_assert_float_eq(sf_gw_clearance_s(0.5), 3, 1e-12);
+    errno = 0;
+    cr_assert_eq(sf_gw_clearance_s(-1), -1);
+    cr_assert_eq(errno, EINVAL);
+    cr_assert_eq(sf_gw_clearance_s(NAN), -1);
+
+    /* C = 100, greens 50 at both nodes, 25 s of travel, a queue clearing in 10 s at node 1
+     * outbound. The usable window of node 1 is [10, 50) of its green, so one-way offsets
+     * open node 1's green 10 s before the first vehicle from node 0 arrives:
+     * theta_1 = 25 - 10 = 15. Band: departures [0, 50) at node 0 meet [15 + 10 - 25,
+     * 15 + 50 - 25) = [0, 40): b = 40, leaving node 0 at its green start. */
+    sf_gw_corridor_t c;
+    const double t[] = {25};
+    corridor(&c, 2, 100, 50, t);
+    c.tau_out_s[1] = 10;
+    double th[2];
+    sf_gw_band_t b;
+    cr_assert_eq(sf_gw_one_way(&c, SF_GW_OUTBOUND, th), 0);
+    cr_assert_float_eq(th[1], 15, 1e-9);
+    cr_assert_eq(sf_gw_bandwidth(&c, th, &b), 0);
+    cr_assert_float_eq(b.b_out_s, 40, 1e-9);
+    cr_assert_float_eq(b.t_out_s, 0, 1e-9);
+    /* the no-queue one-way offset (25) puts the platoon on the queue: 10 s of it lost */
+    th[1] = 25;
+    cr_assert_eq(sf_gw_bandwidth(&c, th, &b), 0);
+    cr_assert_float_eq(b.b_out_s, 40, 1e-9);
+    cr_assert_float_eq(b.t_out_s, 10, 1e-9); /* the band would start 10 s into node 0's green */
+    /* the optimiser (outbound only) finds 40 s and anchors it at node 0's green start:
+     * the queue of node 0 (the platoon) leaves first, so theta_1 = 15, not 25 */
+    sf_gw_opts_t o;
+    sf_gw_opts_default(&o);
+    o.weight_in = 0;
+    o.step_s = 0.5;
+    cr_assert_eq(sf_gw_optimise(&c, &o, th, &b), 0);
+    cr_assert_float_eq(b.b_out_s, 40, 1e-9);
+    cr_assert_float_eq(b.t_out_s, 0, 1e-9);
+    cr_assert_float_eq(th[1], 15, 1e-9);
+    /* inbound: a queue at node 0 (the last node of the inbound band) works the same way */
+    c.tau_out_s[1] = 0;
+    c.tau_in_s[0] = 10;
+    cr_assert_eq(sf_gw_one_way(&c, SF_GW_INBOUND, th), 0);
+    /* a vehicle leaving node 1 at its green start (theta_1) reaches node 0 at theta_1 + 25,
+     * which must be node 0's green start + 10: theta_1 = 100 - 15 = 85 */
+    cr_assert_float_eq(th[0], 0, 1e-9);
+    cr_assert_float_eq(th[1], 85, 1e-9);
+    cr_assert_eq(sf_gw_bandwidth(&c, th, &b), 0);
+    cr_assert_float_eq(b.b_in_s, 40, 1e-9);
+    /* a queue longer than the green leaves no band; an always-green node has no queue */
+    c.tau_in_s[0] = 60;
+    cr_assert_eq(sf_gw_bandwidth(&c, th, &b), 0);
+    cr_assert_float_eq(b.b_in_s, 0, 1e-9);
+    c.green_in_s[0] = 100;
+    cr_assert_eq(sf_gw_bandwidth(&c, th, &b), 0);
+    cr_assert_float_eq(b.b_in_s, 50, 1e-9);
+    /* a negative or non-finite tau is refused */
+    c.tau_in_s[0] = -1;
+    cr_assert_eq(sf_gw_bandwidth(&c, th, &b), -1);
+    c.tau_in_s[0] = INFINITY;
+    cr_assert_eq(sf_gw_check(&c), -1);
+}
+
+Test(greenwave, two_way_target_ratio)
+{
+    /* w = 1, k = 0.5, bands 30 and 10: the weighted sum is 30 + 5 = 35; with the target
+     * ratio b' / b = 0.5 the outbound band counts up to 10 / 0.5 = 20, the inbound up to
+     * 30 x 0.5 = 15 (all 10 of it): 20 + 0.5 x 10 = 25. A one-way wave scores 0. */
+    sf_gw_opts_t o;
+    sf_gw_opts_default(&o);
+    o.weight_in = 0.5;
+    sf_gw_band_t b = {.b_out_s = 30, .b_in_s = 10};
+    cr_assert_float_eq(sf_gw_objective(&o, &b), 35, 1e-12);
+    o.two_way = true;
+    cr_assert_float_eq(sf_gw_objective(&o, &b), 25, 1e-12);
+    b.b_in_s = 0;
+    cr_assert_float_eq(sf_gw_objective(&o, &b), 0, 1e-12);
+    /* a zero weight leaves that direction out: plain sum */
+    o.weight_in = 0;
+    cr_assert_float_eq(sf_gw_objective(&o, &b), 30, 1e-12);
+
+    /* 3 nodes, C = 80, greens 30, travel 17 and 23 s: the weighted sum (w = k = 1) gives a
+     * one-way wave (30 + 0); two-way gives equal bands in both directions */
+    sf_gw_corridor_t c;
+    const double t[] = {17, 23};
+    corridor(&c, 3, 80, 30, t);
+    sf_gw_opts_default(&o);
+    o.step_s = 1;
+    double th[3];
+    cr_assert_eq(sf_gw_optimise(&c, &o, th, &b), 0);
+    cr_assert_float_eq(b.b_out_s + b.b_in_s, 30, 1e-9);
+    cr_assert(b.b_out_s == 0 || b.b_in_s == 0, "one-way: %.1f / %.1f", b.b_out_s, b.b_in_s);
+    o.two_way = true;
+    cr_assert_eq(sf_gw_optimise(&c, &o, th, &b), 0);
+    cr_assert_gt(b.b_out_s, 0);
+    cr_assert_float_eq(b.b_out_s, b.b_in_s, 1e-9);
+    /* exact on the grid: no offsets do better (brute force over all 80 x 80) */
+    double best = 0;
+    for (int u1 = 0; u1 < 80; u1++)
+        for (int u2 = 0; u2 < 80; u2++) {
+            double x[3] = {0, u1, u2};
+            sf_gw_band_t e;
+            cr_assert_eq(sf_gw_bandwidth(&c, x, &e), 0);
+            best = fmax(best, sf_gw_objective(&o, &e));
+        }
+    cr_assert_float_eq(sf_gw_objective(&o, &b), best, 1e-9);
 }
 
 Test(greenwave, optimiser_never_worse_and_matches_brute_force)
@@ -502,6 +614,96 @@ Test(greenwave, corridor_from_scenario)
     cr_assert_float_eq(c.t_in_s[1], 50, 1e-9);
 }
 
+/* Queue clearance from the scenario's volumes. Side street N (north of B) enters B with
+ * 360 veh/h: 2/3 turn left into B->C (eastbound), 1/3 right into B->A (westbound); entries
+ * W->A 1000 veh/h, E->C 800 veh/h, all through at A and C. Cycle 60 s:
+ *  - C outbound: 240 veh/h x 60/3600 = 4 veh per cycle, B->C turns 25 % left at C (its own
+ *    lane), so 3 veh over 2 through lanes = 1.5 per lane: tau = 2 + 1.5 x 2 = 5 s;
+ *  - A inbound: 120 veh/h = 2 veh per cycle over 2 lanes = 1 per lane: tau = 4 s;
+ *  - B (either way) and the first node of each direction: no turn-in, tau = 0.
+ * Volumes: outbound A->B 1000, B->C 1240 (mean 1120); inbound C->B 800, B->A 920 (860). */
+Test(greenwave, queue_clearance_from_volumes)
+{
+    scen_t s;
+    scen(&s);
+    sf_boundary_t bnd[3] = {s.bnd[0], s.bnd[1], {"N", 400, 300}};
+    s.sc.boundaries = bnd;
+    s.sc.n_boundaries = 3;
+    sf_link_t links[9];
+    memcpy(links, s.links, sizeof s.links);
+    s.sc.links = links;
+    s.sc.n_links = 9;
+    links[8] = links[0];
+    snprintf(links[8].id, sizeof links[8].id, "NB");
+    links[8].from_idx = 2; /* boundary N */
+    links[8].to_idx = 2;   /* intersection B */
+    links[8].length_m = 300;
+    memset(links[8].turn_ratio, 0, sizeof links[8].turn_ratio);
+    links[8].turn_ratio[SF_TURN_LEFT] = 2.0f / 3.0f;
+    links[8].turn_ratio[SF_TURN_RIGHT] = 1.0f / 3.0f;
+    links[2].turn_ratio[SF_TURN_THROUGH] = 0.75f; /* B->C: 25 % left at C */
+    links[2].turn_ratio[SF_TURN_LEFT] = 0.25f;
+    sf_intersection_t *b = &s.ix[2];
+    b->movements[2] = (sf_movement_t){"SL", 8, 2, SF_TURN_LEFT, 3};
+    b->movements[3] = (sf_movement_t){"SR", 8, 6, SF_TURN_RIGHT, 3};
+    b->n_movements = 4;
+    sf_entry_t ent[3] = {{.link_idx = 0, .flow_veh_h = 1000},
+                         {.link_idx = 4, .flow_veh_h = 800},
+                         {.link_idx = 8, .flow_veh_h = 360}};
+    s.sc.demand.entries = ent;
+    s.sc.demand.n_entries = 3;
+
+    /* 10 m/s: whole-second travel times (40 s, 50 s), so the 1 s grid is exact */
+    sf_gw_source_t src = {.plan_id = 0, .speed_mps = 10, .line_idx = -1, .queue_clearance = true};
+    sf_gw_corridor_t c;
+    uint32_t node[SF_GW_MAX_NODES];
+    char err[200] = "";
+    cr_assert_eq(sf_gw_from_scenario(&s.sc, &src, &c, node, NULL, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(c.n, 3);
+    const double tau_out[3] = {0, 0, 5}, tau_in[3] = {4, 0, 0};
+    const double q_out[3] = {0, 0, 1.5}, q_in[3] = {1, 0, 0};
+    for (int k = 0; k < 3; k++) {
+        cr_assert_float_eq(c.tau_out_s[k], tau_out[k], 1e-5, "node %d", k);
+        cr_assert_float_eq(c.tau_in_s[k], tau_in[k], 1e-5, "node %d", k);
+        cr_assert_float_eq(c.queue_out_veh[k], q_out[k], 1e-6, "node %d", k);
+        cr_assert_float_eq(c.queue_in_veh[k], q_in[k], 1e-6, "node %d", k);
+    }
+    cr_assert_float_eq(c.volume_out_veh_h, 1120, 1e-3);
+    cr_assert_float_eq(c.volume_in_veh_h, 860, 1e-3);
+    /* weights from the volumes (no control.greenwave weights): k = 860 / 1120 */
+    double w, k;
+    cr_assert_eq(sf_gw_weights(&s.sc, &c, &w, &k), 0);
+    cr_assert_float_eq(w, 1, 1e-12);
+    cr_assert_float_eq(k, 860.0 / 1120.0, 1e-9);
+    /* the scenario's weights win when given */
+    s.sc.control.greenwave.weight_out = 0.5f;
+    s.sc.control.greenwave.weight_in = 2;
+    cr_assert_eq(sf_gw_weights(&s.sc, &c, &w, &k), 0);
+    cr_assert_float_eq(w, 0.5, 1e-9);
+    cr_assert_float_eq(k, 2, 1e-9);
+    /* the optimised band with these windows: outbound limited by C's 32 - 5 = 27 s */
+    sf_gw_opts_t o;
+    sf_gw_opts_default(&o);
+    o.weight_in = 0;
+    o.step_s = 1;
+    double th[3];
+    sf_gw_band_t band;
+    cr_assert_eq(sf_gw_optimise(&c, &o, th, &band), 0);
+    cr_assert_float_eq(band.b_out_s, 27, 1e-4); /* tau from float turning ratios */
+    /* without queue clearance every tau is 0 and the band is the whole 32 s green */
+    src.queue_clearance = false;
+    cr_assert_eq(sf_gw_from_scenario(&s.sc, &src, &c, node, NULL, err, sizeof err), 0, "%s", err);
+    for (int q = 0; q < 3; q++)
+        cr_assert(c.tau_out_s[q] == 0 && c.tau_in_s[q] == 0);
+    cr_assert_eq(sf_gw_optimise(&c, &o, th, &band), 0);
+    cr_assert_float_eq(band.b_out_s, 32, 1e-9);
+    /* a bad entry flow: the queue cannot be computed, a precise error */
+    src.queue_clearance = true;
+    ent[0].flow_veh_h = NAN;
+    cr_assert_eq(sf_gw_from_scenario(&s.sc, &src, &c, node, NULL, err, sizeof err), -1);
+    cr_assert(strstr(err, "queue clearance"), "%s", err);
+}
+
 Test(greenwave, cycle_stretch_for_a_cycle_search)
 {
     scen_t s;
@@ -659,7 +861,9 @@ Test(greenwave_cli, optimise_and_write_the_default_corridor, .timeout = 120)
     cr_assert_not_null(orig);
     sf_scenario_t *sc = sf_scenario_load(written, NULL, 0, &errs);
     cr_assert_not_null(sc, "%s", errs.n ? errs.msg[0] : "");
-    sf_gw_source_t src = {.plan_id = 0, .speed_mps = 0, .line_idx = -1};
+    /* the planner uses the scenario's control.greenwave.queue_clearance (on by default) */
+    cr_assert(sc->control.greenwave.queue_clearance);
+    sf_gw_source_t src = {.plan_id = 0, .speed_mps = 0, .line_idx = -1, .queue_clearance = true};
     sf_gw_corridor_t c;
     uint32_t node[SF_GW_MAX_NODES];
     uint8_t plan[SF_GW_MAX_NODES];
@@ -746,6 +950,139 @@ Test(greenwave_cli, optimise_and_write_the_default_corridor, .timeout = 120)
     rmdir(dir);
 }
 
+/* Direction weights and the queue-clearance switch on the command line; by default the
+ * planner uses the scenario's settings (weights from the volumes on the corridor). */
+Test(greenwave_cli, weights_and_queue_clearance, .timeout = 120)
+{
+    char dir[] = "/tmp/sigflow-gw-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char scen[512];
+    snprintf(scen, sizeof scen, "%s/scenarios/xiantao-corridor.json", SIGFLOW_ASSETS);
+    char *out, *err;
+    double bo, bi, qo, qi, oo, oi, wo, wi;
+
+    const char *dflt[] = {"plan", "greenwave", scen, NULL};
+    cr_assert_eq(run_sigflow(dir, dflt, &out, &err), 0, "%s", err);
+    cr_assert(strstr(out, "weights from the volumes"), "%s", out);
+    cr_assert(strstr(out, "queue clearance: tau = 2 s"), "%s", out);
+    table_row(out, "optimised", &qo, &qi);
+    table_row(out, "one-way eastbound (x/v mod C)", &oo, &oi);
+    table_row(out, "one-way westbound (x/v mod C)", &wo, &wi);
+    /* eastbound is the heavier direction (weight 1, westbound a little less): its band */
+    cr_assert_float_eq(qo, oo, 0.051, "%s", out);
+    free(out);
+    free(err);
+
+    /* only the westbound band counts: it gets the whole westbound one-way band */
+    const char *west[] = {"plan", "greenwave", scen, "--weights", "0,1", NULL};
+    cr_assert_eq(run_sigflow(dir, west, &out, &err), 0, "%s", err);
+    cr_assert(strstr(out, "maximising 0.00 b + 1.00 b'"), "%s", out);
+    cr_assert(strstr(out, "weights from --weights"), "%s", out);
+    table_row(out, "optimised", &bo, &bi);
+    cr_assert_float_eq(bi, wi, 0.051, "%s", out);
+    cr_assert_gt(bi, 0);
+    free(out);
+    free(err);
+    const char *east[] = {"plan", "greenwave", scen, "--weights", "1,0", NULL};
+    cr_assert_eq(run_sigflow(dir, east, &out, &err), 0, "%s", err);
+    table_row(out, "optimised", &bo, &bi);
+    cr_assert_float_eq(bo, oo, 0.051, "%s", out);
+    free(out);
+    free(err);
+
+    /* without queue clearance the windows are the whole greens: bands at least as wide,
+     * every tau printed as 0 */
+    const char *noqc[] = {"plan", "greenwave", scen, "--no-queue-clearance", NULL};
+    cr_assert_eq(run_sigflow(dir, noqc, &out, &err), 0, "%s", err);
+    cr_assert(strstr(out, "queue clearance: off"), "%s", out);
+    table_row(out, "optimised", &bo, &bi);
+    cr_assert_gt(bo + bi, qo + qi, "%s", out);
+    const char *row = strstr(out, "  1    I2 ");
+    cr_assert_not_null(row, "%s", out);
+    double x, g, tau;
+    cr_assert_eq(sscanf(row + 10, "%lf %lf %lf", &x, &g, &tau), 3);
+    cr_assert_float_eq(tau, 0, 1e-12);
+    free(out);
+    free(err);
+    /* two-way: both bands in the ratio of the weights (equal here), honestly small on
+     * this corridor's irregular spacing */
+    const char *two[] = {"plan", "greenwave", scen, "--two-way", "--weights", "1,1", NULL};
+    cr_assert_eq(run_sigflow(dir, two, &out, &err), 0, "%s", err);
+    cr_assert(strstr(out, "(two-way)"), "%s", out);
+    table_row(out, "optimised", &bo, &bi);
+    cr_assert_gt(bo, 0, "%s", out);
+    cr_assert_float_eq(bo, bi, 0.051, "%s", out);
+    free(out);
+    free(err);
+    /* the same through the scenario switch */
+    const char *noqc2[] = {
+        "plan", "greenwave", scen, "--set", "control.greenwave.queue_clearance=false", NULL};
+    cr_assert_eq(run_sigflow(dir, noqc2, &out, &err), 0, "%s", err);
+    cr_assert(strstr(out, "queue clearance: off"), "%s", out);
+    free(out);
+    free(err);
+
+    char p1[600], p2[600];
+    snprintf(p1, sizeof p1, "%s/stdout", dir);
+    snprintf(p2, sizeof p2, "%s/stderr", dir);
+    unlink(p1);
+    unlink(p2);
+    rmdir(dir);
+}
+
+/* control.greenwave.enabled: the controller runs the offsets the planner computes (same
+ * corridor, queue clearance, weights and optimiser), to the 0.1 s of the plans. */
+Test(greenwave, controller_runs_the_planners_offsets)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/scenarios/xiantao-corridor.json", SIGFLOW_ASSETS);
+    sf_errors_t errs = {0, NULL};
+    sf_scenario_t *sc = sf_scenario_load(path, NULL, 0, &errs);
+    cr_assert_not_null(sc);
+    cr_assert(sc->control.greenwave.enabled, "the default corridor runs a green wave");
+    sf_endpoint_t eps[SF_GW_MAX_NODES];
+    for (uint32_t i = 0; i < sc->n_intersections; i++) {
+        snprintf(eps[i].host, sizeof eps[i].host, "127.0.0.1");
+        eps[i].port = (uint16_t)(1 + i); /* never contacted: no step is made */
+    }
+    sf_controller_opts_t co;
+    sf_controller_opts_default(&co);
+    co.greenwave = sc->control.greenwave.enabled; /* what sigflow run does */
+    char err[200] = "";
+    sf_controller_t *ctl = sf_controller_new(sc, eps, &co, err, sizeof err);
+    cr_assert_not_null(ctl, "%s", err);
+
+    sf_gw_source_t src = {.plan_id = 0, .speed_mps = 0, .line_idx = -1, .queue_clearance = true};
+    sf_gw_corridor_t c;
+    uint32_t node[SF_GW_MAX_NODES];
+    uint8_t plan[SF_GW_MAX_NODES];
+    cr_assert_eq(sf_gw_from_scenario(sc, &src, &c, node, plan, err, sizeof err), 0, "%s", err);
+    sf_gw_opts_t o;
+    sf_gw_opts_default(&o);
+    cr_assert_eq(sf_gw_weights(sc, &c, &o.weight_out, &o.weight_in), 0);
+    double th[SF_GW_MAX_NODES];
+    sf_gw_band_t b;
+    cr_assert_eq(sf_gw_optimise(&c, &o, th, &b), 0);
+    cr_assert_gt(b.b_out_s + b.b_in_s, 0);
+    for (uint32_t k = 0; k < c.n; k++) {
+        const sf_plan_t *p = &sc->intersections[node[k]].plans[plan[k]];
+        int off = sf_controller_offset(ctl, node[k], p->id);
+        cr_assert_eq(off, (int)(lround(th[k] * 10) % p->cycle_ds), "node %u: %d vs %.1f", k, off,
+                     th[k]);
+    }
+    sf_controller_destroy(&ctl);
+    /* switched off, the file's offsets (all zero) stay */
+    co.greenwave = false;
+    ctl = sf_controller_new(sc, eps, &co, err, sizeof err);
+    cr_assert_not_null(ctl, "%s", err);
+    for (uint32_t k = 0; k < c.n; k++)
+        cr_assert_eq(
+            sf_controller_offset(ctl, node[k], sc->intersections[node[k]].plans[plan[k]].id),
+            sc->intersections[node[k]].plans[plan[k]].offset_ds);
+    sf_controller_destroy(&ctl);
+    sf_scenario_destroy(&sc);
+}
+
 Test(greenwave_cli, bad_arguments_are_refused)
 {
     char dir[] = "/tmp/sigflow-gw-XXXXXX";
@@ -759,6 +1096,20 @@ Test(greenwave_cli, bad_arguments_are_refused)
     } cases[] = {
         {{"plan", "greenwave", scen, "--weight", "-1", NULL}, 2, "--weight must be in"},
         {{"plan", "greenwave", scen, "--weight", "abc", NULL}, 2, "--weight needs a number"},
+        {{"plan", "greenwave", scen, "--weights", "1", NULL}, 2, "needs 2 comma-separated"},
+        {{"plan", "greenwave", scen, "--weights", "0,0", NULL}, 2, "nothing to optimise"},
+        {{"plan", "greenwave", scen, "--weights", "1,-2", NULL}, 2, "--weights must be in"},
+        {{"plan", "greenwave", scen, "--weights", "1,1", "--weight", "2", NULL},
+         2,
+         "exclude each other"},
+        {{"plan", "webster", scen, "--no-queue-clearance", NULL}, 2, "is a greenwave option"},
+        {{"plan", "webster", scen, "--two-way", NULL}, 2, "is a greenwave option"},
+        {{"plan", "greenwave", scen, "--set", "control.greenwave.weight_in=-1", NULL},
+         1,
+         "control.greenwave.weight_in"},
+        {{"plan", "greenwave", scen, "--set", "control.greenwave.enabled=3", NULL},
+         1,
+         "control.greenwave.enabled"},
         {{"plan", "greenwave", scen, "--speed", NULL}, 2, "--speed needs a value"},
         {{"plan", "greenwave", scen, "--bus", "NOPE", NULL}, 2, "no bus line 'NOPE'"},
         {{"plan", "greenwave", scen, "--plan", "7", NULL}, 1, "no intersection has a coordinated"},
