@@ -62,6 +62,9 @@ void sf_adapt_opts_default(sf_adapt_opts_t *o)
     o->max_split_step_s = 4;
     o->startup_lost_s = 2;
     o->end_gain_s = 2;
+    o->min_cycle_change_s = 4;
+    o->min_split_change_s = 3;
+    o->decide_every_s = 240;
 }
 
 static bool opts_ok(const sf_adapt_opts_t *o)
@@ -72,7 +75,10 @@ static bool opts_ok(const sf_adapt_opts_t *o)
            isfinite(o->max_cycle_step_s) && o->max_cycle_step_s >= 0 &&
            isfinite(o->max_split_step_s) && o->max_split_step_s >= 0 &&
            isfinite(o->startup_lost_s) && o->startup_lost_s >= 0 && o->startup_lost_s <= 10 &&
-           isfinite(o->end_gain_s) && o->end_gain_s >= 0 && o->end_gain_s <= 10;
+           isfinite(o->end_gain_s) && o->end_gain_s >= 0 && o->end_gain_s <= 10 &&
+           isfinite(o->min_cycle_change_s) && o->min_cycle_change_s >= 0 &&
+           isfinite(o->min_split_change_s) && o->min_split_change_s >= 0 &&
+           isfinite(o->decide_every_s) && o->decide_every_s >= 0;
 }
 
 /* The current plan must be one the unit would accept: every split at least its minimum,
@@ -241,6 +247,103 @@ int sf_adapt_step(const sf_intersection_t *ix, const sf_plan_t *cur, const doubl
         next->split_ds[i] = i < ix->n_phases ? best[i] : cur->split_ds[i];
     if (next->offset_ds >= next->cycle_ds) /* an offset is a time within the cycle */
         next->offset_ds = (uint16_t)(next->offset_ds % next->cycle_ds);
+    return 0;
+}
+
+/* ---- hysteresis and the coordination reference ----------------------------------------- */
+
+double sf_adapt_group_cycle(double cur_s, double wanted_s, const sf_adapt_opts_t *o)
+{
+    if (!opts_ok(o) || !isfinite(cur_s) || !isfinite(wanted_s) || cur_s <= 0 || wanted_s <= 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    double d = wanted_s - cur_s;
+    if (fabs(d) < o->min_cycle_change_s)
+        return cur_s;
+    d = fmin(fmax(d, -o->max_cycle_step_s), o->max_cycle_step_s);
+    return round((cur_s + d) * 10.0) / 10.0;
+}
+
+bool sf_adapt_significant(const sf_intersection_t *ix, const sf_plan_t *cur, const sf_plan_t *next,
+                          const sf_adapt_opts_t *o)
+{
+    if (!ix || !cur || !next || !opts_ok(o) || ix->n_phases > SF_MAX_PHASES) {
+        errno = EINVAL;
+        return false;
+    }
+    if (next->cycle_ds != cur->cycle_ds)
+        return true;
+    return max_change(ix, cur->split_ds, next->split_ds) >= lround(o->min_split_change_s * 10.0);
+}
+
+uint16_t sf_adapt_coord_start_ds(const sf_intersection_t *ix, const sf_plan_t *p)
+{
+    if (!ix || !p || ix->n_rings > SF_MAX_RINGS || ix->n_phases > SF_MAX_PHASES)
+        return 0;
+    for (uint8_t r = 0; r < ix->n_rings; r++) { /* first coordinated phase: ring, then order */
+        for (uint8_t k = 0; k < ix->ring_seq_len[r] && k < SF_MAX_PHASES; k++) {
+            uint8_t cp = ix->ring_seq[r][k];
+            if (cp >= ix->n_phases || !(p->coord_phase_mask >> cp & 1u))
+                continue;
+            uint16_t grp = 0;
+            for (uint8_t b = 0; b < ix->n_barriers && b < SF_MAX_BARRIERS; b++)
+                if (ix->barrier_mask[b] >> cp & 1u)
+                    grp = ix->barrier_mask[b];
+            uint32_t s = 0;
+            for (uint8_t j = 0; j < k; j++) {
+                uint8_t q = ix->ring_seq[r][j];
+                if (q < ix->n_phases && (grp >> q & 1u))
+                    s += p->split_ds[q];
+            }
+            return s <= UINT16_MAX ? (uint16_t)s : 0;
+        }
+    }
+    return 0;
+}
+
+uint16_t sf_adapt_offset_ds(uint16_t base_ds, uint32_t epoch_ds, uint16_t cycle_ds)
+{
+    if (cycle_ds == 0)
+        return 0;
+    return (uint16_t)(((uint64_t)base_ds + epoch_ds) % cycle_ds);
+}
+
+/* a mod b for b > 0, in [0, b) */
+static int64_t mod64(int64_t a, int64_t b)
+{
+    int64_t m = a % b;
+    return m < 0 ? m + b : m;
+}
+
+int sf_adapt_rebase(int64_t ts_ds, uint32_t epoch_ds, uint16_t c_old_ds, uint16_t c_new_ds,
+                    const uint16_t *base_ds, const uint16_t *cs_ds, size_t n, uint32_t *epoch_new)
+{
+    if (c_old_ds == 0 || c_new_ds == 0 || epoch_ds >= c_old_ds || (n && (!base_ds || !cs_ds)) ||
+        !epoch_new) {
+        errno = EINVAL;
+        return -1;
+    }
+    int64_t c = c_old_ds;
+    int64_t since = mod64(ts_ds - (int64_t)epoch_ds, c);
+    int64_t e_a = ts_ds - since; /* last common start at or before ts */
+    /* each member: the common start of the cycle whose coordinated green it switches in.
+     * It switches at its first lap start at or after ts (a lap starts cs before its
+     * coordinated green, which starts base after a common start). k is in -1..2. */
+    int votes[4] = {0, 0, 0, 0};
+    for (size_t i = 0; i < n; i++) {
+        int64_t base = base_ds[i] % c, cs = cs_ds[i] % c;
+        int64_t lap = mod64(base - cs, c);
+        int64_t l = lap >= since ? e_a + lap : e_a + c + lap;
+        int64_t k = (l + cs - base - e_a) / c;
+        if (k >= -1 && k <= 2)
+            votes[k + 1]++;
+    }
+    int best = 2; /* no member: the next common start */
+    for (int k = 0; k < 4; k++)
+        if (votes[k] > votes[best])
+            best = k;
+    *epoch_new = (uint32_t)mod64(e_a + (best - 1) * c, c_new_ds);
     return 0;
 }
 

@@ -84,6 +84,11 @@ typedef struct {
     double max_split_step_s; /* largest split change per cycle beyond the cycle change, 4 s */
     double startup_lost_s;   /* l1 for the lost time per phase, default 2 s */
     double end_gain_s;       /* e for the lost time per phase, default 2 s */
+    /* hysteresis (SCATS changes a plan only when the measured need differs enough) */
+    double min_cycle_change_s; /* wanted cycle within this of the running one: kept, def. 4 */
+    double min_split_change_s; /* a new plan whose splits all move less than this (with the
+                                  cycle kept) is not sent, default 3 s */
+    double decide_every_s;     /* measure at least this long between two decisions, def. 240 */
 } sf_adapt_opts_t;
 
 typedef struct {
@@ -110,6 +115,48 @@ int sf_adapt_cycle_wanted(const sf_intersection_t *ix, const sf_plan_t *cur, con
 int sf_adapt_step(const sf_intersection_t *ix, const sf_plan_t *cur, const double *ds,
                   const sf_adapt_opts_t *o, double group_cycle_s, sf_plan_t *next,
                   sf_adapt_info_t *info);
+
+/* ---- hysteresis and the coordination reference ------------------------------------------
+ *
+ * A coordinated group shares one cycle. Its reference is a common cycle start: with cycle C
+ * and epoch e (0.1 s, 0 <= e < C), the common cycles start at the times t (0.1 s after the
+ * units' sync reference) with t = e mod C, and the plan of a member whose own offset is
+ * base runs with offset (base + e) mod C. A cycle change from C to C' takes as the new
+ * epoch a common cycle start E of the old reference (e' = E mod C'): every member keeps its
+ * offset relative to the others exactly, and a member that switches in the lap anchored at
+ * E finds the new reference where it already is (only the move of its coordinated green's
+ * start within the cycle is left to correct), so the unit does not go through an offset
+ * transition. Without the rebase, (t - sync) mod C' is unrelated to (t - sync) mod C and
+ * every cycle change puts the unit up to half a cycle off its reference. */
+
+/* Cycle (s) the group moves to from cur_s when the group wants wanted_s: cur_s itself
+ * while |wanted - cur| < min_cycle_change_s, else a step towards wanted of at most
+ * max_cycle_step_s, rounded to 0.1 s. Returns -1 with EINVAL on bad inputs. */
+double sf_adapt_group_cycle(double cur_s, double wanted_s, const sf_adapt_opts_t *o);
+
+/* Whether next differs enough from cur to be sent: a cycle change, or a split of some
+ * phase moved by at least min_split_change_s. False on bad inputs (errno EINVAL). */
+bool sf_adapt_significant(const sf_intersection_t *ix, const sf_plan_t *cur, const sf_plan_t *next,
+                          const sf_adapt_opts_t *o);
+
+/* Group time (0.1 s) of the first coordinated phase's green start in plan p: the splits
+ * before it in its ring within its barrier group (the unit's s_c, unit/engine.c). 0 when
+ * the plan has no coordinated phase or the input is bad. */
+uint16_t sf_adapt_coord_start_ds(const sf_intersection_t *ix, const sf_plan_t *p);
+
+/* Offset (0.1 s) of a member with scheduled offset base_ds under epoch epoch_ds and
+ * cycle cycle_ds > 0: (base + epoch) mod cycle. */
+uint16_t sf_adapt_offset_ds(uint16_t base_ds, uint32_t epoch_ds, uint16_t cycle_ds);
+
+/* New epoch for a group cycle change from c_old_ds to c_new_ds (both > 0) under epoch
+ * epoch_ds < c_old_ds, the members expected to receive the change at ts_ds (0.1 s after
+ * the sync reference). Member i has base offset base_ds[i] and its coordinated green
+ * starts cs_ds[i] into its lap under the old plan (sf_adapt_coord_start_ds). A member
+ * switches at its first lap start at or after ts; the common cycle start E before the
+ * coordinated green of that lap is where its new reference keeps it in place. The E most
+ * members share is taken. Returns 0 with *epoch_new = E mod c_new, or -1 with EINVAL. */
+int sf_adapt_rebase(int64_t ts_ds, uint32_t epoch_ds, uint16_t c_old_ds, uint16_t c_new_ds,
+                    const uint16_t *base_ds, const uint16_t *cs_ds, size_t n, uint32_t *epoch_new);
 
 /* ---- max-pressure ---------------------------------------------------------------------- */
 

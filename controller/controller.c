@@ -40,9 +40,11 @@ typedef struct {
     sf_tsp_action_t mb[MAX_MB];       /* mailbox writes in round 2 */
     int mb_handle[MAX_MB];            /* their handles */
     uint8_t n_mb;                     /* in mb */
-    double ad_ds[SF_MAX_PHASES];      /* adaptive: DS per phase from the last interval */
-    sf_plan_t ad_cur;                 /* adaptive: the running plan those DS belong to */
-    bool ad_ready;                    /* adaptive: ad_ds / ad_cur fresh, step pending */
+    uint64_t ad_vol[SF_MAX_DET];      /* adaptive: vehicles counted per detector ... */
+    double ad_green_s[SF_MAX_PHASES]; /* ... and green per phase meanwhile, s */
+    double ad_meas_s;                 /* ... over this long, s (0 = nothing measured) */
+    sf_plan_t ad_cur;                 /* adaptive: the running plan they were measured under */
+    uint16_t ad_base_off;             /* adaptive: offset of the scheduled plan, 0.1 s */
     sf_stage_t stages[SF_MAX_STAGES]; /* max-pressure stages of the intersection */
     int n_stages;                     /* in stages, 0 = not max-pressure */
     int mp_stage;                     /* stage green at the last poll, -1 none */
@@ -75,6 +77,11 @@ struct sf_controller_s {
     sf_tsp_action_t act[SF_TSP_MAX_PENDING]; /* scratch for decisions */
     uint64_t plans_sent, plans_verified, plans_refused, plans_mismatch, plans_given_up;
     uint64_t selects, selects_refused, adapt_changes, mailbox_refused;
+    uint16_t ad_cycle_ds; /* adaptive group's cycle, 0.1 s (0 = scheduled plans still run) */
+    uint32_t ad_epoch_ds; /* its reference: common cycles start at t = epoch mod cycle */
+    double ad_decided_s;  /* time of the group's last decision, s */
+    uint16_t *ad_base;    /* per intersection: scratch, the members' base offsets ... */
+    uint16_t *ad_cs;      /* ... and coordinated green starts, 0.1 s */
 };
 
 void sf_controller_opts_default(sf_controller_opts_t *o)
@@ -178,7 +185,9 @@ sf_controller_t *sf_controller_new(const sf_scenario_t *sc, const sf_endpoint_t 
     c->cu = calloc(c->n, sizeof *c->cu);
     c->online = calloc(c->n, sizeof *c->online);
     c->prev = calloc(c->n, sizeof *c->prev);
-    if (!own || !ids || !c->cu || !c->online || !c->prev)
+    c->ad_base = calloc(c->n, sizeof *c->ad_base);
+    c->ad_cs = calloc(c->n, sizeof *c->ad_cs);
+    if (!own || !ids || !c->cu || !c->online || !c->prev || !c->ad_base || !c->ad_cs)
         goto fail;
     for (uint32_t i = 0; i < c->n; i++) {
         const sf_intersection_t *ix = &sc->intersections[i];
@@ -262,6 +271,8 @@ void sf_controller_destroy(sf_controller_t **self_p)
     free(c->cu);
     free(c->online);
     free(c->prev);
+    free(c->ad_base);
+    free(c->ad_cs);
     free(c);
     *self_p = NULL;
 }
@@ -584,6 +595,37 @@ static void max_pressure(sf_controller_t *c, uint32_t i, double t)
     }
 }
 
+/* SCATS-like mode keeps coordination: the unit must run its plans in centre coordinated
+ * mode (its start-up mode for an adaptive intersection is centre fixed, which times the
+ * splits as fixed durations with no offset and no common cycle). Commanded once per mode
+ * change, when the running plan has coordinated phases; a refusal is logged (check_mp)
+ * and not retried until the mode changes. */
+static void adapt_mode(sf_controller_t *c, uint32_t i, double t)
+{
+    const sf_intersection_t *ix = &c->sc->intersections[i];
+    const sf_unit_state_t *st = sf_master_state(c->m, i);
+    cunit_t *u = &c->cu[i];
+    if (ix->strategy != SF_STRAT_ADAPTIVE || u->mp_mode_sent || u->mp_blocked || st->mode != 0x10 ||
+        u->n_mp >= 4)
+        return;
+    bool coord = false;
+    for (uint8_t p = 0; p < u->n_plans; p++)
+        if (u->plans[p].id == st->active_plan && u->plans[p].coord_phase_mask)
+            coord = true;
+    if (u->adapt_plan.id && u->adapt_plan.id == st->active_plan && u->adapt_plan.coord_phase_mask)
+        coord = true;
+    if (!coord)
+        return;
+    uint16_t v = 3; /* mode_command: coordinated */
+    int h = sf_master_queue_write(c->m, i, SF_R_MODE_COMMAND, 0, &v, 1);
+    if (h < 0)
+        return;
+    u->mp_handle[u->n_mp++] = h;
+    u->mp_mode_sent = true;
+    ev(c, t, i, SF_EV_MODE,
+       json_pack("{s:s, s:s}", "event", "mode_command", "mode", "coordinated"));
+}
+
 /* Outcome of the max-pressure writes: a refusal is logged and stops max-pressure at this
  * unit until its mode changes (never retried blindly). */
 static void check_mp(sf_controller_t *c, uint32_t i, double t)
@@ -601,48 +643,90 @@ static void check_mp(sf_controller_t *c, uint32_t i, double t)
     u->n_mp = 0;
 }
 
-/* SCATS-like adaptation, part 1: when a new detector interval is in, the DS of every
- * phase from its detectors' counts against the green it had (flow-based DS,
- * planner's sf_flow_ds), kept in u->ad_ds with the running plan in u->ad_cur. */
-static bool adapt_prepare(sf_controller_t *c, uint32_t i)
+/* ---- SCATS-like adaptation --------------------------------------------------------
+ *
+ * Measure: every detector interval the unit completes (det_seq), its counts are added up
+ * per detector with the green each phase had meanwhile (the running plan's green times
+ * the cycles in the interval), as long as the plan the centre last chose is running and
+ * nothing is pending. Decide: once every adaptive intersection of the coordinated group
+ * has measured decide_every_s, the group's cycle follows its critical intersection (the
+ * largest cycle any member wants) with a dead band and a step limit
+ * (sf_adapt_group_cycle); each member's splits move towards equal DS
+ * (sf_adapt_step) and its new plan is sent only if it differs enough
+ * (sf_adapt_significant). A cycle change moves the group's reference to a common cycle
+ * start (sf_adapt_rebase), so relative offsets hold and no unit has to go through an offset
+ * transition because of it. An isolated adaptive intersection (its plan has no coordinated
+ * phase) decides alone with its own cycle. Units are assumed to share the default sync
+ * reference (midnight: coord_sync 0, as sigflow run and the unit's defaults set it). */
+
+/* The plan the unit runs, as the centre knows it; NULL when unknown. */
+static const sf_plan_t *running_plan(const cunit_t *u, const sf_unit_state_t *st)
+{
+    if (u->adapt_plan.id && u->adapt_plan.id == st->active_plan)
+        return &u->adapt_plan;
+    for (uint8_t p = 0; p < u->n_plans; p++)
+        if (u->plans[p].id == st->active_plan)
+            return &u->plans[p];
+    return NULL;
+}
+
+static void adapt_reset(cunit_t *u)
+{
+    memset(u->ad_vol, 0, sizeof u->ad_vol);
+    memset(u->ad_green_s, 0, sizeof u->ad_green_s);
+    u->ad_meas_s = 0;
+}
+
+/* Part 1: add the unit's newest detector interval to the measurement. */
+static void adapt_collect(sf_controller_t *c, uint32_t i)
 {
     const sf_intersection_t *ix = &c->sc->intersections[i];
     const sf_unit_state_t *st = sf_master_state(c->m, i);
     cunit_t *u = &c->cu[i];
-    u->ad_ready = false;
-    if (ix->strategy != SF_STRAT_ADAPTIVE || !plans_ready(u) || u->dl_handle >= 0)
-        return false;
+    if (ix->strategy != SF_STRAT_ADAPTIVE || !c->online[i] || !plans_ready(u))
+        return;
     if (!u->det_seen || st->det_seq == u->det_seq) {
         u->det_seen = true;
         u->det_seq = st->det_seq;
-        return false;
+        return;
     }
     u->det_seq = st->det_seq;
-    /* The running plan, as the centre knows it. */
-    const sf_plan_t *cur = NULL;
-    if (u->adapt_plan.id && u->adapt_plan.id == st->active_plan)
-        cur = &u->adapt_plan;
-    for (uint8_t p = 0; !cur && p < u->n_plans; p++)
-        if (u->plans[p].id == st->active_plan)
-            cur = &u->plans[p];
-    if (!cur || st->det_interval_s == 0 || cur->cycle_ds == 0)
-        return false;
+    const sf_plan_t *cur = running_plan(u, st);
+    /* an interval while a change is on its way belongs to no single plan: dropped */
+    if (!cur || st->det_interval_s == 0 || cur->cycle_ds == 0 || st->pending_plan ||
+        u->dl_handle >= 0 || u->adapt_select || (u->selected && u->selected != st->active_plan)) {
+        adapt_reset(u);
+        return;
+    }
+    if (cur != &u->adapt_plan) /* a scheduled plan: its offset is the member's base */
+        u->ad_base_off = cur->offset_ds;
+    if (u->ad_meas_s > 0 && memcmp(cur, &u->ad_cur, sizeof *cur) != 0)
+        adapt_reset(u);
     u->ad_cur = *cur;
     double cycles = st->det_interval_s / (cur->cycle_ds / 10.0);
     for (uint8_t p = 0; p < ix->n_phases; p++) {
-        u->ad_ds[p] = -1;
-        double g = (cur->split_ds[p] - ix->phases[p].yellow_ds - ix->phases[p].red_clear_ds) /
-                   10.0 * cycles;
-        for (uint8_t d = 0; d < ix->n_det && g > 0; d++) {
+        double g = (cur->split_ds[p] - ix->phases[p].yellow_ds - ix->phases[p].red_clear_ds) / 10.0;
+        u->ad_green_s[p] += (g > 0 ? g : 0) * cycles;
+    }
+    for (uint8_t d = 0; d < ix->n_det; d++)
+        u->ad_vol[d] += st->det_volume[d];
+    u->ad_meas_s += st->det_interval_s;
+}
+
+/* DS per phase from the measurement (flow-based: planner's sf_flow_ds, busiest lane). */
+static void adapt_ds(const sf_intersection_t *ix, const cunit_t *u, double *ds)
+{
+    for (uint8_t p = 0; p < ix->n_phases; p++) {
+        ds[p] = -1;
+        for (uint8_t d = 0; d < ix->n_det && u->ad_green_s[p] > 0; d++) {
             if (!(ix->det[d].phase_mask & (1u << p)))
                 continue;
-            double x = sf_flow_ds(st->det_volume[d], g, 1800.0);
-            if (x > u->ad_ds[p])
-                u->ad_ds[p] = x;
+            uint32_t n = u->ad_vol[d] > UINT32_MAX ? UINT32_MAX : (uint32_t)u->ad_vol[d];
+            double x = sf_flow_ds(n, u->ad_green_s[p], 1800.0);
+            if (x > ds[p])
+                ds[p] = x;
         }
     }
-    u->ad_ready = true;
-    return true;
 }
 
 static void adapt_opts(const sf_controller_t *c, sf_adapt_opts_t *ao)
@@ -654,65 +738,138 @@ static void adapt_opts(const sf_controller_t *c, sf_adapt_opts_t *ao)
         ao->max_cycle_s = c->sc->control.adaptive_max_cycle_s;
 }
 
-/* Part 2: one adaptation step (planner's sf_adapt_step) with the coordinated group's
- * common cycle (group_cycle_s, 0 = its own), downloaded into the spare plan number that
- * is not running, then selected once verified (the unit switches at its safe point). */
-static void adapt_apply(sf_controller_t *c, uint32_t i, double t, double group_cycle_s)
+/* Part 2: send plan next to unit i (into the spare plan number), selected once verified
+ * (the unit switches at its next safe point, the lap boundary in coordinated mode). */
+static void adapt_send(sf_controller_t *c, uint32_t i, double t, const sf_plan_t *next,
+                       double group_cycle_s, const double *ds)
 {
     const sf_intersection_t *ix = &c->sc->intersections[i];
     const sf_unit_state_t *st = sf_master_state(c->m, i);
     cunit_t *u = &c->cu[i];
-    if (!u->ad_ready)
-        return;
-    u->ad_ready = false;
-    sf_adapt_opts_t ao;
-    adapt_opts(c, &ao);
-    sf_plan_t next;
-    const sf_plan_t *cur = &u->ad_cur;
-    double gc = cur->coord_phase_mask ? group_cycle_s : 0;
-    if (sf_adapt_step(ix, cur, u->ad_ds, &ao, gc, &next, NULL) < 0)
-        return;
-    if (next.cycle_ds == cur->cycle_ds &&
-        memcmp(next.split_ds, cur->split_ds, sizeof next.split_ds) == 0)
-        return;
     uint8_t no = st->active_plan == ADAPT_PLAN_A ? ADAPT_PLAN_B : ADAPT_PLAN_A;
     for (uint8_t p = 0; p < u->n_plans; p++)
         if (u->plans[p].id == no)
             return; /* the scenario uses the spare numbers: adaptation off here */
-    next.id = no;
-    u->adapt_plan = next;
+    sf_plan_t from = u->ad_cur;
+    u->adapt_plan = *next;
+    u->adapt_plan.id = no;
     u->dl_adapt = 1;
     u->dl_handle = sf_master_queue_plan(c->m, i, ix, &u->adapt_plan);
     if (u->dl_handle >= 0) {
         c->plans_sent++;
         c->adapt_changes++;
+        adapt_reset(u);
+        json_t *dsa = json_array(), *spl = json_array();
+        for (uint8_t p = 0; p < ix->n_phases; p++) {
+            json_array_append_new(dsa, json_real(round(ds[p] * 1000.0) / 1000.0));
+            json_array_append_new(spl, json_integer(next->split_ds[p]));
+        }
         ev(c, t, i, SF_EV_ADAPTIVE,
-           json_pack("{s:s, s:i, s:i, s:i, s:f}", "event", "scats_step", "plan", (int)no,
-                     "from_cycle_ds", (int)cur->cycle_ds, "to_cycle_ds", (int)next.cycle_ds,
-                     "group_cycle_s", gc));
+           json_pack("{s:s, s:i, s:i, s:i, s:i, s:f, s:o, s:o}", "event", "scats_step", "plan",
+                     (int)no, "from_cycle_ds", (int)from.cycle_ds, "to_cycle_ds",
+                     (int)next->cycle_ds, "offset_ds", (int)next->offset_ds, "group_cycle_s",
+                     group_cycle_s, "ds", dsa, "split_ds", spl));
     }
 }
 
-/* Every adaptive intersection with new data: coordinated ones share the largest cycle
- * any of them wants (sf_adapt_cycle_wanted), so their common cycle and offsets hold. */
-static void adapt_all(sf_controller_t *c, double t)
+/* One member's step with the group's new cycle (0 = its own) and offset rule. */
+static void adapt_member(sf_controller_t *c, uint32_t i, double t, const sf_adapt_opts_t *ao,
+                         double group_cycle_s, bool rebase, uint32_t epoch_ds)
+{
+    const sf_intersection_t *ix = &c->sc->intersections[i];
+    cunit_t *u = &c->cu[i];
+    double ds[SF_MAX_PHASES];
+    sf_plan_t next;
+    adapt_ds(ix, u, ds);
+    if (sf_adapt_step(ix, &u->ad_cur, ds, ao, group_cycle_s, &next, NULL) < 0)
+        return;
+    if (rebase)
+        next.offset_ds = sf_adapt_offset_ds(u->ad_base_off, epoch_ds, next.cycle_ds);
+    bool send =
+        sf_adapt_significant(ix, &u->ad_cur, &next, ao) || next.offset_ds != u->ad_cur.offset_ds;
+    adapt_reset(u); /* a new measurement either way */
+    if (send)
+        adapt_send(c, i, t, &next, group_cycle_s, ds);
+}
+
+static bool adapt_member_ok(const sf_controller_t *c, uint32_t i)
+{
+    const cunit_t *u = &c->cu[i];
+    return c->sc->intersections[i].strategy == SF_STRAT_ADAPTIVE && c->online[i] &&
+           plans_ready(u) && u->dl_handle < 0 && !u->adapt_select;
+}
+
+/* Every adaptive intersection: measurement, then the decisions that are due. */
+static void adapt_all(sf_controller_t *c, double t, uint32_t tod_ds)
 {
     sf_adapt_opts_t ao;
     adapt_opts(c, &ao);
-    double group = 0;
+    for (uint32_t i = 0; i < c->n; i++)
+        adapt_collect(c, i);
+    /* isolated intersections: alone */
     for (uint32_t i = 0; i < c->n; i++) {
-        if (!c->online[i] || !adapt_prepare(c, i))
-            continue;
         cunit_t *u = &c->cu[i];
-        double want;
-        if (u->ad_cur.coord_phase_mask &&
-            sf_adapt_cycle_wanted(&c->sc->intersections[i], &u->ad_cur, u->ad_ds, &ao, &want) ==
-                0 &&
-            want > group)
-            group = want;
+        if (adapt_member_ok(c, i) && u->ad_meas_s >= ao.decide_every_s && u->ad_meas_s > 0 &&
+            !u->ad_cur.coord_phase_mask)
+            adapt_member(c, i, t, &ao, 0, false, 0);
+    }
+    /* the coordinated group: every member has measured long enough */
+    uint32_t n = 0;
+    double want_max = 0;
+    uint16_t c_old = 0;
+    for (uint32_t i = 0; i < c->n; i++) {
+        cunit_t *u = &c->cu[i];
+        if (c->sc->intersections[i].strategy != SF_STRAT_ADAPTIVE || !c->online[i] ||
+            !u->ad_cur.coord_phase_mask)
+            continue;
+        if (!adapt_member_ok(c, i) || u->ad_meas_s < ao.decide_every_s || u->ad_meas_s <= 0) {
+            /* the group waits for every member, but not for ever: one that has not
+             * measured for four decision periods (its plan never took effect, ...) is
+             * left out, as an offline one is */
+            if (t - c->ad_decided_s < 4 * fmax(ao.decide_every_s, 60.0))
+                return;
+            continue;
+        }
+        const sf_intersection_t *ix = &c->sc->intersections[i];
+        double ds[SF_MAX_PHASES], want;
+        adapt_ds(ix, u, ds);
+        if (sf_adapt_cycle_wanted(ix, &u->ad_cur, ds, &ao, &want) == 0 && want > want_max)
+            want_max = want;
+        if (!c_old) /* the group's cycle; the first member's plan before any decision */
+            c_old = c->ad_cycle_ds && c->ad_epoch_ds < c->ad_cycle_ds ? c->ad_cycle_ds
+                                                                      : u->ad_cur.cycle_ds;
+        c->ad_base[n] = u->ad_base_off;
+        c->ad_cs[n++] = sf_adapt_coord_start_ds(ix, &u->ad_cur);
+    }
+    if (n == 0 || want_max <= 0)
+        return;
+    c->ad_decided_s = t;
+    if (!c->ad_cycle_ds || c->ad_epoch_ds >= c->ad_cycle_ds) { /* the scheduled plans' reference */
+        c->ad_cycle_ds = c_old;
+        c->ad_epoch_ds = 0;
+    }
+    double gc = sf_adapt_group_cycle(c->ad_cycle_ds / 10.0, want_max, &ao);
+    if (gc <= 0)
+        return;
+    uint16_t c_new = (uint16_t)lround(gc * 10.0);
+    if (c_new != c->ad_cycle_ds) {
+        /* the members get the select at the next poll */
+        int64_t ts = (int64_t)tod_ds + (int64_t)c->poll_every * llround(c->step_s * 10.0);
+        uint32_t e;
+        if (sf_adapt_rebase(ts, c->ad_epoch_ds, c->ad_cycle_ds, c_new, c->ad_base, c->ad_cs, n,
+                            &e) < 0)
+            return;
+        ev(c, t, UINT32_MAX, SF_EV_ADAPTIVE,
+           json_pack("{s:s, s:i, s:i, s:i, s:f}", "event", "group_cycle", "from_cycle_ds",
+                     (int)c->ad_cycle_ds, "to_cycle_ds", (int)c_new, "epoch_ds", (int)e, "wanted_s",
+                     want_max));
+        c->ad_cycle_ds = c_new;
+        c->ad_epoch_ds = e;
     }
     for (uint32_t i = 0; i < c->n; i++)
-        adapt_apply(c, i, t, group);
+        if (adapt_member_ok(c, i) && c->cu[i].ad_cur.coord_phase_mask &&
+            c->cu[i].ad_meas_s >= ao.decide_every_s && c->cu[i].ad_meas_s > 0)
+            adapt_member(c, i, t, &ao, c->ad_cycle_ds / 10.0, true, c->ad_epoch_ds);
 }
 
 int sf_controller_step(sf_controller_t *c, uint64_t k, uint32_t tod_ds)
@@ -786,9 +943,12 @@ int sf_controller_step(sf_controller_t *c, uint64_t k, uint32_t tod_ds)
         } else {
             uint8_t pi = sf_intersection_plan_at(ix, tod_ds / 10);
             want = pi < u->n_plans ? u->plans[pi].id : 0;
-            /* An adaptive intersection keeps its adapted plan within the scheduled one. */
+            /* An adaptive intersection keeps its adapted plan within the scheduled one,
+             * also while the unit waits for its safe point to switch to it (the plan is
+             * then pending, not yet active: selecting the scheduled plan here would
+             * undo every change before it took effect). */
             if (ix->strategy == SF_STRAT_ADAPTIVE && u->adapt_plan.id &&
-                st->active_plan == u->adapt_plan.id && u->selected == u->adapt_plan.id)
+                u->selected == u->adapt_plan.id)
                 want = 0;
         }
         u->sel_handle = -1;
@@ -800,12 +960,14 @@ int sf_controller_step(sf_controller_t *c, uint64_t k, uint32_t tod_ds)
         } else if (want && want == st->active_plan) {
             u->selected = want;
         }
-        if (c->online[i] && st->health.state == SF_LINK_ONLINE)
+        if (c->online[i] && st->health.state == SF_LINK_ONLINE) {
             max_pressure(c, i, t);
+            adapt_mode(c, i, t);
+        }
         any = any || u->n_mp > 0;
     }
     if (poll) {
-        adapt_all(c, t);
+        adapt_all(c, t, tod_ds);
         for (uint32_t i = 0; i < c->n; i++)
             any = any || c->cu[i].dl_handle >= 0;
     }

@@ -462,3 +462,216 @@ Test(adaptive, omitted_phase_stays_omitted)
         cur = next;
     }
 }
+
+/* ---- hysteresis, step limits and the coordination reference ---------------------------- */
+
+Test(adaptive, group_cycle_dead_band_and_step)
+{
+    sf_adapt_opts_t o;
+    sf_adapt_opts_default(&o); /* dead band 4 s, step 6 s */
+    cr_assert_float_eq(sf_adapt_group_cycle(120, 120, &o), 120, 1e-9);
+    /* inside the dead band: kept, however often it is asked */
+    cr_assert_float_eq(sf_adapt_group_cycle(120, 123.9, &o), 120, 1e-9);
+    cr_assert_float_eq(sf_adapt_group_cycle(120, 116.1, &o), 120, 1e-9);
+    /* outside: the whole way when within a step, else one step */
+    cr_assert_float_eq(sf_adapt_group_cycle(120, 124, &o), 124, 1e-9);
+    cr_assert_float_eq(sf_adapt_group_cycle(120, 150, &o), 126, 1e-9);
+    cr_assert_float_eq(sf_adapt_group_cycle(120, 60, &o), 114, 1e-9);
+    cr_assert_float_eq(sf_adapt_group_cycle(120, 115.04, &o), 115, 1e-9); /* 0.1 s units */
+    o.min_cycle_change_s = 0;
+    cr_assert_float_eq(sf_adapt_group_cycle(120, 121, &o), 121, 1e-9);
+    errno = 0;
+    cr_assert_eq(sf_adapt_group_cycle(0, 100, &o), -1);
+    cr_assert_eq(errno, EINVAL);
+    cr_assert_eq(sf_adapt_group_cycle(120, NAN, &o), -1);
+    cr_assert_eq(sf_adapt_group_cycle(120, 100, NULL), -1);
+    o.min_cycle_change_s = -1;
+    cr_assert_eq(sf_adapt_group_cycle(120, 100, &o), -1);
+}
+
+Test(adaptive, small_split_changes_are_not_sent)
+{
+    sf_intersection_t ix;
+    sf_plan_t cur, next;
+    nema8(&ix, &cur);
+    sf_adapt_opts_t o;
+    sf_adapt_opts_default(&o); /* 3 s */
+    next = cur;
+    cr_assert(!sf_adapt_significant(&ix, &cur, &next, &o));
+    /* 2.9 s moved from phase 4 to phase 3 (and 8 to 7): not worth a download */
+    next.split_ds[2] += 29;
+    next.split_ds[3] -= 29;
+    next.split_ds[6] += 29;
+    next.split_ds[7] -= 29;
+    cr_assert(!sf_adapt_significant(&ix, &cur, &next, &o));
+    next.split_ds[2] += 1;
+    next.split_ds[3] -= 1;
+    cr_assert(sf_adapt_significant(&ix, &cur, &next, &o));
+    /* any cycle change is sent (the group decided it) */
+    next = cur;
+    next.cycle_ds = 1010;
+    next.split_ds[1] += 10;
+    next.split_ds[5] += 10;
+    cr_assert(sf_adapt_significant(&ix, &cur, &next, &o));
+    errno = 0;
+    cr_assert(!sf_adapt_significant(&ix, &cur, NULL, &o));
+    cr_assert_eq(errno, EINVAL);
+}
+
+/* The step limit holds when a measurement asks for far more: 6 s of cycle, 4 s + the cycle
+ * change of split per step, whatever the DS. */
+Test(adaptive, step_limits_hold_under_extreme_ds)
+{
+    sf_intersection_t ix;
+    sf_plan_t cur, next;
+    nema8(&ix, &cur);
+    sf_adapt_opts_t o;
+    sf_adapt_opts_default(&o);
+    o.max_cycle_s = 600;
+    double ds[8] = {2, 0, 2, 0, 2, 0, 2, 0};
+    for (int k = 0; k < 20; k++) {
+        cr_assert_eq(sf_adapt_step(&ix, &cur, ds, &o, 0, &next, NULL), 0);
+        int dc = abs((int)next.cycle_ds - (int)cur.cycle_ds);
+        cr_assert_leq(dc, 60);
+        for (int i = 0; i < 8; i++)
+            cr_assert_leq(abs((int)next.split_ds[i] - (int)cur.split_ds[i]), 40 + dc + 1,
+                          "step %d phase %d: %d -> %d", k, i + 1, cur.split_ds[i],
+                          next.split_ds[i]);
+        check_plan(&ix, &next);
+        cur = next;
+    }
+}
+
+static void ring_order(sf_intersection_t *ix, const uint8_t *r1, const uint8_t *r2)
+{
+    ix->ring_seq_len[0] = ix->ring_seq_len[1] = 4;
+    memcpy(ix->ring_seq[0], r1, 4);
+    memcpy(ix->ring_seq[1], r2, 4);
+}
+
+Test(adaptive, coordinated_green_start)
+{
+    sf_intersection_t ix;
+    sf_plan_t pl;
+    nema8(&ix, &pl);
+    /* leading lefts: phase 1 (15 s) before coordinated 2 */
+    ring_order(&ix, (const uint8_t[]){0, 1, 2, 3}, (const uint8_t[]){4, 5, 6, 7});
+    cr_assert_eq(sf_adapt_coord_start_ds(&ix, &pl), 150);
+    pl.split_ds[0] = 200;
+    pl.split_ds[1] = 300;
+    cr_assert_eq(sf_adapt_coord_start_ds(&ix, &pl), 200);
+    /* lagging left: the coordinated phase starts the group */
+    ring_order(&ix, (const uint8_t[]){1, 0, 2, 3}, (const uint8_t[]){5, 4, 6, 7});
+    cr_assert_eq(sf_adapt_coord_start_ds(&ix, &pl), 0);
+    /* coordinated phase in the second barrier group, after phase 3 there */
+    ring_order(&ix, (const uint8_t[]){0, 1, 2, 3}, (const uint8_t[]){4, 5, 6, 7});
+    pl.coord_phase_mask = 0x08; /* phase 4 */
+    cr_assert_eq(sf_adapt_coord_start_ds(&ix, &pl), 150);
+    pl.coord_phase_mask = 0;
+    cr_assert_eq(sf_adapt_coord_start_ds(&ix, &pl), 0);
+    cr_assert_eq(sf_adapt_coord_start_ds(NULL, &pl), 0);
+}
+
+/* Where unit i's reference (unit/engine.c ref_gt) puts group time 0 at time t: the lap start
+ * is due when (t - sync - offset + cs) mod cycle == 0; returns that remainder. */
+static int64_t ref_err(int64_t t, uint16_t offset, uint16_t cs, uint16_t cycle)
+{
+    int64_t v = (t - offset + cs) % cycle;
+    return v < 0 ? v + cycle : v;
+}
+
+/* The reference is kept across a cycle change: every member that switches (at its first lap
+ * start after ts) finds its new reference where it already stands, apart from the move of
+ * its coordinated green's start, and relative offsets stay as scheduled. */
+Test(adaptive, cycle_change_keeps_the_reference)
+{
+    /* set 0: scattered offsets; set 1: a corridor with zero offsets and leading lefts of
+     * different lengths (every member's lap starts in the cycle before its green) */
+    const uint16_t bases[2][5] = {{0, 0, 370, 900, 1190}, {0, 0, 0, 0, 0}};
+    const uint16_t css[2][5] = {{160, 140, 150, 0, 200}, {160, 140, 100, 200, 120}};
+    const uint16_t olds[] = {1200, 1140, 900};
+    for (int set = 0; set < 2; set++) {
+        const uint16_t *base = bases[set], *cs_old = css[set];
+        const int deltas[] = {60, -60, 35, -41};
+        uint32_t seed = 7;
+        for (size_t a = 0; a < sizeof olds / sizeof olds[0]; a++)
+            for (size_t b = 0; b < sizeof deltas / sizeof deltas[0]; b++)
+                for (int trial = 0; trial < 40; trial++) {
+                    uint16_t c_old = olds[a];
+                    uint16_t c_new = (uint16_t)(c_old + deltas[b]);
+                    seed = seed * 1103515245u + 12345u;
+                    uint32_t epoch = (seed >> 8) % c_old;
+                    int64_t ts = 270000 + (int64_t)((seed >> 4) % 5000);
+                    uint16_t b_mod[5];
+                    for (int i = 0; i < 5; i++)
+                        b_mod[i] = (uint16_t)(base[i] % c_old);
+                    uint32_t e2;
+                    cr_assert_eq(sf_adapt_rebase(ts, epoch, c_old, c_new, b_mod, cs_old, 5, &e2),
+                                 0);
+                    cr_assert_lt(e2, c_new);
+                    int kept = 0;
+                    for (int i = 0; i < 5; i++) {
+                        uint16_t off_old = sf_adapt_offset_ds(b_mod[i], epoch, c_old);
+                        /* first lap start at or after ts under the old reference */
+                        int64_t t = ts;
+                        while (ref_err(t, off_old, cs_old[i], c_old) != 0)
+                            t++;
+                        uint16_t off_new = sf_adapt_offset_ds(b_mod[i], e2, c_new);
+                        /* the new lap keeps the coordinated green start where it was */
+                        int64_t err = ref_err(t + cs_old[i], off_new, 0, c_new);
+                        if (err > c_new / 2)
+                            err -= c_new;
+                        if (err == 0)
+                            kept++;
+                        /* one that switches a cycle earlier or later is off by whole cycle
+                         * changes only, which the unit corrects within a cycle */
+                        cr_assert_leq(llabs(err), 2 * abs(deltas[b]), "member %d err %lld", i,
+                                      (long long)err);
+                    }
+                    /* the members switching in the chosen cycle need no transition: the
+                     * largest share (of three possible cycles; of two for the corridor, whose
+                     * lap starts lie within 10 s) */
+                    cr_assert_geq(kept, set == 0 ? 2 : 3, "c %d -> %d epoch %u ts %lld: %d kept",
+                                  c_old, c_new, epoch, (long long)ts, kept);
+                    /* relative offsets: the scheduled ones, modulo the new cycle */
+                    for (int i = 1; i < 5; i++) {
+                        int d_new = (sf_adapt_offset_ds(b_mod[i], e2, c_new) -
+                                     sf_adapt_offset_ds(b_mod[0], e2, c_new) + 2 * c_new) %
+                                    c_new;
+                        cr_assert_eq(d_new, (b_mod[i] - b_mod[0] + 2 * c_new) % c_new);
+                    }
+                }
+    }
+}
+
+Test(adaptive, rebase_hand_checked)
+{
+    /* cycle 120 s, epoch 0, change heard at t = 123 s: the last common start is 120 s, 3 s
+     * ago. Zero offsets, coordinated green 16 s into the lap: the next lap starts at
+     * 224 s, its coordinated green at 240 s, so the new reference is anchored at 240 s:
+     * 240 mod 114 = 12 s. */
+    const uint16_t base[2] = {0, 0}, cs[2] = {160, 160};
+    uint32_t e;
+    cr_assert_eq(sf_adapt_rebase(1230, 0, 1200, 1140, base, cs, 2, &e), 0);
+    cr_assert_eq(e, 120);
+    /* the same at t = 110 s: lap start at 104 s is already past, so 224 s again */
+    cr_assert_eq(sf_adapt_rebase(1100, 0, 1200, 1140, base, cs, 2, &e), 0);
+    cr_assert_eq(e, 120);
+    /* at 100 s the lap starting at 104 s is still to come: its green at 120 s */
+    cr_assert_eq(sf_adapt_rebase(1000, 0, 1200, 1140, base, cs, 2, &e), 0);
+    cr_assert_eq(e, 1200 % 1140);
+    /* same cycle: the epoch is the same common start */
+    cr_assert_eq(sf_adapt_rebase(1000, 0, 1200, 1200, base, cs, 2, &e), 0);
+    cr_assert_eq(e, 0);
+    /* offsets under an epoch */
+    cr_assert_eq(sf_adapt_offset_ds(370, 50, 1000), 420);
+    cr_assert_eq(sf_adapt_offset_ds(370, 700, 1000), 70);
+    cr_assert_eq(sf_adapt_offset_ds(370, 700, 0), 0);
+    /* bad inputs */
+    errno = 0;
+    cr_assert_eq(sf_adapt_rebase(1000, 1200, 1200, 1140, base, cs, 2, &e), -1);
+    cr_assert_eq(errno, EINVAL);
+    cr_assert_eq(sf_adapt_rebase(1000, 0, 0, 1140, base, cs, 2, &e), -1);
+    cr_assert_eq(sf_adapt_rebase(1000, 0, 1200, 1140, NULL, cs, 2, &e), -1);
+    cr_assert_eq(sf_adapt_rebase(1000, 0, 1200, 1140, base, cs, 2, NULL), -1);
+}
