@@ -372,3 +372,52 @@ Test(modes, corridor_asset_coordinates)
     }
     sf_scenario_destroy(&sc);
 }
+
+/* A coordinated unit with no call anywhere rests in its coordinated phases and never crosses
+ * a barrier; a new plan (same coordinated phases) still takes effect, at a lap restart,
+ * with the coordinated phases kept green throughout. */
+Test(modes, resting_coordinated_unit_takes_a_new_plan)
+{
+    sf_intersection_t ix;
+    fx_nema(&ix);
+    sf_unit_config_t c = fx_cfg(&ix, SF_UMODE_COORDINATED);
+    sf_unit_t *u = sf_unit_new(&ix, &c);
+    cr_assert_not_null(u);
+    uint32_t tod = 270000;
+    cr_assert_eq(sf_unit_set_clock(u, tod), 0);
+    const sf_unit_status_t *st = sf_unit_status(u);
+    /* up and resting in 2 + 6 */
+    int i = 0;
+    for (; i < 3000 && !(st->sg_lamp[V2] == SF_LAMP_GREEN && st->sg_lamp[V6] == SF_LAMP_GREEN);
+         i++) {
+        tod++;
+        sf_unit_set_clock(u, tod);
+        sf_unit_tick(u);
+    }
+    cr_assert_lt(i, 3000);
+    cr_assert_eq(st->active_plan, 1);
+    cr_assert_eq(sf_unit_select_plan(u, 2), 0);
+    cr_expect_eq(st->pending_plan, 2);
+    bool switched = false;
+    for (i = 0; i < 1200 && !switched; i++) { /* within a lap of plan 1 (100 s) + slack */
+        tod++;
+        sf_unit_set_clock(u, tod);
+        sf_unit_tick(u);
+        cr_assert_eq(st->sg_lamp[V2], SF_LAMP_GREEN, "tick %d", i);
+        cr_assert_eq(st->sg_lamp[V6], SF_LAMP_GREEN, "tick %d", i);
+        switched = st->active_plan == 2;
+    }
+    cr_assert(switched, "plan 2 never took effect while resting");
+    cr_expect_eq(st->pending_plan, 0);
+    cr_expect_eq(st->cycle_ds, 1200);
+    /* and it stays coordinated, resting, with no fault */
+    for (i = 0; i < 3000; i++) {
+        tod++;
+        sf_unit_set_clock(u, tod);
+        sf_unit_tick(u);
+        cr_assert_eq(st->sg_lamp[V2], SF_LAMP_GREEN);
+    }
+    cr_expect_eq(st->fault_code, 0);
+    cr_expect_eq(st->control_mode, SF_CM_CENTRE_COORDINATED);
+    sf_unit_destroy(&u);
+}

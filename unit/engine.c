@@ -218,6 +218,41 @@ static void on_wrap(sf_unit_t *u)
         u->corr = -(c - err < lim ? c - err : lim); /* behind: shorten */
 }
 
+static void target(const sf_unit_t *u, uint8_t *mode, uint8_t *plan, bool *local);
+
+/* A lap restarting while the unit rests in the coordinated group (no call anywhere else, so
+ * no barrier is crossed and cross_barrier's safe point never comes) is where a new plan in
+ * the same coordinated control takes effect: without it such a unit would keep its old
+ * plan for as long as nothing calls. Only when nothing but the timing changes: the same
+ * centre or local control, the same coordinated phases, and only coordinated phases green
+ * now (they stay green; the new lap is laid out from here, the correction then finds the
+ * new reference). */
+static void rest_plan_change(sf_unit_t *u)
+{
+    uint8_t mode, plan;
+    bool local;
+    target(u, &mode, &plan, &local);
+    const sf_plan_t *np = &u->ix.plans[plan];
+    if (mode != SF_UMODE_COORDINATED || u->run_mode != SF_UMODE_COORDINATED ||
+        local != u->run_local || np->coord_phase_mask != u->rp.coord_phase_mask ||
+        (plan == u->plan && memcmp(&u->rp, np, sizeof u->rp) == 0))
+        return;
+    for (uint8_t r = 0; r < u->ix.n_rings; r++) {
+        const sf_ring_t *rg = &u->ring[r];
+        if (rg->ph >= 0 && (rg->iv != IV_GREEN || !bit(np->coord_phase_mask, rg->ph) ||
+                            !np->split_ds[rg->ph] || np->split_mode[rg->ph] == SF_SPLIT_OMIT))
+            return;
+    }
+    u->plan = plan;
+    u->rp = *np;
+    derive_coord(u);
+    u->in_sync = false;
+    u->corr = 0;
+    if (u->gt >= u->cyc)
+        u->gt = (uint16_t)(u->gt % u->cyc);
+    u->lap_zero = u->gabs - u->gt;
+}
+
 /* Advance group time by one tick, applying the correction while the coordinated
  * phases are green before their yield point. */
 static void coord_advance(sf_unit_t *u)
@@ -258,6 +293,7 @@ static void coord_advance(sf_unit_t *u)
         u->lap_zero += u->cyc;
         for (uint8_t r = 0; r < u->ix.n_rings; r++)
             u->ring[r].yield_seen = u->ring[r].yield_go = false;
+        rest_plan_change(u);
     }
 }
 

@@ -47,8 +47,8 @@ void sf_unit_config_default(sf_unit_config_t *cfg, const sf_intersection_t *ix)
     if (ix) {
         if (ix->strategy == SF_STRAT_ACTUATED)
             cfg->initial_mode = SF_UMODE_ACTUATED;
-        else if (ix->strategy == SF_STRAT_COORDINATED)
-            cfg->initial_mode = SF_UMODE_COORDINATED;
+        else if (ix->strategy == SF_STRAT_COORDINATED || ix->strategy == SF_STRAT_ADAPTIVE)
+            cfg->initial_mode = SF_UMODE_COORDINATED; /* SCATS-like adapts coordinated plans */
     }
     cfg->initial_plan = 0;
     cfg->correction = SF_CORRECT_SHORTWAY;
