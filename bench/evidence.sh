@@ -13,8 +13,11 @@
 #   SURGE_DUR=3600    simulated seconds of the surge runs (the surge is 900..2700 s)
 #   JOBS=2            runs in parallel (the machine is shared: keep it at 2)
 #   OUT=DIR           keep the reports there (default: a temporary directory, removed)
-#   COMPARE="prio gw surge"  the comparisons to run and print
+#   COMPARE="prio gw surge"  the comparisons to run and print ("surge_mp" adds the
+#                     surge under max-pressure phase selection against the same fixed arm)
 #   REUSE=1           with OUT: do not redo a run whose report is already in OUT
+#   XADAPT="--set ..."  extra arguments of the adaptive surge arm only (diagnostics, e.g.
+#                     the cycle pinned with control.adaptive_min/max_cycle_s)
 #
 # Comparisons
 #   1. priority: control.priority.enabled true vs false (coordinated plan, scenario
@@ -36,9 +39,11 @@
 #   3. adaptive under a surge: every entry's profile 0.9, 1.0, 1.1, 1.0 (15-min slices)
 #      becomes 0.9, 1.4, 1.54, 1.0 (+40 % from 900 s to 2700 s); control.strategy
 #      adaptive vs coordinated (the fixed plan). Total delay (veh h) =
-#      network.mean_delay_s x vehicles_completed / 3600 (vehicles that left the
-#      network); the unfinished vehicles (in network + waiting to enter) are printed
-#      beside it because an oversaturated arm leaves more of them behind.
+#      network.total_delay_veh_h: the delay of the vehicles that left the network plus
+#      the delay so far of those still in it or waiting to enter, so an arm that leaves
+#      more vehicles outside cannot look better. The completed vehicles' share alone
+#      (network.mean_delay_s x vehicles_completed / 3600) and the unfinished vehicles
+#      (in network + waiting to enter) are printed beside it.
 set -eu
 
 BUILD=${1:-build}
@@ -90,8 +95,13 @@ for s in $SEEDS; do
         echo "gw_noqc $s $SCEN $DUR --set control.priority.enabled=false --set run.step_timeout_s=120 --set control.greenwave.enabled=true --set control.greenwave.queue_clearance=false" >>"$W/runs.txt"
     fi
     if want surge; then
-        echo "surge_adaptive $s $SCEN $SURGE_DUR --set control.strategy=adaptive$SURGE" >>"$W/runs.txt"
+        echo "surge_adaptive $s $SCEN $SURGE_DUR --set control.strategy=adaptive$SURGE${XADAPT:-}" >>"$W/runs.txt"
         echo "surge_fixed $s $SCEN $SURGE_DUR --set control.strategy=coordinated$SURGE" >>"$W/runs.txt"
+    fi
+    if want surge_mp; then
+        echo "surge_maxpressure $s $SCEN $SURGE_DUR --set control.strategy=max_pressure$SURGE" >>"$W/runs.txt"
+        want surge ||
+            echo "surge_fixed $s $SCEN $SURGE_DUR --set control.strategy=coordinated$SURGE" >>"$W/runs.txt"
     fi
 done
 
@@ -121,7 +131,8 @@ wbstops='[.intersections[].approaches[]
   | select(.id | test("^I[2-8]-I[1-7]$")) | select((.id[1:2] | tonumber) == (.id[4:5] | tonumber) + 1)
   | select(.vehicles_measured > 0)] as $a
   | ([$a[] | .mean_stops * .vehicles_measured] | add) / ([$a[].vehicles_measured] | add)'
-totdelay='.network.mean_delay_s * .network.vehicles_completed / 3600'
+totdelay='.network.total_delay_veh_h'
+compdelay='.network.mean_delay_s * .network.vehicles_completed / 3600'
 unfinished='.network.vehicles_in_network + .network.vehicles_waiting_to_enter'
 buses='[.transit.lines[].buses_completed] | add'
 prio='"\(.priority.requests) req/\(.priority.granted) granted"'
@@ -194,6 +205,7 @@ if want surge; then
     echo
     echo "== 3. adaptive vs fixed coordinated plan, +40 % demand 900-2700 s ($SURGE_DUR s) =="
     fig total_delay_veh_h surge_adaptive surge_fixed "$totdelay"
+    fig completed_delay_veh_h surge_adaptive surge_fixed "$compdelay"
     fig car_network_delay_s surge_adaptive surge_fixed "$cardelay"
     fig car_intersection_delay_s surge_adaptive surge_fixed "$isdelay"
     info vehicles_completed surge_adaptive '.network.vehicles_completed'
@@ -201,4 +213,12 @@ if want surge; then
     info unfinished_vehicles surge_adaptive "$unfinished"
     info unfinished_vehicles surge_fixed "$unfinished"
     echo "   target: total_delay_veh_h change <= -10 %"
+fi
+if want surge_mp; then
+    echo
+    echo "== 3b. max-pressure vs fixed coordinated plan, same surge ($SURGE_DUR s) =="
+    fig total_delay_veh_h surge_maxpressure surge_fixed "$totdelay"
+    fig car_network_delay_s surge_maxpressure surge_fixed "$cardelay"
+    info vehicles_completed surge_maxpressure '.network.vehicles_completed'
+    info unfinished_vehicles surge_maxpressure "$unfinished"
 fi

@@ -71,6 +71,30 @@ static json_t *approach_json(const sf_sim_t *sim, uint32_t li, double span)
     return o;
 }
 
+/* Delay so far (s) of the vehicles that have not left: on lanes, in bays, and waiting at
+ * the entries (from their arrival there). With the completed vehicles' delay this is the
+ * network's total delay, which no control can lower by keeping vehicles out. */
+static double unfinished_delay_s(const sf_sim_t *sim)
+{
+    double d = 0;
+    for (uint32_t l = 0; l < sim->n_lanes; l++) {
+        const lane_t *ln = &sim->lanes[l];
+        for (uint32_t k = 0; k < ln->n; k++)
+            d += (double)sim->v_delay[ln->veh[k]];
+    }
+    for (uint32_t b = 0; b < sim->n_bay; b++) {
+        uint32_t w = sim->bus[sim->bay[b]].veh;
+        if (w != SF_NONE32)
+            d += (double)sim->v_delay[w];
+    }
+    for (uint32_t s = 0; s < sim->n_src; s++) {
+        const source_t *src = &sim->src[s];
+        for (uint32_t j = 0; j < src->n; j++)
+            d += sim->t - src->t[(src->head + j) % src->cap];
+    }
+    return d;
+}
+
 json_t *sf_sim_report(const sf_sim_t *sim, bool with_perf)
 {
     if (!sim) {
@@ -105,6 +129,9 @@ json_t *sf_sim_report(const sf_sim_t *sim, bool with_perf)
     rc |= set(net, "vehicles_in_network", json_integer((json_int_t)sim->n_on));
     rc |= set(net, "vehicles_waiting_to_enter", json_integer((json_int_t)waiting));
     rc |= set(net, "blocked_merges", json_integer((json_int_t)sim->blocked_transfers));
+    rc |= set(
+        net, "total_delay_veh_h",
+        num((sim->sum_delay + (sim->t >= sim->warmup_s ? unfinished_delay_s(sim) : 0)) / 3600.0));
     rc |= set(r, "network", net);
     net = NULL;
 
