@@ -181,3 +181,40 @@ Test(unit_priority, coordinated_early_green_not_absorbed_by_the_lead_left)
     cr_expect_eq(st->prio[0].state, SF_PRIO_ST_SERVED);
     sf_unit_destroy(&u);
 }
+
+Test(unit_priority, coordinated_extension_takes_the_slack_of_the_phases_after_it)
+{
+    sf_intersection_t ix;
+    fx_nema(&ix);
+    for (int i = 0; i < 8; i++)
+        ix.phases[i].recall = SF_RECALL_MAX;
+    sf_unit_config_t c = fx_cfg(&ix, SF_UMODE_COORDINATED);
+    sf_unit_t *u = sf_unit_new(&ix, &c);
+    cr_assert_not_null(u);
+    uint32_t tod = 0;
+    cr_assert_eq(sf_unit_set_clock(u, tod), 0);
+    const sf_unit_status_t *st = sf_unit_status(u);
+    int k = 0;
+    do
+        cr_assert_gt(c_until(u, &tod, V2, SF_LAMP_YELLOW, 3000), 0);
+    while (!st->coord_in_sync && ++k < 40);
+    cr_assert(st->coord_in_sync);
+    cr_assert_gt(c_until(u, &tod, V2, SF_LAMP_GREEN, 3000), 0);
+    int g2 = c_while(u, &tod, V2, SF_LAMP_GREEN, 3000);
+    /* The lead lefts have 5 s above their min green, the side throughs 14 s, so the whole
+     * max extension (15 s) fits before the next coordinated green: 3 + 4 give up 19 s.
+     * (The smallest slack of any phase, 5 s, is not the limit: phases 1 and 5 run
+     * before 2 and 6, not after them.) */
+    cr_assert_gt(c_until(u, &tod, V2, SF_LAMP_GREEN, 3000), 0);
+    sf_prio_request_t rq = {
+        .id = 41, .level = 2, .phase_no = 2, .eta_ds = 50, .action = SF_PRIO_CHECK_IN};
+    cr_assert_eq(sf_unit_priority(u, &rq), 0);
+    int e2 = c_while(u, &tod, V2, SF_LAMP_GREEN, 3000);
+    cr_expect_eq(e2, g2 + 150, "extended green 2 lasted %d, normal %d", e2, g2);
+    /* 3 and 4 (and 7, 8) keep their min service */
+    cr_assert_gt(c_until(u, &tod, V3, SF_LAMP_GREEN, 3000), 0);
+    cr_expect_geq(c_while(u, &tod, V3, SF_LAMP_GREEN, 3000), 50);
+    cr_assert_gt(c_until(u, &tod, V4, SF_LAMP_GREEN, 3000), 0);
+    cr_expect_geq(c_while(u, &tod, V4, SF_LAMP_GREEN, 3000), 150);
+    sf_unit_destroy(&u);
+}

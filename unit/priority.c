@@ -126,28 +126,62 @@ static bool phase_in_service(const sf_unit_t *u, uint8_t ph)
     return true;
 }
 
-uint16_t sf_prio_coord_slack(const sf_unit_t *u)
+/* Green phase p's time above its min service (min green, walk + ped clearance) in its
+ * split, 0 when it has none. */
+static int32_t phase_slack(const sf_unit_t *u, uint8_t p)
 {
-    uint16_t slack = UINT16_MAX;
-    for (uint8_t p = 0; p < u->ix.n_phases; p++) {
-        if (!u->rp.split_ds[p])
-            continue;
-        const sf_phase_t *ph = &u->ix.phases[p];
-        int32_t s =
-            (int32_t)u->rp.split_ds[p] - ph->yellow_ds - ph->red_clear_ds - sf_unit_min_service(ph);
-        if (s < 0)
-            s = 0;
-        if (s < slack)
-            slack = (uint16_t)s;
-    }
-    return slack;
+    if (!u->rp.split_ds[p])
+        return 0;
+    const sf_phase_t *ph = &u->ix.phases[p];
+    int32_t s =
+        (int32_t)u->rp.split_ds[p] - ph->yellow_ds - ph->red_clear_ds - sf_unit_min_service(ph);
+    return s > 0 ? s : 0;
 }
 
-static uint16_t ext_limit(const sf_unit_t *u)
+uint16_t sf_prio_coord_slack(const sf_unit_t *u, uint8_t ph)
+{
+    uint8_t g0 = u->group_of[ph];
+    uint8_t r0 = (uint8_t)(u->ix.phases[ph].ring - 1);
+    if (g0 == 0xFF || r0 >= u->ix.n_rings || u->n_groups == 0)
+        return 0;
+    int k0 = -1;
+    for (uint8_t k = 0; k < u->rg_n[r0][g0]; k++)
+        if (u->rg_ph[r0][g0][k] == ph)
+            k0 = k;
+    if (k0 < 0)
+        return 0;
+    bool at_barrier = k0 + 1 == u->rg_n[r0][g0];
+    int32_t lim = INT32_MAX;
+    for (uint8_t r = 0; r < u->ix.n_rings; r++) {
+        /* Ring r0 goes on after ph; the other rings are held only when ph ends its group
+         * (the barrier waits for it), and then from the next group. */
+        if (r != r0 && !at_barrier)
+            continue;
+        uint8_t g = g0;
+        int k = r == r0 ? k0 + 1 : (int)u->rg_n[r][g0];
+        int32_t sum = 0;
+        bool stop = false;
+        for (int n = 0; n <= SF_MAX_PHASES * SF_MAX_BARRIERS && !stop; n++) {
+            if (k >= u->rg_n[r][g]) {
+                g = (uint8_t)((g + 1) % u->n_groups);
+                k = 0;
+                continue;
+            }
+            uint8_t p = u->rg_ph[r][g][k++];
+            sum += phase_slack(u, p);
+            stop = (u->rp.coord_phase_mask >> p & 1u) != 0;
+        }
+        if (sum < lim)
+            lim = sum;
+    }
+    return (uint16_t)(lim > UINT16_MAX ? UINT16_MAX : lim);
+}
+
+static uint16_t ext_limit(const sf_unit_t *u, uint8_t ph)
 {
     uint16_t lim = u->cfg.max_extension_ds;
     if (u->run_mode == SF_UMODE_COORDINATED) {
-        uint16_t s = sf_prio_coord_slack(u);
+        uint16_t s = sf_prio_coord_slack(u, ph);
         if (s < lim)
             lim = s;
     }
@@ -166,7 +200,7 @@ bool sf_prio_holds(const sf_unit_t *u, uint8_t ph)
     const sf_prio_t *q = &u->prio[u->prio_active];
     if (q->ph != ph || !sf_engine_phase_green(u, ph))
         return false;
-    uint16_t used = ring_of(u, ph)->ext, lim = ext_limit(u);
+    uint16_t used = ring_of(u, ph)->ext, lim = ext_limit(u, ph);
     if (used >= lim)
         return false;
     /* a bus that cannot arrive within the extension left is not held for */

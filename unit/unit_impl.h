@@ -169,6 +169,10 @@ void sf_prio_held(sf_unit_t *u, uint8_t ph);
 bool sf_prio_truncates(const sf_unit_t *u, uint8_t ph);
 int sf_prio_submit(sf_unit_t *u, const sf_prio_request_t *req);
 void sf_prio_clear(sf_unit_t *u);
-uint16_t sf_prio_coord_slack(const sf_unit_t *u);
+/* Coordinated: how long a green extension of phase ph may last so that every force-off
+ * still fits: in its ring (and, when ph ends its barrier group, in every ring) the slack
+ * above min service of the phases served after it, up to and including the next
+ * coordinated phase, 0.1 s. */
+uint16_t sf_prio_coord_slack(const sf_unit_t *u, uint8_t ph);
 
 #endif
