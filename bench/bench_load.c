@@ -5,9 +5,11 @@
  * and lamp reads of every unit, plan decisions), repeated. No simulator.
  *
  * Usage: bench_load [UNITS [SIM_SECONDS [ROUND_TIMEOUT_MS]]]   (default 1000 600 100)
- * Prints missed polls (unit-polls with no reply by the round deadline), the wall time of
- * each controller step (the sweep) as p50 / p95 / p99 / max, and CPU use per simulated
- * second from getrusage: the controller thread, the unit-host thread, and the process.
+ * Prints missed polls (unit-polls with no reply by the round deadline), how the units came
+ * online (the first step at which every unit was online, and the units online at the
+ * end), the wall time of each controller step (the sweep) as p50 / p95 / p99 / max, and
+ * CPU use per simulated second from getrusage: the controller thread, the unit-host
+ * thread, and the process.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* RUSAGE_THREAD */
@@ -190,6 +192,9 @@ int main(int argc, char **argv)
         uint64_t k = 0, want_ticks = 0;
         double w0 = now_ms();
         int step_errors = 0;
+        long all_online_at = -1; /* first step after which every unit was online */
+        size_t online = 0;
+        const sf_master_t *mst = sf_controller_master(ctl);
         for (long s = 0; s < sim_s; s++) {
             /* the units' second: 10 ticks, made by the host thread */
             uint64_t add = 10;
@@ -208,6 +213,11 @@ int main(int argc, char **argv)
             if (sf_controller_step(ctl, k, (uint32_t)((tod0 + k) % 864000u)) != 0)
                 step_errors++;
             sweep[s] = now_ms() - a;
+            online = 0;
+            for (size_t i = 0; i < n; i++)
+                online += sf_master_state(mst, i)->health.state == SF_LINK_ONLINE;
+            if (online == n && all_online_at < 0)
+                all_online_at = s;
         }
         double wall = now_ms() - w0;
         getrusage(RUSAGE_THREAD, &r1);
@@ -222,13 +232,21 @@ int main(int argc, char **argv)
                "one controller step), round timeout %ld ms, wall %.1f s\n",
                n, sim_s, round_ms, wall / 1e3);
         printf("  polls: %llu unit-polls expected, %llu missed, %llu requests, %llu exceptions, "
-               "%llu connects, %llu connect failures, %d step errors\n",
+               "%llu connects, %llu connect failures, %llu polls waiting for a connect, %d step "
+               "errors\n",
                (unsigned long long)((uint64_t)n * (uint64_t)sim_s),
                (unsigned long long)(s1.missed - s0.missed),
                (unsigned long long)(s1.requests - s0.requests),
                (unsigned long long)(s1.exceptions - s0.exceptions),
                (unsigned long long)(s1.connects - s0.connects),
-               (unsigned long long)(s1.connect_failures - s0.connect_failures), step_errors);
+               (unsigned long long)(s1.connect_failures - s0.connect_failures),
+               (unsigned long long)(s1.connect_waits - s0.connect_waits), step_errors);
+        if (all_online_at >= 0)
+            printf("  online: every unit online from step %ld (simulated s %ld); %zu of %zu "
+                   "online at the end\n",
+                   all_online_at, all_online_at + 1, online, n);
+        else
+            printf("  online: never every unit at once; %zu of %zu online at the end\n", online, n);
         printf("  sweep (controller step) ms: p50 %.2f  p95 %.2f  p99 %.2f  max %.2f\n",
                pct(sweep, (size_t)sim_s, 0.50), pct(sweep, (size_t)sim_s, 0.95),
                pct(sweep, (size_t)sim_s, 0.99), sweep[sim_s - 1]);
