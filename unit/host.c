@@ -355,6 +355,8 @@ static bool serve_frames(sf_host_t *h, conn_t *c, int64_t now, int *served)
     uint16_t off = 0;
     bool corked = false;
     uint64_t *why = NULL;
+    sf_server_stats_t before, after;
+    sf_server_stats(s, &before);
     while (c->rx_len - off >= 7) {
         const uint8_t *f = c->rx + off;
         int len = 6 + (f[4] << 8 | f[5]);
@@ -374,18 +376,18 @@ static bool serve_frames(sf_host_t *h, conn_t *c, int64_t now, int *served)
             cork(c->fd, 1);
             corked = true;
         }
-        sf_server_stats_t before, after;
-        sf_server_stats(s, &before);
         if (sf_server_handle_frame(s, c->fd, c->may_write, f, len) != 0) {
             why = errno == EPROTO ? &h->stats.closed_malformed : &h->stats.closed_error;
             break;
         }
-        sf_server_stats(s, &after);
-        h->stats.requests += after.requests - before.requests;
-        h->stats.exceptions += after.exceptions - before.exceptions;
         (*served)++;
         off = (uint16_t)(off + len);
     }
+    /* The server counts what it answered (also a request answered before its socket
+     * failed); the host adds this batch's share. */
+    sf_server_stats(s, &after);
+    h->stats.requests += after.requests - before.requests;
+    h->stats.exceptions += after.exceptions - before.exceptions;
     if (why) {
         close_conn(h, c, why);
         return false;
