@@ -946,3 +946,70 @@ Test(curve, cli_key_options_refused_precisely, .timeout = 60)
     zmq_ctx_term(ctx);
     keyset_remove(&k);
 }
+
+/* `sigflow replay --pub` serves viewers as a CURVE server: an authorised subscriber gets
+ * every recorded message in order, one with an unknown key gets none and the replay waits
+ * for it in vain (--wait counts admitted subscribers only). */
+Test(curve, replay_serves_only_authorised_subscribers, .timeout = 120)
+{
+    keyset_t k;
+    keyset_make(&k, "replay");
+    char rec[400];
+    snprintf(rec, sizeof rec, "%s/steps.rec", k.keys);
+    enum { N = 200 };
+    sf_rec_writer_t *w = sf_rec_writer_new(rec);
+    cr_assert_not_null(w);
+    for (uint64_t i = 0; i < N; i++) {
+        Sfbus__Step st = SFBUS__STEP__INIT;
+        st.k = i;
+        st.step_ds = 1;
+        st.t_ds = i;
+        uint8_t buf[128];
+        long n = sf_bus_encode(&st.base, buf, sizeof buf);
+        cr_assert_gt(n, 0);
+        cr_assert_eq(sf_rec_write(w, i * 1000, "step", 4, buf, (size_t)n), 0);
+    }
+    cr_assert_eq(sf_rec_writer_destroy(&w), 0);
+
+    static child_t rp;
+    char *argv[] = {"sigflow", "replay",      rec,       "--max",         "--pub", EPH, "--wait",
+                    "1",       "--curve-key", k.bus_key, "--curve-allow", k.allow, NULL};
+    cr_assert_eq(child_start(&rp, argv), 0);
+    cr_assert(child_wait_err(&rp, "ready replay pub=", 30), "replay: %s", rp.err);
+    char ep[SF_BUS_ENDPOINT_MAX];
+    cr_assert_eq(sscanf(strstr(rp.err, "pub="), "pub=%255s", ep), 1);
+    void *ctx = zmq_ctx_new();
+    sf_bus_security_t good, stranger;
+    load_sec(&good, k.good_key, k.bus_pub);
+    load_sec(&stranger, k.stranger_key, k.bus_pub);
+    const char *all[] = {""};
+    /* The stranger first: were it admitted, its subscription would start the replay. */
+    void *bad = sf_bus_sub_new_secure(ctx, ep, all, 1, 10000, &stranger);
+    void *plain = sf_bus_sub_new(ctx, ep, all, 1, 10000);
+    cr_assert(bad && plain);
+    zmq_pollitem_t it[2] = {{bad, 0, ZMQ_POLLIN, 0}, {plain, 0, ZMQ_POLLIN, 0}};
+    cr_assert_eq(zmq_poll(it, 2, 1500), 0, "a refused subscriber received something");
+    child_pump(&rp, 0);
+    cr_assert_null(strstr(rp.err, "messages played"), "the replay started for a refused peer");
+    void *sub = sf_bus_sub_new_secure(ctx, ep, all, 1, 10000, &good);
+    cr_assert_not_null(sub);
+    int to = 20000;
+    zmq_setsockopt(sub, ZMQ_RCVTIMEO, &to, sizeof to);
+    for (uint64_t i = 0; i < N; i++) {
+        sf_bus_rx_t rx;
+        char why[128] = "";
+        cr_assert_eq(sf_bus_recv(sub, &rx, 0, why, sizeof why), 0, "message %llu: %s %s",
+                     (unsigned long long)i, sf_bus_strerror(errno), why);
+        cr_assert_eq(rx.type, SF_BUS_STEP);
+        cr_assert_eq(((const Sfbus__Step *)(void *)rx.msg)->k, i, "in order");
+        sf_bus_rx_clear(&rx);
+    }
+    cr_assert_eq(child_finish(&rp, 30), 0, "replay: %s", rp.err);
+    cr_assert(strstr(rp.err, "200 messages played"), "%s", rp.err);
+    cr_assert_eq(zmq_poll(it, 2, 0), 0, "a refused subscriber received something");
+    sf_bus_close(&sub);
+    sf_bus_close(&bad);
+    sf_bus_close(&plain);
+    zmq_ctx_term(ctx);
+    keyset_remove(&k);
+}
