@@ -75,6 +75,10 @@ run_ctl_t *run_ctl_new(const sf_scenario_t *sc, const char *host, const uint16_t
 static int on_msg(void *arg, const sf_bus_rx_t *rx)
 {
     run_ctl_t *c = arg;
+    if (rx->type == SF_BUS_CMD) { /* the viewer's operator commands; refusals change nothing */
+        (void)sf_controller_operator(c->ctl, rx->msg);
+        return 0;
+    }
     if (rx->type != SF_BUS_TRANSIT_IN && rx->type != SF_BUS_TRANSIT_OUT)
         return 0;
     c->transit_msgs++;
@@ -93,12 +97,12 @@ static int on_step(void *arg, const Sfbus__Step *st, void *pub)
 static void *thread_main(void *arg)
 {
     run_ctl_t *c = arg;
-    const char *topics[] = {"transit.in", "transit.out"};
+    const char *topics[] = {"transit.in", "transit.out", "cmd"};
     sf_participant_config_t pc = {.name = "controller",
                                   .role = SFBUS__ROLE__ROLE_CONTROLLER,
                                   .lockstep = 1,
                                   .topics = topics,
-                                  .n_topics = 2,
+                                  .n_topics = 3,
                                   .stage = 1,
                                   .security = c->bus.security};
     sf_participant_t *p = sf_participant_new(c->bus.zctx, c->bus.pub_ep, c->bus.sub_ep, &pc);

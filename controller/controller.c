@@ -33,6 +33,8 @@ typedef struct {
     uint8_t adapt_select;             /* adaptive plan verified, to select next, 0 none */
     uint8_t sel_plan;                 /* its plan number */
     uint8_t selected;                 /* plan number last selected and accepted, 0 none */
+    uint8_t manual_plan;              /* operator's plan (viewer CMD_SELECT_PLAN), 0 none */
+    bool reset_due;                   /* operator's fault reset, written at the next poll */
     bool seen;                        /* status read at least once */
     uint64_t missed_seen;             /* health.n_missed at the last watch_unit */
     uint16_t mode, fault, fallback, latched, active_plan; /* last seen, for changes */
@@ -82,6 +84,7 @@ struct sf_controller_s {
     double ad_decided_s;  /* time of the group's last decision, s */
     uint16_t *ad_base;    /* per intersection: scratch, the members' base offsets ... */
     uint16_t *ad_cs;      /* ... and coordinated green starts, 0.1 s */
+    bool prio_off; /* operator turned transit priority off */
 };
 
 void sf_controller_opts_default(sf_controller_opts_t *o)
@@ -277,12 +280,59 @@ void sf_controller_destroy(sf_controller_t **self_p)
     *self_p = NULL;
 }
 
+int sf_controller_operator(sf_controller_t *ctl, const ProtobufCMessage *msg)
+{
+    if (!ctl || !msg || sf_bus_type_of(msg) != SF_BUS_CMD) {
+        errno = EINVAL;
+        return -1;
+    }
+    const Sfbus__ViewCommand *m = (const Sfbus__ViewCommand *)msg;
+    double t = ctl->started ? (double)ctl->last_k * ctl->step_s : 0;
+    switch (m->cmd) {
+    case SFBUS__COMMAND__CMD_TOGGLE_PRIORITY:
+        ctl->prio_off = !ctl->prio_off;
+        ev(ctl, t, UINT32_MAX, SF_EV_MODE,
+           json_pack("{s:s, s:b}", "operator", "priority", "enabled", !ctl->prio_off));
+        return 1;
+    case SFBUS__COMMAND__CMD_SELECT_PLAN: {
+        if (m->ix >= ctl->n) {
+            errno = EINVAL;
+            return -1;
+        }
+        const sf_intersection_t *ix = &ctl->sc->intersections[m->ix];
+        bool exists = false;
+        for (uint8_t p = 0; p < ix->n_plans; p++)
+            exists |= ix->plans[p].id == m->plan;
+        if (!exists) {
+            errno = ENOENT;
+            return -1;
+        }
+        ctl->cu[m->ix].manual_plan = (uint8_t)m->plan;
+        ev(ctl, t, m->ix, SF_EV_PLAN,
+           json_pack("{s:s, s:i}", "operator", "plan", "plan", (int)m->plan));
+        return 1;
+    }
+    case SFBUS__COMMAND__CMD_FAULT_RESET:
+        if (m->ix >= ctl->n) {
+            errno = EINVAL;
+            return -1;
+        }
+        ctl->cu[m->ix].reset_due = true;
+        ev(ctl, t, m->ix, SF_EV_FAULT, json_pack("{s:s}", "operator", "fault reset"));
+        return 1;
+    default:
+        return 0; /* the clock's commands (pause, step, speed) */
+    }
+}
+
 int sf_controller_transit(sf_controller_t *ctl, const sf_tsp_event_t *e)
 {
     if (!ctl || !e) {
         errno = EINVAL;
         return -1;
     }
+    if (ctl->prio_off && e->check_in)
+        return 0; /* priority off: no new requests; check-outs still end the old ones */
     double t = ctl->started ? (double)ctl->last_k * ctl->step_s : 0;
     if (sf_tsp_event(ctl->tsp, t, e) < 0)
         return -1;
@@ -937,7 +987,15 @@ int sf_controller_step(sf_controller_t *c, uint64_t k, uint32_t tod_ds)
         }
         const sf_intersection_t *ix = &c->sc->intersections[i];
         uint8_t want = 0;
-        if (u->adapt_select) {
+        if (u->reset_due) { /* operator's fault reset (write-only register, value 1) */
+            uint16_t one = 1;
+            if (sf_master_queue_write(c->m, i, SF_R_FAULT_RESET, 0, &one, 1) >= 0)
+                any = true;
+            u->reset_due = false;
+        }
+        if (u->manual_plan) {
+            want = u->manual_plan; /* the operator's choice holds over the schedule */
+        } else if (u->adapt_select) {
             want = u->adapt_select;
             u->adapt_select = 0;
         } else {

@@ -73,6 +73,16 @@ int sf_controller_step(sf_controller_t *ctl, uint64_t k, uint32_t tod_ds);
  * at the next step. 0, or -1 with errno as sf_tsp_event (EINVAL, ENOSPC, ENOENT). */
 int sf_controller_transit(sf_controller_t *ctl, const sf_tsp_event_t *ev);
 
+/* An operator's command from the viewer (ViewCommand on topic "cmd"): CMD_TOGGLE_PRIORITY
+ * turns transit priority off / on (off: new check-ins are ignored, check-outs still end
+ * requests already made); CMD_SELECT_PLAN makes plan m->plan the selected plan of
+ * intersection m->ix from the next poll on, over the time-of-day schedule, until the run
+ * ends; CMD_FAULT_RESET writes the unit's fault reset at the next poll. Each is logged.
+ * Returns 1 taken, 0 not the controller's (pause, step, speed), -1 with errno EINVAL (not
+ * a ViewCommand, intersection out of range) or ENOENT (no such plan there). */
+struct ProtobufCMessage;
+int sf_controller_operator(sf_controller_t *ctl, const struct ProtobufCMessage *msg);
+
 /* The same from a decoded, checked bus message (proto/bus_codec.h): a TransitCheckIn or
  * TransitCheckOut (any other type: EINVAL). The level comes from lateness
  * (sf_tsp_level). 0, or -1 with errno as sf_controller_transit. */

@@ -28,6 +28,7 @@ typedef struct {
     uint64_t max_k;    /* highest step index seen */
     bool any;          /* a Step seen at all */
     double last_speed; /* Step.speed_factor of the latest Step */
+    uint32_t plan[2];  /* LampStates.plan last seen of intersections 0 and 1 */
 } rig_t;
 
 /* Take every Step that arrives within timeout_ms; returns how many distinct new k (above
@@ -52,6 +53,10 @@ static uint64_t take_steps(rig_t *r, int timeout_ms)
                     r->max_k = s->k;
                 r->any = true;
                 r->last_speed = s->speed_factor;
+            } else if (rx.type == SF_BUS_LAMPS) {
+                const Sfbus__LampStates *ls = (const Sfbus__LampStates *)rx.msg;
+                if (ls->ix < 2)
+                    r->plan[ls->ix] = ls->plan;
             }
             sf_bus_rx_clear(&rx);
         }
@@ -60,6 +65,16 @@ static uint64_t take_steps(rig_t *r, int timeout_ms)
     if (!any_before)
         return r->any ? r->max_k + 1 : 0;
     return r->max_k - before;
+}
+
+static void send_cmd_to(rig_t *r, Sfbus__Command cmd, double speed, uint32_t ix, uint32_t plan)
+{
+    Sfbus__ViewCommand m = SFBUS__VIEW_COMMAND__INIT;
+    m.cmd = cmd;
+    m.speed_factor = speed;
+    m.ix = ix;
+    m.plan = plan;
+    cr_assert_eq(sf_bus_send(r->pub, &m.base), 0, "send: %s", zmq_strerror(errno));
 }
 
 static void send_cmd(rig_t *r, Sfbus__Command cmd, double speed)
@@ -92,8 +107,8 @@ static void rig_start(rig_t *r, char **argv)
     const char *l = strstr(r->c.err, "sigflow run: bus ");
     cr_assert_eq(sscanf(l + strlen("sigflow run: bus "), "%255s %255[^,\n]", pub, sub), 2);
     r->zctx = zmq_ctx_new();
-    const char *topics[] = {"step"};
-    r->sub = sf_bus_sub_new(r->zctx, sub, topics, 1, 0);
+    const char *topics[] = {"step", "lamps"};
+    r->sub = sf_bus_sub_new(r->zctx, sub, topics, 2, 0);
     r->pub = sf_bus_pub_new(r->zctx, pub);
     cr_assert(r->sub && r->pub);
     cr_assert(child_wait_err(&r->c, "sigflow run: ready", 30), "%s", r->c.err);
@@ -255,4 +270,35 @@ Test(view_clock, viewer_shows_run_finished, .timeout = 120)
     unlink(png);
     free(run);
     free(view);
+}
+
+/* The operator's plan switch reaches the controller: the corridor runs its scheduled plan 1
+ * at 07:30 everywhere; "plan 2 at I1" from the viewer makes unit I1 run plan 2 (its
+ * LampStates say so) while I2 keeps plan 1. */
+Test(view_clock, operator_plan_switch_reaches_the_unit, .timeout = 150)
+{
+    char report[128];
+    snprintf(report, sizeof report, "/tmp/sf_viewclock_plan_%d.json", (int)getpid());
+    char *argv[] = {"sigflow",    "run",        SIGFLOW_ASSETS "/scenarios/xiantao-corridor.json",
+                    "--headless", "--duration", "3600",
+                    "--report",   report,       NULL};
+    rig_t *r = calloc(1, sizeof *r);
+    cr_assert_not_null(r);
+    rig_start(r, argv);
+    while (r->plan[0] == 0 || r->plan[1] == 0) /* the units report their plans */
+        cr_assert_gt(take_steps(r, 5000), 0, "no steps: %s", r->c.err);
+    /* wait for the scheduled plan 1 to be in force at both */
+    for (int i = 0; i < 60 && (r->plan[0] != 1 || r->plan[1] != 1); i++)
+        take_steps(r, 500);
+    cr_assert(r->plan[0] == 1 && r->plan[1] == 1, "plans %u %u", r->plan[0], r->plan[1]);
+    pause_and_hold(r); /* proves our commands reach the bus */
+    send_cmd_to(r, SFBUS__COMMAND__CMD_SELECT_PLAN, 0, 0, 2);
+    send_cmd(r, SFBUS__COMMAND__CMD_RESUME, 0);
+    for (int i = 0; i < 120 && r->plan[0] != 2; i++)
+        take_steps(r, 500);
+    cr_assert_eq(r->plan[0], 2, "I1 still runs plan %u: %s", r->plan[0], r->c.err);
+    cr_assert_eq(r->plan[1], 1, "I2 was not commanded, it runs plan %u", r->plan[1]);
+    pause_and_hold(r);
+    rig_stop(r, report);
+    free(r);
 }
