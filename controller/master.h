@@ -2,9 +2,10 @@
  *
  * One libmodbus context per unit (modbus_new_tcp), sockets connected without blocking
  * (all units at once, then modbus_set_socket) and every request of a round pipelined:
- * sf_master_run() first sends every unit's queued requests (modbus_send_raw_request,
- * which frames the ADU), then waits with one poll() over all sockets and parses replies as
- * they complete, so a round over N units costs about one round trip, not N. Replies are
+ * sf_master_run() first sends every unit's queued requests (each ADU framed with its MBAP
+ * header, all of a unit's in one send), then waits with one epoll set over all sockets and
+ * parses replies as they complete, so a round over N units costs about one round trip,
+ * not N. Replies are
  * parsed here rather than by modbus_receive_confirmation because libmodbus waits with
  * select(), which cannot watch descriptors above FD_SETSIZE (1024) that a master of a
  * thousand units uses.
