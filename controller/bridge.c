@@ -25,6 +25,10 @@ typedef struct {
     double retry_at;            /* monotonic s: no connection attempt before this */
     uint64_t presence;          /* latest detector presence from the simulator */
     uint64_t prev_presence;     /* presence at the previous step (rising edges) */
+    uint16_t map_version;       /* the unit's protocol_version, read at connection */
+    bool ext_det;               /* v2: presence goes to det_input (external detection on) */
+    bool det_synced;            /* det_sent is what the unit holds in det_input */
+    uint64_t det_sent;          /* presence last written to det_input */
 } bunit_t;
 
 struct sf_bridge_s {
@@ -93,6 +97,11 @@ void sf_bridge_destroy(sf_bridge_t **self_p)
     sf_bridge_t *b = *self_p;
     for (size_t i = 0; b->u && i < b->n; i++)
         if (b->u[i].mb) {
+            /* Hand detection back to the unit's own inputs: left on, the last simulated
+             * presence would stay on its detectors (a stuck call). Best effort. */
+            if (b->u[i].ext_det)
+                (void)modbus_write_register(b->u[i].mb,
+                                            sf_regmap_get(SF_R_DET_INPUT_ENABLE)->address, 0);
             modbus_close(b->u[i].mb);
             modbus_free(b->u[i].mb);
         }
@@ -149,7 +158,50 @@ static bool ensure(sf_bridge_t *b, bunit_t *u)
         drop(b, u);
         return false;
     }
+    /* Map version 2 has writable detector inputs: turn external detection on, so the
+     * simulated presence replaces the unit's own inputs (extension by presence works).
+     * A version 1 unit, or one that refuses the switch, gets phase calls instead. */
+    uint16_t ver = 0;
+    if (modbus_read_input_registers(u->mb, sf_regmap_get(SF_R_PROTOCOL_VERSION)->address, 1,
+                                    &ver) != 1) {
+        drop(b, u);
+        return false;
+    }
+    u->map_version = ver;
+    u->ext_det = false;
+    u->det_synced = false;
+    if (ver >= 2) {
+        if (modbus_write_register(u->mb, sf_regmap_get(SF_R_DET_INPUT_ENABLE)->address, 1) == 1) {
+            u->ext_det = true;
+        } else if (errno <= MODBUS_ENOBASE) { /* transport error, not an exception */
+            drop(b, u);
+            return false;
+        }
+    }
     return true;
+}
+
+/* Write the presence bits of every detector to det_input (FC 15) when they changed since
+ * the last write the unit acknowledged. Returns 0, or -1 on a transport error (the
+ * caller drops the connection); an exception is counted and retried next step. */
+static int write_det_input(sf_bridge_t *b, bunit_t *u)
+{
+    if (u->det_synced && u->presence == u->det_sent)
+        return 0;
+    unsigned n = u->x->n_det;
+    if (n == 0)
+        return 0; /* nothing to drive */
+    uint8_t bits[SF_MAX_DET];
+    for (unsigned d = 0; d < n; d++)
+        bits[d] = (uint8_t)((u->presence >> d) & 1u);
+    if (modbus_write_bits(u->mb, sf_regmap_get(SF_R_DET_INPUT)->address, (int)n, bits) == (int)n) {
+        b->st.det_writes++;
+        u->det_sent = u->presence;
+        u->det_synced = true;
+        return 0;
+    }
+    b->st.write_failures++;
+    return errno <= MODBUS_ENOBASE ? -1 : 0;
 }
 
 /* Phase-number mask called by the detectors whose presence bits are in mask. */
@@ -195,7 +247,14 @@ int sf_bridge_step(void *bridge, const Sfbus__Step *step, void *pub)
             b->st.read_failures++;
             continue; /* rising edges stay pending: prev_presence not advanced */
         }
-        uint16_t calls = called_phases(u->x, rising);
+        if (u->ext_det) {
+            if (write_det_input(b, u) != 0) {
+                drop(b, u);
+                b->st.read_failures++;
+                continue;
+            }
+        }
+        uint16_t calls = u->ext_det ? 0 : called_phases(u->x, rising);
         if (calls) {
             uint8_t bits[SF_MAX_PHASES];
             for (int p = 0; p < SF_MAX_PHASES; p++)
@@ -285,17 +344,20 @@ json_t *sf_bridge_report(const sf_bridge_t *b, uint64_t jitter_n, double jitter_
     for (size_t i = 0; b && units && i < b->n; i++) {
         char ep[SF_NAME_LEN + 8];
         snprintf(ep, sizeof ep, "%s:%u", b->u[i].host, b->u[i].port);
-        json_array_append_new(units, json_pack("{s:s, s:s}", "ix", b->u[i].x->id, "endpoint", ep));
+        json_array_append_new(units,
+                              json_pack("{s:s, s:s, s:i, s:s}", "ix", b->u[i].x->id, "endpoint", ep,
+                                        "map_version", (int)b->u[i].map_version, "detectors",
+                                        b->u[i].ext_det ? "det_input" : "phase_call"));
     }
     if (!units)
         return NULL;
-    return json_pack("{s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:{s:f, s:f, s:f}, s:{s:I, s:f, s:f, "
-                     "s:f}}",
-                     "units", units, "steps", (json_int_t)s.steps, "lamp_reads",
-                     (json_int_t)s.reads, "read_failures", (json_int_t)s.read_failures,
-                     "call_writes", (json_int_t)s.call_writes, "write_failures",
-                     (json_int_t)s.write_failures, "lamp_msgs", (json_int_t)s.lamp_msgs,
-                     "read_latency_ms", "mean", s.read_mean_ms, "p95", s.read_p95_ms, "max",
-                     s.read_max_ms, "step_jitter_us", "n", (json_int_t)jitter_n, "mean",
-                     jitter_mean_us, "p95", jitter_p95_us, "max", jitter_max_us);
+    return json_pack(
+        "{s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:{s:f, s:f, s:f}, s:{s:I, s:f, "
+        "s:f, s:f}}",
+        "units", units, "steps", (json_int_t)s.steps, "lamp_reads", (json_int_t)s.reads,
+        "read_failures", (json_int_t)s.read_failures, "det_writes", (json_int_t)s.det_writes,
+        "call_writes", (json_int_t)s.call_writes, "write_failures", (json_int_t)s.write_failures,
+        "lamp_msgs", (json_int_t)s.lamp_msgs, "read_latency_ms", "mean", s.read_mean_ms, "p95",
+        s.read_p95_ms, "max", s.read_max_ms, "step_jitter_us", "n", (json_int_t)jitter_n, "mean",
+        jitter_mean_us, "p95", jitter_p95_us, "max", jitter_max_us);
 }

@@ -23,6 +23,8 @@ typedef struct {
     uint16_t n_phases;            /* identity n_phases */
     uint16_t n_rings;             /* identity n_rings */
     uint16_t n_sg;                /* identity n_sg */
+    uint16_t n_det;               /* identity n_det */
+    uint16_t map_version;         /* identity protocol_version (1..SF_REGMAP_VERSION) */
     uint16_t phase_mask;          /* configured phases (bit i = phase i+1, min green != 0) */
     uint8_t p1, p2;               /* first and second configured phase numbers (p2 may = p1) */
     uint16_t hb;                  /* next heartbeat value */
@@ -275,9 +277,16 @@ static int check_identity(probe_t *p)
     p->n_phases = id[2];
     p->n_rings = id[3];
     p->n_sg = id[4];
-    bool ok = id[0] == SF_REGMAP_VERSION;
-    add_row(p, "protocol version", ok ? SF_PROBE_PASS : SF_PROBE_FAIL, "protocol_version = 1",
+    p->n_det = id[5];
+    p->map_version = id[0];
+    /* The map is append-only: a version 1 unit is checked against the version 1 entries. */
+    bool ok = id[0] >= 1 && id[0] <= SF_REGMAP_VERSION;
+    char exp_ver[48];
+    snprintf(exp_ver, sizeof exp_ver, "protocol_version 1..%d", SF_REGMAP_VERSION);
+    add_row(p, "protocol version", ok ? SF_PROBE_PASS : SF_PROBE_FAIL, exp_ver,
             "protocol_version = %u", id[0]);
+    if (!ok)
+        return -1;
     if (rd_holding(p, addr_of(SF_R_PHASE_MIN_GREEN), SF_MAX_PHASES, mg) != 0) {
         add_row(p, "identity", SF_PROBE_FAIL, "phase_min_green readable", "read: %s",
                 outcome(-1, errno, buf, sizeof buf));
@@ -320,7 +329,8 @@ static void check_readable(probe_t *p)
         size_t dl = 0;
         for (size_t i = 0; i < n; i++) {
             const sf_reg_t *r = &t[i];
-            if ((int)r->table != tbl || !(r->access & SF_ACC_R))
+            if ((int)r->table != tbl || !(r->access & SF_ACC_R) ||
+                sf_regmap_since(r) > p->map_version)
                 continue;
             entries++;
             uint16_t span = sf_regmap_span(r);
@@ -515,6 +525,74 @@ static void check_bad_address(probe_t *p)
     add_row(p, "refuse bad address", ok ? SF_PROBE_PASS : SF_PROBE_FAIL, exp,
             "holding %u: %s (reads %u -> %u); coil %u: %s", gap, outcome(rc1, e1, o1, sizeof o1),
             before, after, beyond, outcome(rc2, e2, o2, sizeof o2));
+}
+
+/* Map v2 external detection: a bad enable value and a detector the unit does not have are
+ * refused (03) and change nothing; det_input with det_input_enable = 1 becomes the
+ * unit's det_presence within a tick or two, 0 again when cleared; the enable is put back
+ * as found (so a unit with wired detectors uses them again). */
+static void check_ext_detection(probe_t *p)
+{
+    const char *name = "external detection (v2)";
+    const char *exp = "enable 2 and det_input beyond n_det refused (03, unchanged); det_input "
+                      "shows in det_presence while enabled";
+    if (p->map_version < 2) {
+        add_row(p, name, SF_PROBE_SKIP, exp, "protocol_version %u has no det_input",
+                p->map_version);
+        return;
+    }
+    if (p->n_det == 0) {
+        add_row(p, name, SF_PROBE_SKIP, exp, "the unit has no detectors");
+        return;
+    }
+    char o1[64], o2[64], buf[64];
+    uint16_t a_en = addr_of(SF_R_DET_INPUT_ENABLE), a_in = addr_of(SF_R_DET_INPUT);
+    uint16_t en0 = 0xffff, en1 = 0xffff;
+    uint8_t in0[SF_MAX_DET] = {0}, in1[SF_MAX_DET] = {0};
+    int nd = p->n_det > SF_MAX_DET ? SF_MAX_DET : p->n_det;
+    if (rd_holding(p, a_en, 1, &en0) != 0 || modbus_read_bits(p->mb, a_in, nd, in0) != nd) {
+        add_row(p, name, SF_PROBE_FAIL, exp, "det_input_enable / det_input not readable: %s",
+                outcome(-1, errno, buf, sizeof buf));
+        return;
+    }
+    int rc1 = wr_reg(p, a_en, 2);
+    int e1 = errno;
+    int rc2 = 0, e2 = 0;
+    if (nd < SF_MAX_DET) {
+        rc2 = modbus_write_bit(p->mb, (uint16_t)(a_in + nd), 1);
+        e2 = errno;
+        if (rc2 < 0)
+            recover(p, e2);
+    }
+    bool same = rd_holding(p, a_en, 1, &en1) == 0 && modbus_read_bits(p->mb, a_in, nd, in1) == nd &&
+                en1 == en0 && memcmp(in0, in1, (size_t)nd) == 0;
+    bool refused = rc1 < 0 && exc_of(e1) == 3 && (nd == SF_MAX_DET || (rc2 < 0 && exc_of(e2) == 3));
+    /* Drive detector 0 and watch det_presence follow, both ways. */
+    uint8_t seen_on = 0xff, seen_off = 0xff;
+    bool drove = wr_reg(p, a_en, 1) == 0 && wr_bits(p, a_in, 1, (const uint8_t[]){1}) == 0;
+    double until = now_s() + 1.0;
+    while (drove && now_s() < until) {
+        if (modbus_read_input_bits(p->mb, addr_of(SF_R_DET_PRESENCE), 1, &seen_on) == 1 &&
+            seen_on == 1)
+            break;
+        sleep_s(0.05);
+    }
+    drove = drove && wr_bits(p, a_in, 1, (const uint8_t[]){0}) == 0;
+    until = now_s() + 1.0;
+    while (drove && now_s() < until) {
+        if (modbus_read_input_bits(p->mb, addr_of(SF_R_DET_PRESENCE), 1, &seen_off) == 1 &&
+            seen_off == 0)
+            break;
+        sleep_s(0.05);
+    }
+    int rs = wr_reg(p, a_en, en0 <= 1 ? en0 : 0); /* as found */
+    bool ok = refused && same && drove && seen_on == 1 && seen_off == 0 && rs == 0;
+    add_row(p, name, ok ? SF_PROBE_PASS : SF_PROBE_FAIL, exp,
+            "enable=2: %s; det_input[%d]=1: %s; %s; det_presence[0] %u after det_input 1, %u "
+            "after 0; enable restored to %u%s",
+            outcome(rc1, e1, o1, sizeof o1), nd,
+            nd < SF_MAX_DET ? outcome(rc2, e2, o2, sizeof o2) : "n/a",
+            same ? "unchanged" : "CHANGED", seen_on, seen_off, en0, rs == 0 ? "" : " (failed)");
 }
 
 static void check_fallback(probe_t *p)
@@ -750,6 +828,7 @@ int sf_probe_run(const sf_probe_config_t *cfg_in, sf_probe_report_t *out)
         check_conflict_plan(&p);
         check_bad_mode(&p);
         check_bad_address(&p);
+        check_ext_detection(&p);
         /* Centre control first: a unit may still be in its start-up sequence. */
         p.heartbeat = true;
         double t = wait_mode(&p, 1, 0);

@@ -248,6 +248,16 @@ static const sf_reg_t regmap[SF_R_COUNT] = {
     /* ---- discrete inputs 0-99: detectors ---- */
     {SF_R_DET_PRESENCE, "det_presence", SF_TBL_DISCRETE, 0, 64, SF_RT_BOOL, "", RO, 0, 1,
      "Detector presence per detector (1 = occupied), as the unit sees it this tick"},
+
+    /* ---- map version 2: external detection (a HIL simulator or a remote detector rack
+     * drives the unit's detector inputs); appended, version 1 addresses unchanged ---- */
+    {SF_R_DET_INPUT_ENABLE, "det_input_enable", SF_TBL_HOLDING, 500, 1, SF_RT_U16, "", RW, 0, 1,
+     "(v2) External detection: 1 = the unit takes detector presence from det_input instead "
+     "of its own detector inputs; 0 (at start-up) = its own inputs, det_input ignored"},
+    {SF_R_DET_INPUT, "det_input", SF_TBL_COIL, 100, 64, SF_RT_BOOL, "", RW, 0, 1,
+     "(v2) External presence per detector (1 = occupied), used while det_input_enable is 1 "
+     "(kept, unused, while it is 0); 1 for a detector the unit does not have is refused "
+     "(03); reads the values last written"},
 };
 
 const sf_reg_t *sf_regmap_table(size_t *n)
@@ -274,6 +284,12 @@ const sf_reg_t *sf_regmap_by_name(const char *name)
                 return &regmap[i];
     errno = ENOENT;
     return NULL;
+}
+
+uint16_t sf_regmap_since(const sf_reg_t *r)
+{
+    /* Entries are only ever appended: ids from the first version 2 entry on are v2. */
+    return !r ? 0 : r->id >= SF_R_DET_INPUT_ENABLE ? 2 : 1;
 }
 
 uint16_t sf_regmap_width(const sf_reg_t *r)
@@ -482,7 +498,9 @@ int sf_regmap_write_md(FILE *out)
             "  VALUE). A refused request changes nothing, also when it writes several\n"
             "  registers. A client outside the unit's write allow-list gets exception 01\n"
             "  (ILLEGAL FUNCTION) for every write function and can still read.\n"
-            "- Gaps between blocks are reserved for later versions of the map.\n",
+            "- Gaps between blocks are reserved for later versions of the map. Version 2\n"
+            "  appended external detection (`det_input_enable`, `det_input`, marked (v2)); every\n"
+            "  version 1 entry keeps its address, so a version 1 client works unchanged.\n",
             SF_REGMAP_VERSION);
     for (int t = 0; t < SF_TBL_N; t++) {
         fprintf(out,

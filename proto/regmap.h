@@ -149,6 +149,9 @@ typedef enum {
     SF_R_PHASE_OMIT,
     /* discrete inputs */
     SF_R_DET_PRESENCE,
+    /* map version 2 (appended: every version 1 entry keeps its id and address) */
+    SF_R_DET_INPUT_ENABLE,
+    SF_R_DET_INPUT,
     SF_R_COUNT
 } sf_reg_id_t;
 
@@ -190,6 +193,10 @@ const sf_reg_t *sf_regmap_by_name(const char *name);
  * (a gap or beyond the map). *elem receives the value index within the entry and
  * *word the register within that value (0, or 1 for a u32 low word); both may be NULL. */
 const sf_reg_t *sf_regmap_at(sf_reg_table_t t, uint16_t address, uint16_t *elem, uint16_t *word);
+
+/* The map version that introduced an entry (1, or 2 for the appended external detection
+ * block): a client skips entries newer than the unit's protocol_version. 0 for NULL. */
+uint16_t sf_regmap_since(const sf_reg_t *r);
 
 /* Number of addresses an entry spans: count, times 2 for u32. */
 uint16_t sf_regmap_span(const sf_reg_t *r);

@@ -2,7 +2,8 @@
  * child process is the "real" unit, configured into the scenario by --set alone; the
  * bridge is a lockstep participant (stage 1) on a real ZeroMQ forwarder, driven by a small
  * real-time clock in the test that publishes detector inputs; lamps must flow back as
- * LampStates and the detector calls must arrive at the unit (read back over Modbus). */
+ * LampStates and the detector presence must arrive at the unit (map v2 det_input, read
+ * back over Modbus). */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <modbus.h>
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -33,6 +35,7 @@ static pid_t start_unit(uint16_t *port)
     pid_t pid = fork();
     cr_assert_neq(pid, -1);
     if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM); /* a failed assertion must not leave it running */
         dup2(fds[1], 1);
         close(fds[0]);
         close(fds[1]);
@@ -223,28 +226,36 @@ Test(bridge, sigflow_unit_in_the_loop_lamps_flow_and_calls_arrive)
     cr_assert_eq(st.steps, STEPS);
     cr_assert_eq(st.reads, STEPS);
     cr_assert_eq(st.read_failures, 0);
-    cr_assert_eq(st.call_writes, 2, "two rising edges -> two call writes, got %llu",
-                 (unsigned long long)st.call_writes);
+    /* A map v2 unit: presence goes to det_input, one write per change (the first step's
+     * 0, then 1, 0, 1), no phase calls. */
+    cr_assert_eq(st.det_writes, 4, "presence 0,1,0,1 -> four det_input writes, got %llu",
+                 (unsigned long long)st.det_writes);
+    cr_assert_eq(st.call_writes, 0);
+    cr_assert_eq(st.write_failures, 0);
     cr_assert_gt(st.read_max_ms, 0.0);
     cr_assert_leq(st.read_mean_ms, st.read_max_ms);
     cr_assert_leq(st.read_p95_ms, st.read_max_ms);
 
-    /* The calls arrived: the unit (still in its start-up sequence, 15 s) holds the vehicle
-     * call of the detector's phase, read back over Modbus. */
+    /* The presence arrived: external detection is on, det_input holds the last presence
+     * and the unit sees it as its detector presence (in its start-up sequence, 15 s, it
+     * takes no calls from presence: what it does with them is the engine's business). */
     modbus_t *mb = modbus_new_tcp("127.0.0.1", port);
     cr_assert_not_null(mb);
     cr_assert_eq(modbus_connect(mb), 0);
-    uint8_t calls[16];
-    uint16_t veh = 0;
-    cr_assert_eq(modbus_read_bits(mb, sf_regmap_get(SF_R_PHASE_CALL)->address, 16, calls), 16);
-    cr_assert_eq(modbus_read_input_registers(
-                     mb, sf_regmap_get(SF_R_PHASE_STATUS_VEH_CALLS)->address, 1, &veh),
+    uint8_t din[SF_MAX_DET], pres[SF_MAX_DET];
+    uint16_t en = 0;
+    cr_assert_eq(modbus_read_registers(mb, sf_regmap_get(SF_R_DET_INPUT_ENABLE)->address, 1, &en),
                  1);
-    modbus_close(mb);
-    modbus_free(mb);
-    cr_assert(calls[phase_no - 1] == 1 || (veh >> (phase_no - 1)) & 1u,
-              "phase %u call not held (coil %u, veh_calls 0x%04x)", phase_no, calls[phase_no - 1],
-              veh);
+    cr_assert_eq(modbus_read_bits(mb, sf_regmap_get(SF_R_DET_INPUT)->address, ix->n_det, din),
+                 ix->n_det);
+    cr_assert_eq(
+        modbus_read_input_bits(mb, sf_regmap_get(SF_R_DET_PRESENCE)->address, ix->n_det, pres),
+        ix->n_det);
+    cr_assert_eq(en, 1, "det_input_enable %u while bridged", en);
+    for (unsigned d = 0; d < ix->n_det; d++) {
+        cr_assert_eq(din[d], d == (unsigned)det, "det_input[%u] = %u", d, din[d]);
+        cr_assert_eq(pres[d], d == (unsigned)det, "det_presence[%u] = %u", d, pres[d]);
+    }
 
     /* The hil report section. */
     json_t *rep = sf_bridge_report(b, j.n, j.mean_us, j.p95_us, j.max_us);
@@ -261,6 +272,12 @@ Test(bridge, sigflow_unit_in_the_loop_lamps_flow_and_calls_arrive)
     zmq_ctx_term(ctx);
     sf_bridge_destroy(&b);
     sf_bridge_destroy(&b);
+    /* The bridge handed detection back to the unit's own inputs. */
+    cr_assert_eq(modbus_read_registers(mb, sf_regmap_get(SF_R_DET_INPUT_ENABLE)->address, 1, &en),
+                 1);
+    cr_assert_eq(en, 0, "det_input_enable %u after the bridge left", en);
+    modbus_close(mb);
+    modbus_free(mb);
     sf_scenario_destroy(&sc);
     kill(unit, SIGTERM);
     int wst;

@@ -1090,6 +1090,8 @@ void sf_engine_refresh_status(sf_unit_t *u)
     st->heartbeat_age_ds = u->hb_age;
     st->n_det = ix->n_det;
     st->det_presence = u->det;
+    st->det_external = u->det_ext_on;
+    st->det_input = u->det_ext;
     st->prio_lockout_ds = u->lockout;
     for (uint8_t i = 0; i < SF_UNIT_MAX_PRIO; i++) {
         const sf_prio_t *q = &u->prio[i];

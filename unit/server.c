@@ -243,6 +243,10 @@ static void refresh(sf_server_t *s)
     const sf_reg_t *dp = sf_regmap_get(SF_R_DET_PRESENCE);
     for (int i = 0; i < dp->count; i++)
         s->map->tab_input_bits[dp->address + i] = (uint8_t)((st->det_presence >> i) & 1u);
+    hr[A(SF_R_DET_INPUT_ENABLE)] = st->det_external;
+    const sf_reg_t *di = sf_regmap_get(SF_R_DET_INPUT);
+    for (int i = 0; i < di->count; i++)
+        s->map->tab_bits[di->address + i] = (uint8_t)((st->det_input >> i) & 1u);
 
     s->refreshed_ticks = st->ticks;
     s->stale = false;
@@ -528,8 +532,10 @@ static int apply_write(sf_server_t *s, const uint8_t *req, int fc)
         if (table == SF_TBL_COIL) {
             uint8_t bit = fc == FC_WRITE_SINGLE_COIL ? (pdu[3] == 0xFF)
                                                      : (uint8_t)((pdu[6 + k / 8] >> (k % 8)) & 1u);
-            if (bit && !((have >> elem) & 1u))
-                return MODBUS_EXCEPTION_ILLEGAL_DATA_VALUE; /* no such phase */
+            bool exists = r->id == SF_R_DET_INPUT ? elem < sf_unit_intersection(s->unit)->n_det
+                                                  : ((have >> elem) & 1u) != 0;
+            if (bit && !exists)
+                return MODBUS_EXCEPTION_ILLEGAL_DATA_VALUE; /* no such phase or detector */
             coils[at] = bit;
             if (bit && r->id == SF_R_PHASE_CALL)
                 call_mask[0] = (uint16_t)(call_mask[0] | (1u << elem));
@@ -687,6 +693,14 @@ static int apply_write(sf_server_t *s, const uint8_t *req, int fc)
         (void)sf_unit_phase_control(s->unit, SF_CTL_PED_CALL, call_mask[1]);
     if (touched[SF_R_HEARTBEAT])
         (void)sf_unit_heartbeat(s->unit, hr[A(SF_R_HEARTBEAT)]);
+    if (touched[SF_R_DET_INPUT] || touched[SF_R_DET_INPUT_ENABLE]) {
+        const sf_reg_t *di = sf_regmap_get(SF_R_DET_INPUT);
+        uint64_t ext = 0;
+        for (uint16_t i = 0; i < di->count; i++)
+            if (coils[di->address + i])
+                ext |= 1ull << i;
+        sf_unit_set_external_detectors(s->unit, hr[A(SF_R_DET_INPUT_ENABLE)] != 0, ext);
+    }
     return 0;
 
 undo:

@@ -389,8 +389,23 @@ void sf_unit_set_detectors(sf_unit_t *u, uint64_t presence)
     if (!u)
         return;
     uint64_t keep = u->ix.n_det >= 64 ? ~0ull : ((1ull << u->ix.n_det) - 1);
-    u->det = presence & keep;
+    u->det_own = presence & keep;
+    if (!u->det_ext_on)
+        u->det = u->det_own;
     u->st.det_presence = u->det;
+}
+
+void sf_unit_set_external_detectors(sf_unit_t *u, bool enable, uint64_t presence)
+{
+    if (!u)
+        return;
+    uint64_t keep = u->ix.n_det >= 64 ? ~0ull : ((1ull << u->ix.n_det) - 1);
+    u->det_ext = presence & keep;
+    u->det_ext_on = enable;
+    u->det = enable ? u->det_ext : u->det_own;
+    u->st.det_presence = u->det;
+    u->st.det_external = enable;
+    u->st.det_input = u->det_ext;
 }
 
 int sf_unit_heartbeat(sf_unit_t *u, uint16_t value)

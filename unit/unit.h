@@ -183,6 +183,12 @@ int sf_unit_set_clock(sf_unit_t *u, uint32_t tod_ds);
  * and occupancy. */
 void sf_unit_set_detectors(sf_unit_t *u, uint64_t presence);
 
+/* External detection (register map v2: det_input_enable, det_input): while enable is set
+ * the unit takes its detector presence from presence (a HIL simulator, a remote detector
+ * rack) instead of its own inputs, which it keeps (sf_unit_set_detectors) and uses again
+ * once external detection is off. Bits above n_det are ignored. */
+void sf_unit_set_external_detectors(sf_unit_t *u, bool enable, uint64_t presence);
+
 /* Advance the unit by 0.1 s: engine, lamp outputs, seam, monitor, detector data,
  * priority, heartbeat watchdog; then refresh the status snapshot. */
 void sf_unit_tick(sf_unit_t *u);
@@ -367,7 +373,9 @@ typedef struct {
     uint32_t heartbeat_age_ds; /* 0.1 s since the last heartbeat (saturates) */
     /* detectors */
     uint8_t n_det;
-    uint64_t det_presence;           /* inputs as last set */
+    uint64_t det_presence;           /* inputs in use (own, or external when det_external) */
+    bool det_external;               /* external detection on (map v2 det_input_enable) */
+    uint64_t det_input;              /* external presence as last written (map v2 det_input) */
     uint16_t det_seq;                /* increments when an interval completes */
     uint16_t det_volume[SF_MAX_DET]; /* vehicles (rising edges) in the last complete interval */
     uint16_t

@@ -94,7 +94,10 @@ struct sf_unit_s {
     uint32_t tod_ds;      /* time of day, 0.1 s */
     bool clock_set;       /* the host set the clock since the last tick */
     uint32_t sync_ref_ds; /* coordination sync reference, 0.1 s after midnight */
-    uint64_t det;         /* detector presence inputs */
+    uint64_t det;         /* detector presence inputs in use (own or external) */
+    uint64_t det_own;     /* the unit's own inputs, as last set (sf_unit_set_detectors) */
+    uint64_t det_ext;     /* external presence (map v2 det_input) */
+    bool det_ext_on;      /* external detection enabled (map v2 det_input_enable) */
     uint64_t det_prev;    /* inputs at the previous tick (for volume edges) */
     uint32_t hb_age;      /* 0.1 s since the last heartbeat */
     uint16_t hb_value;    /* last heartbeat */
