@@ -59,7 +59,7 @@ typedef struct {
 /* What the centre last read from one unit (register values as the map defines them). */
 typedef struct {
     /* identity (read once per connection) */
-    uint16_t protocol_version; /* SF_REGMAP_VERSION expected */
+    uint16_t protocol_version; /* 1..SF_REGMAP_VERSION expected */
     uint16_t n_phases, n_rings, n_sg, n_det, n_plans;
     char unit_id[33]; /* intersection id, NUL-terminated */
     bool identity_ok; /* protocol version known and id as configured */
