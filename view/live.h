@@ -14,6 +14,9 @@
  * plan at the selected intersection, r reset its fault. Mouse drag pans, the wheel zooms
  * at the cursor, a click selects an intersection (its panel opens); arrows pan, z / x
  * zoom, f fits, h (or F1) toggles the help overlay, Esc closes the panel, q quits.
+ * `sigflow run`'s clock acts on pause, step and speed (cli/run.c), its controller on
+ * priority, plan and fault reset (sf_controller_operator). The status bar shows the speed
+ * factor the clock announces in each Step ("lockstep": as fast as possible).
  *
  * End of the run: when the run's summary (topic "summary") or the clock's Bye arrives, a
  * box over the map says "run finished" with the final MOEs of the summary (network delay,
