@@ -4,15 +4,18 @@
  * real-time clock in the test that publishes detector inputs; lamps must flow back as
  * LampStates and the detector presence must arrive at the unit (map v2 det_input, read
  * back over Modbus). */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <modbus.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -303,5 +306,121 @@ Test(bridge, no_unit_host_means_nothing_bridged_and_bad_input_refused)
     errno = 0;
     cr_assert_eq(sf_bridge_step(NULL, NULL, NULL), -1);
     cr_assert_eq(errno, EINVAL);
+    sf_scenario_destroy(&sc);
+}
+
+/* A register map version 1 device: a plain libmodbus server whose tables end where
+ * version 1 ended (no det_input coils, no det_input_enable), protocol_version 1. */
+typedef struct {
+    modbus_t *ctx;
+    modbus_mapping_t *map;
+    int listen_fd;
+} v1_server_t;
+
+static void *v1_main(void *arg)
+{
+    v1_server_t *v = arg;
+    int fd = modbus_tcp_accept(v->ctx, &v->listen_fd);
+    if (fd < 0)
+        return NULL;
+    uint8_t q[MODBUS_TCP_MAX_ADU_LENGTH];
+    for (;;) {
+        int n = modbus_receive(v->ctx, q);
+        if (n == 0)
+            continue;
+        if (n < 0)
+            break; /* the bridge closed */
+        modbus_reply(v->ctx, q, n, v->map);
+    }
+    close(fd);
+    return NULL;
+}
+
+Test(bridge, a_map_v1_device_gets_phase_calls)
+{
+    v1_server_t v = {0};
+    v.ctx = modbus_new_tcp("127.0.0.1", 0);
+    cr_assert_not_null(v.ctx);
+    const sf_reg_t *omit = sf_regmap_get(SF_R_PHASE_OMIT);
+    v.map = modbus_mapping_new(omit->address + omit->count, 64,
+                               sf_regmap_get(SF_R_PLAN_RD_SELECT)->address + 1,
+                               sf_regmap_table_size(SF_TBL_INPUT));
+    cr_assert_not_null(v.map);
+    v.map->tab_input_registers[sf_regmap_get(SF_R_PROTOCOL_VERSION)->address] = 1;
+    v.listen_fd = modbus_tcp_listen(v.ctx, 1);
+    cr_assert_geq(v.listen_fd, 0);
+    struct sockaddr_in a;
+    socklen_t al = sizeof a;
+    cr_assert_eq(getsockname(v.listen_fd, (struct sockaddr *)&a, &al), 0);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, v1_main, &v), 0);
+
+    char set_host[] = "intersections[0].unit_host=127.0.0.1";
+    char set_port[64];
+    snprintf(set_port, sizeof set_port, "intersections[0].unit_port=%u", ntohs(a.sin_port));
+    const char *sets[] = {set_host, set_port};
+    sf_scenario_t *sc = sf_scenario_load(SINGLE, sets, 2, NULL);
+    cr_assert_not_null(sc);
+    const sf_intersection_t *ix = &sc->intersections[0];
+    int det = -1;
+    for (unsigned d = 0; d < ix->n_det && det < 0; d++)
+        if (ix->det[d].phase_mask & 2u)
+            det = (int)d;
+    cr_assert_geq(det, 0);
+    uint8_t phase_no = ix->phases[1].id;
+    /* A plausible status: centre fixed time, every group red. */
+    uint16_t *ir = v.map->tab_input_registers;
+    ir[sf_regmap_get(SF_R_CONTROL_MODE)->address] = 0x10;
+    for (unsigned g = 0; g < ix->n_sg; g++)
+        ir[sf_regmap_get(SF_R_SG_LAMP)->address + g] = 0x10;
+    sf_bridge_t *b = sf_bridge_new(sc, NULL);
+    cr_assert_not_null(b);
+
+    void *ctx = zmq_ctx_new();
+    void *pub = zmq_socket(ctx, ZMQ_PUB);
+    cr_assert_eq(zmq_bind(pub, "inproc://bridge-v1"), 0);
+    for (uint64_t k = 0; k < 12; k++) {
+        /* occupied at steps 2-4 and 8-9: two rising edges */
+        Sfbus__DetectorInputs d = SFBUS__DETECTOR_INPUTS__INIT;
+        d.k = k;
+        d.ix = 0;
+        d.presence = (k >= 2 && k < 5) || (k >= 8 && k < 10) ? 1ull << det : 0;
+        sf_bus_rx_t rx = {.type = SF_BUS_DET, .msg = &d.base};
+        cr_assert_eq(sf_bridge_on_msg(b, &rx), 0);
+        Sfbus__Step st = SFBUS__STEP__INIT;
+        st.k = k;
+        cr_assert_eq(sf_bridge_step(b, &st, pub), 0, "step %llu: %s", (unsigned long long)k,
+                     sf_bus_strerror(errno));
+    }
+    sf_bridge_stats_t s;
+    sf_bridge_stats(b, &s);
+    cr_assert_eq(s.reads, 12, "reads %llu failures %llu", (unsigned long long)s.reads,
+                 (unsigned long long)s.read_failures);
+    cr_assert_eq(s.det_writes, 0);
+    cr_assert_eq(s.call_writes, 2, "two rising edges -> two phase_call writes, got %llu",
+                 (unsigned long long)s.call_writes);
+    cr_assert_eq(s.write_failures, 0);
+    json_t *rep = sf_bridge_report(b, 0, 0, 0, 0);
+    const json_t *u0 = json_array_get(json_object_get(rep, "units"), 0);
+    cr_assert_eq(json_integer_value(json_object_get(u0, "map_version")), 1);
+    cr_assert_str_eq(json_string_value(json_object_get(u0, "detectors")), "phase_call");
+    json_decref(rep);
+    sf_bridge_destroy(&b); /* closes the connection: the server thread ends */
+    pthread_join(th, NULL);
+    /* The calls reached the device: the phase_call coils of the detector's phases, and
+     * only those. */
+    uint16_t want = 0;
+    for (unsigned p = 0; p < ix->n_phases; p++)
+        if ((ix->det[det].phase_mask >> p) & 1u)
+            want = (uint16_t)(want | (1u << (ix->phases[p].id - 1)));
+    cr_assert(want & (1u << (phase_no - 1)));
+    for (unsigned p = 0; p < SF_MAX_PHASES; p++)
+        cr_assert_eq(v.map->tab_bits[sf_regmap_get(SF_R_PHASE_CALL)->address + p], (want >> p) & 1u,
+                     "phase_call[%u]", p);
+    zmq_close(pub);
+    zmq_ctx_term(ctx);
+    close(v.listen_fd);
+    modbus_mapping_free(v.map);
+    modbus_free(v.ctx);
     sf_scenario_destroy(&sc);
 }
