@@ -20,12 +20,14 @@
 
 /* Vehicle flags (pool flags[]). */
 enum {
-    VF_YGO = 1,      /* yellow decision taken: go (also carries it through red) */
-    VF_YSTOP = 2,    /* yellow decision taken: stop */
-    VF_STOPPED = 4,  /* stopped since speed fell below STOP_V (cleared above MOVE_V) */
-    VF_ACC_OPEN = 8, /* crossed a stop line; its approach account closes downstream */
-    VF_AOG = 16,     /* projected stop-line arrival still to be classified */
-    VF_CHECKIN = 32, /* bus checked in on this link */
+    VF_YGO = 1,        /* yellow decision taken: go (also carries it through red) */
+    VF_YSTOP = 2,      /* yellow decision taken: stop */
+    VF_STOPPED = 4,    /* stopped since speed fell below STOP_V (cleared above MOVE_V) */
+    VF_ACC_OPEN = 8,   /* crossed a stop line; its approach account closes downstream */
+    VF_AOG = 16,       /* projected stop-line arrival still to be classified */
+    VF_CHECKIN = 32,   /* bus checked in on this link */
+    VF_THRU_IN = 64,   /* entered this link straight on: from a boundary or by a through movement */
+    VF_ACC_THRU = 128, /* the open approach account is a through passage (in and out straight) */
 };
 
 /* Lamp classes. */
@@ -88,16 +90,18 @@ typedef struct {
 
 /* Measures of one approach (a link ending at an intersection), after warm-up. */
 typedef struct {
-    uint64_t crossed;    /* vehicles over the stop line */
-    double sum_sl_delay; /* s: stop-line crossing minus undelayed (free-flow) crossing */
-    uint64_t n_acc;      /* closed delay accounts */
-    double sum_delay;    /* s */
-    double sum_stops;    /* stops */
-    uint64_t arrivals;   /* projected stop-line arrivals */
-    uint64_t arr_green;  /* ... of which on green */
-    double q_sum;        /* sum of sampled queue lengths, m */
-    uint64_t q_n;        /* samples */
-    float q_max;         /* m */
+    uint64_t crossed;      /* vehicles over the stop line */
+    double sum_sl_delay;   /* s: stop-line crossing minus undelayed (free-flow) crossing */
+    uint64_t n_acc;        /* closed delay accounts */
+    double sum_delay;      /* s */
+    double sum_stops;      /* stops */
+    uint64_t n_thru;       /* closed accounts of through vehicles (VF_ACC_THRU) */
+    double sum_thru_stops; /* their stops */
+    uint64_t arrivals;     /* projected stop-line arrivals */
+    uint64_t arr_green;    /* ... of which on green */
+    double q_sum;          /* sum of sampled queue lengths, m */
+    uint64_t q_n;          /* samples */
+    float q_max;           /* m */
 } app_moe_t;
 
 typedef struct {

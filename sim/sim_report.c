@@ -60,6 +60,8 @@ static json_t *approach_json(const sf_sim_t *sim, uint32_t li, double span)
     rc |= set(o, "los", json_string(sf_sim_los(d)));
     rc |= set(o, "mean_stopline_delay_s", num(ratio(m->sum_sl_delay, (double)m->crossed)));
     rc |= set(o, "mean_stops", num(ratio(m->sum_stops, (double)m->n_acc)));
+    rc |= set(o, "through_vehicles_measured", json_integer((json_int_t)m->n_thru));
+    rc |= set(o, "through_mean_stops", num(ratio(m->sum_thru_stops, (double)m->n_thru)));
     rc |= set(o, "mean_queue_m", num(ratio(m->q_sum, (double)m->q_n)));
     rc |= set(o, "max_queue_m", num((double)m->q_max));
     rc |= set(o, "arrivals_on_green_pct",

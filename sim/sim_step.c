@@ -249,9 +249,13 @@ static void close_account(sf_sim_t *sim, uint32_t w)
         m->n_acc++;
         m->sum_delay += (double)(sim->v_delay[w] - sim->v_delay_open[w]);
         m->sum_stops += (double)(sim->v_stops[w] - sim->v_stops_open[w]);
+        if (sim->v_flags[w] & VF_ACC_THRU) {
+            m->n_thru++;
+            m->sum_thru_stops += (double)(sim->v_stops[w] - sim->v_stops_open[w]);
+        }
     }
     sim->v_acc[w] = SF_NONE32;
-    sim->v_flags[w] &= (uint8_t)~VF_ACC_OPEN;
+    sim->v_flags[w] &= (uint8_t) ~(VF_ACC_OPEN | VF_ACC_THRU);
 }
 
 /* Classify a projected stop-line arrival as on green or not. */
@@ -426,7 +430,7 @@ static void insert_entries(sf_sim_t *sim)
             uint32_t w = sim->free_stack[--sim->n_free];
             sim->v_id[w] = sim->next_id++;
             sim->v_type[w] = type;
-            sim->v_flags[w] = lk->to_ix >= 0 ? VF_AOG : 0;
+            sim->v_flags[w] = (uint8_t)(VF_THRU_IN | (lk->to_ix >= 0 ? VF_AOG : 0));
             sim->v_mov[w] = s->pend_mov;
             sim->v_nmov[w] = SF_NONE8;
             sim->v_nlane[w] = SF_NONE8;
@@ -942,7 +946,14 @@ static void transfers(sf_sim_t *sim)
             sim->v_acc[w] = ln->link;
             sim->v_tcross[w] = sim->t;
             uint8_t fl = sim->v_flags[w];
-            fl &= (uint8_t) ~(VF_YGO | VF_YSTOP | VF_CHECKIN | VF_AOG);
+            /* a through passage: came onto this approach straight and leaves it straight
+             * (the arterial's through traffic, not the vehicles that turned in) */
+            bool straight = mv->turn == SF_TURN_THROUGH;
+            if (straight && (fl & VF_THRU_IN))
+                fl |= VF_ACC_THRU;
+            fl &= (uint8_t) ~(VF_YGO | VF_YSTOP | VF_CHECKIN | VF_AOG | VF_THRU_IN);
+            if (straight)
+                fl |= VF_THRU_IN;
             fl |= VF_ACC_OPEN;
             if (to->to_ix >= 0)
                 fl |= VF_AOG;
