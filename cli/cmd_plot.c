@@ -1,4 +1,5 @@
 /* cli/cmd_plot.c — `sigflow plot time-space|coordination|queues RUN --out FILE.png`. */
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,8 +14,10 @@ static void usage(FILE *out)
             "usage: sigflow plot time-space|coordination|queues RUN --out FILE.png\n"
             "                    [--scenario FILE] [--ix ID] [--size WxH]\n\n"
             "Draw a plot of a recorded run as a PNG, offscreen (no display needed). RUN is a\n"
-            "run record written by `sigflow view --record FILE` (or a driver calling the\n"
-            "view/runrec.h API); it names its scenario, which is loaded again.\n\n"
+            "run record written by `sigflow run ... --runrec FILE` or `sigflow view --record\n"
+            "FILE`, or the report of `sigflow run ... --report R.json --runrec FILE`, whose\n"
+            "\"run_record\" field names the record (relative to the report's directory). The\n"
+            "record names its scenario, which is loaded again.\n\n"
             "  time-space    trajectories along the arterial with each intersection's\n"
             "                through lamps as bars over time (both directions)\n"
             "  coordination  Purdue coordination diagram of one intersection: arrivals\n"
@@ -41,6 +44,42 @@ static int looks_like_json(const char *path)
     while (ch == ' ' || ch == '\n' || ch == '\r' || ch == '\t');
     fclose(f);
     return ch == '{';
+}
+
+/* The run record a report names ("run_record", relative to the report's directory
+ * unless absolute) into buf. Returns 0, or -1 after saying why on stderr. */
+static int record_of_report(const char *report, char *buf, size_t len)
+{
+    json_error_t jerr;
+    json_t *rep = json_load_file(report, 0, &jerr);
+    if (!rep) {
+        fprintf(stderr, "sigflow plot: %s:%d: not a JSON report: %s\n", report, jerr.line,
+                jerr.text);
+        return -1;
+    }
+    const json_t *rr = json_is_object(rep) ? json_object_get(rep, "run_record") : NULL;
+    int rc = -1;
+    if (!rr) {
+        fprintf(stderr,
+                "sigflow plot: %s: a JSON report without a run record (\"run_record\"): it holds "
+                "totals, not the time series a plot needs (trajectories, lamp changes, queues); "
+                "run again "
+                "with `sigflow run SCENARIO --report %s --runrec FILE` and plot that report "
+                "(or FILE)\n",
+                report, report);
+    } else if (!json_is_string(rr) || json_string_length(rr) == 0) {
+        fprintf(stderr, "sigflow plot: %s: \"run_record\" is not a file name\n", report);
+    } else {
+        const char *p = json_string_value(rr);
+        const char *slash = strrchr(report, '/');
+        int dir = p[0] == '/' || !slash ? 0 : (int)(slash - report + 1);
+        if ((size_t)snprintf(buf, len, "%.*s%s", dir, report, p) >= len)
+            fprintf(stderr, "sigflow plot: %s: \"run_record\" is too long\n", report);
+        else
+            rc = 0;
+    }
+    json_decref(rep);
+    return rc;
 }
 
 int sf_cmd_plot(int argc, char **argv)
@@ -103,13 +142,11 @@ int sf_cmd_plot(int argc, char **argv)
                 kind_s);
         return 2;
     }
+    char recpath[4096];
     if (looks_like_json(run)) {
-        fprintf(stderr,
-                "sigflow plot: %s is a JSON report: it holds totals, not the time series a plot "
-                "needs (trajectories, lamp changes, queues); record the run with `sigflow view "
-                "SCENARIO --record FILE` and plot that\n",
-                run);
-        return 1;
+        if (record_of_report(run, recpath, sizeof recpath) != 0)
+            return 1;
+        run = recpath;
     }
     char err[512], spath[256];
     if (!scen) {

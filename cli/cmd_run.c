@@ -32,6 +32,7 @@ static void usage(FILE *out)
             "usage: sigflow run [SCENARIO] [--headless] [--duration S] [--seed N]\n"
             "                   [--set PATH=VALUE]... [--report FILE] [--realtime [FACTOR]]\n"
             "                   [--no-controller] [--inproc] [--screenshot FILE.png --at S]\n"
+            "                   [--runrec FILE]\n"
             "                   [--expect NAME]... [--curve-key FILE --curve-allow DIR|FILE]\n"
             "Run a whole scenario in one process: the ZeroMQ bus forwarder, the simulator (the\n"
             "clock), every intersection's signal unit behind its own Modbus TCP port and the\n"
@@ -52,6 +53,10 @@ static void usage(FILE *out)
             "  --inproc            threads talk over the forwarder's inproc:// endpoints\n"
             "                      instead of TCP on 127.0.0.1 (faster; others still use TCP)\n"
             "  --screenshot F --at S  render a PNG of the network at sim time S (offscreen)\n"
+            "  --runrec FILE       save a run record (trajectories along the arterial every\n"
+            "                      1 s, every lamp change, approach queues) filled by the\n"
+            "                      simulator itself; with --report the report names it\n"
+            "                      (\"run_record\") so `sigflow plot KIND REPORT` draws it\n"
             "  --expect NAME       also wait for lockstep participant NAME (stage 0) joining\n"
             "                      over TCP, e.g. a HIL bridge; the bus endpoints are printed\n"
             "                      on stderr as `sigflow run: bus PUB SUB` before registration\n"
@@ -161,11 +166,59 @@ static void print_ready(void *arg, int phase, const char *pub_ep, const char *su
 
 /* What to do with a finished run: report file, summary, exit status. */
 typedef struct {
-    const char *report, *shot;
+    const char *report, *shot, *runrec;
     double at_s;
     bool done;  /* finish_run ran */
     int status; /* its result */
 } finish_t;
+
+/* The run record's path as the report names it: relative to the report's directory (so
+ * the pair can be moved together), or as given when absolute or when a directory cannot
+ * be resolved. */
+static json_t *runrec_ref(const char *report, const char *runrec)
+{
+    if (runrec[0] == '/')
+        return json_string(runrec);
+    char rdir[4096], fdir[4096], buf[4096];
+    snprintf(buf, sizeof buf, "%s", report);
+    char *slash = strrchr(buf, '/');
+    if (slash)
+        *(slash == buf ? slash + 1 : slash) = '\0';
+    if (!realpath(slash ? buf : ".", rdir))
+        return json_string(runrec);
+    snprintf(buf, sizeof buf, "%s", runrec);
+    slash = strrchr(buf, '/');
+    const char *base = slash ? slash + 1 : runrec;
+    if (slash)
+        *(slash == buf ? slash + 1 : slash) = '\0';
+    if (!realpath(slash ? buf : ".", fdir))
+        return json_string(runrec);
+    /* drop the common leading directories, then one ".." per directory of rdir left */
+    const char *r = rdir, *q = fdir;
+    for (;;) {
+        while (*r == '/')
+            r++;
+        while (*q == '/')
+            q++;
+        size_t nr = strcspn(r, "/"), nq = strcspn(q, "/");
+        if (nr == 0 || nr != nq || strncmp(r, q, nr) != 0)
+            break;
+        r += nr;
+        q += nq;
+    }
+    char out[8192];
+    size_t len = 0;
+    out[0] = '\0';
+    while (*r && len < sizeof out) {
+        len += (size_t)snprintf(out + len, sizeof out - len, "../");
+        r += strcspn(r, "/");
+        while (*r == '/')
+            r++;
+    }
+    if (len < sizeof out)
+        snprintf(out + len, sizeof out - len, "%s%s%s", q, q[0] ? "/" : "", base);
+    return json_string(out);
+}
 
 static int finish_run(finish_t *f, int rc, sf_runner_result_t *res)
 {
@@ -174,6 +227,8 @@ static int finish_run(finish_t *f, int rc, sf_runner_result_t *res)
         fprintf(stderr, "sigflow run: %s\n", res->err);
         status = 1;
     } else {
+        if (f->report && f->runrec)
+            json_object_set_new(res->report, "run_record", runrec_ref(f->report, f->runrec));
         if (f->report && sf_runner_write_report(res->report, f->report) != 0) {
             fprintf(stderr, "sigflow run: --report %s: %s\n", f->report, strerror(errno));
             status = 1;
@@ -278,7 +333,7 @@ static int run_with_window(const sf_scenario_t *sc, sf_runner_opts_t *o, sf_runn
 
 int sf_cmd_run(int argc, char **argv)
 {
-    const char *file = NULL, *report = NULL, *shot = NULL;
+    const char *file = NULL, *report = NULL, *shot = NULL, *runrec = NULL;
     const char *sets[MAX_SETS + 2];
     const char *expect[8];
     size_t n_expect = 0;
@@ -359,6 +414,8 @@ int sf_cmd_run(int argc, char **argv)
             a++;
         } else if (strcmp(s, "--report") == 0 && has_val) {
             report = argv[++a];
+        } else if (strcmp(s, "--runrec") == 0 && has_val) {
+            runrec = argv[++a];
         } else if (strcmp(s, "--screenshot") == 0 && has_val) {
             shot = argv[++a];
         } else if (strcmp(s, "--at") == 0 && has_val) {
@@ -372,7 +429,7 @@ int sf_cmd_run(int argc, char **argv)
             bool known = strcmp(s, "--duration") == 0 || strcmp(s, "--seed") == 0 ||
                          strcmp(s, "--set") == 0 || strcmp(s, "--report") == 0 ||
                          strcmp(s, "--screenshot") == 0 || strcmp(s, "--at") == 0 ||
-                         strcmp(s, "--expect") == 0;
+                         strcmp(s, "--expect") == 0 || strcmp(s, "--runrec") == 0;
             fprintf(stderr, "sigflow run: %s '%s' (see sigflow run --help)\n",
                     known ? "missing value after" : "unknown option", s);
             return 2;
@@ -392,8 +449,9 @@ int sf_cmd_run(int argc, char **argv)
         return 2;
     }
 #ifndef HAVE_SF_VIEW
-    if (shot) {
-        fprintf(stderr, "sigflow run: --screenshot: this build has no viewer (SDL2)\n");
+    if (shot || runrec) {
+        fprintf(stderr, "sigflow run: %s: this build has no viewer (SDL2)\n",
+                shot ? "--screenshot" : "--runrec");
         return 2;
     }
 #endif
@@ -470,6 +528,7 @@ int sf_cmd_run(int argc, char **argv)
                           .stop_fd = sfd,
                           .shot_path = shot,
                           .shot_at_s = at_s,
+                          .runrec_path = runrec,
                           .extra = expect,
                           .n_extra = n_expect,
                           .ready = print_ready,
@@ -481,7 +540,7 @@ int sf_cmd_run(int argc, char **argv)
         o.tick_arg = &prog;
     }
     sf_runner_result_t res;
-    finish_t fin = {.report = report, .shot = shot, .at_s = at_s};
+    finish_t fin = {.report = report, .shot = shot, .runrec = runrec, .at_s = at_s};
     int rc;
 #ifdef HAVE_SF_VIEW
     if (window)

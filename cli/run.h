@@ -53,6 +53,8 @@ typedef struct {
     void *zctx;               /* ZeroMQ context to use, NULL = one of its own */
     const char *shot_path;    /* PNG of the network at sim time shot_at_s, NULL none */
     double shot_at_s;         /* s */
+    const char *runrec_path;  /* NULL, or a run record (view/runrec.h) to fill from the
+                                 simulator every step and save at the end (needs SDL2) */
     const char *const *extra; /* more lockstep participants (stage 0) to wait for, e.g. a
                                  HIL bridge joining over TCP; n_extra names */
     size_t n_extra;

@@ -820,6 +820,113 @@ Test(view, sigflow_plot_writes_pngs_and_refuses_bad_input)
     sf_scenario_destroy(&sc);
 }
 
+/* Pixels of exactly colour col in a PNG (ARGB8888 after conversion); -1 when unreadable. */
+static long png_count(const char *png, SDL_Color col, int *w, int *h)
+{
+    SDL_Surface *img = IMG_Load(png);
+    if (!img)
+        return -1;
+    SDL_Surface *argb = SDL_ConvertSurfaceFormat(img, SDL_PIXELFORMAT_ARGB8888, 0);
+    *w = img->w;
+    *h = img->h;
+    SDL_FreeSurface(img);
+    if (!argb)
+        return -1;
+    long n = 0;
+    for (int y = 0; y < argb->h; y++)
+        for (int x = 0; x < argb->w; x++) {
+            uint32_t p = ((uint32_t *)((uint8_t *)argb->pixels + y * argb->pitch))[x];
+            SDL_Color c = {(uint8_t)(p >> 16), (uint8_t)(p >> 8), (uint8_t)p, 255};
+            n += same(c, col);
+        }
+    SDL_FreeSurface(argb);
+    return n;
+}
+
+/* `sigflow run --report R --runrec X` then `sigflow plot KIND R`: the plot is drawn from
+ * the run record the report names, filled by the simulator of that very run. */
+Test(view, sigflow_plot_from_a_run_report, .timeout = 120)
+{
+    char dir[] = "/tmp/sf_plotrep_XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char rep[96], rec[96], png[96], bare[96], err[2048];
+    snprintf(rep, sizeof rep, "%s/R.json", dir);
+    snprintf(rec, sizeof rec, "%s/X.sfrun", dir);
+    snprintf(png, sizeof png, "%s/P.png", dir);
+    snprintf(bare, sizeof bare, "%s/bare.json", dir);
+    /* 400 s: past the scenario's 300 s warm-up, several cycles of every signal */
+    const char *r1[] = {"run", DEFAULT_SCENARIO, "--headless", "--duration", "400", "--report",
+                        rep,   "--runrec",       rec,          NULL};
+    cr_assert_eq(run_sigflow(err, sizeof err, r1), 0, "%s", err);
+    json_error_t je;
+    json_t *j = json_load_file(rep, 0, &je);
+    cr_assert_not_null(j, "%s", je.text);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "run_record")), rec);
+    json_decref(j);
+    /* the record covers the whole run: a queue sample a second, lamps, trajectories */
+    sf_scenario_t *sc = load_default();
+    sf_runrec_t *r = sf_runrec_load(sc, rec, err, sizeof err);
+    cr_assert_not_null(r, "%s", err);
+    double t0, t1;
+    sf_runrec_span(r, &t0, &t1);
+    cr_assert(t0 < 1.0 && t1 > 399.0, "span %g..%g", t0, t1);
+    cr_assert_geq(sf_runrec_n_queue_samples(r), 399);
+    cr_assert_gt(sf_runrec_n_points(r), 10000);
+    /* every signal on the arterial changed its through lamp: not a constant record */
+    for (uint32_t i = 0; i < sc->n_intersections; i++) {
+        uint32_t link;
+        uint8_t sg;
+        if (!sf_runrec_ix_on_arterial(r, i) || sf_runrec_approach(r, i, +1, &link, &sg) != 0)
+            continue;
+        int changes = 0;
+        for (size_t c = 0; c < sf_runrec_n_lamp_changes(r); c++) {
+            const sf_lamp_change_t *lc = sf_runrec_lamp_change(r, c);
+            changes += lc->ix == i && lc->sg == sg;
+        }
+        cr_assert_geq(changes, 4, "intersection %u: %d through lamp changes", i, changes);
+    }
+    sf_runrec_destroy(&r);
+    sf_scenario_destroy(&sc);
+    /* the time-space picture from the report: green bands, red, both directions drawn */
+    const char *p1[] = {"plot", "time-space", rep, "--out", png, NULL};
+    cr_assert_eq(run_sigflow(err, sizeof err, p1), 0, "%s", err);
+    int w = 0, h = 0;
+    long green = png_count(png, SF_COL_LAMP_GREEN, &w, &h);
+    cr_assert_eq(w, SF_SHOT_W);
+    cr_assert_eq(h, SF_SHOT_H);
+    cr_assert_gt(green, 100, "the time-space PNG has no green band");
+    cr_assert_gt(png_count(png, SF_COL_LAMP_RED, &w, &h), 100, "no red");
+    /* trajectories, well beyond the legend's short swatch */
+    cr_assert_gt(png_count(png, SF_COL_TRAJ_POS, &w, &h), 2000);
+    cr_assert_gt(png_count(png, SF_COL_TRAJ_NEG, &w, &h), 2000);
+    const char *p2[] = {"plot", "coordination", rep, "--out", png, "--size", "800x600", NULL};
+    cr_assert_eq(run_sigflow(err, sizeof err, p2), 0, "%s", err);
+    /* the Purdue diagram's pale green and red bands (as coordination_plot checks) */
+    cr_assert_gt(png_count(png, ((SDL_Color){200, 238, 200, 255}), &w, &h), 1000);
+    cr_assert(w == 800 && h == 600);
+    cr_assert_gt(png_count(png, ((SDL_Color){250, 215, 215, 255}), &w, &h), 1000);
+    /* a report without a run record: refused, saying how to get one */
+    unlink(png);
+    const char *r2[] = {"run",   DEFAULT_SCENARIO, "--headless", "--duration", "30",
+                        "--set", "run.warmup_s=0", "--report",   bare,         NULL};
+    cr_assert_eq(run_sigflow(err, sizeof err, r2), 0, "%s", err);
+    j = json_load_file(bare, 0, &je);
+    cr_assert_not_null(j);
+    cr_assert_null(json_object_get(j, "run_record"), "run_record without --runrec");
+    json_decref(j);
+    const char *p3[] = {"plot", "time-space", bare, "--out", png, NULL};
+    cr_assert_eq(run_sigflow(err, sizeof err, p3), 1);
+    cr_assert(strstr(err, "without a run record") && strstr(err, "--runrec FILE"), "%s", err);
+    cr_assert_eq(file_size(png), -1, "a refused plot wrote %s", png);
+    /* a report naming a record that is gone: the record's path in the error */
+    unlink(rec);
+    cr_assert_eq(run_sigflow(err, sizeof err, p1), 1);
+    cr_assert(strstr(err, rec), "%s", err);
+    unlink(rep);
+    unlink(bare);
+    cr_assert_eq(rmdir(dir), 0, "%s", strerror(errno));
+}
+
 Test(view, screenshot_of_the_default_scenario)
 {
     sf_scenario_t *sc = load_default();
