@@ -455,6 +455,23 @@ int sf_cmd_run(int argc, char **argv)
         return 2;
     }
 #endif
+    if (runrec) { /* it is saved at the end: a directory that cannot take it is said now */
+        size_t n = strlen(runrec);
+        if (n == 0 || runrec[n - 1] == '/') {
+            fprintf(stderr, "sigflow run: --runrec '%s': expected a file name\n", runrec);
+            return 2;
+        }
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s", runrec);
+        char *slash = strrchr(dir, '/');
+        if (slash)
+            *(slash == dir ? slash + 1 : slash) = '\0';
+        if (access(slash ? dir : ".", W_OK) != 0) {
+            fprintf(stderr, "sigflow run: --runrec %s: %s: %s\n", runrec, slash ? dir : ".",
+                    strerror(errno));
+            return 2;
+        }
+    }
     /* Keys are read and checked before anything starts. */
     char curve_secret[SF_CURVE_Z85_LEN + 1] = "";
     sf_bus_security_t own_keys;

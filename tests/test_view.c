@@ -905,6 +905,12 @@ Test(view, sigflow_plot_from_a_run_report, .timeout = 120)
     cr_assert_gt(png_count(png, ((SDL_Color){200, 238, 200, 255}), &w, &h), 1000);
     cr_assert(w == 800 && h == 600);
     cr_assert_gt(png_count(png, ((SDL_Color){250, 215, 215, 255}), &w, &h), 1000);
+    /* a record that could not be saved is refused before the run starts */
+    const char *r3[] = {"run",      DEFAULT_SCENARIO,       "--headless",
+                        "--runrec", "/nonexistent/x.sfrun", NULL};
+    cr_assert_eq(run_sigflow(err, sizeof err, r3), 2);
+    cr_assert(strstr(err, "/nonexistent"), "%s", err);
+    cr_assert_null(strstr(err, "ready"), "the run started: %s", err);
     /* a report without a run record: refused, saying how to get one */
     unlink(png);
     const char *r2[] = {"run",   DEFAULT_SCENARIO, "--headless", "--duration", "30",
