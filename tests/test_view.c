@@ -622,6 +622,13 @@ Test(view, queue_plot_and_queue_measure)
     cr_assert_eq(sf_runrec_add_lamps(rec, 4, 1, codes, 2), -1); /* before the last change */
     cr_assert_eq(sf_runrec_add_lamps(rec, 7, 999, codes, 2), -1);
     cr_assert_eq(sf_runrec_add_lamps(rec, 7, 1, codes, SF_MAX_SG + 1), -1);
+    /* two intersections change at one step whose time rounds up when stored as a float
+     * (3 x 0.1 s + 10 s): the second is recorded, not refused as earlier */
+    double tk = 10.0 + 3 * 0.1;
+    cr_assert_gt((double)(float)tk, tk);
+    uint8_t codes2[2] = {SF_LAMP_GREEN, SF_LAMP_RED};
+    cr_assert_eq(sf_runrec_add_lamps(rec, tk, 1, codes2, 2), 2);
+    cr_assert_eq(sf_runrec_add_lamps(rec, tk, 2, codes2, 2), 2);
     double t;
     float q;
     cr_assert_eq(sf_runrec_queue(rec, 0, link, &t, &q), 0);

@@ -278,8 +278,10 @@ int sf_runrec_add_lamps(sf_runrec_t *rec, double t_s, uint32_t ix, const uint8_t
         errno = EINVAL;
         return -1;
     }
-    /* changes are kept in time order (lookups and the file rely on it) */
-    if (rec->n_lc && t_s < rec->lc[rec->n_lc - 1].t_s) {
+    /* changes are kept in time order (lookups and the file rely on it); compared at the
+     * stored (float) precision: a time that rounds up when stored must not make another
+     * intersection's change at the same step look earlier */
+    if (rec->n_lc && (float)t_s < rec->lc[rec->n_lc - 1].t_s) {
         errno = EINVAL;
         return -1;
     }
