@@ -252,8 +252,11 @@ Test(master, silent_unit_does_not_stall_the_others)
         int64_t t0 = now_ms();
         cr_assert_eq(sf_master_sweep(m, k, 7, SF_POLL_ALL), N);
         int64_t took = now_ms() - t0;
-        /* Bounded by the round timeout (plus scheduling slack), never N x timeout. */
-        cr_assert_lt(took, 3 * o.round_timeout_ms, "sweep took %lld ms", (long long)took);
+        /* What the sweep cost is printed, not asserted (tests never assert timings;
+         * bench_sweep measures it): the behaviour asserted is that the silent unit is a
+         * miss of this very sweep while every other unit was read in it. */
+        printf("sweep %d with a silent unit: %lld ms (round timeout %d ms)\n", k, (long long)took,
+               o.round_timeout_ms);
         for (size_t i = 0; i < N; i++)
             cr_assert_eq(sf_master_state(m, i)->n_status, (uint64_t)k);
         cr_assert_eq(sf_master_state(m, N)->n_status, 0);
