@@ -17,40 +17,22 @@
 #include "run.h"
 #include "run_parts.h"
 
-#define REGISTER_TIMEOUT_S 10.0 /* every participant joins well within this */
-
 struct run_bridge {
-    sf_bridge_t *b;              /* owned by the thread while it runs */
-    run_bus_t bus;               /* where the bus is */
-    pthread_t thr;               /* the thread */
-    bool started;                /* thr is running or not yet joined */
-    int rc;                      /* 0 ok, -1 failed (err) */
-    char err[SF_RUNNER_ERR_MAX]; /* why */
+    sf_bridge_t *b;  /* owned by the thread while it runs */
+    run_part_t part; /* its thread */
 };
-
-#if defined(__GNUC__)
-__attribute__((format(printf, 3, 4)))
-#endif
-static void
-set_err(char *err, size_t cap, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, cap, fmt, ap);
-    va_end(ap);
-}
 
 run_bridge_t *run_bridge_new(const sf_scenario_t *sc, bool *none, char *err, size_t cap)
 {
     *none = false;
     run_bridge_t *r = calloc(1, sizeof *r);
     if (!r) {
-        set_err(err, cap, "out of memory");
+        run_part_set_err(err, cap, "out of memory");
         return NULL;
     }
     r->b = sf_bridge_new(sc, NULL);
     if (!r->b) {
-        set_err(err, cap, "HIL bridge: %s", strerror(errno));
+        run_part_set_err(err, cap, "HIL bridge: %s", strerror(errno));
         free(r);
         return NULL;
     }
@@ -69,69 +51,32 @@ size_t run_bridge_count(const run_bridge_t *b)
     return b ? sf_bridge_count(b->b) : 0;
 }
 
-static void *thread_main(void *arg)
-{
-    run_bridge_t *r = arg;
-    const char *topics[] = {sf_bus_topic(SF_BUS_DET)};
-    sf_participant_config_t pc = {.name = "bridge",
-                                  .role = SFBUS__ROLE__ROLE_BRIDGE,
-                                  .lockstep = 1,
-                                  .topics = topics,
-                                  .n_topics = 1,
-                                  .stage = 0,
-                                  .security = r->bus.security};
-    sf_participant_t *p = sf_participant_new(r->bus.zctx, r->bus.pub_ep, r->bus.sub_ep, &pc);
-    if (!p) {
-        set_err(r->err, sizeof r->err, "bridge: cannot join the bus: %s", sf_bus_strerror(errno));
-        r->rc = -1;
-        return NULL;
-    }
-    if (sf_participant_register(p, REGISTER_TIMEOUT_S, sf_bridge_on_msg, r->b) != 0) {
-        set_err(r->err, sizeof r->err, "bridge: %s", sf_participant_error(p));
-        r->rc = -1;
-        goto out;
-    }
-    if (run_part_loop(p, r->bus.stop, sf_bridge_on_msg, sf_bridge_step, r->b) != 0) {
-        set_err(r->err, sizeof r->err, "bridge: %s", sf_participant_error(p));
-        r->rc = -1;
-    }
-out:
-    sf_participant_destroy(&p);
-    return NULL;
-}
-
 int run_bridge_start(run_bridge_t *b, const run_bus_t *bus)
 {
-    if (!b || !bus || b->started) {
+    if (!b) {
         errno = EINVAL;
         return -1;
     }
-    b->bus = *bus;
-    int e = pthread_create(&b->thr, NULL, thread_main, b);
-    if (e) {
-        errno = e;
-        return -1;
-    }
-    b->started = true;
-    return 0;
+    run_part_t *rp = &b->part;
+    rp->name = "bridge";
+    rp->role = SFBUS__ROLE__ROLE_BRIDGE;
+    rp->stage = 0; /* never skipped: the lamps are read every step */
+    rp->topics[0] = sf_bus_topic(SF_BUS_DET);
+    rp->n_topics = 1;
+    rp->on_msg = sf_bridge_on_msg;
+    rp->on_step = sf_bridge_step;
+    rp->arg = b->b;
+    return run_part_start(&b->part, bus);
 }
 
 int run_bridge_join(run_bridge_t *b, char *err, size_t cap)
 {
-    if (!b)
-        return 0;
-    if (b->started) {
-        pthread_join(b->thr, NULL);
-        b->started = false;
-    }
-    if (b->rc && err)
-        set_err(err, cap, "%s", b->err);
-    return b->rc;
+    return b ? run_part_join(&b->part, err, cap) : 0;
 }
 
 const char *run_bridge_error(const run_bridge_t *b)
 {
-    return b ? b->err : "";
+    return b ? b->part.err : "";
 }
 
 json_t *run_bridge_report(const run_bridge_t *b, const sf_clock_jitter_t *j, double wall_s)

@@ -12,30 +12,12 @@
 #include "run.h"
 #include "run_parts.h"
 
-#define REGISTER_TIMEOUT_S 10.0 /* every participant joins well within this */
-
 struct run_ctl {
     sf_controller_t *ctl;     /* owned by the thread while it runs */
-    run_bus_t bus;            /* where the bus is */
     uint64_t transit_msgs;    /* check-in/out messages taken */
     uint64_t transit_refused; /* of which the controller refused */
-    pthread_t thr;
-    bool started;
-    int rc;                      /* 0 ok, -1 failed (err) */
-    char err[SF_RUNNER_ERR_MAX]; /* why */
+    run_part_t part;          /* its thread */
 };
-
-#if defined(__GNUC__)
-__attribute__((format(printf, 3, 4)))
-#endif
-static void
-set_err(char *err, size_t cap, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, cap, fmt, ap);
-    va_end(ap);
-}
 
 run_ctl_t *run_ctl_new(const sf_scenario_t *sc, const char *host, const uint16_t *ports,
                        int round_timeout_ms, char *err, size_t cap)
@@ -45,7 +27,7 @@ run_ctl_t *run_ctl_new(const sf_scenario_t *sc, const char *host, const uint16_t
     if (!c || !eps) {
         free(c);
         free(eps);
-        set_err(err, cap, "out of memory");
+        run_part_set_err(err, cap, "out of memory");
         return NULL;
     }
     for (uint32_t i = 0; i < sc->n_intersections; i++) {
@@ -65,7 +47,7 @@ run_ctl_t *run_ctl_new(const sf_scenario_t *sc, const char *host, const uint16_t
     c->ctl = sf_controller_new(sc, eps, &co, why, sizeof why);
     free(eps);
     if (!c->ctl) {
-        set_err(err, cap, "controller: %s", why[0] ? why : strerror(errno));
+        run_part_set_err(err, cap, "controller: %s", why[0] ? why : strerror(errno));
         free(c);
         return NULL;
     }
@@ -94,70 +76,34 @@ static int on_step(void *arg, const Sfbus__Step *st, void *pub)
     return sf_controller_step(c->ctl, st->k, st->tod_ds);
 }
 
-static void *thread_main(void *arg)
-{
-    run_ctl_t *c = arg;
-    const char *topics[] = {"transit.in", "transit.out", "cmd"};
-    sf_participant_config_t pc = {.name = "controller",
-                                  .role = SFBUS__ROLE__ROLE_CONTROLLER,
-                                  .lockstep = 1,
-                                  .topics = topics,
-                                  .n_topics = 3,
-                                  .stage = 1,
-                                  .security = c->bus.security};
-    sf_participant_t *p = sf_participant_new(c->bus.zctx, c->bus.pub_ep, c->bus.sub_ep, &pc);
-    if (!p) {
-        set_err(c->err, sizeof c->err, "controller: cannot join the bus: %s",
-                sf_bus_strerror(errno));
-        c->rc = -1;
-        return NULL;
-    }
-    if (sf_participant_register(p, REGISTER_TIMEOUT_S, on_msg, c) != 0) {
-        set_err(c->err, sizeof c->err, "controller: %s", sf_participant_error(p));
-        c->rc = -1;
-        goto out;
-    }
-    if (run_part_loop(p, c->bus.stop, on_msg, on_step, c) != 0) {
-        set_err(c->err, sizeof c->err, "controller: %s", sf_participant_error(p));
-        c->rc = -1;
-    }
-out:
-    sf_participant_destroy(&p);
-    return NULL;
-}
-
 int run_ctl_start(run_ctl_t *c, const run_bus_t *bus)
 {
-    if (!c || !bus || c->started) {
+    if (!c) {
         errno = EINVAL;
         return -1;
     }
-    c->bus = *bus;
-    int e = pthread_create(&c->thr, NULL, thread_main, c);
-    if (e) {
-        errno = e;
-        return -1;
-    }
-    c->started = true;
-    return 0;
+    run_part_t *rp = &c->part;
+    rp->name = "controller";
+    rp->role = SFBUS__ROLE__ROLE_CONTROLLER;
+    rp->stage = 1;
+    rp->topics[0] = "transit.in";
+    rp->topics[1] = "transit.out";
+    rp->topics[2] = "cmd";
+    rp->n_topics = 3;
+    rp->on_msg = on_msg;
+    rp->on_step = on_step;
+    rp->arg = c;
+    return run_part_start(&c->part, bus);
 }
 
 int run_ctl_join(run_ctl_t *c, char *err, size_t cap)
 {
-    if (!c)
-        return 0;
-    if (c->started) {
-        pthread_join(c->thr, NULL);
-        c->started = false;
-    }
-    if (c->rc && err)
-        set_err(err, cap, "%s", c->err);
-    return c->rc;
+    return c ? run_part_join(&c->part, err, cap) : 0;
 }
 
 const char *run_ctl_error(const run_ctl_t *c)
 {
-    return c ? c->err : "";
+    return c ? c->part.err : "";
 }
 
 json_t *run_ctl_report(const run_ctl_t *c)

@@ -34,6 +34,43 @@ typedef struct {
 int run_part_loop(sf_participant_t *p, const atomic_bool *stop, sf_lockstep_msg_fn on_msg,
                   sf_participant_step_fn on_step, void *arg);
 
+#include <pthread.h>
+
+#define RUN_PART_ERR_MAX 1024 /* bytes of a part's error message (= SF_RUNNER_ERR_MAX) */
+
+/* The thread of one part: what it joins the bus as and how it steps. The part fills the
+ * first fields when it is made; run_part_start joins, registers, sets io (when it has a
+ * fill or serve) and runs run_part_loop on its own thread; run_part_join waits for it. */
+typedef struct {
+    const char *name;               /* participant name, also the errors' prefix */
+    Sfbus__Role role;               /* announced role */
+    uint8_t stage;                  /* lockstep stage */
+    const char *topics[4];          /* data topics to receive */
+    size_t n_topics;                /* of topics */
+    sf_lockstep_msg_fn on_msg;      /* every data message (registration included) */
+    sf_participant_step_fn on_step; /* every step */
+    void *arg;                      /* of on_msg / on_step */
+    sf_participant_io_t io;         /* extra sockets served while waiting; no fill/serve: none */
+    run_bus_t bus;                  /* set by run_part_start */
+    pthread_t thr;                  /* the thread */
+    bool started;                   /* thr is running or not yet joined */
+    int rc;                         /* 0 ok, -1 failed (err) */
+    char err[RUN_PART_ERR_MAX];     /* why */
+} run_part_t;
+
+/* snprintf into err (cap bytes); for the parts' error messages. */
+void run_part_set_err(char *err, size_t cap, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* Start rp's thread on bus (copied); 0, or -1 with errno (EINVAL: already started). */
+int run_part_start(run_part_t *rp, const run_bus_t *bus);
+
+/* Wait for rp's thread (none started: returns at once); 0, or -1 with its error in err. */
+int run_part_join(run_part_t *rp, char *err, size_t cap);
+
 /* ---- units (cli/run_units.c): participant "units", stage 0 ---- */
 typedef struct run_units run_units_t;
 

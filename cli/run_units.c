@@ -12,49 +12,32 @@
 #include "run.h"
 #include "run_parts.h"
 
-#define REGISTER_TIMEOUT_S 10.0 /* every participant joins well within this */
-#define LAMP_REFRESH_S     1.0  /* every unit's lamps are republished this often */
+#define LAMP_REFRESH_S 1.0 /* every unit's lamps are republished this often */
 
 struct run_units {
-    sf_host_t *h;                /* the units; owned by the thread while it runs */
-    uint32_t n_ix;               /* intersections in the scenario */
-    uint32_t n_units;            /* units hosted: the intersections not bridged */
-    int32_t *unit_of;            /* per intersection: host index, -1 bridged (HIL) */
-    uint32_t *ix_of;             /* per hosted unit: its intersection index */
-    run_bus_t bus;               /* where the bus is */
-    uint64_t *presence;          /* per unit: detector bits as last received */
-    uint8_t *sent_lamps;         /* per unit SF_MAX_SG codes last published */
-    uint8_t *sent_mode;          /* per unit control mode last published */
-    uint8_t *sent_fault;         /* per unit fault code last published */
-    bool *sent_any;              /* per unit: published at least once */
-    uint32_t refresh_steps;      /* republish everything every this many steps */
-    struct pollfd *pfd;          /* the host's descriptors, reused across waits */
-    size_t cap_pfd;              /* entries allocated in pfd */
-    uint64_t lamp_msgs;          /* LampStates published */
-    pthread_t thr;               /* the thread */
-    bool started;                /* thr is running or not yet joined */
-    int rc;                      /* 0 ok, -1 failed (err) */
-    char err[SF_RUNNER_ERR_MAX]; /* why */
+    sf_host_t *h;           /* the units; owned by the thread while it runs */
+    uint32_t n_ix;          /* intersections in the scenario */
+    uint32_t n_units;       /* units hosted: the intersections not bridged */
+    int32_t *unit_of;       /* per intersection: host index, -1 bridged (HIL) */
+    uint32_t *ix_of;        /* per hosted unit: its intersection index */
+    uint64_t *presence;     /* per unit: detector bits as last received */
+    uint8_t *sent_lamps;    /* per unit SF_MAX_SG codes last published */
+    uint8_t *sent_mode;     /* per unit control mode last published */
+    uint8_t *sent_fault;    /* per unit fault code last published */
+    bool *sent_any;         /* per unit: published at least once */
+    uint32_t refresh_steps; /* republish everything every this many steps */
+    struct pollfd *pfd;     /* the host's descriptors, reused across waits */
+    size_t cap_pfd;         /* entries allocated in pfd */
+    uint64_t lamp_msgs;     /* LampStates published */
+    run_part_t part;        /* its thread */
 };
-
-#if defined(__GNUC__)
-__attribute__((format(printf, 3, 4)))
-#endif
-static void
-set_err(char *err, size_t cap, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, cap, fmt, ap);
-    va_end(ap);
-}
 
 run_units_t *run_units_new(const sf_scenario_t *sc, const char *listen, uint16_t base_port,
                            char *err, size_t cap)
 {
     run_units_t *u = calloc(1, sizeof *u);
     if (!u) {
-        set_err(err, cap, "out of memory");
+        run_part_set_err(err, cap, "out of memory");
         return NULL;
     }
     u->n_ix = sc->n_intersections;
@@ -68,7 +51,7 @@ run_units_t *run_units_new(const sf_scenario_t *sc, const char *listen, uint16_t
     u->sent_any = calloc(n, sizeof *u->sent_any);
     if (!u->presence || !u->unit_of || !u->ix_of || !u->sent_lamps || !u->sent_mode ||
         !u->sent_fault || !u->sent_any) {
-        set_err(err, cap, "out of memory");
+        run_part_set_err(err, cap, "out of memory");
         goto fail;
     }
     uint32_t step_ds = (uint32_t)(sc->run.step_s * 10.0 + 0.5);
@@ -76,7 +59,7 @@ run_units_t *run_units_new(const sf_scenario_t *sc, const char *listen, uint16_t
     sf_host_config_t hc = {.listen_addr = listen, .base_port = base_port};
     u->h = sf_host_new(&hc);
     if (!u->h) {
-        set_err(err, cap, "units host on %s: %s", listen, strerror(errno));
+        run_part_set_err(err, cap, "units host on %s: %s", listen, strerror(errno));
         goto fail;
     }
     for (uint32_t i = 0; i < u->n_ix; i++) {
@@ -90,7 +73,7 @@ run_units_t *run_units_new(const sf_scenario_t *sc, const char *listen, uint16_t
         sf_unit_config_from_control(&ucfg, &sc->control);
         int j = sf_host_add_unit(u->h, ix, &ucfg);
         if (j < 0) {
-            set_err(err, cap, "unit %s: %s", ix->id, sf_unit_strerror(errno));
+            run_part_set_err(err, cap, "unit %s: %s", ix->id, sf_unit_strerror(errno));
             goto fail;
         }
         u->unit_of[i] = j;
@@ -198,66 +181,28 @@ static int io_serve(void *arg, const zmq_pollitem_t *items, size_t n)
     return 0;
 }
 
-static void *thread_main(void *arg)
-{
-    run_units_t *u = arg;
-    const char *topics[] = {"det"};
-    sf_participant_config_t pc = {.name = "units",
-                                  .role = SFBUS__ROLE__ROLE_UNITS,
-                                  .lockstep = 1,
-                                  .topics = topics,
-                                  .n_topics = 1,
-                                  .stage = 0,
-                                  .security = u->bus.security};
-    sf_participant_t *p = sf_participant_new(u->bus.zctx, u->bus.pub_ep, u->bus.sub_ep, &pc);
-    if (!p) {
-        set_err(u->err, sizeof u->err, "units: cannot join the bus: %s", sf_bus_strerror(errno));
-        u->rc = -1;
-        return NULL;
-    }
-    if (sf_participant_register(p, REGISTER_TIMEOUT_S, on_msg, u) != 0) {
-        set_err(u->err, sizeof u->err, "units: %s", sf_participant_error(p));
-        u->rc = -1;
-        goto out;
-    }
-    sf_participant_io_t io = {.fill = io_fill, .serve = io_serve, .arg = u};
-    sf_participant_set_io(p, &io);
-    if (run_part_loop(p, u->bus.stop, on_msg, on_step, u) != 0) {
-        set_err(u->err, sizeof u->err, "units: %s", sf_participant_error(p));
-        u->rc = -1;
-    }
-out:
-    sf_participant_destroy(&p);
-    return NULL;
-}
-
 int run_units_start(run_units_t *u, const run_bus_t *bus)
 {
-    if (!u || !bus || u->started) {
+    if (!u) {
         errno = EINVAL;
         return -1;
     }
-    u->bus = *bus;
-    int e = pthread_create(&u->thr, NULL, thread_main, u);
-    if (e) {
-        errno = e;
-        return -1;
-    }
-    u->started = true;
-    return 0;
+    run_part_t *rp = &u->part;
+    rp->name = "units";
+    rp->role = SFBUS__ROLE__ROLE_UNITS;
+    rp->stage = 0;
+    rp->topics[0] = "det";
+    rp->n_topics = 1;
+    rp->on_msg = on_msg;
+    rp->on_step = on_step;
+    rp->arg = u;
+    rp->io = (sf_participant_io_t){.fill = io_fill, .serve = io_serve, .arg = u};
+    return run_part_start(&u->part, bus);
 }
 
 int run_units_join(run_units_t *u, char *err, size_t cap)
 {
-    if (!u)
-        return 0;
-    if (u->started) {
-        pthread_join(u->thr, NULL);
-        u->started = false;
-    }
-    if (u->rc && err)
-        set_err(err, cap, "%s", u->err);
-    return u->rc;
+    return u ? run_part_join(&u->part, err, cap) : 0;
 }
 
 uint64_t run_units_lamp_msgs(const run_units_t *u)
@@ -267,7 +212,7 @@ uint64_t run_units_lamp_msgs(const run_units_t *u)
 
 const char *run_units_error(const run_units_t *u)
 {
-    return u ? u->err : "";
+    return u ? u->part.err : "";
 }
 
 void run_units_destroy(run_units_t **self_p)
