@@ -218,3 +218,94 @@ Test(unit_priority, coordinated_extension_takes_the_slack_of_the_phases_after_it
     cr_expect_geq(c_while(u, &tod, V4, SF_LAMP_GREEN, 3000), 150);
     sf_unit_destroy(&u);
 }
+
+/* Settled coordinated NEMA unit (plan 1: 100 s, lefts 15 s split, throughs 35 s,
+ * coordinated 2 and 6), every phase on max recall so the cycle is the same each time. */
+static sf_unit_t *coord_settled(uint32_t *tod)
+{
+    sf_intersection_t ix;
+    fx_nema(&ix);
+    for (int i = 0; i < 8; i++)
+        ix.phases[i].recall = SF_RECALL_MAX;
+    sf_unit_config_t c = fx_cfg(&ix, SF_UMODE_COORDINATED);
+    sf_unit_t *u = sf_unit_new(&ix, &c);
+    cr_assert_not_null(u);
+    *tod = 0;
+    cr_assert_eq(sf_unit_set_clock(u, *tod), 0);
+    const sf_unit_status_t *st = sf_unit_status(u);
+    int k = 0;
+    do
+        cr_assert_gt(c_until(u, tod, V2, SF_LAMP_YELLOW, 3000), 0);
+    while (!st->coord_in_sync && ++k < 40);
+    cr_assert(st->coord_in_sync, "not in sync after %d cycles", k);
+    return u;
+}
+
+Test(unit_priority, coordinated_phase_insertion_serves_a_passed_lead_left_before_the_barrier)
+{
+    uint32_t tod;
+    sf_unit_t *u = coord_settled(&tod);
+    const sf_unit_status_t *st = sf_unit_status(u);
+    /* normal: green of 2 after the lead left, and the wait from 2's green to the next
+     * green of 1 (a whole side-street group in between) */
+    cr_assert_gt(c_until(u, &tod, V2, SF_LAMP_GREEN, 3000), 0);
+    int g2 = c_while(u, &tod, V2, SF_LAMP_GREEN, 3000);
+    int w1 = g2 + c_until(u, &tod, V1, SF_LAMP_GREEN, 3000);
+    /* A bus for the lead left 1 reaches the line just after its green: 2 has just
+     * turned green. It is due within the inserted green (ETA 3 s). */
+    cr_assert_gt(c_until(u, &tod, V2, SF_LAMP_GREEN, 3000), 0);
+    sf_prio_request_t rq = {
+        .id = 51, .level = 2, .phase_no = 1, .eta_ds = 30, .action = SF_PRIO_CHECK_IN};
+    cr_assert_eq(sf_unit_priority(u, &rq), 0);
+    int e2 = c_while(u, &tod, V2, SF_LAMP_GREEN, 3000);
+    /* 2 ends early by the max early green (15 s), no more (its min green, walk and ped
+     * clearance are long done by then) */
+    cr_expect_eq(e2, g2 - 150, "green 2 lasted %d, normal %d", e2, g2);
+    /* 1 comes back before the barrier: 6 (concurrent with 1) is still green, the side
+     * street (3) has not been served */
+    int to1 = c_until(u, &tod, V1, SF_LAMP_GREEN, 3000);
+    cr_assert_gt(to1, 0);
+    cr_expect_eq(st->sg_lamp[V3], SF_LAMP_RED, "the side street ran before the insertion");
+    cr_expect_eq(st->sg_lamp[5], SF_LAMP_GREEN, "6 not green beside the inserted 1");
+    cr_expect_eq(st->sg_lamp[V2], SF_LAMP_RED);
+    cr_expect_lt(e2 + to1, w1 - 300, "1 after %d ticks with insertion, %d without", e2 + to1, w1);
+    sf_unit_tick(u);
+    cr_expect_eq(st->prio[0].state, SF_PRIO_ST_ACTIVE);
+    cr_expect_eq(st->prio[0].strategy, 3);
+    /* the bus crosses 2 s into the green and checks out: served */
+    for (int i = 0; i < 20; i++)
+        ctick(u, &tod);
+    rq.action = SF_PRIO_CHECK_OUT;
+    cr_assert_eq(sf_unit_priority(u, &rq), 0);
+    cr_expect_eq(st->prio[0].state, SF_PRIO_ST_SERVED);
+    /* the inserted 1 keeps its min green (5 s), and 2 is not served again after it:
+     * the barrier (the side street) comes next */
+    int i1 = 22 + c_while(u, &tod, V1, SF_LAMP_GREEN, 3000);
+    cr_expect_geq(i1, 50, "inserted green 1 lasted %d", i1);
+    int to3 = c_until(u, &tod, V3, SF_LAMP_GREEN, 3000);
+    cr_assert_gt(to3, 0);
+    cr_expect_eq(st->sg_lamp[V2], SF_LAMP_RED, "2 served again after the inserted 1");
+    sf_unit_destroy(&u);
+}
+
+Test(unit_priority, no_phase_insertion_for_a_bus_not_due_within_the_inserted_green)
+{
+    uint32_t tod;
+    sf_unit_t *u = coord_settled(&tod);
+    const sf_unit_status_t *st = sf_unit_status(u);
+    cr_assert_gt(c_until(u, &tod, V2, SF_LAMP_GREEN, 3000), 0);
+    int g2 = c_while(u, &tod, V2, SF_LAMP_GREEN, 3000);
+    cr_assert_gt(c_until(u, &tod, V2, SF_LAMP_GREEN, 3000), 0);
+    /* due in 90 s: far beyond min green + max extension; early green for the next 1 */
+    sf_prio_request_t rq = {
+        .id = 52, .level = 2, .phase_no = 1, .eta_ds = 900, .action = SF_PRIO_CHECK_IN};
+    cr_assert_eq(sf_unit_priority(u, &rq), 0);
+    int e2 = c_while(u, &tod, V2, SF_LAMP_GREEN, 3000);
+    cr_expect_eq(e2, g2, "green 2 lasted %d, normal %d", e2, g2);
+    /* the side street comes before 1 again */
+    cr_assert_gt(c_until(u, &tod, V3, SF_LAMP_GREEN, 3000), 0);
+    cr_expect_eq(st->sg_lamp[V1], SF_LAMP_RED);
+    sf_unit_tick(u);
+    cr_expect_eq(st->prio[0].strategy, 2);
+    sf_unit_destroy(&u);
+}

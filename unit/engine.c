@@ -136,6 +136,17 @@ static int next_in_group(const sf_unit_t *u, uint8_t r, int k)
     return -1;
 }
 
+/* Next position of ring r after k: the next servable phase of the group, else a phase
+ * inserted for a priority request whose phase the ring has already passed (served again
+ * before the barrier: the other rings wait there, as for any phase of the group). */
+static int next_pos(const sf_unit_t *u, uint8_t r, int k)
+{
+    int kk = next_in_group(u, r, k);
+    if (kk < 0 && !u->stopping)
+        kk = sf_prio_insertion(u, r, k);
+    return kk;
+}
+
 /* ---- coordination ---------------------------------------------------------------- */
 
 /* First coordinated phase: lowest ring, then ring order. -1 when the plan has none. */
@@ -345,10 +356,20 @@ static void start_next(sf_unit_t *u)
         if (rg->ph >= 0 || rg->done)
             continue;
         int k = u->stopping ? -1 : next_in_group(u, r, rg->k);
-        if (k < 0)
+        bool insert = false;
+        if (k < 0 && !u->stopping) {
+            k = sf_prio_insertion(u, r, rg->k);
+            insert = k >= 0;
+        }
+        if (k < 0) {
             rg->done = true;
-        else
-            start_phase(u, r, k);
+        } else if (start_phase(u, r, k) && insert) {
+            /* the inserted phase is the ring's last in this group: nothing after it is
+             * served again (its position moves to the group's end) */
+            rg->k = (int8_t)(u->rg_n[r][u->group] - 1);
+            u->ins_visit = u->grp_visit;
+            sf_prio_inserted(u);
+        }
     }
 }
 
@@ -369,6 +390,7 @@ static bool group_has_service(sf_unit_t *u, uint8_t g)
 static void enter_group(sf_unit_t *u, uint8_t g)
 {
     u->group = g;
+    u->grp_visit++;
     for (uint8_t r = 0; r < u->ix.n_rings; r++) {
         u->ring[r].done = false;
         u->ring[r].k = -1;
@@ -571,7 +593,7 @@ static bool at_barrier(const sf_unit_t *u, uint8_t r)
     const sf_ring_t *rg = &u->ring[r];
     if (rg->ph < 0)
         return rg->done;
-    if (next_in_group(u, r, rg->k) >= 0)
+    if (next_pos(u, r, rg->k) >= 0)
         return false;
     return rg->iv != IV_GREEN || rg->ready;
 }
@@ -619,7 +641,7 @@ static void end_greens(sf_unit_t *u)
         sf_ring_t *rg = &u->ring[r];
         if (rg->ph < 0 || rg->iv != IV_GREEN || !rg->ready)
             continue;
-        if (u->stopping || next_in_group(u, r, rg->k) >= 0 || all)
+        if (u->stopping || next_pos(u, r, rg->k) >= 0 || all)
             begin_yellow(u, rg);
     }
 }

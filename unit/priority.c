@@ -10,6 +10,16 @@
  *    soon as they can, but only once the time they lose is within max_early_green;
  *    they always keep min green, walk, ped clearance, and the full yellow and red clear
  *    (the engine's can_end and interval timers are not bypassed: this module only asks).
+ *  - phase insertion (coordinated and fixed-time control): when the requested phase's
+ *    ring has already passed it in the barrier group being served (a bus for the lead
+ *    left that arrives just after its green), the phase is served once more before the
+ *    barrier instead of a cycle later: the ring's phase after it ends early as for an
+ *    early green (within max_early_green, keeping its min green and clearances), the
+ *    requested phase follows with its min green and the extension hold, the other rings
+ *    wait at the barrier with their concurrent greens, and the next group starts that
+ *    much later (its phases keep their min service or are skipped by the usual
+ *    force-off rule). At most one insertion per group visit, and only for a bus due
+ *    within the inserted green (no empty insertion).
  * Once the requested phase is green it is held as for an extension until check-out.
  *
  * The ETA (updated by later check-ins of the same id) decides two things:
@@ -244,6 +254,40 @@ static uint16_t normal_left(const sf_unit_t *u, const sf_ring_t *rg)
     }
     }
     return (uint16_t)(left < 0 ? 0 : (left > UINT16_MAX ? UINT16_MAX : left));
+}
+
+int sf_prio_insertion(const sf_unit_t *u, uint8_t r, int k)
+{
+    if (u->prio_active < 0 || k < 0 || u->ins_visit == u->grp_visit ||
+        (u->run_mode != SF_UMODE_COORDINATED && u->run_mode != SF_UMODE_FIXED))
+        return -1;
+    const sf_prio_t *q = &u->prio[u->prio_active];
+    uint8_t g = u->group;
+    if (q->state != SF_PRIO_ST_ACTIVE || q->strategy != 2 || q->had_green ||
+        u->ix.phases[q->ph].ring != r + 1 || u->group_of[q->ph] != g || !phase_in_service(u, q->ph))
+        return -1;
+    int kk = -1;
+    for (int i = 0; i < k && i < u->rg_n[r][g]; i++)
+        if (u->rg_ph[r][g][i] == q->ph)
+            kk = i;
+    if (kk < 0)
+        return -1;
+    /* No empty insertion: the bus must be able to reach the inserted green, i.e. be due
+     * within the clearance of the ring's phase now, the min green and the hold. */
+    const sf_phase_t *ph = &u->ix.phases[q->ph];
+    uint32_t reach = (uint32_t)ph->min_green_ds + ext_limit(u, q->ph) + SF_PRIO_HOLD_MARGIN_DS;
+    int cur = u->ring[r].ph;
+    if (cur >= 0)
+        reach += (uint32_t)u->ix.phases[cur].yellow_ds + u->ix.phases[cur].red_clear_ds;
+    return (uint32_t)q->eta <= reach ? kk : -1;
+}
+
+void sf_prio_inserted(sf_unit_t *u)
+{
+    if (u->prio_active < 0)
+        return;
+    u->prio[u->prio_active].strategy = 3;
+    u->trunc_budget = 0;
 }
 
 bool sf_prio_truncates(const sf_unit_t *u, uint8_t ph)

@@ -146,6 +146,8 @@ struct sf_unit_s {
     int8_t prio_active;    /* slot being served, -1 none */
     uint16_t lockout;      /* 0.1 s */
     uint16_t trunc_budget; /* early green: 0.1 s of truncation still allowed */
+    uint32_t grp_visit;    /* barrier groups entered so far (enter_group) */
+    uint32_t ins_visit;    /* grp_visit of the last phase insertion: one per group visit */
 
     /* outputs */
     uint8_t out[SF_MAX_SG]; /* SF_OUT_* bits per signal group */
@@ -177,5 +179,11 @@ void sf_prio_clear(sf_unit_t *u);
  * above min service of the phases served after it, up to and including the next
  * coordinated phase, 0.1 s. */
 uint16_t sf_prio_coord_slack(const sf_unit_t *u, uint8_t ph);
+/* Phase insertion: the position in ring r's current group of the active request's
+ * phase when the ring has passed it (last phase started at position k) and it may be
+ * served again before the barrier, else -1. */
+int sf_prio_insertion(const sf_unit_t *u, uint8_t r, int k);
+/* The engine started the inserted phase: the request is served by insertion. */
+void sf_prio_inserted(sf_unit_t *u);
 
 #endif
