@@ -22,6 +22,9 @@
 #define SLOT_IDENT         0    /* req[0] is the identity read sent first on a new connection */
 #define LATE_CAP           64 /* replies still owed from missed rounds before the link is dropped */
 #define CONNECT_TIMEOUT_MS 3000 /* default: covers one lost SYN (first retransmit at 1 s) */
+#define MAX_READ_REGS                                                                              \
+    125 /* FC 4 reads at most 125 registers (MODBUS Application                                    \
+           Protocol V1.1b3, section 6.4) */
 
 /* What a reply feeds (reads) or that it is a write. */
 typedef enum {
@@ -34,6 +37,7 @@ typedef enum {
     K_PRIO,
     K_PLAN_RD,
     K_PRESENCE,
+    K_DETOCC, /* det_seq through the unit's last det_occupancy in one read */
 } req_kind_t;
 
 typedef struct {
@@ -70,6 +74,8 @@ typedef struct {
     uint8_t link;                     /* link_t */
     uint8_t phase;                    /* conn_phase_t */
     bool ident_read;                  /* identity read on this connection */
+    bool detocc_refused;              /* the device refused the joined detector read (on
+                                         this connection): two reads from then on */
     int64_t connect_deadline_ms;      /* monotonic ms: a connect still pending then fails */
     uint16_t late_n;                  /* replies still owed for requests of missed rounds */
     uint16_t late_tid;                /* transaction id of the next of those */
@@ -380,6 +386,17 @@ static int queue_read(sf_master_t *m, size_t u, sf_reg_id_t first, sf_reg_id_t l
     return handle_of(m, u, r);
 }
 
+/* The detector data and occupancies can be read as one: the connected device's identity
+ * is known, its detectors' occupancies end within one read of det_seq, and it has not
+ * refused such a read on this connection. */
+static bool detocc_joinable(const unit_t *un)
+{
+    const sf_reg_t *seq = sf_regmap_get(SF_R_DET_SEQ), *occ = sf_regmap_get(SF_R_DET_OCCUPANCY);
+    return un->link == L_OPEN && un->ident_read && !un->detocc_refused &&
+           un->st.n_det <= occ->count &&
+           occ->address + un->st.n_det - seq->address <= MAX_READ_REGS;
+}
+
 int sf_master_queue_poll(sf_master_t *m, size_t u, uint16_t hb, unsigned what)
 {
     if (!m || u >= m->n) {
@@ -401,7 +418,19 @@ int sf_master_queue_poll(sf_master_t *m, size_t u, uint16_t hb, unsigned what)
     int h = foreign ? -1 : sf_master_queue_write(m, u, SF_R_HEARTBEAT, 0, &hb, 1);
     queue_read(m, u, SF_R_CONTROL_MODE, SF_R_PHASE_STATUS_NEXT, K_STATUS);
     queue_read(m, u, SF_R_SG_LAMP, SF_R_SG_TIME_REMAINING, K_LAMPS);
-    if (det) {
+    if (det && detocc_joinable(un)) {
+        /* One read instead of two: every reply costs the device a send, and the map puts
+         * det_seq (300) and the occupancies (400..) within one read's reach when the unit
+         * has at most 25 detectors (it says how many in its identity). The span includes
+         * 302..319 and 384..399, outside the map: a device that refuses that gets the two
+         * separate reads from its next poll on (detocc_refused). */
+        const sf_reg_t *occ = sf_regmap_get(SF_R_DET_OCCUPANCY);
+        uint16_t from = sf_regmap_get(SF_R_DET_SEQ)->address;
+        req_t *r = new_slot(m, u);
+        make_read(r, MODBUS_FC_READ_INPUT_REGISTERS, from,
+                  (uint16_t)(occ->address + un->st.n_det - from), K_DETOCC);
+        r->status_part = true;
+    } else if (det) {
         queue_read(m, u, SF_R_DET_SEQ, SF_R_DET_VOLUME, K_DET);
         queue_read(m, u, SF_R_DET_OCCUPANCY, SF_R_DET_OCCUPANCY, K_OCC);
     }
@@ -557,6 +586,15 @@ static void apply_read(unit_t *u, const req_t *r, const uint8_t *data)
     case K_OCC:
         memcpy(s->det_occupancy, PTR(SF_R_DET_OCCUPANCY), sizeof s->det_occupancy);
         break;
+    case K_DETOCC: { /* every volume, then the occupancies of the unit's detectors */
+        s->det_seq = AT(SF_R_DET_SEQ);
+        s->det_interval_s = AT(SF_R_DET_INTERVAL);
+        memcpy(s->det_volume, PTR(SF_R_DET_VOLUME), sizeof s->det_volume);
+        uint16_t at = (uint16_t)(sf_regmap_get(SF_R_DET_OCCUPANCY)->address - r->addr);
+        memset(s->det_occupancy, 0, sizeof s->det_occupancy);
+        memcpy(s->det_occupancy, &v[at], (size_t)(r->qty - at) * sizeof v[0]);
+        break;
+    }
     case K_PRIO:
         memcpy(s->prio_id, PTR(SF_R_PRIO_STATUS_ID), sizeof s->prio_id);
         memcpy(s->prio_state, PTR(SF_R_PRIO_STATUS_STATE), sizeof s->prio_state);
@@ -604,6 +642,8 @@ static int take_reply(sf_master_t *m, unit_t *u, const uint8_t *f, uint16_t len)
             return -1;
         r->outcome = SF_MREQ_EXCEPTION;
         r->exc = pdu[1];
+        if (r->kind == K_DETOCC)
+            u->detocc_refused = true;
         u->st.n_exceptions++;
         m->stats.exceptions++;
         if (r->status_part)
@@ -773,6 +813,7 @@ static void connected(sf_master_t *m, unit_t *u)
     }
     u->link = L_OPEN;
     u->ident_read = false;
+    u->detocc_refused = false; /* perhaps another device */
     u->late_n = 0;
     u->st.connected = true;
     u->st.n_connects++;

@@ -162,7 +162,10 @@ int sf_master_queue_coils(sf_master_t *m, size_t u, sf_reg_id_t id, uint16_t ele
 #define SF_POLL_ALL       7u
 
 /* Queue a poll: heartbeat write of hb, then the status and lamp reads, and what `what`
- * adds (SF_POLL_* bits). Returns the handle of the heartbeat write, or -1 (EINVAL,
+ * adds (SF_POLL_* bits). The detector data and occupancies are one read (det_seq through
+ * the last detector's occupancy) once the connected device's identity says it has at most
+ * 25 detectors, two reads before that or when the device has refused the joined read (it
+ * spans addresses outside the map) on this connection: that poll's status is incomplete. Returns the handle of the heartbeat write, or -1 (EINVAL,
  * ENOSPC; or, with the reads queued, when the connected device's identity is not the
  * expected one: it is then only read, never written). */
 int sf_master_queue_poll(sf_master_t *m, size_t u, uint16_t hb, unsigned what);

@@ -13,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <modbus.h>
+
 #include "host.h"
 #include "master.h"
 #include "regmap.h"
@@ -466,4 +468,160 @@ Test(master, pending_connect_spans_rounds_until_its_timeout)
     sf_master_destroy(&m);
     close(filler);
     close(ls);
+}
+
+/* A device that implements the map but serves each block of it on its own: a read that
+ * crosses from one block into the next is refused with exception 02. Its detector data are
+ * fixed: n_det detectors, volume 10 + d and occupancy 100 + d for detector d. */
+typedef struct {
+    modbus_t *ctx;           /* listening context */
+    modbus_mapping_t *map;   /* register image */
+    int ls;                  /* listening socket */
+    bool strict;             /* refuse reads across blocks */
+    pthread_t th;            /* serving thread */
+    atomic_uint refused;     /* reads refused */
+    atomic_uint fc4_max_qty; /* largest FC 4 read served */
+} block_device_t;
+
+/* The input register blocks of the map (first address, end). */
+static bool within_one_block(uint16_t addr, uint16_t qty)
+{
+    static const uint16_t blocks[][2] = {{0, 32},    {100, 150}, {200, 272}, {300, 384},
+                                         {400, 464}, {500, 538}, {600, 662}};
+    for (size_t i = 0; i < sizeof blocks / sizeof blocks[0]; i++)
+        if (addr >= blocks[i][0] && addr + qty <= blocks[i][1])
+            return true;
+    return false;
+}
+
+static void *serve_blocks(void *arg)
+{
+    block_device_t *d = arg;
+    int s = modbus_tcp_accept(d->ctx, &d->ls);
+    if (s < 0)
+        return NULL;
+    uint8_t req[MODBUS_TCP_MAX_ADU_LENGTH];
+    for (;;) {
+        int len = modbus_receive(d->ctx, req);
+        if (len < 0)
+            break; /* the master closed the connection */
+        if (len == 0)
+            continue;
+        int fc = req[7];
+        uint16_t addr = (uint16_t)(req[8] << 8 | req[9]), qty = (uint16_t)(req[10] << 8 | req[11]);
+        if (fc == MODBUS_FC_READ_INPUT_REGISTERS && d->strict && !within_one_block(addr, qty)) {
+            atomic_fetch_add(&d->refused, 1);
+            modbus_reply_exception(d->ctx, req, MODBUS_EXCEPTION_ILLEGAL_DATA_ADDRESS);
+            continue;
+        }
+        if (fc == MODBUS_FC_READ_INPUT_REGISTERS && qty > atomic_load(&d->fc4_max_qty))
+            atomic_store(&d->fc4_max_qty, qty);
+        modbus_reply(d->ctx, req, len, d->map);
+    }
+    close(s);
+    return NULL;
+}
+
+static void block_device_start(block_device_t *d, bool strict, uint16_t n_det, sf_endpoint_t *ep)
+{
+    memset(d, 0, sizeof *d);
+    d->strict = strict;
+    d->ctx = modbus_new_tcp("127.0.0.1", 0);
+    cr_assert_not_null(d->ctx);
+    d->map = modbus_mapping_new_start_address(
+        0, sf_regmap_table_size(SF_TBL_COIL), 0, sf_regmap_table_size(SF_TBL_DISCRETE), 0,
+        sf_regmap_table_size(SF_TBL_HOLDING), 0, sf_regmap_table_size(SF_TBL_INPUT));
+    cr_assert_not_null(d->map);
+    uint16_t *ir = d->map->tab_input_registers;
+    ir[sf_regmap_get(SF_R_PROTOCOL_VERSION)->address] = 1;
+    ir[sf_regmap_get(SF_R_N_DET)->address] = n_det;
+    ir[sf_regmap_get(SF_R_CONTROL_MODE)->address] = 0x10;
+    ir[sf_regmap_get(SF_R_DET_SEQ)->address] = 7;
+    ir[sf_regmap_get(SF_R_DET_INTERVAL)->address] = 60;
+    for (uint16_t k = 0; k < n_det; k++) {
+        ir[sf_regmap_get(SF_R_DET_VOLUME)->address + k] = (uint16_t)(10 + k);
+        ir[sf_regmap_get(SF_R_DET_OCCUPANCY)->address + k] = (uint16_t)(100 + k);
+    }
+    d->ls = modbus_tcp_listen(d->ctx, 1);
+    cr_assert_geq(d->ls, 0);
+    struct sockaddr_in sa;
+    socklen_t sl = sizeof sa;
+    cr_assert_eq(getsockname(d->ls, (struct sockaddr *)&sa, &sl), 0);
+    *ep = (sf_endpoint_t){.host = "127.0.0.1", .port = ntohs(sa.sin_port)};
+    cr_assert_eq(pthread_create(&d->th, NULL, serve_blocks, d), 0);
+}
+
+static void block_device_stop(block_device_t *d)
+{
+    pthread_join(d->th, NULL); /* ends when the master has closed its connection */
+    close(d->ls);
+    modbus_close(d->ctx);
+    modbus_free(d->ctx);
+    modbus_mapping_free(d->map);
+}
+
+static void assert_detectors(const sf_unit_state_t *st, uint16_t n_det)
+{
+    cr_assert_eq(st->det_seq, 7);
+    cr_assert_eq(st->det_interval_s, 60);
+    for (uint16_t k = 0; k < SF_MAX_DET; k++) {
+        cr_assert_eq(st->det_volume[k], k < n_det ? 10 + k : 0, "volume %u", k);
+        cr_assert_eq(st->det_occupancy[k], k < n_det ? 100 + k : 0, "occupancy %u", k);
+    }
+}
+
+/* Once a unit's identity says its detectors end within one read of det_seq, a full poll
+ * reads the detector data and occupancies in one request (6 a poll instead of 7). */
+Test(master, detector_blocks_read_as_one_when_the_unit_is_known)
+{
+    block_device_t d;
+    sf_endpoint_t ep;
+    block_device_start(&d, false, 4, &ep);
+    sf_master_t *m = sf_master_new(1, &ep, NULL, NULL);
+    cr_assert_not_null(m);
+    const sf_unit_state_t *st = sf_master_state(m, 0);
+    sf_master_stats_t s0, s1;
+    for (int k = 1; k <= 3; k++) {
+        sf_master_stats(m, &s0);
+        cr_assert_eq(sf_master_sweep(m, k, (uint16_t)k, SF_POLL_ALL), 1);
+        sf_master_stats(m, &s1);
+        /* Round 1: identity + 7 (nothing known yet at queueing); then 6. */
+        cr_assert_eq(s1.requests - s0.requests, k == 1 ? 8 : 6, "round %d", k);
+        cr_assert_eq(st->n_status, (uint64_t)k);
+        assert_detectors(st, 4);
+    }
+    cr_assert_eq(atomic_load(&d.fc4_max_qty), 104, "det_seq (300) through occupancy 4 (403)");
+    cr_assert_eq(s1.exceptions, 0);
+    sf_master_destroy(&m);
+    block_device_stop(&d);
+}
+
+/* A device that refuses the joined read (02) gets the two separate reads from the next
+ * poll on: one poll's status is incomplete, nothing else is lost and the link stays. */
+Test(master, device_refusing_the_joined_read_gets_two)
+{
+    block_device_t d;
+    sf_endpoint_t ep;
+    block_device_start(&d, true, 4, &ep);
+    sf_master_t *m = sf_master_new(1, &ep, NULL, NULL);
+    cr_assert_not_null(m);
+    const sf_unit_state_t *st = sf_master_state(m, 0);
+    cr_assert_eq(sf_master_sweep(m, 1, 1, SF_POLL_ALL), 1);
+    cr_assert_eq(st->n_status, 1);
+    assert_detectors(st, 4);
+    /* Round 2 tries the joined read: refused, so this poll's status is not complete. */
+    cr_assert_eq(sf_master_sweep(m, 2, 2, SF_POLL_ALL), 1, "every request answered");
+    cr_assert_eq(atomic_load(&d.refused), 1);
+    cr_assert_eq(st->n_status, 1, "a refused status read: the poll's status is incomplete");
+    cr_assert_eq(st->n_exceptions, 1);
+    for (int k = 3; k <= 5; k++) {
+        cr_assert_eq(sf_master_sweep(m, k, (uint16_t)k, SF_POLL_ALL), 1);
+        cr_assert_eq(st->n_status, (uint64_t)k - 1, "round %d", k);
+        assert_detectors(st, 4);
+    }
+    cr_assert_eq(atomic_load(&d.refused), 1, "refused once only");
+    cr_assert_eq(st->n_connects, 1, "the connection stayed");
+    cr_assert_eq(st->health.state, SF_LINK_ONLINE);
+    sf_master_destroy(&m);
+    block_device_stop(&d);
 }

@@ -793,7 +793,18 @@ int sf_server_handle_frame(sf_server_t *s, int fd, bool may_write, const uint8_t
          * image is then refreshed from the unit before the next request. */
         int rc = modbus_reply(s->ctx, req, len, s->map);
         s->stale = true;
-        s->timing_stale = true;
+        /* The phase timing table changes only through its own registers: re-reading it
+         * (8 fields x 16 phases from the unit) after every heartbeat write cost more than
+         * the rest of the refresh. */
+        if (fc == FC_WRITE_SINGLE_REGISTER || fc == FC_WRITE_MULTIPLE_REGS) {
+            uint32_t first = be16(req + MBAP_LEN + 1);
+            uint32_t last =
+                first + (fc == FC_WRITE_SINGLE_REGISTER ? 1u : be16(req + MBAP_LEN + 3));
+            const sf_reg_t *lo = sf_regmap_get(SF_R_PHASE_MIN_GREEN);
+            const sf_reg_t *hi = sf_regmap_get(SF_R_PHASE_PED_CLEAR);
+            if (first < (uint32_t)hi->address + sf_regmap_span(hi) && last > lo->address)
+                s->timing_stale = true;
+        }
         return rc < 0 ? -1 : 0;
     }
     case MODBUS_FC_READ_COILS:
