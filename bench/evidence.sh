@@ -15,6 +15,13 @@
 #   OUT=DIR           keep the reports there (default: a temporary directory, removed)
 #   COMPARE="prio gw surge"  the comparisons to run and print ("surge_mp" adds the
 #                     surge under max-pressure phase selection against the same fixed arm)
+#                     "surge_ceiling" adds the same surge under fixed plans at other common
+#                     cycles (CEIL_CYCLES) against the same fixed arm: the ceiling a better
+#                     fixed plan chosen with hindsight reaches
+#   CEIL_CYCLES="90 100 110 140"  the common cycles of surge_ceiling: `sigflow plan
+#                     greenwave --cycle-min C --cycle-max C --write` (every green stretched
+#                     with the cycle, offsets re-optimised; the controller's green-wave
+#                     optimiser re-plans them in the run as in the fixed arm)
 #   REUSE=1           with OUT: do not redo a run whose report is already in OUT
 #   XADAPT="--set ..."  extra arguments of the adaptive surge arm only (diagnostics, e.g.
 #                     the cycle pinned with control.adaptive_min/max_cycle_s)
@@ -84,6 +91,15 @@ while [ "$i" -lt "$NENT" ]; do
     i=$((i + 1))
 done
 
+# Ceiling: the corridor's plan stretched to other common cycles, one scenario per cycle.
+CEIL_CYCLES=${CEIL_CYCLES:-"90 100 110 140"}
+if want surge_ceiling; then
+    for cy in $CEIL_CYCLES; do
+        "$SF" plan greenwave "$SCEN" --cycle-min "$cy" --cycle-max "$cy" \
+            --write "$W/ceiling_c$cy.json" >"$W/ceiling_c$cy.txt"
+    done
+fi
+
 # One line per run: NAME SEED SCENARIO DURATION ARGS...
 : >"$W/runs.txt"
 for s in $SEEDS; do
@@ -99,6 +115,13 @@ for s in $SEEDS; do
     if want surge; then
         echo "surge_adaptive $s $SCEN $SURGE_DUR --set control.strategy=adaptive$SURGE${XADAPT:-}" >>"$W/runs.txt"
         echo "surge_fixed $s $SCEN $SURGE_DUR --set control.strategy=coordinated$SURGE" >>"$W/runs.txt"
+    fi
+    if want surge_ceiling; then
+        for cy in $CEIL_CYCLES; do
+            echo "surge_fixed_c$cy $s $W/ceiling_c$cy.json $SURGE_DUR --set control.strategy=coordinated$SURGE" >>"$W/runs.txt"
+        done
+        want surge || want surge_mp ||
+            echo "surge_fixed $s $SCEN $SURGE_DUR --set control.strategy=coordinated$SURGE" >>"$W/runs.txt"
     fi
     if want surge_mp; then
         echo "surge_maxpressure $s $SCEN $SURGE_DUR --set control.strategy=max_pressure$SURGE" >>"$W/runs.txt"
@@ -237,4 +260,14 @@ if want surge_mp; then
     fig car_network_delay_s surge_maxpressure surge_fixed "$cardelay"
     info vehicles_completed surge_maxpressure '.network.vehicles_completed'
     info unfinished_vehicles surge_maxpressure "$unfinished"
+fi
+if want surge_ceiling; then
+    echo
+    echo "== 3c. fixed plans at other common cycles vs the corridor's plan, same surge ($SURGE_DUR s) =="
+    echo "   (the ceiling: a fixed plan chosen with hindsight; target of 3 is -10 %)"
+    for cy in $CEIL_CYCLES; do
+        fig total_delay_veh_h "surge_fixed_c$cy" surge_fixed "$totdelay"
+        info unfinished_vehicles "surge_fixed_c$cy" "$unfinished"
+    done
+    info unfinished_vehicles surge_fixed "$unfinished"
 fi
