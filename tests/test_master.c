@@ -279,7 +279,10 @@ Test(master, foreign_device_is_only_read)
     host_thread_t t;
     start_hosts(&t, &sc->intersections[0], 1, eps);
     const char *ids[1] = {"NOT-THIS-ONE"};
-    sf_master_t *m = sf_master_new(1, eps, ids, NULL);
+    sf_master_opts_t o;
+    sf_master_opts_default(&o);
+    o.round_timeout_ms = 2000; /* the default 200 ms missed rounds on a loaded machine */
+    sf_master_t *m = sf_master_new(1, eps, ids, &o);
     cr_assert_not_null(m);
     cr_assert_eq(sf_master_sweep(m, 1, 11, 0), 1);
     const sf_unit_state_t *st = sf_master_state(m, 0);
@@ -382,7 +385,8 @@ Test(master, missed_round_keeps_connections_and_drops_late_replies)
     pthread_join(t.th, NULL);
     sf_host_stats_t hs;
     sf_host_stats(t.h, &hs);
-    cr_assert_eq(hs.accepted, n, "the host saw one connection per unit");
+    cr_assert_eq(hs.accepted, n, "the host saw one connection per unit: %llu of %zu",
+                 (unsigned long long)hs.accepted, n);
     cr_assert_eq(hs.closed_peer + hs.closed_error + hs.closed_malformed, 0);
     sf_master_destroy(&m);
     sf_host_destroy(&t.h);
@@ -577,7 +581,10 @@ Test(master, detector_blocks_read_as_one_when_the_unit_is_known)
     block_device_t d;
     sf_endpoint_t ep;
     block_device_start(&d, false, 4, &ep);
-    sf_master_t *m = sf_master_new(1, &ep, NULL, NULL);
+    sf_master_opts_t o;
+    sf_master_opts_default(&o);
+    o.round_timeout_ms = 2000; /* generous: a loaded CI machine under ASan */
+    sf_master_t *m = sf_master_new(1, &ep, NULL, &o);
     cr_assert_not_null(m);
     const sf_unit_state_t *st = sf_master_state(m, 0);
     sf_master_stats_t s0, s1;
@@ -603,7 +610,10 @@ Test(master, device_refusing_the_joined_read_gets_two)
     block_device_t d;
     sf_endpoint_t ep;
     block_device_start(&d, true, 4, &ep);
-    sf_master_t *m = sf_master_new(1, &ep, NULL, NULL);
+    sf_master_opts_t o;
+    sf_master_opts_default(&o);
+    o.round_timeout_ms = 2000; /* generous: a loaded CI machine under ASan */
+    sf_master_t *m = sf_master_new(1, &ep, NULL, &o);
     cr_assert_not_null(m);
     const sf_unit_state_t *st = sf_master_state(m, 0);
     cr_assert_eq(sf_master_sweep(m, 1, 1, SF_POLL_ALL), 1);
