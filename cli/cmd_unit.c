@@ -22,12 +22,12 @@
 #include "host.h"
 #include "lockstep.h"
 #include "scenario.h"
+#include "unit_part.h"
 
-#define TICK_NS        100000000L /* 0.1 s: the unit's resolution */
-#define MAX_CATCH      10         /* ticks run at most per wake-up after a stall */
-#define REGISTER_S     30.0       /* --bus: the simulator must welcome us within this */
-#define WAIT_SLICE_S   1.0        /* --bus: a paused clock is waited for in slices */
-#define LAMP_REFRESH_S 1.0        /* --bus: every unit's lamps are republished this often */
+#define TICK_NS      100000000L /* 0.1 s: the unit's resolution */
+#define MAX_CATCH    10         /* ticks run at most per wake-up after a stall */
+#define REGISTER_S   30.0       /* --bus: the simulator must welcome us within this */
+#define WAIT_SLICE_S 1.0        /* --bus: a paused clock is waited for in slices */
 
 static void usage(FILE *out)
 {
@@ -144,103 +144,23 @@ static int run_loop(sf_host_t *h, int sfd)
 
 /* ---- --bus: lockstep participant ----------------------------------------------------- */
 
+/* The units' work (cli/unit_part.h) and the signal descriptor: a signal ends the wait. */
 typedef struct {
-    sf_host_t *h;           /* the units, local index i */
-    const int *which;       /* local index -> scenario intersection index */
-    size_t n_run;           /* units run here */
-    int *local_of;          /* scenario index -> local index, -1 = not here */
-    uint32_t n_ix;          /* intersections in the scenario */
-    uint64_t *presence;     /* per local unit: detector bits as last received */
-    uint8_t *sent_lamps;    /* per local unit SF_MAX_SG codes last published */
-    uint8_t *sent_mode;     /* per local unit control mode last published */
-    uint8_t *sent_fault;    /* per local unit fault code last published */
-    bool *sent_any;         /* per local unit: published at least once */
-    uint32_t refresh_steps; /* republish everything every this many steps */
+    sf_unit_part_t *work;   /* what a step does with the units */
+    sf_participant_io_t io; /* work's descriptors (the host's Modbus sockets) */
     int sfd;                /* signalfd: readable = stop */
     bool stop;              /* a signal arrived */
-    struct pollfd *pfd;     /* the host's descriptors, reused across waits */
-    size_t cap_pfd;         /* entries in pfd */
 } bus_units_t;
 
-static int bus_on_msg(void *arg, const sf_bus_rx_t *rx)
-{
-    bus_units_t *u = arg;
-    if (rx->type != SF_BUS_DET)
-        return 0;
-    const Sfbus__DetectorInputs *m = (const Sfbus__DetectorInputs *)(const void *)rx->msg;
-    /* Other hosts' intersections and bad indices change nothing. */
-    if (m->ix < u->n_ix && u->local_of[m->ix] >= 0)
-        u->presence[u->local_of[m->ix]] = m->presence;
-    return 0;
-}
-
-/* Step k: detectors in, the step's time of day, tick, then the lamps that changed (every
- * unit's once per LAMP_REFRESH_S), tagged with the scenario index the simulator uses. */
-static int bus_on_step(void *arg, const Sfbus__Step *st, void *pub)
-{
-    bus_units_t *u = arg;
-    if (sf_host_set_clock(u->h, st->tod_ds) != 0)
-        return -1;
-    for (size_t i = 0; i < u->n_run; i++)
-        sf_unit_set_detectors(sf_host_unit(u->h, i), u->presence[i]);
-    sf_host_tick(u->h);
-    bool refresh = u->refresh_steps && st->k % u->refresh_steps == 0;
-    for (size_t i = 0; i < u->n_run; i++) {
-        const sf_unit_status_t *s = sf_unit_status(sf_host_unit(u->h, i));
-        uint8_t *last = &u->sent_lamps[i * SF_MAX_SG];
-        bool changed = !u->sent_any[i] || s->control_mode != u->sent_mode[i] ||
-                       s->fault_code != u->sent_fault[i] || memcmp(last, s->sg_lamp, s->n_sg) != 0;
-        if (!changed && !refresh)
-            continue;
-        uint32_t remaining[SF_MAX_SG];
-        for (uint8_t g = 0; g < s->n_sg; g++)
-            remaining[g] = s->sg_remaining_ds[g];
-        Sfbus__LampStates m = SFBUS__LAMP_STATES__INIT;
-        m.k = st->k;
-        m.ix = (uint32_t)u->which[i];
-        m.lamps.data = (uint8_t *)s->sg_lamp;
-        m.lamps.len = s->n_sg;
-        m.n_remaining_ds = s->n_sg;
-        m.remaining_ds = remaining;
-        m.control_mode = s->control_mode;
-        m.fault_code = s->fault_code;
-        m.greens = s->greens;
-        m.yellows = s->yellows;
-        m.reds = s->reds;
-        m.plan = s->active_plan;
-        m.cycle_timer_ds = s->cycle_timer_ds;
-        if (sf_bus_send(pub, &m.base) != 0)
-            return -1;
-        memcpy(last, s->sg_lamp, s->n_sg);
-        u->sent_mode[i] = s->control_mode;
-        u->sent_fault[i] = s->fault_code;
-        u->sent_any[i] = true;
-    }
-    return 0;
-}
-
-/* The signal descriptor and the host's Modbus sockets into the participant's poll set:
- * the controller polls the units between their steps. */
+/* The signal descriptor first, then the host's Modbus sockets: the controller polls the
+ * units between their steps. */
 static size_t bus_io_fill(void *arg, zmq_pollitem_t *items, size_t cap, int *max_wait_ms)
 {
     bus_units_t *u = arg;
-    size_t n = sf_host_pollfds(u->h, u->pfd, u->cap_pfd);
-    if (n > u->cap_pfd) {
-        struct pollfd *p = realloc(u->pfd, n * 2 * sizeof *p);
-        if (!p)
-            n = 0; /* serve only the signal this round; the next wait tries again */
-        else {
-            u->pfd = p;
-            u->cap_pfd = n * 2;
-            n = sf_host_pollfds(u->h, u->pfd, u->cap_pfd);
-        }
-    }
+    size_t n = u->io.fill(u->io.arg, cap ? items + 1 : NULL, cap ? cap - 1 : 0, max_wait_ms);
     if (n + 1 > cap)
         return n + 1;
     items[0] = (zmq_pollitem_t){NULL, u->sfd, ZMQ_POLLIN, 0};
-    for (size_t i = 0; i < n; i++)
-        items[i + 1] = (zmq_pollitem_t){NULL, u->pfd[i].fd, u->pfd[i].fd < 0 ? 0 : ZMQ_POLLIN, 0};
-    *max_wait_ms = sf_host_wait_hint_ms(u->h);
     return n + 1;
 }
 
@@ -254,10 +174,7 @@ static int bus_io_serve(void *arg, const zmq_pollitem_t *items, size_t n)
         u->stop = true;
         return -1;
     }
-    /* Also when nothing was readable: a partial frame may have timed out (wait hint). */
-    if (sf_host_poll(u->h, 0) < 0 && errno != EINTR)
-        return -1;
-    return 0;
+    return u->io.serve(u->io.arg, n ? items + 1 : items, n ? n - 1 : 0);
 }
 
 /* Join the bus at pub_ep/sub_ep as name and step until the simulator's Bye (0), a signal
@@ -267,28 +184,22 @@ static int run_bus(sf_host_t *h, const sf_scenario_t *sc, const int *which, size
                    const sf_bus_security_t *sec)
 {
     int rc = 1;
-    bus_units_t u = {
-        .h = h, .which = which, .n_run = n_run, .n_ix = sc->n_intersections, .sfd = sfd};
-    size_t n = n_run ? n_run : 1;
-    u.local_of = malloc((sc->n_intersections ? sc->n_intersections : 1) * sizeof *u.local_of);
-    u.presence = calloc(n, sizeof *u.presence);
-    u.sent_lamps = calloc(n * SF_MAX_SG, 1);
-    u.sent_mode = calloc(n, 1);
-    u.sent_fault = calloc(n, 1);
-    u.sent_any = calloc(n, sizeof *u.sent_any);
+    bus_units_t u = {.sfd = sfd};
+    uint32_t *ix_of = calloc(n_run ? n_run : 1, sizeof *ix_of);
     void *zctx = zmq_ctx_new();
     sf_participant_t *p = NULL;
-    if (!u.local_of || !u.presence || !u.sent_lamps || !u.sent_mode || !u.sent_fault ||
-        !u.sent_any || !zctx) {
+    if (!ix_of || !zctx) {
         fprintf(stderr, "sigflow unit: out of memory\n");
         goto out;
     }
-    for (uint32_t i = 0; i < sc->n_intersections; i++)
-        u.local_of[i] = -1;
     for (size_t i = 0; i < n_run; i++)
-        u.local_of[which[i]] = (int)i;
-    uint32_t step_ds = (uint32_t)(sc->run.step_s * 10.0 + 0.5);
-    u.refresh_steps = (uint32_t)(LAMP_REFRESH_S * 10.0 / (double)(step_ds ? step_ds : 1) + 0.5);
+        ix_of[i] = (uint32_t)which[i];
+    u.work = sf_unit_part_new(h, sc->n_intersections, ix_of, n_run, sc->run.step_s);
+    if (!u.work) {
+        fprintf(stderr, "sigflow unit: out of memory\n");
+        goto out;
+    }
+    u.io = sf_unit_part_io(u.work);
     const char *topics[] = {"det"};
     sf_participant_config_t pc = {.name = name,
                                   .role = SFBUS__ROLE__ROLE_UNITS,
@@ -305,14 +216,15 @@ static int run_bus(sf_host_t *h, const sf_scenario_t *sc, const int *which, size
     }
     sf_participant_io_t io = {.fill = bus_io_fill, .serve = bus_io_serve, .arg = &u};
     /* Registration first (the Modbus sockets wait in the kernel's backlog meanwhile). */
-    if (sf_participant_register(p, REGISTER_S, bus_on_msg, &u) != 0) {
+    if (sf_participant_register(p, REGISTER_S, sf_unit_part_on_msg, u.work) != 0) {
         fprintf(stderr, "sigflow unit: %s\n", sf_participant_error(p));
         goto out;
     }
     fprintf(stderr, "sigflow unit: joined the bus as %s\n", name);
     sf_participant_set_io(p, &io);
     for (;;) {
-        int r = sf_participant_step(p, WAIT_SLICE_S, bus_on_msg, bus_on_step, &u);
+        int r =
+            sf_participant_step(p, WAIT_SLICE_S, sf_unit_part_on_msg, sf_unit_part_on_step, u.work);
         if (r == 1)
             continue;
         if (r == 0) {
@@ -334,13 +246,8 @@ out:
     sf_participant_destroy(&p);
     if (zctx)
         zmq_ctx_term(zctx);
-    free(u.local_of);
-    free(u.presence);
-    free(u.sent_lamps);
-    free(u.sent_mode);
-    free(u.sent_fault);
-    free(u.sent_any);
-    free(u.pfd);
+    sf_unit_part_destroy(&u.work);
+    free(ix_of);
     return rc;
 }
 
