@@ -17,15 +17,14 @@
 #include <unistd.h>
 
 #include "bus.h"
+#include "bus_join.h"
 #include "commands.h"
 #include "curve_opts.h"
 #include "controller.h"
 #include "lockstep.h"
 #include "scenario.h"
 
-#define MAX_SETS     64
-#define REGISTER_S   30.0 /* --bus: the simulator must welcome us within this */
-#define WAIT_SLICE_S 1.0  /* --bus: a paused clock is waited for in slices */
+#define MAX_SETS 64
 
 static void usage(FILE *out)
 {
@@ -60,18 +59,6 @@ static int parse_u16(const char *s, long lo, uint16_t *out)
         return -1;
     *out = (uint16_t)v;
     return 0;
-}
-
-static uint32_t wall_tod_ds(void)
-{
-    struct timespec ts;
-    struct tm tm;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    if (!localtime_r(&ts.tv_sec, &tm))
-        return 0;
-    return (uint32_t)((tm.tm_hour * 3600 + tm.tm_min * 60 + tm.tm_sec) * 10 +
-                      ts.tv_nsec / 100000000L) %
-           864000u;
 }
 
 static void print_line(void *ctx, const char *line)
@@ -121,8 +108,6 @@ static int parse_unit(const sf_scenario_t *sc, const char *arg, sf_endpoint_t *e
 
 typedef struct {
     sf_controller_t *c;
-    int sfd;                  /* signalfd: readable = stop */
-    bool stop;                /* a signal arrived */
     uint64_t transit_msgs;    /* check-in/out messages taken from the bus */
     uint64_t transit_refused; /* of which the controller refused (e.g. a check-out of a
                                  request it refused) */
@@ -146,117 +131,16 @@ static int bus_on_step(void *arg, const Sfbus__Step *st, void *pub)
     return sf_controller_step(b->c, st->k, st->tod_ds);
 }
 
-static size_t bus_io_fill(void *arg, zmq_pollitem_t *items, size_t cap, int *max_wait_ms)
-{
-    bus_ctl_t *b = arg;
-    if (cap < 1)
-        return 1;
-    items[0] = (zmq_pollitem_t){NULL, b->sfd, ZMQ_POLLIN, 0};
-    *max_wait_ms = -1;
-    return 1;
-}
-
-static int bus_io_serve(void *arg, const zmq_pollitem_t *items, size_t n)
-{
-    bus_ctl_t *b = arg;
-    if (n < 1 || !(items[0].revents & ZMQ_POLLIN))
-        return 0;
-    struct signalfd_siginfo si;
-    if (read(b->sfd, &si, sizeof si) == (ssize_t)sizeof si)
-        fprintf(stderr, "sigflow controller: %s, stopping\n", strsignal((int)si.ssi_signo));
-    b->stop = true;
-    return -1;
-}
-
-/* Step with the simulator at pub_ep/sub_ep as name until its Bye or a signal (0), or an
- * error (1, said on stderr). */
-static int run_bus(bus_ctl_t *b, const char *pub_ep, const char *sub_ep, const char *name,
-                   const sf_bus_security_t *sec)
-{
-    int rc = 1;
-    void *zctx = zmq_ctx_new();
-    sf_participant_t *p = NULL;
-    if (!zctx) {
-        fprintf(stderr, "sigflow controller: zmq_ctx_new: %s\n", zmq_strerror(errno));
-        return 1;
-    }
-    const char *topics[] = {"transit.in", "transit.out"};
-    sf_participant_config_t pc = {.name = name,
-                                  .role = SFBUS__ROLE__ROLE_CONTROLLER,
-                                  .lockstep = 1,
-                                  .topics = topics,
-                                  .n_topics = 2,
-                                  .stage = 1,
-                                  .security = sec};
-    p = sf_participant_new(zctx, pub_ep, sub_ep, &pc);
-    if (!p) {
-        fprintf(stderr, "sigflow controller: --bus %s,%s: cannot join: %s\n", pub_ep, sub_ep,
-                sf_bus_strerror(errno));
-        goto out;
-    }
-    if (sf_participant_register(p, REGISTER_S, bus_on_msg, b) != 0) {
-        fprintf(stderr, "sigflow controller: %s\n", sf_participant_error(p));
-        goto out;
-    }
-    fprintf(stderr, "sigflow controller: joined the bus as %s\n", name);
-    sf_participant_io_t io = {.fill = bus_io_fill, .serve = bus_io_serve, .arg = b};
-    sf_participant_set_io(p, &io);
-    for (;;) {
-        int r = sf_participant_step(p, WAIT_SLICE_S, bus_on_msg, bus_on_step, b);
-        if (r == 1)
-            continue;
-        if (r == 0) {
-            fprintf(stderr, "sigflow controller: the simulator ended the run after %llu steps\n",
-                    (unsigned long long)sf_participant_steps(p));
-            rc = 0;
-            break;
-        }
-        if (b->stop) {
-            rc = 0;
-            break;
-        }
-        if (errno == SF_BUS_ETIMEOUT)
-            continue; /* a paused or slow clock */
-        fprintf(stderr, "sigflow controller: %s\n", sf_participant_error(p));
-        break;
-    }
-out:
-    sf_participant_destroy(&p);
-    zmq_ctx_term(zctx);
-    return rc;
-}
-
-/* "PUB_EP,SUB_EP" into pub and sub (each SF_BUS_ENDPOINT_MAX); -1 when malformed. */
-static int split_bus(const char *arg, char *pub, char *sub)
-{
-    const char *comma = strchr(arg, ',');
-    size_t lp = comma ? (size_t)(comma - arg) : 0;
-    if (!comma || lp == 0 || !comma[1] || lp >= SF_BUS_ENDPOINT_MAX ||
-        strlen(comma + 1) >= SF_BUS_ENDPOINT_MAX || strchr(comma + 1, ','))
-        return -1;
-    memcpy(pub, arg, lp);
-    pub[lp] = 0;
-    snprintf(sub, SF_BUS_ENDPOINT_MAX, "%s", comma + 1);
-    return 0;
-}
-
-static bool valid_name(const char *s)
-{
-    static const char ok[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-";
-    return s[0] && strlen(s) <= SF_BUS_NAME_MAX && strspn(s, ok) == strlen(s);
-}
-
 int sf_cmd_controller(int argc, char **argv)
 {
-    const char *file = NULL, *log = NULL, *host = NULL, *bus = NULL, *name = NULL;
-    char pub_ep[SF_BUS_ENDPOINT_MAX], sub_ep[SF_BUS_ENDPOINT_MAX];
+    const char *file = NULL, *log = NULL, *host = NULL;
+    sf_bus_join_opts_t bj = {0};
     const char *sets[MAX_SETS];
     const char *units[256];
     size_t n_sets = 0, n_units = 0;
     uint16_t base_port = 0;
     bool have_base = false, greenwave = false;
     uint16_t round_ms = 0;
-    sf_curve_opts_t curve = {0};
     for (int a = 1; a < argc; a++) {
         const char *s = argv[a];
         bool has_val = a + 1 < argc;
@@ -264,7 +148,7 @@ int sf_cmd_controller(int argc, char **argv)
             usage(stdout);
             return 0;
         }
-        int cr = sf_curve_opt("controller", &curve, s, has_val ? argv[a + 1] : NULL);
+        int cr = sf_bus_join_opt("controller", &bj, s, has_val ? argv[a + 1] : NULL);
         if (cr < 0)
             return 2;
         if (cr > 0) {
@@ -294,22 +178,6 @@ int sf_cmd_controller(int argc, char **argv)
             }
         } else if (strcmp(s, "--greenwave") == 0) {
             greenwave = true;
-        } else if (strcmp(s, "--bus") == 0 && has_val) {
-            bus = argv[++a];
-            if (split_bus(bus, pub_ep, sub_ep) != 0) {
-                fprintf(stderr, "sigflow controller: --bus: expected PUB_EP,SUB_EP, got '%s'\n",
-                        bus);
-                return 2;
-            }
-        } else if (strcmp(s, "--name") == 0 && has_val) {
-            name = argv[++a];
-            if (!valid_name(name)) {
-                fprintf(stderr,
-                        "sigflow controller: --name '%s': expected 1..%d characters of "
-                        "[A-Za-z0-9_.-]\n",
-                        name, SF_BUS_NAME_MAX);
-                return 2;
-            }
         } else if (strcmp(s, "--set") == 0 && has_val) {
             if (n_sets == MAX_SETS) {
                 fprintf(stderr, "sigflow controller: too many --set\n");
@@ -333,17 +201,9 @@ int sf_cmd_controller(int argc, char **argv)
         fprintf(stderr, "sigflow controller: missing SCENARIO (see sigflow controller --help)\n");
         return 2;
     }
-    if (name && !bus) {
-        fprintf(stderr, "sigflow controller: --name needs --bus (the name is the bus's)\n");
-        return 2;
-    }
-    if (sf_curve_opts_any(&curve) && !bus) {
-        fprintf(stderr, "sigflow controller: --curve-* options need --bus (they secure it)\n");
-        return 2;
-    }
     sf_bus_security_t keys;
     bool secure = false;
-    int crc = sf_curve_opts_client("controller", &curve, &keys, &secure);
+    int crc = sf_bus_join_check("controller", &bj, &keys, &secure);
     if (crc != 0)
         return crc;
     if (host && strlen(host) >= SF_MASTER_HOST_LEN) {
@@ -420,22 +280,24 @@ int sf_cmd_controller(int argc, char **argv)
         fprintf(stderr, "sigflow controller: %s\n", err[0] ? err : strerror(errno));
         goto done;
     }
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGTERM);
-    if (sigprocmask(SIG_BLOCK, &sigs, NULL) != 0 ||
-        (sfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK)) < 0) {
-        perror("sigflow controller: signalfd");
+    if ((sfd = sf_cli_signalfd("controller")) < 0)
         goto done;
-    }
     double step_s = sc->run.step_s > 0 ? sc->run.step_s : 0.1;
-    if (bus) {
+    if (bj.bus) {
         fprintf(stderr, "sigflow controller: %u units, poll every %.2f s of sim time\n",
                 sc->n_intersections, sc->control.poll_period_s);
-        bus_ctl = (bus_ctl_t){.c = c, .sfd = sfd};
-        status =
-            run_bus(&bus_ctl, pub_ep, sub_ep, name ? name : "controller", secure ? &keys : NULL);
+        bus_ctl = (bus_ctl_t){.c = c};
+        static const char *const topics[] = {"transit.in", "transit.out"};
+        sf_bus_join_part_t part = {.cmd = "controller",
+                                   .name = "controller",
+                                   .role = SFBUS__ROLE__ROLE_CONTROLLER,
+                                   .stage = 1, /* after the units, as in `sigflow run` */
+                                   .topics = topics,
+                                   .n_topics = 2,
+                                   .on_msg = bus_on_msg,
+                                   .on_step = bus_on_step,
+                                   .arg = &bus_ctl};
+        status = sf_bus_join_run(&bj, &part, secure ? &keys : NULL, sfd);
         goto done;
     }
     long step_ns = (long)(step_s * 1e9);
@@ -472,7 +334,7 @@ int sf_cmd_controller(int argc, char **argv)
             /* Steps missed while a round ran are skipped, not replayed. */
             k = first ? 0 : k + n;
             first = false;
-            if (sf_controller_step(c, k, wall_tod_ds()) < 0) {
+            if (sf_controller_step(c, k, sf_cli_wall_tod_ds()) < 0) {
                 fprintf(stderr, "sigflow controller: step %llu: %s\n", (unsigned long long)k,
                         strerror(errno));
                 goto done;
@@ -483,7 +345,7 @@ int sf_cmd_controller(int argc, char **argv)
 done:
     if (c) {
         json_t *rep = sf_controller_report(c);
-        if (rep && bus)
+        if (rep && bj.bus)
             json_object_set_new(rep, "transit_messages",
                                 json_pack("{s:I, s:I}", "taken", (json_int_t)bus_ctl.transit_msgs,
                                           "refused", (json_int_t)bus_ctl.transit_refused));

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "bus.h"
+#include "bus_join.h"
 #include "commands.h"
 #include "curve_opts.h"
 #include "host.h"
@@ -24,10 +25,8 @@
 #include "scenario.h"
 #include "unit_part.h"
 
-#define TICK_NS      100000000L /* 0.1 s: the unit's resolution */
-#define MAX_CATCH    10         /* ticks run at most per wake-up after a stall */
-#define REGISTER_S   30.0       /* --bus: the simulator must welcome us within this */
-#define WAIT_SLICE_S 1.0        /* --bus: a paused clock is waited for in slices */
+#define TICK_NS   100000000L /* 0.1 s: the unit's resolution */
+#define MAX_CATCH 10         /* ticks run at most per wake-up after a stall */
 
 static void usage(FILE *out)
 {
@@ -48,19 +47,6 @@ static void usage(FILE *out)
             "its steps and publish their lamps, and exit 0 when the simulator ends the run.\n"
             "Stops on SIGINT/SIGTERM.\n");
     fputs(SF_CURVE_HELP_CLIENT, out);
-}
-
-/* Time of day from the local wall clock, 0.1 s after midnight. */
-static uint32_t wall_tod_ds(void)
-{
-    struct timespec ts;
-    struct tm tm;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    if (!localtime_r(&ts.tv_sec, &tm))
-        return 0;
-    return (uint32_t)((tm.tm_hour * 3600 + tm.tm_min * 60 + tm.tm_sec) * 10 +
-                      ts.tv_nsec / 100000000L) %
-           864000u;
 }
 
 static int parse_port(const char *s, uint16_t *out)
@@ -126,7 +112,7 @@ static int run_loop(sf_host_t *h, int sfd)
                 if (expired > MAX_CATCH)
                     expired = MAX_CATCH;
                 for (uint64_t k = 0; k < expired; k++) {
-                    sf_host_set_clock(h, wall_tod_ds());
+                    sf_host_set_clock(h, sf_cli_wall_tod_ds());
                     sf_host_tick(h);
                 }
             }
@@ -144,137 +130,45 @@ static int run_loop(sf_host_t *h, int sfd)
 
 /* ---- --bus: lockstep participant ----------------------------------------------------- */
 
-/* The units' work (cli/unit_part.h) and the signal descriptor: a signal ends the wait. */
-typedef struct {
-    sf_unit_part_t *work;   /* what a step does with the units */
-    sf_participant_io_t io; /* work's descriptors (the host's Modbus sockets) */
-    int sfd;                /* signalfd: readable = stop */
-    bool stop;              /* a signal arrived */
-} bus_units_t;
-
-/* The signal descriptor first, then the host's Modbus sockets: the controller polls the
- * units between their steps. */
-static size_t bus_io_fill(void *arg, zmq_pollitem_t *items, size_t cap, int *max_wait_ms)
-{
-    bus_units_t *u = arg;
-    size_t n = u->io.fill(u->io.arg, cap ? items + 1 : NULL, cap ? cap - 1 : 0, max_wait_ms);
-    if (n + 1 > cap)
-        return n + 1;
-    items[0] = (zmq_pollitem_t){NULL, u->sfd, ZMQ_POLLIN, 0};
-    return n + 1;
-}
-
-static int bus_io_serve(void *arg, const zmq_pollitem_t *items, size_t n)
-{
-    bus_units_t *u = arg;
-    if (n > 0 && (items[0].revents & ZMQ_POLLIN)) {
-        struct signalfd_siginfo si;
-        if (read(u->sfd, &si, sizeof si) == (ssize_t)sizeof si)
-            fprintf(stderr, "sigflow unit: %s, stopping\n", strsignal((int)si.ssi_signo));
-        u->stop = true;
-        return -1;
-    }
-    return u->io.serve(u->io.arg, n ? items + 1 : items, n ? n - 1 : 0);
-}
-
-/* Join the bus at pub_ep/sub_ep as name and step until the simulator's Bye (0), a signal
- * (0) or an error (1, said on stderr). */
+/* Join the bus of bj as the units of which[0..n_run-1] (scenario indices, the host's
+ * order) and step until the simulator's Bye (0), a signal (0) or an error (1, said on
+ * stderr). */
 static int run_bus(sf_host_t *h, const sf_scenario_t *sc, const int *which, size_t n_run,
-                   const char *pub_ep, const char *sub_ep, const char *name, int sfd,
-                   const sf_bus_security_t *sec)
+                   const sf_bus_join_opts_t *bj, int sfd, const sf_bus_security_t *sec)
 {
-    int rc = 1;
-    bus_units_t u = {.sfd = sfd};
     uint32_t *ix_of = calloc(n_run ? n_run : 1, sizeof *ix_of);
-    void *zctx = zmq_ctx_new();
-    sf_participant_t *p = NULL;
-    if (!ix_of || !zctx) {
+    if (!ix_of) {
         fprintf(stderr, "sigflow unit: out of memory\n");
-        goto out;
+        return 1;
     }
     for (size_t i = 0; i < n_run; i++)
         ix_of[i] = (uint32_t)which[i];
-    u.work = sf_unit_part_new(h, sc->n_intersections, ix_of, n_run, sc->run.step_s);
-    if (!u.work) {
-        fprintf(stderr, "sigflow unit: out of memory\n");
-        goto out;
-    }
-    u.io = sf_unit_part_io(u.work);
-    const char *topics[] = {"det"};
-    sf_participant_config_t pc = {.name = name,
-                                  .role = SFBUS__ROLE__ROLE_UNITS,
-                                  .lockstep = 1,
-                                  .topics = topics,
-                                  .n_topics = 1,
-                                  .stage = 0,
-                                  .security = sec};
-    p = sf_participant_new(zctx, pub_ep, sub_ep, &pc);
-    if (!p) {
-        fprintf(stderr, "sigflow unit: --bus %s,%s: cannot join: %s\n", pub_ep, sub_ep,
-                sf_bus_strerror(errno));
-        goto out;
-    }
-    sf_participant_io_t io = {.fill = bus_io_fill, .serve = bus_io_serve, .arg = &u};
-    /* Registration first (the Modbus sockets wait in the kernel's backlog meanwhile). */
-    if (sf_participant_register(p, REGISTER_S, sf_unit_part_on_msg, u.work) != 0) {
-        fprintf(stderr, "sigflow unit: %s\n", sf_participant_error(p));
-        goto out;
-    }
-    fprintf(stderr, "sigflow unit: joined the bus as %s\n", name);
-    sf_participant_set_io(p, &io);
-    for (;;) {
-        int r =
-            sf_participant_step(p, WAIT_SLICE_S, sf_unit_part_on_msg, sf_unit_part_on_step, u.work);
-        if (r == 1)
-            continue;
-        if (r == 0) {
-            fprintf(stderr, "sigflow unit: the simulator ended the run after %llu steps\n",
-                    (unsigned long long)sf_participant_steps(p));
-            rc = 0;
-            break;
-        }
-        if (u.stop) {
-            rc = 0;
-            break;
-        }
-        if (errno == SF_BUS_ETIMEOUT)
-            continue; /* a paused or slow clock: the units go on serving Modbus */
-        fprintf(stderr, "sigflow unit: %s\n", sf_participant_error(p));
-        break;
-    }
-out:
-    sf_participant_destroy(&p);
-    if (zctx)
-        zmq_ctx_term(zctx);
-    sf_unit_part_destroy(&u.work);
+    sf_unit_part_t *work = sf_unit_part_new(h, sc->n_intersections, ix_of, n_run, sc->run.step_s);
     free(ix_of);
+    if (!work) {
+        fprintf(stderr, "sigflow unit: %s\n", strerror(errno));
+        return 1;
+    }
+    static const char *const topics[] = {"det"};
+    sf_bus_join_part_t part = {.cmd = "unit",
+                               .name = "units",
+                               .role = SFBUS__ROLE__ROLE_UNITS,
+                               .stage = 0,
+                               .topics = topics,
+                               .n_topics = 1,
+                               .on_msg = sf_unit_part_on_msg,
+                               .on_step = sf_unit_part_on_step,
+                               .arg = work,
+                               .io = sf_unit_part_io(work)};
+    int rc = sf_bus_join_run(bj, &part, sec, sfd);
+    sf_unit_part_destroy(&work);
     return rc;
-}
-
-/* "PUB_EP,SUB_EP" into pub and sub (each SF_BUS_ENDPOINT_MAX); -1 when malformed. */
-static int split_bus(const char *arg, char *pub, char *sub)
-{
-    const char *comma = strchr(arg, ',');
-    size_t lp = comma ? (size_t)(comma - arg) : 0;
-    if (!comma || lp == 0 || !comma[1] || lp >= SF_BUS_ENDPOINT_MAX ||
-        strlen(comma + 1) >= SF_BUS_ENDPOINT_MAX || strchr(comma + 1, ','))
-        return -1;
-    memcpy(pub, arg, lp);
-    pub[lp] = 0;
-    snprintf(sub, SF_BUS_ENDPOINT_MAX, "%s", comma + 1);
-    return 0;
-}
-
-static bool valid_name(const char *s)
-{
-    static const char ok[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-";
-    return s[0] && strlen(s) <= SF_BUS_NAME_MAX && strspn(s, ok) == strlen(s);
 }
 
 int sf_cmd_unit(int argc, char **argv)
 {
-    const char *file = NULL, *listen = NULL, *bus = NULL, *name = NULL;
-    char pub_ep[SF_BUS_ENDPOINT_MAX], sub_ep[SF_BUS_ENDPOINT_MAX];
+    const char *file = NULL, *listen = NULL;
+    sf_bus_join_opts_t bj = {0};
     const char **ids = calloc((size_t)argc, sizeof *ids);
     const char **sets = calloc((size_t)argc, sizeof *sets);
     const char **allow = calloc((size_t)argc, sizeof *allow);
@@ -284,7 +178,6 @@ int sf_cmd_unit(int argc, char **argv)
     sf_scenario_t *sc = NULL;
     sf_host_t *h = NULL;
     int sfd = -1;
-    sf_curve_opts_t curve = {0};
     sf_bus_security_t keys;
     bool secure = false;
     int cr;
@@ -300,7 +193,7 @@ int sf_cmd_unit(int argc, char **argv)
             usage(stdout);
             status = 0;
             goto done;
-        } else if ((cr = sf_curve_opt("unit", &curve, a, has_val ? argv[i + 1] : NULL)) != 0) {
+        } else if ((cr = sf_bus_join_opt("unit", &bj, a, has_val ? argv[i + 1] : NULL)) != 0) {
             if (cr < 0)
                 goto done;
             i++;
@@ -319,21 +212,6 @@ int sf_cmd_unit(int argc, char **argv)
             allow[n_allow++] = argv[++i];
         } else if (strcmp(a, "--set") == 0 && has_val) {
             sets[n_sets++] = argv[++i];
-        } else if (strcmp(a, "--bus") == 0 && has_val) {
-            bus = argv[++i];
-            if (split_bus(bus, pub_ep, sub_ep) != 0) {
-                fprintf(stderr, "sigflow unit: --bus: expected PUB_EP,SUB_EP, got '%s'\n", bus);
-                goto done;
-            }
-        } else if (strcmp(a, "--name") == 0 && has_val) {
-            name = argv[++i];
-            if (!valid_name(name)) {
-                fprintf(stderr,
-                        "sigflow unit: --name '%s': expected 1..%d characters of "
-                        "[A-Za-z0-9_.-]\n",
-                        name, SF_BUS_NAME_MAX);
-                goto done;
-            }
         } else if (a[0] == '-') {
             int known = strcmp(a, "--intersection") == 0 || strcmp(a, "--listen") == 0 ||
                         strcmp(a, "--base-port") == 0 || strcmp(a, "--allow") == 0 ||
@@ -353,15 +231,7 @@ int sf_cmd_unit(int argc, char **argv)
         fprintf(stderr, "sigflow unit: missing SCENARIO (see sigflow unit --help)\n");
         goto done;
     }
-    if (name && !bus) {
-        fprintf(stderr, "sigflow unit: --name needs --bus (the name is the bus's)\n");
-        goto done;
-    }
-    if (sf_curve_opts_any(&curve) && !bus) {
-        fprintf(stderr, "sigflow unit: --curve-* options need --bus (they secure it)\n");
-        goto done;
-    }
-    if ((cr = sf_curve_opts_client("unit", &curve, &keys, &secure)) != 0) {
+    if ((cr = sf_bus_join_check("unit", &bj, &keys, &secure)) != 0) {
         status = cr;
         goto done;
     }
@@ -436,14 +306,7 @@ int sf_cmd_unit(int argc, char **argv)
             goto done;
         }
     }
-    /* Signals arrive through a descriptor in the loop: no handler, no global flag. */
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGTERM);
-    if (sigprocmask(SIG_BLOCK, &sigs, NULL) != 0 ||
-        (sfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK)) < 0) {
-        perror("sigflow unit: signalfd");
+    if ((sfd = sf_cli_signalfd("unit")) < 0) {
         free(which);
         status = 1;
         goto done;
@@ -452,9 +315,8 @@ int sf_cmd_unit(int argc, char **argv)
         printf("ready %s %s:%u\n", sc->intersections[which[i]].id, listen,
                (unsigned)sf_host_port(h, i));
     fflush(stdout);
-    if (bus)
-        status = run_bus(h, sc, which, n_run, pub_ep, sub_ep, name ? name : "units", sfd,
-                         secure ? &keys : NULL);
+    if (bj.bus)
+        status = run_bus(h, sc, which, n_run, &bj, sfd, secure ? &keys : NULL);
     else
         status = run_loop(h, sfd);
     free(which);
