@@ -15,14 +15,15 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "bus_join.h"
 #include "curve_opts.h"
 #include "run.h"
+#include "run_opts.h"
 #include "scenario.h"
 #ifdef HAVE_SF_VIEW
 #include "live.h"
 #endif
 
-#define MAX_SETS         64
 #define DEFAULT_SCENARIO "assets/scenarios/xiantao-corridor.json"
 #define EXIT_INTERRUPTED 130 /* 128 + SIGINT, as shells report it */
 
@@ -74,19 +75,6 @@ static int parse_double(const char *s, double *out)
     errno = 0;
     double v = strtod(s, &end);
     if (errno || end == s || *end || !isfinite(v))
-        return -1;
-    *out = v;
-    return 0;
-}
-
-static int parse_u64(const char *s, unsigned long long *out)
-{
-    char *end;
-    errno = 0;
-    if (!s[0] || s[0] == '-')
-        return -1;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s || *end)
         return -1;
     *out = v;
     return 0;
@@ -333,21 +321,17 @@ static int run_with_window(const sf_scenario_t *sc, sf_runner_opts_t *o, sf_runn
 
 int sf_cmd_run(int argc, char **argv)
 {
-    const char *file = NULL, *report = NULL, *shot = NULL, *runrec = NULL;
-    const char *sets[MAX_SETS + 2];
-    const char *expect[8];
-    size_t n_expect = 0;
-    size_t n_sets = 0;
-    bool headless = false, no_controller = false, inproc = false, realtime = false;
+    const char *shot = NULL, *runrec = NULL;
+    bool headless = false, no_controller = false, inproc = false;
     bool have_at = false;
-    double speed = 1.0, at_s = 0, duration = 0;
-    unsigned long long seed = 0;
-    bool have_duration = false, have_seed = false;
-    sf_curve_opts_t curve = {0};
-    int cr;
+    double at_s = 0;
+    sf_run_opts_t ro;
+    sf_run_opts_init(&ro, true); /* units, controller and bridge are this run's own */
+    static const char *const own_valued[] = {"--screenshot", "--at", "--runrec", NULL};
     for (int a = 1; a < argc; a++) {
         const char *s = argv[a];
         bool has_val = a + 1 < argc;
+        int r;
         if (strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0) {
             usage(stdout);
             return 0;
@@ -357,63 +341,9 @@ int sf_cmd_run(int argc, char **argv)
             no_controller = true;
         } else if (strcmp(s, "--inproc") == 0) {
             inproc = true;
-        } else if (strcmp(s, "--realtime") == 0) {
-            realtime = true;
-            double f;
-            if (has_val && argv[a + 1][0] != '-' && parse_double(argv[a + 1], &f) == 0) {
-                if (!(f > 0) || f > 1e6) {
-                    fprintf(stderr,
-                            "sigflow run: --realtime: factor must be > 0 and <= 1e6, "
-                            "got '%s'\n",
-                            argv[a + 1]);
-                    return 2;
-                }
-                speed = f;
-                a++;
-            }
-        } else if (strcmp(s, "--duration") == 0 && has_val) {
-            if (parse_double(argv[++a], &duration) != 0 || !(duration > 0)) {
-                fprintf(stderr, "sigflow run: --duration: expected seconds > 0, got '%s'\n",
-                        argv[a]);
+        } else if ((r = sf_run_opt("run", &ro, argc, argv, &a)) != 0) {
+            if (r < 0)
                 return 2;
-            }
-            have_duration = true;
-        } else if (strcmp(s, "--seed") == 0 && has_val) {
-            if (parse_u64(argv[++a], &seed) != 0) {
-                fprintf(stderr, "sigflow run: --seed: expected an integer >= 0, got '%s'\n",
-                        argv[a]);
-                return 2;
-            }
-            have_seed = true;
-        } else if (strcmp(s, "--set") == 0 && has_val) {
-            if (n_sets == MAX_SETS) {
-                fprintf(stderr, "sigflow run: too many --set (at most %d)\n", MAX_SETS);
-                return 2;
-            }
-            sets[n_sets++] = argv[++a];
-        } else if (strcmp(s, "--expect") == 0 && has_val) {
-            if (n_expect == sizeof expect / sizeof expect[0]) {
-                fprintf(stderr, "sigflow run: too many --expect (at most 8)\n");
-                return 2;
-            }
-            const char *nm = argv[++a];
-            if (!nm[0] || strlen(nm) > 63 || strcmp(nm, "units") == 0 ||
-                strcmp(nm, "controller") == 0 || strcmp(nm, "bridge") == 0 ||
-                strspn(nm, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") !=
-                    strlen(nm)) {
-                fprintf(stderr,
-                        "sigflow run: --expect '%s': a name of 1..63 characters [A-Za-z0-9_.-], "
-                        "not units, controller or bridge\n",
-                        nm);
-                return 2;
-            }
-            expect[n_expect++] = nm;
-        } else if ((cr = sf_curve_opt("run", &curve, s, has_val ? argv[a + 1] : NULL)) != 0) {
-            if (cr < 0)
-                return 2;
-            a++;
-        } else if (strcmp(s, "--report") == 0 && has_val) {
-            report = argv[++a];
         } else if (strcmp(s, "--runrec") == 0 && has_val) {
             runrec = argv[++a];
         } else if (strcmp(s, "--screenshot") == 0 && has_val) {
@@ -425,18 +355,7 @@ int sf_cmd_run(int argc, char **argv)
                 return 2;
             }
             have_at = true;
-        } else if (s[0] == '-') {
-            bool known = strcmp(s, "--duration") == 0 || strcmp(s, "--seed") == 0 ||
-                         strcmp(s, "--set") == 0 || strcmp(s, "--report") == 0 ||
-                         strcmp(s, "--screenshot") == 0 || strcmp(s, "--at") == 0 ||
-                         strcmp(s, "--expect") == 0 || strcmp(s, "--runrec") == 0;
-            fprintf(stderr, "sigflow run: %s '%s' (see sigflow run --help)\n",
-                    known ? "missing value after" : "unknown option", s);
-            return 2;
-        } else if (!file) {
-            file = s;
-        } else {
-            fprintf(stderr, "sigflow run: one scenario only, got '%s' and '%s'\n", file, s);
+        } else if (sf_run_opts_other("run", &ro, s, own_valued) != 0) {
             return 2;
         }
     }
@@ -476,31 +395,17 @@ int sf_cmd_run(int argc, char **argv)
     char curve_secret[SF_CURVE_Z85_LEN + 1] = "";
     sf_bus_security_t own_keys;
     bool secure = false;
-    int crc = sf_curve_opts_server("run", &curve, curve_secret, &own_keys, &secure);
+    int crc = sf_curve_opts_server("run", &ro.curve, curve_secret, &own_keys, &secure);
     if (crc != 0)
         return crc;
-    char dur_set[64], seed_set[64], path_buf[4096];
-    if (have_duration) {
-        snprintf(dur_set, sizeof dur_set, "run.duration_s=%.17g", duration);
-        sets[n_sets++] = dur_set;
-    }
-    if (have_seed) {
-        snprintf(seed_set, sizeof seed_set, "run.seed=%llu", seed);
-        sets[n_sets++] = seed_set;
-    }
-    if (!file)
-        file = default_scenario(path_buf, sizeof path_buf);
-
-    sf_errors_t errs = {0};
-    sf_scenario_t *sc = sf_scenario_load(file, sets, n_sets, &errs);
-    if (!sc) {
-        for (size_t i = 0; i < errs.n; i++)
-            fprintf(stderr, "%s\n", errs.msg[i]);
-        if (errs.n == 0)
-            fprintf(stderr, "sigflow run: %s: cannot load: %s\n", file, strerror(errno));
-        sf_errors_clear(&errs);
+    char path_buf[4096];
+    if (!ro.file)
+        ro.file = default_scenario(path_buf, sizeof path_buf);
+    sf_scenario_t *sc = sf_run_opts_load("run", &ro);
+    if (!sc)
         return 1;
-    }
+    bool realtime = ro.realtime;
+    double speed = ro.speed;
     if (shot && at_s > sc->run.duration_s) {
         fprintf(stderr, "sigflow run: --at %g is after the end of the run (%g s)\n", at_s,
                 sc->run.duration_s);
@@ -512,16 +417,9 @@ int sf_cmd_run(int argc, char **argv)
         speed = sc->run.speed_factor > 0 ? sc->run.speed_factor : 1.0;
     }
 
-    /* Signals arrive through a descriptor that the simulator checks between steps; every
-     * thread inherits the blocked mask, so none of them is interrupted. */
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGTERM);
-    int sfd = -1;
-    if (pthread_sigmask(SIG_BLOCK, &sigs, NULL) != 0 ||
-        (sfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK)) < 0) {
-        perror("sigflow run: signalfd");
+    /* Signals arrive through a descriptor that the simulator checks between steps. */
+    int sfd = sf_cli_signalfd("run");
+    if (sfd < 0) {
         sf_scenario_destroy(&sc);
         return 1;
     }
@@ -546,18 +444,18 @@ int sf_cmd_run(int argc, char **argv)
                           .shot_path = shot,
                           .shot_at_s = at_s,
                           .runrec_path = runrec,
-                          .extra = expect,
-                          .n_extra = n_expect,
+                          .extra = ro.expect,
+                          .n_extra = ro.n_expect,
                           .ready = print_ready,
                           .security = secure ? &own_keys : NULL,
                           .curve_secret = secure ? curve_secret : NULL,
-                          .curve_allow = secure ? curve.allow : NULL};
+                          .curve_allow = secure ? ro.curve.allow : NULL};
     if (!window && isatty(STDERR_FILENO)) {
         o.tick = progress_tick;
         o.tick_arg = &prog;
     }
     sf_runner_result_t res;
-    finish_t fin = {.report = report, .shot = shot, .runrec = runrec, .at_s = at_s};
+    finish_t fin = {.report = ro.report, .shot = shot, .runrec = runrec, .at_s = at_s};
     int rc;
 #ifdef HAVE_SF_VIEW
     if (window)

@@ -13,13 +13,12 @@
 #include <unistd.h>
 
 #include "bus.h"
+#include "bus_join.h"
 #include "commands.h"
 #include "curve_opts.h"
 #include "run.h"
+#include "run_opts.h"
 #include "scenario.h"
-
-#define MAX_SETS   64
-#define MAX_EXPECT 8
 
 static void usage(FILE *out)
 {
@@ -48,163 +47,58 @@ static void print_ready(void *arg, int phase, const char *pub_ep, const char *su
     fflush(stderr);
 }
 
-static bool valid_name(const char *s)
-{
-    static const char ok[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-";
-    return s[0] && strlen(s) <= SF_BUS_NAME_MAX && strspn(s, ok) == strlen(s);
-}
-
 int sf_cmd_sim(int argc, char **argv)
 {
-    const char *file = NULL, *report = NULL, *bus = NULL;
-    const char *sets[MAX_SETS + 2];
-    const char *expect[MAX_EXPECT];
-    size_t n_sets = 0, n_expect = 0;
-    bool realtime = false;
-    double speed = 1.0;
-    char dur_set[64], seed_set[64];
-    sf_curve_opts_t curve = {0};
-    int cr;
+    const char *bus = NULL;
+    sf_run_opts_t ro;
+    sf_run_opts_init(&ro, false); /* a split run's units and controller are expected here */
+    static const char *const own_valued[] = {"--bus", NULL};
     for (int a = 1; a < argc; a++) {
         const char *s = argv[a];
-        bool has_val = a + 1 < argc;
+        int r;
         if (strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0) {
             usage(stdout);
             return 0;
-        } else if (strcmp(s, "--bus") == 0 && has_val) {
+        } else if ((r = sf_run_opt("sim", &ro, argc, argv, &a)) != 0) {
+            if (r < 0)
+                return 2;
+        } else if (strcmp(s, "--bus") == 0 && a + 1 < argc) {
             bus = argv[++a];
-        } else if (strcmp(s, "--expect") == 0 && has_val) {
-            const char *nm = argv[++a];
-            if (!valid_name(nm)) {
-                fprintf(stderr,
-                        "sigflow sim: --expect '%s': expected 1..%d characters of "
-                        "[A-Za-z0-9_.-]\n",
-                        nm, SF_BUS_NAME_MAX);
-                return 2;
-            }
-            if (n_expect == MAX_EXPECT) {
-                fprintf(stderr, "sigflow sim: too many --expect (at most %d)\n", MAX_EXPECT);
-                return 2;
-            }
-            for (size_t i = 0; i < n_expect; i++)
-                if (strcmp(expect[i], nm) == 0) {
-                    fprintf(stderr, "sigflow sim: --expect %s given twice\n", nm);
-                    return 2;
-                }
-            expect[n_expect++] = nm;
-        } else if (strcmp(s, "--duration") == 0 && has_val) {
-            char *end;
-            double d = strtod(argv[++a], &end);
-            if (end == argv[a] || *end || !isfinite(d) || !(d > 0)) {
-                fprintf(stderr, "sigflow sim: --duration: expected seconds > 0, got '%s'\n",
-                        argv[a]);
-                return 2;
-            }
-            snprintf(dur_set, sizeof dur_set, "run.duration_s=%.17g", d);
-            sets[n_sets++] = dur_set;
-        } else if (strcmp(s, "--seed") == 0 && has_val) {
-            char *end;
-            errno = 0;
-            unsigned long long v = strtoull(argv[++a], &end, 10);
-            if (errno || end == argv[a] || *end || argv[a][0] == '-') {
-                fprintf(stderr, "sigflow sim: --seed: expected an integer >= 0, got '%s'\n",
-                        argv[a]);
-                return 2;
-            }
-            snprintf(seed_set, sizeof seed_set, "run.seed=%llu", v);
-            sets[n_sets++] = seed_set;
-        } else if (strcmp(s, "--set") == 0 && has_val) {
-            if (n_sets >= MAX_SETS) {
-                fprintf(stderr, "sigflow sim: too many --set (at most %d)\n", MAX_SETS);
-                return 2;
-            }
-            sets[n_sets++] = argv[++a];
-        } else if ((cr = sf_curve_opt("sim", &curve, s, has_val ? argv[a + 1] : NULL)) != 0) {
-            if (cr < 0)
-                return 2;
-            a++;
-        } else if (strcmp(s, "--report") == 0 && has_val) {
-            report = argv[++a];
-        } else if (strcmp(s, "--realtime") == 0) {
-            realtime = true;
-            if (has_val && argv[a + 1][0] != '-') {
-                char *end;
-                double f = strtod(argv[a + 1], &end);
-                if (end != argv[a + 1] && !*end) {
-                    if (!(f > 0) || f > 1e6 || !isfinite(f)) {
-                        fprintf(stderr, "sigflow sim: --realtime: factor must be > 0 and <= 1e6\n");
-                        return 2;
-                    }
-                    speed = f;
-                    a++;
-                }
-            }
-        } else if (s[0] == '-') {
-            bool known = strcmp(s, "--bus") == 0 || strcmp(s, "--expect") == 0 ||
-                         strcmp(s, "--duration") == 0 || strcmp(s, "--seed") == 0 ||
-                         strcmp(s, "--set") == 0 || strcmp(s, "--report") == 0;
-            fprintf(stderr, "sigflow sim: %s '%s' (see sigflow sim --help)\n",
-                    known ? "missing value after" : "unknown option", s);
-            return 2;
-        } else if (!file) {
-            file = s;
-        } else {
-            fprintf(stderr, "sigflow sim: one scenario only, got '%s' and '%s'\n", file, s);
+        } else if (sf_run_opts_other("sim", &ro, s, own_valued) != 0) {
             return 2;
         }
     }
-    if (!file) {
+    if (!ro.file) {
         fprintf(stderr, "sigflow sim: missing SCENARIO (see sigflow sim --help)\n");
         return 2;
     }
     char pub[SF_BUS_ENDPOINT_MAX] = SF_BUS_DEFAULT_PUB,
          sub[SF_BUS_ENDPOINT_MAX] = SF_BUS_DEFAULT_SUB;
-    if (bus) {
-        const char *comma = strchr(bus, ',');
-        size_t lp = comma ? (size_t)(comma - bus) : 0;
-        if (!comma || lp == 0 || !comma[1] || lp >= sizeof pub || strlen(comma + 1) >= sizeof sub ||
-            strchr(comma + 1, ',')) {
-            fprintf(stderr, "sigflow sim: --bus: expected PUB_EP,SUB_EP, got '%s'\n", bus);
-            return 2;
-        }
-        memcpy(pub, bus, lp);
-        pub[lp] = 0;
-        snprintf(sub, sizeof sub, "%s", comma + 1);
+    if (bus && sf_bus_split_endpoints(bus, pub, sub) != 0) {
+        fprintf(stderr, "sigflow sim: --bus: expected PUB_EP,SUB_EP, got '%s'\n", bus);
+        return 2;
     }
     sf_bus_security_t keys;
     bool secure = false;
-    int crc = sf_curve_opts_client("sim", &curve, &keys, &secure);
+    int crc = sf_curve_opts_client("sim", &ro.curve, &keys, &secure);
     if (crc != 0)
         return crc;
-    sf_errors_t errs = {0};
-    sf_scenario_t *sc = sf_scenario_load(file, sets, n_sets, &errs);
-    if (!sc) {
-        for (size_t i = 0; i < errs.n; i++)
-            fprintf(stderr, "%s\n", errs.msg[i]);
-        if (errs.n == 0)
-            fprintf(stderr, "sigflow sim: %s: cannot load: %s\n", file, strerror(errno));
-        sf_errors_clear(&errs);
+    sf_scenario_t *sc = sf_run_opts_load("sim", &ro);
+    if (!sc)
         return 1;
-    }
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGTERM);
-    int sfd = -1;
-    if (sigprocmask(SIG_BLOCK, &sigs, NULL) != 0 ||
-        (sfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK)) < 0) {
-        perror("sigflow sim: signalfd");
+    int sfd = sf_cli_signalfd("sim");
+    if (sfd < 0) {
         sf_scenario_destroy(&sc);
         return 1;
     }
     sf_runner_opts_t o = {.sc = sc,
                           .no_units = true,
                           .with_controller = false,
-                          .realtime = realtime,
-                          .speed = speed,
+                          .realtime = ro.realtime,
+                          .speed = ro.speed,
                           .stop_fd = sfd,
-                          .extra = expect,
-                          .n_extra = n_expect,
+                          .extra = ro.expect,
+                          .n_extra = ro.n_expect,
                           .bus_pub = pub,
                           .bus_sub = sub,
                           .ready = print_ready,
@@ -215,8 +109,8 @@ int sf_cmd_sim(int argc, char **argv)
         fprintf(stderr, "sigflow sim: %s\n", res.err);
         status = 1;
     } else {
-        if (report && sf_runner_write_report(res.report, report) != 0) {
-            fprintf(stderr, "sigflow sim: --report %s: %s\n", report, strerror(errno));
+        if (ro.report && sf_runner_write_report(res.report, ro.report) != 0) {
+            fprintf(stderr, "sigflow sim: --report %s: %s\n", ro.report, strerror(errno));
             status = 1;
         }
         sf_runner_print_summary(res.report, stdout);

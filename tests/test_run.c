@@ -138,6 +138,36 @@ Test(run, bad_arguments_exit_2, .timeout = 120)
     cr_assert_neq(stat(path, &sb), 0, "no report from a usage error");
 }
 
+/* `sigflow run` and `sigflow sim` share one parser for their common options
+ * (cli/run_opts.h): the same bad input is refused by both with the same words, only the
+ * command's name differs, and nothing starts. */
+Test(run, shared_options_refused_alike_by_run_and_sim, .timeout = 120)
+{
+    static const char *const cases[][4] = {
+        {"--duration", "-1", NULL, "--duration: expected seconds > 0, got '-1'"},
+        {"--seed", "1.5", NULL, "--seed: expected an integer >= 0, got '1.5'"},
+        {"--realtime", "2e6", NULL, "--realtime: factor must be > 0 and <= 1e6, got '2e6'"},
+        {"--realtime", "nan", NULL, "--realtime: factor must be > 0 and <= 1e6, got 'nan'"},
+        {"--expect", "x", "--expect", "--expect x given twice"},
+        {"--set", NULL, NULL, "missing value after '--set'"},
+        {"--frobnicate", NULL, NULL, "unknown option '--frobnicate'"},
+    };
+    static const char *const cmds[] = {"run", "sim"};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++)
+        for (size_t j = 0; j < 2; j++) {
+            char *argv[8] = {"sigflow", (char *)cmds[j], SINGLE};
+            int n = 3;
+            for (int a = 0; a < 3 && cases[k][a]; a++)
+                argv[n++] = (char *)cases[k][a];
+            if (strcmp(cases[k][0], "--expect") == 0)
+                argv[n++] = (char *)cases[k][1]; /* the same name again */
+            argv[n] = NULL;
+            char msg[160];
+            snprintf(msg, sizeof msg, "sigflow %s: %s", cmds[j], cases[k][3]);
+            expect_usage(argv, msg);
+        }
+}
+
 Test(run, scenario_errors_exit_1_with_the_checks_messages, .timeout = 60)
 {
     /* a file with an error: the check's own message, file:line:column and field path */
