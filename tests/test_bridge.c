@@ -4,6 +4,8 @@
  * real-time clock in the test that publishes detector inputs; lamps must flow back as
  * LampStates and the detector presence must arrive at the unit (map v2 det_input, read
  * back over Modbus). */
+#include "run_child.h" /* first: it asks for _GNU_SOURCE */
+
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -14,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -30,31 +31,6 @@
 #define SINGLE SIGFLOW_ASSETS "/scenarios/single.json"
 #define EPH    "tcp://127.0.0.1:*"
 #define STEPS  40 /* 4 s of real time at 0.1 s steps */
-
-static pid_t start_unit(uint16_t *port)
-{
-    int fds[2];
-    cr_assert_eq(pipe(fds), 0);
-    pid_t pid = fork();
-    cr_assert_neq(pid, -1);
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGTERM); /* a failed assertion must not leave it running */
-        dup2(fds[1], 1);
-        close(fds[0]);
-        close(fds[1]);
-        execl(SIGFLOW_BIN, SIGFLOW_BIN, "unit", SINGLE, "--base-port", "0", (char *)NULL);
-        _exit(127);
-    }
-    close(fds[1]);
-    FILE *in = fdopen(fds[0], "r");
-    char line[256] = "";
-    cr_assert_not_null(fgets(line, sizeof line, in), "no ready line from sigflow unit");
-    fclose(in);
-    unsigned p = 0;
-    cr_assert_eq(sscanf(line, "ready I1 127.0.0.1:%u", &p), 1, "line: %s", line);
-    *port = (uint16_t)p;
-    return pid;
-}
 
 typedef struct {
     void *ctx;
@@ -127,10 +103,13 @@ static int clock_msg(void *arg, const sf_bus_rx_t *rx)
     return 0;
 }
 
+CHILD_SUITE(bridge);
+
 Test(bridge, sigflow_unit_in_the_loop_lamps_flow_and_calls_arrive)
 {
-    uint16_t port;
-    pid_t unit = start_unit(&port);
+    child_t *unit = child_new();
+    uint16_t port = child_start_unit(unit, SINGLE, 0, 30);
+    cr_assert_neq(port, 0, "no ready line from sigflow unit: %s", unit->err);
 
     /* Configuration alone: --set on the scenario. */
     char set_host[] = "intersections[0].unit_host=127.0.0.1";
@@ -282,9 +261,9 @@ Test(bridge, sigflow_unit_in_the_loop_lamps_flow_and_calls_arrive)
     modbus_close(mb);
     modbus_free(mb);
     sf_scenario_destroy(&sc);
-    kill(unit, SIGTERM);
-    int wst;
-    cr_assert_eq(waitpid(unit, &wst, 0), unit);
+    int wst = child_stop(unit, SIGTERM, 20);
+    cr_assert_eq(wst, 0, "sigflow unit exit %d: %s", wst, unit->err);
+    free(unit);
 }
 
 Test(bridge, no_unit_host_means_nothing_bridged_and_bad_input_refused)

@@ -1,5 +1,7 @@
 /* tests/test_bus.c — the forwarder and pub/sub helpers over real TCP, and `sigflow bus`
  * as a child process. */
+#include "run_child.h" /* first: it asks for _GNU_SOURCE */
+
 #include <criterion/criterion.h>
 
 #include <errno.h>
@@ -58,6 +60,8 @@ static int recv_data(void *sub, sf_bus_rx_t *rx)
         sf_bus_rx_clear(rx);
     }
 }
+
+CHILD_SUITE(bus);
 
 Test(bus, forwarder_carries_messages_by_topic_over_tcp)
 {
@@ -286,49 +290,25 @@ Test(bus, bad_endpoints_are_refused)
 
 /* ---- `sigflow bus` as a child process ---------------------------------------------- */
 
-typedef struct {
-    pid_t pid;
-    FILE *out; /* its stdout */
-} child_t;
-
-static child_t spawn_bus(const char *const *args)
+/* `sigflow bus ARGS...` with its stdout readable line by line. */
+static child_pipe_t spawn_bus(const char *const *args)
 {
-    int fds[2];
-    cr_assert_eq(pipe(fds), 0);
-    pid_t pid = fork();
-    cr_assert_neq(pid, -1);
-    if (pid == 0) {
-        dup2(fds[1], STDOUT_FILENO);
-        close(fds[0]);
-        close(fds[1]);
-        char *argv[16];
-        int n = 0;
-        argv[n++] = (char *)SIGFLOW_BIN;
-        argv[n++] = (char *)"bus";
-        for (; args && *args && n < 15; args++)
-            argv[n++] = (char *)*args;
-        argv[n] = NULL;
-        execv(SIGFLOW_BIN, argv);
-        _exit(127);
-    }
-    close(fds[1]);
-    child_t c = {pid, fdopen(fds[0], "r")};
-    cr_assert_not_null(c.out);
+    char *argv[16];
+    int n = 0;
+    argv[n++] = (char *)"sigflow";
+    argv[n++] = (char *)"bus";
+    for (; args && *args && n < 15; args++)
+        argv[n++] = (char *)*args;
+    argv[n] = NULL;
+    child_pipe_t c;
+    cr_assert_eq(child_popen(&c, argv), 0);
     return c;
-}
-
-static int wait_exit(pid_t pid)
-{
-    int status;
-    cr_assert_eq(waitpid(pid, &status, 0), pid);
-    cr_assert(WIFEXITED(status), "not a normal exit (status %d)", status);
-    return WEXITSTATUS(status);
 }
 
 Test(bus, sigflow_bus_forwards_and_stops_cleanly_on_sigterm)
 {
     const char *args[] = {"--pub", EPH, "--sub", EPH, NULL};
-    child_t c = spawn_bus(args);
+    child_pipe_t c = spawn_bus(args);
     char line[512];
     cr_assert_not_null(fgets(line, sizeof line, c.out), "no ready line");
     char pe[256], se[256];
@@ -344,32 +324,25 @@ Test(bus, sigflow_bus_forwards_and_stops_cleanly_on_sigterm)
     sf_bus_close(&sub);
     zmq_ctx_term(ctx);
 
-    cr_assert_eq(kill(c.pid, SIGTERM), 0);
-    cr_assert_eq(wait_exit(c.pid), 0);
-    fclose(c.out);
+    cr_assert_eq(child_pclose(&c, SIGTERM), 0);
 }
 
 Test(bus, sigflow_bus_stops_on_sigint_and_rejects_bad_options)
 {
     const char *args[] = {"--pub", EPH, "--sub", EPH, NULL};
-    child_t c = spawn_bus(args);
+    child_pipe_t c = spawn_bus(args);
     char line[512];
     cr_assert_not_null(fgets(line, sizeof line, c.out));
     cr_assert_eq(strncmp(line, "ready pub=tcp://127.0.0.1:", 26), 0, "%s", line);
-    cr_assert_eq(kill(c.pid, SIGINT), 0);
-    cr_assert_eq(wait_exit(c.pid), 0);
-    fclose(c.out);
+    cr_assert_eq(child_pclose(&c, SIGINT), 0);
 
     const char *bad1[] = {"--frobnicate", "1", NULL};
     c = spawn_bus(bad1);
-    cr_assert_eq(wait_exit(c.pid), 2);
-    fclose(c.out);
+    cr_assert_eq(child_pclose(&c, 0), 2);
     const char *bad2[] = {"--pub", "nonsense://x", "--sub", EPH, NULL};
     c = spawn_bus(bad2);
-    cr_assert_eq(wait_exit(c.pid), 1);
-    fclose(c.out);
+    cr_assert_eq(child_pclose(&c, 0), 1);
     const char *bad3[] = {"--hwm", "-5", NULL};
     c = spawn_bus(bad3);
-    cr_assert_eq(wait_exit(c.pid), 2);
-    fclose(c.out);
+    cr_assert_eq(child_pclose(&c, 0), 2);
 }

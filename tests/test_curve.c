@@ -44,6 +44,8 @@ static void keys_of(const char *dir, const char *name, char pub[41], char sec[41
     cr_assert_eq(sf_curve_read_key(p, sec), 0, "%s: %s", p, strerror(errno));
 }
 
+CHILD_SUITE(curve);
+
 Test(curve, keygen_cli_writes_a_pair)
 {
     cr_assert(zmq_has("curve"), "libzmq built without CURVE");

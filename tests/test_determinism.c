@@ -56,6 +56,8 @@ static char *run_corridor(const char *seed, const char *transport, json_t **full
     return text;
 }
 
+CHILD_SUITE(determinism);
+
 Test(determinism, same_seed_same_report_other_seed_differs, .timeout = 600)
 {
     json_t *first = NULL;

@@ -1,7 +1,8 @@
 /* tests/test_health.c — comms health: the state machine, and a unit process killed and
  * restarted under a running controller (offline after N misses, back-off, online again,
  * no crash, every step bounded). */
-#define _POSIX_C_SOURCE 200809L
+#include "run_child.h" /* first: it asks for _GNU_SOURCE */
+
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <signal.h>
@@ -15,6 +16,8 @@
 #include "controller.h"
 #include "health.h"
 #include "scenario.h"
+
+CHILD_SUITE(health);
 
 Test(health, offline_after_n_misses_backoff_doubles_to_cap)
 {
@@ -63,42 +66,6 @@ Test(health, bad_config_is_refused)
     cr_assert_eq(h.cfg.offline_after, 3);
 }
 
-/* `sigflow unit single.json --base-port PORT` as a child; returns its pid, *port read
- * from its "ready I1 127.0.0.1:PORT" line. */
-static pid_t start_unit(uint16_t *port)
-{
-    int fds[2];
-    cr_assert_eq(pipe(fds), 0);
-    char bp[16];
-    snprintf(bp, sizeof bp, "%u", (unsigned)*port);
-    pid_t pid = fork();
-    cr_assert_neq(pid, -1);
-    if (pid == 0) {
-        dup2(fds[1], 1);
-        close(fds[0]);
-        close(fds[1]);
-        execl(SIGFLOW_BIN, SIGFLOW_BIN, "unit", SIGFLOW_ASSETS "/scenarios/single.json",
-              "--base-port", bp, (char *)NULL);
-        _exit(127);
-    }
-    close(fds[1]);
-    FILE *in = fdopen(fds[0], "r");
-    char line[256] = "";
-    cr_assert_not_null(fgets(line, sizeof line, in), "no ready line from sigflow unit");
-    fclose(in);
-    unsigned p = 0;
-    cr_assert_eq(sscanf(line, "ready I1 127.0.0.1:%u", &p), 1, "line: %s", line);
-    *port = (uint16_t)p;
-    return pid;
-}
-
-static void stop_unit(pid_t pid, int sig)
-{
-    kill(pid, sig);
-    int st;
-    cr_assert_eq(waitpid(pid, &st, 0), pid);
-}
-
 static double wall_ms(void)
 {
     struct timespec ts;
@@ -117,8 +84,9 @@ Test(health, unit_killed_and_restarted_mid_run)
     sf_errors_t errs = {0};
     sf_scenario_t *sc = sf_scenario_load(SIGFLOW_ASSETS "/scenarios/single.json", NULL, 0, &errs);
     cr_assert_not_null(sc);
-    uint16_t port = 0;
-    pid_t pid = start_unit(&port);
+    child_t *unit = child_new();
+    uint16_t port = child_start_unit(unit, SIGFLOW_ASSETS "/scenarios/single.json", 0, 30);
+    cr_assert_neq(port, 0, "no ready line from sigflow unit: %s", unit->err);
     sf_endpoint_t ep = {.host = "127.0.0.1", .port = port};
     sf_controller_opts_t o;
     sf_controller_opts_default(&o);
@@ -147,7 +115,7 @@ Test(health, unit_killed_and_restarted_mid_run)
     uint64_t read_before = st->n_status;
     cr_assert_geq(read_before, 4);
 
-    stop_unit(pid, SIGKILL);
+    child_stop(unit, SIGKILL, 20);
     /* Three polls missed -> offline. */
     for (int s = 0; s < 30; s++)
         STEP();
@@ -165,9 +133,8 @@ Test(health, unit_killed_and_restarted_mid_run)
     cr_assert_eq(st->n_status, read_before, "nothing read while the unit is down");
 
     /* Restart on the same port: back online within the back-off (at most 16 s here). */
-    uint16_t again = port;
-    pid = start_unit(&again);
-    cr_assert_eq(again, port);
+    uint16_t again = child_start_unit(unit, SIGFLOW_ASSETS "/scenarios/single.json", port, 30);
+    cr_assert_eq(again, port, "sigflow unit again on %u: %s", port, unit->err);
     int s = 0;
     while (st->health.state != SF_LINK_ONLINE && s < 200) {
         STEP();
@@ -188,6 +155,8 @@ Test(health, unit_killed_and_restarted_mid_run)
                   "online, offline, online");
     json_decref(rep);
     sf_controller_destroy(&c);
-    stop_unit(pid, SIGTERM);
+    int ust = child_stop(unit, SIGTERM, 20);
+    cr_assert_eq(ust, 0, "sigflow unit exit %d: %s", ust, unit->err);
+    free(unit);
     sf_scenario_destroy(&sc);
 }

@@ -1,5 +1,7 @@
 /* tests/test_lockstep.c — the clock and its participants over real sockets: threads of
  * this process, and a forwarder in another process (`sigflow bus`). */
+#include "run_child.h" /* first: it asks for _GNU_SOURCE */
+
 #include <criterion/criterion.h>
 
 #include <errno.h>
@@ -172,6 +174,8 @@ static int steps_n(void)
 {
     return 1000; /* the same under sanitizers: one step is a few hundred microseconds */
 }
+
+CHILD_SUITE(lockstep);
 
 Test(lockstep, thousand_steps_three_participants_each_done_counted_once)
 {
@@ -421,21 +425,11 @@ Test(lockstep, participant_that_leaves_is_named_at_once)
 
 Test(lockstep, runs_through_a_forwarder_in_another_process)
 {
-    int fds[2];
-    cr_assert_eq(pipe(fds), 0);
-    pid_t pid = fork();
-    cr_assert_neq(pid, -1);
-    if (pid == 0) {
-        dup2(fds[1], STDOUT_FILENO);
-        close(fds[0]);
-        close(fds[1]);
-        execl(SIGFLOW_BIN, SIGFLOW_BIN, "bus", "--pub", EPH, "--sub", EPH, (char *)NULL);
-        _exit(127);
-    }
-    close(fds[1]);
-    FILE *out = fdopen(fds[0], "r");
+    char *argv[] = {"sigflow", "bus", "--pub", EPH, "--sub", EPH, NULL};
+    child_pipe_t bus;
+    cr_assert_eq(child_popen(&bus, argv), 0);
     char line[512], pe[256], se[256];
-    cr_assert_not_null(fgets(line, sizeof line, out), "no ready line from sigflow bus");
+    cr_assert_not_null(fgets(line, sizeof line, bus.out), "no ready line from sigflow bus");
     cr_assert_eq(sscanf(line, "ready pub=%255s sub=%255s", pe, se), 2, "%s", line);
 
     void *ctx = zmq_ctx_new();
@@ -461,11 +455,7 @@ Test(lockstep, runs_through_a_forwarder_in_another_process)
     sf_clock_destroy(&clk);
     zmq_ctx_term(ctx);
 
-    cr_assert_eq(kill(pid, SIGTERM), 0);
-    int status;
-    cr_assert_eq(waitpid(pid, &status, 0), pid);
-    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    fclose(out);
+    cr_assert_eq(child_pclose(&bus, SIGTERM), 0);
 }
 
 static int count_snap(void *arg, const sf_bus_rx_t *rx)

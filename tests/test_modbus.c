@@ -1,6 +1,8 @@
 /* tests/test_modbus.c — the unit's Modbus TCP server, over real loopback sockets:
  * a libmodbus client against a host running in a thread of the test, raw sockets for
  * malformed and partial frames, and `sigflow unit` as a child process. */
+#include "run_child.h" /* first: it asks for _GNU_SOURCE */
+
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -178,6 +180,8 @@ static size_t frame_fc6(uint8_t *f, uint16_t tid, uint16_t addr, uint16_t val)
 }
 
 /* ---- identity and status ----------------------------------------------------------------- */
+
+CHILD_SUITE(modbus);
 
 Test(modbus, identity_and_status)
 {
@@ -841,41 +845,17 @@ Test(modbus, client_sockets_above_fd_setsize)
 
 /* ---- sigflow unit as a child process -------------------------------------------------------- */
 
-typedef struct {
-    pid_t pid;
-    FILE *out; /* child's stdout */
-} child_t;
-
-static child_t spawn_unit(char *const argv[])
+static child_pipe_t spawn_unit(char *const argv[])
 {
-    int p[2];
-    cr_assert_eq(pipe(p), 0);
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        dup2(p[1], 1);
-        close(p[0]);
-        close(p[1]);
-        execv(SIGFLOW_BIN, argv);
-        _exit(127);
-    }
-    close(p[1]);
-    child_t c = {pid, fdopen(p[0], "r")};
-    cr_assert_not_null(c.out);
+    child_pipe_t c;
+    cr_assert_eq(child_popen(&c, argv), 0);
     return c;
-}
-
-static int wait_exit(pid_t pid)
-{
-    int st;
-    cr_assert_eq(waitpid(pid, &st, 0), pid);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
 Test(modbus, sigflow_unit_child_process)
 {
     char *argv[] = {"sigflow", "unit", SINGLE, "--base-port", "0", NULL};
-    child_t ch = spawn_unit(argv);
+    child_pipe_t ch = spawn_unit(argv);
     char line[256];
     cr_assert_not_null(fgets(line, sizeof line, ch.out), "no ready line");
     char id[64], addr[64];
@@ -905,16 +885,14 @@ Test(modbus, sigflow_unit_child_process)
     cr_expect_eq(write_hold(c, "phase_yellow", 1, 20), MODBUS_EXCEPTION_ILLEGAL_DATA_VALUE);
     cr_expect_eq(read_hold(c, "phase_yellow", 1), 30);
     drop(c);
-    cr_assert_eq(kill(ch.pid, SIGTERM), 0);
-    cr_expect_eq(wait_exit(ch.pid), 0, "clean exit on SIGTERM");
-    fclose(ch.out);
+    cr_expect_eq(child_pclose(&ch, SIGTERM), 0, "clean exit on SIGTERM");
 }
 
 Test(modbus, sigflow_unit_selects_intersections_and_rejects_bad_usage)
 {
     char *argv[] = {"sigflow", "unit",           CORRIDOR, "--intersection",
                     "I3",      "--intersection", "I5",     NULL};
-    child_t ch = spawn_unit(argv);
+    child_pipe_t ch = spawn_unit(argv);
     char line[256];
     int n = 0;
     unsigned ports[2] = {0, 0};
@@ -929,9 +907,7 @@ Test(modbus, sigflow_unit_selects_intersections_and_rejects_bad_usage)
     modbus_t *c = client((uint16_t)ports[1]);
     cr_expect_eq(read_in(c, "unit_index", 0), 1);
     drop(c);
-    cr_assert_eq(kill(ch.pid, SIGINT), 0);
-    cr_expect_eq(wait_exit(ch.pid), 0, "clean exit on SIGINT");
-    fclose(ch.out);
+    cr_expect_eq(child_pclose(&ch, SIGINT), 0, "clean exit on SIGINT");
 
     char *bad1[] = {"sigflow", "unit", NULL};
     char *bad2[] = {"sigflow", "unit", SINGLE, "--base-port", "70000", NULL};
@@ -940,9 +916,8 @@ Test(modbus, sigflow_unit_selects_intersections_and_rejects_bad_usage)
     char **bad[] = {bad1, bad2, bad3, bad4};
     int want[] = {2, 2, 2, 2};
     for (int k = 0; k < 4; k++) {
-        child_t b = spawn_unit(bad[k]);
+        child_pipe_t b = spawn_unit(bad[k]);
         cr_expect_null(fgets(line, sizeof line, b.out), "no ready line for bad usage %d", k);
-        cr_expect_eq(wait_exit(b.pid), want[k], "bad usage %d", k);
-        fclose(b.out);
+        cr_expect_eq(child_pclose(&b, 0), want[k], "bad usage %d", k);
     }
 }

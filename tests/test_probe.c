@@ -1,6 +1,8 @@
 /* tests/test_probe.c — `sigflow probe` and controller/probe.h against sigflow's own unit
  * (a `sigflow unit` child process, and a unit host in a thread), against a deliberately
  * non-conforming libmodbus server, and its usage errors. */
+#include "run_child.h" /* first: it asks for _GNU_SOURCE */
+
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -27,67 +29,26 @@
 
 /* ---- helpers: child processes ----------------------------------------------------- */
 
-/* `sigflow unit single.json --base-port 0` as a child; its port read from "ready". */
-static pid_t start_unit(uint16_t *port)
-{
-    int fds[2];
-    cr_assert_eq(pipe(fds), 0);
-    pid_t pid = fork();
-    cr_assert_neq(pid, -1);
-    if (pid == 0) {
-        dup2(fds[1], 1);
-        close(fds[0]);
-        close(fds[1]);
-        execl(SIGFLOW_BIN, SIGFLOW_BIN, "unit", SINGLE, "--base-port", "0", (char *)NULL);
-        _exit(127);
-    }
-    close(fds[1]);
-    FILE *in = fdopen(fds[0], "r");
-    char line[256] = "";
-    cr_assert_not_null(fgets(line, sizeof line, in), "no ready line from sigflow unit");
-    fclose(in);
-    unsigned p = 0;
-    cr_assert_eq(sscanf(line, "ready I1 127.0.0.1:%u", &p), 1, "line: %s", line);
-    *port = (uint16_t)p;
-    return pid;
-}
-
 /* Run `sigflow probe` with args (NULL-terminated); stdout+stderr into out (cap bytes).
  * Returns the exit status. */
 static int run_probe(char *out, size_t cap, const char *const *args)
 {
-    char path[] = "/tmp/sigflow_probe_XXXXXX";
-    int fd = mkstemp(path);
-    cr_assert_geq(fd, 0);
-    unlink(path);
-    const char *argv[24] = {SIGFLOW_BIN, "probe"};
+    const char *argv[24] = {"sigflow", "probe"};
     size_t n = 2;
     for (size_t i = 0; args[i] && n < 23; i++)
         argv[n++] = args[i];
     argv[n] = NULL;
-    pid_t pid = fork();
-    cr_assert_neq(pid, -1);
-    if (pid == 0) {
-        dup2(fd, 1);
-        dup2(fd, 2);
-        execv(SIGFLOW_BIN, (char *const *)argv);
-        _exit(127);
-    }
-    int st;
-    cr_assert_eq(waitpid(pid, &st, 0), pid);
-    lseek(fd, 0, SEEK_SET);
-    ssize_t r = read(fd, out, cap - 1);
-    out[r > 0 ? r : 0] = 0;
-    close(fd);
-    cr_assert(WIFEXITED(st), "probe did not exit normally");
-    return WEXITSTATUS(st);
-}
-
-static void stop_child(pid_t pid)
-{
-    kill(pid, SIGTERM);
-    int st;
-    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    child_t *c = child_new();
+    int st = child_run(c, (char *const *)argv, 120);
+    /* stdout then stderr, each cut to what fits (a probe prints a few KiB) */
+    size_t n_out = c->n_out < cap - 1 ? c->n_out : cap - 1;
+    memcpy(out, c->out, n_out);
+    size_t n_err = c->n_err < cap - 1 - n_out ? c->n_err : cap - 1 - n_out;
+    memcpy(out + n_out, c->err, n_err);
+    out[n_out + n_err] = 0;
+    free(c);
+    cr_assert_geq(st, 0, "probe did not exit normally:\n%s", out);
+    return st;
 }
 
 /* Row named name in rep, or NULL. */
@@ -101,10 +62,13 @@ static const sf_probe_row_t *row(const sf_probe_report_t *rep, const char *name)
 
 /* ---- sigflow unit as a child, the probe as a child ------------------------------------ */
 
+CHILD_SUITE(probe);
+
 Test(probe, cli_passes_sigflow_unit)
 {
-    uint16_t port;
-    pid_t unit = start_unit(&port);
+    child_t *unit = child_new();
+    uint16_t port = child_start_unit(unit, SINGLE, 0, 30);
+    cr_assert_neq(port, 0, "no ready line from sigflow unit: %s", unit->err);
     char target[32], out[16384];
     snprintf(target, sizeof target, "127.0.0.1:%u", port);
     /* The fallback check waits for a safe point of the 60 s cycle (up to a minute of wall
@@ -117,7 +81,9 @@ Test(probe, cli_passes_sigflow_unit)
     /* Again on the same unit (now past its start-up), as JSON. */
     const char *jargs[] = {target, "--no-fallback", "--sequence", "2", "--json", NULL};
     int jrc = run_probe(js, sizeof js, jargs);
-    stop_child(unit);
+    int ust = child_stop(unit, SIGTERM, 20);
+    free(unit);
+    cr_assert_eq(ust, 0, "sigflow unit exit %d", ust);
     cr_assert_eq(jrc, 0, "%s", js);
     cr_assert(strstr(js, "\"conforming\": true") != NULL, "%s", js);
     cr_assert(strstr(js, "\"check\": \"refuse conflicting plan\"") != NULL, "%s", js);

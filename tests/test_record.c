@@ -97,6 +97,8 @@ static int read_steps(const char *path, int *good, uint64_t *idx, uint64_t *off,
     return status;
 }
 
+CHILD_SUITE(record);
+
 Test(record, round_trip)
 {
     char path[128];

@@ -19,13 +19,6 @@ static void tmp_path(char *buf, size_t cap, const char *tag)
     unlink(buf);
 }
 
-static child_t *new_child(void)
-{
-    child_t *c = malloc(sizeof *c);
-    cr_assert_not_null(c);
-    return c;
-}
-
 static double jnum(const json_t *o, const char *path)
 {
     char buf[128];
@@ -37,6 +30,8 @@ static double jnum(const json_t *o, const char *path)
     return json_number_value(cur);
 }
 
+CHILD_SUITE(run);
+
 Test(run, report_has_every_field, .timeout = 180)
 {
     char path[256];
@@ -44,7 +39,7 @@ Test(run, report_has_every_field, .timeout = 180)
     char *argv[] = {"sigflow",  "run",    SINGLE, "--headless", "--duration",
                     "600",      "--seed", "3",    "--set",      "run.warmup_s=120",
                     "--report", path,     NULL};
-    child_t *c = new_child();
+    child_t *c = child_new();
     int st = child_run(c, argv, 150);
     cr_assert_eq(st, 0, "exit %d: %s", st, c->err);
     /* the summary table on stdout */
@@ -105,7 +100,7 @@ Test(run, report_has_every_field, .timeout = 180)
 /* Usage errors: exit 2, a message that names the problem, no report written. */
 static void expect_usage(char *const argv[], const char *msg)
 {
-    child_t *c = new_child();
+    child_t *c = child_new();
     int st = child_run(c, argv, 30);
     cr_expect_eq(st, 2, "%s %s: exit %d", argv[1], argv[2], st);
     cr_expect(strstr(c->err, msg) != NULL, "stderr '%s' lacks '%s'", c->err, msg);
@@ -172,7 +167,7 @@ Test(run, scenario_errors_exit_1_with_the_checks_messages, .timeout = 60)
 {
     /* a file with an error: the check's own message, file:line:column and field path */
     char *a1[] = {"sigflow", "run", SIGFLOW_TESTDATA "/bad/bad_enum.json", "--headless", NULL};
-    child_t *c = new_child();
+    child_t *c = child_new();
     int st = child_run(c, a1, 30);
     cr_assert_eq(st, 1, "exit %d", st);
     cr_assert(strstr(c->err, "bad_enum.json:352:55: demand.entries[0].arrivals: must be one of") !=
@@ -198,7 +193,7 @@ Test(run, sigint_gives_a_partial_report, .timeout = 120)
     /* real time x5: long enough that the signal surely lands mid-run */
     char *argv[] = {"sigflow",    "run", SINGLE,     "--headless", "--duration", "3600",
                     "--realtime", "5",   "--report", path,         NULL};
-    child_t *c = new_child();
+    child_t *c = child_new();
     cr_assert_eq(child_start(c, argv), 0);
     cr_assert(child_wait_err(c, "sigflow run: ready", 60), "no ready line: %s", c->err);
     kill(c->pid, SIGINT);
@@ -255,7 +250,7 @@ Test(run, silent_participant_is_named, .timeout = 120)
     char *argv[] = {"sigflow",    "run",   SINGLE,  "--headless",
                     "--duration", "600",   "--set", "run.step_timeout_s=1",
                     "--expect",   "ghost", NULL};
-    child_t *c = new_child();
+    child_t *c = child_new();
     cr_assert_eq(child_start(c, argv), 0);
     cr_assert(child_wait_err(c, "sigflow run: bus ", 30), "%s", c->err);
     char pub[256], sub[256];
@@ -278,7 +273,7 @@ Test(run, participant_that_leaves_is_named_at_once, .timeout = 120)
     char *argv[] = {"sigflow",    "run",   SINGLE,  "--headless",
                     "--duration", "600",   "--set", "run.step_timeout_s=30",
                     "--expect",   "ghost", NULL};
-    child_t *c = new_child();
+    child_t *c = child_new();
     cr_assert_eq(child_start(c, argv), 0);
     cr_assert(child_wait_err(c, "sigflow run: bus ", 30), "%s", c->err);
     char pub[256], sub[256];
@@ -311,7 +306,7 @@ Test(run, sim_alone_on_an_existing_bus, .timeout = 120)
     char *argv[] = {"sigflow",         "sim",      SINGLE,       "--bus", bus,
                     "--expect",        "ghost",    "--duration", "300",   "--set",
                     "run.warmup_s=60", "--report", path,         NULL};
-    child_t *c = new_child();
+    child_t *c = child_new();
     cr_assert_eq(child_start(c, argv), 0);
     ghost_t g;
     ghost_join(&g, sf_bus_forwarder_pub_endpoint(fwd), sf_bus_forwarder_sub_endpoint(fwd));

@@ -31,13 +31,6 @@ static void tmp_path(char *buf, size_t cap, const char *tag)
     unlink(buf);
 }
 
-static child_t *new_child(void)
-{
-    child_t *c = malloc(sizeof *c);
-    cr_assert_not_null(c);
-    return c;
-}
-
 static const json_t *jget(const json_t *o, const char *path)
 {
     char buf[128];
@@ -59,23 +52,14 @@ static double jnum(const json_t *o, const char *path)
  * line on stdout ("ready I1 127.0.0.1:PORT"). */
 static uint16_t start_device(child_t *dev)
 {
-    char *argv[] = {"sigflow", "unit", SINGLE, "--base-port", "0", NULL};
-    cr_assert_eq(child_start(dev, argv), 0);
-    double end = child_now() + 30;
-    const char *at;
-    while (!(at = strstr(dev->out, "ready I1 127.0.0.1:")) || !strchr(at, '\n')) {
-        cr_assert(child_now() < end && child_pump(dev, 100), "no ready line: %s %s", dev->out,
-                  dev->err);
-    }
-    unsigned port = 0;
-    cr_assert_eq(sscanf(at, "ready I1 127.0.0.1:%u", &port), 1);
-    return (uint16_t)port;
+    uint16_t port = child_start_unit(dev, SINGLE, 0, 30);
+    cr_assert_neq(port, 0, "no ready line: %s %s", dev->out, dev->err);
+    return port;
 }
 
 static void stop_device(child_t *dev)
 {
-    kill(dev->pid, SIGTERM);
-    int st = child_finish(dev, 20);
+    int st = child_stop(dev, SIGTERM, 20);
     cr_assert_eq(st, 0, "sigflow unit exit %d: %s", st, dev->err);
 }
 
@@ -101,6 +85,8 @@ static void pics_add(pics_t *p, const uint8_t *v, size_t n_sg)
     }
 }
 
+CHILD_SUITE(run_hil);
+
 Test(run_hil, a_sigflow_unit_process_bridged_by_set, .timeout = 120)
 {
     sf_scenario_t *sc = sf_scenario_load(SINGLE, NULL, 0, NULL);
@@ -109,7 +95,7 @@ Test(run_hil, a_sigflow_unit_process_bridged_by_set, .timeout = 120)
     const unsigned n_det = sc->intersections[0].n_det;
     sf_scenario_destroy(&sc);
 
-    child_t *dev = new_child();
+    child_t *dev = child_new();
     uint16_t port = start_device(dev);
 
     char path[256], set_port[64], dur[16];
@@ -120,7 +106,7 @@ Test(run_hil, a_sigflow_unit_process_bridged_by_set, .timeout = 120)
         "sigflow", "run",    SINGLE,           "--headless", "--duration",
         dur,       "--set",  "run.warmup_s=0", "--set",      "intersections[0].unit_host=127.0.0.1",
         "--set",   set_port, "--report",       path,         NULL};
-    child_t *run = new_child();
+    child_t *run = child_new();
     cr_assert_eq(child_start(run, argv), 0);
     cr_assert(child_wait_err(run, "sigflow run: bus ", 30), "%s", run->err);
     char pub[256], sub[256];
@@ -250,7 +236,7 @@ Test(run_hil, nothing_bridged_without_the_option, .timeout = 60)
     tmp_path(path, sizeof path, "plain");
     char *argv[] = {"sigflow",        "run",      SINGLE, "--headless", "--duration", "5", "--set",
                     "run.warmup_s=0", "--report", path,   NULL};
-    child_t *c = new_child();
+    child_t *c = child_new();
     int st = child_run(c, argv, 50);
     cr_assert_eq(st, 0, "exit %d: %s", st, c->err);
     cr_assert_null(strstr(c->out, "hil:"), "%s", c->out);
@@ -286,7 +272,7 @@ Test(run_hil, a_device_that_does_not_answer_is_counted_and_the_run_ends, .timeou
         "sigflow", "run",    SINGLE,           "--headless", "--duration",
         "3",       "--set",  "run.warmup_s=0", "--set",      "intersections[0].unit_host=127.0.0.1",
         "--set",   set_port, "--report",       path,         NULL};
-    child_t *c = new_child();
+    child_t *c = child_new();
     int st = child_run(c, argv, 50);
     cr_assert_eq(st, 0, "exit %d: %s", st, c->err);
     json_error_t je;

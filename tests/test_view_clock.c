@@ -138,6 +138,8 @@ static void rig_stop(rig_t *r, const char *report)
     zmq_ctx_term(r->zctx);
 }
 
+CHILD_SUITE(view_clock);
+
 Test(view_clock, pause_step_speed_resume_as_fast_as_possible, .timeout = 120)
 {
     char report[128];
