@@ -349,6 +349,8 @@ done:
             json_object_set_new(rep, "transit_messages",
                                 json_pack("{s:I, s:I}", "taken", (json_int_t)bus_ctl.transit_msgs,
                                           "refused", (json_int_t)bus_ctl.transit_refused));
+        if (rep) /* network- and machine-dependent: kept out of the deterministic part */
+            json_object_set_new(rep, "perf", sf_controller_comms_perf(c));
         char *s = rep ? json_dumps(rep, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
         if (s)
             fprintf(stderr, "%s\n", s);

@@ -410,6 +410,8 @@ static json_t *build_report(const sf_runner_opts_t *o, sf_sim_t *sim, const run_
     json_object_set_new(perf, "transport", json_string(o->inproc ? "inproc" : "tcp"));
     json_object_set_new(perf, "bus_security", json_string(o->security ? "curve" : "none"));
     json_object_set_new(perf, "controller", json_boolean(ctl != NULL));
+    if (ctl) /* poll round trips and TCP retransmits: machine and network, not results */
+        json_object_set_new(perf, "controller_comms", run_ctl_comms_perf(ctl));
     sf_clock_jitter_t j = sf_clock_jitter(clk);
     json_object_set_new(perf, "realtime", json_boolean(realtime));
     json_object_set_new(perf, "speed_factor", json_real(realtime ? speed : 0));

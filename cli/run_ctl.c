@@ -118,6 +118,11 @@ json_t *run_ctl_report(const run_ctl_t *c)
     return r;
 }
 
+json_t *run_ctl_comms_perf(const run_ctl_t *c)
+{
+    return c ? sf_controller_comms_perf(c->ctl) : NULL;
+}
+
 void run_ctl_destroy(run_ctl_t **self_p)
 {
     if (!self_p || !*self_p)

@@ -104,6 +104,10 @@ int run_ctl_join(run_ctl_t *c, char *err, size_t cap);
 const char *run_ctl_error(const run_ctl_t *c);
 /* The controller's report section (caller owns it), NULL on ENOMEM. After join. */
 json_t *run_ctl_report(const run_ctl_t *c);
+
+/* The controller's network-dependent comms figures (sf_controller_comms_perf), for the
+ * run's perf section; NULL when c is NULL. */
+json_t *run_ctl_comms_perf(const run_ctl_t *c);
 void run_ctl_destroy(run_ctl_t **self_p);
 
 /* ---- HIL bridge (cli/run_bridge.c): participant "bridge", stage 0 ---- */

@@ -1126,6 +1126,41 @@ json_t *sf_controller_report(const sf_controller_t *c)
                      sf_eventlog_counts(c->log), "comms", comms, "plans", plans);
 }
 
+/* {rounds, mean, min, p50, p95, max} of r, in ms. */
+static json_t *rtt_json(const sf_rtt_stats_t *r)
+{
+    double n = (double)r->n;
+    return json_pack("{s:I, s:f, s:f, s:f, s:f, s:f}", "rounds", (json_int_t)r->n, "mean",
+                     r->n ? (double)r->sum_us / n / 1000.0 : 0.0, "min", (double)r->min_us / 1000.0,
+                     "p50", sf_rtt_quantile_ms(r, 0.5), "p95", sf_rtt_quantile_ms(r, 0.95), "max",
+                     (double)r->max_us / 1000.0);
+}
+
+json_t *sf_controller_comms_perf(const sf_controller_t *c)
+{
+    if (!c)
+        return NULL;
+    sf_rtt_stats_t all = {0};
+    uint64_t retrans = 0;
+    json_t *units = json_object();
+    for (uint32_t i = 0; units && i < c->n; i++) {
+        const sf_unit_state_t *st = sf_master_state(c->m, i);
+        sf_tcp_link_t tl = {0};
+        sf_master_tcp_link(c->m, i, &tl);
+        sf_rtt_merge(&all, &st->rtt);
+        retrans += tl.retransmits;
+        json_t *u =
+            json_pack("{s:o, s:f, s:I, s:I}", "poll_rtt_ms", rtt_json(&st->rtt), "srtt_ms",
+                      (double)tl.srtt_us / 1000.0, "tcp_retransmits", (json_int_t)tl.retransmits,
+                      "missed_polls", (json_int_t)st->health.n_missed);
+        json_object_set_new(units, c->sc->intersections[i].id, u);
+    }
+    if (!units)
+        return NULL;
+    return json_pack("{s:o, s:I, s:o}", "poll_rtt_ms", rtt_json(&all), "tcp_retransmits",
+                     (json_int_t)retrans, "units", units);
+}
+
 const sf_master_t *sf_controller_master(const sf_controller_t *ctl)
 {
     return ctl ? ctl->m : NULL;

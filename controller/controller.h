@@ -93,6 +93,14 @@ int sf_controller_transit_msg(sf_controller_t *ctl, const struct ProtobufCMessag
  * "events": {kind: count}, "comms": {...}, "plans": {...}}. NULL on ENOMEM. */
 json_t *sf_controller_report(const sf_controller_t *ctl);
 
+/* The comms figures that depend on the network and the machine, kept apart from the
+ * report so that a lockstep report stays byte-identical (caller owns it):
+ * {"poll_rtt_ms": {rounds, mean, min, p50, p95, max}, "tcp_retransmits": n,
+ *  "units": {id: {poll_rtt_ms: {...}, srtt_ms, tcp_retransmits, missed_polls}}}, round
+ * trips from sf_unit_state_t.rtt, the kernel's TCP figures from sf_master_tcp_link.
+ * NULL on ENOMEM (or a NULL ctl). */
+json_t *sf_controller_comms_perf(const sf_controller_t *ctl);
+
 /* The master (for unit states and comms statistics), the TSP, the event log. */
 const sf_master_t *sf_controller_master(const sf_controller_t *ctl);
 const sf_tsp_t *sf_controller_tsp(const sf_controller_t *ctl);

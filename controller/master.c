@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <modbus.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -91,6 +92,8 @@ typedef struct {
     uint16_t rx_len;                  /* bytes buffered in rx */
     uint8_t rx[RX_CAP];               /* received bytes not yet parsed */
     char expect_id[33];               /* id the unit must report, "" any */
+    int64_t sent_us;                  /* monotonic us of this round's send (round trip) */
+    uint64_t retrans_closed;          /* TCP retransmits of the connections closed so far */
     sf_unit_state_t st;               /* what we know */
 } unit_t;
 
@@ -117,6 +120,110 @@ static int64_t mono_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Bucket of a round trip of us microseconds: 4 x the exponent of its leading bit plus the
+ * two bits below it, so each octave is cut in four equal parts (a bucket spans at most
+ * 25 % of its lower edge: enough for percentiles of link latency, and no floating point
+ * on the round's path). */
+static unsigned rtt_bucket(uint32_t us)
+{
+    if (us < 2)
+        return 0;
+    unsigned e = 31u - (unsigned)__builtin_clz(us);
+    unsigned frac = e >= 2 ? (us >> (e - 2)) & 3u : (us << (2 - e)) & 3u;
+    unsigned b = 4 * e + frac;
+    return b < SF_RTT_BUCKETS ? b : SF_RTT_BUCKETS - 1;
+}
+
+static void rtt_add(sf_rtt_stats_t *r, int64_t us)
+{
+    uint32_t v = us < 0 ? 0 : us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+    if (r->n == 0 || v < r->min_us)
+        r->min_us = v;
+    if (v > r->max_us)
+        r->max_us = v;
+    r->n++;
+    r->sum_us += v;
+    r->last_us = v;
+    r->hist[rtt_bucket(v)]++;
+}
+
+void sf_rtt_merge(sf_rtt_stats_t *a, const sf_rtt_stats_t *b)
+{
+    if (!a || !b || b->n == 0)
+        return;
+    if (a->n == 0 || b->min_us < a->min_us)
+        a->min_us = b->min_us;
+    if (b->max_us > a->max_us)
+        a->max_us = b->max_us;
+    a->n += b->n;
+    a->sum_us += b->sum_us;
+    a->last_us = b->last_us;
+    for (int i = 0; i < SF_RTT_BUCKETS; i++)
+        a->hist[i] += b->hist[i];
+}
+
+double sf_rtt_quantile_ms(const sf_rtt_stats_t *r, double q)
+{
+    if (!r || r->n == 0)
+        return 0.0;
+    q = q < 0 ? 0 : q > 1 ? 1 : q;
+    /* rank of the quantile, 1..n (the 1e-9 keeps q x n = 90.000000000000014 at 90) */
+    uint64_t rank = (uint64_t)ceil(q * (double)r->n - 1e-9), seen = 0;
+    if (rank == 0)
+        rank = 1;
+    double us = r->max_us;
+    for (int b = 0; b < SF_RTT_BUCKETS; b++) {
+        seen += r->hist[b];
+        if (seen >= rank) {
+            /* upper edge of bucket b (see rtt_bucket) */
+            us =
+                b == SF_RTT_BUCKETS - 1 ? r->max_us : ldexp(1.0 + (double)(b % 4 + 1) / 4.0, b / 4);
+            break;
+        }
+    }
+    if (us > r->max_us)
+        us = r->max_us;
+    if (us < r->min_us)
+        us = r->min_us;
+    return us / 1000.0;
+}
+
+/* Segments the kernel retransmitted on fd's connection so far, and its smoothed RTT. */
+static bool tcp_figures(int fd, uint64_t *retrans, uint32_t *srtt_us)
+{
+    struct tcp_info ti;
+    socklen_t len = sizeof ti;
+    memset(&ti, 0, sizeof ti);
+    if (fd < 0 || getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0)
+        return false;
+    *retrans = ti.tcpi_total_retrans;
+    *srtt_us = ti.tcpi_rtt;
+    return true;
+}
+
+int sf_master_tcp_link(const sf_master_t *m, size_t u, sf_tcp_link_t *out)
+{
+    if (!m || u >= m->n || !out) {
+        errno = EINVAL;
+        return -1;
+    }
+    const unit_t *un = &m->u[u];
+    uint64_t r = 0;
+    uint32_t srtt = 0;
+    bool have = un->fd >= 0 && tcp_figures(un->fd, &r, &srtt);
+    out->retransmits = un->retrans_closed + (have ? r : 0);
+    out->open = have && un->link == L_OPEN;
+    out->srtt_us = out->open ? srtt : 0;
+    return 0;
 }
 
 static int resolve(const char *host, uint16_t port, struct sockaddr_in *sa)
@@ -672,6 +779,10 @@ static int take_reply(sf_master_t *m, unit_t *u, const uint8_t *f, uint16_t len)
 
 static void close_unit(unit_t *u)
 {
+    uint64_t r;
+    uint32_t srtt;
+    if (tcp_figures(u->fd, &r, &srtt))
+        u->retrans_closed += r;
     if (u->mb)
         modbus_close(u->mb);
     u->fd = -1;
@@ -734,8 +845,10 @@ static void parse_rx(sf_master_t *m, unit_t *u)
     }
     memmove(u->rx, u->rx + off, (size_t)(u->rx_len - off));
     u->rx_len = (uint16_t)(u->rx_len - off);
-    if (u->phase == C_WAITING && u->next_reply >= u->n_req)
+    if (u->phase == C_WAITING && u->next_reply >= u->n_req) {
         u->phase = C_DONE;
+        rtt_add(&u->st.rtt, mono_us() - u->sent_us);
+    }
     return;
 bad:
     m->stats.protocol_errors++;
@@ -787,6 +900,7 @@ static void send_all(sf_master_t *m, unit_t *u)
         len += 6 + (size_t)r->raw_len;
     }
     u->next_reply = u->first;
+    u->sent_us = mono_us();
     ssize_t sent;
     do
         sent = send(u->fd, tx, len, MSG_NOSIGNAL);

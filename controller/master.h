@@ -56,6 +56,19 @@ typedef struct {
     sf_health_cfg_t health; /* offline threshold and back-off (0.1 s units) */
 } sf_master_opts_t;
 
+/* Poll round trips of one unit as the centre measured them: from the one send of a
+ * round's requests to the last of their replies, for every round fully answered (a
+ * missed round is counted by the health, not here). Wall time, so it belongs to no
+ * deterministic report. hist[] is a log-linear histogram: each octave of microseconds
+ * [2^e, 2^(e+1)) cut in four equal buckets, 4e .. 4e+3; the last bucket is open-ended. */
+#define SF_RTT_BUCKETS 96 /* 1 us .. 2^24 us (16.8 s) at 4 buckets per octave */
+typedef struct {
+    uint64_t n;      /* round trips measured */
+    uint64_t sum_us; /* their sum */
+    uint32_t min_us, max_us, last_us;
+    uint32_t hist[SF_RTT_BUCKETS];
+} sf_rtt_stats_t;
+
 /* What the centre last read from one unit (register values as the map defines them). */
 typedef struct {
     /* identity (read once per connection) */
@@ -98,6 +111,7 @@ typedef struct {
     bool connected;        /* a socket is open */
     uint64_t n_connects;   /* connections established */
     uint64_t n_exceptions; /* exception replies received */
+    sf_rtt_stats_t rtt;    /* poll round trips (wall time) */
 } sf_unit_state_t;
 
 /* Outcome of one queued request after a round. */
@@ -196,6 +210,27 @@ int sf_master_exception(const sf_master_t *m, size_t u, int handle);
 
 /* Comms statistics so far. */
 void sf_master_stats(const sf_master_t *m, sf_master_stats_t *out);
+
+/* The kernel's view of unit u's TCP link: segments retransmitted over every connection
+ * made so far (TCP_INFO tcpi_total_retrans, summed over closed ones and the open one),
+ * and the open connection's smoothed round trip (tcpi_rtt; 0 when none is open). */
+typedef struct {
+    uint64_t retransmits;
+    uint32_t srtt_us;
+    bool open;
+} sf_tcp_link_t;
+
+/* Fill out with unit u's TCP link figures. 0, or -1 with errno EINVAL (NULL, u out of
+ * range). */
+int sf_master_tcp_link(const sf_master_t *m, size_t u, sf_tcp_link_t *out);
+
+/* Add the round trips of b into a (counts, sums, histogram; min and max over both). */
+void sf_rtt_merge(sf_rtt_stats_t *a, const sf_rtt_stats_t *b);
+
+/* The q-quantile (0..1) of r's round trips in ms, from its histogram: the upper edge of
+ * the bucket holding it, clamped to the measured min and max (so at most 25 % above the
+ * true value). 0 when r holds none. */
+double sf_rtt_quantile_ms(const sf_rtt_stats_t *r, double q);
 
 /* Compare a plan read back with the plan sent (number, cycle, offset, coordinated phases,
  * force mode, every used phase's split and split mode of ix's phases). True when equal. */

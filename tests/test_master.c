@@ -635,3 +635,61 @@ Test(master, device_refusing_the_joined_read_gets_two)
     sf_master_destroy(&m);
     block_device_stop(&d);
 }
+
+/* Every fully answered round gives one round trip, and the kernel's view of the link is
+ * there while it is open; quantiles come from the documented log-linear buckets. */
+Test(master, round_trips_and_tcp_figures)
+{
+    enum { SWEEPS = 5 };
+    sf_scenario_t *sc = load_single();
+    const sf_intersection_t *ix = &sc->intersections[0];
+    sf_endpoint_t eps[1];
+    host_thread_t t;
+    start_hosts(&t, ix, 1, eps);
+    sf_master_opts_t o;
+    sf_master_opts_default(&o);
+    o.round_timeout_ms = 2000;
+    sf_master_t *m = sf_master_new(1, eps, NULL, &o);
+    cr_assert_not_null(m);
+    for (int s = 1; s <= SWEEPS; s++)
+        cr_assert_eq(sf_master_sweep(m, s * 10, (uint16_t)s, SF_POLL_ALL), 1, "sweep %d", s);
+    const sf_rtt_stats_t *r = &sf_master_state(m, 0)->rtt;
+    cr_assert_eq(r->n, SWEEPS, "%llu round trips for %d rounds", (unsigned long long)r->n, SWEEPS);
+    uint64_t in_hist = 0;
+    for (int b = 0; b < SF_RTT_BUCKETS; b++)
+        in_hist += r->hist[b];
+    cr_assert_eq(in_hist, SWEEPS);
+    cr_assert(r->min_us <= r->last_us && r->last_us <= r->max_us && r->max_us > 0);
+    cr_assert(r->sum_us >= (uint64_t)SWEEPS * r->min_us &&
+              r->sum_us <= (uint64_t)SWEEPS * r->max_us);
+    double p50 = sf_rtt_quantile_ms(r, 0.5);
+    cr_assert(p50 >= r->min_us / 1000.0 && p50 <= r->max_us / 1000.0, "p50 %.3f ms", p50);
+    sf_tcp_link_t tl;
+    cr_assert_eq(sf_master_tcp_link(m, 0, &tl), 0);
+    cr_assert(tl.open, "the connection is open");
+    cr_assert_gt(tl.srtt_us, 0, "the kernel measured no round trip");
+    errno = 0;
+    cr_assert_eq(sf_master_tcp_link(m, 1, &tl), -1);
+    cr_assert_eq(errno, EINVAL);
+    cr_assert_eq(sf_master_tcp_link(NULL, 0, &tl), -1);
+    sf_master_destroy(&m);
+    stop_hosts(&t);
+    sf_scenario_destroy(&sc);
+
+    /* 90 round trips of 1000 us (octave 9: [512, 1024), last quarter, bucket 39) and 10 of
+     * 10000 us (octave 13: [8192, 16384), first quarter, bucket 52). */
+    sf_rtt_stats_t a = {0}, b = {0};
+    a.n = 90, a.sum_us = 90000, a.min_us = a.max_us = a.last_us = 1000, a.hist[39] = 90;
+    b.n = 10, b.sum_us = 100000, b.min_us = b.max_us = b.last_us = 10000, b.hist[52] = 10;
+    cr_assert_float_eq(sf_rtt_quantile_ms(&a, 0.5), 1.0, 1e-9, "clamped to the max");
+    sf_rtt_merge(&a, &b);
+    cr_assert_eq(a.n, 100);
+    cr_assert_eq(a.min_us, 1000);
+    cr_assert_eq(a.max_us, 10000);
+    cr_assert_float_eq(sf_rtt_quantile_ms(&a, 0.5), 1.024, 1e-9, "upper edge of bucket 39");
+    cr_assert_float_eq(sf_rtt_quantile_ms(&a, 0.8), 1.024, 1e-9);
+    cr_assert_float_eq(sf_rtt_quantile_ms(&a, 0.95), 10.0, 1e-9, "bucket 52, clamped to max");
+    sf_rtt_stats_t none = {0};
+    cr_assert_float_eq(sf_rtt_quantile_ms(&none, 0.5), 0.0, 1e-12);
+    cr_assert_float_eq(sf_rtt_quantile_ms(NULL, 0.5), 0.0, 1e-12);
+}
