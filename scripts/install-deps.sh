@@ -5,7 +5,7 @@ pkgs=(build-essential cmake pkg-config
       libmodbus-dev libzmq3-dev libprotobuf-c-dev protobuf-c-compiler libjansson-dev
       libsdl2-dev libsdl2-ttf-dev libsdl2-image-dev libcriterion-dev
       fonts-dejavu-core fonts-wqy-microhei mbpoll xvfb xauth clang libclang-rt-14-dev
-      iproute2)
+      iproute2 iptables libnetfilter-queue-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
