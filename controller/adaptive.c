@@ -250,6 +250,35 @@ int sf_adapt_step(const sf_intersection_t *ix, const sf_plan_t *cur, const doubl
     return 0;
 }
 
+int sf_adapt_ds_floor(const sf_intersection_t *ix, const sf_plan_t *cur, const sf_plan_t *base,
+                      const sf_adapt_opts_t *o, double *ds)
+{
+    if (!ix || !cur || !base || !ds || !opts_ok(o) || ix->n_phases > SF_MAX_PHASES ||
+        cur->cycle_ds == 0 || base->cycle_ds == 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    for (uint8_t i = 0; i < ix->n_phases; i++)
+        if (isnan(ds[i])) {
+            errno = EINVAL;
+            return -1;
+        }
+    for (uint8_t i = 0; i < ix->n_phases; i++) {
+        if ((cur->coord_phase_mask >> i & 1u) || cur->split_mode[i] == SF_SPLIT_OMIT ||
+            base->split_mode[i] == SF_SPLIT_OMIT || ds[i] < 0)
+            continue;
+        const sf_phase_t *ph = &ix->phases[i];
+        double lost =
+            fmax(0, o->startup_lost_s + (ph->yellow_ds + ph->red_clear_ds) / 10.0 - o->end_gain_s);
+        double g_cur = cur->split_ds[i] / 10.0 - lost;
+        double g_floor = (double)base->split_ds[i] / base->cycle_ds * (cur->cycle_ds / 10.0) - lost;
+        if (g_cur <= 0 || g_floor <= 0)
+            continue;
+        ds[i] = fmin(fmax(ds[i], o->target_ds * g_floor / g_cur), SF_DS_MAX);
+    }
+    return 0;
+}
+
 /* ---- hysteresis and the coordination reference ----------------------------------------- */
 
 double sf_adapt_group_cycle(double cur_s, double wanted_s, const sf_adapt_opts_t *o)

@@ -116,6 +116,20 @@ int sf_adapt_step(const sf_intersection_t *ix, const sf_plan_t *cur, const doubl
                   const sf_adapt_opts_t *o, double group_cycle_s, sf_plan_t *next,
                   sf_adapt_info_t *info);
 
+/* Side streets keep the scheduled plan's share of the cycle: the DS of every
+ * non-coordinated phase of cur (ds[], by phase index, as sf_adapt_step takes it) is raised
+ * to the DS at which it asks for its share of the cycle in base (the time-of-day plan the
+ * engineer set for the period), so adaptation gives such a phase more green when it
+ * measures saturated, and takes green from it only as far as the allocation of a cycle
+ * shorter than what all phases ask for scales every phase down. Reason: the flow-based DS of a
+ * stop-bar lane reads a fully used green as ~1 and a lane whose discharge is slower than
+ * the assumed saturation flow (permissive lefts in a shared lane, a blocked lane) as
+ * spare, so equalising DS took green from side streets that needed it (measured on the
+ * corridor under the surge). The coordinated phases take what is left. Phases without a
+ * measurement (ds < 0) and omitted ones are left as they are. Returns 0 or -1 (EINVAL). */
+int sf_adapt_ds_floor(const sf_intersection_t *ix, const sf_plan_t *cur, const sf_plan_t *base,
+                      const sf_adapt_opts_t *o, double *ds);
+
 /* ---- hysteresis and the coordination reference ------------------------------------------
  *
  * A coordinated group shares one cycle. Its reference is a common cycle start: with cycle C

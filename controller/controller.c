@@ -47,6 +47,7 @@ typedef struct {
     double ad_meas_s;                 /* ... over this long, s (0 = nothing measured) */
     sf_plan_t ad_cur;                 /* adaptive: the running plan they were measured under */
     uint16_t ad_base_off;             /* adaptive: offset of the scheduled plan, 0.1 s */
+    sf_plan_t ad_sched;               /* adaptive: the scheduled plan (its split shares) */
     sf_stage_t stages[SF_MAX_STAGES]; /* max-pressure stages of the intersection */
     int n_stages;                     /* in stages, 0 = not max-pressure */
     int mp_stage;                     /* stage green at the last poll, -1 none */
@@ -84,7 +85,7 @@ struct sf_controller_s {
     double ad_decided_s;  /* time of the group's last decision, s */
     uint16_t *ad_base;    /* per intersection: scratch, the members' base offsets ... */
     uint16_t *ad_cs;      /* ... and coordinated green starts, 0.1 s */
-    bool prio_off; /* operator turned transit priority off */
+    bool prio_off;        /* operator turned transit priority off */
 };
 
 void sf_controller_opts_default(sf_controller_opts_t *o)
@@ -748,8 +749,10 @@ static void adapt_collect(sf_controller_t *c, uint32_t i)
         adapt_reset(u);
         return;
     }
-    if (cur != &u->adapt_plan) /* a scheduled plan: its offset is the member's base */
+    if (cur != &u->adapt_plan) { /* a scheduled plan: its offset is the member's base */
         u->ad_base_off = cur->offset_ds;
+        u->ad_sched = *cur;
+    }
     if (u->ad_meas_s > 0 && memcmp(cur, &u->ad_cur, sizeof *cur) != 0)
         adapt_reset(u);
     u->ad_cur = *cur;
@@ -831,6 +834,8 @@ static void adapt_member(sf_controller_t *c, uint32_t i, double t, const sf_adap
     double ds[SF_MAX_PHASES];
     sf_plan_t next;
     adapt_ds(ix, u, ds);
+    if (u->ad_sched.cycle_ds)
+        (void)sf_adapt_ds_floor(ix, &u->ad_cur, &u->ad_sched, ao, ds);
     if (sf_adapt_step(ix, &u->ad_cur, ds, ao, group_cycle_s, &next, NULL) < 0)
         return;
     if (rebase)
@@ -883,6 +888,8 @@ static void adapt_all(sf_controller_t *c, double t, uint32_t tod_ds)
         const sf_intersection_t *ix = &c->sc->intersections[i];
         double ds[SF_MAX_PHASES], want;
         adapt_ds(ix, u, ds);
+        if (u->ad_sched.cycle_ds)
+            (void)sf_adapt_ds_floor(ix, &u->ad_cur, &u->ad_sched, &ao, ds);
         if (sf_adapt_cycle_wanted(ix, &u->ad_cur, ds, &ao, &want) == 0 && want > want_max)
             want_max = want;
         if (!c_old) /* the group's cycle; the first member's plan before any decision */

@@ -675,3 +675,55 @@ Test(adaptive, rebase_hand_checked)
     cr_assert_eq(sf_adapt_rebase(1000, 0, 1200, 1140, NULL, cs, 2, &e), -1);
     cr_assert_eq(sf_adapt_rebase(1000, 0, 1200, 1140, base, cs, 2, NULL), -1);
 }
+
+/* Side streets keep the scheduled share: a non-coordinated phase measured under its share
+ * is raised to the DS that asks for it (hand-checked: lost 2 + 4 - 2 = 4 s, green 31 s);
+ * coordinated phases, saturated ones and unmeasured ones are left alone; the step then
+ * keeps the side street's split where the bare DS would have cut it. */
+Test(adaptive, ds_floor_keeps_the_side_street_share)
+{
+    sf_intersection_t ix;
+    sf_plan_t cur, base, next_bare, next_floor;
+    sf_adapt_opts_t o;
+    sf_adapt_opts_default(&o);
+    nema8(&ix, &cur);
+    base = cur;
+    double ds[8] = {0.5, 0.3, 0.9, 0.3, -1, 1.0, 1.2, 0.3};
+    double bare[8];
+    memcpy(bare, ds, sizeof ds);
+    cr_assert_eq(sf_adapt_ds_floor(&ix, &cur, &base, &o, ds), 0);
+    cr_assert_float_eq(ds[0], 0.9 * 11.0 / 11.0, 1e-9); /* left, 15 s split: raised */
+    cr_assert_float_eq(ds[1], 0.3, 1e-9);               /* coordinated 2: left alone */
+    cr_assert_float_eq(ds[3], 0.9, 1e-9);               /* side through: raised */
+    cr_assert_float_eq(ds[4], -1, 1e-9);                /* no measurement */
+    cr_assert_float_eq(ds[5], 1.0, 1e-9);               /* coordinated 6 */
+    cr_assert_float_eq(ds[6], 1.2, 1e-9);               /* saturated: kept */
+    /* a base plan with a larger share (48 of 120 s): green 0.4 x 100 - 4 = 36 s of 31 */
+    base.cycle_ds = 1200;
+    base.split_ds[3] = 480;
+    double ds2[8] = {0.5, 0.3, 0.9, 0.3, -1, 1.0, 1.2, 0.3};
+    cr_assert_eq(sf_adapt_ds_floor(&ix, &cur, &base, &o, ds2), 0);
+    cr_assert_float_eq(ds2[3], 0.9 * 36.0 / 31.0, 1e-9);
+    /* the step: without the floor the side streets (4, 8) lose green to the arterial */
+    base = cur;
+    cr_assert_eq(sf_adapt_ds_floor(&ix, &cur, &base, &o, ds), 0);
+    cr_assert_eq(sf_adapt_step(&ix, &cur, bare, &o, 0, &next_bare, NULL), 0);
+    cr_assert_eq(sf_adapt_step(&ix, &cur, ds, &o, 0, &next_floor, NULL), 0);
+    cr_assert_lt(next_bare.split_ds[3], cur.split_ds[3]);
+    cr_assert_gt(next_floor.split_ds[3], next_bare.split_ds[3]);
+    cr_assert_geq(next_floor.split_ds[7] * 1000 / next_floor.cycle_ds,
+                  next_bare.split_ds[7] * 1000 / next_bare.cycle_ds);
+    /* bad inputs change nothing */
+    double keep[8];
+    memcpy(keep, ds, sizeof ds);
+    errno = 0;
+    cr_assert_eq(sf_adapt_ds_floor(&ix, &cur, NULL, &o, ds), -1);
+    cr_assert_eq(errno, EINVAL);
+    base.cycle_ds = 0;
+    cr_assert_eq(sf_adapt_ds_floor(&ix, &cur, &base, &o, ds), -1);
+    base.cycle_ds = cur.cycle_ds;
+    ds[2] = NAN;
+    cr_assert_eq(sf_adapt_ds_floor(&ix, &cur, &base, &o, ds), -1);
+    ds[2] = keep[2];
+    cr_assert_eq(memcmp(ds, keep, sizeof ds), 0);
+}
