@@ -27,6 +27,12 @@
  *   the stop line for a gap; from the lane next to an allowed one it turns at the line
  *   when its movement has green (so an overflowing bay blocks the through lane only
  *   while the turn is red, as it does in the field).
+ * Cooperative merge: a mandatory changer that finds no gap (in the last metres before
+ *   where it must be in the lane, MERGE_ZONE_M per lane still to cross) asks the lane it
+ *   must enter; the driver there just behind its tail then also follows it, as a real
+ *   driver lets a signalling bus or turner in, but only with braking up to COOP_BSAFE
+ *   (one too close drives on, and the next one behind yields). In a dense moving queue
+ *   the gap then opens within seconds instead of never.
  */
 #include "sim_internal.h"
 
@@ -410,6 +416,7 @@ sf_sim_t *sf_sim_new_checked(const sf_scenario_t *sc, char *err, size_t err_len)
             ln->link = i;
             ln->idx = j;
             ln->use = l->lanes[j].use_mask;
+            ln->coop_w = SF_NONE32;
             ln->start_m = l->lanes[j].bay_m > 0 ? l->length_m - l->lanes[j].bay_m : 0.0f;
             if (ln->start_m == 0.0f) {
                 k->full_mask |= (uint8_t)(1u << j);

@@ -56,6 +56,11 @@ typedef struct {
     uint8_t use;    /* sf_lane_use_t bits */
     uint16_t n_det; /* detectors on this lane */
     uint32_t det0;  /* first in sim->ldet */
+    /* a mandatory lane changer beside this lane that found no gap in the last step
+     * (the one nearest the stop line): the vehicle behind its tail here lets it in */
+    uint32_t coop_w; /* its pool index, SF_NONE32 = none */
+    float coop_tail; /* m, its rear bumper */
+    float coop_v;    /* m/s */
 } lane_t;
 
 typedef struct {
@@ -271,6 +276,7 @@ struct sf_sim {
 #define LC_COOLDOWN_S  2.0f   /* s between two lane changes of one vehicle */
 #define MAND_BSAFE     4.0f   /* m/s^2: braking a mandatory change may impose */
 #define DISC_BSAFE     2.0f   /* m/s^2: braking a discretionary change may impose */
+#define COOP_BSAFE     2.0f   /* m/s^2: braking a driver accepts to let a merging one in */
 #define DISC_GAIN      0.5f   /* m/s^2: advantage a discretionary change needs */
 #define MIN_INSERT_GAP 1.0f   /* m beyond s0 needed to insert at an entry */
 #define DWELL_REACH_M  2.0f   /* m: a bus this close to its stop and slow starts dwelling */

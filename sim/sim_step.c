@@ -678,6 +678,15 @@ static void lane_loop(sf_sim_t *sim, uint32_t lidx)
 {
     lane_t *ln = &sim->lanes[lidx];
     uint32_t n = ln->n;
+    /* cooperative merge: the request of the last step's lane changes, used once */
+    uint32_t coop_i = UINT32_MAX;
+    float coop_tail = ln->coop_tail, coop_v = ln->coop_v;
+    if (ln->coop_w != SF_NONE32) {
+        ln->coop_w = SF_NONE32;
+        coop_i = 0;
+        while (coop_i < n && ln->pos[coop_i] >= coop_tail)
+            coop_i++;
+    }
     if (!n)
         return;
     const link_t *lk = &sim->links[ln->link];
@@ -704,6 +713,12 @@ static void lane_loop(sf_sim_t *sim, uint32_t lidx)
             float a3 = merge_acc(sim, ln, lk, w, p, v, vt, iv0);
             if (a3 < acc)
                 acc = a3;
+            if (i == coop_i) {
+                /* let the merging vehicle in, if that takes no hard braking */
+                float ay = sf_idm(vt, iv0, v, coop_tail - p, v - coop_v);
+                if (ay >= -COOP_BSAFE && ay < acc)
+                    acc = ay;
+            }
         }
         bool in_zone = false;
         bus_t *bb = NULL;
@@ -1054,8 +1069,20 @@ static void lane_changes(sf_sim_t *sim)
                     if (best < 0)
                         continue;
                     int to = best > j ? j + 1 : j - 1;
-                    try_change(sim, ln, i, &sim->lanes[lk->lane0 + (uint32_t)to], MAND_BSAFE, 0.0f,
-                               -1e9f);
+                    lane_t *tl = &sim->lanes[lk->lane0 + (uint32_t)to];
+                    if (try_change(sim, ln, i, tl, MAND_BSAFE, 0.0f, -1e9f))
+                        continue;
+                    /* no gap: ask for one when the end of the room to change is near
+                     * (where the allowed lane begins, or the stop line) */
+                    const lane_t *al = &sim->lanes[lk->lane0 + (uint32_t)best];
+                    float reach = al->start_m > 0 ? al->start_m : lk->len;
+                    float zone = MERGE_ZONE_M * (float)bd;
+                    if (p >= reach - zone &&
+                        (tl->coop_w == SF_NONE32 || p - vt->len > tl->coop_tail)) {
+                        tl->coop_w = w;
+                        tl->coop_tail = p - vt->len;
+                        tl->coop_v = v;
+                    }
                     continue;
                 }
                 /* discretionary, about once a second per vehicle, when held up */
