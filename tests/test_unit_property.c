@@ -378,6 +378,7 @@ typedef struct {
     long exact;
     long coord_ticks;
     long prio_served;
+    long prio_inserted; /* ticks with a request served by phase insertion */
     long fallbacks;
 } run_stats_t;
 
@@ -482,6 +483,9 @@ static void run_unit(const sf_intersection_t *ix0, const char *name, uint64_t se
 
         sf_unit_tick(u);
         observe(&o, u, tick);
+        for (int k = 0; k < SF_UNIT_MAX_PRIO; k++)
+            rs->prio_inserted += sf_unit_status(u)->prio[k].state == SF_PRIO_ST_ACTIVE &&
+                                 sf_unit_status(u)->prio[k].strategy == 3;
         bool fb = sf_unit_status(u)->fallback;
         if (fb && !was_fallback)
             rs->fallbacks++;
@@ -540,12 +544,16 @@ Test(unit_property, random_million_ticks, .timeout = 600)
             run_unit(&pool[i], names[i], seeds[s] + (uint64_t)i, per, &rs);
     }
     cr_log_info("property: %ld ticks, %ld coordinated ticks, %ld in-sync cycles checked (%ld "
-                "exactly one cycle), %ld priority requests served, %ld fallbacks",
-                rs.ticks, rs.coord_ticks, rs.checked, rs.exact, rs.prio_served, rs.fallbacks);
+                "exactly one cycle), %ld priority requests served, %ld ticks of phase insertion, "
+                "%ld fallbacks",
+                rs.ticks, rs.coord_ticks, rs.checked, rs.exact, rs.prio_served, rs.prio_inserted,
+                rs.fallbacks);
     cr_expect_geq(rs.ticks, sanitized ? 200000 : 1000000);
     /* the coordination property must really have been exercised */
     cr_expect_gt(rs.checked, rs.coord_ticks / 20000, "only %ld cycles checked", rs.checked);
     cr_expect_gt(rs.exact, rs.checked / 2);
     cr_expect_gt(rs.fallbacks, 0);
     cr_expect_gt(rs.prio_served, 0);
+    /* phase insertion (a ring going back in its group) ran under the safety checks too */
+    cr_expect_gt(rs.prio_inserted, 0);
 }
