@@ -104,8 +104,8 @@ fi
 : >"$W/runs.txt"
 for s in $SEEDS; do
     if want prio; then
-        echo "prio_on $s $SCEN $DUR --set control.priority.enabled=true" >>"$W/runs.txt"
-        echo "prio_off $s $SCEN $DUR --set control.priority.enabled=false" >>"$W/runs.txt"
+        echo "prio_on $s $SCEN $DUR --set control.priority.enabled=true --set run.step_timeout_s=120" >>"$W/runs.txt"
+        echo "prio_off $s $SCEN $DUR --set control.priority.enabled=false --set run.step_timeout_s=120" >>"$W/runs.txt"
     fi
     if want gw; then
         echo "gw_opt $s $SCEN $DUR --set control.priority.enabled=false --set run.step_timeout_s=120 --set control.greenwave.enabled=true" >>"$W/runs.txt"
