@@ -16,6 +16,8 @@ typedef struct {
     double t_in_s;     /* check-in time */
     double expire_s;   /* ends as expired after this without a check-out */
     bool seen_active;  /* the unit reported it active or served */
+    bool unit_done;    /* the unit reported it ended (expired, served, cancelled): a
+                          check-out would only be refused */
 } active_t;
 
 typedef struct {
@@ -198,7 +200,8 @@ int sf_tsp_event(sf_tsp_t *t, double t_s, const sf_tsp_event_t *ev)
         t->counts.cancelled++;
     log_req(t, t_s, ev->ix, a->bus_id, "check_out", a->id, a->level, a->phase_no, 0, ev->lateness_s,
             served ? "served" : "cancelled", SF_TSP_R_NONE);
-    push_out(t, ev->ix, a, 2, 0);
+    if (!a->unit_done) /* the unit ended it itself (e.g. its green ran out): nothing to end */
+        push_out(t, ev->ix, a, 2, 0);
     memset(a, 0, sizeof *a);
     return 0;
 }
@@ -282,6 +285,7 @@ size_t sf_tsp_decide(sf_tsp_t *t, double t_s, const bool *online, sf_tsp_action_
         active_t *mine = find_bus(s, pd->ev.bus_id);
         if (mine) { /* a new ETA for a request already held */
             mine->expire_s = t_s + pd->ev.eta_s + t->cfg.max_extension_s + SF_TSP_EXPIRY_S;
+            mine->unit_done = false; /* a unit that had ended it takes it as new */
             push_out(t, pd->ev.ix, mine, 1, eta_ds_of(pd->ev.eta_s));
             continue;
         }
@@ -348,7 +352,8 @@ size_t sf_tsp_decide(sf_tsp_t *t, double t_s, const bool *online, sf_tsp_action_
                 t->counts.expired++;
                 log_req(t, t_s, i, a->bus_id, "expired", a->id, a->level, a->phase_no, 0, 0,
                         "expired", SF_TSP_R_NONE);
-                push_out(t, i, a, 2, 0);
+                if (!a->unit_done)
+                    push_out(t, i, a, 2, 0);
                 memset(a, 0, sizeof *a);
             }
         }
@@ -414,6 +419,8 @@ void sf_tsp_unit_status(sf_tsp_t *t, double t_s, uint32_t ix, const uint16_t id[
             continue;
         if (state[k] == 2 || state[k] == 3) /* active, served */
             a->seen_active = true;
+        if (state[k] == 3 || state[k] == 5 || state[k] == 6) /* served, expired, cancelled */
+            a->unit_done = true;
         else if (state[k] == 4)
             unit_refused(t, t_s, ix, a, reason[k] < 5 ? UNIT_REASON[reason[k]] : "unit");
     }

@@ -101,7 +101,8 @@ void sf_tsp_destroy(sf_tsp_t **self_p);
 uint8_t sf_tsp_level(float lateness_s, float threshold_s);
 
 /* Take a transit event at t_s. Check-ins wait for the next sf_tsp_decide; a check-out
- * ends the bus's request at once (and queues the mailbox check-out for the unit).
+ * ends the bus's request at once (and queues the mailbox check-out for the unit, unless
+ * the unit's status already showed it ended: expired, served or cancelled there).
  * 0, or -1 with errno: EINVAL (ix or movement out of range, empty bus id, bad level or
  * ETA not finite and >= 0), ENOSPC (too many pending check-ins), ENOENT (check-out of a
  * bus with no request here: logged by the caller if it cares, nothing changes). */

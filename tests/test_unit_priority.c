@@ -309,3 +309,31 @@ Test(unit_priority, no_phase_insertion_for_a_bus_not_due_within_the_inserted_gre
     cr_expect_eq(st->prio[0].strategy, 2);
     sf_unit_destroy(&u);
 }
+
+/* A check-out of a request the unit already ended (its green ran out with the ETA at zero:
+ * expired) is taken as a no-op: the bus leaving is no error for the centre, and the slot
+ * keeps its outcome. An id the unit never had is still refused. */
+Test(unit_priority, check_out_after_expiry_is_taken)
+{
+    sf_unit_t *u = single_fixed();
+    const sf_unit_status_t *st = sf_unit_status(u);
+    cr_assert_gt(fx_until(u, A2, SF_LAMP_GREEN, 3000), 0);
+    sf_prio_request_t rq = {
+        .id = 31, .level = 2, .phase_no = 2, .eta_ds = 20, .action = SF_PRIO_CHECK_IN};
+    cr_assert_eq(sf_unit_priority(u, &rq), 0);
+    int n = 0;
+    while (st->prio[0].state != SF_PRIO_ST_EXPIRED && n < 6000) {
+        sf_unit_tick(u);
+        n++;
+    }
+    cr_assert_eq(st->prio[0].state, SF_PRIO_ST_EXPIRED, "state %u after %d ticks",
+                 st->prio[0].state, n);
+    rq.action = SF_PRIO_CHECK_OUT;
+    cr_expect_eq(sf_unit_priority(u, &rq), 0);
+    cr_expect_eq(st->prio[0].state, SF_PRIO_ST_EXPIRED, "the outcome is kept");
+    rq.id = 32;
+    errno = 0;
+    cr_expect_eq(sf_unit_priority(u, &rq), -1);
+    cr_expect_eq(errno, EINVAL);
+    sf_unit_destroy(&u);
+}

@@ -76,6 +76,14 @@ int sf_prio_submit(sf_unit_t *u, const sf_prio_request_t *req)
             slot = i;
     if (req->action == SF_PRIO_CHECK_OUT) {
         if (slot < 0) {
+            /* A request this unit ended on its own (expired when its green ran out
+             * before the bus passed, or refused) without the centre knowing yet: the bus
+             * leaving is no error, and the slot keeps its outcome. A second check-out
+             * (served, cancelled) or an id never seen is refused. */
+            for (uint8_t i = 0; i < SF_UNIT_MAX_PRIO; i++)
+                if (u->prio[i].id == req->id && (u->prio[i].state == SF_PRIO_ST_EXPIRED ||
+                                                 u->prio[i].state == SF_PRIO_ST_REFUSED))
+                    return 0;
             errno = EINVAL;
             return -1;
         }

@@ -287,9 +287,10 @@ typedef struct {
 } sf_prio_request_t;
 
 /* Submit a request. Check-in queues it (or updates id's ETA); check-out of id completes
- * or cancels it. EINVAL (id 0, level or phase out of range, unknown action, check-out
- * of an unknown id), SF_EFULL (table full). Refusals decided later (lockout, mode) are
- * reported in the request's status, not here. */
+ * or cancels it (of an id the unit ended on its own, expired or refused: a no-op, 0).
+ * EINVAL (id 0, level or phase out of range, unknown action, check-out of an id the unit
+ * does not hold or that was already checked out), SF_EFULL (table full). Refusals decided
+ * later (lockout, mode) are reported in the request's status, not here. */
 int sf_unit_priority(sf_unit_t *u, const sf_prio_request_t *req);
 
 /* Clear a latched monitor fault; the unit restarts through the start-up sequence.
