@@ -952,7 +952,10 @@ int sf_controller_step(sf_controller_t *c, uint64_t k, uint32_t tod_ds)
         c->hb = c->hb == UINT16_MAX ? 1 : (uint16_t)(c->hb + 1);
         for (uint32_t i = 0; i < c->n; i++) {
             const sf_intersection_t *ix = &c->sc->intersections[i];
-            unsigned what = 0;
+            /* Status before heartbeat: the heartbeat ends a unit's local fallback at once,
+             * so a status read after it could never show the fallback the unit went into
+             * while it heard nothing (a partition, or this controller stalled). */
+            unsigned what = SF_POLL_STATUS_FIRST;
             if (sf_tsp_active(c->tsp, i))
                 what |= SF_POLL_PRIORITY;
             if (ix->strategy == SF_STRAT_ADAPTIVE)

@@ -13,8 +13,9 @@
  * is deterministic given the units' answers.
  *
  * What a poll step does, in order:
- *  1. round 1: per unit a heartbeat write and the status/lamp reads (plus priority slots
- *     while a request is held there, plus detector data every adaptive cycle), and one
+ *  1. round 1: per unit the status/lamp reads (plus priority slots while a request is
+ *     held there, plus detector data every adaptive cycle), then the heartbeat write (after
+ *     the reads, so a local fallback is seen before the heartbeat ends it), and one
  *     pending plan download with its read-back;
  *  2. comms, identity, mode, fallback, flash and fault changes -> events; a plan that the
  *     unit refused (exception) -> event, not retried until it changes; a read-back that

@@ -522,7 +522,8 @@ int sf_master_queue_poll(sf_master_t *m, size_t u, uint16_t hb, unsigned what)
     /* A connected device that reported a map version or id we do not know is only read,
      * never written (its identity is read again on every new connection). */
     bool foreign = un->st.connected && un->st.protocol_version != 0 && !un->st.identity_ok;
-    int h = foreign ? -1 : sf_master_queue_write(m, u, SF_R_HEARTBEAT, 0, &hb, 1);
+    bool hb_last = (what & SF_POLL_STATUS_FIRST) != 0;
+    int h = foreign || hb_last ? -1 : sf_master_queue_write(m, u, SF_R_HEARTBEAT, 0, &hb, 1);
     queue_read(m, u, SF_R_CONTROL_MODE, SF_R_PHASE_STATUS_NEXT, K_STATUS);
     queue_read(m, u, SF_R_SG_LAMP, SF_R_SG_TIME_REMAINING, K_LAMPS);
     if (det && detocc_joinable(un)) {
@@ -549,6 +550,10 @@ int sf_master_queue_poll(sf_master_t *m, size_t u, uint16_t hb, unsigned what)
         make_read(r, MODBUS_FC_READ_DISCRETE_INPUTS, e->address, e->count, K_PRESENCE);
         r->status_part = true;
     }
+    /* Last on the same connection: the unit takes requests in order, so the status above
+     * is the one from before this heartbeat (which ends a fallback at once). */
+    if (hb_last && !foreign)
+        h = sf_master_queue_write(m, u, SF_R_HEARTBEAT, 0, &hb, 1);
     un->has_status = true;
     return h;
 }

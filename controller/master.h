@@ -174,14 +174,20 @@ int sf_master_queue_coils(sf_master_t *m, size_t u, sf_reg_id_t id, uint16_t ele
 #define SF_POLL_PRIORITY  2u /* the priority status slots */
 #define SF_POLL_PRESENCE  4u /* det_presence discrete inputs (FC 2) */
 #define SF_POLL_ALL       7u
+/* Order, not content: the heartbeat is written after the reads instead of before them, so
+ * the status shows a local fallback (which the heartbeat write ends at once) instead of
+ * the state the heartbeat has just made. */
+#define SF_POLL_STATUS_FIRST 8u
 
 /* Queue a poll: heartbeat write of hb, then the status and lamp reads, and what `what`
- * adds (SF_POLL_* bits). The detector data and occupancies are one read (det_seq through
- * the last detector's occupancy) once the connected device's identity says it has at most
- * 25 detectors, two reads before that or when the device has refused the joined read (it
- * spans addresses outside the map) on this connection: that poll's status is incomplete. Returns the handle of the heartbeat write, or -1 (EINVAL,
- * ENOSPC; or, with the reads queued, when the connected device's identity is not the
- * expected one: it is then only read, never written). */
+ * adds (SF_POLL_* bits; with SF_POLL_STATUS_FIRST the heartbeat goes after the reads). The
+ * detector data and occupancies are one read (det_seq through the last detector's
+ * occupancy) once the connected device's identity says it has at most 25 detectors, two
+ * reads before that or when the device has refused the joined read (it spans addresses
+ * outside the map) on this connection: that poll's status is incomplete. Returns the
+ * handle of the heartbeat write, or -1 (EINVAL, ENOSPC; or, with the reads queued, when
+ * the connected device's identity is not the expected one: it is then only read, never
+ * written). */
 int sf_master_queue_poll(sf_master_t *m, size_t u, uint16_t hb, unsigned what);
 
 /* Queue a plan download of plan p (phase splits by index per ix, written as plan_dl_*
