@@ -1,5 +1,6 @@
 /* bench/bench_sweep.c — time of one full poll sweep (heartbeat write + status, lamps,
- * detector, presence and priority reads of every unit, pipelined) at 10, 100 and 1,000 units on
+ * detector (data and occupancies in one read), presence and priority reads of every unit,
+ * pipelined) at 10, 100 and 1,000 units on
  * 127.0.0.1, the units served by a unit host (unit/host.h) in another thread.
  *
  * Usage: bench_sweep [SWEEPS [UNITS]]   (default 50 measured sweeps per size, after 3
@@ -143,8 +144,9 @@ int main(int argc, char **argv)
         return 1;
     }
     printf("bench_sweep: one poll sweep, pipelined over every unit. status = heartbeat write +"
-           " status and lamp reads (3 requests per unit); full = also detector data,"
-           " detector presence and priority slots (7 requests)\n");
+           " status and lamp reads (3 requests per unit); full = also detector data and"
+           " occupancies (one read once the unit's detector count is known), detector"
+           " presence and priority slots (6 requests)\n");
     double la[3];
     if (getloadavg(la, 3) == 3)
         printf("load average %.2f %.2f %.2f (wall figures include waiting for a core)\n", la[0],
