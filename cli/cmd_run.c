@@ -1,7 +1,6 @@
 /* cli/cmd_run.c — `sigflow run`: the whole scenario in one command (cli/run.h). */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
-#include <math.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -9,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -67,17 +65,6 @@ static void usage(FILE *out)
           "  (this run's own threads join with a key pair made in memory; the report is\n"
           "  the same as on a plain bus)\n",
           out);
-}
-
-static int parse_double(const char *s, double *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !isfinite(v))
-        return -1;
-    *out = v;
-    return 0;
 }
 
 static bool file_exists(const char *path)
@@ -349,7 +336,7 @@ int sf_cmd_run(int argc, char **argv)
         } else if (strcmp(s, "--screenshot") == 0 && has_val) {
             shot = argv[++a];
         } else if (strcmp(s, "--at") == 0 && has_val) {
-            if (parse_double(argv[++a], &at_s) != 0 || at_s < 0) {
+            if (sf_parse_double(argv[++a], &at_s) != 0 || at_s < 0) {
                 fprintf(stderr, "sigflow run: --at: expected sim seconds >= 0, got '%s'\n",
                         argv[a]);
                 return 2;

@@ -19,7 +19,7 @@ void sf_run_opts_init(sf_run_opts_t *o, bool expect_reserved)
     o->expect_reserved = expect_reserved;
 }
 
-static int parse_double(const char *s, double *out)
+int sf_parse_double(const char *s, double *out)
 {
     char *end;
     errno = 0;
@@ -84,7 +84,7 @@ int sf_run_opt(const char *cmd, sf_run_opts_t *o, int argc, char *const *argv, i
             char *end;
             (void)strtod(val, &end);
             if (end != val && !*end) {
-                if (parse_double(val, &f) != 0 || !(f > 0) || f > 1e6) {
+                if (sf_parse_double(val, &f) != 0 || !(f > 0) || f > 1e6) {
                     fprintf(stderr,
                             "sigflow %s: --realtime: factor must be > 0 and <= 1e6, got '%s'\n",
                             cmd, val);
@@ -106,7 +106,7 @@ int sf_run_opt(const char *cmd, sf_run_opts_t *o, int argc, char *const *argv, i
     if (!val)
         return 0;
     if (strcmp(s, "--duration") == 0) {
-        if (parse_double(val, &o->duration) != 0 || !(o->duration > 0)) {
+        if (sf_parse_double(val, &o->duration) != 0 || !(o->duration > 0)) {
             fprintf(stderr, "sigflow %s: --duration: expected seconds > 0, got '%s'\n", cmd, val);
             return -1;
         }

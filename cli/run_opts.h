@@ -43,6 +43,10 @@ typedef struct {
     char dur_set[64], seed_set[64];        /* the sets made of --duration and --seed */
 } sf_run_opts_t;
 
+/* A whole argument as a finite number into *out: 0, or -1 (out untouched) when s is not
+ * one (trailing characters, out of range, inf, nan). */
+int sf_parse_double(const char *s, double *out);
+
 /* Default values (no options, no scenario); expect_reserved as given. */
 void sf_run_opts_init(sf_run_opts_t *o, bool expect_reserved);
 
