@@ -21,6 +21,7 @@
 #include "commands.h"
 #include "curve_opts.h"
 #include "controller.h"
+#include "ctl_part.h"
 #include "lockstep.h"
 #include "scenario.h"
 
@@ -102,33 +103,6 @@ static int parse_unit(const sf_scenario_t *sc, const char *arg, sf_endpoint_t *e
     eps[i].port = port;
     given[i] = true;
     return 0;
-}
-
-/* ---- --bus: lockstep participant ----------------------------------------------------- */
-
-typedef struct {
-    sf_controller_t *c;
-    uint64_t transit_msgs;    /* check-in/out messages taken from the bus */
-    uint64_t transit_refused; /* of which the controller refused (e.g. a check-out of a
-                                 request it refused) */
-} bus_ctl_t;
-
-static int bus_on_msg(void *arg, const sf_bus_rx_t *rx)
-{
-    bus_ctl_t *b = arg;
-    if (rx->type != SF_BUS_TRANSIT_IN && rx->type != SF_BUS_TRANSIT_OUT)
-        return 0;
-    b->transit_msgs++;
-    if (sf_controller_transit_msg(b->c, rx->msg) != 0)
-        b->transit_refused++; /* counted; the run goes on */
-    return 0;
-}
-
-static int bus_on_step(void *arg, const Sfbus__Step *st, void *pub)
-{
-    (void)pub;
-    bus_ctl_t *b = arg;
-    return sf_controller_step(b->c, st->k, st->tod_ds);
 }
 
 int sf_cmd_controller(int argc, char **argv)
@@ -221,7 +195,7 @@ int sf_cmd_controller(int argc, char **argv)
     int status = 1;
     sf_controller_t *c = NULL;
     int tfd = -1, sfd = -1;
-    bus_ctl_t bus_ctl = {0};
+    sf_ctl_part_t bus_ctl = {0};
     sf_endpoint_t *eps = calloc(sc->n_intersections, sizeof *eps);
     bool *given = calloc(sc->n_intersections, sizeof *given);
     if (!eps || !given) {
@@ -286,7 +260,8 @@ int sf_cmd_controller(int argc, char **argv)
     if (bj.bus) {
         fprintf(stderr, "sigflow controller: %u units, poll every %.2f s of sim time\n",
                 sc->n_intersections, sc->control.poll_period_s);
-        bus_ctl = (bus_ctl_t){.c = c};
+        bus_ctl.ctl = c;
+        /* Not "cmd": operator commands reach the controller of `sigflow run` only. */
         static const char *const topics[] = {"transit.in", "transit.out"};
         sf_bus_join_part_t part = {.cmd = "controller",
                                    .name = "controller",
@@ -294,8 +269,8 @@ int sf_cmd_controller(int argc, char **argv)
                                    .stage = 1, /* after the units, as in `sigflow run` */
                                    .topics = topics,
                                    .n_topics = 2,
-                                   .on_msg = bus_on_msg,
-                                   .on_step = bus_on_step,
+                                   .on_msg = sf_ctl_part_on_msg,
+                                   .on_step = sf_ctl_part_on_step,
                                    .arg = &bus_ctl};
         status = sf_bus_join_run(&bj, &part, secure ? &keys : NULL, sfd);
         goto done;
@@ -344,11 +319,7 @@ int sf_cmd_controller(int argc, char **argv)
     status = 0;
 done:
     if (c) {
-        json_t *rep = sf_controller_report(c);
-        if (rep && bj.bus)
-            json_object_set_new(rep, "transit_messages",
-                                json_pack("{s:I, s:I}", "taken", (json_int_t)bus_ctl.transit_msgs,
-                                          "refused", (json_int_t)bus_ctl.transit_refused));
+        json_t *rep = bj.bus ? sf_ctl_part_report(&bus_ctl) : sf_controller_report(c);
         if (rep) /* network- and machine-dependent: kept out of the deterministic part */
             json_object_set_new(rep, "perf", sf_controller_comms_perf(c));
         char *s = rep ? json_dumps(rep, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;

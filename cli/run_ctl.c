@@ -8,15 +8,15 @@
 #include <string.h>
 
 #include "controller.h"
+#include "ctl_part.h"
 #include "lockstep.h"
 #include "run.h"
 #include "run_parts.h"
 
 struct run_ctl {
-    sf_controller_t *ctl;     /* owned by the thread while it runs */
-    uint64_t transit_msgs;    /* check-in/out messages taken */
-    uint64_t transit_refused; /* of which the controller refused */
-    run_part_t part;          /* its thread */
+    sf_controller_t *ctl; /* owned by the thread while it runs */
+    sf_ctl_part_t work;   /* what a step does with it (cli/ctl_part.h) */
+    run_part_t part;      /* its thread */
 };
 
 run_ctl_t *run_ctl_new(const sf_scenario_t *sc, const char *host, const uint16_t *ports,
@@ -51,29 +51,8 @@ run_ctl_t *run_ctl_new(const sf_scenario_t *sc, const char *host, const uint16_t
         free(c);
         return NULL;
     }
+    c->work.ctl = c->ctl;
     return c;
-}
-
-static int on_msg(void *arg, const sf_bus_rx_t *rx)
-{
-    run_ctl_t *c = arg;
-    if (rx->type == SF_BUS_CMD) { /* the viewer's operator commands; refusals change nothing */
-        (void)sf_controller_operator(c->ctl, rx->msg);
-        return 0;
-    }
-    if (rx->type != SF_BUS_TRANSIT_IN && rx->type != SF_BUS_TRANSIT_OUT)
-        return 0;
-    c->transit_msgs++;
-    if (sf_controller_transit_msg(c->ctl, rx->msg) != 0)
-        c->transit_refused++; /* counted; the run goes on */
-    return 0;
-}
-
-static int on_step(void *arg, const Sfbus__Step *st, void *pub)
-{
-    (void)pub;
-    run_ctl_t *c = arg;
-    return sf_controller_step(c->ctl, st->k, st->tod_ds);
 }
 
 int run_ctl_start(run_ctl_t *c, const run_bus_t *bus)
@@ -90,9 +69,9 @@ int run_ctl_start(run_ctl_t *c, const run_bus_t *bus)
     rp->topics[1] = "transit.out";
     rp->topics[2] = "cmd";
     rp->n_topics = 3;
-    rp->on_msg = on_msg;
-    rp->on_step = on_step;
-    rp->arg = c;
+    rp->on_msg = sf_ctl_part_on_msg;
+    rp->on_step = sf_ctl_part_on_step;
+    rp->arg = &c->work;
     return run_part_start(&c->part, bus);
 }
 
@@ -108,14 +87,7 @@ const char *run_ctl_error(const run_ctl_t *c)
 
 json_t *run_ctl_report(const run_ctl_t *c)
 {
-    if (!c)
-        return NULL;
-    json_t *r = sf_controller_report(c->ctl);
-    if (r)
-        json_object_set_new(r, "transit_messages",
-                            json_pack("{s:I, s:I}", "taken", (json_int_t)c->transit_msgs, "refused",
-                                      (json_int_t)c->transit_refused));
-    return r;
+    return c ? sf_ctl_part_report(&c->work) : NULL;
 }
 
 json_t *run_ctl_comms_perf(const run_ctl_t *c)
