@@ -238,6 +238,18 @@ static inline int child_run(child_t *c, char *const argv[], double timeout_s)
     return child_finish(c, timeout_s);
 }
 
+/* Run `sigflow ARGS...` (args NULL-terminated, at most 30) to completion in c: exit
+ * status as child_run. */
+static inline int child_run_args(child_t *c, const char *const *args, double timeout_s)
+{
+    char *argv[32] = {"sigflow"};
+    int n = 1;
+    for (; args[n - 1] && n < 31; n++)
+        argv[n] = (char *)args[n - 1];
+    argv[n] = NULL;
+    return child_run(c, argv, timeout_s);
+}
+
 /* A child read line by line: its stdout as a FILE (stderr inherited), for a command
  * whose only output is a ready line or two (fgets blocks until it comes or the child
  * ends). */

@@ -1,5 +1,7 @@
 /* tests/test_greenwave.c — offsets, bandwidth and its optimisation on hand-checked
  * corridors, and the corridor taken from a scenario. */
+#include "run_child.h" /* first: it asks for _GNU_SOURCE */
+
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -783,50 +785,18 @@ Test(greenwave, corridor_from_scenario_errors)
 
 /* ---- `sigflow plan` end to end (the built program on the default corridor) --------------- */
 
-static char *slurp(const char *path)
+/* Run SIGFLOW_BIN with args (NULL-terminated); returns the exit status and the two
+ * outputs (caller frees). */
+static int run_sigflow(const char *const *args, char **out, char **err)
 {
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "%s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = calloc(1, (size_t)n + 1);
-    cr_assert_not_null(buf);
-    cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    return buf;
-}
-
-/* Run SIGFLOW_BIN with args (NULL-terminated), stdout/stderr into files of dir; returns the
- * exit status and the two outputs (caller frees). */
-static int run_sigflow(const char *dir, const char *const *args, char **out, char **err)
-{
-    char po[512], pe[512];
-    snprintf(po, sizeof po, "%s/stdout", dir);
-    snprintf(pe, sizeof pe, "%s/stderr", dir);
-    const char *argv[32] = {SIGFLOW_BIN};
-    int n = 1;
-    while (args[n - 1] && n < 31) {
-        argv[n] = args[n - 1];
-        n++;
-    }
-    argv[n] = NULL;
-    pid_t pid = fork();
-    cr_assert_neq(pid, -1);
-    if (pid == 0) {
-        int fo = open(po, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        int fe = open(pe, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        if (fo < 0 || fe < 0 || dup2(fo, 1) < 0 || dup2(fe, 2) < 0)
-            _exit(127);
-        execv(SIGFLOW_BIN, (char *const *)argv);
-        _exit(127);
-    }
-    int st = 0;
-    cr_assert_eq(waitpid(pid, &st, 0), pid);
-    cr_assert(WIFEXITED(st), "sigflow did not exit normally");
-    *out = slurp(po);
-    *err = slurp(pe);
-    return WEXITSTATUS(st);
+    child_t *c = child_new();
+    int st = child_run_args(c, args, 120);
+    *out = strdup(c->out);
+    *err = strdup(c->err);
+    free(c);
+    cr_assert(*out && *err);
+    cr_assert_geq(st, 0, "sigflow did not exit normally");
+    return st;
 }
 
 /* The two numbers after `label` on its line of the bandwidth table. */
@@ -846,7 +816,7 @@ Test(greenwave_cli, optimise_and_write_the_default_corridor, .timeout = 120)
     snprintf(written, sizeof written, "%s/offsets.json", dir);
     char *out, *err;
     const char *args[] = {"plan", "greenwave", scen, "--write", written, NULL};
-    int rc = run_sigflow(dir, args, &out, &err);
+    int rc = run_sigflow(args, &out, &err);
     cr_assert_eq(rc, 0, "exit %d, stderr:\n%s", rc, err);
     double zo, zi, oo, oi;
     table_row(out, "all zero", &zo, &zi);
@@ -896,7 +866,7 @@ Test(greenwave_cli, optimise_and_write_the_default_corridor, .timeout = 120)
 
     /* and `sigflow check` accepts it */
     const char *chk[] = {"check", written, NULL};
-    rc = run_sigflow(dir, chk, &out, &err);
+    rc = run_sigflow(chk, &out, &err);
     cr_assert_eq(rc, 0, "%s", err);
     cr_assert(strncmp(out, "ok: ", 4) == 0, "%s", out);
     free(out);
@@ -905,7 +875,7 @@ Test(greenwave_cli, optimise_and_write_the_default_corridor, .timeout = 120)
     /* a cycle search writes cycle, splits and offsets; the file still checks */
     const char *cyc[] = {"plan",        "greenwave", scen,      "--cycle-min", "100",
                          "--cycle-max", "104",       "--write", written,       NULL};
-    rc = run_sigflow(dir, cyc, &out, &err);
+    rc = run_sigflow(cyc, &out, &err);
     cr_assert_eq(rc, 0, "%s", err);
     cr_assert(strstr(out, "cycle, splits and offsets"), "%s", out);
     free(out);
@@ -920,7 +890,7 @@ Test(greenwave_cli, optimise_and_write_the_default_corridor, .timeout = 120)
 
     /* webster on the same corridor: one block per intersection */
     const char *wb[] = {"plan", "webster", scen, NULL};
-    rc = run_sigflow(dir, wb, &out, &err);
+    rc = run_sigflow(wb, &out, &err);
     cr_assert_eq(rc, 0, "%s", err);
     int blocks = 0;
     for (const char *p = out; (p = strstr(p, "  Y = ")); p++)
@@ -932,7 +902,7 @@ Test(greenwave_cli, optimise_and_write_the_default_corridor, .timeout = 120)
     free(err);
     /* --common: every intersection on the longest Webster cycle */
     const char *wbc[] = {"plan", "webster", scen, "--common", NULL};
-    rc = run_sigflow(dir, wbc, &out, &err);
+    rc = run_sigflow(wbc, &out, &err);
     cr_assert_eq(rc, 0, "%s", err);
     int common = 0;
     for (const char *p = out; (p = strstr(p, " (common)")); p++)
@@ -962,7 +932,7 @@ Test(greenwave_cli, weights_and_queue_clearance, .timeout = 120)
     double bo, bi, qo, qi, oo, oi, wo, wi;
 
     const char *dflt[] = {"plan", "greenwave", scen, NULL};
-    cr_assert_eq(run_sigflow(dir, dflt, &out, &err), 0, "%s", err);
+    cr_assert_eq(run_sigflow(dflt, &out, &err), 0, "%s", err);
     cr_assert(strstr(out, "weights from the volumes"), "%s", out);
     cr_assert(strstr(out, "queue clearance: tau = 2 s"), "%s", out);
     table_row(out, "optimised", &qo, &qi);
@@ -975,7 +945,7 @@ Test(greenwave_cli, weights_and_queue_clearance, .timeout = 120)
 
     /* only the westbound band counts: it gets the whole westbound one-way band */
     const char *west[] = {"plan", "greenwave", scen, "--weights", "0,1", NULL};
-    cr_assert_eq(run_sigflow(dir, west, &out, &err), 0, "%s", err);
+    cr_assert_eq(run_sigflow(west, &out, &err), 0, "%s", err);
     cr_assert(strstr(out, "maximising 0.00 b + 1.00 b'"), "%s", out);
     cr_assert(strstr(out, "weights from --weights"), "%s", out);
     table_row(out, "optimised", &bo, &bi);
@@ -984,7 +954,7 @@ Test(greenwave_cli, weights_and_queue_clearance, .timeout = 120)
     free(out);
     free(err);
     const char *east[] = {"plan", "greenwave", scen, "--weights", "1,0", NULL};
-    cr_assert_eq(run_sigflow(dir, east, &out, &err), 0, "%s", err);
+    cr_assert_eq(run_sigflow(east, &out, &err), 0, "%s", err);
     table_row(out, "optimised", &bo, &bi);
     cr_assert_float_eq(bo, oo, 0.051, "%s", out);
     free(out);
@@ -993,7 +963,7 @@ Test(greenwave_cli, weights_and_queue_clearance, .timeout = 120)
     /* without queue clearance the windows are the whole greens: bands at least as wide,
      * every tau printed as 0 */
     const char *noqc[] = {"plan", "greenwave", scen, "--no-queue-clearance", NULL};
-    cr_assert_eq(run_sigflow(dir, noqc, &out, &err), 0, "%s", err);
+    cr_assert_eq(run_sigflow(noqc, &out, &err), 0, "%s", err);
     cr_assert(strstr(out, "queue clearance: off"), "%s", out);
     table_row(out, "optimised", &bo, &bi);
     cr_assert_gt(bo + bi, qo + qi, "%s", out);
@@ -1007,7 +977,7 @@ Test(greenwave_cli, weights_and_queue_clearance, .timeout = 120)
     /* two-way: both bands in the ratio of the weights (equal here), honestly small on
      * this corridor's irregular spacing */
     const char *two[] = {"plan", "greenwave", scen, "--two-way", "--weights", "1,1", NULL};
-    cr_assert_eq(run_sigflow(dir, two, &out, &err), 0, "%s", err);
+    cr_assert_eq(run_sigflow(two, &out, &err), 0, "%s", err);
     cr_assert(strstr(out, "(two-way)"), "%s", out);
     table_row(out, "optimised", &bo, &bi);
     cr_assert_gt(bo, 0, "%s", out);
@@ -1017,7 +987,7 @@ Test(greenwave_cli, weights_and_queue_clearance, .timeout = 120)
     /* the same through the scenario switch */
     const char *noqc2[] = {
         "plan", "greenwave", scen, "--set", "control.greenwave.queue_clearance=false", NULL};
-    cr_assert_eq(run_sigflow(dir, noqc2, &out, &err), 0, "%s", err);
+    cr_assert_eq(run_sigflow(noqc2, &out, &err), 0, "%s", err);
     cr_assert(strstr(out, "queue clearance: off"), "%s", out);
     free(out);
     free(err);
@@ -1131,7 +1101,7 @@ Test(greenwave_cli, bad_arguments_are_refused)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *out, *err;
-        int rc = run_sigflow(dir, cases[i].args, &out, &err);
+        int rc = run_sigflow(cases[i].args, &out, &err);
         cr_assert_eq(rc, cases[i].rc, "case %zu: exit %d, stderr: %s", i, rc, err);
         cr_assert(strstr(err, cases[i].msg), "case %zu: stderr: %s", i, err);
         free(out);

@@ -1,4 +1,6 @@
 /* tests/test_scenario.c — the scenario loader and checker, the assets, `sigflow check`. */
+#include "run_child.h" /* first: it asks for _GNU_SOURCE */
+
 #include <criterion/criterion.h>
 
 #include <dirent.h>
@@ -603,38 +605,13 @@ Test(scenario, no_intersections_at_all)
 static int run_sigflow(const char *const *args, char *out, size_t out_len, char *err,
                        size_t err_len)
 {
-    char fo[] = "/tmp/sf-check-out-XXXXXX", fe[] = "/tmp/sf-check-err-XXXXXX";
-    int o = mkstemp(fo), e = mkstemp(fe);
-    cr_assert(o >= 0 && e >= 0);
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        dup2(o, 1);
-        dup2(e, 2);
-        char *argv[16];
-        int n = 0;
-        argv[n++] = (char *)SIGFLOW_BIN;
-        for (; args[n - 1] && n < 15; n++)
-            argv[n] = (char *)args[n - 1];
-        argv[n] = NULL;
-        execv(SIGFLOW_BIN, argv);
-        _exit(127);
-    }
-    int st;
-    cr_assert_eq(waitpid(pid, &st, 0), pid);
-    close(o);
-    close(e);
-    size_t n;
-    char *s = slurp(fo, &n);
-    snprintf(out, out_len, "%s", s);
-    free(s);
-    s = slurp(fe, &n);
-    snprintf(err, err_len, "%s", s);
-    free(s);
-    unlink(fo);
-    unlink(fe);
-    cr_assert(WIFEXITED(st));
-    return WEXITSTATUS(st);
+    child_t *c = child_new();
+    int st = child_run_args(c, args, 60);
+    snprintf(out, out_len, "%.*s", (int)(out_len - 1), c->out);
+    snprintf(err, err_len, "%.*s", (int)(err_len - 1), c->err);
+    free(c);
+    cr_assert_geq(st, 0, "sigflow did not exit normally");
+    return st;
 }
 
 Test(scenario, sigflow_check_end_to_end)

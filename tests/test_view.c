@@ -7,6 +7,8 @@
  * coordination diagram's measured arrivals on green, the run-record file (round trip and
  * corrupted files) and `sigflow plot` as a child process.
  */
+#include "run_child.h" /* first: it asks for _GNU_SOURCE */
+
 #include <criterion/criterion.h>
 
 #include <errno.h>
@@ -743,32 +745,11 @@ Test(view, run_record_file_round_trip_and_corruption)
 /* Run `sigflow ARGS...`; returns the exit status, stderr into errbuf. */
 static int run_sigflow(char *errbuf, size_t len, const char *const *args)
 {
-    char ebuf[TMP_LEN], *errpath = tmpfile_path(ebuf, ".err");
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        int fd = open(errpath, O_WRONLY | O_TRUNC);
-        int nul = open("/dev/null", O_WRONLY);
-        dup2(fd, 2);
-        dup2(nul, 1);
-        char *argv[16];
-        int n = 0;
-        argv[n++] = (char *)SIGFLOW_BIN;
-        for (; args[n - 1] && n < 15; n++)
-            argv[n] = (char *)args[n - 1];
-        argv[n] = NULL;
-        execv(SIGFLOW_BIN, argv);
-        _exit(127);
-    }
-    int status;
-    cr_assert_eq(waitpid(pid, &status, 0), pid);
-    FILE *f = fopen(errpath, "r");
-    size_t got = f ? fread(errbuf, 1, len - 1, f) : 0;
-    errbuf[got] = '\0';
-    if (f)
-        fclose(f);
-    unlink(errpath);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    child_t *c = child_new();
+    int st = child_run_args(c, args, 120);
+    snprintf(errbuf, len, "%.*s", (int)(len - 1), c->err);
+    free(c);
+    return st;
 }
 
 Test(view, sigflow_plot_writes_pngs_and_refuses_bad_input)
