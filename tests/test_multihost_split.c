@@ -17,16 +17,7 @@
 /* Wait until c's stdout holds needle n times (pumping c only: the others print little). */
 static bool wait_out(child_t *c, const char *needle, int n)
 {
-    double end = child_now() + WAIT_S;
-    for (;;) {
-        int found = 0;
-        for (const char *at = c->out; (at = strstr(at, needle)) != NULL; at += strlen(needle))
-            found++;
-        if (found >= n)
-            return true;
-        if (child_now() > end || !child_pump(c, 100))
-            return false;
-    }
+    return child_wait_out(c, needle, n, WAIT_S);
 }
 
 static void expect_refused(const char *cmd, const char *const *args, const char *why)
@@ -44,6 +35,8 @@ static void expect_refused(const char *cmd, const char *const *args, const char 
     cr_expect_eq(rc, 2, "%s %s: exit %d", cmd, args[0], rc);
     cr_expect_not_null(strstr(c.err, why), "%s %s: said '%s', not '%s'", cmd, args[0], c.err, why);
 }
+
+CHILD_SUITE(multihost_split);
 
 Test(multihost_split, bad_bus_options_are_refused)
 {
