@@ -29,8 +29,14 @@
  *    ended while it was held), and the log holds exactly the events the controller
  *    counted;
  *  - both reports are complete.
- * A second case runs the same system with `tc netem` latency and loss on the field
- * network, when the kernel has netem; it is skipped, saying so, where it has not.
+ * A second case runs the same system, uncut, under latency on VICTIM's field link and
+ * loss into every host from the field network: with `tc netem` where the kernel has it,
+ * else with netfilter (iptables' random statistic match drops; an NFQUEUE on VICTIM's
+ * field port where tests/nfq_delay.c holds each packet DELAY_MS), saying which. It
+ * asserts every unit keeps the centre's plan and never shows conflicting greens, the
+ * controller's round trips to VICTIM all took at least the latency added both ways and
+ * TCP retransmitted, packets really were dropped and held, and the checks above on the
+ * logs and reports. It is skipped, saying why, where neither way can be made.
  * The whole test is skipped, saying why, where namespaces cannot be made (not root, no
  * CAP_NET_ADMIN, no `ip`). Namespaces are named after the pid, and deleted at the end,
  * also after a failure.
