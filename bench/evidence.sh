@@ -22,7 +22,9 @@
 #                     greenwave --cycle-min C --cycle-max C --write` (every green stretched
 #                     with the cycle, offsets re-optimised; the controller's green-wave
 #                     optimiser re-plans them in the run as in the fixed arm)
-#   REUSE=1           with OUT: do not redo a run whose report is already in OUT
+#   REUSE=1           with OUT: do not redo a run whose report is already in OUT (only a
+#                     complete one of the same duration: an interrupted run's partial
+#                     report, or one left from other settings' duration, is redone)
 #   XADAPT="--set ..."  extra arguments of the adaptive surge arm only (diagnostics, e.g.
 #                     the cycle pinned with control.adaptive_min/max_cycle_s)
 #
@@ -135,7 +137,10 @@ export SF W REUSE
 # shellcheck disable=SC2016
 xargs -P "$JOBS" -L 1 sh -c '
 name=$0 seed=$1 scen=$2 dur=$3; shift 3
-if [ -n "${REUSE:-}" ] && [ -s "$W/$name.$seed.json" ]; then exit 0; fi
+if [ -n "${REUSE:-}" ] && [ -s "$W/$name.$seed.json" ] &&
+    jq -e --argjson d "$dur" ".partial == false and .sim_seconds == \$d" "$W/$name.$seed.json" >/dev/null 2>&1; then
+    exit 0
+fi
 if ! "$SF" run "$scen" --headless --inproc --seed "$seed" --duration "$dur" "$@" \
         --report "$W/$name.$seed.json" >"$W/$name.$seed.log" 2>&1; then
     echo "evidence: run $name seed $seed failed:" >&2; tail -5 "$W/$name.$seed.log" >&2; exit 255

@@ -17,7 +17,9 @@
  *    common cycle (the largest wanted cycle of the group: sf_adapt_cycle_wanted);
  *  - the cycle moves towards it by at most max_cycle_step per cycle;
  *  - the splits are the allocation of that cycle in proportion to the asked-for greens
- *    (sf_split_allocate), which equalises DS across the critical phases; each split moves
+ *    (sf_split_allocate), which equalises DS across the critical phases, except that a
+ *    non-coordinated phase asks at least for its share of the scheduled plan's cycle
+ *    (sf_adapt_ds_floor: side-street DS from stop-bar counts under-reads); each split moves
  *    by at most max_split_step plus the cycle change per cycle (a partial step towards the
  *    target when the full one would move more);
  *  - every split stays >= min green (or walk + ped clear) + yellow + red clear, rings sum
