@@ -682,9 +682,9 @@ static void check_link_figures(const case_t *cs, const sf_scenario_t *sc, int vi
            "retransmits, %.0f missed polls\n"
            "  %s (%s): mean %.2f min %.2f p95 %.2f max %.2f over %.0f rounds, kernel srtt "
            "%.2f; %.0f TCP retransmits, %.0f missed polls\n",
-           cs->partition ? "partition" : cs->impair, a_what, ga.rounds ? ga.sum / ga.rounds : 0.0,
+           cs->partition ? "partition" : cs->impair, a_what, ga.rounds > 0 ? ga.sum / ga.rounds : 0.0,
            ga.min, ga.p95, ga.max, ga.rounds, ga.retrans, ga.missed, VICTIM, b_what,
-           gb.rounds ? gb.sum / gb.rounds : 0.0, gb.min, gb.p95, gb.max, gb.rounds, gb.srtt,
+           gb.rounds > 0 ? gb.sum / gb.rounds : 0.0, gb.min, gb.p95, gb.max, gb.rounds, gb.srtt,
            gb.retrans, gb.missed);
     cr_expect_gt(ga.rounds, 0, "no round fully answered by units-a");
     cr_expect_gt(gb.rounds, 0, "no round fully answered by %s", VICTIM);

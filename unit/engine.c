@@ -705,7 +705,7 @@ static uint16_t place_calls(sf_unit_t *u)
     uint16_t veh = (uint16_t)(presence & ~g); /* locking memory: calls stay once placed */
     uint16_t ped = 0;
     for (uint8_t p = 0; p < u->ix.n_phases; p++) {
-        uint8_t rc = phase(u, p)->recall;
+        sf_recall_t rc = phase(u, p)->recall;
         if (u->run_mode == SF_UMODE_COORDINATED) {
             if (bit(u->rp.coord_phase_mask, p)) {
                 rc = SF_RECALL_MAX;
