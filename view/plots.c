@@ -184,7 +184,23 @@ int sf_plot_time_space(sf_canvas_t *c, const sf_runrec_t *rec, double t0, double
         t1 = t0 + 1;
     int w, h;
     sf_canvas_size(c, &w, &h);
-    sf_plot_frame_t f = {120, 60, (float)w - 150, (float)h - 130, t0, t1, d0, d1};
+    /* The intersection names are drawn right-aligned LABEL_GAP px left of the frame: the
+     * left margin grows to fit the widest one as the font renders it (a CJK name is wider
+     * than its id), so no name is clipped at the image's left edge; at most a third of
+     * the width is given to them. */
+    enum { LABEL_GAP = 40, EDGE_PAD = 8 };
+    float left = 120;
+    for (uint32_t i = 0; i < sc->n_intersections; i++) {
+        int lw = 0, lh = 0;
+        if (sf_runrec_ix_on_arterial(rec, i) &&
+            sf_canvas_text_size(c, SF_TEXT_SMALL, ix_label(c, &sc->intersections[i]), &lw, &lh) ==
+                0 &&
+            (float)(lw + LABEL_GAP + EDGE_PAD) > left)
+            left = (float)(lw + LABEL_GAP + EDGE_PAD);
+    }
+    if (left > (float)w / 3)
+        left = (float)w / 3;
+    sf_plot_frame_t f = {left, 60, (float)w - left - 30, (float)h - 130, t0, t1, d0, d1};
     sf_canvas_clear(c, col_white);
     char title[160];
     snprintf(title, sizeof title, "Time-space diagram: %s", sc->name);
@@ -197,7 +213,7 @@ int sf_plot_time_space(sf_canvas_t *c, const sf_runrec_t *rec, double t0, double
         float px, py;
         sf_plot_map(&f, t0, sf_runrec_ix_distance(rec, i), &px, &py);
         sf_canvas_rect(c, f.x, py, f.w, 1, col_ixline);
-        sf_canvas_text(c, f.x - 40, py - 7, SF_TEXT_SMALL, col_axis, SF_ALIGN_RIGHT,
+        sf_canvas_text(c, f.x - LABEL_GAP, py - 7, SF_TEXT_SMALL, col_axis, SF_ALIGN_RIGHT,
                        ix_label(c, &sc->intersections[i]));
         for (int dir = 1; dir >= -1; dir -= 2) {
             uint32_t link;
