@@ -245,18 +245,26 @@ static void parse_bus(const char *err, const char *prefix, char *pub, char *sub)
     cr_assert_eq(sscanf(l + strlen(prefix), "%255s %255[^,\n]", pub, sub), 2, "%s", l);
 }
 
-Test(run, silent_participant_is_named, .timeout = 120)
+/* A 600 s `sigflow run` with the step timeout of timeout_set that expects "ghost", and g
+ * joined to it as that participant (registered: the run is at its first step). */
+static child_t *run_with_ghost(const char *timeout_set, ghost_t *g)
 {
     char *argv[] = {"sigflow",    "run",   SINGLE,  "--headless",
-                    "--duration", "600",   "--set", "run.step_timeout_s=1",
+                    "--duration", "600",   "--set", (char *)timeout_set,
                     "--expect",   "ghost", NULL};
     child_t *c = child_new();
     cr_assert_eq(child_start(c, argv), 0);
     cr_assert(child_wait_err(c, "sigflow run: bus ", 30), "%s", c->err);
     char pub[256], sub[256];
     parse_bus(c->err, "sigflow run: bus ", pub, sub);
+    ghost_join(g, pub, sub);
+    return c;
+}
+
+Test(run, silent_participant_is_named, .timeout = 120)
+{
     ghost_t g;
-    ghost_join(&g, pub, sub);
+    child_t *c = run_with_ghost("run.step_timeout_s=1", &g);
     for (int i = 0; i < 20; i++)
         cr_assert_eq(sf_participant_step(g.p, 20, NULL, NULL, NULL), 1, "%s",
                      sf_participant_error(g.p));
@@ -270,16 +278,8 @@ Test(run, silent_participant_is_named, .timeout = 120)
 
 Test(run, participant_that_leaves_is_named_at_once, .timeout = 120)
 {
-    char *argv[] = {"sigflow",    "run",   SINGLE,  "--headless",
-                    "--duration", "600",   "--set", "run.step_timeout_s=30",
-                    "--expect",   "ghost", NULL};
-    child_t *c = child_new();
-    cr_assert_eq(child_start(c, argv), 0);
-    cr_assert(child_wait_err(c, "sigflow run: bus ", 30), "%s", c->err);
-    char pub[256], sub[256];
-    parse_bus(c->err, "sigflow run: bus ", pub, sub);
     ghost_t g;
-    ghost_join(&g, pub, sub);
+    child_t *c = run_with_ghost("run.step_timeout_s=30", &g);
     for (int i = 0; i < 10; i++)
         cr_assert_eq(sf_participant_step(g.p, 20, NULL, NULL, NULL), 1);
     double t0 = child_now();
