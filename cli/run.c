@@ -800,8 +800,8 @@ done:
     free(sx.lamps);
     free(det_sent);
     free(det_now);
-    if (own_ctx)
-        zmq_ctx_term(zctx);
+    if (own_ctx) /* bounded: a lost libzmq termination ack must not hang the run (bus.h) */
+        (void)sf_bus_ctx_term(zctx, SF_BUS_CTX_TERM_MS);
     return status;
 }
 

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct sf_bus_forwarder_t {
     void *ctx;                        /* libzmq context */
@@ -132,6 +133,98 @@ fail:
     return NULL;
 }
 
+/* One zmq_ctx_term handed to a thread: whichever of the waiter and the thread comes
+ * last frees it (the waiter may give up first). */
+typedef struct {
+    void *zctx;         /* the context to terminate */
+    pthread_mutex_t mu; /* guards the fields below */
+    pthread_cond_t cv;  /* signalled when done */
+    int done;           /* zmq_ctx_term returned */
+    int rc, err;        /* its result and errno */
+    int refs;           /* 2 while both hold it */
+} ctx_term_t;
+
+static void ctx_term_unref(ctx_term_t *t)
+{
+    pthread_mutex_lock(&t->mu);
+    int left = --t->refs;
+    pthread_mutex_unlock(&t->mu);
+    if (left == 0) {
+        pthread_mutex_destroy(&t->mu);
+        pthread_cond_destroy(&t->cv);
+        free(t);
+    }
+}
+
+static void *ctx_term_main(void *arg)
+{
+    ctx_term_t *t = arg;
+    int rc;
+    do
+        rc = zmq_ctx_term(t->zctx);
+    while (rc != 0 && errno == EINTR);
+    int err = errno;
+    pthread_mutex_lock(&t->mu);
+    t->done = 1;
+    t->rc = rc;
+    t->err = err;
+    pthread_cond_signal(&t->cv);
+    pthread_mutex_unlock(&t->mu);
+    ctx_term_unref(t);
+    return NULL;
+}
+
+int sf_bus_ctx_term(void *zctx, int timeout_ms)
+{
+    if (!zctx || timeout_ms < 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    ctx_term_t *t = calloc(1, sizeof *t);
+    if (!t)
+        return -1;
+    t->zctx = zctx;
+    t->refs = 2;
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&t->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&t->mu, NULL);
+    pthread_t th;
+    int err = pthread_create(&th, NULL, ctx_term_main, t);
+    if (err != 0) {
+        pthread_mutex_destroy(&t->mu);
+        pthread_cond_destroy(&t->cv);
+        free(t);
+        errno = err;
+        return -1;
+    }
+    pthread_detach(th);
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&t->mu);
+    while (!t->done && pthread_cond_timedwait(&t->cv, &t->mu, &until) != ETIMEDOUT)
+        ;
+    int done = t->done, rc = t->rc;
+    err = t->err;
+    pthread_mutex_unlock(&t->mu);
+    ctx_term_unref(t);
+    if (!done) {
+        errno = ETIMEDOUT;
+        return -1;
+    }
+    if (rc != 0)
+        errno = err;
+    return rc;
+}
+
 const char *sf_bus_forwarder_pub_endpoint(const sf_bus_forwarder_t *self)
 {
     return self ? self->pub_ep : NULL;
@@ -193,7 +286,7 @@ void sf_bus_forwarder_destroy(sf_bus_forwarder_t **self_p)
     }
     close_quietly(&self->ctl);
     if (self->own_ctx)
-        zmq_ctx_term(self->ctx);
+        (void)sf_bus_ctx_term(self->ctx, SF_BUS_CTX_TERM_MS);
     free(self);
     *self_p = NULL;
 }

@@ -324,7 +324,7 @@ static void bus_close(bus_t *b)
     sf_bus_close(&b->sub);
     sf_bus_close(&b->pub);
     sf_bus_forwarder_destroy(&b->fw);
-    zmq_ctx_term(b->zctx);
+    (void)sf_bus_ctx_term(b->zctx, SF_BUS_CTX_TERM_MS); /* bounded (bus.h) */
 }
 
 /* Publish the command until it comes back on the controller's SUB socket (a PUB's first

@@ -175,6 +175,17 @@ static int steps_n(void)
     return 1000; /* the same under sanitizers: one step is a few hundred microseconds */
 }
 
+/* The test's context, terminated with a bound: libzmq 4.3.4 now and then never finishes
+ * zmq_ctx_term with every socket closed (proto/bus.h, sf_bus_ctx_term; seen here in 3 of
+ * 80 runs of silent_participant_is_named_within_the_timeout under load). What a test
+ * checks is done by then; a lost libzmq acknowledgement must not hang the suite. */
+static void term_ctx(void *ctx)
+{
+    if (sf_bus_ctx_term(ctx, SF_BUS_CTX_TERM_MS) != 0)
+        cr_log_warn("zmq_ctx_term unfinished after %d ms (%s): context left to the process end",
+                    SF_BUS_CTX_TERM_MS, strerror(errno));
+}
+
 CHILD_SUITE(lockstep);
 
 Test(lockstep, thousand_steps_three_participants_each_done_counted_once)
@@ -250,7 +261,7 @@ Test(lockstep, thousand_steps_three_participants_each_done_counted_once)
     cr_assert_null(clk);
     sf_clock_destroy(&clk);
     sf_bus_forwarder_destroy(&fw);
-    zmq_ctx_term(ctx);
+    term_ctx(ctx);
 }
 
 Test(lockstep, late_joiners_register_and_late_lockstep_is_refused)
@@ -311,7 +322,7 @@ Test(lockstep, late_joiners_register_and_late_lockstep_is_refused)
     cr_assert_geq(sf_clock_stats(clk).refused, 1);
     sf_clock_destroy(&clk);
     sf_bus_forwarder_destroy(&fw);
-    zmq_ctx_term(ctx);
+    term_ctx(ctx);
 }
 
 Test(lockstep, registration_timeout_names_who_is_missing)
@@ -343,7 +354,7 @@ Test(lockstep, registration_timeout_names_who_is_missing)
     pthread_join(ta, NULL); /* its step wait times out: the clock never started */
     cr_assert_eq(a.end_rc, -1);
     sf_bus_forwarder_destroy(&fw);
-    zmq_ctx_term(ctx);
+    term_ctx(ctx);
 }
 
 Test(lockstep, silent_participant_is_named_within_the_timeout)
@@ -388,7 +399,7 @@ Test(lockstep, silent_participant_is_named_within_the_timeout)
     close(hold[1]);
     sf_clock_destroy(&clk);
     sf_bus_forwarder_destroy(&fw);
-    zmq_ctx_term(ctx);
+    term_ctx(ctx);
 }
 
 Test(lockstep, participant_that_leaves_is_named_at_once)
@@ -420,7 +431,7 @@ Test(lockstep, participant_that_leaves_is_named_at_once)
     pthread_join(tc, NULL);
     sf_clock_destroy(&clk);
     sf_bus_forwarder_destroy(&fw);
-    zmq_ctx_term(ctx);
+    term_ctx(ctx);
 }
 
 Test(lockstep, runs_through_a_forwarder_in_another_process)
@@ -453,7 +464,7 @@ Test(lockstep, runs_through_a_forwarder_in_another_process)
     cr_assert_eq(c.steps, 200);
     cr_assert_eq(sf_clock_stats(clk).dones, 400);
     sf_clock_destroy(&clk);
-    zmq_ctx_term(ctx);
+    term_ctx(ctx);
 
     cr_assert_eq(child_pclose(&bus, SIGTERM), 0);
 }
@@ -541,7 +552,7 @@ Test(lockstep, slow_snapshot_subscriber_does_not_slow_the_clock)
     sf_participant_destroy(&view);
     sf_clock_destroy(&clk);
     sf_bus_forwarder_destroy(&fw);
-    zmq_ctx_term(ctx);
+    term_ctx(ctx);
 }
 
 Test(lockstep, real_time_paces_steps_and_measures_jitter)
@@ -590,7 +601,7 @@ Test(lockstep, real_time_paces_steps_and_measures_jitter)
     cr_assert_eq(a.steps, 50);
     sf_clock_destroy(&clk);
     sf_bus_forwarder_destroy(&fw);
-    zmq_ctx_term(ctx);
+    term_ctx(ctx);
 }
 
 Test(lockstep, bad_configurations_are_refused)
@@ -615,7 +626,7 @@ Test(lockstep, bad_configurations_are_refused)
     cr_assert_null(sf_participant_new(ctx, "tcp://127.0.0.1:1", "tcp://127.0.0.1:2", &pc));
     cr_assert_eq(sf_clock_step(NULL, NULL, NULL), -1);
     cr_assert_eq(sf_participant_step(NULL, 1.0, NULL, NULL, NULL), -1);
-    zmq_ctx_term(ctx);
+    term_ctx(ctx);
 }
 
 Test(lockstep, name_clash_is_refused_without_disturbing_the_first)
@@ -657,7 +668,7 @@ Test(lockstep, name_clash_is_refused_without_disturbing_the_first)
     cr_assert_eq(a.end_rc, 0);
     sf_clock_destroy(&clk);
     sf_bus_forwarder_destroy(&fw);
-    zmq_ctx_term(ctx);
+    term_ctx(ctx);
 }
 
 /* ---- stages and served descriptors (added for `sigflow run`) ------------------------- */
@@ -821,7 +832,7 @@ Test(lockstep, stages_run_in_order_and_served_fds_answer_between_steps)
     }
     sf_clock_destroy(&clk);
     sf_bus_forwarder_destroy(&fwd);
-    zmq_ctx_term(ctx);
+    term_ctx(ctx);
     close(req[0]);
     close(req[1]);
     close(echo[0]);
@@ -846,7 +857,7 @@ Test(lockstep, a_stage_out_of_range_is_refused)
     cr_assert_eq(errno, EINVAL);
     cr_assert_eq(sf_participant_set_io(p, NULL), 0);
     sf_participant_destroy(&p);
-    zmq_ctx_term(ctx);
+    term_ctx(ctx);
 }
 
 Test(lockstep, a_skipped_stage_is_not_published_and_its_participant_accepts_the_gap)
@@ -908,7 +919,7 @@ Test(lockstep, a_skipped_stage_is_not_published_and_its_participant_accepts_the_
     cr_assert_eq(s1->echoes, n / 10);
     sf_clock_destroy(&clk);
     sf_bus_forwarder_destroy(&fwd);
-    zmq_ctx_term(ctx);
+    term_ctx(ctx);
     close(req[0]);
     close(req[1]);
     close(echo[0]);
