@@ -401,7 +401,7 @@ Test(record, sigkill_leaves_readable_file, .timeout = 90)
     cr_assert_geq(sb.st_size, 20000);
     kill(rec.pid, SIGKILL);
     cr_assert_eq(child_finish(&rec, 20), -1);
-    int good;
+    int good = 0; /* read_steps leaves it unset on some errors (gcc -O3 maybe-uninitialized) */
     uint64_t idx, off;
     int st = read_steps(path, &good, &idx, &off, false);
     cr_assert(st == 0 || st == SF_REC_ETAIL, "after SIGKILL: %s", sf_rec_strerror(st));

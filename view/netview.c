@@ -836,7 +836,8 @@ static void draw_labels(sf_netview_t *nv, sf_canvas_t *c, const sf_view_state_t 
             v->lane >= nv->links[v->link_idx].n_lanes)
             continue;
         double x, y;
-        sf_netview_lane_point(nv, v->link_idx, v->lane, v->pos_m, &x, &y);
+        if (sf_netview_lane_point(nv, v->link_idx, v->lane, v->pos_m, &x, &y) != 0)
+            continue; /* x, y unset (gcc -O3 -Werror=maybe-uninitialized saw it) */
         float sx, sy;
         sf_netview_to_screen(nv, x, y, &sx, &sy);
         sf_canvas_text(c, sx + 4, sy - 16, SF_TEXT_SMALL, (SDL_Color){150, 190, 255, 255},
