@@ -21,8 +21,16 @@ typedef struct {
 } active_t;
 
 typedef struct {
+    sf_tsp_event_t ev; /* the check-in */
+    double t_s;        /* when it came */
+    uint8_t phase_idx; /* resolved from the movement */
+    bool redo;         /* a re-decision of a waiting refusal, not a check-in of the bus */
+} pending_t;
+
+typedef struct {
     char bus_id[32];        /* "" = free */
     sf_tsp_reason_t reason; /* why it was refused */
+    pending_t last;         /* its latest check-in: what a re-decision decides again */
 } refused_t;
 
 typedef struct {
@@ -31,12 +39,6 @@ typedef struct {
     refused_t ref[SF_TSP_MAX_ACTIVE]; /* buses refused here since their check-in */
     uint8_t ref_next;                 /* slot the next refusal takes when none is free */
 } ix_state_t;
-
-typedef struct {
-    sf_tsp_event_t ev; /* the check-in */
-    double t_s;        /* when it came */
-    uint8_t phase_idx; /* resolved from the movement */
-} pending_t;
 
 struct sf_tsp_s {
     const sf_scenario_t *sc;               /* borrowed */
@@ -258,6 +260,8 @@ static void refuse(sf_tsp_t *t, ix_state_t *s, const pending_t *pd, uint8_t phas
         }
         memcpy(f->bus_id, pd->ev.bus_id, sizeof f->bus_id);
     }
+    if (!pd->redo) /* the bus's own check-in: what later re-decisions start from */
+        f->last = *pd;
     f->reason = r;
     t->counts.by_reason[r]++;
     /* One "check_in" decision per bus and intersection; a re-decision is logged as
@@ -267,10 +271,46 @@ static void refuse(sf_tsp_t *t, ix_state_t *s, const pending_t *pd, uint8_t phas
                 phase_no, pd->ev.eta_s, pd->ev.lateness_s, "refused", r);
 }
 
+/* Requests that wait. A bus refused for the intersection's state (a conflicting grant,
+ * the lockout, the unit offline) still wants its phase until it checks out at the stop
+ * line, so it is decided again at every decision, its ETA counted down from its latest
+ * check-in, and not only when the bus happens to send an update (a bus queued at a red
+ * sends none): ranked second, it waits for the first request to end instead of being
+ * dropped. A bus long past its ETA + max extension + expiry margin without a check-out is
+ * not coming and is no longer decided. */
+static void requeue_waiting(sf_tsp_t *t, double t_s)
+{
+    for (uint32_t i = 0; i < t->sc->n_intersections; i++) {
+        for (int k = 0; k < SF_TSP_MAX_ACTIVE; k++) {
+            const refused_t *f = &t->ix[i].ref[k];
+            if (!f->bus_id[0] || !transient(f->reason))
+                continue;
+            const pending_t *l = &f->last;
+            double el = t_s - l->t_s;
+            if (el > (double)l->ev.eta_s + t->cfg.max_extension_s + SF_TSP_EXPIRY_S)
+                continue;
+            bool queued = false; /* the bus's own update is decided instead */
+            for (size_t n = 0; n < t->n_pending && !queued; n++)
+                queued =
+                    t->pending[n].ev.ix == i && strcmp(t->pending[n].ev.bus_id, f->bus_id) == 0;
+            if (queued)
+                continue;
+            if (t->n_pending >= SF_TSP_MAX_PENDING)
+                return; /* the rest wait for the next decision */
+            pending_t pd = *l;
+            pd.redo = true;
+            pd.t_s = t_s;
+            pd.ev.eta_s = el < (double)l->ev.eta_s ? (float)((double)l->ev.eta_s - el) : 0.0f;
+            t->pending[t->n_pending++] = pd;
+        }
+    }
+}
+
 size_t sf_tsp_decide(sf_tsp_t *t, double t_s, const bool *online, sf_tsp_action_t *out, size_t cap)
 {
     if (!t)
         return 0;
+    requeue_waiting(t, t_s);
     /* Levels first: an unset level comes from lateness. */
     for (size_t i = 0; i < t->n_pending; i++)
         if (t->pending[i].ev.level == 0)
@@ -417,8 +457,16 @@ void sf_tsp_unit_status(sf_tsp_t *t, double t_s, uint32_t ix, const uint16_t id[
         active_t *a = find_id(&t->ix[ix], id[k]);
         if (!a)
             continue;
-        if (state[k] == 2 || state[k] == 3) /* active, served */
+        if ((state[k] == 2 || state[k] == 3) && !a->seen_active) { /* active, served */
             a->seen_active = true;
+            /* The unit's own lockout starts when it begins the service, which may be
+             * later than the grant (a request queued behind another one): the centre's
+             * runs at least as long, so a waiting request decided again at its end is not
+             * refused by the unit's. */
+            double until = t_s + t->cfg.lockout_s;
+            if (until > t->ix[ix].lockout_until_s)
+                t->ix[ix].lockout_until_s = until;
+        }
         if (state[k] == 3 || state[k] == 5 || state[k] == 6) /* served, expired, cancelled */
             a->unit_done = true;
         else if (state[k] == 4)

@@ -17,15 +17,21 @@
  *   4. a request holds the same phase, or a phase that may not be green with it
  *      (including one granted earlier in this same decision) -> refused "conflict"
  *   5. a grant at this intersection less than lockout_s ago  -> refused "lockout"
- *   6. otherwise granted; the intersection's lockout starts now.
+ *   6. otherwise granted; the intersection's lockout starts now (and, when the unit
+ *      reports the service begun later, e.g. queued behind another request, runs
+ *      lockout_s from then: the unit's own lockout starts there).
  * A check-in of a bus that already holds a granted request updates its ETA (a new
  * mailbox check-in with the same id), and is not a new request. A check-in of a bus
  * refused at this intersection since its last check-out there is not a new request
  * either: refused "offline", "conflict" or "lockout" (the intersection's state, which may
  * have changed) it is decided again (a grant then moves its one request from refused to
- * granted); refused for any other reason it is ignored. A re-decision is logged as event
- * "recheck" (when its outcome or reason changed), so each bus has one "check_in" decision
- * per intersection.
+ * granted); refused for any other reason it is ignored. Such a request also waits
+ * without any update: it is decided again at every sf_tsp_decide, its ETA counted down
+ * from its latest check-in, until it is granted, the bus checks out, or its ETA + max
+ * extension + SF_TSP_EXPIRY_S has passed (the bus is not coming). So the lower-ranked of
+ * two conflicting requests is granted when the first one ends and the lockout allows,
+ * not dropped. A re-decision is logged as event "recheck" (when its outcome or reason
+ * changed), so each bus has one "check_in" decision per intersection.
  *
  * Every request is logged (controller/eventlog.h, kind "priority") at its decision and at
  * its outcome, with its reason.

@@ -110,12 +110,55 @@ Test(tsp, lockout_after_a_grant)
     cr_assert_eq(a[0].type, 2, "check-out written");
     event(&f, 60, ci("B", f.mv2, 20, 60, 0));
     cr_assert_eq(sf_tsp_decide(f.t, 60, NULL, a, 8), 0, "B inside the lockout");
+    /* B passes the stop line while still locked out: it no longer waits */
+    cr_assert_eq(sf_tsp_event(f.t, 80, &(sf_tsp_event_t){.movement = f.mv2, .bus_id = "B"}), -1);
+    cr_assert_eq(errno, ENOENT);
+    cr_assert_eq(sf_tsp_decide(f.t, 80, NULL, a, 8), 0);
     event(&f, 121, ci("C", f.mv4, 20, 60, 0));
     cr_assert_eq(sf_tsp_decide(f.t, 121, NULL, a, 8), 1, "C after the lockout");
     sf_tsp_counts_t c;
     sf_tsp_counts(f.t, &c);
     cr_assert_eq(c.by_reason[SF_TSP_R_LOCKOUT], 1);
     cr_assert_eq(c.granted, 2);
+    teardown(&f);
+}
+
+Test(tsp, a_locked_out_request_waits_for_the_lockout_end)
+{
+    fx_t f;
+    setup(&f, "120", "true");
+    sf_tsp_action_t a[8];
+    uint16_t id[8] = {0}, st[8] = {0}, rs[8] = {0};
+    event(&f, 0, ci("A", f.mv2, 20, 60, 0));
+    cr_assert_eq(sf_tsp_decide(f.t, 0, NULL, a, 8), 1);
+    /* the unit begins A's service at 5: its lockout, and so the centre's, runs from there */
+    id[0] = a[0].id;
+    st[0] = 2;
+    sf_tsp_unit_status(f.t, 5, 0, id, st, rs);
+    event(&f, 20, co("A", f.mv2));
+    cr_assert_eq(sf_tsp_decide(f.t, 20, NULL, a, 8), 1);
+    /* B is refused "lockout" and sends no update (queued at a red): it waits */
+    event(&f, 30, ci("B", f.mv4, 100, 60, 0));
+    cr_assert_eq(sf_tsp_decide(f.t, 30, NULL, a, 8), 0);
+    cr_assert_eq(sf_tsp_decide(f.t, 121, NULL, a, 8), 0,
+                 "120 s after the grant, 116 after the start");
+    cr_assert_eq(sf_tsp_decide(f.t, 126, NULL, a, 8), 1, "granted at the lockout's end");
+    cr_assert_eq(a[0].type, 1);
+    cr_assert_eq(a[0].phase_no, 4);
+    cr_assert_eq(a[0].eta_ds, 40, "ETA 100 s at 30, counted down");
+    event(&f, 130, co("B", f.mv4));
+    cr_assert_eq(sf_tsp_decide(f.t, 130, NULL, a, 8), 1);
+    /* C, locked out by B's grant (to 246), never checks out: past its ETA + max extension +
+     * expiry margin (140 + 5 + 10 + 60) it is not coming and is no longer decided */
+    event(&f, 140, ci("C", f.mv2, 5, 60, 0));
+    cr_assert_eq(sf_tsp_decide(f.t, 140, NULL, a, 8), 0);
+    cr_assert_eq(sf_tsp_decide(f.t, 250, NULL, a, 8), 0, "not granted after the lockout");
+    sf_tsp_counts_t c;
+    sf_tsp_counts(f.t, &c);
+    cr_assert_eq(c.requests, 3);
+    cr_assert_eq(c.granted, 2);
+    cr_assert_eq(c.refused, 1);
+    cr_assert_eq(c.by_reason[SF_TSP_R_LOCKOUT], 1, "C; B's refusal became its grant");
     teardown(&f);
 }
 
@@ -131,8 +174,17 @@ Test(tsp, conflicting_requests_by_level_then_eta)
     cr_assert_eq(sf_tsp_decide(f.t, 0, NULL, a, 8), 1);
     cr_assert_eq(a[0].phase_no, 4, "the level-2 request on phase 4 wins");
     cr_assert_eq(a[0].level, 2);
+    /* The lower-ranked request waits (it is not thrown away): decided again at every
+     * decision, it is granted as soon as the first one has checked out. */
+    cr_assert_eq(sf_tsp_decide(f.t, 3, NULL, a, 8), 0, "still held by lvl2");
     event(&f, 5, co("lvl2", f.mv4));
-    cr_assert_eq(sf_tsp_decide(f.t, 5, NULL, a, 8), 1);
+    cr_assert_eq(sf_tsp_decide(f.t, 5, NULL, a, 8), 2);
+    cr_assert_eq(a[0].type, 2, "lvl2's check-out");
+    cr_assert_eq(a[1].type, 1, "then lvl3's grant, with no check-in update of its own");
+    cr_assert_eq(a[1].phase_no, 2);
+    cr_assert_eq(a[1].eta_ds, 50, "its ETA counted down from its check-in (10 s at 0)");
+    event(&f, 8, co("lvl3", f.mv2));
+    cr_assert_eq(sf_tsp_decide(f.t, 8, NULL, a, 8), 1);
     /* Equal levels: the sooner ETA wins. */
     event(&f, 10, ci("slow", f.mv2, 40, 60, 3));
     event(&f, 10, ci("soon", f.mv4, 15, 60, 3));
@@ -141,7 +193,9 @@ Test(tsp, conflicting_requests_by_level_then_eta)
     cr_assert_eq(a[0].eta_ds, 150);
     sf_tsp_counts_t c;
     sf_tsp_counts(f.t, &c);
-    cr_assert_eq(c.by_reason[SF_TSP_R_CONFLICT], 2);
+    cr_assert_eq(c.requests, 4);
+    cr_assert_eq(c.granted, 3, "lvl2, lvl3 after it, soon");
+    cr_assert_eq(c.by_reason[SF_TSP_R_CONFLICT], 1, "slow, still waiting");
     teardown(&f);
 }
 
@@ -162,12 +216,16 @@ Test(tsp, one_request_per_phase_and_check_out_frees_it)
     cr_assert_eq(a[0].id, id_a);
     cr_assert_eq(a[0].eta_ds, 120);
     event(&f, 10, co("A", f.mv2));
-    cr_assert_eq(sf_tsp_decide(f.t, 10, NULL, a, 8), 1);
+    cr_assert_eq(sf_tsp_decide(f.t, 10, NULL, a, 8), 2, "A's check-out, B granted after it");
     cr_assert_eq(a[0].type, 2);
     cr_assert_eq(a[0].id, id_a);
-    cr_assert_eq(sf_tsp_active(f.t, 0), 0);
-    event(&f, 11, ci("B", f.mv2, 25, 90, 1));
-    cr_assert_eq(sf_tsp_decide(f.t, 11, NULL, a, 8), 1, "B granted once A checked out");
+    cr_assert_eq(a[1].type, 1);
+    cr_assert_neq(a[1].id, id_a);
+    uint16_t id_b = a[1].id;
+    cr_assert_eq(sf_tsp_active(f.t, 0), 1);
+    event(&f, 11, ci("B", f.mv2, 14, 90, 1));
+    cr_assert_eq(sf_tsp_decide(f.t, 11, NULL, a, 8), 1, "B's update of its grant");
+    cr_assert_eq(a[0].id, id_b);
     sf_tsp_counts_t c;
     sf_tsp_counts(f.t, &c);
     /* B's second check-in decided its one request again: refused "conflict", then granted */
@@ -281,6 +339,8 @@ Test(tsp, outcomes_served_unit_refused_offline_expired_disabled)
     bool online[1] = {false};
     event(&f, 40, ci("O", f.mv2, 20, 60, 0));
     cr_assert_eq(sf_tsp_decide(f.t, 40, online, a, 8), 0);
+    cr_assert_eq(sf_tsp_event(f.t, 45, &(sf_tsp_event_t){.movement = f.mv2, .bus_id = "O"}), -1,
+                 "O passed the line, never granted");
     /* expired: granted at 50 with ETA 20 and max extension 10: gone after 50+20+10+60 */
     event(&f, 50, ci("E", f.mv4, 20, 60, 0));
     cr_assert_eq(sf_tsp_decide(f.t, 50, NULL, a, 8), 1);
