@@ -7,6 +7,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "bus.h"
 #include "lockstep.h"
 
 static double now_s(void)
@@ -143,7 +144,7 @@ static void bench_lockstep(int n_part, int steps, int realtime, double speed, in
     }
     sf_clock_destroy(&clk);
     sf_bus_forwarder_destroy(&fw);
-    zmq_ctx_term(ctx);
+    (void)sf_bus_ctx_term(ctx, SF_BUS_CTX_TERM_MS);
 }
 
 int main(void)

@@ -199,6 +199,6 @@ int sf_bus_join_run(const sf_bus_join_opts_t *o, const sf_bus_join_part_t *part,
     }
 out:
     sf_participant_destroy(&p);
-    zmq_ctx_term(zctx);
+    (void)sf_bus_ctx_term(zctx, SF_BUS_CTX_TERM_MS);
     return rc;
 }

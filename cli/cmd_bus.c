@@ -103,7 +103,7 @@ int sf_cmd_bus(int argc, char **argv)
                     : errno == EINVAL ? "a *.pub file is not a Z85 key"
                                       : strerror(errno));
             sf_curve_auth_destroy(&auth);
-            zmq_ctx_term(ctx);
+            (void)sf_bus_ctx_term(ctx, SF_BUS_CTX_TERM_MS);
             return 1;
         }
     }
@@ -113,7 +113,7 @@ int sf_cmd_bus(int argc, char **argv)
         int e = errno;
         sf_curve_auth_destroy(&auth);
         if (ctx)
-            zmq_ctx_term(ctx);
+            (void)sf_bus_ctx_term(ctx, SF_BUS_CTX_TERM_MS);
         errno = e;
         fprintf(stderr, "sigflow bus: cannot bind pub=%s sub=%s: %s\n", pub, sub,
                 sf_bus_strerror(errno));
@@ -132,7 +132,7 @@ int sf_cmd_bus(int argc, char **argv)
     unsigned long admitted = 0, refused = 0;
     sf_curve_auth_counts(auth, &admitted, &refused);
     sf_curve_auth_destroy(&auth);
-    zmq_ctx_term(ctx);
+    (void)sf_bus_ctx_term(ctx, SF_BUS_CTX_TERM_MS);
     if (auth_dir)
         fprintf(stderr, "sigflow bus: curve: %lu clients admitted, %lu refused\n", admitted,
                 refused);

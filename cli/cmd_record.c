@@ -184,7 +184,7 @@ int sf_cmd_record(int argc, char **argv)
         fprintf(stderr, "sigflow record: cannot connect to %s: %s\n", bus, sf_bus_strerror(errno));
         sf_rec_writer_destroy(&w);
         if (ctx)
-            zmq_ctx_term(ctx);
+            (void)sf_bus_ctx_term(ctx, SF_BUS_CTX_TERM_MS);
         return 1;
     }
     fprintf(stderr, "ready record bus=%s out=%s%s\n", bus, out, secure ? " curve" : "");
@@ -215,7 +215,7 @@ int sf_cmd_record(int argc, char **argv)
     }
     uint64_t n = sf_rec_writer_count(w);
     sf_bus_close(&sub);
-    zmq_ctx_term(ctx);
+    (void)sf_bus_ctx_term(ctx, SF_BUS_CTX_TERM_MS);
     if (sf_rec_writer_destroy(&w) != 0) {
         fprintf(stderr, "sigflow record: closing %s: %s\n", out, strerror(errno));
         status = 1;

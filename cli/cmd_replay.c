@@ -258,7 +258,7 @@ done:
         zmq_close(pub);
     sf_curve_auth_destroy(&auth);
     if (ctx)
-        zmq_ctx_term(ctx);
+        (void)sf_bus_ctx_term(ctx, SF_BUS_CTX_TERM_MS);
     sf_rec_reader_destroy(&r);
     fclose(f);
     return status;

@@ -111,7 +111,7 @@ int sf_curve_opts_server(const char *cmd, const sf_curve_opts_t *c,
     size_t n = sf_curve_auth_keys(a);
     sf_curve_auth_destroy(&a);
     if (ctx)
-        zmq_ctx_term(ctx);
+        (void)sf_bus_ctx_term(ctx, SF_BUS_CTX_TERM_MS);
     if (!loaded || n == 0) {
         fprintf(stderr, "sigflow %s: --curve-allow %s: %s\n", cmd, c->allow,
                 loaded        ? "no *.pub key there: nobody could join"

@@ -127,7 +127,7 @@ fail:
     close_quietly(&self->ctl_proxy);
     close_quietly(&self->ctl);
     if (self->own_ctx && self->ctx)
-        zmq_ctx_term(self->ctx);
+        (void)sf_bus_ctx_term(self->ctx, SF_BUS_CTX_TERM_MS);
     free(self);
     errno = err;
     return NULL;

@@ -251,7 +251,7 @@ Test(bridge, sigflow_unit_in_the_loop_lamps_flow_and_calls_arrive)
 
     sf_clock_destroy(&clk);
     sf_bus_forwarder_destroy(&fw);
-    zmq_ctx_term(ctx);
+    (void)sf_bus_ctx_term(ctx, SF_BUS_CTX_TERM_MS);
     sf_bridge_destroy(&b);
     sf_bridge_destroy(&b);
     /* The bridge handed detection back to the unit's own inputs. */
@@ -397,7 +397,7 @@ Test(bridge, a_map_v1_device_gets_phase_calls)
         cr_assert_eq(v.map->tab_bits[sf_regmap_get(SF_R_PHASE_CALL)->address + p], (want >> p) & 1u,
                      "phase_call[%u]", p);
     zmq_close(pub);
-    zmq_ctx_term(ctx);
+    (void)sf_bus_ctx_term(ctx, SF_BUS_CTX_TERM_MS);
     close(v.listen_fd);
     modbus_mapping_free(v.map);
     modbus_free(v.ctx);

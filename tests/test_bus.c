@@ -141,7 +141,7 @@ Test(bus, forwarder_carries_messages_by_topic_over_tcp)
     sf_bus_forwarder_destroy(&fw);
     cr_assert_null(fw);
     sf_bus_forwarder_destroy(&fw); /* safe twice */
-    zmq_ctx_term(ctx);
+    (void)sf_bus_ctx_term(ctx, SF_BUS_CTX_TERM_MS);
 }
 
 Test(bus, bad_frames_are_dropped_with_a_reason)
@@ -195,7 +195,7 @@ Test(bus, bad_frames_are_dropped_with_a_reason)
     sf_bus_close(&pub);
     sf_bus_close(&sub);
     sf_bus_forwarder_destroy(&fw);
-    zmq_ctx_term(ctx);
+    (void)sf_bus_ctx_term(ctx, SF_BUS_CTX_TERM_MS);
 }
 
 Test(bus, slow_subscriber_never_blocks_the_publisher)
@@ -268,7 +268,7 @@ Test(bus, slow_subscriber_never_blocks_the_publisher)
     sf_bus_close(&slow);
     sf_bus_close(&fast);
     sf_bus_forwarder_destroy(&fw);
-    zmq_ctx_term(ctx);
+    (void)sf_bus_ctx_term(ctx, SF_BUS_CTX_TERM_MS);
 }
 
 Test(bus, bad_endpoints_are_refused)
@@ -285,7 +285,7 @@ Test(bus, bad_endpoints_are_refused)
     cr_assert_null(sf_bus_pub_new(ctx, "tcp://"));
     cr_assert_null(sf_bus_sub_new(ctx, NULL, NULL, 0, 0));
     sf_bus_forwarder_destroy(&fw);
-    zmq_ctx_term(ctx);
+    (void)sf_bus_ctx_term(ctx, SF_BUS_CTX_TERM_MS);
 }
 
 /* ---- `sigflow bus` as a child process ---------------------------------------------- */
@@ -322,7 +322,7 @@ Test(bus, sigflow_bus_forwards_and_stops_cleanly_on_sigterm)
     cr_assert_gt(handshake(pub, sub), 0, "no message through the child forwarder");
     sf_bus_close(&pub);
     sf_bus_close(&sub);
-    zmq_ctx_term(ctx);
+    (void)sf_bus_ctx_term(ctx, SF_BUS_CTX_TERM_MS);
 
     cr_assert_eq(child_pclose(&c, SIGTERM), 0);
 }

@@ -92,7 +92,7 @@ Test(curve, bad_key_files_refused)
     cr_assert_null(sf_curve_auth_new(ctx, dir), "a bad file in the authorised directory");
     cr_assert_null(sf_curve_auth_new(ctx, "/nonexistent-dir"));
     cr_assert_eq(errno, ENOENT);
-    zmq_ctx_term(ctx);
+    (void)sf_bus_ctx_term(ctx, SF_BUS_CTX_TERM_MS);
     remove_dir(dir);
 }
 
@@ -177,12 +177,12 @@ Test(curve, only_authorised_clients_receive, .timeout = 60)
         zmq_setsockopt(socks[i], ZMQ_LINGER, &linger, sizeof linger);
         zmq_close(socks[i]);
     }
-    zmq_ctx_term(cctx);
+    (void)sf_bus_ctx_term(cctx, SF_BUS_CTX_TERM_MS);
     zmq_setsockopt(pub, ZMQ_LINGER, &linger, sizeof linger);
     zmq_close(pub);
     sf_curve_auth_destroy(&a);
     cr_assert_null(a);
-    zmq_ctx_term(sctx);
+    (void)sf_bus_ctx_term(sctx, SF_BUS_CTX_TERM_MS);
     remove_dir(keys);
     remove_dir(auth);
 }
@@ -253,7 +253,7 @@ Test(curve, bus_forwarder_refuses_unauthenticated, .timeout = 90)
         zmq_setsockopt(socks[i], ZMQ_LINGER, &linger, sizeof linger);
         zmq_close(socks[i]);
     }
-    zmq_ctx_term(ctx);
+    (void)sf_bus_ctx_term(ctx, SF_BUS_CTX_TERM_MS);
     kill(c.pid, SIGTERM);
     cr_assert_eq(child_finish(&c, 20), 0, "bus: %s", c.err);
     unsigned long adm = 0, ref = 0;
@@ -499,11 +499,11 @@ Test(curve, lockstep_on_a_secured_forwarder, .timeout = 120)
     cr_assert_geq(refused, 1, "the unknown key was refused by the ZAP handler");
 
     sf_bus_close(&sniffer);
-    zmq_ctx_term(pctx);
+    (void)sf_bus_ctx_term(pctx, SF_BUS_CTX_TERM_MS);
     sf_clock_destroy(&clk);
     sf_bus_forwarder_destroy(&fw);
     sf_curve_auth_destroy(&auth);
-    zmq_ctx_term(ctx);
+    (void)sf_bus_ctx_term(ctx, SF_BUS_CTX_TERM_MS);
     keyset_remove(&k);
 }
 
@@ -872,7 +872,7 @@ Test(curve, view_joins_a_secured_bus, .timeout = 120)
     sf_bus_close(&pub);
     sf_bus_forwarder_destroy(&fw);
     sf_curve_auth_destroy(&auth);
-    zmq_ctx_term(ctx);
+    (void)sf_bus_ctx_term(ctx, SF_BUS_CTX_TERM_MS);
     keyset_remove(&k);
 }
 
@@ -945,7 +945,7 @@ Test(curve, cli_key_options_refused_precisely, .timeout = 60)
     cr_assert_not_null(a);
     cr_assert_eq(sf_curve_auth_keys(a), 1);
     sf_curve_auth_destroy(&a);
-    zmq_ctx_term(ctx);
+    (void)sf_bus_ctx_term(ctx, SF_BUS_CTX_TERM_MS);
     keyset_remove(&k);
 }
 
@@ -1012,6 +1012,6 @@ Test(curve, replay_serves_only_authorised_subscribers, .timeout = 120)
     sf_bus_close(&sub);
     sf_bus_close(&bad);
     sf_bus_close(&plain);
-    zmq_ctx_term(ctx);
+    (void)sf_bus_ctx_term(ctx, SF_BUS_CTX_TERM_MS);
     keyset_remove(&k);
 }

@@ -262,7 +262,7 @@ static void bus_stop(bus_t *b)
     zmq_setsockopt(b->xpub, ZMQ_LINGER, &linger, sizeof linger);
     zmq_close(b->xpub);
     sf_bus_forwarder_destroy(&b->fw);
-    zmq_ctx_term(b->ctx);
+    (void)sf_bus_ctx_term(b->ctx, SF_BUS_CTX_TERM_MS);
 }
 
 static void send_step(void *sock, uint64_t k)

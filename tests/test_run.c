@@ -234,7 +234,7 @@ static void ghost_join(ghost_t *g, const char *pub, const char *sub)
 static void ghost_leave(ghost_t *g)
 {
     sf_participant_destroy(&g->p);
-    zmq_ctx_term(g->zctx);
+    (void)sf_bus_ctx_term(g->zctx, SF_BUS_CTX_TERM_MS);
 }
 
 /* "sigflow run: bus PUB SUB" -> pub, sub */
@@ -326,6 +326,6 @@ Test(run, sim_alone_on_an_existing_bus, .timeout = 120)
     unlink(path);
     ghost_leave(&g);
     sf_bus_forwarder_destroy(&fwd);
-    zmq_ctx_term(zctx);
+    (void)sf_bus_ctx_term(zctx, SF_BUS_CTX_TERM_MS);
     free(c);
 }

@@ -186,7 +186,7 @@ Test(run_hil, a_sigflow_unit_process_bridged_by_set, .timeout = 120)
     modbus_close(mb);
     modbus_free(mb);
     sf_bus_close(&s);
-    zmq_ctx_term(zctx);
+    (void)sf_bus_ctx_term(zctx, SF_BUS_CTX_TERM_MS);
 
     json_error_t je;
     json_t *r = json_load_file(path, 0, &je);

@@ -1303,6 +1303,6 @@ Test(view, live_window_follows_the_bus_and_sends_commands, .timeout = 120)
     sf_bus_close(&pub);
     sf_bus_close(&cmds);
     sf_bus_forwarder_destroy(&fw);
-    zmq_ctx_term(ctx);
+    (void)sf_bus_ctx_term(ctx, SF_BUS_CTX_TERM_MS);
     sf_scenario_destroy(&sc);
 }

@@ -135,7 +135,7 @@ static void rig_stop(rig_t *r, const char *report)
     unlink(report);
     sf_bus_close(&r->sub);
     sf_bus_close(&r->pub);
-    zmq_ctx_term(r->zctx);
+    (void)sf_bus_ctx_term(r->zctx, SF_BUS_CTX_TERM_MS);
 }
 
 CHILD_SUITE(view_clock);

@@ -474,7 +474,7 @@ static void close_all(live_t *L)
     sf_bus_close(&L->sub);
     sf_bus_close(&L->pub);
     if (L->zctx && L->own_ctx)
-        zmq_ctx_term(L->zctx);
+        (void)sf_bus_ctx_term(L->zctx, SF_BUS_CTX_TERM_MS);
     L->zctx = NULL;
 }
 
