@@ -3,7 +3,8 @@
  * as one JSON line, until SIGINT or SIGTERM; the report goes to stderr at the end. With
  * --bus it is instead the lockstep participant of a simulator elsewhere (stage 1, after
  * the units, as in `sigflow run`): its time is the simulator's, it takes the buses'
- * check-ins and check-outs from the bus, and it ends with the run. */
+ * check-ins and check-outs and the viewers' operator commands from the bus, and it ends
+ * with the run. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <poll.h>
@@ -46,8 +47,8 @@ static void usage(FILE *out)
             "With --bus it runs on the simulator's clock instead: it joins the bus (a\n"
             "`sigflow bus` forwarder's endpoints) as lockstep participant NAME (default\n"
             "controller, stage 1: after the units; the simulator must --expect it), takes the\n"
-            "buses' check-ins and check-outs from it for transit priority, and ends with the\n"
-            "run (exit 0 and the report).\n");
+            "buses' check-ins and check-outs and the viewers' operator commands (priority\n"
+            "on/off, plan, fault reset) from it, and ends with the run (exit 0 and the report).\n");
     fputs(SF_CURVE_HELP_CLIENT, out);
 }
 
@@ -261,14 +262,15 @@ int sf_cmd_controller(int argc, char **argv)
         fprintf(stderr, "sigflow controller: %u units, poll every %.2f s of sim time\n",
                 sc->n_intersections, sc->control.poll_period_s);
         bus_ctl.ctl = c;
-        /* Not "cmd": operator commands reach the controller of `sigflow run` only. */
-        static const char *const topics[] = {"transit.in", "transit.out"};
+        /* "cmd" too: a viewer's operator commands (toggle priority, select plan, fault
+         * reset) reach this controller as they reach the one inside `sigflow run`. */
+        static const char *const topics[] = {"transit.in", "transit.out", "cmd"};
         sf_bus_join_part_t part = {.cmd = "controller",
                                    .name = "controller",
                                    .role = SFBUS__ROLE__ROLE_CONTROLLER,
                                    .stage = 1, /* after the units, as in `sigflow run` */
                                    .topics = topics,
-                                   .n_topics = 2,
+                                   .n_topics = sizeof topics / sizeof topics[0],
                                    .on_msg = sf_ctl_part_on_msg,
                                    .on_step = sf_ctl_part_on_step,
                                    .arg = &bus_ctl};

@@ -1020,7 +1020,16 @@ int sf_controller_step(sf_controller_t *c, uint64_t k, uint32_t tod_ds)
                 want = 0;
         }
         u->sel_handle = -1;
-        if (want && want != st->active_plan && want != st->pending_plan && want != u->selected) {
+        /* The plan the unit will run: its pending plan, else the one it last accepted
+         * from us, else its active plan. A unit in start-up shows no pending plan (its
+         * selection waits for the run), so its active plan alone would hide a selection
+         * made meanwhile: an operator's plan equal to the start-up plan was then taken
+         * as in force, never written, and the unit ran the earlier selection. A plan
+         * the unit refused stays u->selected: not retried blindly. */
+        uint16_t in_force = st->pending_plan ? st->pending_plan
+                            : u->selected    ? u->selected
+                                             : st->active_plan;
+        if (want && want != in_force && want != u->selected) {
             uint16_t v = want;
             u->sel_handle = sf_master_queue_write(c->m, i, SF_R_PLAN_SELECT, 0, &v, 1);
             u->sel_plan = want;
