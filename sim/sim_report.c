@@ -73,12 +73,13 @@ static json_t *approach_json(const sf_sim_t *sim, uint32_t li, double span)
     return o;
 }
 
-/* Delay so far (s) of the vehicles that have not left: on lanes, in bays, and waiting at
- * the entries (from their arrival there). With the completed vehicles' delay this is the
- * network's total delay, which no control can lower by keeping vehicles out. */
-static double unfinished_delay_s(const sf_sim_t *sim)
+/* Delay so far (s) of the vehicles that have not left: on lanes and in bays (*in_net), and
+ * waiting at the entries from their arrival there (*waiting). With the completed vehicles'
+ * delay this is the network's total delay, which no control can lower by keeping vehicles
+ * out. */
+static void unfinished_delay_s(const sf_sim_t *sim, double *in_net, double *waiting)
 {
-    double d = 0;
+    double d = 0, q = 0;
     for (uint32_t l = 0; l < sim->n_lanes; l++) {
         const lane_t *ln = &sim->lanes[l];
         for (uint32_t k = 0; k < ln->n; k++)
@@ -92,9 +93,10 @@ static double unfinished_delay_s(const sf_sim_t *sim)
     for (uint32_t s = 0; s < sim->n_src; s++) {
         const source_t *src = &sim->src[s];
         for (uint32_t j = 0; j < src->n; j++)
-            d += sim->t - src->t[(src->head + j) % src->cap];
+            q += sim->t - src->t[(src->head + j) % src->cap];
     }
-    return d;
+    *in_net = d;
+    *waiting = q;
 }
 
 json_t *sf_sim_report(const sf_sim_t *sim, bool with_perf)
@@ -131,9 +133,12 @@ json_t *sf_sim_report(const sf_sim_t *sim, bool with_perf)
     rc |= set(net, "vehicles_in_network", json_integer((json_int_t)sim->n_on));
     rc |= set(net, "vehicles_waiting_to_enter", json_integer((json_int_t)waiting));
     rc |= set(net, "blocked_merges", json_integer((json_int_t)sim->blocked_transfers));
-    rc |= set(
-        net, "total_delay_veh_h",
-        num((sim->sum_delay + (sim->t >= sim->warmup_s ? unfinished_delay_s(sim) : 0)) / 3600.0));
+    double d_net = 0, d_wait = 0;
+    if (sim->t >= sim->warmup_s)
+        unfinished_delay_s(sim, &d_net, &d_wait);
+    rc |= set(net, "total_delay_veh_h", num((sim->sum_delay + d_net + d_wait) / 3600.0));
+    rc |= set(net, "unfinished_delay_veh_h", num(d_net / 3600.0));
+    rc |= set(net, "waiting_delay_veh_h", num(d_wait / 3600.0));
     rc |= set(r, "network", net);
     net = NULL;
 

@@ -463,3 +463,65 @@ Test(sim, through_passages_are_the_vehicles_that_come_and_leave_straight, .timeo
     json_decref(r);
     sf_scenario_destroy(&sc);
 }
+
+static double net_num(json_t *r, const char *key)
+{
+    return json_number_value(json_object_get(json_object_get(r, "network"), key));
+}
+
+/* The total delay splits into the completed vehicles' delay, the delay so far of those in
+ * the network and of those waiting to enter (issue 5 point 9 compares the totals; the
+ * parts say where the delay is). A red that lasts fills the 200 m entry link and leaves
+ * vehicles outside: nothing has completed, so the total is the two unfinished parts. */
+Test(sim, total_delay_splits_into_completed_in_network_and_waiting)
+{
+    sf_scenario_t *sc = fx_arterial(1, 200.0f, 50.0f / 3.6f, 1, 1200.0f, SF_ARRIVALS_UNIFORM, 3);
+    sc->run.duration_s = 600;
+    sc->run.warmup_s = 0;
+    sf_sim_t *sim = sf_sim_new(sc);
+    cr_assert_not_null(sim);
+    while (sf_sim_time(sim) < 300.0 - 1e-9) {
+        fx_all(sim, 0, SF_LAMP_RED);
+        cr_assert_eq(sf_sim_step(sim), 0);
+    }
+    json_t *r = sf_sim_report(sim, false);
+    cr_assert_not_null(r);
+    double total = net_num(r, "total_delay_veh_h"), in_net = net_num(r, "unfinished_delay_veh_h");
+    double wait = net_num(r, "waiting_delay_veh_h");
+    json_int_t n_wait = json_integer_value(
+        json_object_get(json_object_get(r, "network"), "vehicles_waiting_to_enter"));
+    json_int_t n_done =
+        json_integer_value(json_object_get(json_object_get(r, "network"), "vehicles_completed"));
+    printf("red 300 s: total %.3f veh h = in network %.3f + waiting %.3f (%lld waiting)\n", total,
+           in_net, wait, (long long)n_wait);
+    cr_expect_eq(n_done, 0);
+    cr_expect_gt(n_wait, 0, "the entry link should have filled");
+    cr_expect_gt(in_net, 0.0);
+    cr_expect_gt(wait, 0.0);
+    /* each waiting vehicle waited at most since the red began */
+    cr_expect_leq(wait, (double)n_wait * 300.0 / 3600.0 + 1e-6);
+    cr_expect_leq(fabs(total - in_net - wait), 1e-5, "total %.6f vs parts %.6f", total,
+                  in_net + wait);
+    json_decref(r);
+
+    /* then green: vehicles complete, the parts still add up with the completed share */
+    while (!sf_sim_finished(sim)) {
+        fx_all(sim, 0, SF_LAMP_GREEN);
+        cr_assert_eq(sf_sim_step(sim), 0);
+    }
+    r = sf_sim_report(sim, false);
+    cr_assert_not_null(r);
+    n_done =
+        json_integer_value(json_object_get(json_object_get(r, "network"), "vehicles_completed"));
+    double done = net_num(r, "mean_delay_s") * (double)n_done / 3600.0;
+    total = net_num(r, "total_delay_veh_h");
+    in_net = net_num(r, "unfinished_delay_veh_h");
+    wait = net_num(r, "waiting_delay_veh_h");
+    printf("then green: total %.3f veh h = completed %.3f + in network %.3f + waiting %.3f\n",
+           total, done, in_net, wait);
+    cr_expect_gt(n_done, 0);
+    cr_expect_leq(fabs(total - done - in_net - wait), 1e-3 * (total > 1 ? total : 1));
+    json_decref(r);
+    sf_sim_destroy(&sim);
+    fx_free(&sc);
+}
