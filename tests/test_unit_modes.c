@@ -421,3 +421,59 @@ Test(modes, resting_coordinated_unit_takes_a_new_plan)
     cr_expect_eq(st->control_mode, SF_CM_CENTRE_COORDINATED);
     sf_unit_destroy(&u);
 }
+
+/* Actuated-coordinated operation (what SCATS's local tactical control does under the
+ * strategic plan): a non-coordinated phase whose stop-bar detector shows no more queue gaps
+ * out at its min green instead of running to its force-off, a phase without a call is
+ * skipped, and the time goes back to the coordinated phases, whose yield point (and so
+ * the cycle length and the offset) does not move. One car a cycle on 4 only, placed 10 s
+ * into the coordinated green. */
+Test(modes, coordinated_side_phase_gaps_out_and_skips_keeping_the_yield)
+{
+    sf_intersection_t ix;
+    fx_nema(&ix);
+    sf_unit_config_t c = fx_cfg(&ix, SF_UMODE_COORDINATED);
+    sf_unit_t *u = sf_unit_new(&ix, &c);
+    cr_assert_not_null(u);
+    uint32_t tod = 1234;
+    cr_assert_eq(sf_unit_set_clock(u, tod), 0);
+    const sf_unit_status_t *st = sf_unit_status(u);
+    int g4 = 0, red2 = 0, cycles = 0, yields_in_sync = 0;
+    uint16_t ever_green = 0;
+    uint8_t prev2 = st->sg_lamp[V2];
+    for (int i = 0; i < 60000; i++) { /* 100 min of 100 s cycles */
+        tod++;
+        sf_unit_set_clock(u, tod);
+        /* a car on 4's detector for 1 s, 10 s after the coordinated green's start */
+        sf_unit_set_detectors(u, (tod % 1000) >= 100 && (tod % 1000) < 110 ? 1u << 3 : 0);
+        sf_unit_tick(u);
+        for (int p = 0; p < 8; p++)
+            if (st->sg_lamp[p] == SF_LAMP_GREEN)
+                ever_green |= (uint16_t)(1u << p);
+        if (i < 30000)
+            continue; /* the first 50 min: reaching the offset */
+        if (st->sg_lamp[V4] == SF_LAMP_GREEN)
+            g4++;
+        if (st->sg_lamp[V2] != SF_LAMP_GREEN)
+            red2++;
+        if (prev2 == SF_LAMP_GREEN && st->sg_lamp[V2] == SF_LAMP_YELLOW) {
+            cycles++;
+            /* the yield stays where the plan puts it: 15 + 35 - 6 s after the lap start,
+             * 29 s after the coordinated green's scheduled start at offset 0 */
+            cr_expect_eq(tod % 1000, 290, "yield at tod %u", tod);
+            yields_in_sync += st->coord_in_sync;
+        }
+        prev2 = st->sg_lamp[V2];
+    }
+    cr_expect_eq(cycles, 30);
+    cr_expect_eq(yields_in_sync, cycles);
+    /* 4 gapped out at its 10 s min green each cycle (its split would give it 29 s) */
+    cr_expect_eq(g4, 30 * 100, "4 was green %d ticks in 30 cycles", g4);
+    /* 2 was red only for 2's clearance, 4's green and 4's clearance: 6 + 10 + 6 s */
+    cr_expect_eq(red2, 30 * 220, "2 was not green %d ticks in 30 cycles", red2);
+    /* no call, no service: the lefts and 3, 7, 8 were skipped */
+    cr_expect_eq(ever_green & ~((1u << V2) | (1u << V4) | (1u << V6)), 0, "greens 0x%x",
+                 (unsigned)ever_green);
+    cr_expect_eq(st->fault_code, 0);
+    sf_unit_destroy(&u);
+}
