@@ -22,6 +22,15 @@
 #                     greenwave --cycle-min C --cycle-max C --write` (every green stretched
 #                     with the cycle, offsets re-optimised; the controller's green-wave
 #                     optimiser re-plans them in the run as in the fixed arm)
+#   "surge_oracle" adds the same surge under the corridor's plan with a time-of-day
+#                     switch to another fixed plan during the surge (ORACLE_CYCLES:
+#                     the plan of surge_ceiling at that common cycle, as plan 3, selected
+#                     by each intersection's schedule from the surge's start to its end
+#                     + ORACLE_TAIL_S; the existing schedule switches at cycle
+#                     boundaries) against the same fixed arm: whether time-varying
+#                     cycle/splits chosen with hindsight reach the target at all
+#   ORACLE_CYCLES="100 130"  ORACLE_TAIL_S=0  (the plan back at 2700 s + tail; a
+#                     multiple of 60 s, the schedule has minutes)
 #   REUSE=1           with OUT: do not redo a run whose report is already in OUT (only a
 #                     complete one of the same duration: an interrupted run's partial
 #                     report, or one left from other settings' duration, is redone)
@@ -102,6 +111,31 @@ if want surge_ceiling; then
     done
 fi
 
+# Oracle: the same plans as the ceiling's, but only during the surge (a time-of-day
+# switch by the schedule: plan 3 from the surge's start to its end + tail, plan 1 around).
+ORACLE_CYCLES=${ORACLE_CYCLES:-"100 130"}
+ORACLE_TAIL_S=${ORACLE_TAIL_S:-0}
+if want surge_oracle; then
+    # the surge is 900..2700 s after run.start_time; the schedule takes HH:MM
+    hhmm() { jq -r --argjson d "$1" '.run.start_time | split(":") | map(tonumber)
+        | (.[0] * 3600 + .[1] * 60 + $d) as $t
+        | "\(($t / 3600 | floor) % 24 | tostring | if length < 2 then "0" + . else . end):\(($t % 3600) / 60 | floor | tostring | if length < 2 then "0" + . else . end)"' "$SCEN"; }
+    OR_FROM=$(hhmm 900)
+    OR_TO=$(hhmm $((2700 + ORACLE_TAIL_S)))
+    for cy in $ORACLE_CYCLES; do
+        "$SF" plan greenwave "$SCEN" --cycle-min "$cy" --cycle-max "$cy" \
+            --write "$W/oracle_p$cy.json" >"$W/oracle_p$cy.txt"
+        jq --slurpfile c "$W/oracle_p$cy.json" --arg a "$OR_FROM" --arg b "$OR_TO" '
+            .intersections |= [to_entries[] | .key as $k | .value
+              | .plans += [$c[0].intersections[$k].plans[] | select(.id == 1)
+                           | .id = 3 | .name = "surge oracle"]
+              | .schedule = ([.schedule[] | select(.at < $a or .at > $b)]
+                             + [{"at": $a, "plan": 3}, {"at": $b, "plan": 1}] | sort_by(.at))]' \
+            "$SCEN" >"$W/oracle_c$cy.json"
+        "$SF" check "$W/oracle_c$cy.json" >/dev/null
+    done
+fi
+
 # One line per run: NAME SEED SCENARIO DURATION ARGS...
 : >"$W/runs.txt"
 for s in $SEEDS; do
@@ -123,6 +157,13 @@ for s in $SEEDS; do
             echo "surge_fixed_c$cy $s $W/ceiling_c$cy.json $SURGE_DUR --set control.strategy=coordinated$SURGE" >>"$W/runs.txt"
         done
         want surge || want surge_mp ||
+            echo "surge_fixed $s $SCEN $SURGE_DUR --set control.strategy=coordinated$SURGE" >>"$W/runs.txt"
+    fi
+    if want surge_oracle; then
+        for cy in $ORACLE_CYCLES; do
+            echo "surge_oracle_c$cy $s $W/oracle_c$cy.json $SURGE_DUR --set control.strategy=coordinated$SURGE" >>"$W/runs.txt"
+        done
+        want surge || want surge_mp || want surge_ceiling ||
             echo "surge_fixed $s $SCEN $SURGE_DUR --set control.strategy=coordinated$SURGE" >>"$W/runs.txt"
     fi
     if want surge_mp; then
@@ -275,4 +316,13 @@ if want surge_ceiling; then
         info unfinished_vehicles "surge_fixed_c$cy" "$unfinished"
     done
     info unfinished_vehicles surge_fixed "$unfinished"
+fi
+if want surge_oracle; then
+    echo
+    echo "== 3d. time-of-day oracle: another fixed plan during the surge only, same surge ($SURGE_DUR s) =="
+    echo "   (plan 3 from $OR_FROM to $OR_TO by the schedule, the corridor's plan around it)"
+    for cy in $ORACLE_CYCLES; do
+        fig total_delay_veh_h "surge_oracle_c$cy" surge_fixed "$totdelay"
+        info unfinished_vehicles "surge_oracle_c$cy" "$unfinished"
+    done
 fi
