@@ -29,6 +29,28 @@ double sf_flow_ds(uint32_t n_veh, double green_s, double sat_veh_h)
     return fmin(ds, SF_DS_MAX);
 }
 
+int sf_adapt_green_sample(const sf_intersection_t *ix, uint16_t greens, double dt_s,
+                          double *green_s)
+{
+    if (!ix || !green_s || !isfinite(dt_s) || dt_s < 0 || ix->n_phases > SF_MAX_PHASES) {
+        errno = EINVAL;
+        return -1;
+    }
+    for (uint8_t p = 0; p < ix->n_phases; p++) {
+        uint8_t no = ix->phases[p].id;
+        if (no >= 1 && no <= 16 && (greens >> (no - 1) & 1u))
+            green_s[p] += dt_s;
+    }
+    return 0;
+}
+
+double sf_adapt_green_avail(double plan_green_s, double seen_green_s)
+{
+    double a = isfinite(plan_green_s) && plan_green_s > 0 ? plan_green_s : 0;
+    double b = isfinite(seen_green_s) && seen_green_s > 0 ? seen_green_s : 0;
+    return a > b ? a : b;
+}
+
 int sf_adapt_phase_ds(const sf_intersection_t *ix, const double *det_ds, double *phase_ds)
 {
     if (!ix || !det_ds || !phase_ds || ix->n_phases > SF_MAX_PHASES || ix->n_det > SF_MAX_DET) {

@@ -74,6 +74,24 @@ double sf_flow_ds(uint32_t n_veh, double green_s, double sat_veh_h);
  * det_presence during the phase's green (at the poll period) does, at that resolution. */
 int sf_adapt_phase_ds(const sf_intersection_t *ix, const double *det_ds, double *phase_ds);
 
+/* Green each phase had, sampled: add dt_s to green_s[p] (by phase index) for every phase
+ * of ix whose bit is set in greens, a bitmask by phase NUMBER (bit i = phase i + 1, the
+ * register map's phase_status_greens). Sampling the unit's status at the poll period
+ * integrates the green the phases really had to that resolution. Returns 0, or -1 with
+ * EINVAL (NULL, dt_s negative or not finite), green_s untouched. */
+int sf_adapt_green_sample(const sf_intersection_t *ix, uint16_t greens, double dt_s,
+                          double *green_s);
+
+/* Green (s) a phase had available over a measurement, for its DS: the larger of its
+ * plan's green (split less yellow and red clear, times the cycles) and the green it was
+ * seen to have. Reason: in actuated-coordinated operation a side phase that gaps out or
+ * is skipped leaves part of its split unused (that part is spare capacity: over the plan's
+ * green its DS reads below 1, as SCATS's counts the unused green as wasted) and the
+ * coordinated phases receive it (early return): over the plan's green their DS would
+ * count the vehicles of that extra green against too little green and read above the
+ * truth, pulling the cycle up and the splits to the arterial. Negative inputs count as 0. */
+double sf_adapt_green_avail(double plan_green_s, double seen_green_s);
+
 /* Sum of the phase pressures of every stage: stage_pressure[n_stages]. 0 or -1 (EINVAL). */
 int sf_mp_stage_pressure(const sf_intersection_t *ix, const sf_stage_t *stages, int n_stages,
                          const double *phase_pressure, double *stage_pressure);

@@ -43,7 +43,11 @@ typedef struct {
     int mb_handle[MAX_MB];            /* their handles */
     uint8_t n_mb;                     /* in mb */
     uint64_t ad_vol[SF_MAX_DET];      /* adaptive: vehicles counted per detector ... */
-    double ad_green_s[SF_MAX_PHASES]; /* ... and green per phase meanwhile, s */
+    double ad_green_s[SF_MAX_PHASES]; /* ... and green per phase meanwhile, s (plan) */
+    double ad_seen_s[SF_MAX_PHASES];  /* ... and the green seen in the unit's status */
+    double ad_pend_s[SF_MAX_PHASES];  /* green seen since the last detector interval */
+    uint64_t ad_n_status;             /* status sweeps sampled so far (st->n_status) */
+    int64_t ad_status_ds;             /* status_ds of the last sample, -1 none */
     double ad_meas_s;                 /* ... over this long, s (0 = nothing measured) */
     sf_plan_t ad_cur;                 /* adaptive: the running plan they were measured under */
     uint16_t ad_base_off;             /* adaptive: offset of the scheduled plan, 0.1 s */
@@ -217,6 +221,7 @@ sf_controller_t *sf_controller_new(const sf_scenario_t *sc, const sf_endpoint_t 
         memcpy(u->plans, ix->plans, sizeof u->plans);
         u->dl_handle = u->sel_handle = -1;
         u->mp_stage = -1;
+        u->ad_status_ds = -1;
         if (ix->strategy == SF_STRAT_MAX_PRESSURE) {
             u->n_stages = sf_mp_stages(ix, u->stages, SF_MAX_STAGES);
             if (u->n_stages <= 0) {
@@ -725,7 +730,22 @@ static void adapt_reset(cunit_t *u)
 {
     memset(u->ad_vol, 0, sizeof u->ad_vol);
     memset(u->ad_green_s, 0, sizeof u->ad_green_s);
+    memset(u->ad_seen_s, 0, sizeof u->ad_seen_s);
     u->ad_meas_s = 0;
+}
+
+/* The green each phase has, from every new status sweep (phase_status greens at the poll
+ * period): time since the previous sample to the phases green now. Kept apart until the
+ * detector interval it belongs to completes. */
+static void adapt_sample_greens(const sf_intersection_t *ix, const sf_unit_state_t *st, cunit_t *u)
+{
+    if (st->n_status == u->ad_n_status)
+        return;
+    u->ad_n_status = st->n_status;
+    if (u->ad_status_ds >= 0 && st->status_ds > u->ad_status_ds)
+        (void)sf_adapt_green_sample(ix, st->phase_status[2],
+                                    (double)(st->status_ds - u->ad_status_ds) / 10.0, u->ad_pend_s);
+    u->ad_status_ds = st->status_ds;
 }
 
 /* Part 1: add the unit's newest detector interval to the measurement. */
@@ -734,14 +754,22 @@ static void adapt_collect(sf_controller_t *c, uint32_t i)
     const sf_intersection_t *ix = &c->sc->intersections[i];
     const sf_unit_state_t *st = sf_master_state(c->m, i);
     cunit_t *u = &c->cu[i];
-    if (ix->strategy != SF_STRAT_ADAPTIVE || !c->online[i] || !plans_ready(u))
+    if (ix->strategy != SF_STRAT_ADAPTIVE || !c->online[i] || !plans_ready(u)) {
+        u->ad_status_ds = -1; /* a gap in the samples: none spans it */
         return;
+    }
+    adapt_sample_greens(ix, st, u);
     if (!u->det_seen || st->det_seq == u->det_seq) {
+        if (!u->det_seen)
+            memset(u->ad_pend_s, 0, sizeof u->ad_pend_s);
         u->det_seen = true;
         u->det_seq = st->det_seq;
         return;
     }
     u->det_seq = st->det_seq;
+    double seen[SF_MAX_PHASES];
+    memcpy(seen, u->ad_pend_s, sizeof seen);
+    memset(u->ad_pend_s, 0, sizeof u->ad_pend_s);
     const sf_plan_t *cur = running_plan(u, st);
     /* an interval while a change is on its way belongs to no single plan: dropped */
     if (!cur || st->det_interval_s == 0 || cur->cycle_ds == 0 || st->pending_plan ||
@@ -760,22 +788,26 @@ static void adapt_collect(sf_controller_t *c, uint32_t i)
     for (uint8_t p = 0; p < ix->n_phases; p++) {
         double g = (cur->split_ds[p] - ix->phases[p].yellow_ds - ix->phases[p].red_clear_ds) / 10.0;
         u->ad_green_s[p] += (g > 0 ? g : 0) * cycles;
+        u->ad_seen_s[p] += seen[p];
     }
     for (uint8_t d = 0; d < ix->n_det; d++)
         u->ad_vol[d] += st->det_volume[d];
     u->ad_meas_s += st->det_interval_s;
 }
 
-/* DS per phase from the measurement (flow-based: planner's sf_flow_ds, busiest lane). */
+/* DS per phase from the measurement (flow-based: planner's sf_flow_ds, busiest lane), over
+ * the green the phase had available (sf_adapt_green_avail: the plan's, or more when the
+ * unit gave it more). */
 static void adapt_ds(const sf_intersection_t *ix, const cunit_t *u, double *ds)
 {
     for (uint8_t p = 0; p < ix->n_phases; p++) {
         ds[p] = -1;
+        double g = sf_adapt_green_avail(u->ad_green_s[p], u->ad_seen_s[p]);
         for (uint8_t d = 0; d < ix->n_det && u->ad_green_s[p] > 0; d++) {
             if (!(ix->det[d].phase_mask & (1u << p)))
                 continue;
             uint32_t n = u->ad_vol[d] > UINT32_MAX ? UINT32_MAX : (uint32_t)u->ad_vol[d];
-            double x = sf_flow_ds(n, u->ad_green_s[p], 1800.0);
+            double x = sf_flow_ds(n, g, 1800.0);
             if (x > ds[p])
                 ds[p] = x;
         }

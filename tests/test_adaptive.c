@@ -727,3 +727,56 @@ Test(adaptive, ds_floor_keeps_the_side_street_share)
     ds[2] = keep[2];
     cr_assert_eq(memcmp(ds, keep, sizeof ds), 0);
 }
+
+/* The green a phase had is integrated from status samples by phase NUMBER (the register
+ * map's bitmask), and a phase's DS is taken over the larger of its plan's green and the
+ * green it had: a side phase that gapped out keeps its plan's green (the unused part is
+ * spare), a coordinated phase that received the time (early return) is measured over what
+ * it really had. */
+Test(adaptive, green_seen_and_available)
+{
+    sf_intersection_t ix;
+    sf_plan_t pl;
+    nema8(&ix, &pl);
+    /* number phase 5 as 9 to see the number, not the index, select the bit */
+    ix.phases[4].id = 9;
+    double g[SF_MAX_PHASES] = {0};
+    /* 2 and 6 green for 10 samples of 1 s, then 4 and 8 for 3 */
+    for (int k = 0; k < 10; k++)
+        cr_assert_eq(sf_adapt_green_sample(&ix, (1u << 1) | (1u << 5), 1.0, g), 0);
+    for (int k = 0; k < 3; k++)
+        cr_assert_eq(sf_adapt_green_sample(&ix, (1u << 3) | (1u << 7), 1.0, g), 0);
+    cr_expect_float_eq(g[1], 10.0, 1e-9);
+    cr_expect_float_eq(g[5], 10.0, 1e-9);
+    cr_expect_float_eq(g[3], 3.0, 1e-9);
+    cr_expect_float_eq(g[7], 3.0, 1e-9);
+    cr_expect_float_eq(g[0] + g[2] + g[4] + g[6], 0.0, 1e-12);
+    /* bit 4 is phase number 5, which no phase has now; bit 8 is phase 9 = index 4 */
+    cr_assert_eq(sf_adapt_green_sample(&ix, 1u << 4, 2.0, g), 0);
+    cr_expect_float_eq(g[4], 0.0, 1e-12);
+    cr_assert_eq(sf_adapt_green_sample(&ix, 1u << 8, 2.0, g), 0);
+    cr_expect_float_eq(g[4], 2.0, 1e-12);
+    /* bad input: refused, nothing added */
+    errno = 0;
+    cr_expect_eq(sf_adapt_green_sample(&ix, 0xffff, -1.0, g), -1);
+    cr_expect_eq(errno, EINVAL);
+    cr_expect_eq(sf_adapt_green_sample(&ix, 0xffff, NAN, g), -1);
+    cr_expect_eq(sf_adapt_green_sample(NULL, 0xffff, 1.0, g), -1);
+    cr_expect_eq(sf_adapt_green_sample(&ix, 0xffff, 1.0, NULL), -1);
+    cr_expect_float_eq(g[1], 10.0, 1e-9);
+
+    /* available green: the larger of plan and seen */
+    cr_expect_float_eq(sf_adapt_green_avail(29.0, 12.0), 29.0, 1e-12); /* gapped out */
+    cr_expect_float_eq(sf_adapt_green_avail(29.0, 45.0), 45.0, 1e-12); /* early return */
+    cr_expect_float_eq(sf_adapt_green_avail(29.0, -3.0), 29.0, 1e-12);
+    cr_expect_float_eq(sf_adapt_green_avail(NAN, 7.0), 7.0, 1e-12);
+    cr_expect_float_eq(sf_adapt_green_avail(-1.0, NAN), 0.0, 1e-12);
+
+    /* what it changes: 30 vehicles through a coordinated phase planned 29 s a cycle that
+     * had 45 s; over the plan's green DS reads 30 / (0.5 x 29) = 2.07 -> clipped to 2,
+     * over the green it had 30 / (0.5 x 45) = 1.33 */
+    double over_plan = sf_flow_ds(30, 29.0, 1800.0);
+    double over_avail = sf_flow_ds(30, sf_adapt_green_avail(29.0, 45.0), 1800.0);
+    cr_expect_float_eq(over_plan, SF_DS_MAX, 1e-9);
+    cr_expect_float_eq(over_avail, 30.0 / (0.5 * 45.0), 1e-9);
+}
