@@ -1173,8 +1173,15 @@ json_t *sf_controller_report(const sf_controller_t *c)
         "readback_mismatches", (json_int_t)c->plans_mismatch, "given_up",
         (json_int_t)c->plans_given_up, "selects", (json_int_t)c->selects, "selects_refused",
         (json_int_t)c->selects_refused, "adaptive_changes", (json_int_t)c->adapt_changes);
-    return json_pack("{s:o, s:o, s:o, s:o}", "priority", sf_tsp_counts_json(c->tsp), "events",
-                     sf_eventlog_counts(c->log), "comms", comms, "plans", plans);
+    /* Next to the TSP's own counts: mailbox writes (check-ins and check-outs) that did not
+     * reach the unit's priority queue, as the unit answered them (exception) or not at
+     * all (missed, skipped). A check-in among them is also unit_refused in
+     * refused_by_reason; a check-out is a checkout_not_taken event. */
+    json_t *prio = sf_tsp_counts_json(c->tsp);
+    if (prio)
+        json_object_set_new(prio, "mailbox_refused", json_integer((json_int_t)c->mailbox_refused));
+    return json_pack("{s:o, s:o, s:o, s:o}", "priority", prio, "events", sf_eventlog_counts(c->log),
+                     "comms", comms, "plans", plans);
 }
 
 /* {rounds, mean, min, p50, p95, max} of r, in ms. */

@@ -90,8 +90,9 @@ int sf_controller_operator(sf_controller_t *ctl, const struct ProtobufCMessage *
 struct ProtobufCMessage;
 int sf_controller_transit_msg(sf_controller_t *ctl, const struct ProtobufCMessage *msg);
 
-/* The report section (caller owns it): {"priority": {requests, granted, refused, ...},
- * "events": {kind: count}, "comms": {...}, "plans": {...}}. NULL on ENOMEM. */
+/* The report section (caller owns it): {"priority": {requests, granted, refused, ...,
+ * mailbox_refused}, "events": {kind: count}, "comms": {...}, "plans": {...}}
+ * (proto/REPORT.md, `controller`). NULL on ENOMEM. */
 json_t *sf_controller_report(const sf_controller_t *ctl);
 
 /* The comms figures that depend on the network and the machine, kept apart from the

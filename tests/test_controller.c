@@ -304,6 +304,8 @@ Test(controller, priority_request_reaches_the_unit_and_is_checked_out)
     cr_assert_eq(json_integer_value(json_object_get(pr, "refused")), 1);
     cr_assert_geq(json_integer_value(json_object_get(json_object_get(rep, "events"), "priority")),
                   3);
+    cr_assert_eq(json_integer_value(json_object_get(pr, "mailbox_refused")), 0,
+                 "the unit took the check-in and the check-out");
     json_decref(rep);
     /* Bad input changes nothing. */
     e.ix = 5;
@@ -312,6 +314,66 @@ Test(controller, priority_request_reaches_the_unit_and_is_checked_out)
     cr_assert_eq(sf_controller_step(c, 0, 0), -1, "steps never go backwards");
     sf_controller_destroy(&c);
     stop_units(&t);
+    sf_scenario_destroy(&sc);
+}
+
+/* The controller's configuration disagrees with the unit's (a stale central database):
+ * its copy numbers the unit's phase 2 as 6, a phase the unit does not have, so the unit
+ * refuses the check-in's mailbox write (exception 03). The report counts it in
+ * priority.mailbox_refused, next to the request refused as unit_refused. */
+Test(controller, a_mailbox_write_the_unit_refuses_is_counted)
+{
+    const char *sets[] = {"control.priority.lateness_threshold_s=30",
+                          "control.priority.enabled=true"};
+    sf_scenario_t *sc = load("single.json", sets, 2);
+    sf_endpoint_t eps[1];
+    host_thread_t t;
+    const uint32_t tod0 = 7 * 36000;
+    start_units(&t, sc, eps, tod0);
+    sf_scenario_t *csc = load("single.json", sets, 2);
+    sf_intersection_t *cix = &csc->intersections[0];
+    uint8_t pidx = cix->sg[cix->movements[0].sg_idx].phase_idx;
+    cr_assert_eq(cix->phases[pidx].id, 2, "single.json: movement 0 runs in phase 2");
+    sf_controller_opts_t o;
+    sf_controller_opts_default(&o);
+    o.round_timeout_ms = 1000;
+    sf_controller_t *c = sf_controller_new(csc, eps, &o, NULL, 0);
+    cr_assert_not_null(c);
+    const sf_unit_state_t *st = sf_master_state(sf_controller_master(c), 0);
+    uint64_t k = 0;
+    for (; k < 30 || (k < 300 && !(st->mode >= 0x10 && st->mode <= 0x12)); k++)
+        cr_assert_eq(step(&t, c, k, tod0), 0);
+    cr_assert(st->mode >= 0x10 && st->mode <= 0x12, "mode %#x", st->mode);
+    /* Plans are verified by now: only the priority request uses the phase number. */
+    cix->phases[pidx].id = 6;
+
+    json_t *rep = sf_controller_report(c);
+    cr_assert_eq(
+        json_integer_value(json_object_get(json_object_get(rep, "priority"), "mailbox_refused")), 0,
+        "nothing written yet");
+    json_decref(rep);
+    sf_tsp_event_t e = {.check_in = true, .ix = 0, .movement = 0, .eta_s = 25, .lateness_s = 90};
+    snprintf(e.bus_id, sizeof e.bus_id, "B1-001");
+    cr_assert_eq(sf_controller_transit(c, &e), 0);
+    for (uint64_t k0 = k; k < k0 + 20; k++)
+        cr_assert_eq(step(&t, c, k, tod0), 0);
+    const sf_unit_status_t *ust = sf_unit_status(sf_host_unit(t.h, 0));
+    for (int i = 0; i < 8; i++)
+        cr_assert_eq(ust->prio[i].id, 0, "the unit queued request %u", ust->prio[i].id);
+
+    rep = sf_controller_report(c);
+    json_t *pr = json_object_get(rep, "priority");
+    cr_assert_eq(json_integer_value(json_object_get(pr, "requests")), 1);
+    cr_assert_eq(json_integer_value(json_object_get(pr, "mailbox_refused")), 1,
+                 "one mailbox write refused, not retried");
+    cr_assert_eq(json_integer_value(
+                     json_object_get(json_object_get(pr, "refused_by_reason"), "unit_refused")),
+                 1);
+    cr_assert_eq(json_integer_value(json_object_get(pr, "granted")), 0);
+    json_decref(rep);
+    sf_controller_destroy(&c);
+    stop_units(&t);
+    sf_scenario_destroy(&csc);
     sf_scenario_destroy(&sc);
 }
 
