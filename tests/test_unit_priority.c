@@ -221,13 +221,17 @@ Test(unit_priority, coordinated_extension_takes_the_slack_of_the_phases_after_it
 
 /* Settled coordinated NEMA unit (plan 1: 100 s, lefts 15 s split, throughs 35 s,
  * coordinated 2 and 6), every phase on max recall so the cycle is the same each time. */
-static sf_unit_t *coord_settled(uint32_t *tod)
+/* The NEMA unit, max recall on every phase, coordinated and in sync; max_early_ds < 0
+ * keeps the default max early green. */
+static sf_unit_t *coord_settled_early(uint32_t *tod, int max_early_ds)
 {
     sf_intersection_t ix;
     fx_nema(&ix);
     for (int i = 0; i < 8; i++)
         ix.phases[i].recall = SF_RECALL_MAX;
     sf_unit_config_t c = fx_cfg(&ix, SF_UMODE_COORDINATED);
+    if (max_early_ds >= 0)
+        c.max_early_green_ds = (uint16_t)max_early_ds;
     sf_unit_t *u = sf_unit_new(&ix, &c);
     cr_assert_not_null(u);
     *tod = 0;
@@ -239,6 +243,11 @@ static sf_unit_t *coord_settled(uint32_t *tod)
     while (!st->coord_in_sync && ++k < 40);
     cr_assert(st->coord_in_sync, "not in sync after %d cycles", k);
     return u;
+}
+
+static sf_unit_t *coord_settled(uint32_t *tod)
+{
+    return coord_settled_early(tod, -1);
 }
 
 Test(unit_priority, coordinated_phase_insertion_serves_a_passed_lead_left_before_the_barrier)
@@ -335,5 +344,96 @@ Test(unit_priority, check_out_after_expiry_is_taken)
     errno = 0;
     cr_expect_eq(sf_unit_priority(u, &rq), -1);
     cr_expect_eq(errno, EINVAL);
+    sf_unit_destroy(&u);
+}
+
+/* A bus for the lead left 1 checks in at the start of 1's green but is held upstream
+ * (ETA 40 s: beyond min green and extension), so the green ends without it and the request
+ * waits, as early green, for the next green of 1. At that end the bus updates its ETA to
+ * 70 s (still held), so no insertion is due when 2 ends: the next green of 1 is a cycle
+ * later (max early green 0 here, as when the phases before it have nothing to give).
+ * Returns the ticks since the check-in. */
+/* Ticks after which a request whose ETA ran out and whose bus is silent expires: the
+ * fixture's max extension (the config default) + 60 s. */
+static uint32_t expiry_ds(void)
+{
+    sf_intersection_t ix;
+    fx_nema(&ix);
+    sf_unit_config_t c = fx_cfg(&ix, SF_UMODE_COORDINATED);
+    return (uint32_t)c.max_extension_ds + 600u;
+}
+
+static int lead_left_missed(sf_unit_t *u, uint32_t *tod, sf_prio_request_t *rq)
+{
+    const sf_unit_status_t *st = sf_unit_status(u);
+    cr_assert_gt(c_until(u, tod, V1, SF_LAMP_GREEN, 3000), 0);
+    rq->eta_ds = 400;
+    cr_assert_eq(sf_unit_priority(u, rq), 0);
+    int t = c_while(u, tod, V1, SF_LAMP_GREEN, 3000);
+    rq->eta_ds = 700;
+    cr_assert_eq(sf_unit_priority(u, rq), 0);
+    ctick(u, tod);
+    t++;
+    cr_assert_eq(st->prio[0].state, SF_PRIO_ST_ACTIVE);
+    cr_assert_eq(st->prio[0].strategy, 2, "not waiting for the next green of 1");
+    return t;
+}
+
+/* The bus then reaches the line after the barrier (the side street is green) and waits
+ * there, updating its ETA (0.1 s) every 5 s (its earlier ETA would run out first). From its first
+ * check-in to the next green of 1 is more than max extension + 60 s: the request must not expire as
+ * "not coming" meanwhile (a rule that counted from the first check-in dropped such buses, and their
+ * new check-in then met the lockout: a whole cycle more). */
+Test(unit_priority, a_bus_waiting_at_the_line_keeps_its_request_past_the_expiry)
+{
+    uint32_t tod;
+    sf_unit_t *u = coord_settled_early(&tod, 0);
+    const sf_unit_status_t *st = sf_unit_status(u);
+    sf_prio_request_t rq = {
+        .id = 61, .level = 2, .phase_no = 1, .eta_ds = 400, .action = SF_PRIO_CHECK_IN};
+    int t = lead_left_missed(u, &tod, &rq);
+    t += c_until(u, &tod, V4, SF_LAMP_GREEN, 3000);
+    cr_assert_eq(st->sg_lamp[V1], SF_LAMP_RED, "1 inserted before the barrier");
+    rq.eta_ds = 1;
+    int g = 0;
+    while (g < 3000 && st->sg_lamp[V1] != SF_LAMP_GREEN) {
+        if (g % 50 == 0)
+            cr_assert_eq(sf_unit_priority(u, &rq), 0, "update refused at %d", t + g);
+        ctick(u, &tod);
+        g++;
+        cr_assert_eq(st->prio[0].state, SF_PRIO_ST_ACTIVE, "request ended %d ticks after check-in",
+                     t + g);
+    }
+    cr_assert_eq(st->sg_lamp[V1], SF_LAMP_GREEN);
+    uint32_t lim = expiry_ds();
+    cr_assert_gt((uint32_t)(t + g), lim, "1 green again %d ticks after check-in: no wait past %u",
+                 t + g, lim);
+    rq.action = SF_PRIO_CHECK_OUT;
+    cr_assert_eq(sf_unit_priority(u, &rq), 0);
+    cr_expect_eq(st->prio[0].state, SF_PRIO_ST_SERVED);
+    sf_unit_destroy(&u);
+}
+
+/* The same bus silent after its update (no more updates, no check-out): once its ETA has
+ * run out and it has sent nothing for max extension + 60 s the request expires (the bus
+ * is not coming) before the next green of 1. */
+Test(unit_priority, a_silent_bus_expires_after_its_eta)
+{
+    uint32_t tod;
+    sf_unit_t *u = coord_settled_early(&tod, 0);
+    const sf_unit_status_t *st = sf_unit_status(u);
+    sf_prio_request_t rq = {
+        .id = 62, .level = 2, .phase_no = 1, .eta_ds = 400, .action = SF_PRIO_CHECK_IN};
+    lead_left_missed(u, &tod, &rq);
+    uint32_t lim = expiry_ds();
+    int t = 1; /* ticks since the update */
+    while (st->prio[0].state == SF_PRIO_ST_ACTIVE && t < 3000) {
+        cr_assert_neq(st->sg_lamp[V1], SF_LAMP_GREEN, "1 green again before the expiry");
+        ctick(u, &tod);
+        t++;
+    }
+    cr_expect_eq(st->prio[0].state, SF_PRIO_ST_EXPIRED);
+    cr_expect(t > (int)lim && t <= (int)lim + 2, "expired %d ticks after the last update, limit %u",
+              t, lim);
     sf_unit_destroy(&u);
 }

@@ -31,6 +31,9 @@
  *    served again as early green for the next green of its phase (at most
  *    SF_PRIO_MAX_SERVICES services in all). With the ETA run out the bus is not
  *    coming as announced and the request expires.
+ * A request whose ETA has run out and whose bus has sent nothing (no check-in, no ETA
+ * update) for max_extension + 60 s expires: the bus is not coming. A bus waiting at the
+ * line keeps updating its ETA, so its request stays for the re-served green.
  */
 #include "unit_impl.h"
 
@@ -98,6 +101,7 @@ int sf_prio_submit(sf_unit_t *u, const sf_prio_request_t *req)
     if (slot >= 0) { /* an update of a live request: new ETA and level */
         u->prio[slot].eta = req->eta_ds;
         u->prio[slot].level = req->level;
+        u->prio[slot].heard = 0;
         return 0;
     }
     /* a free slot, else the oldest finished one */
@@ -319,6 +323,8 @@ void sf_prio_tick(sf_unit_t *u)
             continue;
         if (q->age < UINT16_MAX)
             q->age++;
+        if (q->heard < UINT16_MAX)
+            q->heard++;
         bool green = sf_engine_phase_green(u, q->ph);
         if (q->eta)
             q->eta--;
@@ -347,8 +353,10 @@ void sf_prio_tick(sf_unit_t *u)
                 u->veh_call |= (uint16_t)(1u << q->ph);
             }
         }
-        /* no check-out long after the ETA: the bus is not coming */
-        if (q->eta == 0 && q->age > (uint32_t)u->cfg.max_extension_ds + 600u &&
+        /* no check-out long after the ETA: the bus is not coming. Long after its latest
+         * ETA, not its first: a bus queued at the line keeps sending updates (ETA about
+         * 0) while it waits for the re-served green, and is coming. */
+        if (q->eta == 0 && q->heard > (uint32_t)u->cfg.max_extension_ds + 600u &&
             !(q->state == SF_PRIO_ST_ACTIVE && green))
             q->state = SF_PRIO_ST_EXPIRED;
     }

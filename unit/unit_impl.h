@@ -73,6 +73,7 @@ typedef struct {
     uint8_t services; /* services started: the first, plus re-services after a missed green */
     uint16_t eta;     /* 0.1 s, counts down */
     uint16_t age;     /* 0.1 s since check-in (saturates) */
+    uint16_t heard;   /* 0.1 s since the bus's last word: check-in or ETA update (saturates) */
     uint32_t seq;     /* check-in order */
 } sf_prio_t;
 
