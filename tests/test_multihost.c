@@ -22,8 +22,9 @@
  *    as the offsets say; no unit ever showed conflicting greens (lamp pairs against the
  *    scenario's conflict matrix, and the units' own monitor codes);
  *  - the controller logged VICTIM offline, then failed reconnects with a growing
- *    back-off, then online, the unit found on its local plan, plans verified again, the
- *    unit back under centre coordination; no other unit ever went offline;
+ *    back-off, then online, the unit's local_fallback and then its fallback_ended,
+ *    plans verified again, the unit back under centre coordination; no other unit
+ *    ever went offline;
  *  - every bus's check-in at an intersection (first or ETA update) has exactly one
  *    decision in the log, every granted request exactly one outcome (none when the run
  *    ended while it was held), and the log holds exactly the events the controller
@@ -682,10 +683,10 @@ static void check_link_figures(const case_t *cs, const sf_scenario_t *sc, int vi
            "retransmits, %.0f missed polls\n"
            "  %s (%s): mean %.2f min %.2f p95 %.2f max %.2f over %.0f rounds, kernel srtt "
            "%.2f; %.0f TCP retransmits, %.0f missed polls\n",
-           cs->partition ? "partition" : cs->impair, a_what, ga.rounds > 0 ? ga.sum / ga.rounds : 0.0,
-           ga.min, ga.p95, ga.max, ga.rounds, ga.retrans, ga.missed, VICTIM, b_what,
-           gb.rounds > 0 ? gb.sum / gb.rounds : 0.0, gb.min, gb.p95, gb.max, gb.rounds, gb.srtt,
-           gb.retrans, gb.missed);
+           cs->partition ? "partition" : cs->impair, a_what,
+           ga.rounds > 0 ? ga.sum / ga.rounds : 0.0, ga.min, ga.p95, ga.max, ga.rounds, ga.retrans,
+           ga.missed, VICTIM, b_what, gb.rounds > 0 ? gb.sum / gb.rounds : 0.0, gb.min, gb.p95,
+           gb.max, gb.rounds, gb.srtt, gb.retrans, gb.missed);
     cr_expect_gt(ga.rounds, 0, "no round fully answered by units-a");
     cr_expect_gt(gb.rounds, 0, "no round fully answered by %s", VICTIM);
     if (!cs->impair)
@@ -849,7 +850,7 @@ static void run_case(const case_t *cs, sf_scenario_t *sc)
     /* ---- comms: offline, growing back-off, online; the others never offline ---- */
     size_t i;
     json_t *ev;
-    int offline = 0, online_after = 0, found_local = 0, recoordinated = 0;
+    int offline = 0, online_after = 0, found_local = 0, ended_local = 0, recoordinated = 0;
     int verified_after = 0, failed = 0, grew = 0;
     double t_off = -1, t_on = -1, last_gap = 0;
     json_array_foreach(evs, i, ev)
@@ -882,13 +883,12 @@ static void run_case(const case_t *cs, sf_scenario_t *sc)
         }
         if (mine && t_on >= 0) {
             verified_after += is_ev(ev, NULL, "plan_verified");
-            /* The controller found the unit on its local plan after the reconnect (the
-             * mode it saw first is the "from" of the next change) or logged the fallback,
-             * then saw it back under the centre. */
-            bool from_local =
-                is_ev(ev, NULL, "mode_change") && strncmp(jstr(ev, "from"), "local_", 6) == 0;
-            found_local += from_local || is_ev(ev, NULL, "local_fallback");
-            recoordinated += found_local && is_ev(ev, NULL, "mode_change") &&
+            /* The reconnect's first poll reads the unit's status before its heartbeat
+             * (611e208), so the controller logs the fallback itself, then its end, then
+             * sees the unit back under the centre. */
+            found_local += is_ev(ev, NULL, "local_fallback");
+            ended_local += found_local && is_ev(ev, NULL, "fallback_ended");
+            recoordinated += ended_local && is_ev(ev, NULL, "mode_change") &&
                              strcmp(jstr(ev, "to"), "centre_coordinated") == 0;
         }
         /* The comms fault (0x30) is expected on a unit cut off; a conflict never. */
@@ -904,7 +904,10 @@ static void run_case(const case_t *cs, sf_scenario_t *sc)
         cr_expect_geq(failed, 3, "failed reconnects logged: %d", failed);
         cr_expect_geq(grew, 2, "the back-off grew %d times", grew);
         cr_expect_eq(online_after, 1, "%s back online %d times", VICTIM, online_after);
-        cr_expect_gt(found_local, 0, "the controller never saw %s on its local plan", VICTIM);
+        cr_expect_eq(found_local, 1, "local_fallback of %s logged %d times after the reconnect",
+                     VICTIM, found_local);
+        cr_expect_eq(ended_local, 1, "fallback_ended of %s logged %d times after its fallback",
+                     VICTIM, ended_local);
         cr_expect_geq(recoordinated, 1, "%s not back to centre coordination", VICTIM);
         cr_expect_gt(verified_after, 0, "no plan verified again after the reconnect");
     }
