@@ -31,7 +31,7 @@ static void usage(FILE *out)
             "usage: sigflow run [SCENARIO] [--headless] [--duration S] [--seed N]\n"
             "                   [--set PATH=VALUE]... [--report FILE] [--realtime [FACTOR]]\n"
             "                   [--no-controller] [--inproc] [--screenshot FILE.png --at S]\n"
-            "                   [--runrec FILE]\n"
+            "                   [--runrec FILE] [--events FILE]\n"
             "                   [--expect NAME]... [--curve-key FILE --curve-allow DIR|FILE]\n"
             "Run a whole scenario in one process: the ZeroMQ bus forwarder, the simulator (the\n"
             "clock), every intersection's signal unit behind its own Modbus TCP port and the\n"
@@ -56,6 +56,10 @@ static void usage(FILE *out)
             "                      1 s, every lamp change, approach queues) filled by the\n"
             "                      simulator itself; with --report the report names it\n"
             "                      (\"run_record\") so `sigflow plot KIND REPORT` draws it\n"
+            "  --events FILE       write the controller's event log: one JSON line per event\n"
+            "                      (plan, priority, fault, comms, mode, adaptive), as\n"
+            "                      `sigflow controller --log`; the report's controller.events\n"
+            "                      counts them by kind\n"
             "  --expect NAME       also wait for lockstep participant NAME (stage 0) joining\n"
             "                      over TCP, e.g. a HIL bridge; the bus endpoints are printed\n"
             "                      on stderr as `sigflow run: bus PUB SUB` before registration\n"
@@ -308,13 +312,13 @@ static int run_with_window(const sf_scenario_t *sc, sf_runner_opts_t *o, sf_runn
 
 int sf_cmd_run(int argc, char **argv)
 {
-    const char *shot = NULL, *runrec = NULL;
+    const char *shot = NULL, *runrec = NULL, *events = NULL;
     bool headless = false, no_controller = false, inproc = false;
     bool have_at = false;
     double at_s = 0;
     sf_run_opts_t ro;
     sf_run_opts_init(&ro, true); /* units, controller and bridge are this run's own */
-    static const char *const own_valued[] = {"--screenshot", "--at", "--runrec", NULL};
+    static const char *const own_valued[] = {"--screenshot", "--at", "--runrec", "--events", NULL};
     for (int a = 1; a < argc; a++) {
         const char *s = argv[a];
         bool has_val = a + 1 < argc;
@@ -333,6 +337,8 @@ int sf_cmd_run(int argc, char **argv)
                 return 2;
         } else if (strcmp(s, "--runrec") == 0 && has_val) {
             runrec = argv[++a];
+        } else if (strcmp(s, "--events") == 0 && has_val) {
+            events = argv[++a];
         } else if (strcmp(s, "--screenshot") == 0 && has_val) {
             shot = argv[++a];
         } else if (strcmp(s, "--at") == 0 && has_val) {
@@ -352,6 +358,11 @@ int sf_cmd_run(int argc, char **argv)
     }
     if (have_at && !shot) {
         fprintf(stderr, "sigflow run: --at needs --screenshot FILE.png\n");
+        return 2;
+    }
+    if (events && no_controller) {
+        fprintf(stderr, "sigflow run: --events logs the controller's events: not with "
+                        "--no-controller\n");
         return 2;
     }
 #ifndef HAVE_SF_VIEW
@@ -399,6 +410,15 @@ int sf_cmd_run(int argc, char **argv)
         sf_scenario_destroy(&sc);
         return 2;
     }
+    if (events) { /* said now, not after the units started (the controller truncates it) */
+        FILE *f = fopen(events, "a");
+        if (!f) {
+            fprintf(stderr, "sigflow run: --events %s: %s\n", events, strerror(errno));
+            sf_scenario_destroy(&sc);
+            return 2;
+        }
+        fclose(f);
+    }
     if (!realtime && sc->run.mode == SF_MODE_REALTIME) {
         realtime = true;
         speed = sc->run.speed_factor > 0 ? sc->run.speed_factor : 1.0;
@@ -431,6 +451,7 @@ int sf_cmd_run(int argc, char **argv)
                           .shot_path = shot,
                           .shot_at_s = at_s,
                           .runrec_path = runrec,
+                          .events_path = events,
                           .extra = ro.expect,
                           .n_extra = ro.n_expect,
                           .ready = print_ready,

@@ -566,7 +566,7 @@ int sf_runner_run(const sf_runner_opts_t *o, sf_runner_result_t *res)
     if (o->with_controller && units) {
         /* In lockstep nothing answers late but a starved thread: a generous round bound
          * keeps a loaded machine from producing a different report. */
-        ctl = run_ctl_new(sc, listen, ports, realtime ? 0 : 5000, why, sizeof why);
+        ctl = run_ctl_new(sc, listen, ports, realtime ? 0 : 5000, o->events_path, why, sizeof why);
         if (!ctl) {
             set_err(res->err, sizeof res->err, "run: %s", why);
             goto done;

@@ -55,6 +55,8 @@ typedef struct {
     double shot_at_s;         /* s */
     const char *runrec_path;  /* NULL, or a run record (view/runrec.h) to fill from the
                                  simulator every step and save at the end (needs SDL2) */
+    const char *events_path;  /* NULL, or the controller's event log (JSON lines, as
+                                 `sigflow controller --log`), created or truncated */
     const char *const *extra; /* more lockstep participants (stage 0) to wait for, e.g. a
                                  HIL bridge joining over TCP; n_extra names */
     size_t n_extra;

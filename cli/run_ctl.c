@@ -20,7 +20,7 @@ struct run_ctl {
 };
 
 run_ctl_t *run_ctl_new(const sf_scenario_t *sc, const char *host, const uint16_t *ports,
-                       int round_timeout_ms, char *err, size_t cap)
+                       int round_timeout_ms, const char *events_path, char *err, size_t cap)
 {
     run_ctl_t *c = calloc(1, sizeof *c);
     sf_endpoint_t *eps = calloc(sc->n_intersections ? sc->n_intersections : 1, sizeof *eps);
@@ -43,6 +43,7 @@ run_ctl_t *run_ctl_new(const sf_scenario_t *sc, const char *host, const uint16_t
     co.greenwave = sc->control.greenwave.enabled; /* offsets from the optimiser, as planned */
     if (round_timeout_ms > 0)
         co.round_timeout_ms = round_timeout_ms;
+    co.log_path = events_path;
     char why[256] = "";
     c->ctl = sf_controller_new(sc, eps, &co, why, sizeof why);
     free(eps);

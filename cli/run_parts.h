@@ -96,9 +96,10 @@ typedef struct run_ctl run_ctl_t;
 
 /* The controller for sc talking to intersection i's unit at host:ports[i], or at its
  * unit_host:unit_port (0 = 502) when the intersection is bridged to a real unit.
- * round_timeout_ms 0 = the controller's default. NULL with the reason in err. */
+ * round_timeout_ms 0 = the controller's default; events_path NULL, or its event log
+ * file (JSON lines). NULL with the reason in err. */
 run_ctl_t *run_ctl_new(const sf_scenario_t *sc, const char *host, const uint16_t *ports,
-                       int round_timeout_ms, char *err, size_t cap);
+                       int round_timeout_ms, const char *events_path, char *err, size_t cap);
 int run_ctl_start(run_ctl_t *c, const run_bus_t *bus);
 int run_ctl_join(run_ctl_t *c, char *err, size_t cap);
 const char *run_ctl_error(const run_ctl_t *c);

@@ -133,6 +133,111 @@ Test(run, bad_arguments_exit_2, .timeout = 120)
     cr_assert_neq(stat(path, &sb), 0, "no report from a usage error");
 }
 
+/* --events FILE: the controller's event log of the run, one JSON object per line with t,
+ * ix and kind; its lines by kind are exactly the report's controller.events counts. The
+ * corridor with priority on for every late bus, so the log holds more than plan and mode
+ * lines. */
+Test(run, events_file_holds_what_the_report_counts, .timeout = 180)
+{
+    char rep[256], ev[256];
+    tmp_path(rep, sizeof rep, "ev_report");
+    snprintf(ev, sizeof ev, "/tmp/sf_run_ev_%d.jsonl", (int)getpid());
+    unlink(ev);
+    const char *dur = getenv("SIGFLOW_SANITIZED") ? "300" : "600";
+    char *argv[] = {"sigflow",
+                    "run",
+                    SIGFLOW_ASSETS "/scenarios/xiantao-corridor.json",
+                    "--headless",
+                    "--duration",
+                    (char *)dur,
+                    "--set",
+                    "run.warmup_s=0",
+                    "--set",
+                    "control.priority.lateness_threshold_s=0",
+                    "--events",
+                    ev,
+                    "--report",
+                    rep,
+                    NULL};
+    child_t *c = child_new();
+    int st = child_run(c, argv, 170);
+    cr_assert_eq(st, 0, "exit %d: %s", st, c->err);
+    json_error_t je;
+    json_t *r = json_load_file(rep, 0, &je);
+    cr_assert_not_null(r, "%s", je.text);
+    json_t *counted = json_object_get(json_object_get(r, "controller"), "events");
+    cr_assert(json_is_object(counted), "no controller.events in the report");
+
+    FILE *in = fopen(ev, "r");
+    cr_assert_not_null(in, "%s: %s", ev, strerror(errno));
+    json_t *seen = json_object();
+    char line[4096];
+    int n = 0;
+    double last_t = 0;
+    while (fgets(line, sizeof line, in)) {
+        n++;
+        cr_assert_not_null(strchr(line, '\n'), "line %d cut or too long", n);
+        json_t *j = json_loads(line, 0, &je);
+        cr_assert_not_null(j, "line %d: %s: %s", n, je.text, line);
+        const char *kind = json_string_value(json_object_get(j, "kind"));
+        cr_assert_not_null(kind, "line %d has no kind: %s", n, line);
+        cr_assert(json_is_string(json_object_get(j, "ix")), "line %d: %s", n, line);
+        double t = json_number_value(json_object_get(j, "t"));
+        cr_assert_geq(t, last_t, "line %d goes back in time: %s", n, line);
+        last_t = t;
+        json_object_set_new(seen, kind,
+                            json_integer(json_integer_value(json_object_get(seen, kind)) + 1));
+        json_decref(j);
+    }
+    fclose(in);
+    const char *kind;
+    json_t *cnt;
+    json_int_t total = 0;
+    json_object_foreach(counted, kind, cnt)
+    {
+        cr_expect_eq(json_integer_value(json_object_get(seen, kind)), json_integer_value(cnt),
+                     "kind %s: %lld lines, %lld counted", kind,
+                     (long long)json_integer_value(json_object_get(seen, kind)),
+                     (long long)json_integer_value(cnt));
+        total += json_integer_value(cnt);
+    }
+    /* and no line of a kind the report does not count */
+    cr_expect_eq(total, n, "%d lines, %lld counted", n, (long long)total);
+    cr_expect_gt(json_integer_value(json_object_get(counted, "priority")), 0,
+                 "no priority event: the comparison says little");
+    cr_expect_gt(json_integer_value(json_object_get(counted, "plan")), 0);
+    json_decref(seen);
+    json_decref(r);
+    unlink(rep);
+    unlink(ev);
+    free(c);
+}
+
+/* --events with a file that cannot be written, or without the controller: exit 2 with
+ * the reason, before anything runs (no report, no file). */
+Test(run, events_file_refused_before_the_run, .timeout = 60)
+{
+    char rep[256];
+    tmp_path(rep, sizeof rep, "ev_bad");
+    char *a1[] = {"sigflow",  "run", SINGLE, "--headless", "--events", "/nonexistent-dir/ev.jsonl",
+                  "--report", rep,   NULL};
+    expect_usage(a1, "sigflow run: --events /nonexistent-dir/ev.jsonl: No such file or directory");
+    char *a2[] = {"sigflow", "run",      SINGLE, "--headless", "--events",
+                  "/tmp",    "--report", rep,    NULL};
+    expect_usage(a2, "sigflow run: --events /tmp: Is a directory");
+    char ev[256];
+    snprintf(ev, sizeof ev, "/tmp/sf_run_ev_nc_%d.jsonl", (int)getpid());
+    unlink(ev);
+    char *a3[] = {"sigflow",  "run", SINGLE,     "--headless", "--no-controller",
+                  "--events", ev,    "--report", rep,          NULL};
+    expect_usage(a3, "--events logs the controller's events: not with --no-controller");
+    char *a4[] = {"sigflow", "run", SINGLE, "--events", NULL};
+    expect_usage(a4, "missing value after '--events'");
+    struct stat sb;
+    cr_assert_neq(stat(rep, &sb), 0, "no report from a refused --events");
+    cr_assert_neq(stat(ev, &sb), 0, "no event file from a refused --events");
+}
+
 /* `sigflow run` and `sigflow sim` share one parser for their common options
  * (cli/run_opts.h): the same bad input is refused by both with the same words, only the
  * command's name differs, and nothing starts. */
