@@ -7,8 +7,15 @@
  * warm-up; UNITS measures that one size instead of 10, 100 and 1,000)
  * Prints one line per size and poll kind: units, sweeps, wall-clock median, p90 and p99 in
  * ms, CPU time per sweep of the master thread, of the host thread and of the whole process
- * (on a loaded machine the wall figures include waiting for a core), requests per sweep.
+ * (on a loaded machine the wall figures include waiting for a core), requests per sweep, and
+ * the context switches a sweep of each thread: voluntary ones are the waits (a thread that
+ * waits for its peer is woken by it, and both pay for that on every wake-up), involuntary
+ * ones a busy machine taking the core away. The host thread is named "sf-host" (perf
+ * record --sort comm tells the two sides apart).
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* pthread_setname_np, RUSAGE_THREAD */
+#endif
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -23,9 +30,11 @@
 #include "scenario.h"
 
 typedef struct {
-    sf_host_t *h;     /* served by the thread */
-    pthread_t th;     /* the thread */
-    atomic_bool stop; /* end the thread */
+    sf_host_t *h;       /* served by the thread */
+    pthread_t th;       /* the thread */
+    atomic_bool stop;   /* end the thread */
+    atomic_int measure; /* 1: the thread samples its switches (start), 2: (end), 0 done */
+    long csw[2][2];     /* [start, end][voluntary, involuntary] of the host thread */
 } host_thread_t;
 
 static double now_ms(void)
@@ -35,12 +44,38 @@ static double now_ms(void)
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
+/* The calling thread's context switches so far: voluntary, involuntary. */
+static void switches(long out[2])
+{
+    struct rusage ru;
+    getrusage(RUSAGE_THREAD, &ru);
+    out[0] = ru.ru_nvcsw;
+    out[1] = ru.ru_nivcsw;
+}
+
 static void *serve(void *arg)
 {
     host_thread_t *t = arg;
-    while (!atomic_load(&t->stop))
+    while (!atomic_load(&t->stop)) {
+        /* Sampled between two waits, when asked: the measured sweeps lie between them. */
+        int k = atomic_load(&t->measure);
+        if (k > 0) {
+            switches(t->csw[k - 1]);
+            atomic_store(&t->measure, 0);
+        }
         sf_host_poll(t->h, 5);
+    }
     return NULL;
+}
+
+/* Ask the host thread for a sample (k 1 start, 2 end) and wait until it has taken it. */
+static void host_sample(host_thread_t *t, int k)
+{
+    atomic_store(&t->measure, k);
+    while (atomic_load(&t->measure) != 0) {
+        struct timespec ts = {0, 100000};
+        nanosleep(&ts, NULL);
+    }
 }
 
 static double cpu_ms(clockid_t c)
@@ -76,6 +111,7 @@ static int run_size(const sf_intersection_t *ix, size_t n, int sweeps, unsigned 
     }
     if (pthread_create(&t.th, NULL, serve, &t) != 0)
         goto done;
+    pthread_setname_np(t.th, "sf-host");
     sf_master_opts_t o;
     sf_master_opts_default(&o);
     o.round_timeout_ms = 5000;
@@ -88,6 +124,9 @@ static int run_size(const sf_intersection_t *ix, size_t n, int sweeps, unsigned 
         for (int w = 0; w < 3; w++) /* connects and the identity reads happen here */
             bad += sf_master_sweep(m, k++, 1, what) != (int)n;
         sf_master_stats_t s0, s1;
+        long mc[2][2];
+        host_sample(&t, 1);
+        switches(mc[0]);
         sf_master_stats(m, &s0);
         /* The process is the master thread and the host thread: host = process - master. */
         double c0 = cpu_ms(CLOCK_THREAD_CPUTIME_ID), p0 = cpu_ms(CLOCK_PROCESS_CPUTIME_ID);
@@ -100,16 +139,22 @@ static int run_size(const sf_intersection_t *ix, size_t n, int sweeps, unsigned 
         sf_master_stats(m, &s1);
         double master_cpu = (cpu_ms(CLOCK_THREAD_CPUTIME_ID) - c0) / sweeps;
         double all_cpu = (cpu_ms(CLOCK_PROCESS_CPUTIME_ID) - p0) / sweeps;
+        switches(mc[1]);
+        host_sample(&t, 2);
         qsort(ms, (size_t)sweeps, sizeof *ms, cmp_double);
         double med = ms[sweeps / 2];
         double p90 = ms[(int)((sweeps - 1) * 0.90 + 0.5)];
         double p99 = ms[(int)((sweeps - 1) * 0.99 + 0.5)];
         printf("%-6s units %5zu  sweeps %3d  wall ms: median %7.2f p90 %7.2f p99 %7.2f  "
                "cpu ms/sweep: master %6.2f host %6.2f process %6.2f  requests/sweep %llu  "
-               "incomplete %d\n",
+               "incomplete %d  switches/sweep: master %.0f+%.0f host %.0f+%.0f "
+               "(voluntary+involuntary)\n",
                what == SF_POLL_ALL ? "full" : "status", n, sweeps, med, p90, p99, master_cpu,
                all_cpu - master_cpu, all_cpu,
-               (unsigned long long)((s1.requests - s0.requests) / (uint64_t)sweeps), bad);
+               (unsigned long long)((s1.requests - s0.requests) / (uint64_t)sweeps), bad,
+               (double)(mc[1][0] - mc[0][0]) / sweeps, (double)(mc[1][1] - mc[0][1]) / sweeps,
+               (double)(t.csw[1][0] - t.csw[0][0]) / sweeps,
+               (double)(t.csw[1][1] - t.csw[0][1]) / sweeps);
         rc = bad ? -1 : 0;
     }
     atomic_store(&t.stop, true);

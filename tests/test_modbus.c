@@ -8,7 +8,7 @@
 #include <errno.h>
 #include <modbus/modbus.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
+#include <linux/tcp.h> /* struct tcp_info with tcpi_data_segs_in (glibc's is older) */
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -532,6 +532,52 @@ Test(modbus, pipelined_requests_in_one_segment_answered_in_order)
     cr_assert(recv_n(fd, rep, sizeof rep));
     cr_expect_eq(rep[0] << 8 | rep[1], 0x1234);
     cr_expect_eq(rep[9] << 8 | rep[10], 4321, "the write took effect");
+    close(fd);
+    stop_host(r);
+}
+
+/* Data segments fd has received so far (TCP_INFO tcpi_data_segs_in). */
+static uint32_t data_segs_in(int fd)
+{
+    struct tcp_info ti;
+    socklen_t tl = sizeof ti;
+    memset(&ti, 0, sizeof ti);
+    cr_assert_eq(getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tl), 0);
+    return ti.tcpi_data_segs_in;
+}
+
+/* The host corks a connection from its first batch of several requests on and pushes each
+ * batch's replies with one call: every batch, the first and the ones after it on the same
+ * (still corked) connection, comes back as one segment, and a lone request in between is
+ * answered too (each reply its own segment, nothing held back for the next batch). */
+Test(modbus, each_pipelined_batch_answered_in_one_segment)
+{
+    hostrun_t *r = start_host(SINGLE, 1, NULL);
+    int fd = raw_connect(sf_host_port(r->h, 0), NULL);
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    enum { N = 10 };
+    uint16_t tid = 1;
+    for (int batch = 0; batch < 4; batch++) {
+        int n = batch == 2 ? 1 : N; /* batch 2: one request alone */
+        uint8_t out[N * 12];
+        for (int k = 0; k < n; k++) {
+            uint16_t a = A("unit_index");
+            const uint8_t f[] = {(uint8_t)(tid >> 8), (uint8_t)tid, 0, 0, 0, 6, 1, 0x04,
+                                 (uint8_t)(a >> 8),   (uint8_t)a,   0, 1};
+            memcpy(out + 12 * k, f, sizeof f);
+            tid++;
+        }
+        uint32_t before = data_segs_in(fd);
+        cr_assert_eq(send(fd, out, (size_t)(12 * n), 0), (ssize_t)(12 * n));
+        uint8_t in[N * 11];
+        cr_assert(recv_n(fd, in, (size_t)(11 * n)), "batch %d: %d replies", batch, n);
+        for (int k = 0; k < n; k++)
+            cr_expect_eq(in[11 * k] << 8 | in[11 * k + 1], tid - n + k, "batch %d reply %d", batch,
+                         k);
+        cr_expect_eq(data_segs_in(fd) - before, 1u, "batch %d of %d requests: %u segments", batch,
+                     n, data_segs_in(fd) - before);
+    }
     close(fd);
     stop_host(r);
 }

@@ -3,8 +3,11 @@
  * Cost per request matters at a thousand units: the loop waits with epoll (a wait costs
  * what is ready, not what is open), reads every buffered request of a connection with one
  * recv, and corks the connection while it answers several (TCP_CORK), so the replies to a
- * pipelined poll leave as one segment instead of one per request. libmodbus still parses
- * every request and builds every reply (sf_server_handle_frame -> modbus_reply). */
+ * pipelined poll leave as one segment instead of one per request. A connection that once
+ * had several requests to answer stays corked, and each batch's replies are pushed by
+ * setting TCP_NODELAY, which flushes a corked socket (tcp(7)): one system call a batch
+ * instead of cork and uncork. libmodbus still parses every request and builds every reply
+ * (sf_server_handle_frame -> modbus_reply), with one send each. */
 #define _GNU_SOURCE /* POLLRDHUP: the peer closed its side (Linux) */
 #include "host.h"
 
@@ -34,6 +37,7 @@ typedef struct {
     uint32_t unit;            /* index of the unit it connected to */
     size_t slot;              /* index in sf_host_s.conns */
     bool may_write;           /* peer is on the allow-list (or there is none) */
+    bool corked;              /* TCP_CORK is on: replies wait for push() */
     int64_t partial_since_ms; /* monotonic ms the partial frame in rx started, 0 none */
     uint16_t rx_len;          /* bytes in rx */
     uint8_t rx[RX_CAP];       /* received, not yet answered */
@@ -343,9 +347,21 @@ static void close_conn(sf_host_t *h, conn_t *c, uint64_t *counter)
     (*counter)++;
 }
 
-static void cork(int fd, int on)
+/* Hold c's replies until push(): on from its first batch of several requests on. */
+static void cork(conn_t *c)
 {
-    (void)setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on);
+    int on = 1;
+    if (setsockopt(c->fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on) == 0)
+        c->corked = true;
+}
+
+/* Send what a corked c holds now. Setting TCP_NODELAY (already on) flushes a corked
+ * socket and leaves it corked (tcp(7)), so the next batch is held again without another
+ * call. */
+static void push(conn_t *c)
+{
+    int one = 1;
+    (void)setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
 /* Answer every complete frame in c->rx. False when c was closed (and freed). */
@@ -353,7 +369,6 @@ static bool serve_frames(sf_host_t *h, conn_t *c, int64_t now, int *served)
 {
     sf_server_t *s = h->servers[c->unit];
     uint16_t off = 0;
-    bool corked = false;
     uint64_t *why = NULL;
     sf_server_stats_t before, after;
     sf_server_stats(s, &before);
@@ -371,11 +386,9 @@ static bool serve_frames(sf_host_t *h, conn_t *c, int64_t now, int *served)
             break;
         }
         /* More requests behind this one: hold the replies and send them as one segment
-         * (uncorking pushes what is held at once). */
-        if (!corked && c->rx_len - off > len) {
-            cork(c->fd, 1);
-            corked = true;
-        }
+         * (push() below sends what is held at once). */
+        if (!c->corked && c->rx_len - off > len)
+            cork(c);
         if (sf_server_handle_frame(s, c->fd, c->may_write, f, len) != 0) {
             why = errno == EPROTO ? &h->stats.closed_malformed : &h->stats.closed_error;
             break;
@@ -392,8 +405,8 @@ static bool serve_frames(sf_host_t *h, conn_t *c, int64_t now, int *served)
         close_conn(h, c, why);
         return false;
     }
-    if (corked)
-        cork(c->fd, 0);
+    if (c->corked && off > 0)
+        push(c);
     memmove(c->rx, c->rx + off, (size_t)(c->rx_len - off));
     c->rx_len = (uint16_t)(c->rx_len - off);
     /* A partial frame left: its clock starts when it started (now, if a frame was just
