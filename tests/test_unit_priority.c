@@ -437,3 +437,64 @@ Test(unit_priority, a_silent_bus_expires_after_its_eta)
               t, lim);
     sf_unit_destroy(&u);
 }
+
+/* From the start of the side street's through (4) to the next green of 2, with a bus for
+ * 2 (level lv, at the line: ETA 0.1 s) checked in at that start; whether the lead left 1
+ * was green in between. The bus checks out at 2's green. */
+static int side_to_2(sf_unit_t *u, uint32_t *tod, uint16_t id, uint8_t lv, bool *saw1)
+{
+    const sf_unit_status_t *st = sf_unit_status(u);
+    cr_assert_gt(c_until(u, tod, V4, SF_LAMP_GREEN, 3000), 0);
+    sf_prio_request_t rq = {
+        .id = id, .level = lv, .phase_no = 2, .eta_ds = 1, .action = SF_PRIO_CHECK_IN};
+    if (id)
+        cr_assert_eq(sf_unit_priority(u, &rq), 0);
+    *saw1 = false;
+    int n = 0;
+    while (n < 3000 && st->sg_lamp[V2] != SF_LAMP_GREEN) {
+        ctick(u, tod);
+        n++;
+        *saw1 = *saw1 || st->sg_lamp[V1] == SF_LAMP_GREEN;
+    }
+    cr_assert_eq(st->sg_lamp[V2], SF_LAMP_GREEN);
+    if (id) {
+        rq.action = SF_PRIO_CHECK_OUT;
+        cr_assert_eq(sf_unit_priority(u, &rq), 0);
+    }
+    return n;
+}
+
+/* Phase skip: a late bus (level 2) for the coordinated 2 waiting at the line while the
+ * side street runs: the called lead left 1 (no walk) is passed over this cycle, 2 comes
+ * straight after the barrier, sooner than with 1 served (as it is for a bus only level 3
+ * late, and as it is the next cycle: never skipped twice running). */
+Test(unit_priority, phase_skip_passes_the_lead_left_for_a_late_bus_once)
+{
+    uint32_t tod;
+    sf_unit_t *u = coord_settled(&tod);
+    const sf_unit_status_t *st = sf_unit_status(u);
+    bool saw1;
+    int normal = side_to_2(u, &tod, 0, 0, &saw1);
+    cr_assert(saw1, "the lead left is not served normally (max recall)");
+    /* level 3 (late, not twice the threshold): early green only, 1 still served */
+    int l3 = side_to_2(u, &tod, 71, 3, &saw1);
+    cr_expect(saw1, "1 skipped for a level-3 bus");
+    cr_expect_eq(st->prio[0].strategy, 2);
+    /* past the lockout, then level 2: 1 passed over, 2 sooner than the level-3 bus had it */
+    for (int i = 0; i < 700; i++)
+        ctick(u, &tod);
+    int l2 = side_to_2(u, &tod, 72, 2, &saw1);
+    cr_expect(!saw1, "1 served for a level-2 bus");
+    cr_expect_lt(l2, l3, "2 after %d ticks with the skip, %d without (normal %d)", l2, l3, normal);
+    bool seen4 = false;
+    for (int k = 0; k < SF_UNIT_MAX_PRIO; k++)
+        seen4 = seen4 || (st->prio[k].id == 72 && st->prio[k].state == SF_PRIO_ST_SERVED);
+    cr_expect(seen4, "the skipped-for request not served");
+    /* the next cycle, past the lockout again, another level-2 bus: 1 was skipped at its
+     * previous visit, so it is served this time */
+    while (st->prio_lockout_ds > 0)
+        ctick(u, &tod);
+    side_to_2(u, &tod, 73, 2, &saw1);
+    cr_expect(saw1, "1 skipped twice running");
+    sf_unit_destroy(&u);
+}

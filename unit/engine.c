@@ -109,6 +109,8 @@ static bool servable(const sf_unit_t *u, int p)
 {
     if (omitted(u, p))
         return false;
+    if (sf_prio_skips(u, (uint8_t)p))
+        return false; /* passed over for a late bus this visit (priority.c) */
     switch (u->run_mode) {
     case SF_UMODE_FIXED:
         return true;
@@ -356,6 +358,11 @@ static void start_next(sf_unit_t *u)
         if (rg->ph >= 0 || rg->done)
             continue;
         int k = u->stopping ? -1 : next_in_group(u, r, rg->k);
+        /* record the phases passed over for a late bus (phase skip) */
+        int k_end = k >= 0 ? k : u->rg_n[r][u->group];
+        for (int kk = rg->k + 1; !u->stopping && kk < k_end; kk++)
+            if (sf_prio_skips(u, u->rg_ph[r][u->group][kk]))
+                sf_prio_skipped(u, u->rg_ph[r][u->group][kk]);
         bool insert = false;
         if (k < 0 && !u->stopping) {
             k = sf_prio_insertion(u, r, rg->k);
@@ -1123,7 +1130,8 @@ void sf_engine_refresh_status(sf_unit_t *u)
         o->phase_no = q->id ? ix->phases[q->ph].id : 0;
         o->state = q->state;
         o->reason = q->reason;
-        o->strategy = q->strategy;
+        /* 4: early green that skipped a phase (phase skip) */
+        o->strategy = q->skipped && q->strategy == 2 ? 4 : q->strategy;
         o->eta_ds = q->eta;
         o->age_ds = q->age;
     }

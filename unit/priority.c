@@ -20,6 +20,14 @@
  *    much later (its phases keep their min service or are skipped by the usual
  *    force-off rule). At most one insertion per group visit, and only for a bus due
  *    within the inserted green (no empty insertion).
+ *  - phase skip (coordinated and actuated control): while a late bus (level 1-2) waits
+ *    for an early green of its phase, a called phase before it in its ring and barrier
+ *    group is passed over for this group visit, as a phase with no call is: it is never
+ *    started, so nothing is shortened. Only a non-coordinated phase with no pedestrian
+ *    call, only for a coordinated requested phase in coordinated control (always served
+ *    after it), not a phase skipped at its previous visit (it is served in between), and
+ *    only for a bus due before even a truncated service of that phase could be over (no
+ *    empty skip). Its call stays for the next visit.
  * Once the requested phase is green it is held as for an extension until check-out.
  *
  * The ETA (updated by later check-ins of the same id) decides two things:
@@ -42,6 +50,10 @@
 
 /* Services of one request: its first, and one more after a green it missed. */
 #define SF_PRIO_MAX_SERVICES 2
+/* Phase skip serves requests of this level or higher (1 highest): sf_tsp_level gives 2
+ * to a bus late beyond twice the lateness threshold. A skipped phase's vehicles wait a
+ * cycle more, so only for a bus late enough to be worth it. */
+#define SF_PRIO_SKIP_LEVEL 2
 /* ETA margin of a hold, 0.1 s: a bus due this much after the extension left still counts
  * (the ETA is an estimate, updated only when it drifts by several seconds). */
 #define SF_PRIO_HOLD_MARGIN_DS 20
@@ -300,6 +312,58 @@ void sf_prio_inserted(sf_unit_t *u)
         return;
     u->prio[u->prio_active].strategy = 3;
     u->trunc_budget = 0;
+}
+
+bool sf_prio_skips(const sf_unit_t *u, uint8_t p)
+{
+    if (u->prio_active < 0 || p >= u->ix.n_phases ||
+        (u->run_mode != SF_UMODE_COORDINATED && u->run_mode != SF_UMODE_ACTUATED))
+        return false;
+    const sf_prio_t *q = &u->prio[u->prio_active];
+    /* a late bus (level 1-2), waiting for an early green of its phase */
+    if (q->state != SF_PRIO_ST_ACTIVE || q->strategy != 2 || q->had_green ||
+        q->level > SF_PRIO_SKIP_LEVEL || q->ph == p || u->ix.concurrent[p][q->ph])
+        return false;
+    bool coord = u->run_mode == SF_UMODE_COORDINATED;
+    /* never a coordinated phase; in coordinated control only for a coordinated requested
+     * phase, which is always served (a non-coordinated one may not fit before its
+     * force-off: the skip would then give nothing) */
+    if (coord && ((u->rp.coord_phase_mask >> p & 1u) || !(u->rp.coord_phase_mask >> q->ph & 1u)))
+        return false;
+    /* a called phase with no pedestrian call (a walk asked for is served) */
+    if (!(u->veh_call >> p & 1u) || (u->ped_call >> p & 1u))
+        return false;
+    /* before the requested phase in its ring and barrier group */
+    uint8_t g = u->group_of[p], r = (uint8_t)(u->ix.phases[p].ring - 1);
+    if (g == 0xFF || g != u->group_of[q->ph] || u->ix.phases[q->ph].ring != r + 1 ||
+        r >= u->ix.n_rings)
+        return false;
+    int kp = -1, kq = -1;
+    for (uint8_t k = 0; k < u->rg_n[r][g]; k++) {
+        if (u->rg_ph[r][g][k] == p)
+            kp = k;
+        if (u->rg_ph[r][g][k] == q->ph)
+            kq = k;
+    }
+    if (kp < 0 || kq < 0 || kp > kq)
+        return false;
+    /* not twice running: served at least once since its last skip */
+    uint32_t last = u->skip_visit[p];
+    if (last && last != u->grp_visit && u->grp_visit - last <= u->n_groups)
+        return false;
+    /* no empty skip: only for a bus that would wait for p, i.e. due before even a
+     * truncated p (min service and clearance) could be over */
+    const sf_phase_t *ph = &u->ix.phases[p];
+    uint32_t p_time = (uint32_t)sf_unit_min_service(ph) + ph->yellow_ds + ph->red_clear_ds;
+    return (uint32_t)q->eta < p_time && phase_in_service(u, q->ph);
+}
+
+void sf_prio_skipped(sf_unit_t *u, uint8_t p)
+{
+    if (u->prio_active < 0 || p >= SF_MAX_PHASES)
+        return;
+    u->skip_visit[p] = u->grp_visit;
+    u->prio[u->prio_active].skipped = true;
 }
 
 bool sf_prio_truncates(const sf_unit_t *u, uint8_t ph)

@@ -325,7 +325,8 @@ typedef struct {
     uint8_t phase_no; /* 1..16 */
     uint8_t state;    /* sf_prio_state_t */
     uint8_t reason;   /* sf_prio_reason_t when REFUSED */
-    uint8_t strategy; /* 0 none yet, 1 green extension, 2 early green, 3 phase insertion */
+    uint8_t strategy; /* 0 none yet, 1 green extension, 2 early green, 3 phase insertion,
+                       * 4 early green that skipped a phase (phase skip) */
     uint16_t eta_ds;  /* remaining ETA, 0.1 s (counts down) */
     uint16_t age_ds;  /* time since check-in, 0.1 s (saturates) */
 } sf_prio_status_t;

@@ -67,7 +67,8 @@ typedef struct {
     uint8_t ph;       /* phase index */
     uint8_t state;    /* sf_prio_state_t */
     uint8_t reason;   /* sf_prio_reason_t */
-    uint8_t strategy; /* 0 none, 1 extension, 2 early green */
+    uint8_t strategy; /* 0 none, 1 extension, 2 early green, 3 phase insertion */
+    bool skipped;     /* a phase was skipped for it (reported as strategy 4 while early green) */
     bool had_green;   /* its phase was green in the current service */
     bool was_green;   /* its phase was green at some point after check-in (outcome) */
     uint8_t services; /* services started: the first, plus re-services after a missed green */
@@ -149,6 +150,7 @@ struct sf_unit_s {
     uint16_t trunc_budget; /* early green: 0.1 s of truncation still allowed */
     uint32_t grp_visit;    /* barrier groups entered so far (enter_group) */
     uint32_t ins_visit;    /* grp_visit of the last phase insertion: one per group visit */
+    uint32_t skip_visit[SF_MAX_PHASES]; /* grp_visit when each phase was last skipped, 0 never */
 
     /* outputs */
     uint8_t out[SF_MAX_SG]; /* SF_OUT_* bits per signal group */
@@ -186,5 +188,10 @@ uint16_t sf_prio_coord_slack(const sf_unit_t *u, uint8_t ph);
 int sf_prio_insertion(const sf_unit_t *u, uint8_t r, int k);
 /* The engine started the inserted phase: the request is served by insertion. */
 void sf_prio_inserted(sf_unit_t *u);
+/* Phase skip: whether phase p, called and due next in its ring, is passed over this
+ * group visit for the active request (rules in priority.c). */
+bool sf_prio_skips(const sf_unit_t *u, uint8_t p);
+/* The engine passed over phase p for the active request (sf_prio_skips was true). */
+void sf_prio_skipped(sf_unit_t *u, uint8_t p);
 
 #endif
