@@ -509,7 +509,11 @@ sf_sim_t *sf_sim_new_checked(const sf_scenario_t *sc, char *err, size_t err_len)
         gen_t *g = &sim->gen[e];
         g->e = sc->demand.entries[e];
         g->src = (uint32_t)sim->links[g->e.link_idx].source;
-        g->next_t = sf_sim_next_arrival(sim, &g->e, 0.0);
+        /* the entry's own stream, from the seed and the entry's index */
+        uint64_t gs = sc->run.seed ^ (0x9E3779B97F4A7C15ull * (uint64_t)(e + 1u));
+        for (int k = 0; k < 4; k++)
+            g->rng[k] = splitmix64(&gs);
+        g->next_t = sf_sim_next_arrival(sim, g->rng, &g->e, 0.0);
     }
 
     /* transit */

@@ -122,9 +122,13 @@ typedef struct {
 } source_t;
 
 typedef struct {
-    uint32_t src;  /* source index */
-    sf_entry_t e;  /* copy of the scenario entry */
-    double next_t; /* next arrival, s; INFINITY = none */
+    uint32_t src;    /* source index */
+    sf_entry_t e;    /* copy of the scenario entry */
+    double next_t;   /* next arrival, s; INFINITY = none */
+    uint64_t rng[4]; /* this entry's own stream (xoshiro256**) for its arrival gaps and
+                        vehicle types: nothing else draws from it, so the demand of a seed
+                        is the same whatever the signals do (common random numbers: the
+                        arms of a comparison see the same vehicles arrive) */
 } gen_t;
 
 typedef struct {
@@ -338,7 +342,7 @@ int sf_sim_pool_grow(sf_sim_t *sim);
 int sf_sim_pool_grow(sf_sim_t *sim);
 
 /* Next arrival after t of entry e (sim_step.c). */
-double sf_sim_next_arrival(sf_sim_t *sim, const sf_entry_t *e, double t);
+double sf_sim_next_arrival(const sf_sim_t *sim, uint64_t rng[4], const sf_entry_t *e, double t);
 
 /* Control delay level of service (HCM, signalised): "A".."F". */
 const char *sf_sim_los(double delay_s);

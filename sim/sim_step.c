@@ -329,7 +329,7 @@ static double rate_at(const sf_sim_t *sim, const sf_entry_t *e, double t, double
     return f / 3600.0;
 }
 
-double sf_sim_next_arrival(sf_sim_t *sim, const sf_entry_t *e, double t)
+double sf_sim_next_arrival(const sf_sim_t *sim, uint64_t rng[4], const sf_entry_t *e, double t)
 {
     for (int guard = 0; guard < 200; guard++) {
         double end;
@@ -341,7 +341,7 @@ double sf_sim_next_arrival(sf_sim_t *sim, const sf_entry_t *e, double t)
             continue;
         }
         double gap =
-            e->arrivals == SF_ARRIVALS_UNIFORM ? 1.0 / r : -log(1.0 - sf_rng_unit(sim->rng)) / r;
+            e->arrivals == SF_ARRIVALS_UNIFORM ? 1.0 / r : -log(1.0 - sf_rng_unit(rng)) / r;
         if (t + gap <= end || e->arrivals == SF_ARRIVALS_UNIFORM)
             return t + gap;
         t = end;
@@ -355,10 +355,10 @@ static int generate(sf_sim_t *sim)
         gen_t *gn = &sim->gen[g];
         while (gn->next_t <= sim->t) {
             uint8_t type =
-                sf_rng_unit(sim->rng) < (double)gn->e.truck_share ? SF_VEH_TRUCK : SF_VEH_CAR;
+                sf_rng_unit(gn->rng) < (double)gn->e.truck_share ? SF_VEH_TRUCK : SF_VEH_CAR;
             if (src_push(sim, &sim->src[gn->src], gn->next_t, type, SF_NONE32) < 0)
                 return -1;
-            gn->next_t = sf_sim_next_arrival(sim, &gn->e, gn->next_t);
+            gn->next_t = sf_sim_next_arrival(sim, gn->rng, &gn->e, gn->next_t);
         }
     }
     for (uint32_t n = 0; n < sim->n_lines; n++) {
