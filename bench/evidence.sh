@@ -61,7 +61,8 @@
 #      adaptive vs coordinated (the fixed plan). Total delay (veh h) =
 #      network.total_delay_veh_h: the delay of the vehicles that left the network plus
 #      the delay so far of those still in it or waiting to enter, so an arm that leaves
-#      more vehicles outside cannot look better. The completed vehicles' share alone
+#      more vehicles outside cannot look better. Both arms of a seed see the same arrivals
+#      (each entry draws them from its own stream, common random numbers). The completed vehicles' share alone
 #      (network.mean_delay_s x vehicles_completed / 3600) and the unfinished vehicles
 #      (in network + waiting to enter) are printed beside it.
 set -eu
