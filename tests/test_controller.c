@@ -1,6 +1,6 @@
 /* tests/test_controller.c — the controller core against real units (unit/host in a thread
- * on 127.0.0.1): plans downloaded and verified at start, a refused plan is an event, a
- * priority request reaches the unit's mailbox and is checked out, the event log and the
+ * on 127.0.0.1, tests/ctl_rig.h): plans downloaded and verified at start, a refused plan is an
+ * event, a priority request reaches the unit's mailbox and is checked out, the event log and the
  * report. */
 #define _POSIX_C_SOURCE 200809L
 #include <criterion/criterion.h>
@@ -20,106 +20,15 @@
 #include <unistd.h>
 
 #include "bus_codec.h"
+#include "ctl_rig.h"
 #include "controller.h"
 #include "greenwave.h"
 #include "host.h"
 #include "regmap.h"
 #include "scenario.h"
 
-/* Units served by their own thread and ticked up to the step the test has reached
- * (lockstep-like: the units' time follows the controller's steps, not the wall clock). */
-typedef struct {
-    sf_host_t *h;                  /* served by the thread */
-    pthread_t th;                  /* the thread */
-    atomic_bool stop;              /* end it */
-    atomic_uint_fast64_t target;   /* ticks the units should have made */
-    atomic_uint_fast64_t presence; /* detector presence applied to unit 0 before each tick */
-    atomic_uint_fast64_t pulses;   /* detectors occupied 1 s of every 2 s (a vehicle each) */
-    pthread_mutex_t mu;            /* guards done */
-    pthread_cond_t cv;             /* signalled when done changes */
-    uint64_t done;                 /* ticks made */
-} host_thread_t;
-
-static void *serve(void *arg)
-{
-    host_thread_t *t = arg;
-    uint64_t done = 0;
-    while (!atomic_load(&t->stop)) {
-        sf_host_poll(t->h, 1);
-        uint64_t want = atomic_load(&t->target);
-        if (done == want)
-            continue;
-        for (; done < want; done++) {
-            uint64_t pulse = done % 20 < 10 ? atomic_load(&t->pulses) : 0;
-            sf_unit_set_detectors(sf_host_unit(t->h, 0), atomic_load(&t->presence) | pulse);
-            sf_host_tick(t->h);
-        }
-        pthread_mutex_lock(&t->mu);
-        t->done = done;
-        pthread_cond_broadcast(&t->cv);
-        pthread_mutex_unlock(&t->mu);
-    }
-    return NULL;
-}
-
-/* One controller step k, then the units tick to k + 1 before the next step (lockstep). */
-static int step(host_thread_t *t, sf_controller_t *c, uint64_t k, uint32_t tod0)
-{
-    int rc = sf_controller_step(c, k, tod0 + (uint32_t)k);
-    atomic_store(&t->target, k + 1);
-    pthread_mutex_lock(&t->mu);
-    while (t->done < k + 1)
-        pthread_cond_wait(&t->cv, &t->mu);
-    pthread_mutex_unlock(&t->mu);
-    return rc;
-}
-
-static sf_scenario_t *load(const char *name, const char *const *sets, size_t n)
-{
-    char path[512];
-    snprintf(path, sizeof path, "%s/scenarios/%s", SIGFLOW_ASSETS, name);
-    sf_errors_t errs = {0};
-    sf_scenario_t *sc = sf_scenario_load(path, sets, n, &errs);
-    cr_assert_not_null(sc, "%s: %s", name, errs.n ? errs.msg[0] : "?");
-    return sc;
-}
-
-static void start_units(host_thread_t *t, const sf_scenario_t *sc, sf_endpoint_t *eps,
-                        uint32_t tod0)
-{
-    t->h = sf_host_new(NULL);
-    cr_assert_not_null(t->h);
-    for (uint32_t i = 0; i < sc->n_intersections; i++) {
-        sf_unit_config_t uc;
-        sf_unit_config_default(&uc, &sc->intersections[i]);
-        sf_unit_config_from_control(&uc, &sc->control);
-        uc.startup_flash_ds = 10; /* 1 s flash and 1 s all-red: short tests */
-        uc.startup_all_red_ds = 10;
-        uc.det_interval_ds = 200; /* detector data every 20 s */
-        cr_assert_eq(sf_host_add_unit(t->h, &sc->intersections[i], &uc), (int)i, "%s",
-                     strerror(errno));
-        snprintf(eps[i].host, sizeof eps[i].host, "127.0.0.1");
-        eps[i].port = sf_host_port(t->h, i);
-    }
-    cr_assert_eq(sf_host_set_clock(t->h, tod0), 0);
-    atomic_store(&t->stop, false);
-    atomic_store(&t->target, 0);
-    atomic_store(&t->presence, 0);
-    atomic_store(&t->pulses, 0);
-    t->done = 0;
-    pthread_mutex_init(&t->mu, NULL);
-    pthread_cond_init(&t->cv, NULL);
-    cr_assert_eq(pthread_create(&t->th, NULL, serve, t), 0);
-}
-
-static void stop_units(host_thread_t *t)
-{
-    atomic_store(&t->stop, true);
-    pthread_join(t->th, NULL);
-    pthread_mutex_destroy(&t->mu);
-    pthread_cond_destroy(&t->cv);
-    sf_host_destroy(&t->h);
-}
+/* The units' detector data every 20 s (the adaptive tests wait for it). */
+static const ctl_rig_opts_t RIG = {.det_interval_ds = 200};
 
 typedef struct {
     int n;        /* lines seen */
@@ -137,12 +46,12 @@ static void count_line(void *ctx, const char *line)
 
 Test(controller, corridor_plans_verified_then_polled)
 {
-    sf_scenario_t *sc = load("xiantao-corridor.json", NULL, 0);
+    sf_scenario_t *sc = ctl_rig_load("xiantao-corridor.json", NULL, 0);
     sf_endpoint_t eps[64];
     cr_assert_leq(sc->n_intersections, 64);
-    host_thread_t t;
+    ctl_rig_t t;
     uint32_t tod0 = sc->run.start_tod_s * 10;
-    start_units(&t, sc, eps, tod0);
+    ctl_rig_start(&t, sc, eps, tod0, &RIG);
     char path[64];
     snprintf(path, sizeof path, "/tmp/test_controller_%d.jsonl", (int)getpid());
     lines_t lines = {0};
@@ -161,7 +70,7 @@ Test(controller, corridor_plans_verified_then_polled)
     /* One plan per unit per poll: enough polls for every plan, plus a few. */
     uint64_t steps = (uint64_t)(SF_MAX_PLANS + 3) * 10;
     for (uint64_t k = 0; k < steps; k++)
-        cr_assert_eq(step(&t, c, k, tod0), 0);
+        cr_assert_eq(ctl_rig_step(&t, c, k, tod0), 0);
     const sf_master_t *m = sf_controller_master(c);
     for (uint32_t i = 0; i < sc->n_intersections; i++) {
         const sf_unit_state_t *st = sf_master_state(m, i);
@@ -205,19 +114,19 @@ Test(controller, corridor_plans_verified_then_polled)
     fclose(in);
     unlink(path);
     cr_assert_eq(n, lines.n);
-    stop_units(&t);
+    ctl_rig_stop(&t);
     sf_scenario_destroy(&sc);
 }
 
 Test(controller, refused_plan_is_an_event_and_not_retried)
 {
-    sf_scenario_t *sc = load("single.json", NULL, 0);
+    sf_scenario_t *sc = ctl_rig_load("single.json", NULL, 0);
     sf_endpoint_t eps[1];
-    host_thread_t t;
-    start_units(&t, sc, eps, 7 * 36000);
+    ctl_rig_t t;
+    ctl_rig_start(&t, sc, eps, 7 * 36000, &RIG);
     /* The controller's copy of the scenario has an unsafe plan 1: phase 2's split below
      * min green + yellow + red clear (the ring still sums to the cycle). */
-    sf_scenario_t *bad = load("single.json", NULL, 0);
+    sf_scenario_t *bad = ctl_rig_load("single.json", NULL, 0);
     bad->intersections[0].plans[0].split_ds[0] = 100;
     bad->intersections[0].plans[0].split_ds[1] =
         (uint16_t)(bad->intersections[0].plans[0].cycle_ds - 100);
@@ -230,42 +139,56 @@ Test(controller, refused_plan_is_an_event_and_not_retried)
     sf_controller_t *c = sf_controller_new(bad, eps, &o, NULL, 0);
     cr_assert_not_null(c);
     for (uint64_t k = 0; k < 60; k++)
-        cr_assert_eq(step(&t, c, k, 7 * 36000), 0);
+        cr_assert_eq(ctl_rig_step(&t, c, k, 7 * 36000), 0);
     cr_assert_eq(lines.refused, 1, "one refusal, no blind retry (%d)", lines.refused);
     json_t *rep = sf_controller_report(c);
     cr_assert_eq(json_integer_value(json_object_get(json_object_get(rep, "plans"), "refused")), 1);
     json_decref(rep);
     sf_controller_destroy(&c);
     sf_scenario_destroy(&bad);
-    stop_units(&t);
+    ctl_rig_stop(&t);
     sf_scenario_destroy(&sc);
 }
 
-Test(controller, priority_request_reaches_the_unit_and_is_checked_out)
+/* The priority tests' intersection: single.json with priority for buses 30 s late. */
+static const char *const PRIO_SETS[] = {"control.priority.lateness_threshold_s=30",
+                                        "control.priority.enabled=true"};
+
+/* That scenario (the caller destroys it) with its unit in the rig t behind eps[0]. */
+static sf_scenario_t *prio_units(ctl_rig_t *t, sf_endpoint_t *eps, uint32_t tod0)
 {
-    const char *sets[] = {"control.priority.lateness_threshold_s=30",
-                          "control.priority.enabled=true"};
-    sf_scenario_t *sc = load("single.json", sets, 2);
-    sf_endpoint_t eps[1];
-    host_thread_t t;
-    const uint32_t tod0 = 7 * 36000;
-    start_units(&t, sc, eps, tod0);
+    sf_scenario_t *sc = ctl_rig_load("single.json", PRIO_SETS, 2);
+    ctl_rig_start(t, sc, eps, tod0, &RIG);
+    return sc;
+}
+
+/* A controller for sc's units at eps with a 1 s round bound (a loaded machine misses no
+ * poll), for the priority tests. */
+static sf_controller_t *prio_controller(const sf_scenario_t *sc, const sf_endpoint_t *eps)
+{
     sf_controller_opts_t o;
     sf_controller_opts_default(&o);
     o.round_timeout_ms = 1000;
     sf_controller_t *c = sf_controller_new(sc, eps, &o, NULL, 0);
     cr_assert_not_null(c);
-    uint64_t k = 0;
+    return c;
+}
+
+Test(controller, priority_request_reaches_the_unit_and_is_checked_out)
+{
+    sf_endpoint_t eps[1];
+    ctl_rig_t t;
+    const uint32_t tod0 = 7 * 36000;
+    sf_scenario_t *sc = prio_units(&t, eps, tod0);
+    sf_controller_t *c = prio_controller(sc, eps);
     const sf_unit_state_t *st = sf_master_state(sf_controller_master(c), 0);
     /* Past the 2 s start-up: running under centre control (the host thread may lag). */
-    for (; k < 30 || (k < 300 && !(st->mode >= 0x10 && st->mode <= 0x12)); k++)
-        cr_assert_eq(step(&t, c, k, tod0), 0);
-    cr_assert(st->mode >= 0x10 && st->mode <= 0x12, "mode %#x", st->mode);
+    uint64_t k = ctl_rig_until_centre(&t, c, 0, tod0);
     const sf_intersection_t *ix = &sc->intersections[0];
     sf_tsp_event_t e = {.check_in = true, .ix = 0, .movement = 0, .eta_s = 25, .lateness_s = 90};
     snprintf(e.bus_id, sizeof e.bus_id, "B1-001");
     cr_assert_eq(sf_controller_transit(c, &e), 0);
-    cr_assert_eq(step(&t, c, k, tod0), 0); /* decided and written at once */
+    cr_assert_eq(ctl_rig_step(&t, c, k, tod0), 0); /* decided and written at once */
     k++;
     sf_tsp_counts_t cnt;
     sf_tsp_counts(sf_controller_tsp(c), &cnt);
@@ -273,7 +196,7 @@ Test(controller, priority_request_reaches_the_unit_and_is_checked_out)
     cr_assert_eq(cnt.granted, 1, "granted and taken by the unit");
     /* The next poll reads the unit's priority slots: the request is there. */
     for (int j = 0; j < 10; j++, k++)
-        cr_assert_eq(step(&t, c, k, tod0), 0);
+        cr_assert_eq(ctl_rig_step(&t, c, k, tod0), 0);
     uint8_t phase = ix->phases[ix->sg[ix->movements[0].sg_idx].phase_idx].id;
     int slot = -1;
     for (int i = 0; i < 8; i++)
@@ -284,7 +207,7 @@ Test(controller, priority_request_reaches_the_unit_and_is_checked_out)
               st->prio_state[slot], st->prio_reason[slot], st->mode);
     e.check_in = false;
     cr_assert_eq(sf_controller_transit(c, &e), 0);
-    cr_assert_eq(step(&t, c, k, tod0), 0);
+    cr_assert_eq(ctl_rig_step(&t, c, k, tod0), 0);
     cr_assert_eq(sf_tsp_active(sf_controller_tsp(c), 0), 0);
     sf_tsp_counts(sf_controller_tsp(c), &cnt);
     cr_assert_eq(cnt.served + cnt.cancelled, 1);
@@ -294,7 +217,7 @@ Test(controller, priority_request_reaches_the_unit_and_is_checked_out)
     snprintf(e.bus_id, sizeof e.bus_id, "B1-002");
     cr_assert_eq(sf_controller_transit(c, &e), 0);
     k++;
-    cr_assert_eq(step(&t, c, k, tod0), 0);
+    cr_assert_eq(ctl_rig_step(&t, c, k, tod0), 0);
     sf_tsp_counts(sf_controller_tsp(c), &cnt);
     cr_assert_eq(cnt.by_reason[SF_TSP_R_NOT_LATE], 1);
     json_t *rep = sf_controller_report(c);
@@ -313,7 +236,7 @@ Test(controller, priority_request_reaches_the_unit_and_is_checked_out)
     cr_assert_eq(errno, EINVAL);
     cr_assert_eq(sf_controller_step(c, 0, 0), -1, "steps never go backwards");
     sf_controller_destroy(&c);
-    stop_units(&t);
+    ctl_rig_stop(&t);
     sf_scenario_destroy(&sc);
 }
 
@@ -323,27 +246,16 @@ Test(controller, priority_request_reaches_the_unit_and_is_checked_out)
  * priority.mailbox_refused, next to the request refused as unit_refused. */
 Test(controller, a_mailbox_write_the_unit_refuses_is_counted)
 {
-    const char *sets[] = {"control.priority.lateness_threshold_s=30",
-                          "control.priority.enabled=true"};
-    sf_scenario_t *sc = load("single.json", sets, 2);
     sf_endpoint_t eps[1];
-    host_thread_t t;
+    ctl_rig_t t;
     const uint32_t tod0 = 7 * 36000;
-    start_units(&t, sc, eps, tod0);
-    sf_scenario_t *csc = load("single.json", sets, 2);
+    sf_scenario_t *sc = prio_units(&t, eps, tod0);
+    sf_scenario_t *csc = ctl_rig_load("single.json", PRIO_SETS, 2);
     sf_intersection_t *cix = &csc->intersections[0];
     uint8_t pidx = cix->sg[cix->movements[0].sg_idx].phase_idx;
     cr_assert_eq(cix->phases[pidx].id, 2, "single.json: movement 0 runs in phase 2");
-    sf_controller_opts_t o;
-    sf_controller_opts_default(&o);
-    o.round_timeout_ms = 1000;
-    sf_controller_t *c = sf_controller_new(csc, eps, &o, NULL, 0);
-    cr_assert_not_null(c);
-    const sf_unit_state_t *st = sf_master_state(sf_controller_master(c), 0);
-    uint64_t k = 0;
-    for (; k < 30 || (k < 300 && !(st->mode >= 0x10 && st->mode <= 0x12)); k++)
-        cr_assert_eq(step(&t, c, k, tod0), 0);
-    cr_assert(st->mode >= 0x10 && st->mode <= 0x12, "mode %#x", st->mode);
+    sf_controller_t *c = prio_controller(csc, eps);
+    uint64_t k = ctl_rig_until_centre(&t, c, 0, tod0);
     /* Plans are verified by now: only the priority request uses the phase number. */
     cix->phases[pidx].id = 6;
 
@@ -356,7 +268,7 @@ Test(controller, a_mailbox_write_the_unit_refuses_is_counted)
     snprintf(e.bus_id, sizeof e.bus_id, "B1-001");
     cr_assert_eq(sf_controller_transit(c, &e), 0);
     for (uint64_t k0 = k; k < k0 + 20; k++)
-        cr_assert_eq(step(&t, c, k, tod0), 0);
+        cr_assert_eq(ctl_rig_step(&t, c, k, tod0), 0);
     const sf_unit_status_t *ust = sf_unit_status(sf_host_unit(t.h, 0));
     for (int i = 0; i < 8; i++)
         cr_assert_eq(ust->prio[i].id, 0, "the unit queued request %u", ust->prio[i].id);
@@ -372,7 +284,7 @@ Test(controller, a_mailbox_write_the_unit_refuses_is_counted)
     cr_assert_eq(json_integer_value(json_object_get(pr, "granted")), 0);
     json_decref(rep);
     sf_controller_destroy(&c);
-    stop_units(&t);
+    ctl_rig_stop(&t);
     sf_scenario_destroy(&csc);
     sf_scenario_destroy(&sc);
 }
@@ -396,7 +308,7 @@ static void mp_line(void *ctx, const char *line)
 Test(controller, max_pressure_follows_the_demand)
 {
     const char *sets[] = {"control.strategy=max_pressure"};
-    sf_scenario_t *sc = load("single.json", sets, 1);
+    sf_scenario_t *sc = ctl_rig_load("single.json", sets, 1);
     const sf_intersection_t *ix = &sc->intersections[0];
     uint64_t det2 = 0, det4 = 0;
     int p4 = -1;
@@ -412,9 +324,9 @@ Test(controller, max_pressure_follows_the_demand)
     }
     cr_assert(det2 && det4, "single.json needs detectors on both phases");
     sf_endpoint_t eps[1];
-    host_thread_t t;
+    ctl_rig_t t;
     const uint32_t tod0 = 7 * 36000;
-    start_units(&t, sc, eps, tod0);
+    ctl_rig_start(&t, sc, eps, tod0, &RIG);
     atomic_store(&t.presence, det2);
     mp_lines_t lines = {0};
     snprintf(lines.to, sizeof lines.to, "\"to_phases\":%d", 1 << 3);
@@ -429,12 +341,12 @@ Test(controller, max_pressure_follows_the_demand)
     uint64_t k = 0;
     /* The actuated mode command takes effect at the unit's next safe point. */
     for (; k < 300 || (k < 1500 && st->mode != 0x11); k++)
-        cr_assert_eq(step(&t, c, k, tod0), 0);
+        cr_assert_eq(ctl_rig_step(&t, c, k, tod0), 0);
     cr_assert_eq(st->mode, 0x11, "max-pressure runs the unit centre actuated: %#x", st->mode);
     atomic_store(&t.presence, det4);
     int green4 = 0;
     for (uint64_t end = k + 600; k < end; k++) {
-        cr_assert_eq(step(&t, c, k, tod0), 0);
+        cr_assert_eq(ctl_rig_step(&t, c, k, tod0), 0);
         if (k % 10 == 0 && (st->phase_status[2] & (1u << 3)))
             green4++;
     }
@@ -442,7 +354,7 @@ Test(controller, max_pressure_follows_the_demand)
     cr_assert_geq(lines.switches_to, 1, "no switch towards phase 4");
     cr_assert_geq(green4, 30, "phase 4 green in only %d of 60 polls", green4);
     sf_controller_destroy(&c);
-    stop_units(&t);
+    ctl_rig_stop(&t);
     sf_scenario_destroy(&sc);
 }
 
@@ -463,7 +375,7 @@ static void ad_line(void *ctx, const char *line)
 Test(controller, adaptive_gives_green_to_the_loaded_phase)
 {
     const char *sets[] = {"control.strategy=adaptive"};
-    sf_scenario_t *sc = load("single.json", sets, 1);
+    sf_scenario_t *sc = ctl_rig_load("single.json", sets, 1);
     const sf_intersection_t *ix = &sc->intersections[0];
     int p2 = -1;
     for (uint8_t p = 0; p < ix->n_phases; p++)
@@ -475,9 +387,9 @@ Test(controller, adaptive_gives_green_to_the_loaded_phase)
             det2 |= (uint64_t)1 << d;
     cr_assert(det2);
     sf_endpoint_t eps[1];
-    host_thread_t t;
+    ctl_rig_t t;
     const uint32_t tod0 = 7 * 36000;
-    start_units(&t, sc, eps, tod0);
+    ctl_rig_start(&t, sc, eps, tod0, &RIG);
     atomic_store(&t.pulses, det2);
     ad_lines_t lines = {0};
     sf_controller_opts_t o;
@@ -490,7 +402,7 @@ Test(controller, adaptive_gives_green_to_the_loaded_phase)
     const sf_unit_state_t *st = sf_master_state(sf_controller_master(c), 0);
     uint64_t k = 0;
     for (; k < 6000 && !(st->active_plan >= 15); k++)
-        cr_assert_eq(step(&t, c, k, tod0), 0);
+        cr_assert_eq(ctl_rig_step(&t, c, k, tod0), 0);
     cr_assert_geq(lines.steps, 1, "no adaptation step");
     cr_assert_geq(lines.verified, 1, "adapted plan not verified");
     cr_assert_geq(st->active_plan, 15, "adapted plan not running (plan %u)", st->active_plan);
@@ -511,7 +423,7 @@ Test(controller, adaptive_gives_green_to_the_loaded_phase)
     }
     cr_assert_gt(share[1], share[0], "phase 2 share %.3f -> %.3f", share[0], share[1]);
     sf_master_destroy(&m);
-    stop_units(&t);
+    ctl_rig_stop(&t);
     sf_scenario_destroy(&sc);
 }
 
@@ -519,7 +431,7 @@ Test(controller, adaptive_gives_green_to_the_loaded_phase)
  * least that of the scenario's own offsets. */
 Test(controller, greenwave_offsets_from_the_optimiser)
 {
-    sf_scenario_t *sc = load("xiantao-corridor.json", NULL, 0);
+    sf_scenario_t *sc = ctl_rig_load("xiantao-corridor.json", NULL, 0);
     sf_endpoint_t eps[64];
     for (uint32_t i = 0; i < sc->n_intersections; i++) {
         snprintf(eps[i].host, sizeof eps[i].host, "127.0.0.1");
@@ -567,7 +479,7 @@ Test(controller, greenwave_offsets_from_the_optimiser)
 Test(controller, transit_from_bus_messages)
 {
     const char *sets[] = {"control.priority.enabled=true"};
-    sf_scenario_t *sc = load("single.json", sets, 1);
+    sf_scenario_t *sc = ctl_rig_load("single.json", sets, 1);
     sf_endpoint_t ep = {.host = "127.0.0.1", .port = 1}; /* nothing listens on port 1 */
     sf_controller_opts_t o;
     sf_controller_opts_default(&o);
@@ -604,15 +516,15 @@ Test(controller, transit_from_bus_messages)
 Test(controller, adaptive_corridor_keeps_a_common_cycle)
 {
     const char *sets[] = {"control.strategy=adaptive"};
-    sf_scenario_t *sc = load("xiantao-corridor.json", sets, 1);
+    sf_scenario_t *sc = ctl_rig_load("xiantao-corridor.json", sets, 1);
     const sf_intersection_t *ix0 = &sc->intersections[0];
     uint64_t det = 0;
     for (uint8_t d = 0; d < ix0->n_det; d++)
         det |= (uint64_t)1 << d;
     sf_endpoint_t eps[64];
-    host_thread_t t;
+    ctl_rig_t t;
     const uint32_t tod0 = sc->run.start_tod_s * 10;
-    start_units(&t, sc, eps, tod0);
+    ctl_rig_start(&t, sc, eps, tod0, &RIG);
     atomic_store(&t.pulses, det);
     sf_controller_opts_t o;
     sf_controller_opts_default(&o);
@@ -623,7 +535,7 @@ Test(controller, adaptive_corridor_keeps_a_common_cycle)
     uint64_t k = 0;
     bool all = false;
     for (; k < 8000 && !all; k++) {
-        cr_assert_eq(step(&t, c, k, tod0), 0);
+        cr_assert_eq(ctl_rig_step(&t, c, k, tod0), 0);
         all = true;
         for (uint32_t i = 0; i < sc->n_intersections; i++)
             all = all && sf_master_state(cm, i)->active_plan >= 15;
@@ -646,7 +558,7 @@ Test(controller, adaptive_corridor_keeps_a_common_cycle)
                      sc->intersections[i].id, sf_master_state(m, i)->plan_rd.cycle_ds, ix0->id,
                      cyc0);
     sf_master_destroy(&m);
-    stop_units(&t);
+    ctl_rig_stop(&t);
     sf_scenario_destroy(&sc);
 }
 
@@ -738,7 +650,7 @@ static void rb_line(void *ctx, const char *line)
 
 Test(controller, plan_read_back_mismatch_is_retried_then_given_up)
 {
-    sf_scenario_t *sc = load("single.json", NULL, 0);
+    sf_scenario_t *sc = ctl_rig_load("single.json", NULL, 0);
     plain_dev_t d;
     plain_start(&d, &sc->intersections[0]);
     sf_endpoint_t ep = {.host = "127.0.0.1", .port = d.port};

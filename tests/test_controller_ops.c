@@ -22,112 +22,10 @@
 #include "bus.h"
 #include "bus.pb-c.h"
 #include "bus_codec.h"
+#include "ctl_rig.h"
 #include "controller.h"
 #include "host.h"
 #include "scenario.h"
-
-/* Units served by their own thread and ticked up to the step the test has reached. */
-typedef struct {
-    sf_host_t *h;                /* served by the thread */
-    pthread_t th;                /* the thread */
-    atomic_bool stop;            /* end it */
-    atomic_bool deaf;            /* partition: the units tick but answer nobody */
-    atomic_int break_ticks;      /* unit 0's outputs broken (green + red) for this many ticks */
-    atomic_uint_fast64_t target; /* ticks the units should have made */
-    pthread_mutex_t mu;          /* guards done */
-    pthread_cond_t cv;           /* signalled when done changes */
-    uint64_t done;               /* ticks made */
-} rig_t;
-
-/* The unit's test seam: group 0 shows green and red together while break_ticks lasts
- * (a green/red conflict the monitor must latch). */
-static void seam(void *ctx, uint8_t *out, uint8_t n_sg)
-{
-    rig_t *r = ctx;
-    if (n_sg > 0 && atomic_load(&r->break_ticks) > 0) {
-        atomic_fetch_sub(&r->break_ticks, 1);
-        out[0] = SF_OUT_GREEN | SF_OUT_RED;
-    }
-}
-
-static void *serve(void *arg)
-{
-    rig_t *r = arg;
-    uint64_t done = 0;
-    while (!atomic_load(&r->stop)) {
-        if (!atomic_load(&r->deaf))
-            sf_host_poll(r->h, 1);
-        uint64_t want = atomic_load(&r->target);
-        if (done == want)
-            continue;
-        for (; done < want; done++)
-            sf_host_tick(r->h);
-        pthread_mutex_lock(&r->mu);
-        r->done = done;
-        pthread_cond_broadcast(&r->cv);
-        pthread_mutex_unlock(&r->mu);
-    }
-    return NULL;
-}
-
-/* One controller step k, then the units tick to k + 1 before the next step. */
-static void step(rig_t *r, sf_controller_t *c, uint64_t k, uint32_t tod0)
-{
-    cr_assert_eq(sf_controller_step(c, k, tod0 + (uint32_t)k), 0, "step %llu: %s",
-                 (unsigned long long)k, strerror(errno));
-    atomic_store(&r->target, k + 1);
-    pthread_mutex_lock(&r->mu);
-    while (r->done < k + 1)
-        pthread_cond_wait(&r->cv, &r->mu);
-    pthread_mutex_unlock(&r->mu);
-}
-
-static sf_scenario_t *load(const char *name, const char *const *sets, size_t n)
-{
-    char path[512];
-    snprintf(path, sizeof path, "%s/scenarios/%s", SIGFLOW_ASSETS, name);
-    sf_errors_t errs = {0};
-    sf_scenario_t *sc = sf_scenario_load(path, sets, n, &errs);
-    cr_assert_not_null(sc, "%s: %s", name, errs.n ? errs.msg[0] : "?");
-    return sc;
-}
-
-static void rig_start(rig_t *r, const sf_scenario_t *sc, sf_endpoint_t *eps, uint32_t tod0)
-{
-    memset(r, 0, sizeof *r);
-    r->h = sf_host_new(NULL);
-    cr_assert_not_null(r->h);
-    for (uint32_t i = 0; i < sc->n_intersections; i++) {
-        sf_unit_config_t uc;
-        sf_unit_config_default(&uc, &sc->intersections[i]);
-        sf_unit_config_from_control(&uc, &sc->control);
-        uc.startup_flash_ds = 10; /* 1 s flash and 1 s all-red: short tests */
-        uc.startup_all_red_ds = 10;
-        cr_assert_eq(sf_host_add_unit(r->h, &sc->intersections[i], &uc), (int)i, "%s",
-                     strerror(errno));
-        snprintf(eps[i].host, sizeof eps[i].host, "127.0.0.1");
-        eps[i].port = sf_host_port(r->h, i);
-    }
-    sf_unit_hooks_t hk = {.ctx = r, .outputs = seam};
-    sf_unit_set_hooks(sf_host_unit(r->h, 0), &hk);
-    cr_assert_eq(sf_host_set_clock(r->h, tod0), 0);
-    atomic_store(&r->stop, false);
-    atomic_store(&r->deaf, false);
-    atomic_store(&r->break_ticks, 0);
-    atomic_store(&r->target, 0);
-    pthread_mutex_init(&r->mu, NULL);
-    pthread_cond_init(&r->cv, NULL);
-    cr_assert_eq(pthread_create(&r->th, NULL, serve, r), 0);
-}
-
-static void rig_stop(rig_t *r)
-{
-    atomic_store(&r->stop, true);
-    pthread_join(r->th, NULL);
-    pthread_mutex_destroy(&r->mu);
-    pthread_cond_destroy(&r->cv);
-    sf_host_destroy(&r->h);
-}
 
 /* Every event line, in order, for the assertions. */
 typedef struct {
@@ -184,69 +82,79 @@ static sf_controller_t *new_controller(const sf_scenario_t *sc, const sf_endpoin
     return c;
 }
 
-/* Step until unit 0 runs under centre control (past its start-up, plans verified). */
-static uint64_t until_centre(rig_t *r, sf_controller_t *c, uint64_t k, uint32_t tod0)
+/* One test's world: a scenario's units in the rig and a controller keeping every event
+ * line, started at 07:00. */
+typedef struct {
+    sf_scenario_t *sc;         /* single.json with the test's sets */
+    sf_endpoint_t eps[1];      /* its unit */
+    ctl_rig_t r;               /* serving it */
+    uint32_t tod0;             /* time of day at k = 0, 0.1 s */
+    lines_t lines;             /* every event line */
+    sf_controller_t *c;        /* the controller */
+    const sf_unit_state_t *st; /* what it knows of unit 0 */
+} ops_t;
+
+static void ops_start(ops_t *f, const char *const *sets, size_t n)
 {
-    const sf_unit_state_t *st = sf_master_state(sf_controller_master(c), 0);
-    for (uint64_t k0 = k; k < k0 + 30 || (k < k0 + 300 && !(st->mode >= 0x10 && st->mode <= 0x12));
-         k++)
-        step(r, c, k, tod0);
-    cr_assert(st->mode >= 0x10 && st->mode <= 0x12, "mode %#x", st->mode);
-    return k;
+    memset(f, 0, sizeof *f);
+    f->sc = ctl_rig_load("single.json", sets, n);
+    f->tod0 = 7 * 36000;
+    ctl_rig_start(&f->r, f->sc, f->eps, f->tod0, NULL);
+    f->c = new_controller(f->sc, f->eps, &f->lines);
+    f->st = sf_master_state(sf_controller_master(f->c), 0);
+}
+
+static void ops_stop(ops_t *f)
+{
+    sf_controller_destroy(&f->c);
+    ctl_rig_stop(&f->r);
+    sf_scenario_destroy(&f->sc);
+    free(f->lines.text);
 }
 
 Test(controller_ops, fallback_during_a_partition_is_logged_at_reconnect)
 {
-    sf_scenario_t *sc = load("single.json", NULL, 0);
-    sf_endpoint_t eps[1];
-    rig_t r;
-    const uint32_t tod0 = 7 * 36000;
-    rig_start(&r, sc, eps, tod0);
-    lines_t lines = {0};
-    sf_controller_t *c = new_controller(sc, eps, &lines);
-    const sf_unit_state_t *st = sf_master_state(sf_controller_master(c), 0);
-    uint64_t k = until_centre(&r, c, 0, tod0);
-    cr_assert_eq(count(&lines, "\"local_fallback\""), 0, "%s", lines.text);
+    ops_t f;
+    ops_start(&f, NULL, 0);
+    uint64_t k = ctl_rig_until_centre(&f.r, f.c, 0, f.tod0);
+    cr_assert_eq(count(&f.lines, "\"local_fallback\""), 0, "%s", f.lines.text);
 
     /* The partition: the unit keeps running but hears nothing, past its heartbeat
      * timeout (sf_unit_config_from_control: the scenario's, else the default). */
     sf_unit_config_t uc;
-    sf_unit_config_default(&uc, &sc->intersections[0]);
-    sf_unit_config_from_control(&uc, &sc->control);
+    sf_unit_config_default(&uc, &f.sc->intersections[0]);
+    sf_unit_config_from_control(&uc, &f.sc->control);
     cr_assert_gt(uc.heartbeat_timeout_ds, 0);
-    atomic_store(&r.deaf, true);
+    atomic_store(&f.r.deaf, true);
     uint64_t end = k + uc.heartbeat_timeout_ds + 50;
     for (; k < end; k++)
-        step(&r, c, k, tod0);
-    cr_assert_eq(st->health.state, SF_LINK_OFFLINE);
+        ctl_rig_step_ok(&f.r, f.c, k, f.tod0);
+    cr_assert_eq(f.st->health.state, SF_LINK_OFFLINE);
     /* the precondition, on the unit itself: it went local on its own */
-    cr_assert(sf_unit_status(sf_host_unit(r.h, 0))->fallback, "the unit never fell back");
+    cr_assert(sf_unit_status(sf_host_unit(f.r.h, 0))->fallback, "the unit never fell back");
 
-    atomic_store(&r.deaf, false);
-    for (uint64_t k0 = k; st->health.state != SF_LINK_ONLINE && k < k0 + 400; k++)
-        step(&r, c, k, tod0);
-    cr_assert_eq(st->health.state, SF_LINK_ONLINE, "not back online");
+    atomic_store(&f.r.deaf, false);
+    for (uint64_t k0 = k; f.st->health.state != SF_LINK_ONLINE && k < k0 + 400; k++)
+        ctl_rig_step_ok(&f.r, f.c, k, f.tod0);
+    cr_assert_eq(f.st->health.state, SF_LINK_ONLINE, "not back online");
     for (uint64_t k0 = k; k < k0 + 50; k++)
-        step(&r, c, k, tod0);
+        ctl_rig_step_ok(&f.r, f.c, k, f.tod0);
 
-    long off = find_after(&lines, 0, "\"event\":\"offline\"");
-    long fb = find_after(&lines, off, "\"event\":\"local_fallback\"");
-    long on = find_after(&lines, off, "\"event\":\"online\"");
-    long end_fb = find_after(&lines, fb, "\"event\":\"fallback_ended\"");
-    cr_assert_geq(off, 0, "no offline event:\n%s", lines.text);
-    cr_assert_geq(on, 0, "no online event:\n%s", lines.text);
-    cr_assert_geq(fb, 0, "the fallback was never logged:\n%s", lines.text);
-    cr_assert_geq(end_fb, 0, "the fallback's end was never logged:\n%s", lines.text);
-    cr_assert_eq(count(&lines, "\"local_fallback\""), 1, "%s", lines.text);
-    cr_assert_eq(count(&lines, "\"fallback_ended\""), 1, "%s", lines.text);
-    cr_assert_eq(st->local_fallback, 0);
-    cr_assert(st->mode >= 0x10 && st->mode <= 0x12, "back under centre control: mode %#x",
-              st->mode);
+    long off = find_after(&f.lines, 0, "\"event\":\"offline\"");
+    long fb = find_after(&f.lines, off, "\"event\":\"local_fallback\"");
+    long on = find_after(&f.lines, off, "\"event\":\"online\"");
+    long end_fb = find_after(&f.lines, fb, "\"event\":\"fallback_ended\"");
+    cr_assert_geq(off, 0, "no offline event:\n%s", f.lines.text);
+    cr_assert_geq(on, 0, "no online event:\n%s", f.lines.text);
+    cr_assert_geq(fb, 0, "the fallback was never logged:\n%s", f.lines.text);
+    cr_assert_geq(end_fb, 0, "the fallback's end was never logged:\n%s", f.lines.text);
+    cr_assert_eq(count(&f.lines, "\"local_fallback\""), 1, "%s", f.lines.text);
+    cr_assert_eq(count(&f.lines, "\"fallback_ended\""), 1, "%s", f.lines.text);
+    cr_assert_eq(f.st->local_fallback, 0);
+    cr_assert(f.st->mode >= 0x10 && f.st->mode <= 0x12, "back under centre control: mode %#x",
+              f.st->mode);
 
-    sf_controller_destroy(&c);
-    rig_stop(&r);
-    sf_scenario_destroy(&sc);
-    free(lines.text);
+    ops_stop(&f);
 }
 
 /* A bus whose request the unit ended by itself (the ETA ran out and its green ended:
@@ -256,47 +164,38 @@ Test(controller_ops, check_out_after_the_unit_ended_the_request_is_no_failure)
 {
     const char *sets[] = {"control.priority.lateness_threshold_s=30",
                           "control.priority.enabled=true"};
-    sf_scenario_t *sc = load("single.json", sets, 2);
-    sf_endpoint_t eps[1];
-    rig_t r;
-    const uint32_t tod0 = 7 * 36000;
-    rig_start(&r, sc, eps, tod0);
-    lines_t lines = {0};
-    sf_controller_t *c = new_controller(sc, eps, &lines);
-    const sf_unit_state_t *st = sf_master_state(sf_controller_master(c), 0);
-    uint64_t k = until_centre(&r, c, 0, tod0);
+    ops_t f;
+    ops_start(&f, sets, 2);
+    uint64_t k = ctl_rig_until_centre(&f.r, f.c, 0, f.tod0);
     sf_tsp_event_t e = {.check_in = true, .ix = 0, .movement = 0, .eta_s = 2, .lateness_s = 90};
     snprintf(e.bus_id, sizeof e.bus_id, "B1-001");
-    cr_assert_eq(sf_controller_transit(c, &e), 0);
+    cr_assert_eq(sf_controller_transit(f.c, &e), 0);
     /* Until the unit reports the request expired (served its green, then the green ran
      * out with the ETA at zero and no check-out). */
     int slot = -1;
     for (uint64_t k0 = k; slot < 0 && k < k0 + 3000; k++) {
-        step(&r, c, k, tod0);
+        ctl_rig_step_ok(&f.r, f.c, k, f.tod0);
         for (int i = 0; i < 8; i++)
-            if (st->prio_id[i] != 0 && st->prio_state[i] == 5)
+            if (f.st->prio_id[i] != 0 && f.st->prio_state[i] == 5)
                 slot = i;
     }
-    cr_assert_geq(slot, 0, "the unit never ended the request:\n%s", lines.text);
+    cr_assert_geq(slot, 0, "the unit never ended the request:\n%s", f.lines.text);
     sf_tsp_counts_t cnt;
-    sf_tsp_counts(sf_controller_tsp(c), &cnt);
+    sf_tsp_counts(sf_controller_tsp(f.c), &cnt);
     cr_assert_eq(cnt.granted, 1);
-    cr_assert_eq(sf_tsp_active(sf_controller_tsp(c), 0), 1, "held until the bus checks out");
+    cr_assert_eq(sf_tsp_active(sf_controller_tsp(f.c), 0), 1, "held until the bus checks out");
     e.check_in = false;
-    cr_assert_eq(sf_controller_transit(c, &e), 0);
+    cr_assert_eq(sf_controller_transit(f.c, &e), 0);
     for (uint64_t k0 = k; k < k0 + 20; k++)
-        step(&r, c, k, tod0);
-    sf_tsp_counts(sf_controller_tsp(c), &cnt);
+        ctl_rig_step_ok(&f.r, f.c, k, f.tod0);
+    sf_tsp_counts(sf_controller_tsp(f.c), &cnt);
     cr_assert_eq(cnt.served, 1, "the unit had it active: served");
     cr_assert_eq(cnt.refused, 0);
-    cr_assert_eq(sf_tsp_active(sf_controller_tsp(c), 0), 0);
-    cr_assert_eq(count(&lines, "checkout_not_taken"), 0, "%s", lines.text);
-    cr_assert_eq(count(&lines, "unit_refused"), 0, "%s", lines.text);
+    cr_assert_eq(sf_tsp_active(sf_controller_tsp(f.c), 0), 0);
+    cr_assert_eq(count(&f.lines, "checkout_not_taken"), 0, "%s", f.lines.text);
+    cr_assert_eq(count(&f.lines, "unit_refused"), 0, "%s", f.lines.text);
 
-    sf_controller_destroy(&c);
-    rig_stop(&r);
-    sf_scenario_destroy(&sc);
-    free(lines.text);
+    ops_stop(&f);
 }
 
 /* ---- operator commands over the bus ------------------------------------------------ */
@@ -360,49 +259,44 @@ Test(controller_ops, operator_toggle_priority_stops_and_restarts_granting)
 {
     const char *sets[] = {"control.priority.lateness_threshold_s=30",
                           "control.priority.enabled=true"};
-    sf_scenario_t *sc = load("single.json", sets, 2);
-    sf_endpoint_t eps[1];
-    rig_t r;
-    const uint32_t tod0 = 7 * 36000;
-    rig_start(&r, sc, eps, tod0);
-    lines_t lines = {0};
-    sf_controller_t *c = new_controller(sc, eps, &lines);
+    ops_t f;
+    ops_start(&f, sets, 2);
     bus_t b;
     bus_open(&b);
-    uint64_t k = until_centre(&r, c, 0, tod0);
+    uint64_t k = ctl_rig_until_centre(&f.r, f.c, 0, f.tod0);
 
-    cr_assert_eq(operate(&b, c, SFBUS__COMMAND__CMD_TOGGLE_PRIORITY, 0), 1);
-    step(&r, c, k++, tod0);
-    cr_assert_geq(find_after(&lines, 0, "\"operator\":\"priority\",\"enabled\":false"), 0, "%s",
-                  lines.text);
+    cr_assert_eq(operate(&b, f.c, SFBUS__COMMAND__CMD_TOGGLE_PRIORITY, 0), 1);
+    ctl_rig_step_ok(&f.r, f.c, k++, f.tod0);
+    cr_assert_geq(find_after(&f.lines, 0, "\"operator\":\"priority\",\"enabled\":false"), 0, "%s",
+                  f.lines.text);
     /* Off: a late bus checks in, nothing is decided, nothing reaches the unit. */
     sf_tsp_event_t e = {.check_in = true, .ix = 0, .movement = 0, .eta_s = 20, .lateness_s = 90};
     snprintf(e.bus_id, sizeof e.bus_id, "B1-001");
-    cr_assert_eq(sf_controller_transit(c, &e), 0);
+    cr_assert_eq(sf_controller_transit(f.c, &e), 0);
     for (uint64_t k0 = k; k < k0 + 20; k++)
-        step(&r, c, k, tod0);
+        ctl_rig_step_ok(&f.r, f.c, k, f.tod0);
     sf_tsp_counts_t cnt;
-    sf_tsp_counts(sf_controller_tsp(c), &cnt);
+    sf_tsp_counts(sf_controller_tsp(f.c), &cnt);
     cr_assert_eq(cnt.requests, 0, "a request was made with priority off");
     cr_assert_eq(cnt.granted, 0);
-    cr_assert_eq(sf_tsp_active(sf_controller_tsp(c), 0), 0);
-    const sf_unit_status_t *ust = sf_unit_status(sf_host_unit(r.h, 0));
+    cr_assert_eq(sf_tsp_active(sf_controller_tsp(f.c), 0), 0);
+    const sf_unit_status_t *ust = sf_unit_status(sf_host_unit(f.r.h, 0));
     for (int i = 0; i < 8; i++)
         cr_assert_eq(ust->prio[i].id, 0, "the unit got request %u", ust->prio[i].id);
 
     /* On again: the next late bus is granted and taken by the unit. */
-    cr_assert_eq(operate(&b, c, SFBUS__COMMAND__CMD_TOGGLE_PRIORITY, 0), 1);
+    cr_assert_eq(operate(&b, f.c, SFBUS__COMMAND__CMD_TOGGLE_PRIORITY, 0), 1);
     snprintf(e.bus_id, sizeof e.bus_id, "B1-002");
-    cr_assert_eq(sf_controller_transit(c, &e), 0);
-    step(&r, c, k++, tod0);
-    cr_assert_geq(find_after(&lines, 0, "\"operator\":\"priority\",\"enabled\":true"), 0, "%s",
-                  lines.text);
-    sf_tsp_counts(sf_controller_tsp(c), &cnt);
+    cr_assert_eq(sf_controller_transit(f.c, &e), 0);
+    ctl_rig_step_ok(&f.r, f.c, k++, f.tod0);
+    cr_assert_geq(find_after(&f.lines, 0, "\"operator\":\"priority\",\"enabled\":true"), 0, "%s",
+                  f.lines.text);
+    sf_tsp_counts(sf_controller_tsp(f.c), &cnt);
     cr_assert_eq(cnt.requests, 1);
     cr_assert_eq(cnt.granted, 1, "granted and taken by the unit");
-    cr_assert_eq(sf_tsp_active(sf_controller_tsp(c), 0), 1);
+    cr_assert_eq(sf_tsp_active(sf_controller_tsp(f.c), 0), 1);
     for (uint64_t k0 = k; k < k0 + 10; k++)
-        step(&r, c, k, tod0);
+        ctl_rig_step_ok(&f.r, f.c, k, f.tod0);
     int held = 0;
     for (int i = 0; i < 8; i++)
         held += ust->prio[i].id != 0 && ust->prio[i].state >= SF_PRIO_ST_QUEUED &&
@@ -410,61 +304,102 @@ Test(controller_ops, operator_toggle_priority_stops_and_restarts_granting)
     cr_assert_eq(held, 1, "the unit holds the request");
 
     bus_close(&b);
-    sf_controller_destroy(&c);
-    rig_stop(&r);
-    sf_scenario_destroy(&sc);
-    free(lines.text);
+    ops_stop(&f);
 }
 
 Test(controller_ops, operator_fault_reset_clears_a_latched_fault)
 {
-    sf_scenario_t *sc = load("single.json", NULL, 0);
-    sf_endpoint_t eps[1];
-    rig_t r;
-    const uint32_t tod0 = 7 * 36000;
-    rig_start(&r, sc, eps, tod0);
-    lines_t lines = {0};
-    sf_controller_t *c = new_controller(sc, eps, &lines);
-    const sf_unit_state_t *st = sf_master_state(sf_controller_master(c), 0);
+    ops_t f;
+    ops_start(&f, NULL, 0);
     bus_t b;
     bus_open(&b);
-    uint64_t k = until_centre(&r, c, 0, tod0);
+    uint64_t k = ctl_rig_until_centre(&f.r, f.c, 0, f.tod0);
 
     /* Group 0 shows green and red together for one tick: the monitor latches flash. */
-    atomic_store(&r.break_ticks, 1);
+    atomic_store(&f.r.break_ticks, 1);
     for (uint64_t k0 = k; k < k0 + 20; k++)
-        step(&r, c, k, tod0);
-    cr_assert_eq(st->fault_latched, 1, "fault %#x mode %#x", st->fault_code, st->mode);
-    cr_assert_eq(st->mode, 0x31, "latched flash");
-    cr_assert_geq(find_after(&lines, 0, "\"event\":\"fault\""), 0, "%s", lines.text);
-    cr_assert_geq(find_after(&lines, 0, "\"event\":\"flash\""), 0, "%s", lines.text);
+        ctl_rig_step_ok(&f.r, f.c, k, f.tod0);
+    cr_assert_eq(f.st->fault_latched, 1, "fault %#x mode %#x", f.st->fault_code, f.st->mode);
+    cr_assert_eq(f.st->mode, 0x31, "latched flash");
+    cr_assert_geq(find_after(&f.lines, 0, "\"event\":\"fault\""), 0, "%s", f.lines.text);
+    cr_assert_geq(find_after(&f.lines, 0, "\"event\":\"flash\""), 0, "%s", f.lines.text);
     /* It stays latched: only a reset clears it. */
     for (uint64_t k0 = k; k < k0 + 50; k++)
-        step(&r, c, k, tod0);
-    cr_assert_eq(st->fault_latched, 1);
+        ctl_rig_step_ok(&f.r, f.c, k, f.tod0);
+    cr_assert_eq(f.st->fault_latched, 1);
 
     /* A reset for an intersection that does not exist is refused and changes nothing. */
-    cr_assert_eq(operate(&b, c, SFBUS__COMMAND__CMD_FAULT_RESET, 7), -1);
+    cr_assert_eq(operate(&b, f.c, SFBUS__COMMAND__CMD_FAULT_RESET, 7), -1);
     cr_assert_eq(errno, EINVAL);
     for (uint64_t k0 = k; k < k0 + 20; k++)
-        step(&r, c, k, tod0);
-    cr_assert_eq(st->fault_latched, 1);
+        ctl_rig_step_ok(&f.r, f.c, k, f.tod0);
+    cr_assert_eq(f.st->fault_latched, 1);
 
-    long before = (long)lines.len;
-    cr_assert_eq(operate(&b, c, SFBUS__COMMAND__CMD_FAULT_RESET, 0), 1);
-    for (uint64_t k0 = k; st->fault_latched && k < k0 + 30; k++)
-        step(&r, c, k, tod0);
-    cr_assert_eq(st->fault_latched, 0, "the reset did not reach the unit");
-    cr_assert_eq(st->fault_code, 0);
-    long op = find_after(&lines, before, "\"operator\":\"fault reset\"");
-    cr_assert_geq(op, 0, "%s", lines.text);
-    cr_assert_geq(find_after(&lines, op, "\"event\":\"fault_cleared\""), 0, "%s", lines.text);
+    long before = (long)f.lines.len;
+    cr_assert_eq(operate(&b, f.c, SFBUS__COMMAND__CMD_FAULT_RESET, 0), 1);
+    for (uint64_t k0 = k; f.st->fault_latched && k < k0 + 30; k++)
+        ctl_rig_step_ok(&f.r, f.c, k, f.tod0);
+    cr_assert_eq(f.st->fault_latched, 0, "the reset did not reach the unit");
+    cr_assert_eq(f.st->fault_code, 0);
+    long op = find_after(&f.lines, before, "\"operator\":\"fault reset\"");
+    cr_assert_geq(op, 0, "%s", f.lines.text);
+    cr_assert_geq(find_after(&f.lines, op, "\"event\":\"fault_cleared\""), 0, "%s", f.lines.text);
     /* and the unit comes back through its start-up to centre control */
-    until_centre(&r, c, k, tod0);
+    ctl_rig_until_centre(&f.r, f.c, k, f.tod0);
 
     bus_close(&b);
+    ops_stop(&f);
+}
+
+/* An operator's plan chosen while the unit is still in its start-up, after the controller
+ * selected the scheduled plan there: the unit must run the operator's plan. A unit in
+ * start-up shows no pending plan, and the controller once took its start-up plan (here
+ * the operator's) as in force and never wrote the selection: the unit then ran the
+ * schedule's plan. The command is handed over directly (the bus path is tested above and
+ * in test_multihost_split). */
+Test(controller_ops, operator_plan_chosen_during_the_start_up_is_run)
+{
+    sf_scenario_t *sc = ctl_rig_load("xiantao-corridor.json", NULL, 0);
+    sf_endpoint_t eps[8];
+    cr_assert_eq(sc->n_intersections, 8);
+    ctl_rig_t r;
+    const uint32_t tod0 = sc->run.start_tod_s * 10; /* 07:30: the schedule wants plan 1 */
+    const ctl_rig_opts_t ro = {.startup_ds = 100};  /* 10 s flash, then 10 s all-red */
+    ctl_rig_start(&r, sc, eps, tod0, &ro);
+    lines_t lines = {0};
+    sf_controller_t *c = new_controller(sc, eps, &lines);
+    const sf_unit_status_t *i3 = sf_unit_status(sf_host_unit(r.h, 2));
+    const sf_unit_status_t *i2 = sf_unit_status(sf_host_unit(r.h, 1));
+
+    const char *sel1 = "\"ix\":\"I3\",\"kind\":\"plan\",\"event\":\"plan_selected\",\"plan\":1";
+    uint64_t k = 0;
+    for (; k < 150 && find_after(&lines, 0, sel1) < 0; k++)
+        ctl_rig_step_ok(&r, c, k, tod0);
+    cr_assert_geq(find_after(&lines, 0, sel1), 0, "plan 1 never selected at I3:\n%s", lines.text);
+    /* the case: still in start-up, on the plan the operator is about to choose */
+    cr_assert(i3->startup, "I3's start-up is over at %.1f s", (double)k / 10);
+    cr_assert_eq(i3->active_plan, 2, "I3 starts on plan %u", i3->active_plan);
+
+    Sfbus__ViewCommand m = SFBUS__VIEW_COMMAND__INIT;
+    m.cmd = SFBUS__COMMAND__CMD_SELECT_PLAN;
+    m.ix = 2;
+    m.plan = 2;
+    cr_assert_eq(sf_controller_operator(c, &m.base), 1);
+    /* past the start-up and a full cycle of either plan */
+    for (uint64_t k0 = k; k < k0 + 200 + 1500; k++)
+        ctl_rig_step_ok(&r, c, k, tod0);
+    cr_assert(!i3->startup && !i2->startup);
+    cr_assert_eq(i3->active_plan, 2, "I3 runs plan %u (pending %u), not the operator's",
+                 i3->active_plan, i3->pending_plan);
+    cr_assert_eq(i3->pending_plan, 0);
+    cr_assert_eq(i2->active_plan, 1, "I2 keeps the schedule's plan");
+    cr_assert_geq(
+        find_after(&lines, 0,
+                   "\"ix\":\"I3\",\"kind\":\"plan\",\"event\":\"plan_selected\",\"plan\":2"),
+        0, "%s", lines.text);
+
     sf_controller_destroy(&c);
-    rig_stop(&r);
+    ctl_rig_stop(&r);
     sf_scenario_destroy(&sc);
     free(lines.text);
 }
