@@ -1182,6 +1182,18 @@ bool sf_master_plan_equal(const sf_intersection_t *ix, const sf_plan_t *sent, co
     return coord == read->coord_phase_mask;
 }
 
+int sf_master_set_round_timeout(sf_master_t *m, int round_timeout_ms)
+{
+    if (!m || round_timeout_ms <= 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    m->opts.round_timeout_ms = round_timeout_ms;
+    if (m->opts.connect_timeout_ms < round_timeout_ms)
+        m->opts.connect_timeout_ms = round_timeout_ms;
+    return 0;
+}
+
 int sf_master_sweep(sf_master_t *m, int64_t now_ds, uint16_t hb, unsigned what)
 {
     if (!m) {

@@ -209,6 +209,10 @@ int sf_master_run(sf_master_t *m, int64_t now_ds);
 /* Queue a poll (hb, what) for every unit and run the round. */
 int sf_master_sweep(sf_master_t *m, int64_t now_ds, uint16_t hb, unsigned what);
 
+/* Bound the rounds from now on by round_timeout_ms (> 0), as opts.round_timeout_ms does
+ * (the connect bound is raised to it when shorter). 0, or -1 with errno EINVAL. */
+int sf_master_set_round_timeout(sf_master_t *m, int round_timeout_ms);
+
 /* Outcome of request `handle` of unit u in the last round (SF_MREQ_PENDING if unknown),
  * and its exception code (0 unless SF_MREQ_EXCEPTION). */
 sf_mreq_outcome_t sf_master_outcome(const sf_master_t *m, size_t u, int handle);

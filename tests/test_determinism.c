@@ -25,11 +25,21 @@ static char *run_corridor(const char *seed, const char *transport, json_t **full
     /* Shorter under the sanitizers, still past the warm-up and through several cycles
      * with polls, plan downloads and transit check-ins. */
     const char *dur = sanitized() ? "240" : "360";
-    char *argv[] = {"sigflow",   "run",    CORRIDOR,          "--headless", "--duration",
-                    (char *)dur, "--seed", (char *)seed,      "--set",      "run.warmup_s=60",
-                    "--report",  path,     (char *)transport, NULL};
+    /* The step timeout (default 10 s) only guards against a participant that hangs; it
+     * is no part of what is compared. On a shared machine under load about 18 one step
+     * once took longer than 10 s and failed the run ("no done from 'units'"): the bound
+     * here is one no step of a live run reaches, and a real hang still fails within the
+     * child's 300 s. */
+    char *argv[] = {"sigflow",         "run",
+                    CORRIDOR,          "--headless",
+                    "--duration",      (char *)dur,
+                    "--seed",          (char *)seed,
+                    "--set",           "run.warmup_s=60",
+                    "--set",           "run.step_timeout_s=120",
+                    "--report",        path,
+                    (char *)transport, NULL};
     if (!transport[0])
-        argv[12] = NULL;
+        argv[14] = NULL;
     child_t *c = malloc(sizeof *c);
     cr_assert_not_null(c);
     int st = child_run(c, argv, 300);

@@ -130,6 +130,9 @@ static void split_start(split_t *s, const char *dur, const char *report, const c
     sim_argv[n++] = (char *)report;
     sim_argv[n++] = "--set";
     sim_argv[n++] = "run.warmup_s=0";
+    /* a hang guard only (test_determinism says why): no step of a live run reaches it */
+    sim_argv[n++] = "--set";
+    sim_argv[n++] = "run.step_timeout_s=120";
     sim_argv[n] = NULL;
     cr_assert_eq(child_start(s->sim, sim_argv), 0);
     cr_assert(child_wait_err(s->sim, "waiting for the participants", WAIT_S), "sim: %s",
