@@ -23,10 +23,6 @@
 #define SLOT_IDENT         0    /* req[0] is the identity read sent first on a new connection */
 #define LATE_CAP           64 /* replies still owed from missed rounds before the link is dropped */
 #define CONNECT_TIMEOUT_MS 3000 /* default: covers one lost SYN (first retransmit at 1 s) */
-#define COALESCE_MIN       16   /* units outstanding below which each reply is waited for */
-#define COALESCE_BATCH     16   /* replies a nap lets gather (see next_nap) */
-#define COALESCE_MAX_US    1000 /* longest nap */
-#define COALESCE_MIN_US    20   /* a shorter nap is not worth a timer: wait instead */
 #define MAX_READ_REGS                                                                              \
     125 /* FC 4 reads at most 125 registers (MODBUS Application                                    \
            Protocol V1.1b3, section 6.4) */
@@ -1022,29 +1018,6 @@ static void owe(unit_t *u)
     u->phase = C_DONE;
 }
 
-/* How long to let replies gather before the next look, in us (0: wait for the next one).
- * Waiting in epoll_wait, the master is woken by every reply segment that finds it idle:
- * with the units' replies coming one connection at a time (a host serving a thousand
- * units from one thread), that is a wake-up per unit, and each costs both sides several
- * microseconds on this virtual machine (scheduler, inter-processor interrupt), and on a
- * shared core it takes the core from the sender for one reply at a time. While many
- * units are outstanding the master instead sleeps for about COALESCE_BATCH replies at the
- * rate they have come so far, so one wake-up takes a batch (network cards moderate
- * interrupts for the same reason). The nap is at most an eighth of the round so far and
- * COALESCE_MAX_US, so it adds at most that to a round; the last COALESCE_MIN units are
- * waited for one by one, and a nap that found nothing is followed by a wait. */
-static int64_t next_nap(size_t active, size_t done, int64_t elapsed_us)
-{
-    if (active < COALESCE_MIN || done < 2 || elapsed_us <= 0)
-        return 0;
-    int64_t nap = elapsed_us * COALESCE_BATCH / (int64_t)done;
-    if (nap > elapsed_us / 8)
-        nap = elapsed_us / 8;
-    if (nap > COALESCE_MAX_US)
-        nap = COALESCE_MAX_US;
-    return nap < COALESCE_MIN_US ? 0 : nap;
-}
-
 int sf_master_run(sf_master_t *m, int64_t now_ds)
 {
     if (!m) {
@@ -1068,25 +1041,13 @@ int sf_master_run(sf_master_t *m, int64_t now_ds)
         active += in_round(u);
     }
     int rc = 0;
-    int64_t t0_us = mono_us();
-    size_t done = 0; /* units of the round finished so far */
-    int64_t nap = 0; /* us to let replies gather before the next look, 0 = wait for one */
     /* Events of units outside the round (a connect completing, late replies) are served
      * too while the round lasts. */
     while (active > 0) {
         int64_t left = deadline - mono_ms();
         if (left <= 0)
             break;
-        int k;
-        if (nap > 0) {
-            if (nap > left * 1000)
-                nap = left * 1000;
-            struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)nap * 1000};
-            nanosleep(&ts, NULL); /* an early return (signal) only shortens the nap */
-            k = epoll_wait(m->ep, m->evs, (int)m->n, 0);
-        } else {
-            k = epoll_wait(m->ep, m->evs, (int)m->n, (int)left);
-        }
+        int k = epoll_wait(m->ep, m->evs, (int)m->n, (int)left);
         if (k < 0) {
             if (errno == EINTR)
                 continue;
@@ -1100,12 +1061,9 @@ int sf_master_run(sf_master_t *m, int64_t now_ds)
                 on_writable(m, u);
             else if (u->link == L_OPEN)
                 on_readable(m, u);
-            if (was && !in_round(u)) {
+            if (was && !in_round(u))
                 active--;
-                done++;
-            }
         }
-        nap = k == 0 && nap > 0 ? 0 : next_nap(active, done, mono_us() - t0_us);
     }
     int e = errno;
     int64_t end = mono_ms();
