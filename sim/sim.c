@@ -54,6 +54,13 @@ static uint64_t splitmix64(uint64_t *x)
     return z ^ (z >> 31);
 }
 
+/* A xoshiro256** state from seed: four splitmix64 outputs. */
+static void seed_stream(uint64_t rng[4], uint64_t seed)
+{
+    for (int k = 0; k < 4; k++)
+        rng[k] = splitmix64(&seed);
+}
+
 /* ---- small helpers -------------------------------------------------------------- */
 
 static int fail(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -337,9 +344,7 @@ sf_sim_t *sf_sim_new_checked(const sf_scenario_t *sc, char *err, size_t err_len)
                          : 150.0f;
     sim->slice_s = sc->demand.slice_s ? sc->demand.slice_s : 900u;
     set_vtypes(sim, sc);
-    uint64_t sm = sc->run.seed;
-    for (int i = 0; i < 4; i++)
-        sim->rng[i] = splitmix64(&sm);
+    seed_stream(sim->rng, sc->run.seed);
 
     /* intersections */
     sim->n_ix = sc->n_intersections;
@@ -510,9 +515,7 @@ sf_sim_t *sf_sim_new_checked(const sf_scenario_t *sc, char *err, size_t err_len)
         g->e = sc->demand.entries[e];
         g->src = (uint32_t)sim->links[g->e.link_idx].source;
         /* the entry's own stream, from the seed and the entry's index */
-        uint64_t gs = sc->run.seed ^ (0x9E3779B97F4A7C15ull * (uint64_t)(e + 1u));
-        for (int k = 0; k < 4; k++)
-            g->rng[k] = splitmix64(&gs);
+        seed_stream(g->rng, sc->run.seed ^ (0x9E3779B97F4A7C15ull * (uint64_t)(e + 1u)));
         g->next_t = sf_sim_next_arrival(sim, g->rng, &g->e, 0.0);
     }
 

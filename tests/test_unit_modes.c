@@ -319,16 +319,12 @@ static int side_green(sf_force_mode_t fm)
         sf_unit_set_detectors(u, (1u << 3) | (1u << 7));
         int n = 0;
         while (sf_unit_status(u)->sg_lamp[V4] != SF_LAMP_GREEN && n++ < 3000) {
-            tod++;
-            sf_unit_set_clock(u, tod);
-            sf_unit_tick(u);
+            fx_ctick(u, &tod);
         }
         cr_expect_eq(sf_unit_status(u)->sg_lamp[V3], SF_LAMP_RED);
         g = 0;
         while (sf_unit_status(u)->sg_lamp[V4] == SF_LAMP_GREEN && g < 3000) {
-            tod++;
-            sf_unit_set_clock(u, tod);
-            sf_unit_tick(u);
+            fx_ctick(u, &tod);
             g++;
         }
     }
@@ -390,9 +386,7 @@ Test(modes, resting_coordinated_unit_takes_a_new_plan)
     int i = 0;
     for (; i < 3000 && !(st->sg_lamp[V2] == SF_LAMP_GREEN && st->sg_lamp[V6] == SF_LAMP_GREEN);
          i++) {
-        tod++;
-        sf_unit_set_clock(u, tod);
-        sf_unit_tick(u);
+        fx_ctick(u, &tod);
     }
     cr_assert_lt(i, 3000);
     cr_assert_eq(st->active_plan, 1);
@@ -400,9 +394,7 @@ Test(modes, resting_coordinated_unit_takes_a_new_plan)
     cr_expect_eq(st->pending_plan, 2);
     bool switched = false;
     for (i = 0; i < 1200 && !switched; i++) { /* within a lap of plan 1 (100 s) + slack */
-        tod++;
-        sf_unit_set_clock(u, tod);
-        sf_unit_tick(u);
+        fx_ctick(u, &tod);
         cr_assert_eq(st->sg_lamp[V2], SF_LAMP_GREEN, "tick %d", i);
         cr_assert_eq(st->sg_lamp[V6], SF_LAMP_GREEN, "tick %d", i);
         switched = st->active_plan == 2;
@@ -412,9 +404,7 @@ Test(modes, resting_coordinated_unit_takes_a_new_plan)
     cr_expect_eq(st->cycle_ds, 1200);
     /* and it stays coordinated, resting, with no fault */
     for (i = 0; i < 3000; i++) {
-        tod++;
-        sf_unit_set_clock(u, tod);
-        sf_unit_tick(u);
+        fx_ctick(u, &tod);
         cr_assert_eq(st->sg_lamp[V2], SF_LAMP_GREEN);
     }
     cr_expect_eq(st->fault_code, 0);

@@ -101,20 +101,12 @@ Test(unit_priority, eta_update_keeps_a_queued_bus_for_the_next_green)
     sf_unit_destroy(&u);
 }
 
-/* Tick with the clock running. */
-static void ctick(sf_unit_t *u, uint32_t *tod)
-{
-    *tod = (*tod + 1) % 864000u;
-    sf_unit_set_clock(u, *tod);
-    sf_unit_tick(u);
-}
-
 /* Tick until the lamp of sg turns code (from another); ticks taken or -1. */
 static int c_until(sf_unit_t *u, uint32_t *tod, uint8_t sg, uint8_t code, int max)
 {
     for (int i = 1; i <= max; i++) {
         uint8_t before = sf_unit_status(u)->sg_lamp[sg];
-        ctick(u, tod);
+        fx_ctick(u, tod);
         if (before != code && sf_unit_status(u)->sg_lamp[sg] == code)
             return i;
     }
@@ -125,7 +117,7 @@ static int c_while(sf_unit_t *u, uint32_t *tod, uint8_t sg, uint8_t code, int ma
 {
     int n = 0;
     while (n < max && sf_unit_status(u)->sg_lamp[sg] == code) {
-        ctick(u, tod);
+        fx_ctick(u, tod);
         n++;
     }
     return n;
@@ -283,7 +275,7 @@ Test(unit_priority, coordinated_phase_insertion_serves_a_passed_lead_left_before
     cr_expect_eq(st->prio[0].strategy, 3);
     /* the bus crosses 2 s into the green and checks out: served */
     for (int i = 0; i < 20; i++)
-        ctick(u, &tod);
+        fx_ctick(u, &tod);
     rq.action = SF_PRIO_CHECK_OUT;
     cr_assert_eq(sf_unit_priority(u, &rq), 0);
     cr_expect_eq(st->prio[0].state, SF_PRIO_ST_SERVED);
@@ -372,7 +364,7 @@ static int lead_left_missed(sf_unit_t *u, uint32_t *tod, sf_prio_request_t *rq)
     int t = c_while(u, tod, V1, SF_LAMP_GREEN, 3000);
     rq->eta_ds = 700;
     cr_assert_eq(sf_unit_priority(u, rq), 0);
-    ctick(u, tod);
+    fx_ctick(u, tod);
     t++;
     cr_assert_eq(st->prio[0].state, SF_PRIO_ST_ACTIVE);
     cr_assert_eq(st->prio[0].strategy, 2, "not waiting for the next green of 1");
@@ -399,7 +391,7 @@ Test(unit_priority, a_bus_waiting_at_the_line_keeps_its_request_past_the_expiry)
     while (g < 3000 && st->sg_lamp[V1] != SF_LAMP_GREEN) {
         if (g % 50 == 0)
             cr_assert_eq(sf_unit_priority(u, &rq), 0, "update refused at %d", t + g);
-        ctick(u, &tod);
+        fx_ctick(u, &tod);
         g++;
         cr_assert_eq(st->prio[0].state, SF_PRIO_ST_ACTIVE, "request ended %d ticks after check-in",
                      t + g);
@@ -429,7 +421,7 @@ Test(unit_priority, a_silent_bus_expires_after_its_eta)
     int t = 1; /* ticks since the update */
     while (st->prio[0].state == SF_PRIO_ST_ACTIVE && t < 3000) {
         cr_assert_neq(st->sg_lamp[V1], SF_LAMP_GREEN, "1 green again before the expiry");
-        ctick(u, &tod);
+        fx_ctick(u, &tod);
         t++;
     }
     cr_expect_eq(st->prio[0].state, SF_PRIO_ST_EXPIRED);
@@ -452,7 +444,7 @@ static int side_to_2(sf_unit_t *u, uint32_t *tod, uint16_t id, uint8_t lv, bool 
     *saw1 = false;
     int n = 0;
     while (n < 3000 && st->sg_lamp[V2] != SF_LAMP_GREEN) {
-        ctick(u, tod);
+        fx_ctick(u, tod);
         n++;
         *saw1 = *saw1 || st->sg_lamp[V1] == SF_LAMP_GREEN;
     }
@@ -482,7 +474,7 @@ Test(unit_priority, phase_skip_passes_the_lead_left_for_a_late_bus_once)
     cr_expect_eq(st->prio[0].strategy, 2);
     /* past the lockout, then level 2: 1 passed over, 2 sooner than the level-3 bus had it */
     for (int i = 0; i < 700; i++)
-        ctick(u, &tod);
+        fx_ctick(u, &tod);
     int l2 = side_to_2(u, &tod, 72, 2, &saw1);
     cr_expect(!saw1, "1 served for a level-2 bus");
     cr_expect_lt(l2, l3, "2 after %d ticks with the skip, %d without (normal %d)", l2, l3, normal);
@@ -493,7 +485,7 @@ Test(unit_priority, phase_skip_passes_the_lead_left_for_a_late_bus_once)
     /* the next cycle, past the lockout again, another level-2 bus: 1 was skipped at its
      * previous visit, so it is served this time */
     while (st->prio_lockout_ds > 0)
-        ctick(u, &tod);
+        fx_ctick(u, &tod);
     side_to_2(u, &tod, 73, 2, &saw1);
     cr_expect(saw1, "1 skipped twice running");
     sf_unit_destroy(&u);

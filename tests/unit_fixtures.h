@@ -151,6 +151,15 @@ static inline sf_unit_config_t fx_cfg(const sf_intersection_t *ix, sf_unit_mode_
     return c;
 }
 
+/* One tick with the unit's clock running: tod (0.1 s of the day) advances first, wrapping
+ * at midnight. */
+static inline void fx_ctick(sf_unit_t *u, uint32_t *tod)
+{
+    *tod = (*tod + 1) % 864000u;
+    sf_unit_set_clock(u, *tod);
+    sf_unit_tick(u);
+}
+
 /* Tick until lamp of sg becomes code (at most max ticks). Returns the ticks taken, or
  * -1 when it did not happen. */
 static inline int fx_until(sf_unit_t *u, uint8_t sg, uint8_t code, int max)
