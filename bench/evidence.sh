@@ -151,26 +151,23 @@ for s in $SEEDS; do
     fi
     if want surge; then
         echo "surge_adaptive $s $SCEN $SURGE_DUR --set control.strategy=adaptive$SURGE${XADAPT:-}" >>"$W/runs.txt"
-        echo "surge_fixed $s $SCEN $SURGE_DUR --set control.strategy=coordinated$SURGE" >>"$W/runs.txt"
     fi
     if want surge_ceiling; then
         for cy in $CEIL_CYCLES; do
             echo "surge_fixed_c$cy $s $W/ceiling_c$cy.json $SURGE_DUR --set control.strategy=coordinated$SURGE" >>"$W/runs.txt"
         done
-        want surge || want surge_mp ||
-            echo "surge_fixed $s $SCEN $SURGE_DUR --set control.strategy=coordinated$SURGE" >>"$W/runs.txt"
     fi
     if want surge_oracle; then
         for cy in $ORACLE_CYCLES; do
             echo "surge_oracle_c$cy $s $W/oracle_c$cy.json $SURGE_DUR --set control.strategy=coordinated$SURGE" >>"$W/runs.txt"
         done
-        want surge || want surge_mp || want surge_ceiling ||
-            echo "surge_fixed $s $SCEN $SURGE_DUR --set control.strategy=coordinated$SURGE" >>"$W/runs.txt"
     fi
     if want surge_mp; then
         echo "surge_maxpressure $s $SCEN $SURGE_DUR --set control.strategy=max_pressure$SURGE" >>"$W/runs.txt"
-        want surge ||
-            echo "surge_fixed $s $SCEN $SURGE_DUR --set control.strategy=coordinated$SURGE" >>"$W/runs.txt"
+    fi
+    # every surge comparison is against the same fixed-plan arm: run it once
+    if want surge || want surge_ceiling || want surge_oracle || want surge_mp; then
+        echo "surge_fixed $s $SCEN $SURGE_DUR --set control.strategy=coordinated$SURGE" >>"$W/runs.txt"
     fi
 done
 
