@@ -1,0 +1,407 @@
+/* tests/test_linkq.c — link / movement vehicle estimates from detector data, on hand cases. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "linkq.h"
+
+/* Two intersections A (0) and B (1) on an arterial W -> A -> B -> E.
+ *  link 0 W-A: entry, 300 m, lane 0 through, lane 1 left (bay 30 m); ratios T .9 L .1
+ *  link 1 A-B: 200 m at 10 m/s (free flow 20 s), lane 0 through+right, lane 1 through;
+ *              ratios T .8 R .2
+ *  link 2 B-E and link 3 A-S, link 4 B-S: exits to boundaries.
+ * A: movement 0 W-A through (phase 2), movement 1 W-A left (phase 4); stop-bar presence
+ *    detectors d0 lane 0 (phase 2) and d1 lane 1 (phase 4), advance count detector d2 on
+ *    lane 0, 50 m upstream, 2 m long.
+ * B: movement 0 A-B through and movement 1 A-B right (phase 2); stop-bar detectors d0
+ *    (lane 0) and d1 (lane 1).
+ * Cars: length 5 m + jam gap 2.5 m = jam spacing 7.5 m. */
+typedef struct {
+    sf_scenario_t sc;
+    sf_intersection_t ix[2];
+    sf_link_t links[5];
+    sf_boundary_t bnd[4];
+} fixture_t;
+
+static void link_(sf_link_t *l, const char *id, sf_node_kind_t fk, uint32_t fi, sf_node_kind_t tk,
+                  uint32_t ti, float len, uint8_t n_lanes)
+{
+    memset(l, 0, sizeof *l);
+    snprintf(l->id, sizeof l->id, "%s", id);
+    l->from_kind = fk;
+    l->from_idx = fi;
+    l->to_kind = tk;
+    l->to_idx = ti;
+    l->length_m = len;
+    l->speed_mps = 10;
+    l->n_lanes = n_lanes;
+    for (uint8_t k = 0; k < n_lanes; k++)
+        l->lanes[k].use_mask = SF_LANE_USE_THROUGH;
+}
+
+static void det(sf_intersection_t *ix, sf_det_kind_t kind, uint32_t link, uint8_t lane, float dist,
+                float len)
+{
+    sf_detector_t *d = &ix->det[ix->n_det++];
+    memset(d, 0, sizeof *d);
+    snprintf(d->id, sizeof d->id, "D%u", (unsigned)ix->n_det);
+    d->kind = kind;
+    d->link_idx = link;
+    d->lane = lane;
+    d->distance_m = dist;
+    d->length_m = len;
+}
+
+static void mv(sf_intersection_t *ix, uint32_t from, uint32_t to, sf_turn_t t, uint8_t sg)
+{
+    sf_movement_t *m = &ix->movements[ix->n_movements++];
+    memset(m, 0, sizeof *m);
+    snprintf(m->id, sizeof m->id, "M%u", (unsigned)ix->n_movements);
+    m->from_link_idx = from;
+    m->to_link_idx = to;
+    m->turn = t;
+    m->sg_idx = sg;
+}
+
+static void two_phases(sf_intersection_t *ix, const char *id)
+{
+    memset(ix, 0, sizeof *ix);
+    snprintf(ix->id, sizeof ix->id, "%s", id);
+    ix->n_phases = 2;
+    ix->phases[0].id = 2;
+    ix->phases[1].id = 4;
+    ix->n_sg = 2;
+    ix->sg[0].phase_idx = 0;
+    ix->sg[1].phase_idx = 1;
+}
+
+static void build(fixture_t *f)
+{
+    memset(f, 0, sizeof *f);
+    link_(&f->links[0], "W-A", SF_NODE_BOUNDARY, 0, SF_NODE_INTERSECTION, 0, 300, 2);
+    f->links[0].lanes[1].use_mask = SF_LANE_USE_LEFT;
+    f->links[0].lanes[1].bay_m = 30;
+    f->links[0].turn_ratio[SF_TURN_THROUGH] = 0.9f;
+    f->links[0].turn_ratio[SF_TURN_LEFT] = 0.1f;
+    link_(&f->links[1], "A-B", SF_NODE_INTERSECTION, 0, SF_NODE_INTERSECTION, 1, 200, 2);
+    f->links[1].lanes[0].use_mask = SF_LANE_USE_THROUGH | SF_LANE_USE_RIGHT;
+    f->links[1].turn_ratio[SF_TURN_THROUGH] = 0.8f;
+    f->links[1].turn_ratio[SF_TURN_RIGHT] = 0.2f;
+    link_(&f->links[2], "B-E", SF_NODE_INTERSECTION, 1, SF_NODE_BOUNDARY, 1, 300, 2);
+    link_(&f->links[3], "A-S", SF_NODE_INTERSECTION, 0, SF_NODE_BOUNDARY, 2, 300, 1);
+    link_(&f->links[4], "B-S", SF_NODE_INTERSECTION, 1, SF_NODE_BOUNDARY, 3, 300, 1);
+    two_phases(&f->ix[0], "A");
+    mv(&f->ix[0], 0, 1, SF_TURN_THROUGH, 0);
+    mv(&f->ix[0], 0, 3, SF_TURN_LEFT, 1);
+    det(&f->ix[0], SF_DET_PRESENCE, 0, 0, 6, 6);
+    det(&f->ix[0], SF_DET_PRESENCE, 0, 1, 6, 6);
+    det(&f->ix[0], SF_DET_COUNT, 0, 0, 50, 2);
+    two_phases(&f->ix[1], "B");
+    mv(&f->ix[1], 1, 2, SF_TURN_THROUGH, 0);
+    mv(&f->ix[1], 1, 4, SF_TURN_RIGHT, 0);
+    det(&f->ix[1], SF_DET_PRESENCE, 1, 0, 6, 6);
+    det(&f->ix[1], SF_DET_PRESENCE, 1, 1, 6, 6);
+    f->sc.n_intersections = 2;
+    f->sc.intersections = f->ix;
+    f->sc.n_links = 5;
+    f->sc.links = f->links;
+    f->sc.n_boundaries = 4;
+    f->sc.boundaries = f->bnd;
+    f->sc.demand.vtype[SF_VEH_CAR].length_m = 5;
+    f->sc.demand.vtype[SF_VEH_CAR].s0_m = 2.5f;
+}
+
+/* An observation: interval seq of 60 s with volumes vol (may be NULL: no counts). */
+static sf_linkq_obs_t obs(uint16_t seq, const uint16_t *vol, uint64_t presence, uint16_t greens)
+{
+    sf_linkq_obs_t o = {seq, vol ? 60 : 0, vol, presence, greens};
+    return o;
+}
+
+#define GREEN2 0x2u /* phase number 2 */
+#define GREEN4 0x8u /* phase number 4 */
+
+Test(linkq, lane_share_spreads_each_turn_over_its_lanes)
+{
+    fixture_t f;
+    build(&f);
+    /* A-B lane 0: w(T) = .8 / 2 lanes = .4, w(R) = .2 / 1 lane = .2 -> T 2/3, R 1/3 */
+    cr_assert_float_eq(sf_linkq_lane_share(&f.links[1], 0, SF_TURN_THROUGH), 2.0 / 3, 1e-6);
+    cr_assert_float_eq(sf_linkq_lane_share(&f.links[1], 0, SF_TURN_RIGHT), 1.0 / 3, 1e-6);
+    cr_assert_float_eq(sf_linkq_lane_share(&f.links[1], 1, SF_TURN_THROUGH), 1.0, 1e-9);
+    cr_assert_float_eq(sf_linkq_lane_share(&f.links[1], 1, SF_TURN_RIGHT), 0.0, 1e-9);
+    /* an exclusive lane counts its turn exactly */
+    cr_assert_float_eq(sf_linkq_lane_share(&f.links[0], 1, SF_TURN_LEFT), 1.0, 1e-9);
+    /* no ratios: the turns a lane allows count equally */
+    f.links[1].turn_ratio[SF_TURN_THROUGH] = 0;
+    f.links[1].turn_ratio[SF_TURN_RIGHT] = 0;
+    /* w(T) = 1/2, w(R) = 1/1 */
+    cr_assert_float_eq(sf_linkq_lane_share(&f.links[1], 0, SF_TURN_RIGHT), 2.0 / 3, 1e-6);
+    errno = 0;
+    cr_assert_eq(sf_linkq_lane_share(&f.links[1], 2, SF_TURN_RIGHT), -1);
+    cr_assert_eq(errno, EINVAL);
+    cr_assert_eq(sf_linkq_lane_share(NULL, 0, SF_TURN_RIGHT), -1);
+    cr_assert_eq(sf_linkq_lane_share(&f.links[1], 0, SF_TURN_N), -1);
+}
+
+Test(linkq, storage_counts_bays_and_the_scenario_jam_spacing)
+{
+    fixture_t f;
+    build(&f);
+    /* 300 m + the 30 m bay at 7.5 m = 44 veh; 2 x 200 m = 53.33 */
+    cr_assert_float_eq(sf_linkq_storage_veh(&f.links[0], 7.5), 44.0, 1e-9);
+    cr_assert_eq(sf_linkq_storage_veh(&f.links[0], 0), -1);
+    cr_assert_eq(sf_linkq_storage_veh(&f.links[0], NAN), -1);
+    sf_linkq_t *q = sf_linkq_new(&f.sc, NULL);
+    cr_assert_not_null(q);
+    cr_assert_float_eq(sf_linkq_storage(q, 0), 44.0, 1e-6);
+    cr_assert_float_eq(sf_linkq_storage(q, 1), 400.0 / 7.5, 1e-6);
+    cr_assert_eq(sf_linkq_storage(q, 5), -1);
+    sf_linkq_destroy(&q);
+    cr_assert_null(q);
+    sf_linkq_destroy(&q); /* safe twice */
+}
+
+Test(linkq, counts_move_vehicles_from_link_to_link)
+{
+    fixture_t f;
+    build(&f);
+    sf_linkq_t *q = sf_linkq_new(&f.sc, NULL);
+    cr_assert_not_null(q);
+    uint16_t zero[3] = {0};
+    cr_assert_eq(sf_linkq_observe(q, 1, 0, &(sf_linkq_obs_t){0, 60, zero, 0, 0}), 0);
+    cr_assert_eq(sf_linkq_observe(q, 0, 0, &(sf_linkq_obs_t){0, 60, zero, 0, 0}), 0);
+    /* interval 1 at A: 30 through (lane 0) and 6 left (lane 1) crossed A's stop line */
+    uint16_t va[3] = {30, 6, 0};
+    sf_linkq_obs_t oa = obs(1, va, 0, 0);
+    cr_assert_eq(sf_linkq_observe(q, 1, 60, &(sf_linkq_obs_t){0, 60, zero, 0, 0}), 0);
+    cr_assert_eq(sf_linkq_observe(q, 0, 60, &oa), 0);
+    /* the 30 through vehicles are now on A-B, shared by its ratios: 24 through, 6 right */
+    cr_assert_float_eq(sf_linkq_movement(q, 1, 0), 24.0, 1e-9);
+    cr_assert_float_eq(sf_linkq_movement(q, 1, 1), 6.0, 1e-9);
+    cr_assert_float_eq(sf_linkq_link(q, 1), 30.0, 1e-9);
+    cr_assert_float_eq(sf_linkq_link(q, 2), 0.0, 1e-9); /* to a boundary: not seen */
+    /* the entry link has no upstream count and nothing was predicted: 0, not negative */
+    cr_assert_float_eq(sf_linkq_link(q, 0), 0.0, 1e-9);
+    /* interval 1 at B: 12 on lane 0 and 9 on lane 1 left: through 12 x 2/3 + 9 = 17,
+     * right 12 x 1/3 = 4 */
+    uint16_t vb[2] = {12, 9};
+    sf_linkq_obs_t ob = obs(1, vb, 0, 0);
+    cr_assert_eq(sf_linkq_observe(q, 1, 60, &ob), 0);
+    cr_assert_float_eq(sf_linkq_movement(q, 1, 0), 24.0 - 17.0, 1e-9);
+    cr_assert_float_eq(sf_linkq_movement(q, 1, 1), 6.0 - 4.0, 1e-9);
+    /* the same interval seen again adds nothing */
+    cr_assert_eq(sf_linkq_observe(q, 1, 60, &ob), 0);
+    cr_assert_float_eq(sf_linkq_link(q, 1), 9.0, 1e-9);
+    sf_linkq_destroy(&q);
+}
+
+Test(linkq, counted_arrivals_replace_predicted_ones)
+{
+    fixture_t f;
+    build(&f);
+    sf_linkq_t *q = sf_linkq_new(&f.sc, NULL);
+    uint16_t zero[3] = {0}, va[3] = {30, 0, 0};
+    sf_linkq_obs_t oz = obs(0, zero, 0, 0);
+    sf_linkq_observe(q, 0, 0, &oz);
+    sf_linkq_observe(q, 1, 0, &oz);
+    sf_linkq_observe(q, 1, 60, &oz); /* B first: its 60 s are predicted at no rate yet */
+    sf_linkq_obs_t oa = obs(1, va, 0, 0);
+    sf_linkq_observe(q, 0, 60, &oa); /* rate into A-B: through 24 / 60 s = 0.4 veh/s */
+    cr_assert_float_eq(sf_linkq_movement(q, 1, 0), 24.0, 1e-9);
+    /* 30 s at B with B red: 0.4 x 30 = 12 more predicted */
+    sf_linkq_observe(q, 1, 90, &oz);
+    cr_assert_float_eq(sf_linkq_movement(q, 1, 0), 36.0, 1e-9);
+    /* A's next interval counts 15 through (12 to B's through movement): the 12 predicted
+     * are replaced by the 12 counted */
+    uint16_t va2[3] = {15, 0, 0};
+    sf_linkq_obs_t oa2 = obs(2, va2, 0, 0);
+    sf_linkq_observe(q, 0, 120, &oa2);
+    cr_assert_float_eq(sf_linkq_movement(q, 1, 0), 24.0 + 12.0, 1e-9);
+    cr_assert_float_eq(sf_linkq_movement(q, 1, 1), 6.0 + 3.0, 1e-9);
+    sf_linkq_destroy(&q);
+}
+
+Test(linkq, discharge_is_predicted_while_green_and_occupied)
+{
+    fixture_t f;
+    build(&f);
+    sf_linkq_t *q = sf_linkq_new(&f.sc, NULL);
+    uint16_t zero[3] = {0}, va[3] = {30, 0, 0};
+    sf_linkq_obs_t oz = obs(0, zero, 0, 0);
+    sf_linkq_observe(q, 0, 0, &oz);
+    sf_linkq_observe(q, 1, 0, &oz);
+    sf_linkq_observe(q, 1, 60, &oz);
+    sf_linkq_obs_t oa = obs(1, va, 0, 0);
+    sf_linkq_observe(q, 0, 60, &oa);
+    /* stop rates of arrival for this case: A counts nothing more from now on */
+    sf_linkq_obs_t oa0 = obs(2, zero, 0, 0);
+    sf_linkq_observe(q, 0, 60, &oa0);
+    cr_assert_float_eq(sf_linkq_movement(q, 1, 0), 24.0, 1e-9);
+    /* B green for phase 2, lane 0 occupied, 2 s: through discharges over 2/3 + 1 lanes at
+     * 1800 veh/h = 0.8333 veh/s, right over 1/3 lane = 0.1667 veh/s */
+    sf_linkq_obs_t og = obs(0, zero, 1u << 0, GREEN2);
+    sf_linkq_observe(q, 1, 62, &og);
+    cr_assert_float_eq(sf_linkq_movement(q, 1, 0), 24.0 - 2 * 0.5 * 5.0 / 3, 1e-9);
+    cr_assert_float_eq(sf_linkq_movement(q, 1, 1), 6.0 - 2 * 0.5 / 3, 1e-9);
+    /* red: nothing leaves */
+    sf_linkq_obs_t or_ = obs(0, zero, 1u << 0, GREEN4);
+    sf_linkq_observe(q, 1, 70, &or_);
+    cr_assert_float_eq(sf_linkq_movement(q, 1, 0), 24.0 - 2 * 0.5 * 5.0 / 3, 1e-9);
+    /* B's interval then counts 20 on lane 1 only: through 20 counted replace 3.33 predicted,
+     * right 0 counted replace 0.33 predicted */
+    uint16_t vb[2] = {0, 20};
+    sf_linkq_obs_t ob = obs(1, vb, 0, GREEN4);
+    sf_linkq_observe(q, 1, 70, &ob);
+    cr_assert_float_eq(sf_linkq_movement(q, 1, 0), 4.0, 1e-9);
+    cr_assert_float_eq(sf_linkq_movement(q, 1, 1), 6.0, 1e-9);
+    sf_linkq_destroy(&q);
+}
+
+Test(linkq, idle_stop_bar_on_green_leaves_only_moving_vehicles)
+{
+    fixture_t f;
+    build(&f);
+    sf_linkq_t *q = sf_linkq_new(&f.sc, NULL);
+    uint16_t zero[3] = {0}, va[3] = {30, 0, 0};
+    sf_linkq_obs_t oz = obs(0, zero, 0, 0);
+    sf_linkq_observe(q, 0, 0, &oz);
+    sf_linkq_observe(q, 1, 0, &oz);
+    sf_linkq_observe(q, 1, 60, &oz);
+    sf_linkq_obs_t oa = obs(1, va, 0, 0);
+    sf_linkq_observe(q, 0, 60, &oa);            /* through rate 0.4 veh/s, right 0.1 veh/s */
+    double before = sf_linkq_movement(q, 1, 0); /* 24 */
+    /* green, both lanes idle: 2 s is not yet enough (idle_clear_s 3 s) */
+    sf_linkq_obs_t og = obs(0, zero, 0, GREEN2);
+    sf_linkq_observe(q, 1, 61, &og);
+    sf_linkq_observe(q, 1, 62, &og);
+    cr_assert_gt(sf_linkq_movement(q, 1, 0), before);
+    /* a vehicle on lane 1 breaks the idle time */
+    sf_linkq_obs_t oo = obs(0, zero, 1u << 1, GREEN2);
+    sf_linkq_observe(q, 1, 63, &oo);
+    sf_linkq_observe(q, 1, 64, &og);
+    sf_linkq_observe(q, 1, 65, &og);
+    cr_assert_gt(sf_linkq_movement(q, 1, 0), 10.0);
+    /* 3 s idle on green: only the vehicles moving along the link are left, at most the
+     * arrival rate x free-flow time: 0.4 x 20 = 8 through, 0.1 x 20 = 2 right */
+    sf_linkq_observe(q, 1, 67, &og);
+    cr_assert_float_eq(sf_linkq_movement(q, 1, 0), 8.0, 1e-9);
+    cr_assert_float_eq(sf_linkq_movement(q, 1, 1), 2.0, 1e-9);
+    /* idle on red says nothing: the estimate grows with arrivals */
+    sf_linkq_obs_t or_ = obs(0, zero, 0, GREEN4);
+    sf_linkq_observe(q, 1, 77, &or_);
+    cr_assert_float_eq(sf_linkq_movement(q, 1, 0), 12.0, 1e-9);
+    sf_linkq_destroy(&q);
+}
+
+Test(linkq, held_advance_detector_means_the_queue_reaches_it)
+{
+    fixture_t f;
+    build(&f);
+    sf_linkq_t *q = sf_linkq_new(&f.sc, NULL);
+    uint16_t zero[3] = {0};
+    sf_linkq_obs_t oz = obs(0, zero, 0, 0);
+    sf_linkq_observe(q, 0, 0, &oz);
+    cr_assert_float_eq(sf_linkq_movement(q, 0, 0), 0.0, 1e-9);
+    /* d2 (lane 0, 50 m + 2 m) occupied 3 s: could be a slow vehicle */
+    sf_linkq_obs_t oh = obs(0, zero, 1u << 2, GREEN4);
+    for (int s = 1; s <= 3; s++)
+        sf_linkq_observe(q, 0, s, &oh);
+    cr_assert_float_eq(sf_linkq_movement(q, 0, 0), 0.0, 1e-9);
+    /* 4 s: a standing queue reaches it: lane 0 (through only) holds 52 / 7.5 vehicles */
+    sf_linkq_observe(q, 0, 4, &oh);
+    cr_assert_float_eq(sf_linkq_movement(q, 0, 0), 52.0 / 7.5, 1e-6);
+    cr_assert_float_eq(sf_linkq_movement(q, 0, 1), 0.0, 1e-9); /* not on the left lane */
+    sf_linkq_destroy(&q);
+}
+
+Test(linkq, a_link_holds_at_most_its_storage)
+{
+    fixture_t f;
+    build(&f);
+    sf_linkq_t *q = sf_linkq_new(&f.sc, NULL);
+    uint16_t zero[3] = {0}, va[3] = {90, 0, 0};
+    sf_linkq_obs_t oz = obs(0, zero, 0, 0);
+    sf_linkq_observe(q, 0, 0, &oz);
+    sf_linkq_observe(q, 1, 0, &oz);
+    sf_linkq_observe(q, 1, 60, &oz);
+    sf_linkq_obs_t oa = obs(1, va, 0, 0);
+    sf_linkq_observe(q, 0, 60, &oa); /* 90 vehicles into a 53.3-vehicle link */
+    sf_linkq_observe(q, 1, 61, &oz); /* B applies its storage */
+    cr_assert_float_eq(sf_linkq_link(q, 1), 400.0 / 7.5, 1e-6);
+    /* scaled together: the 80/20 split is kept */
+    cr_assert_float_eq(sf_linkq_movement(q, 1, 0) / sf_linkq_link(q, 1), 0.8, 1e-6);
+    sf_linkq_destroy(&q);
+}
+
+Test(linkq, entry_arrivals_follow_the_departures_measured)
+{
+    fixture_t f;
+    build(&f);
+    sf_linkq_t *q = sf_linkq_new(&f.sc, NULL);
+    uint16_t zero[3] = {0}, va[3] = {30, 6, 0};
+    sf_linkq_obs_t oz = obs(0, zero, 0, 0);
+    sf_linkq_observe(q, 0, 0, &oz);
+    sf_linkq_obs_t oa = obs(1, va, 0, 0);
+    sf_linkq_observe(q, 0, 60, &oa); /* through 0.5 veh/s, left 0.1 veh/s */
+    sf_linkq_obs_t o1 = obs(1, zero, 0, 0);
+    sf_linkq_observe(q, 0, 70, &o1);
+    cr_assert_float_eq(sf_linkq_movement(q, 0, 0), 5.0, 1e-9);
+    cr_assert_float_eq(sf_linkq_movement(q, 0, 1), 1.0, 1e-9);
+    /* next interval: 10 through (0.1667 veh/s): the rate is the average 0.3333; the
+     * predicted arrivals stay (nothing counted replaces them), the departures are counted */
+    uint16_t va2[3] = {10, 6, 0};
+    sf_linkq_obs_t oa2 = obs(2, va2, 0, 0);
+    sf_linkq_observe(q, 0, 120, &oa2); /* 5 + 0.5 x 50 = 30 predicted in, 10 out */
+    cr_assert_float_eq(sf_linkq_movement(q, 0, 0), 20.0, 1e-9);
+    sf_linkq_obs_t o2 = obs(2, zero, 0, 0);
+    sf_linkq_observe(q, 0, 126, &o2);
+    cr_assert_float_eq(sf_linkq_movement(q, 0, 0), 20.0 + 6.0 / 3, 1e-9);
+    sf_linkq_destroy(&q);
+}
+
+Test(linkq, bad_input_is_refused_and_changes_nothing)
+{
+    fixture_t f;
+    build(&f);
+    sf_linkq_opts_t o;
+    sf_linkq_opts_default(&o);
+    o.idle_clear_s = 0;
+    errno = 0;
+    cr_assert_null(sf_linkq_new(&f.sc, &o));
+    cr_assert_eq(errno, EINVAL);
+    sf_linkq_opts_default(&o);
+    o.entry_rate_keep = 1.5;
+    cr_assert_null(sf_linkq_new(&f.sc, &o));
+    cr_assert_null(sf_linkq_new(NULL, NULL));
+    fixture_t g;
+    build(&g);
+    g.ix[1].movements[0].from_link_idx = 0; /* W-A does not end at B */
+    errno = 0;
+    cr_assert_null(sf_linkq_new(&g.sc, NULL));
+    cr_assert_eq(errno, EINVAL);
+
+    sf_linkq_t *q = sf_linkq_new(&f.sc, NULL);
+    uint16_t zero[3] = {0}, va[3] = {30, 0, 0};
+    sf_linkq_obs_t oz = obs(0, zero, 0, 0);
+    sf_linkq_observe(q, 0, 0, &oz);
+    sf_linkq_observe(q, 1, 0, &oz);
+    sf_linkq_obs_t oa = obs(1, va, 0, 0);
+    sf_linkq_observe(q, 0, 60, &oa);
+    double n = sf_linkq_movement(q, 1, 0);
+    errno = 0;
+    cr_assert_eq(sf_linkq_observe(q, 2, 60, &oz), -1); /* no intersection 2 */
+    cr_assert_eq(errno, EINVAL);
+    cr_assert_eq(sf_linkq_observe(q, 0, 30, &oz), -1); /* time going back */
+    cr_assert_eq(sf_linkq_observe(q, 0, NAN, &oz), -1);
+    sf_linkq_obs_t onull = {2, 60, NULL, 0, 0};
+    cr_assert_eq(sf_linkq_observe(q, 0, 61, &onull), -1);
+    cr_assert_eq(sf_linkq_observe(q, 0, 61, NULL), -1);
+    cr_assert_float_eq(sf_linkq_movement(q, 1, 0), n, 1e-12);
+    cr_assert_eq(sf_linkq_movement(q, 1, 2), -1);
+    cr_assert_eq(sf_linkq_movement(q, 2, 0), -1);
+    cr_assert_eq(sf_linkq_link(q, 5), -1);
+    sf_linkq_destroy(&q);
+}
