@@ -1013,6 +1013,12 @@ int sf_controller_step(sf_controller_t *c, uint64_t k, uint32_t tod_ds)
             c->online[i] = st->health.state == SF_LINK_ONLINE && st->identity_ok;
             if (c->online[i] && sf_tsp_active(c->tsp, i))
                 sf_tsp_unit_status(c->tsp, t, i, st->prio_id, st->prio_state, st->prio_reason);
+            /* the plan and cycle timer a check-in's red wait is predicted from (coordinated
+             * control only: the cycle timer means nothing in the others) */
+            bool coord = c->online[i] && (st->mode == 0x12 || st->mode == 0x22) &&
+                         st->n_status > 0 && !st->pending_plan;
+            sf_tsp_signal(c->tsp, t, i, coord ? running_plan(&c->cu[i], st) : NULL,
+                          st->cycle_timer_ds);
         }
     }
     /* Decisions -> round 2 writes. */

@@ -25,6 +25,7 @@ typedef struct {
     double t_s;        /* when it came */
     uint8_t phase_idx; /* resolved from the movement */
     bool redo;         /* a re-decision of a waiting refusal, not a check-in of the bus */
+    float wait_s;      /* predicted red wait at the line (sf_tsp_wait) at its check-in */
 } pending_t;
 
 typedef struct {
@@ -34,10 +35,16 @@ typedef struct {
 } refused_t;
 
 typedef struct {
-    double lockout_until_s;           /* no grant before this */
-    active_t act[SF_TSP_MAX_ACTIVE];  /* granted requests held */
-    refused_t ref[SF_TSP_MAX_ACTIVE]; /* buses refused here since their check-in */
-    uint8_t ref_next;                 /* slot the next refusal takes when none is free */
+    double lockout_until_s;               /* no grant before this */
+    bool sig_known;                       /* a coordinated plan and cycle timer were read */
+    double sig_t_s;                       /* when */
+    uint16_t sig_ct_ds;                   /* the cycle timer then */
+    uint16_t sig_cycle_ds;                /* the plan's cycle */
+    uint16_t sig_start_ds[SF_MAX_PHASES]; /* each phase's green start, cycle-timer time */
+    uint16_t sig_green_ds[SF_MAX_PHASES]; /* and its length (0 = not in the plan) */
+    active_t act[SF_TSP_MAX_ACTIVE];      /* granted requests held */
+    refused_t ref[SF_TSP_MAX_ACTIVE];     /* buses refused here since their check-in */
+    uint8_t ref_next;                     /* slot the next refusal takes when none is free */
 } ix_state_t;
 
 struct sf_tsp_s {
@@ -108,14 +115,14 @@ void sf_tsp_destroy(sf_tsp_t **self_p)
 
 static void log_req(sf_tsp_t *t, double t_s, uint32_t ix, const char *bus, const char *event,
                     uint16_t id, uint8_t level, uint8_t phase_no, double eta_s, double late_s,
-                    const char *outcome, sf_tsp_reason_t reason)
+                    double wait_s, const char *outcome, sf_tsp_reason_t reason)
 {
     if (!t->log)
         return;
-    json_t *d =
-        json_pack("{s:s, s:s, s:i, s:i, s:i, s:f, s:f, s:s, s:s}", "event", event, "bus", bus,
-                  "request", (int)id, "level", (int)level, "phase", (int)phase_no, "eta_s", eta_s,
-                  "lateness_s", late_s, "outcome", outcome, "reason", sf_tsp_reason_name(reason));
+    json_t *d = json_pack("{s:s, s:s, s:i, s:i, s:i, s:f, s:f, s:f, s:s, s:s}", "event", event,
+                          "bus", bus, "request", (int)id, "level", (int)level, "phase",
+                          (int)phase_no, "eta_s", eta_s, "lateness_s", late_s, "wait_s", wait_s,
+                          "outcome", outcome, "reason", sf_tsp_reason_name(reason));
     sf_eventlog_add(t->log, t_s, t->sc->intersections[ix].id, SF_EV_PRIORITY, d);
 }
 
@@ -201,7 +208,7 @@ int sf_tsp_event(sf_tsp_t *t, double t_s, const sf_tsp_event_t *ev)
     else
         t->counts.cancelled++;
     log_req(t, t_s, ev->ix, a->bus_id, "check_out", a->id, a->level, a->phase_no, 0, ev->lateness_s,
-            served ? "served" : "cancelled", SF_TSP_R_NONE);
+            0, served ? "served" : "cancelled", SF_TSP_R_NONE);
     if (!a->unit_done) /* the unit ended it itself (e.g. its green ran out): nothing to end */
         push_out(t, ev->ix, a, 2, 0);
     memset(a, 0, sizeof *a);
@@ -213,6 +220,95 @@ int sf_tsp_event(sf_tsp_t *t, double t_s, const sf_tsp_event_t *ev)
 static bool transient(sf_tsp_reason_t r)
 {
     return r == SF_TSP_R_OFFLINE || r == SF_TSP_R_CONFLICT || r == SF_TSP_R_LOCKOUT;
+}
+
+/* Lay plan pl out on ix's cycle as the unit does (unit/engine.c derive_coord): barrier
+ * groups in order of first appearance along the rings, from the group of the first
+ * coordinated phase; in each ring a group's phases one after the other, each taking its
+ * split; the group as long as its longest ring. Cycle timer 0 is the start of the first
+ * coordinated phase's split. false when the plan has no coordinated phase or no cycle. */
+static bool lay_out(const sf_intersection_t *ix, const sf_plan_t *pl, uint16_t *start,
+                    uint16_t *green)
+{
+    uint8_t bgroup[SF_MAX_PHASES], pos_of[SF_MAX_BARRIERS], n = 0;
+    memset(bgroup, 0xFF, sizeof bgroup);
+    memset(pos_of, 0xFF, sizeof pos_of);
+    for (uint8_t k = 0; k < ix->n_barriers && k < SF_MAX_BARRIERS; k++)
+        for (uint8_t i = 0; i < ix->n_phases; i++)
+            if (ix->barrier_mask[k] >> i & 1u)
+                bgroup[i] = k;
+    int cp = -1;
+    for (uint8_t r = 0; r < ix->n_rings; r++)
+        for (uint8_t k = 0; k < ix->ring_seq_len[r]; k++) {
+            uint8_t p = ix->ring_seq[r][k];
+            if (p >= ix->n_phases || bgroup[p] == 0xFF)
+                return false;
+            if (pos_of[bgroup[p]] == 0xFF)
+                pos_of[bgroup[p]] = n++;
+            if (cp < 0 && (pl->coord_phase_mask >> p & 1u))
+                cp = p;
+        }
+    if (cp < 0 || n == 0 || pl->cycle_ds == 0)
+        return false;
+    uint32_t abs_start[SF_MAX_PHASES] = {0}, acc = 0;
+    uint8_t g_c = pos_of[bgroup[cp]];
+    for (uint8_t j = 0; j < n; j++) {
+        uint8_t g = (uint8_t)((g_c + j) % n);
+        uint32_t len = 0;
+        for (uint8_t r = 0; r < ix->n_rings; r++) {
+            uint32_t a = acc;
+            for (uint8_t k = 0; k < ix->ring_seq_len[r]; k++) {
+                uint8_t p = ix->ring_seq[r][k];
+                if (pos_of[bgroup[p]] != g)
+                    continue;
+                abs_start[p] = a;
+                a += pl->split_ds[p];
+            }
+            if (a - acc > len)
+                len = a - acc;
+        }
+        acc += len;
+    }
+    for (uint8_t p = 0; p < ix->n_phases; p++) {
+        const sf_phase_t *ph = &ix->phases[p];
+        uint32_t clr = (uint32_t)ph->yellow_ds + ph->red_clear_ds;
+        bool served = pl->split_ds[p] > clr && pl->split_mode[p] != SF_SPLIT_OMIT;
+        green[p] = served ? (uint16_t)(pl->split_ds[p] - clr) : 0;
+        start[p] =
+            (uint16_t)((abs_start[p] + pl->cycle_ds - abs_start[cp] % pl->cycle_ds) % pl->cycle_ds);
+    }
+    return true;
+}
+
+void sf_tsp_signal(sf_tsp_t *t, double t_s, uint32_t ix, const sf_plan_t *plan,
+                   uint16_t cycle_timer_ds)
+{
+    if (!t || ix >= t->sc->n_intersections)
+        return;
+    ix_state_t *s = &t->ix[ix];
+    s->sig_known =
+        plan && lay_out(&t->sc->intersections[ix], plan, s->sig_start_ds, s->sig_green_ds);
+    if (!s->sig_known)
+        return;
+    s->sig_t_s = t_s;
+    s->sig_cycle_ds = plan->cycle_ds;
+    s->sig_ct_ds = (uint16_t)(cycle_timer_ds % plan->cycle_ds);
+}
+
+double sf_tsp_wait(const sf_tsp_t *t, uint32_t ix, uint8_t phase_idx, double arrive_s)
+{
+    if (!t || ix >= t->sc->n_intersections || phase_idx >= SF_MAX_PHASES || !isfinite(arrive_s))
+        return 0.0;
+    const ix_state_t *s = &t->ix[ix];
+    if (!s->sig_known || s->sig_green_ds[phase_idx] == 0)
+        return 0.0;
+    double c = s->sig_cycle_ds;
+    /* the cycle timer at the arrival, then how far into the phase's window that is */
+    double ct = fmod((double)s->sig_ct_ds + (arrive_s - s->sig_t_s) * 10.0, c);
+    double into = fmod(ct - (double)s->sig_start_ds[phase_idx], c);
+    if (into < 0)
+        into += c;
+    return into < (double)s->sig_green_ds[phase_idx] ? 0.0 : (c - into) / 10.0;
 }
 
 static int cmp_pending(const void *x, const void *y)
@@ -268,7 +364,7 @@ static void refuse(sf_tsp_t *t, ix_state_t *s, const pending_t *pd, uint8_t phas
      * "recheck", and only when its reason changed. */
     if (!same)
         log_req(t, t_s, pd->ev.ix, pd->ev.bus_id, again ? "recheck" : "check_in", 0, pd->ev.level,
-                phase_no, pd->ev.eta_s, pd->ev.lateness_s, "refused", r);
+                phase_no, pd->ev.eta_s, pd->ev.lateness_s, pd->wait_s, "refused", r);
 }
 
 /* Requests that wait. A bus refused for the intersection's state (a conflicting grant,
@@ -311,11 +407,17 @@ size_t sf_tsp_decide(sf_tsp_t *t, double t_s, const bool *online, sf_tsp_action_
     if (!t)
         return 0;
     requeue_waiting(t, t_s);
-    /* Levels first: an unset level comes from lateness. */
-    for (size_t i = 0; i < t->n_pending; i++)
-        if (t->pending[i].ev.level == 0)
-            t->pending[i].ev.level =
-                sf_tsp_level(t->pending[i].ev.lateness_s, t->cfg.lateness_threshold_s);
+    /* The lateness at the stop line first (a re-decision keeps its first one), then the
+     * level: an unset level comes from that lateness. */
+    for (size_t i = 0; i < t->n_pending; i++) {
+        pending_t *pd = &t->pending[i];
+        if (!pd->redo)
+            pd->wait_s =
+                (float)sf_tsp_wait(t, pd->ev.ix, pd->phase_idx, pd->t_s + (double)pd->ev.eta_s);
+        if (pd->ev.level == 0)
+            pd->ev.level =
+                sf_tsp_level(pd->ev.lateness_s + pd->wait_s, t->cfg.lateness_threshold_s);
+    }
     qsort(t->pending, t->n_pending, sizeof *t->pending, cmp_pending);
     for (size_t i = 0; i < t->n_pending; i++) {
         const pending_t *pd = &t->pending[i];
@@ -336,7 +438,8 @@ size_t sf_tsp_decide(sf_tsp_t *t, double t_s, const bool *online, sf_tsp_action_
             refuse(t, s, pd, phase_no, SF_TSP_R_DISABLED, t_s);
             continue;
         }
-        if (t->cfg.lateness_threshold_s > 0 && !(pd->ev.lateness_s > t->cfg.lateness_threshold_s)) {
+        if (t->cfg.lateness_threshold_s > 0 &&
+            !(pd->ev.lateness_s + pd->wait_s > t->cfg.lateness_threshold_s)) {
             refuse(t, s, pd, phase_no, SF_TSP_R_NOT_LATE, t_s);
             continue;
         }
@@ -380,7 +483,7 @@ size_t sf_tsp_decide(sf_tsp_t *t, double t_s, const bool *online, sf_tsp_action_
         }
         t->counts.granted++;
         log_req(t, t_s, pd->ev.ix, a->bus_id, was_refused ? "recheck" : "check_in", a->id, a->level,
-                phase_no, pd->ev.eta_s, pd->ev.lateness_s, "granted", SF_TSP_R_NONE);
+                phase_no, pd->ev.eta_s, pd->ev.lateness_s, pd->wait_s, "granted", SF_TSP_R_NONE);
         push_out(t, pd->ev.ix, a, 1, eta_ds_of(pd->ev.eta_s));
     }
     t->n_pending = 0;
@@ -390,7 +493,7 @@ size_t sf_tsp_decide(sf_tsp_t *t, double t_s, const bool *online, sf_tsp_action_
             active_t *a = &t->ix[i].act[k];
             if (a->bus_id[0] && t_s > a->expire_s) {
                 t->counts.expired++;
-                log_req(t, t_s, i, a->bus_id, "expired", a->id, a->level, a->phase_no, 0, 0,
+                log_req(t, t_s, i, a->bus_id, "expired", a->id, a->level, a->phase_no, 0, 0, 0,
                         "expired", SF_TSP_R_NONE);
                 if (!a->unit_done)
                     push_out(t, i, a, 2, 0);

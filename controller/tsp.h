@@ -12,7 +12,8 @@
  * Decision rules, applied in this order to the check-ins of one step sorted by level
  * (1 first) then ETA (soonest first):
  *   1. priority disabled                          -> refused "disabled"
- *   2. lateness not above lateness_threshold_s (when > 0) -> refused "not_late"
+ *   2. lateness at the stop line not above lateness_threshold_s (when > 0)
+ *                                                 -> refused "not_late"
  *   3. the unit is offline (or not identified)    -> refused "offline"
  *   4. a request holds the same phase, or a phase that may not be green with it
  *      (including one granted earlier in this same decision) -> refused "conflict"
@@ -32,6 +33,17 @@
  * two conflicting requests is granted when the first one ends and the lockout allows,
  * not dropped. A re-decision is logged as event "recheck" (when its outcome or reason
  * changed), so each bus has one "check_in" decision per intersection.
+ *
+ * Lateness at the stop line (rule 2, and the level from it when the check-in leaves the
+ * level to the centre): the bus's lateness now plus the red it is about to wait at this
+ * signal without priority (sf_tsp_wait): a bus 25 s late that will wait 40 s at a red
+ * crosses the line 65 s late, and the conditional test is about that lateness, the
+ * predicted schedule deviation, as predictive conditional priority judges it. The wait
+ * is predicted from what the centre reads from the unit (sf_tsp_signal): the plan it
+ * runs and its cycle timer, in coordinated control only; elsewhere, or before the first
+ * status, the wait is 0 and the test is on the lateness now. A bus whose phase will be
+ * green when it arrives waits nothing: "only late buses" is unchanged, the lateness is
+ * taken where priority acts.
  *
  * Every request is logged (controller/eventlog.h, kind "priority") at its decision and at
  * its outcome, with its reason.
@@ -113,6 +125,20 @@ uint8_t sf_tsp_level(float lateness_s, float threshold_s);
  * ETA not finite and >= 0), ENOSPC (too many pending check-ins), ENOENT (check-out of a
  * bus with no request here: logged by the caller if it cares, nothing changes). */
 int sf_tsp_event(sf_tsp_t *t, double t_s, const sf_tsp_event_t *ev);
+
+/* What the centre read from ix's unit at t_s: plan = the plan it runs when it is in
+ * coordinated control (borrowed, copied), NULL otherwise (the wait is then unknown: 0);
+ * cycle_timer_ds = its cycle timer (0.1 s; 0 = start of the coordinated phase's split). */
+void sf_tsp_signal(sf_tsp_t *t, double t_s, uint32_t ix, const sf_plan_t *plan,
+                   uint16_t cycle_timer_ds);
+
+/* Predicted wait, s, at ix's stop line for a bus arriving at arrive_s on phase index
+ * phase_idx, without priority: 0 when the phase's green in the plan's cycle (laid out as
+ * the unit does: groups from the coordinated one, each ring's phases in service order,
+ * each green its split less yellow and red clearance) covers the arrival, else the time
+ * from the arrival to that green's next start. 0 when unknown (no coordinated plan read,
+ * a phase with no split). */
+double sf_tsp_wait(const sf_tsp_t *t, uint32_t ix, uint8_t phase_idx, double arrive_s);
 
 /* Decide the pending check-ins at t_s (rules above), expire old grants, and fill
  * out[0..cap) with the mailbox writes to make (check-ins of grants and ETA updates, and

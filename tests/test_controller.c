@@ -240,6 +240,76 @@ Test(controller, priority_request_reaches_the_unit_and_is_checked_out)
     sf_scenario_destroy(&sc);
 }
 
+/* The red wait a check-in's lateness is judged with comes from the running unit: the
+ * centre lays the plan it reads out as the unit does, and at every poll of the
+ * coordinated unit (phase 4 called all the time, so every phase runs its split) the
+ * predicted wait for a bus at the line now is 0 exactly when phase 2 is green (away from
+ * the changes). A bus 10 s late due in that red is granted; one due in the green is not
+ * late. */
+Test(controller, priority_lateness_at_the_line_from_the_units_cycle)
+{
+    sf_endpoint_t eps[1];
+    ctl_rig_t t;
+    const uint32_t tod0 = 7 * 36000;
+    const char *sets[] = {PRIO_SETS[0], PRIO_SETS[1], "control.strategy=coordinated",
+                          "intersections[0].plans[0].coord_phases=[2]"};
+    sf_scenario_t *sc = ctl_rig_load("single.json", sets, 4);
+    ctl_rig_start(&t, sc, eps, tod0, &RIG);
+    sf_controller_t *c = prio_controller(sc, eps);
+    const sf_unit_state_t *st = sf_master_state(sf_controller_master(c), 0);
+    const sf_tsp_t *tsp = sf_controller_tsp(c);
+    atomic_store(&t.pulses, (1ull << sc->intersections[0].n_det) - 1);
+    uint64_t k = ctl_rig_until_centre(&t, c, 0, tod0);
+    for (int j = 0; j < 3000 && st->mode != 0x12; j++, k++)
+        ctl_rig_step_ok(&t, c, k, tod0);
+    cr_assert_eq(st->mode, 0x12, "coordinated under the centre");
+    const sf_intersection_t *ix = &sc->intersections[0];
+    uint8_t p2 = ix->sg[ix->movements[0].sg_idx].phase_idx;
+    cr_assert_eq(ix->phases[p2].id, 2, "movement 0 is phase 2's");
+    double step = sc->run.step_s > 0 ? sc->run.step_s : 0.1;
+    int green_polls = 0, red_polls = 0;
+    uint64_t seen = st->n_status;
+    for (uint64_t end = k + (uint64_t)llround(130 / step); k < end; k++) {
+        ctl_rig_step_ok(&t, c, k, tod0);
+        if (st->n_status == seen)
+            continue;
+        seen = st->n_status; /* a poll at step k: the wait of a bus at the line now */
+        double ct = st->cycle_timer_ds / 10.0;
+        if (ct < 1 || (ct > 24 && ct < 31) || ct > 59)
+            continue; /* around a change the poll and the lamps may be a tick apart */
+        bool green = st->phase_status[2] >> 1 & 1u; /* bit i = phase i + 1 */
+        double w = sf_tsp_wait(tsp, 0, p2, (double)k * step);
+        cr_assert_eq(w == 0, green, "cycle time %.1f s: wait %.1f s, phase 2 %s", ct, w,
+                     green ? "green" : "red");
+        green_polls += green;
+        red_polls += !green;
+    }
+    cr_assert(green_polls > 5 && red_polls > 5, "%d green, %d red polls", green_polls, red_polls);
+    /* a check-in just after a poll: due 8 s into the red (27 s to wait: 37 s late at the
+     * line), then one due in the green */
+    while (st->n_status == seen)
+        ctl_rig_step_ok(&t, c, k++, tod0);
+    double ct = st->cycle_timer_ds / 10.0;
+    double eta_red = fmod(33 - ct + 120, 60), eta_green = fmod(12 - ct + 120, 60);
+    sf_tsp_event_t e = {.check_in = true, .ix = 0, .movement = 0, .lateness_s = 10};
+    e.eta_s = (float)(eta_red < 2 ? eta_red + 60 : eta_red);
+    snprintf(e.bus_id, sizeof e.bus_id, "red");
+    cr_assert_eq(sf_controller_transit(c, &e), 0);
+    e.eta_s = (float)(eta_green < 2 ? eta_green + 60 : eta_green);
+    snprintf(e.bus_id, sizeof e.bus_id, "green");
+    cr_assert_eq(sf_controller_transit(c, &e), 0);
+    ctl_rig_step_ok(&t, c, k++, tod0);
+    sf_tsp_counts_t cnt;
+    sf_tsp_counts(tsp, &cnt);
+    cr_assert_eq(cnt.requests, 2);
+    cr_assert_eq(cnt.granted, 1, "the bus due in the red (cycle time %.1f s, ETA %.1f s)", ct,
+                 eta_red);
+    cr_assert_eq(cnt.by_reason[SF_TSP_R_NOT_LATE], 1, "the bus due in the green");
+    sf_controller_destroy(&c);
+    ctl_rig_stop(&t);
+    sf_scenario_destroy(&sc);
+}
+
 /* The controller's configuration disagrees with the unit's (a stale central database):
  * its copy numbers the unit's phase 2 as 6, a phase the unit does not have, so the unit
  * refuses the check-in's mailbox write (exception 03). The report counts it in

@@ -436,3 +436,98 @@ Test(tsp, every_request_is_logged_with_outcome_and_reason)
     json_decref(cj);
     teardown(&f);
 }
+
+/* single.json's plan made coordinated on phase 2: ring 2 | 4, 30 s splits, 5 s clearance
+ * each, so phase 2 is green at cycle time 0..25 s and phase 4 at 30..55 s of 60 s. */
+static sf_plan_t coord_plan(const fx_t *f)
+{
+    const sf_intersection_t *ix = &f->sc->intersections[0];
+    sf_plan_t pl = ix->plans[0];
+    int p2 = -1;
+    for (uint8_t p = 0; p < ix->n_phases; p++)
+        if (ix->phases[p].id == 2)
+            p2 = p;
+    cr_assert_geq(p2, 0);
+    pl.coord_phase_mask = (uint16_t)(1u << p2);
+    return pl;
+}
+
+Test(tsp, red_wait_predicted_from_the_plan_and_cycle_timer)
+{
+    fx_t f;
+    setup(&f, "0", "true");
+    const sf_intersection_t *ix = &f.sc->intersections[0];
+    uint8_t p2 = ix->sg[ix->movements[f.mv2].sg_idx].phase_idx;
+    uint8_t p4 = ix->sg[ix->movements[f.mv4].sg_idx].phase_idx;
+    cr_assert_float_eq(sf_tsp_wait(f.t, 0, p2, 100), 0, 1e-9, "nothing read yet: unknown");
+    sf_plan_t pl = coord_plan(&f);
+    sf_tsp_signal(f.t, 10, 0, &pl, 50); /* cycle time 5 s at t = 10 s */
+    cr_assert_float_eq(sf_tsp_wait(f.t, 0, p2, 10), 0, 1e-6, "green now");
+    cr_assert_float_eq(sf_tsp_wait(f.t, 0, p2, 29.9), 0, 1e-6, "green to cycle time 25");
+    cr_assert_float_eq(sf_tsp_wait(f.t, 0, p2, 31), 34, 1e-6, "cycle time 26: red to 60");
+    cr_assert_float_eq(sf_tsp_wait(f.t, 0, p2, 65), 0, 1e-6, "the next cycle's green");
+    cr_assert_float_eq(sf_tsp_wait(f.t, 0, p4, 10), 25, 1e-6, "phase 4 from cycle time 30");
+    cr_assert_float_eq(sf_tsp_wait(f.t, 0, p4, 40), 0, 1e-6);
+    /* not coordinated (or the plan unknown): the wait is unknown again */
+    sf_tsp_signal(f.t, 11, 0, NULL, 0);
+    cr_assert_float_eq(sf_tsp_wait(f.t, 0, p2, 31), 0, 1e-9);
+    pl.coord_phase_mask = 0;
+    sf_tsp_signal(f.t, 11, 0, &pl, 60);
+    cr_assert_float_eq(sf_tsp_wait(f.t, 0, p2, 31), 0, 1e-9, "a plan with no coordination");
+    /* bad input is no wait */
+    cr_assert_float_eq(sf_tsp_wait(f.t, 3, p2, 31), 0, 1e-9);
+    cr_assert_float_eq(sf_tsp_wait(NULL, 0, p2, 31), 0, 1e-9);
+    teardown(&f);
+}
+
+/* Conditional priority judges the lateness the bus will have at the stop line: a bus 10 s
+ * late (under the 30 s threshold) that will wait 34 s at a red is granted, at the level of
+ * 44 s; the same bus arriving in its green, or where the wait is unknown, is not late. */
+Test(tsp, lateness_at_the_stop_line_counts_the_red_ahead)
+{
+    fx_t f;
+    setup(&f, "0", "true");
+    sf_tsp_action_t a[8];
+    sf_plan_t pl = coord_plan(&f);
+    sf_tsp_signal(f.t, 0, 0, &pl, 0);            /* cycle time 0 at t = 0 */
+    event(&f, 5, ci("green", f.mv2, 10, 10, 0)); /* arrives at cycle time 15: green */
+    cr_assert_eq(sf_tsp_decide(f.t, 5, NULL, a, 8), 0);
+    event(&f, 6, ci("red", f.mv2, 20, 10, 0)); /* arrives at 26: waits 34 s */
+    cr_assert_eq(sf_tsp_decide(f.t, 6, NULL, a, 8), 1);
+    cr_assert_eq(a[0].type, 1);
+    cr_assert_eq(a[0].level, sf_tsp_level(44, 30));
+    cr_assert_eq(a[0].level, 3);
+    event(&f, 7, ci("early", f.mv4, 5, -10, 0)); /* 10 s early, waits 18 s: 8 s late */
+    cr_assert_eq(sf_tsp_decide(f.t, 7, NULL, a, 8), 0);
+    sf_tsp_counts_t c;
+    sf_tsp_counts(f.t, &c);
+    cr_assert_eq(c.granted, 1);
+    cr_assert_eq(c.by_reason[SF_TSP_R_NOT_LATE], 2);
+    /* the unit leaves coordination: the wait is unknown, the lateness now decides */
+    sf_tsp_signal(f.t, 8, 0, NULL, 0);
+    event(&f, 8, ci("red2", f.mv4, 1, 10, 0));
+    cr_assert_eq(sf_tsp_decide(f.t, 8, NULL, a, 8), 0);
+    sf_tsp_counts(f.t, &c);
+    cr_assert_eq(c.by_reason[SF_TSP_R_NOT_LATE], 3);
+    /* the log carries the predicted wait */
+    sf_eventlog_destroy(&f.log);
+    FILE *in = fopen(f.path, "r");
+    cr_assert_not_null(in);
+    char line[1024];
+    int seen = 0;
+    while (fgets(line, sizeof line, in)) {
+        json_t *o = json_loads(line, 0, NULL);
+        cr_assert_not_null(o);
+        if (strcmp(json_string_value(json_object_get(o, "bus")), "red") == 0) {
+            cr_assert_float_eq(json_real_value(json_object_get(o, "wait_s")), 34, 1e-3);
+            cr_assert_str_eq(json_string_value(json_object_get(o, "outcome")), "granted");
+            seen++;
+        }
+        json_decref(o);
+    }
+    fclose(in);
+    cr_assert_eq(seen, 1);
+    sf_tsp_destroy(&f.t);
+    unlink(f.path);
+    sf_scenario_destroy(&f.sc);
+}
