@@ -29,6 +29,10 @@
 #                     + ORACLE_TAIL_S; the existing schedule switches at cycle
 #                     boundaries) against the same fixed arm: whether time-varying
 #                     cycle/splits chosen with hindsight reach the target at all
+#   "surge_nofail" adds the adaptive surge arm without the split-failure rule
+#                     (control.adaptive_split_failure=false: DS from the stop-bar counts
+#                     alone, as before that rule) against the same fixed arm: what the rule
+#                     adds
 #   ORACLE_CYCLES="100 130"  ORACLE_TAIL_S=0  (the plan back at 2700 s + tail; a
 #                     multiple of 60 s, the schedule has minutes)
 #   REUSE=1           with OUT: do not redo a run whose report is already in OUT (only a
@@ -162,11 +166,14 @@ for s in $SEEDS; do
             echo "surge_oracle_c$cy $s $W/oracle_c$cy.json $SURGE_DUR --set control.strategy=coordinated$SURGE" >>"$W/runs.txt"
         done
     fi
+    if want surge_nofail; then
+        echo "surge_adaptive_nofail $s $SCEN $SURGE_DUR --set control.strategy=adaptive --set control.adaptive_split_failure=false$SURGE${XADAPT:-}" >>"$W/runs.txt"
+    fi
     if want surge_mp; then
         echo "surge_maxpressure $s $SCEN $SURGE_DUR --set control.strategy=max_pressure$SURGE" >>"$W/runs.txt"
     fi
     # every surge comparison is against the same fixed-plan arm: run it once
-    if want surge || want surge_ceiling || want surge_oracle || want surge_mp; then
+    if want surge || want surge_ceiling || want surge_oracle || want surge_mp || want surge_nofail; then
         echo "surge_fixed $s $SCEN $SURGE_DUR --set control.strategy=coordinated$SURGE" >>"$W/runs.txt"
     fi
 done
@@ -296,6 +303,15 @@ if want surge; then
     info unfinished_vehicles surge_adaptive "$unfinished"
     info unfinished_vehicles surge_fixed "$unfinished"
     echo "   target: total_delay_veh_h change <= -10 %"
+fi
+if want surge_nofail; then
+    echo
+    echo "== 3a. adaptive without the split-failure rule vs fixed coordinated plan, same surge ($SURGE_DUR s) =="
+    fig total_delay_veh_h surge_adaptive_nofail surge_fixed "$totdelay"
+    info unfinished_vehicles surge_adaptive_nofail "$unfinished"
+    if want surge; then
+        fig total_delay_veh_h surge_adaptive surge_adaptive_nofail "$totdelay"
+    fi
 fi
 if want surge_mp; then
     echo

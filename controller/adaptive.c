@@ -87,6 +87,7 @@ void sf_adapt_opts_default(sf_adapt_opts_t *o)
     o->min_cycle_change_s = 4;
     o->min_split_change_s = 3;
     o->decide_every_s = 240;
+    o->fail_ds = 1.05;
 }
 
 static bool opts_ok(const sf_adapt_opts_t *o)
@@ -100,7 +101,8 @@ static bool opts_ok(const sf_adapt_opts_t *o)
            isfinite(o->end_gain_s) && o->end_gain_s >= 0 && o->end_gain_s <= 10 &&
            isfinite(o->min_cycle_change_s) && o->min_cycle_change_s >= 0 &&
            isfinite(o->min_split_change_s) && o->min_split_change_s >= 0 &&
-           isfinite(o->decide_every_s) && o->decide_every_s >= 0;
+           isfinite(o->decide_every_s) && o->decide_every_s >= 0 && isfinite(o->fail_ds) &&
+           o->fail_ds >= 0 && o->fail_ds <= SF_DS_MAX;
 }
 
 /* The current plan must be one the unit would accept: every split at least its minimum,
@@ -299,6 +301,91 @@ int sf_adapt_ds_floor(const sf_intersection_t *ix, const sf_plan_t *cur, const s
         ds[i] = fmin(fmax(ds[i], o->target_ds * g_floor / g_cur), SF_DS_MAX);
     }
     return 0;
+}
+
+/* ---- split failures ------------------------------------------------------------------ */
+
+/* Judge the green of t against the red seen after it. */
+static int split_fail_judge(sf_split_fail_t *t)
+{
+    int judged = 0;
+    if (t->g_s > 0 && t->r_s > 0) {
+        bool fail = t->g_occ_s >= SF_SPLIT_FAIL_GOR * t->g_s - 1e-9 &&
+                    t->r_occ_s >= SF_SPLIT_FAIL_ROR * t->r_s - 1e-9;
+        t->cycles++;
+        t->failures += fail;
+        judged = 1;
+    }
+    t->g_s = t->g_occ_s = t->r_s = t->r_occ_s = 0;
+    t->state = 0;
+    return judged;
+}
+
+int sf_split_fail_sample(sf_split_fail_t *t, sf_sig_t sig, bool occupied, double dt_s)
+{
+    if (!t || !isfinite(dt_s) || dt_s < 0 ||
+        (sig != SF_SIG_RED && sig != SF_SIG_GREEN && sig != SF_SIG_YELLOW)) {
+        errno = EINVAL;
+        return -1;
+    }
+    int judged = 0;
+    if (sig == SF_SIG_GREEN) {
+        if (t->state == 2) /* a new green before the red window was full */
+            judged = split_fail_judge(t);
+        t->state = 1;
+        t->g_s += dt_s;
+        t->g_occ_s += occupied ? dt_s : 0;
+    } else if (sig == SF_SIG_RED && t->state >= 1) {
+        t->state = 2;
+        double dt = fmin(dt_s, SF_SPLIT_FAIL_ROR_S - t->r_s);
+        t->r_s += dt;
+        t->r_occ_s += occupied ? dt : 0;
+        if (t->r_s >= SF_SPLIT_FAIL_ROR_S - 1e-9)
+            judged = split_fail_judge(t);
+    }
+    /* yellow: between the green and its red, counted in neither */
+    return judged;
+}
+
+int sf_adapt_ds_failures(const sf_intersection_t *ix, const sf_plan_t *cur, const uint32_t *cycles,
+                         const uint32_t *failures, const sf_adapt_opts_t *o, double *ds)
+{
+    if (!ix || !cur || !cycles || !failures || !ds || !opts_ok(o) || ix->n_phases > SF_MAX_PHASES) {
+        errno = EINVAL;
+        return -1;
+    }
+    for (uint8_t i = 0; i < ix->n_phases; i++)
+        if (isnan(ds[i]) || failures[i] > cycles[i]) {
+            errno = EINVAL;
+            return -1;
+        }
+    if (o->fail_ds <= o->target_ds)
+        return 0;
+    int n = 0;
+    for (uint8_t i = 0; i < ix->n_phases; i++) {
+        if (cycles[i] == 0 || failures[i] == 0 || ds[i] < 0 || cur->split_mode[i] == SF_SPLIT_OMIT)
+            continue;
+        double f = (double)failures[i] / cycles[i];
+        double lo = o->target_ds + f * (o->fail_ds - o->target_ds);
+        if (ds[i] < lo) {
+            ds[i] = lo;
+            n++;
+        }
+    }
+    return n;
+}
+
+double sf_adapt_cycle_hold(double cur_s, double flow_s, double fail_s)
+{
+    if (!isfinite(cur_s) || cur_s <= 0)
+        return isfinite(flow_s) && flow_s > 0 ? flow_s : 0;
+    if (!isfinite(flow_s) || flow_s <= 0)
+        flow_s = cur_s;
+    if (!isfinite(fail_s) || fail_s <= 0)
+        fail_s = cur_s;
+    if (fail_s < cur_s) /* even with the failures it would shrink */
+        return fmax(fail_s, flow_s);
+    return fmax(flow_s, cur_s);
 }
 
 /* ---- hysteresis and the coordination reference ----------------------------------------- */

@@ -22,6 +22,10 @@
  *    (sf_adapt_ds_floor: side-street DS from stop-bar counts under-reads); each split moves
  *    by at most max_split_step plus the cycle change per cycle (a partial step towards the
  *    target when the full one would move more);
+ *  - a phase whose greens end with its stop-bar queue still standing (split failures,
+ *    sf_split_fail_sample) reads a DS above what its counts can show, up to fail_ds when
+ *    every green failed (sf_adapt_ds_failures): more green for it; such failures also keep
+ *    the cycle from shrinking (sf_adapt_cycle_hold), but never lengthen it by themselves;
  *  - every split stays >= min green (or walk + ped clear) + yellow + red clear, rings sum
  *    to the cycle, barriers line up, no phase is newly omitted (a phase the plan omits
  *    keeps split 0), and the offset and the coordinated phases are kept, so coordination
@@ -109,6 +113,9 @@ typedef struct {
     double min_split_change_s; /* a new plan whose splits all move less than this (with the
                                   cycle kept) is not sent, default 3 s */
     double decide_every_s;     /* measure at least this long between two decisions, def. 240 */
+    double fail_ds;            /* DS of a phase whose every green failed (sf_adapt_ds_failures),
+                                  default 1.05 (a saturated green's counts read ~1.0: it asks
+                                  1.05 / 0.9 = 1.17 times its green); <= target_ds: off */
 } sf_adapt_opts_t;
 
 typedef struct {
@@ -149,6 +156,62 @@ int sf_adapt_step(const sf_intersection_t *ix, const sf_plan_t *cur, const doubl
  * measurement (ds < 0) and omitted ones are left as they are. Returns 0 or -1 (EINVAL). */
 int sf_adapt_ds_floor(const sf_intersection_t *ix, const sf_plan_t *cur, const sf_plan_t *base,
                       const sf_adapt_opts_t *o, double *ds);
+
+/* ---- split failures (oversaturation the flow DS cannot see) ------------------------------
+ *
+ * A flow-based DS (vehicles over the green) cannot read above what the green discharged, so
+ * a phase whose demand exceeds its capacity reads ~1 however long its queue, and a phase
+ * whose lanes are blocked (a turn bay overflowing into the through lane, a queue that
+ * cannot leave) reads low. Traffic signal performance measures (Purdue / ATSPM "split
+ * failure", Smaglik et al. 2011) see it at the stop bar: a green during which the stop-bar
+ * detectors stayed occupied (green occupancy ratio, GOR) followed by a red whose first
+ * seconds find them occupied again (red occupancy ratio, ROR5) did not clear its queue.
+ * GOR >= SF_SPLIT_FAIL_GOR and ROR5 >= SF_SPLIT_FAIL_ROR = a split failure. ATSPM takes
+ * 0.8 for both with long (12 m) stop-bar zones; GOR depends on the zone and the discharge
+ * speed: a queue discharging at saturation over the 6 m zones of the model gives GOR
+ * 0.4-0.6 (measured on the corridor: greens whose red then found a vehicle standing,
+ * median 0.55), so its threshold is 0.5 here (a green at most half used is not counted).
+ * Tracked per phase from samples at the poll period (the unit's phase status and its
+ * detectors' presence); yellow samples count in neither. */
+#define SF_SPLIT_FAIL_GOR   0.5 /* GOR at or above this ... */
+#define SF_SPLIT_FAIL_ROR   0.8 /* ... and ROR5 at or above this: the green failed */
+#define SF_SPLIT_FAIL_ROR_S 5.0 /* the red window of ROR5, s */
+
+typedef enum { SF_SIG_RED = 0, SF_SIG_GREEN = 1, SF_SIG_YELLOW = 2 } sf_sig_t;
+
+typedef struct {
+    double g_s, g_occ_s; /* green sampled in the current cycle, and of it occupied */
+    double r_s, r_occ_s; /* red sampled since that green ended (up to the ROR window) */
+    uint8_t state;       /* 0 waiting for a green, 1 in green, 2 in the red window */
+    uint32_t cycles;     /* greens judged */
+    uint32_t failures;   /* of them, split failures */
+} sf_split_fail_t;
+
+/* One sample of a phase: sig its signal now, occupied = any stop-bar presence detector of
+ * the phase occupied now, dt_s the time since the previous sample (the sample stands for
+ * it). A green followed by ROR window seconds of red is judged: cycles + 1, failures + 1
+ * when GOR and ROR5 reach their thresholds. A new green before the window is full
+ * judges with the red seen (a red of at least one sample), or drops a green without any.
+ * Returns 1 when a green was judged, 0 when not, -1 with EINVAL (NULL, bad sig, dt_s
+ * negative or not finite) leaving *t untouched. */
+int sf_split_fail_sample(sf_split_fail_t *t, sf_sig_t sig, bool occupied, double dt_s);
+
+/* DS raised by split failures: a phase with failures[i] split failures in cycles[i] > 0
+ * judged greens (share f) reads at least target_ds + f (fail_ds - target_ds), so a phase
+ * failing every cycle asks for fail_ds / target_ds of its green, more than a flow DS can
+ * ask. Phases without judged greens, omitted ones and ds < 0 (no data) are left as they
+ * are; fail_ds <= target_ds turns the rule off. Returns the number of phases raised, or -1
+ * with EINVAL (NULL, failures > cycles, NaN DS, bad options). */
+int sf_adapt_ds_failures(const sf_intersection_t *ix, const sf_plan_t *cur, const uint32_t *cycles,
+                         const uint32_t *failures, const sf_adapt_opts_t *o, double *ds);
+
+/* Cycle (s) an intersection asks for, from the cycle it runs (cur_s), the one its flow DS
+ * asks for (flow_s) and the one its DS raised by split failures asks for (fail_s, from
+ * sf_adapt_ds_failures): failures only keep the cycle from shrinking while greens fail to
+ * clear their queues (fail_s >= cur_s: at least cur_s), they never lengthen it by
+ * themselves (a phase's extra need is met by its split); without failures (fail_s = flow_s)
+ * the flow DS decides. A value that is not finite or not positive is taken as cur_s. */
+double sf_adapt_cycle_hold(double cur_s, double flow_s, double fail_s);
 
 /* ---- hysteresis and the coordination reference ------------------------------------------
  *

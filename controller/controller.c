@@ -19,6 +19,14 @@
 #define ADAPT_PLAN_B 16
 
 /* What the centre keeps per unit besides what it reads (sf_unit_state_t). */
+/* Adaptive: split failures per phase (sf_split_fail_sample), tracked continuously; the
+ * greens judged and failed since the last detector interval, and in the measurement. */
+typedef struct {
+    sf_split_fail_t t[SF_MAX_PHASES];
+    uint32_t pend[SF_MAX_PHASES][2]; /* [judged, failed] */
+    uint32_t meas[SF_MAX_PHASES][2];
+} adapt_fail_t;
+
 typedef struct {
     sf_plan_t plans[SF_MAX_PLANS];    /* the plans to download (scenario, offsets adjusted) */
     uint8_t n_plans;                  /* in plans */
@@ -46,6 +54,7 @@ typedef struct {
     double ad_green_s[SF_MAX_PHASES]; /* ... and green per phase meanwhile, s (plan) */
     double ad_seen_s[SF_MAX_PHASES];  /* ... and the green seen in the unit's status */
     double ad_pend_s[SF_MAX_PHASES];  /* green seen since the last detector interval */
+    adapt_fail_t ad_fail;             /* adaptive: split failures */
     uint64_t ad_n_status;             /* status sweeps sampled so far (st->n_status) */
     int64_t ad_status_ds;             /* status_ds of the last sample, -1 none */
     double ad_meas_s;                 /* ... over this long, s (0 = nothing measured) */
@@ -731,7 +740,35 @@ static void adapt_reset(cunit_t *u)
     memset(u->ad_vol, 0, sizeof u->ad_vol);
     memset(u->ad_green_s, 0, sizeof u->ad_green_s);
     memset(u->ad_seen_s, 0, sizeof u->ad_seen_s);
+    memset(u->ad_fail.meas, 0, sizeof u->ad_fail.meas);
     u->ad_meas_s = 0;
+}
+
+/* Split failures of every phase from one status sample: its signal from the phase status
+ * (reds, yellows, greens by phase number) and whether any of its stop-bar presence
+ * detectors is occupied (det_presence, polled for adaptive units); greens judged are kept
+ * apart, like the green seen, until their detector interval completes. */
+static void adapt_sample_failures(const sf_intersection_t *ix, const sf_unit_state_t *st,
+                                  cunit_t *u, double dt_s)
+{
+    for (uint8_t p = 0; p < ix->n_phases && p < SF_MAX_PHASES; p++) {
+        uint8_t no = ix->phases[p].id;
+        if (no < 1 || no > 16)
+            continue;
+        sf_sig_t sig = (st->phase_status[2] >> (no - 1) & 1u)   ? SF_SIG_GREEN
+                       : (st->phase_status[1] >> (no - 1) & 1u) ? SF_SIG_YELLOW
+                                                                : SF_SIG_RED;
+        bool occ = false;
+        for (uint8_t d = 0; d < ix->n_det && d < 64; d++)
+            if (ix->det[d].kind == SF_DET_PRESENCE && (ix->det[d].phase_mask >> p & 1u) &&
+                (st->det_presence >> d & 1u))
+                occ = true;
+        uint32_t before = u->ad_fail.t[p].failures;
+        if (sf_split_fail_sample(&u->ad_fail.t[p], sig, occ, dt_s) == 1) {
+            u->ad_fail.pend[p][0]++;
+            u->ad_fail.pend[p][1] += u->ad_fail.t[p].failures - before;
+        }
+    }
 }
 
 /* The green each phase has, from every new status sweep (phase_status greens at the poll
@@ -742,9 +779,11 @@ static void adapt_sample_greens(const sf_intersection_t *ix, const sf_unit_state
     if (st->n_status == u->ad_n_status)
         return;
     u->ad_n_status = st->n_status;
-    if (u->ad_status_ds >= 0 && st->status_ds > u->ad_status_ds)
-        (void)sf_adapt_green_sample(ix, st->phase_status[2],
-                                    (double)(st->status_ds - u->ad_status_ds) / 10.0, u->ad_pend_s);
+    if (u->ad_status_ds >= 0 && st->status_ds > u->ad_status_ds) {
+        double dt = (double)(st->status_ds - u->ad_status_ds) / 10.0;
+        (void)sf_adapt_green_sample(ix, st->phase_status[2], dt, u->ad_pend_s);
+        adapt_sample_failures(ix, st, u, dt);
+    }
     u->ad_status_ds = st->status_ds;
 }
 
@@ -760,16 +799,21 @@ static void adapt_collect(sf_controller_t *c, uint32_t i)
     }
     adapt_sample_greens(ix, st, u);
     if (!u->det_seen || st->det_seq == u->det_seq) {
-        if (!u->det_seen)
+        if (!u->det_seen) {
             memset(u->ad_pend_s, 0, sizeof u->ad_pend_s);
+            memset(u->ad_fail.pend, 0, sizeof u->ad_fail.pend);
+        }
         u->det_seen = true;
         u->det_seq = st->det_seq;
         return;
     }
     u->det_seq = st->det_seq;
     double seen[SF_MAX_PHASES];
+    uint32_t judged[SF_MAX_PHASES][2];
     memcpy(seen, u->ad_pend_s, sizeof seen);
     memset(u->ad_pend_s, 0, sizeof u->ad_pend_s);
+    memcpy(judged, u->ad_fail.pend, sizeof judged);
+    memset(u->ad_fail.pend, 0, sizeof u->ad_fail.pend);
     const sf_plan_t *cur = running_plan(u, st);
     /* an interval while a change is on its way belongs to no single plan: dropped */
     if (!cur || st->det_interval_s == 0 || cur->cycle_ds == 0 || st->pending_plan ||
@@ -789,6 +833,8 @@ static void adapt_collect(sf_controller_t *c, uint32_t i)
         double g = (cur->split_ds[p] - ix->phases[p].yellow_ds - ix->phases[p].red_clear_ds) / 10.0;
         u->ad_green_s[p] += (g > 0 ? g : 0) * cycles;
         u->ad_seen_s[p] += seen[p];
+        u->ad_fail.meas[p][0] += judged[p][0];
+        u->ad_fail.meas[p][1] += judged[p][1];
     }
     for (uint8_t d = 0; d < ix->n_det; d++)
         u->ad_vol[d] += st->det_volume[d];
@@ -817,16 +863,36 @@ static void adapt_ds(const sf_intersection_t *ix, const cunit_t *u, double *ds)
 static void adapt_opts(const sf_controller_t *c, sf_adapt_opts_t *ao)
 {
     sf_adapt_opts_default(ao);
+    if (!c->sc->control.adaptive_split_failure)
+        ao->fail_ds = 0; /* off: the flow DS alone */
     if (c->sc->control.adaptive_min_cycle_s > 0)
         ao->min_cycle_s = c->sc->control.adaptive_min_cycle_s;
     if (c->sc->control.adaptive_max_cycle_s > 0)
         ao->max_cycle_s = c->sc->control.adaptive_max_cycle_s;
 }
 
+/* The DS a decision uses: the flow DS (adapt_ds), raised where greens failed to clear their
+ * queue (sf_adapt_ds_failures), and the side streets' floor of the scheduled plan's share
+ * (sf_adapt_ds_floor). */
+static void adapt_ds_all(const sf_intersection_t *ix, const cunit_t *u, const sf_adapt_opts_t *ao,
+                         bool failures, double *ds)
+{
+    uint32_t cyc[SF_MAX_PHASES] = {0}, fail[SF_MAX_PHASES] = {0};
+    adapt_ds(ix, u, ds);
+    for (uint8_t p = 0; p < ix->n_phases && p < SF_MAX_PHASES; p++) {
+        cyc[p] = u->ad_fail.meas[p][0];
+        fail[p] = u->ad_fail.meas[p][1];
+    }
+    if (failures)
+        (void)sf_adapt_ds_failures(ix, &u->ad_cur, cyc, fail, ao, ds);
+    if (u->ad_sched.cycle_ds)
+        (void)sf_adapt_ds_floor(ix, &u->ad_cur, &u->ad_sched, ao, ds);
+}
+
 /* Part 2: send plan next to unit i (into the spare plan number), selected once verified
  * (the unit switches at its next safe point, the lap boundary in coordinated mode). */
 static void adapt_send(sf_controller_t *c, uint32_t i, double t, const sf_plan_t *next,
-                       double group_cycle_s, const double *ds)
+                       double group_cycle_s, const double *ds, const uint32_t (*judged)[2])
 {
     const sf_intersection_t *ix = &c->sc->intersections[i];
     const sf_unit_state_t *st = sf_master_state(c->m, i);
@@ -844,16 +910,17 @@ static void adapt_send(sf_controller_t *c, uint32_t i, double t, const sf_plan_t
         c->plans_sent++;
         c->adapt_changes++;
         adapt_reset(u);
-        json_t *dsa = json_array(), *spl = json_array();
+        json_t *dsa = json_array(), *spl = json_array(), *sfa = json_array();
         for (uint8_t p = 0; p < ix->n_phases; p++) {
             json_array_append_new(dsa, json_real(round(ds[p] * 1000.0) / 1000.0));
             json_array_append_new(spl, json_integer(next->split_ds[p]));
+            json_array_append_new(sfa, json_pack("[i, i]", (int)judged[p][1], (int)judged[p][0]));
         }
         ev(c, t, i, SF_EV_ADAPTIVE,
-           json_pack("{s:s, s:i, s:i, s:i, s:i, s:f, s:o, s:o}", "event", "scats_step", "plan",
+           json_pack("{s:s, s:i, s:i, s:i, s:i, s:f, s:o, s:o, s:o}", "event", "scats_step", "plan",
                      (int)no, "from_cycle_ds", (int)from.cycle_ds, "to_cycle_ds",
                      (int)next->cycle_ds, "offset_ds", (int)next->offset_ds, "group_cycle_s",
-                     group_cycle_s, "ds", dsa, "split_ds", spl));
+                     group_cycle_s, "ds", dsa, "split_ds", spl, "split_failures", sfa));
     }
 }
 
@@ -865,9 +932,9 @@ static void adapt_member(sf_controller_t *c, uint32_t i, double t, const sf_adap
     cunit_t *u = &c->cu[i];
     double ds[SF_MAX_PHASES];
     sf_plan_t next;
-    adapt_ds(ix, u, ds);
-    if (u->ad_sched.cycle_ds)
-        (void)sf_adapt_ds_floor(ix, &u->ad_cur, &u->ad_sched, ao, ds);
+    uint32_t judged[SF_MAX_PHASES][2];
+    memcpy(judged, u->ad_fail.meas, sizeof judged);
+    adapt_ds_all(ix, u, ao, true, ds);
     if (sf_adapt_step(ix, &u->ad_cur, ds, ao, group_cycle_s, &next, NULL) < 0)
         return;
     if (rebase)
@@ -876,7 +943,7 @@ static void adapt_member(sf_controller_t *c, uint32_t i, double t, const sf_adap
         sf_adapt_significant(ix, &u->ad_cur, &next, ao) || next.offset_ds != u->ad_cur.offset_ds;
     adapt_reset(u); /* a new measurement either way */
     if (send)
-        adapt_send(c, i, t, &next, group_cycle_s, ds);
+        adapt_send(c, i, t, &next, group_cycle_s, ds, (const uint32_t(*)[2])judged);
 }
 
 static bool adapt_member_ok(const sf_controller_t *c, uint32_t i)
@@ -918,12 +985,15 @@ static void adapt_all(sf_controller_t *c, double t, uint32_t tod_ds)
             continue;
         }
         const sf_intersection_t *ix = &c->sc->intersections[i];
-        double ds[SF_MAX_PHASES], want;
-        adapt_ds(ix, u, ds);
-        if (u->ad_sched.cycle_ds)
-            (void)sf_adapt_ds_floor(ix, &u->ad_cur, &u->ad_sched, &ao, ds);
-        if (sf_adapt_cycle_wanted(ix, &u->ad_cur, ds, &ao, &want) == 0 && want > want_max)
-            want_max = want;
+        double ds[SF_MAX_PHASES], dsf[SF_MAX_PHASES], want, want_f;
+        adapt_ds_all(ix, u, &ao, false, ds);
+        adapt_ds_all(ix, u, &ao, true, dsf);
+        if (sf_adapt_cycle_wanted(ix, &u->ad_cur, ds, &ao, &want) == 0 &&
+            sf_adapt_cycle_wanted(ix, &u->ad_cur, dsf, &ao, &want_f) == 0) {
+            want = sf_adapt_cycle_hold(u->ad_cur.cycle_ds / 10.0, want, want_f);
+            if (want > want_max)
+                want_max = want;
+        }
         if (!c_old) /* the group's cycle; the first member's plan before any decision */
             c_old = c->ad_cycle_ds && c->ad_epoch_ds < c->ad_cycle_ds ? c->ad_cycle_ds
                                                                       : u->ad_cur.cycle_ds;
@@ -990,8 +1060,8 @@ int sf_controller_step(sf_controller_t *c, uint64_t k, uint32_t tod_ds)
             unsigned what = SF_POLL_STATUS_FIRST;
             if (sf_tsp_active(c->tsp, i))
                 what |= SF_POLL_PRIORITY;
-            if (ix->strategy == SF_STRAT_ADAPTIVE)
-                what |= SF_POLL_DETECTORS;
+            if (ix->strategy == SF_STRAT_ADAPTIVE) /* presence: split failures */
+                what |= SF_POLL_DETECTORS | SF_POLL_PRESENCE;
             if (ix->strategy == SF_STRAT_MAX_PRESSURE)
                 what |= SF_POLL_PRESENCE;
             sf_master_queue_poll(c->m, i, c->hb, what);

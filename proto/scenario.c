@@ -493,6 +493,7 @@ static const field_t CONTROL_F[] = {
      .hi = 300, .unit = "s"},
     {F("adaptive_max_cycle_s", K_NUM, sf_control_t, adaptive_max_cycle_s), .def = 150, .lo = 20,
      .hi = 300, .unit = "s"},
+    {F("adaptive_split_failure", K_BOOL, sf_control_t, adaptive_split_failure), .def = 1},
 };
 
 static const field_t PRIO_F[] = {

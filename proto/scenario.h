@@ -280,6 +280,7 @@ typedef struct {
     float poll_period_s;       /* controller poll period, default 1 */
     float heartbeat_timeout_s; /* unit falls back to local after this, default 5 */
     float adaptive_min_cycle_s, adaptive_max_cycle_s;
+    bool adaptive_split_failure; /* adaptive DS raised by stop-bar split failures, default true */
 } sf_control_t;
 
 typedef enum { SF_MODE_LOCKSTEP = 0, SF_MODE_REALTIME = 1 } sf_run_mode_t;

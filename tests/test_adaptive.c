@@ -780,3 +780,150 @@ Test(adaptive, green_seen_and_available)
     cr_expect_float_eq(over_plan, SF_DS_MAX, 1e-9);
     cr_expect_float_eq(over_avail, 30.0 / (0.5 * 45.0), 1e-9);
 }
+
+/* Feed n samples of 1 s of one signal state to t. Returns the greens judged meanwhile. */
+static int feed(sf_split_fail_t *t, sf_sig_t sig, int n_occ, int n_free)
+{
+    int judged = 0;
+    for (int k = 0; k < n_occ + n_free; k++) {
+        int r = sf_split_fail_sample(t, sig, k < n_occ, 1.0);
+        cr_assert_geq(r, 0);
+        judged += r;
+    }
+    return judged;
+}
+
+/* A green is judged once the first 5 s of its red have been seen: a failure when its stop
+ * bar was occupied for at least half the green (GOR) and for at least 80 % of those 5 s
+ * (ROR5); yellow counts in neither; a green before a red is ignored; a short red judges
+ * with what it saw. */
+Test(adaptive, split_failure_from_green_and_red_occupancy)
+{
+    sf_split_fail_t t;
+    memset(&t, 0, sizeof t);
+    /* a red before any green: nothing to judge */
+    cr_assert_eq(feed(&t, SF_SIG_RED, 10, 0), 0);
+    /* green 20 s occupied 12 (GOR 0.6), yellow 3 s, red occupied 5 of 5: failure */
+    cr_assert_eq(feed(&t, SF_SIG_GREEN, 12, 8), 0);
+    cr_assert_eq(feed(&t, SF_SIG_YELLOW, 0, 3), 0);
+    cr_assert_eq(feed(&t, SF_SIG_RED, 4, 0), 0); /* 4 s: not yet */
+    cr_assert_eq(feed(&t, SF_SIG_RED, 1, 0), 1);
+    cr_assert_eq(t.cycles, 1);
+    cr_assert_eq(t.failures, 1);
+    /* the rest of the red is not counted: the next green starts a new account */
+    cr_assert_eq(feed(&t, SF_SIG_RED, 0, 30), 0);
+    /* green occupied 12 of 20, red occupied 3 of 5 (ROR5 0.6): the queue cleared */
+    cr_assert_eq(feed(&t, SF_SIG_GREEN, 12, 8), 0);
+    cr_assert_eq(feed(&t, SF_SIG_RED, 3, 2), 1);
+    cr_assert_eq(t.cycles, 2);
+    cr_assert_eq(t.failures, 1);
+    /* green occupied 9 of 20 (GOR 0.45, a vehicle that came at the end of a spare green),
+     * red fully occupied: no failure */
+    cr_assert_eq(feed(&t, SF_SIG_GREEN, 9, 11), 0);
+    cr_assert_eq(feed(&t, SF_SIG_RED, 5, 0), 1);
+    cr_assert_eq(t.failures, 1);
+    /* a red of 2 s, then green again: judged with those 2 s (both occupied: failure) */
+    cr_assert_eq(feed(&t, SF_SIG_GREEN, 10, 0), 0);
+    cr_assert_eq(feed(&t, SF_SIG_RED, 2, 0), 0);
+    cr_assert_eq(feed(&t, SF_SIG_GREEN, 1, 0), 1);
+    cr_assert_eq(t.cycles, 4);
+    cr_assert_eq(t.failures, 2);
+    /* a sample longer than the window counts only up to it: 3 s then 10 s occupied-free */
+    memset(&t, 0, sizeof t);
+    cr_assert_eq(sf_split_fail_sample(&t, SF_SIG_GREEN, true, 10.0), 0);
+    cr_assert_eq(sf_split_fail_sample(&t, SF_SIG_RED, true, 3.0), 0);
+    cr_assert_eq(sf_split_fail_sample(&t, SF_SIG_RED, false, 10.0), 1);
+    cr_assert_eq(t.failures, 0); /* ROR5 = 3 / 5 */
+    /* bad input: refused, nothing changed */
+    sf_split_fail_t keep = t;
+    errno = 0;
+    cr_assert_eq(sf_split_fail_sample(&t, SF_SIG_GREEN, true, -1.0), -1);
+    cr_assert_eq(errno, EINVAL);
+    cr_assert_eq(sf_split_fail_sample(&t, SF_SIG_GREEN, true, NAN), -1);
+    cr_assert_eq(sf_split_fail_sample(&t, (sf_sig_t)7, true, 1.0), -1);
+    cr_assert_eq(sf_split_fail_sample(NULL, SF_SIG_GREEN, true, 1.0), -1);
+    cr_assert_eq(memcmp(&t, &keep, sizeof t), 0);
+}
+
+/* Split failures raise a phase's DS in proportion to the share of its greens that failed,
+ * to fail_ds when all did; the raised DS makes the step give that phase more green than the
+ * flow DS alone would. */
+Test(adaptive, split_failures_raise_ds)
+{
+    sf_intersection_t ix;
+    sf_plan_t cur, next_bare, next_fail;
+    sf_adapt_opts_t o;
+    sf_adapt_opts_default(&o);
+    nema8(&ix, &cur);
+    cr_assert_gt(o.fail_ds, o.target_ds);
+    double ds[8] = {0.95, 0.9, 0.9, 0.6, 0.95, 0.9, -1, 0.6};
+    uint32_t cyc[8] = {4, 4, 4, 4, 0, 4, 4, 4};
+    uint32_t fail[8] = {4, 0, 2, 0, 0, 0, 3, 4};
+    cr_assert_eq(sf_adapt_ds_failures(&ix, &cur, cyc, fail, &o, ds), 3);
+    cr_assert_float_eq(ds[0], o.fail_ds, 1e-9); /* every green */
+    cr_assert_float_eq(ds[1], 0.9, 1e-9);       /* none */
+    cr_assert_float_eq(ds[2], o.target_ds + 0.5 * (o.fail_ds - o.target_ds), 1e-9);
+    cr_assert_float_eq(ds[4], 0.95, 1e-9); /* none judged */
+    cr_assert_float_eq(ds[6], -1, 1e-9);   /* no data */
+    cr_assert_float_eq(ds[7], o.fail_ds, 1e-9);
+    /* a DS already above the raise is kept */
+    double hi[8] = {1.6, 0.9, 0.9, 0.6, 0.95, 0.9, -1, 0.6};
+    cr_assert_eq(sf_adapt_ds_failures(&ix, &cur, cyc, fail, &o, hi), 2);
+    cr_assert_float_eq(hi[0], 1.6, 1e-9);
+    /* every phase at the target but left 1, which failed in every green: it gets more
+     * green than without the failures (the flow DS of a saturated phase reads ~ target) */
+    double flat[8] = {0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9}, raised[8];
+    uint32_t only1[8] = {4, 0, 0, 0, 0, 0, 0, 0};
+    memcpy(raised, flat, sizeof flat);
+    cr_assert_eq(sf_adapt_ds_failures(&ix, &cur, cyc, only1, &o, raised), 1);
+    cr_assert_eq(sf_adapt_step(&ix, &cur, flat, &o, 0, &next_bare, NULL), 0);
+    cr_assert_eq(sf_adapt_step(&ix, &cur, raised, &o, 0, &next_fail, NULL), 0);
+    check_plan(&ix, &next_fail);
+    cr_assert_eq(next_bare.split_ds[0], cur.split_ds[0]);
+    cr_assert_gt(next_fail.split_ds[0], next_bare.split_ds[0]);
+    /* an omitted phase is not raised; off when fail_ds <= target */
+    double d2[8] = {0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5};
+    cur.split_mode[0] = SF_SPLIT_OMIT;
+    cr_assert_eq(sf_adapt_ds_failures(&ix, &cur, cyc, fail, &o, d2), 3); /* 3, 7, 8 */
+    cr_assert_float_eq(d2[0], 0.5, 1e-9);
+    cur.split_mode[0] = SF_SPLIT_NONE;
+    o.fail_ds = 0;
+    for (int i = 0; i < 8; i++)
+        d2[i] = 0.5;
+    cr_assert_eq(sf_adapt_ds_failures(&ix, &cur, cyc, fail, &o, d2), 0);
+    cr_assert_float_eq(d2[7], 0.5, 1e-9);
+    sf_adapt_opts_default(&o);
+    /* bad inputs change nothing */
+    double keep[8];
+    memcpy(keep, d2, sizeof d2);
+    errno = 0;
+    fail[1] = 5; /* more failures than greens */
+    cr_assert_eq(sf_adapt_ds_failures(&ix, &cur, cyc, fail, &o, d2), -1);
+    cr_assert_eq(errno, EINVAL);
+    fail[1] = 0;
+    d2[3] = NAN;
+    cr_assert_eq(sf_adapt_ds_failures(&ix, &cur, cyc, fail, &o, d2), -1);
+    d2[3] = keep[3];
+    o.fail_ds = 3.0; /* above SF_DS_MAX */
+    cr_assert_eq(sf_adapt_ds_failures(&ix, &cur, cyc, fail, &o, d2), -1);
+    cr_assert_eq(sf_adapt_ds_failures(&ix, &cur, NULL, fail, &o, d2), -1);
+    cr_assert_eq(memcmp(d2, keep, sizeof d2), 0);
+}
+
+/* Failures keep the cycle from shrinking but do not lengthen it by themselves. */
+Test(adaptive, failures_hold_the_cycle)
+{
+    /* no failures: the flow DS decides, both ways */
+    cr_expect_float_eq(sf_adapt_cycle_hold(120, 100, 100), 100, 1e-9);
+    cr_expect_float_eq(sf_adapt_cycle_hold(120, 130, 130), 130, 1e-9);
+    /* failures would ask for more than it runs: held, not lengthened */
+    cr_expect_float_eq(sf_adapt_cycle_hold(120, 100, 140), 120, 1e-9);
+    /* ... unless the flow DS asks for more */
+    cr_expect_float_eq(sf_adapt_cycle_hold(120, 126, 140), 126, 1e-9);
+    /* failures not enough to hold: shrinks to what they ask */
+    cr_expect_float_eq(sf_adapt_cycle_hold(120, 100, 110), 110, 1e-9);
+    /* bad values taken as the running cycle */
+    cr_expect_float_eq(sf_adapt_cycle_hold(120, NAN, 90), 120, 1e-9);
+    cr_expect_float_eq(sf_adapt_cycle_hold(120, 100, -1), 120, 1e-9);
+    cr_expect_float_eq(sf_adapt_cycle_hold(0, 100, 110), 100, 1e-9);
+}
