@@ -19,6 +19,7 @@ typedef struct {
     double rate_in;    /* arrival rate, veh/s */
     bool rate_known;   /* rate_in measured at least once */
     double idle_s;     /* its stop-bar lanes idle on green so far, s */
+    bool cleared;      /* its queue was seen to clear since the last counts */
 } lq_mv_t;
 
 typedef struct {
@@ -26,7 +27,9 @@ typedef struct {
     double last_t;             /* time of the last observation, s */
     bool seen;                 /* observed at least once */
     uint16_t seq;              /* det_seq at the last observation */
-    double held_s[SF_MAX_DET]; /* advance detector occupied without a break, s */
+    double held_s[SF_MAX_DET]; /* detector occupied without a break, s */
+    double free_s[SF_MAX_DET]; /* detector unoccupied without a break, s */
+    bool held[SF_MAX_DET];     /* a standing queue reaches it (until it is free long enough) */
 } lq_ix_t;
 
 struct sf_linkq_s {
@@ -36,6 +39,7 @@ struct sf_linkq_s {
     lq_ix_t *ix;             /* per intersection */
     double *storage;         /* per link, veh */
     double *tff_s;           /* per link, free-flow travel time, s */
+    bool *entry_counted;     /* per link: an entry whose advance detectors count every arrival */
 };
 
 void sf_linkq_opts_default(sf_linkq_opts_t *o)
@@ -47,6 +51,7 @@ void sf_linkq_opts_default(sf_linkq_opts_t *o)
     o->advance_hold_s = 4;
     o->sat_veh_h_lane = 1800;
     o->entry_rate_keep = 0.5;
+    o->free_occ_pct = 30;
 }
 
 static bool lane_allows(const sf_lane_t *l, unsigned t)
@@ -94,7 +99,8 @@ static bool opts_ok(const sf_linkq_opts_t *o)
     return isfinite(o->jam_spacing_m) && o->jam_spacing_m >= 0 && isfinite(o->idle_clear_s) &&
            o->idle_clear_s > 0 && isfinite(o->advance_hold_s) && o->advance_hold_s > 0 &&
            isfinite(o->sat_veh_h_lane) && o->sat_veh_h_lane > 0 && isfinite(o->entry_rate_keep) &&
-           o->entry_rate_keep >= 0 && o->entry_rate_keep <= 1;
+           o->entry_rate_keep >= 0 && o->entry_rate_keep <= 1 && isfinite(o->free_occ_pct) &&
+           o->free_occ_pct > 0 && o->free_occ_pct <= 100;
 }
 
 static uint32_t n_mv_total(const sf_scenario_t *sc)
@@ -103,6 +109,37 @@ static uint32_t n_mv_total(const sf_scenario_t *sc)
     for (uint32_t i = 0; i < sc->n_intersections; i++)
         n += sc->intersections[i].n_movements;
     return n;
+}
+
+/* Whether link l is an entry whose advance count detectors see every arrival: one on each
+ * full-length lane, each upstream of every turn bay (vehicles bound for a bay pass them
+ * before they change into it). */
+static bool entry_counted(const sf_scenario_t *sc, uint32_t l)
+{
+    const sf_link_t *ln = &sc->links[l];
+    if (ln->from_kind != SF_NODE_BOUNDARY || ln->to_kind != SF_NODE_INTERSECTION ||
+        ln->to_idx >= sc->n_intersections)
+        return false;
+    const sf_intersection_t *ix = &sc->intersections[ln->to_idx];
+    bool any = false;
+    for (uint8_t j = 0; j < ln->n_lanes; j++) {
+        if (ln->lanes[j].bay_m > 0)
+            continue;
+        bool has = false;
+        for (uint8_t d = 0; d < ix->n_det; d++) {
+            const sf_detector_t *dt = &ix->det[d];
+            if (dt->kind != SF_DET_COUNT || dt->link_idx != l)
+                continue;
+            for (uint8_t k = 0; k < ln->n_lanes; k++)
+                if (ln->lanes[k].bay_m >= dt->distance_m)
+                    return false;
+            has = has || dt->lane == j;
+        }
+        if (!has)
+            return false;
+        any = true;
+    }
+    return any;
 }
 
 sf_linkq_t *sf_linkq_new(const sf_scenario_t *sc, const sf_linkq_opts_t *o)
@@ -132,7 +169,8 @@ sf_linkq_t *sf_linkq_new(const sf_scenario_t *sc, const sf_linkq_opts_t *o)
     q->ix = calloc(sc->n_intersections ? sc->n_intersections : 1, sizeof *q->ix);
     q->storage = calloc(sc->n_links ? sc->n_links : 1, sizeof *q->storage);
     q->tff_s = calloc(sc->n_links ? sc->n_links : 1, sizeof *q->tff_s);
-    if (!q->mv || !q->ix || !q->storage || !q->tff_s)
+    q->entry_counted = calloc(sc->n_links ? sc->n_links : 1, sizeof *q->entry_counted);
+    if (!q->mv || !q->ix || !q->storage || !q->tff_s || !q->entry_counted)
         goto fail;
     for (uint32_t l = 0; l < sc->n_links; l++) {
         const sf_link_t *ln = &sc->links[l];
@@ -141,6 +179,8 @@ sf_linkq_t *sf_linkq_new(const sf_scenario_t *sc, const sf_linkq_opts_t *o)
         if (q->storage[l] < 0)
             goto bad;
     }
+    for (uint32_t l = 0; l < sc->n_links; l++)
+        q->entry_counted[l] = entry_counted(sc, l);
     uint32_t g = 0;
     for (uint32_t i = 0; i < sc->n_intersections; i++) {
         const sf_intersection_t *ix = &sc->intersections[i];
@@ -207,6 +247,7 @@ void sf_linkq_destroy(sf_linkq_t **self_p)
     free(q->ix);
     free(q->storage);
     free(q->tff_s);
+    free(q->entry_counted);
     free(q);
     *self_p = NULL;
 }
@@ -251,6 +292,21 @@ static void take_counts(sf_linkq_t *q, uint32_t i, const sf_linkq_obs_t *obs)
     const sf_intersection_t *ix = &sc->intersections[i];
     double dur = obs->det_interval_s;
     double into[SF_MAX_MOVEMENTS] = {0}; /* counted departures by movement */
+    /* entries with advance counts: arrivals of each such link in the interval, or -1 when
+     * one of its detectors was not free (the queue stood over it) */
+    double arr[SF_MAX_DET] = {0};
+    for (uint8_t d = 0; d < ix->n_det; d++) {
+        const sf_detector_t *dt = &ix->det[d];
+        if (dt->kind != SF_DET_COUNT || !q->entry_counted[dt->link_idx])
+            continue;
+        bool free_ = obs->det_occupancy && obs->det_occupancy[d] < q->o.free_occ_pct * 10;
+        for (uint8_t e = 0; e < ix->n_det; e++) /* accumulated on the link's first detector */
+            if (ix->det[e].kind == SF_DET_COUNT && ix->det[e].link_idx == dt->link_idx) {
+                if (arr[e] >= 0)
+                    arr[e] = free_ ? arr[e] + obs->det_volume[d] : -1;
+                break;
+            }
+    }
     for (uint8_t m = 0; m < ix->n_movements; m++) {
         lq_mv_t *v = &q->mv[q->ix[i].first + m];
         const sf_link_t *ln = &sc->links[v->from];
@@ -258,15 +314,35 @@ static void take_counts(sf_linkq_t *q, uint32_t i, const sf_linkq_obs_t *obs)
         into[m] = out;
         v->n -= out - v->pred_out;
         v->pred_out = 0;
-        if (ln->from_kind == SF_NODE_BOUNDARY) {
-            /* no upstream counts: arrivals ~ departures (moving average) */
+        if (q->entry_counted[v->from]) {
+            /* arrivals counted upstream of the queue: kept from the last free interval */
+            for (uint8_t e = 0; e < ix->n_det; e++)
+                if (ix->det[e].kind == SF_DET_COUNT && ix->det[e].link_idx == v->from) {
+                    if (arr[e] >= 0) { /* counted arrivals replace the predicted ones */
+                        v->n += arr[e] * v->in_share - v->pred_in;
+                        double r = arr[e] * v->in_share / dur;
+                        v->rate_in = v->rate_known ? q->o.entry_rate_keep * v->rate_in +
+                                                         (1 - q->o.entry_rate_keep) * r
+                                                   : r;
+                        v->rate_known = true;
+                    }
+                    break;
+                }
+            v->pred_in = 0;
+        } else if (ln->from_kind == SF_NODE_BOUNDARY) {
+            /* no upstream counts: arrivals ~ departures (moving average); while the queue
+             * does not clear, departures are only a lower bound of the arrivals: the rate
+             * does not fall */
             double r = out / dur;
+            if (v->rate_known && !v->cleared && r < v->rate_in)
+                r = v->rate_in;
             v->rate_in = v->rate_known
                              ? q->o.entry_rate_keep * v->rate_in + (1 - q->o.entry_rate_keep) * r
                              : r;
             v->rate_known = true;
             v->pred_in = 0;
         }
+        v->cleared = false;
         if (v->n < 0)
             v->n = 0;
     }
@@ -328,10 +404,16 @@ int sf_linkq_observe(sf_linkq_t *q, uint32_t i, double t_s, const sf_linkq_obs_t
     double lb[SF_MAX_MOVEMENTS] = {0};
     for (uint8_t d = 0; d < ix->n_det && d < SF_MAX_DET; d++) {
         const sf_detector_t *dt_ = &ix->det[d];
-        if (dt_->kind != SF_DET_COUNT)
-            continue;
-        x->held_s[d] = (obs->det_presence >> d & 1u) ? x->held_s[d] + dt : 0;
-        if (x->held_s[d] < q->o.advance_hold_s || dt_->link_idx >= sc->n_links)
+        bool on = obs->det_presence >> d & 1u;
+        x->held_s[d] = on ? x->held_s[d] + dt : 0;
+        x->free_s[d] = on ? 0 : x->free_s[d] + dt;
+        /* the queue's tail stays over the detector while it moves up in gaps shorter
+         * than idle_clear_s (the discharge of a standing queue) */
+        if (x->held_s[d] >= q->o.advance_hold_s)
+            x->held[d] = true;
+        else if (x->free_s[d] >= q->o.idle_clear_s)
+            x->held[d] = false;
+        if (!x->held[d] || dt_->link_idx >= sc->n_links)
             continue;
         const sf_link_t *ln = &sc->links[dt_->link_idx];
         if (dt_->lane >= ln->n_lanes)
@@ -349,8 +431,10 @@ int sf_linkq_observe(sf_linkq_t *q, uint32_t i, double t_s, const sf_linkq_obs_t
         bool idle = v->has_det && is_green(obs->greens, v->phase_no) &&
                     !lanes_occupied(ix, ln, v, obs->det_presence);
         v->idle_s = idle ? v->idle_s + dt : 0;
-        if (v->idle_s >= q->o.idle_clear_s)
+        if (v->idle_s >= q->o.idle_clear_s) {
             v->n = fmin(v->n, v->rate_in * q->tff_s[v->from]);
+            v->cleared = true;
+        }
         if (v->n < lb[m])
             v->n = lb[m];
     }

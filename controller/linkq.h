@@ -19,17 +19,27 @@
  *    the predicted part is replaced by the counted one (n += counted - predicted).
  *  - Occupancy corrections: every stop-bar detector of the movement's lanes idle for
  *    idle_clear_s while its phase is green means no queue is left: n_m is cut to the
- *    vehicles still moving along the link (inflow rate x free-flow travel time). An
- *    advance (count) detector occupied continuously for advance_hold_s means the queue
- *    reaches it: n_m >= its lane's share of (distance + zone length) / jam spacing.
+ *    vehicles still moving along the link (inflow rate x free-flow travel time). A
+ *    detector (advance count or stop-bar presence) occupied continuously for
+ *    advance_hold_s means a standing queue reaches it: n_m >= its lane's share of
+ *    (distance + zone length) / jam spacing, until the detector is free for idle_clear_s
+ *    (while the queue moves up, its vehicles cross the detector in shorter gaps).
  *  - Clamped to [0, the link's storage] (lane lengths, a bay lane its bay, over the jam
  *    spacing of a car: length + jam gap), scaling the movements of the link down together.
  *
  * What is and is not known:
- *  - Entry links (from a boundary) have no upstream counts: their arrival rate is taken as
- *    a moving average of their own counted departures, which equals demand while the
- *    approach is under-saturated and reads low when it is not (the queue then grows only
- *    through the occupancy corrections: an advance detector held, or a lane not clearing).
+ *  - Entry links (from a boundary) have no upstream unit. Where the intersection's advance
+ *    count detectors on the entry cover every full-length lane, upstream of every turn
+ *    bay, their counts are the approach's arrivals, shared by the turning ratios; they are
+ *    taken only from an interval in which every one of them was free (occupancy below
+ *    free_occ_pct): once the queue stands over them they count its discharge, not the
+ *    arrivals, and the rate (a moving average over the free intervals, entry_rate_keep) is
+ *    kept. Elsewhere (no such detectors)
+ *    the arrival rate is a moving average of the entry's own counted departures, which
+ *    equals demand while the approach is under-saturated and reads low when it is not; in
+ *    an interval in which the movement's queue was not seen to clear (idle on green) its
+ *    departures are only a lower bound of its arrivals, and the rate is not lowered. The
+ *    queue then grows only through the occupancy corrections.
  *  - Links to a boundary are assumed to discharge freely: their count is 0 (no detector
  *    sees them).
  *  - A lane without a stop-bar detector is not counted: its movements' outflow reads low
@@ -50,19 +60,23 @@
 typedef struct {
     double jam_spacing_m;   /* space per queued car; 0 = the scenario's car length + s0 */
     double idle_clear_s;    /* stop-bar lanes idle this long on green: queue gone, def. 3 */
-    double advance_hold_s;  /* advance detector held this long: queue reaches it, def. 4 */
+    double advance_hold_s;  /* a detector held this long: the queue reaches it, default 4 */
     double sat_veh_h_lane;  /* discharge between counts, veh/h per lane, default 1800 */
     double entry_rate_keep; /* entry links: weight of the old rate in the moving average of
                                departures per interval, 0..1, default 0.5 */
+    double free_occ_pct;    /* an advance detector below this occupancy in an interval
+                               counts arrivals, %, default 30 */
 } sf_linkq_opts_t;
 
 /* What the centre read from one unit at one poll. */
 typedef struct {
-    uint16_t det_seq;           /* last completed detector interval */
-    uint16_t det_interval_s;    /* its length, s (0 = counts not available) */
-    const uint16_t *det_volume; /* vehicles per detector in that interval, [ix.n_det] */
-    uint64_t det_presence;      /* bit d = detector d occupied now */
-    uint16_t greens;            /* phase_status greens: bit i = phase number i + 1 */
+    uint16_t det_seq;              /* last completed detector interval */
+    uint16_t det_interval_s;       /* its length, s (0 = counts not available) */
+    const uint16_t *det_volume;    /* vehicles per detector in that interval, [ix.n_det] */
+    const uint16_t *det_occupancy; /* its occupancy per detector, 0.1 %, [ix.n_det]; NULL =
+                                      not read (advance counts are then not used) */
+    uint64_t det_presence;         /* bit d = detector d occupied now */
+    uint16_t greens;               /* phase_status greens: bit i = phase number i + 1 */
 } sf_linkq_obs_t;
 
 typedef struct sf_linkq_s sf_linkq_t;

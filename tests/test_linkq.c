@@ -116,7 +116,7 @@ static void build(fixture_t *f)
 /* An observation: interval seq of 60 s with volumes vol (may be NULL: no counts). */
 static sf_linkq_obs_t obs(uint16_t seq, const uint16_t *vol, uint64_t presence, uint16_t greens)
 {
-    sf_linkq_obs_t o = {seq, vol ? 60 : 0, vol, presence, greens};
+    sf_linkq_obs_t o = {seq, vol ? 60 : 0, vol, NULL, presence, greens};
     return o;
 }
 
@@ -171,12 +171,12 @@ Test(linkq, counts_move_vehicles_from_link_to_link)
     sf_linkq_t *q = sf_linkq_new(&f.sc, NULL);
     cr_assert_not_null(q);
     uint16_t zero[3] = {0};
-    cr_assert_eq(sf_linkq_observe(q, 1, 0, &(sf_linkq_obs_t){0, 60, zero, 0, 0}), 0);
-    cr_assert_eq(sf_linkq_observe(q, 0, 0, &(sf_linkq_obs_t){0, 60, zero, 0, 0}), 0);
+    cr_assert_eq(sf_linkq_observe(q, 1, 0, &(sf_linkq_obs_t){0, 60, zero, NULL, 0, 0}), 0);
+    cr_assert_eq(sf_linkq_observe(q, 0, 0, &(sf_linkq_obs_t){0, 60, zero, NULL, 0, 0}), 0);
     /* interval 1 at A: 30 through (lane 0) and 6 left (lane 1) crossed A's stop line */
     uint16_t va[3] = {30, 6, 0};
     sf_linkq_obs_t oa = obs(1, va, 0, 0);
-    cr_assert_eq(sf_linkq_observe(q, 1, 60, &(sf_linkq_obs_t){0, 60, zero, 0, 0}), 0);
+    cr_assert_eq(sf_linkq_observe(q, 1, 60, &(sf_linkq_obs_t){0, 60, zero, NULL, 0, 0}), 0);
     cr_assert_eq(sf_linkq_observe(q, 0, 60, &oa), 0);
     /* the 30 through vehicles are now on A-B, shared by its ratios: 24 through, 6 right */
     cr_assert_float_eq(sf_linkq_movement(q, 1, 0), 24.0, 1e-9);
@@ -305,7 +305,7 @@ Test(linkq, held_advance_detector_means_the_queue_reaches_it)
     sf_linkq_obs_t oz = obs(0, zero, 0, 0);
     sf_linkq_observe(q, 0, 0, &oz);
     cr_assert_float_eq(sf_linkq_movement(q, 0, 0), 0.0, 1e-9);
-    /* d2 (lane 0, 50 m + 2 m) occupied 3 s: could be a slow vehicle */
+    /* d2 (advance, lane 0, 50 m + 2 m) occupied 3 s: could be a slow vehicle */
     sf_linkq_obs_t oh = obs(0, zero, 1u << 2, GREEN4);
     for (int s = 1; s <= 3; s++)
         sf_linkq_observe(q, 0, s, &oh);
@@ -314,6 +314,27 @@ Test(linkq, held_advance_detector_means_the_queue_reaches_it)
     sf_linkq_observe(q, 0, 4, &oh);
     cr_assert_float_eq(sf_linkq_movement(q, 0, 0), 52.0 / 7.5, 1e-6);
     cr_assert_float_eq(sf_linkq_movement(q, 0, 1), 0.0, 1e-9); /* not on the left lane */
+    /* the stop-bar detector of the left lane (6 m + 6 m) held 4 s on red: 12 / 7.5 */
+    sf_linkq_obs_t ol = obs(0, zero, 1u << 1 | 1u << 2, GREEN2);
+    for (int s = 5; s <= 8; s++) {
+        cr_assert_float_eq(sf_linkq_movement(q, 0, 1), 0.0, 1e-9);
+        sf_linkq_observe(q, 0, s, &ol);
+    }
+    cr_assert_float_eq(sf_linkq_movement(q, 0, 1), 12.0 / 7.5, 1e-6);
+    /* the through queue moves up over d2 in short gaps: it still reaches d2, counted
+     * departures (30) do not take the estimate below 52 / 7.5 */
+    uint16_t v1[3] = {30, 0, 0};
+    sf_linkq_obs_t og = obs(1, v1, 1u << 2, GREEN2);
+    sf_linkq_obs_t ogap = obs(1, v1, 1u << 0, GREEN2);
+    sf_linkq_observe(q, 0, 9, &ogap);
+    sf_linkq_observe(q, 0, 11, &og);
+    cr_assert_float_eq(sf_linkq_movement(q, 0, 0), 52.0 / 7.5, 1e-6);
+    sf_linkq_observe(q, 0, 12, &ogap);
+    cr_assert_float_eq(sf_linkq_movement(q, 0, 0), 52.0 / 7.5, 1e-6);
+    /* d2 free for 3 s: the queue's tail has passed it, the bound is gone: 2 s of
+     * discharge over lane 0 at 0.5 veh/s */
+    sf_linkq_observe(q, 0, 14, &ogap);
+    cr_assert_float_eq(sf_linkq_movement(q, 0, 0), 52.0 / 7.5 - 1, 1e-6);
     sf_linkq_destroy(&q);
 }
 
@@ -340,6 +361,7 @@ Test(linkq, entry_arrivals_follow_the_departures_measured)
 {
     fixture_t f;
     build(&f);
+    f.ix[0].n_det = 2; /* no advance detector on W-A */
     sf_linkq_t *q = sf_linkq_new(&f.sc, NULL);
     uint16_t zero[3] = {0}, va[3] = {30, 6, 0};
     sf_linkq_obs_t oz = obs(0, zero, 0, 0);
@@ -350,15 +372,30 @@ Test(linkq, entry_arrivals_follow_the_departures_measured)
     sf_linkq_observe(q, 0, 70, &o1);
     cr_assert_float_eq(sf_linkq_movement(q, 0, 0), 5.0, 1e-9);
     cr_assert_float_eq(sf_linkq_movement(q, 0, 1), 1.0, 1e-9);
-    /* next interval: 10 through (0.1667 veh/s): the rate is the average 0.3333; the
-     * predicted arrivals stay (nothing counted replaces them), the departures are counted */
+    /* next interval: 10 through (0.1667 veh/s) while the queue never cleared: departures
+     * are a lower bound of arrivals, the rate stays 0.5; the predicted arrivals stay
+     * (nothing counted replaces them), the departures are counted */
     uint16_t va2[3] = {10, 6, 0};
     sf_linkq_obs_t oa2 = obs(2, va2, 0, 0);
     sf_linkq_observe(q, 0, 120, &oa2); /* 5 + 0.5 x 50 = 30 predicted in, 10 out */
     cr_assert_float_eq(sf_linkq_movement(q, 0, 0), 20.0, 1e-9);
     sf_linkq_obs_t o2 = obs(2, zero, 0, 0);
     sf_linkq_observe(q, 0, 126, &o2);
-    cr_assert_float_eq(sf_linkq_movement(q, 0, 0), 20.0 + 6.0 / 3, 1e-9);
+    cr_assert_float_eq(sf_linkq_movement(q, 0, 0), 20.0 + 0.5 * 6, 1e-9);
+    /* the through queue clears on green (lane 0 idle 3 s): cut to 0.5 x 30 s (300 m at
+     * 10 m/s) = 15 moving; the next interval's 10 departures then lower the rate to the
+     * average 0.3333 */
+    sf_linkq_obs_t og = obs(2, zero, 0, GREEN2);
+    sf_linkq_observe(q, 0, 127, &og);
+    sf_linkq_observe(q, 0, 130, &og);
+    cr_assert_float_eq(sf_linkq_movement(q, 0, 0), 15.0, 1e-9);
+    uint16_t va3[3] = {10, 0, 0};
+    sf_linkq_obs_t oa3 = obs(3, va3, 0, 0);
+    sf_linkq_observe(q, 0, 180, &oa3); /* 15 + 0.5 x 50 - 10 */
+    cr_assert_float_eq(sf_linkq_movement(q, 0, 0), 30.0, 1e-9);
+    sf_linkq_obs_t o3 = obs(3, zero, 0, 0);
+    sf_linkq_observe(q, 0, 186, &o3);
+    cr_assert_float_eq(sf_linkq_movement(q, 0, 0), 30.0 + 6.0 / 3, 1e-9);
     sf_linkq_destroy(&q);
 }
 
@@ -396,12 +433,58 @@ Test(linkq, bad_input_is_refused_and_changes_nothing)
     cr_assert_eq(errno, EINVAL);
     cr_assert_eq(sf_linkq_observe(q, 0, 30, &oz), -1); /* time going back */
     cr_assert_eq(sf_linkq_observe(q, 0, NAN, &oz), -1);
-    sf_linkq_obs_t onull = {2, 60, NULL, 0, 0};
+    sf_linkq_obs_t onull = {2, 60, NULL, NULL, 0, 0};
     cr_assert_eq(sf_linkq_observe(q, 0, 61, &onull), -1);
     cr_assert_eq(sf_linkq_observe(q, 0, 61, NULL), -1);
     cr_assert_float_eq(sf_linkq_movement(q, 1, 0), n, 1e-12);
     cr_assert_eq(sf_linkq_movement(q, 1, 2), -1);
     cr_assert_eq(sf_linkq_movement(q, 2, 0), -1);
     cr_assert_eq(sf_linkq_link(q, 5), -1);
+    sf_linkq_destroy(&q);
+}
+
+/* (the ratios are floats: shares of them hold to about 1e-7) */
+Test(linkq, entry_arrivals_counted_upstream_of_the_queue)
+{
+    fixture_t f;
+    build(&f);
+    sf_linkq_t *q = sf_linkq_new(&f.sc, NULL);
+    uint16_t zero[3] = {0}, occ_free[3] = {0, 0, 100}, occ_held[3] = {0, 0, 500};
+    sf_linkq_obs_t oz = {0, 60, zero, occ_free, 0, 0};
+    sf_linkq_observe(q, 0, 0, &oz);
+    /* interval 1: the advance detector on lane 0 (upstream of the 30 m bay, the only
+     * full-length lane) counts 40 arrivals at 10 % occupancy: through 0.9 x 40 = 36 came,
+     * 30 left; left 4 came, 6 left (clamped at 0) */
+    uint16_t v1[3] = {30, 6, 40};
+    sf_linkq_obs_t o1 = {1, 60, v1, occ_free, 0, 0};
+    sf_linkq_observe(q, 0, 60, &o1);
+    cr_assert_float_eq(sf_linkq_movement(q, 0, 0), 6.0, 1e-5);
+    cr_assert_float_eq(sf_linkq_movement(q, 0, 1), 0.0, 1e-5);
+    sf_linkq_obs_t o1b = {1, 60, v1, occ_free, 0, 0};
+    sf_linkq_observe(q, 0, 70, &o1b); /* 0.6 veh/s through */
+    cr_assert_float_eq(sf_linkq_movement(q, 0, 0), 12.0, 1e-5);
+    /* interval 2: the queue stands over the detector (50 %): its 25 are the queue's
+     * discharge, not arrivals: the predicted arrivals (0.6 veh/s) are kept */
+    uint16_t v2[3] = {20, 0, 25};
+    sf_linkq_obs_t o2 = {2, 60, v2, occ_held, 0, 0};
+    sf_linkq_observe(q, 0, 120, &o2); /* 12 + 30 in - 20 out */
+    cr_assert_float_eq(sf_linkq_movement(q, 0, 0), 22.0, 1e-5);
+    sf_linkq_obs_t o2b = {2, 60, v2, occ_held, 0, 0};
+    sf_linkq_observe(q, 0, 130, &o2b);
+    cr_assert_float_eq(sf_linkq_movement(q, 0, 0), 28.0, 1e-5);
+    /* interval 3 free again: 10 counted (9 through) replace the 36 predicted */
+    uint16_t v3[3] = {0, 0, 10};
+    sf_linkq_obs_t o3 = {3, 60, v3, occ_free, 0, 0};
+    sf_linkq_observe(q, 0, 180, &o3);
+    cr_assert_float_eq(sf_linkq_movement(q, 0, 0), 31.0, 1e-5);
+    /* a bay reaching past the detector: vehicles may change into it before it, the
+     * counts no longer see every arrival (departures are used instead) */
+    sf_linkq_destroy(&q);
+    f.links[0].lanes[1].bay_m = 60;
+    q = sf_linkq_new(&f.sc, NULL);
+    sf_linkq_observe(q, 0, 0, &oz);
+    sf_linkq_observe(q, 0, 60, &o1);
+    sf_linkq_observe(q, 0, 70, &o1b); /* departures 30 / 60 s = 0.5 veh/s */
+    cr_assert_float_eq(sf_linkq_movement(q, 0, 0), 5.0, 1e-5);
     sf_linkq_destroy(&q);
 }
