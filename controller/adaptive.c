@@ -605,14 +605,97 @@ static double stage_max_green_s(const sf_intersection_t *ix, uint16_t mask)
 {
     double g = INFINITY;
     for (uint8_t p = 0; p < ix->n_phases; p++)
-        if ((mask >> p & 1u) && ix->phases[p].max1_ds > 0)
-            g = fmin(g, ix->phases[p].max1_ds / 10.0);
+        if (mask >> p & 1u) {
+            const sf_phase_t *ph = &ix->phases[p];
+            unsigned m = ph->max2_ds > ph->max1_ds ? ph->max2_ds : ph->max1_ds;
+            if (m > 0)
+                g = fmin(g, m / 10.0);
+        }
     return fmax(g, stage_min_green_s(ix, mask)); /* a max below the min cannot cut it */
+}
+
+static int group_of(const sf_intersection_t *ix, uint8_t p)
+{
+    for (uint8_t b = 0; b < ix->n_barriers && b < SF_MAX_BARRIERS; b++)
+        if (ix->barrier_mask[b] >> p & 1u)
+            return b;
+    return -1;
+}
+
+static int ring_pos(const sf_intersection_t *ix, uint8_t r, uint8_t p)
+{
+    for (uint8_t k = 0; k < ix->ring_seq_len[r] && k < SF_MAX_PHASES; k++)
+        if (ix->ring_seq[r][k] == p)
+            return k;
+    return -1;
+}
+
+/* Phase of ring r (0-based) in mask, -1 none. */
+static int ring_phase(const sf_intersection_t *ix, uint16_t mask, uint8_t r)
+{
+    for (uint8_t p = 0; p < ix->n_phases; p++)
+        if ((mask >> p & 1u) && ix->phases[p].ring == r + 1)
+            return p;
+    return -1;
+}
+
+uint64_t sf_mp_reachable(const sf_intersection_t *ix, const sf_stage_t *stages, int n_stages,
+                         int current)
+{
+    if (!ix || !stages || n_stages <= 0 || n_stages > SF_MAX_STAGES || current < 0 ||
+        current >= n_stages || ix->n_rings > SF_MAX_RINGS || ix->n_phases > SF_MAX_PHASES) {
+        errno = EINVAL;
+        return 0;
+    }
+    uint16_t cm = stages[current].phase_mask;
+    int g0 = -1, gnext = -1;
+    for (uint8_t r = 0; r < ix->n_rings && gnext < 0; r++) {
+        int p = ring_phase(ix, cm, r), k = p >= 0 ? ring_pos(ix, r, (uint8_t)p) : -1;
+        if (k < 0)
+            continue;
+        g0 = group_of(ix, (uint8_t)p);
+        for (uint8_t j = 1; j <= ix->ring_seq_len[r]; j++) { /* the ring's next group */
+            int g = group_of(ix, ix->ring_seq[r][(k + j) % ix->ring_seq_len[r]]);
+            if (g != g0) {
+                gnext = g;
+                break;
+            }
+        }
+    }
+    uint64_t out = 0;
+    for (int s = 0; s < n_stages; s++) {
+        if (s == current)
+            continue;
+        bool ok = true;
+        for (uint8_t r = 0; r < ix->n_rings && ok; r++) {
+            int p = ring_phase(ix, cm, r), q = ring_phase(ix, stages[s].phase_mask, r);
+            if (q < 0)
+                continue;
+            int gq = group_of(ix, (uint8_t)q);
+            if (gq != g0) {
+                ok = gq == gnext; /* across the barrier: its next group only */
+            } else if (p >= 0 && q != p) {
+                /* within the group: only forward in the ring sequence */
+                ok = ring_pos(ix, r, (uint8_t)q) > ring_pos(ix, r, (uint8_t)p);
+            }
+        }
+        if (ok)
+            out |= (uint64_t)1 << s;
+    }
+    return out;
 }
 
 int sf_mp_decide(const sf_intersection_t *ix, const sf_stage_t *stages, int n_stages,
                  const double *stage_pressure, int current, double elapsed_s, double hysteresis,
                  sf_mp_decision_t *out)
+{
+    return sf_mp_decide_among(ix, stages, n_stages, stage_pressure, current, elapsed_s, hysteresis,
+                              UINT64_MAX, 0, out);
+}
+
+int sf_mp_decide_among(const sf_intersection_t *ix, const sf_stage_t *stages, int n_stages,
+                       const double *stage_pressure, int current, double elapsed_s,
+                       double hysteresis, uint64_t allowed, uint64_t waiting, sf_mp_decision_t *out)
 {
     if (!ix || !stages || !stage_pressure || !out || n_stages <= 0 || n_stages > SF_MAX_STAGES ||
         current < -1 || current >= n_stages || !isfinite(elapsed_s) || elapsed_s < 0 ||
@@ -631,7 +714,8 @@ int sf_mp_decide(const sf_intersection_t *ix, const sf_stage_t *stages, int n_st
     for (int s = 0; s < n_stages; s++) {
         if (best < 0 || stage_pressure[s] > stage_pressure[best])
             best = s;
-        if (s != current && (best_other < 0 || stage_pressure[s] > stage_pressure[best_other]))
+        if (s != current && (allowed >> s & 1u) &&
+            (best_other < 0 || stage_pressure[s] > stage_pressure[best_other]))
             best_other = s;
     }
     int next;
@@ -643,9 +727,17 @@ int sf_mp_decide(const sf_intersection_t *ix, const sf_stage_t *stages, int n_st
         next = current;
         why = SF_MP_MIN_GREEN;
     } else if (elapsed_s >= stage_max_green_s(ix, stages[current].phase_mask)) {
+        /* at max green a stage with a vehicle waiting is served even when its pressure is
+         * not positive (its exit holds more than its approach is known to): the best such
+         * one unless another has a positive pressure */
+        int wait_best = -1;
+        for (int s = 0; s < n_stages; s++)
+            if (s != current && (allowed >> s & 1u) && (waiting >> s & 1u) &&
+                (wait_best < 0 || stage_pressure[s] > stage_pressure[wait_best]))
+                wait_best = s;
         bool demand = best_other >= 0 && stage_pressure[best_other] > 0;
-        next = demand ? best_other : current;
-        why = demand ? SF_MP_MAX_GREEN : SF_MP_NO_DEMAND;
+        next = demand ? best_other : wait_best >= 0 ? wait_best : current;
+        why = next != current ? SF_MP_MAX_GREEN : SF_MP_NO_DEMAND;
     } else {
         bool better =
             best_other >= 0 && stage_pressure[best_other] > stage_pressure[current] + hysteresis;

@@ -287,10 +287,35 @@ typedef struct {
 
 /* Decide the next stage. current = index of the stage now green (-1 = none), elapsed_s =
  * its green time so far, stage_pressure[n_stages] (sum of its phases' pressures),
- * hysteresis >= 0 in pressure units. Max green of a stage = the smallest max1 of its
- * phases (phases with max1 = 0 do not limit it). Returns 0 or -1 with EINVAL. */
+ * hysteresis >= 0 in pressure units. Max green of a stage = the smallest maximum of its
+ * phases, a phase's maximum being the larger of its max1 and max2 (phases with both 0 do
+ * not limit it): max 2 is the longer maximum an engineer sets for heavy demand (NTCIP
+ * 1202), and max-pressure already ends a stage when another has more pressure; the
+ * maximum only bounds how long a stage with the most pressure keeps the others waiting
+ * (max1 bound the arterial's green below the fixed plan's on the corridor's surge).
+ * Returns 0 or -1 with EINVAL. */
 int sf_mp_decide(const sf_intersection_t *ix, const sf_stage_t *stages, int n_stages,
                  const double *stage_pressure, int current, double elapsed_s, double hysteresis,
                  sf_mp_decision_t *out);
+
+/* sf_mp_decide with the next stage chosen only among the stages whose bit (by stage
+ * index) is set in allowed (the current one is always kept when holding). waiting (bit s
+ * = a vehicle is known to wait for stages[s], e.g. a vehicle call on one of its phases):
+ * at max green such a stage is switched to even without a positive pressure (the best of
+ * them), so no approach with a vehicle waiting starves behind a stage that keeps a higher
+ * pressure; sf_mp_decide passes every stage allowed and none waiting. */
+int sf_mp_decide_among(const sf_intersection_t *ix, const sf_stage_t *stages, int n_stages,
+                       const double *stage_pressure, int current, double elapsed_s,
+                       double hysteresis, uint64_t allowed, uint64_t waiting,
+                       sf_mp_decision_t *out);
+
+/* Stages a unit running stage `current` can go to next by ending some of its phases
+ * (bit s = stages[s]): within the barrier group each ring keeps its phase or moves forward
+ * in its ring sequence; across the barrier, every ring moves into the next group of the
+ * sequence together. The unit serves its rings in sequence order (NEMA): a stage behind in
+ * the sequence comes only after the others, so choosing it now would end the current
+ * stage for one that is not next. 0 with EINVAL on bad input (or nothing reachable). */
+uint64_t sf_mp_reachable(const sf_intersection_t *ix, const sf_stage_t *stages, int n_stages,
+                         int current);
 
 #endif

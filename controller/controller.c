@@ -12,11 +12,13 @@
 #include "adaptive.h"
 #include "bus_codec.h"
 #include "greenwave.h"
+#include "linkq.h"
 
-#define DL_RETRIES   3  /* read-back mismatches before a plan download is given up */
-#define MAX_MB       8  /* mailbox writes per unit per step */
-#define ADAPT_PLAN_A 15 /* plan numbers the adaptive mode alternates between (when unused) */
-#define ADAPT_PLAN_B 16
+#define DL_RETRIES        3  /* read-back mismatches before a plan download is given up */
+#define MAX_MB            8  /* mailbox writes per unit per step */
+#define ADAPT_PLAN_A      15 /* plan numbers the adaptive mode alternates between (when unused) */
+#define ADAPT_PLAN_B      16
+#define MP_SAT_VEH_H_LANE 1800.0 /* max-pressure's saturation flow per lane (REFERENCE.md) */
 
 /* What the centre keeps per unit besides what it reads (sf_unit_state_t). */
 /* Adaptive: split failures per phase (sf_split_fail_sample), tracked continuously; the
@@ -99,6 +101,7 @@ struct sf_controller_s {
     uint16_t *ad_base;    /* per intersection: scratch, the members' base offsets ... */
     uint16_t *ad_cs;      /* ... and coordinated green starts, 0.1 s */
     bool prio_off;        /* operator turned transit priority off */
+    sf_linkq_t *lq;       /* link vehicle estimates for max-pressure, NULL when none uses it */
 };
 
 void sf_controller_opts_default(sf_controller_opts_t *o)
@@ -240,6 +243,14 @@ sf_controller_t *sf_controller_new(const sf_scenario_t *sc, const sf_endpoint_t 
             }
         }
     }
+    for (uint32_t i = 0; i < c->n && !c->lq; i++)
+        if (sc->intersections[i].strategy == SF_STRAT_MAX_PRESSURE) {
+            c->lq = sf_linkq_new(sc, NULL);
+            if (!c->lq) {
+                seterr(err, err_len, "max-pressure link estimates: %s", strerror(errno));
+                goto fail;
+            }
+        }
     if (c->opts.greenwave && apply_greenwave(c, err, err_len) < 0) {
         errno = EINVAL;
         goto fail;
@@ -286,6 +297,7 @@ void sf_controller_destroy(sf_controller_t **self_p)
     sf_master_destroy(&c->m);
     sf_tsp_destroy(&c->tsp);
     sf_eventlog_destroy(&c->log);
+    sf_linkq_destroy(&c->lq);
     free(c->cu);
     free(c->online);
     free(c->prev);
@@ -586,16 +598,18 @@ static void mp_coils(sf_controller_t *c, uint32_t i, sf_reg_id_t id, uint16_t ph
 
 /* Max-pressure stage selection (planner's sf_mp_*), through the phase control coils in
  * centre actuated mode: hold the stage while it should stay, force it off and call the
- * next one when it should switch. Queue per movement = occupied stop-bar presence
- * detectors on its approach that call its phase (what a unit tells in real time);
- * downstream queues are not measured (0). */
+ * next one when it should switch. Queue per movement = the vehicles linkq estimates on its
+ * approach for it (counts moved link to link, corrected by occupancy), downstream queue =
+ * the vehicles estimated on its exit link (0 for an exit to a boundary), saturation flow
+ * = 1800 veh/h per lane's worth of stop line the movement discharges over (Varaiya 2013:
+ * (x_up - x_down) s). */
 static void max_pressure(sf_controller_t *c, uint32_t i, double t)
 {
     const sf_intersection_t *ix = &c->sc->intersections[i];
     const sf_unit_state_t *st = sf_master_state(c->m, i);
     cunit_t *u = &c->cu[i];
     u->n_mp = 0;
-    if (u->n_stages <= 0 || u->mp_blocked)
+    if (u->n_stages <= 0 || u->mp_blocked || !c->lq)
         return;
     if (st->mode != 0x11) { /* centre actuated: the mode where holds and force-offs apply */
         if (!u->mp_mode_sent && (st->mode == 0x10 || st->mode == 0x12)) {
@@ -622,16 +636,19 @@ static void max_pressure(sf_controller_t *c, uint32_t i, double t)
         u->mp_since_s = t;
     }
     double q_up[SF_MAX_MOVEMENTS] = {0}, q_down[SF_MAX_MOVEMENTS] = {0};
+    double sat[SF_MAX_MOVEMENTS] = {0};
     for (uint8_t mv = 0; mv < ix->n_movements; mv++) {
         const sf_movement_t *m = &ix->movements[mv];
-        uint8_t p = ix->sg[m->sg_idx].phase_idx;
-        for (uint8_t d = 0; d < ix->n_det; d++)
-            if (ix->det[d].link_idx == m->from_link_idx && (ix->det[d].phase_mask & (1u << p)) &&
-                (st->det_presence & ((uint64_t)1 << d)))
-                q_up[mv] += 1.0;
+        const sf_link_t *ln = &c->sc->links[m->from_link_idx];
+        q_up[mv] = sf_linkq_movement(c->lq, i, mv);
+        q_down[mv] = sf_linkq_link(c->lq, m->to_link_idx);
+        double lanes = 0;
+        for (uint8_t l = 0; l < ln->n_lanes; l++)
+            lanes += sf_linkq_lane_share(ln, l, m->turn);
+        sat[mv] = MP_SAT_VEH_H_LANE * lanes;
     }
     double pp[SF_MAX_PHASES], sp[SF_MAX_STAGES];
-    if (sf_mp_phase_pressure(ix, q_up, q_down, NULL, pp) < 0)
+    if (sf_mp_phase_pressure(ix, q_up, q_down, sat, pp) < 0)
         return;
     for (int k = 0; k < u->n_stages; k++) {
         sp[k] = 0;
@@ -642,7 +659,14 @@ static void max_pressure(sf_controller_t *c, uint32_t i, double t)
     sf_mp_decision_t d;
     /* Pressure is in veh/s (queue x saturation flow / 3600); hysteresis: half a queued
      * vehicle at 1800 veh/h. */
-    if (sf_mp_decide(ix, u->stages, u->n_stages, sp, cur, t - u->mp_since_s, 0.25, &d) < 0)
+    /* the unit's ring sequence decides which stages can come next; a stage with a vehicle
+     * call on one of its phases has a vehicle waiting */
+    uint64_t next_ok = sf_mp_reachable(ix, u->stages, u->n_stages, cur), waiting = 0;
+    for (int k = 0; k < u->n_stages; k++)
+        if (to_phase_no_mask(ix, u->stages[k].phase_mask) & st->phase_status[6])
+            waiting |= (uint64_t)1 << k;
+    if (sf_mp_decide_among(ix, u->stages, u->n_stages, sp, cur, t - u->mp_since_s, 0.25, next_ok,
+                           waiting, &d) < 0)
         return;
     uint16_t cur_no = to_phase_no_mask(ix, u->stages[cur].phase_mask);
     if (d.switch_stage) {
@@ -1062,8 +1086,10 @@ int sf_controller_step(sf_controller_t *c, uint64_t k, uint32_t tod_ds)
                 what |= SF_POLL_PRIORITY;
             if (ix->strategy == SF_STRAT_ADAPTIVE) /* presence: split failures */
                 what |= SF_POLL_DETECTORS | SF_POLL_PRESENCE;
-            if (ix->strategy == SF_STRAT_MAX_PRESSURE)
-                what |= SF_POLL_PRESENCE;
+            /* max-pressure's link estimates take every unit's counts (a link's inflow is
+             * its upstream unit's) and presence */
+            if (ix->strategy == SF_STRAT_MAX_PRESSURE || c->lq)
+                what |= SF_POLL_PRESENCE | SF_POLL_DETECTORS;
             sf_master_queue_poll(c->m, i, c->hb, what);
             if (sf_master_state(c->m, i)->health.state == SF_LINK_ONLINE &&
                 sf_master_state(c->m, i)->identity_ok)
@@ -1089,6 +1115,15 @@ int sf_controller_step(sf_controller_t *c, uint64_t k, uint32_t tod_ds)
                          st->n_status > 0 && !st->pending_plan;
             sf_tsp_signal(c->tsp, t, i, coord ? running_plan(&c->cu[i], st) : NULL,
                           st->cycle_timer_ds);
+            if (c->lq && c->online[i] && st->status_ds == now_ds) { /* fresh this poll */
+                sf_linkq_obs_t o = {.det_seq = st->det_seq,
+                                    .det_interval_s = st->det_interval_s,
+                                    .det_volume = st->det_volume,
+                                    .det_occupancy = st->det_occupancy,
+                                    .det_presence = st->det_presence,
+                                    .greens = st->phase_status[2]};
+                sf_linkq_observe(c->lq, i, t, &o); /* only refuses bad input: none here */
+            }
         }
     }
     /* Decisions -> round 2 writes. */

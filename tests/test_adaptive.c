@@ -367,6 +367,18 @@ Test(max_pressure, decisions_respect_min_max_green_and_clearance)
     cr_assert_eq(d.stage, s25);
     cr_assert_eq(d.reason, SF_MP_MAX_GREEN);
     cr_assert_float_eq(d.clearance_s, 4, 1e-12);
+    /* a longer max 2 (60 s on phase 2 and 6) is the stage's maximum: held at 40 s */
+    ix.phases[1].max2_ds = ix.phases[5].max2_ds = 600;
+    cr_assert_eq(sf_mp_decide(&ix, st, n, pr, s26, 40, 0, &d), 0);
+    cr_assert_eq(d.stage, s26);
+    cr_assert_eq(d.reason, SF_MP_PRESSURE);
+    cr_assert_eq(sf_mp_decide(&ix, st, n, pr, s26, 60, 0, &d), 0);
+    cr_assert_eq(d.stage, s25);
+    cr_assert_eq(d.reason, SF_MP_MAX_GREEN);
+    /* a shorter max 2 does not cut max 1 */
+    ix.phases[1].max2_ds = ix.phases[5].max2_ds = 200;
+    cr_assert_eq(sf_mp_decide(&ix, st, n, pr, s26, 39, 0, &d), 0);
+    cr_assert_eq(d.stage, s26);
     /* at max green with no demand elsewhere: rest in green */
     pr[s25] = 0;
     cr_assert_eq(sf_mp_decide(&ix, st, n, pr, s26, 55, 0, &d), 0);
@@ -926,4 +938,82 @@ Test(adaptive, failures_hold_the_cycle)
     cr_expect_float_eq(sf_adapt_cycle_hold(120, NAN, 90), 120, 1e-9);
     cr_expect_float_eq(sf_adapt_cycle_hold(120, 100, -1), 120, 1e-9);
     cr_expect_float_eq(sf_adapt_cycle_hold(0, 100, 110), 100, 1e-9);
+}
+
+/* Index of the stage with this phase mask, -1 none. */
+static int stage_of(const sf_stage_t *st, int n, uint16_t mask)
+{
+    for (int s = 0; s < n; s++)
+        if (st[s].phase_mask == mask)
+            return s;
+    return -1;
+}
+
+/* The unit serves its rings in sequence order (1 2 | 3 4 and 5 6 | 7 8): the next stage
+ * can only be forward within the barrier group, or the next group across the barrier. */
+Test(max_pressure, reachable_stages_follow_the_ring_sequence)
+{
+    sf_intersection_t ix;
+    sf_plan_t pl;
+    nema8(&ix, &pl);
+    ix.ring_seq_len[0] = ix.ring_seq_len[1] = 4;
+    for (uint8_t k = 0; k < 4; k++) {
+        ix.ring_seq[0][k] = k;
+        ix.ring_seq[1][k] = (uint8_t)(4 + k);
+    }
+    sf_stage_t st[SF_MAX_STAGES];
+    int n = sf_mp_stages(&ix, st, SF_MAX_STAGES);
+    cr_assert_eq(n, 8);
+    int s15 = stage_of(st, n, 0x11), s16 = stage_of(st, n, 0x21), s25 = stage_of(st, n, 0x12);
+    int s26 = stage_of(st, n, 0x22), s37 = stage_of(st, n, 0x44), s38 = stage_of(st, n, 0x84);
+    int s47 = stage_of(st, n, 0x48), s48 = stage_of(st, n, 0x88);
+    uint64_t b1 = 1ull << s15 | 1ull << s16 | 1ull << s25 | 1ull << s26;
+    uint64_t b2 = 1ull << s37 | 1ull << s38 | 1ull << s47 | 1ull << s48;
+    /* from 2+6 (both at the end of their group): only across the barrier */
+    cr_assert_eq(sf_mp_reachable(&ix, st, n, s26), b2);
+    /* from 4+8: back to the first group only (3 and 7 are behind them) */
+    cr_assert_eq(sf_mp_reachable(&ix, st, n, s48), b1);
+    /* from 1+5: forward within the group, or the next group (2 and 6 skipped) */
+    cr_assert_eq(sf_mp_reachable(&ix, st, n, s15), (b1 & ~(1ull << s15)) | b2);
+    /* from 2+5: 6 next in ring 2, never 1 again before the barrier */
+    cr_assert_eq(sf_mp_reachable(&ix, st, n, s25), 1ull << s26 | b2);
+    errno = 0;
+    cr_assert_eq(sf_mp_reachable(&ix, st, n, -1), 0);
+    cr_assert_eq(errno, EINVAL);
+    cr_assert_eq(sf_mp_reachable(NULL, st, n, 0), 0);
+
+    /* deciding among the reachable ones: 1+5 has the most pressure, but from 2+6 it is
+     * behind the barrier; 4+8 is next and has more than 2+6: switch there */
+    double sp[8] = {0};
+    sp[s15] = 30;
+    sp[s26] = 5;
+    sp[s48] = 8;
+    sf_mp_decision_t d;
+    uint64_t ok = sf_mp_reachable(&ix, st, n, s26);
+    cr_assert_eq(sf_mp_decide_among(&ix, st, n, sp, s26, 20, 1, ok, 0, &d), 0);
+    cr_assert(d.switch_stage);
+    cr_assert_eq(d.stage, s48);
+    /* 4+8 not above 2+6 + hysteresis: hold, whatever 1+5 has */
+    sp[s48] = 5.5;
+    cr_assert_eq(sf_mp_decide_among(&ix, st, n, sp, s26, 20, 1, ok, 0, &d), 0);
+    cr_assert_not(d.switch_stage);
+    cr_assert_eq(d.stage, s26);
+    /* sf_mp_decide considers every stage */
+    cr_assert_eq(sf_mp_decide(&ix, st, n, sp, s26, 20, 1, &d), 0);
+    cr_assert_eq(d.stage, s15);
+    /* at max green (40 s) nothing reachable has a positive pressure: held, unless a vehicle
+     * waits for a reachable stage: then the best of those */
+    sp[s48] = -3;
+    sp[s47] = -1;
+    cr_assert_eq(sf_mp_decide_among(&ix, st, n, sp, s26, 40, 1, ok, 0, &d), 0);
+    cr_assert_not(d.switch_stage);
+    cr_assert_eq(d.reason, SF_MP_NO_DEMAND);
+    uint64_t waiting = 1ull << s48 | 1ull << s47 | 1ull << s15;
+    cr_assert_eq(sf_mp_decide_among(&ix, st, n, sp, s26, 40, 1, ok, waiting, &d), 0);
+    cr_assert(d.switch_stage);
+    cr_assert_eq(d.stage, s47);
+    cr_assert_eq(d.reason, SF_MP_MAX_GREEN);
+    /* before max green a waiting vehicle does not override pressure */
+    cr_assert_eq(sf_mp_decide_among(&ix, st, n, sp, s26, 39, 1, ok, waiting, &d), 0);
+    cr_assert_not(d.switch_stage);
 }
