@@ -432,8 +432,12 @@ size_t sf_tsp_decide(sf_tsp_t *t, double t_s, const bool *online, sf_tsp_action_
             continue;
         }
         refused_t *was = find_refused(s, pd->ev.bus_id);
-        if (was && !transient(was->reason))
-            continue; /* an ETA update of a request refused for good: nothing to decide */
+        /* An ETA update of a request refused for good has nothing to decide, but one
+         * refused not late does: the bus's own update (held up longer than announced)
+         * moves its arrival, and with it the red it will wait and its lateness at the
+         * line. */
+        if (was && !transient(was->reason) && (was->reason != SF_TSP_R_NOT_LATE || pd->redo))
+            continue;
         if (!t->cfg.enabled) {
             refuse(t, s, pd, phase_no, SF_TSP_R_DISABLED, t_s);
             continue;

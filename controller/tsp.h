@@ -25,11 +25,12 @@
  * mailbox check-in with the same id), and is not a new request. A check-in of a bus
  * refused at this intersection since its last check-out there is not a new request
  * either: refused "offline", "conflict" or "lockout" (the intersection's state, which may
- * have changed) it is decided again (a grant then moves its one request from refused to
- * granted); refused for any other reason it is ignored. Such a request also waits
- * without any update: it is decided again at every sf_tsp_decide, its ETA counted down
- * from its latest check-in, until it is granted, the bus checks out, or its ETA + max
- * extension + SF_TSP_EXPIRY_S has passed (the bus is not coming). So the lower-ranked of
+ * have changed), or "not_late" (its new arrival may meet a red: its lateness at the line
+ * moves with it), it is decided again (a grant then moves its one request from refused to
+ * granted); refused for any other reason it is ignored. A request refused for the
+ * intersection's state also waits without any update: it is decided again at every sf_tsp_decide,
+ * its ETA counted down from its latest check-in, until it is granted, the bus checks out, or its
+ * ETA + max extension + SF_TSP_EXPIRY_S has passed (the bus is not coming). So the lower-ranked of
  * two conflicting requests is granted when the first one ends and the lockout allows,
  * not dropped. A re-decision is logged as event "recheck" (when its outcome or reason
  * changed), so each bus has one "check_in" decision per intersection.

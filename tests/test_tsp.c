@@ -243,7 +243,8 @@ Test(tsp, check_in_updates_of_a_refused_bus)
     setup(&f, "120", "true");
     sf_tsp_action_t a[8];
     sf_tsp_counts_t c;
-    /* not late: its ETA updates change nothing and are not new requests */
+    /* not late (no red ahead known): its ETA updates change nothing and are not new
+     * requests */
     event(&f, 0, ci("early", f.mv4, 20, 10, 0));
     cr_assert_eq(sf_tsp_decide(f.t, 0, NULL, a, 8), 0);
     event(&f, 8, ci("early", f.mv4, 30, 10, 0));
@@ -530,4 +531,32 @@ Test(tsp, lateness_at_the_stop_line_counts_the_red_ahead)
     sf_tsp_destroy(&f.t);
     unlink(f.path);
     sf_scenario_destroy(&f.sc);
+}
+
+/* A bus refused not late is decided again on its own update: held up longer than it
+ * announced, it now arrives after its green ends, will wait the red and be late at the
+ * line. Still one request; without an update nothing is decided again. */
+Test(tsp, a_not_late_bus_held_up_is_decided_again_on_its_update)
+{
+    fx_t f;
+    setup(&f, "0", "true");
+    sf_tsp_action_t a[8];
+    sf_plan_t pl = coord_plan(&f);
+    sf_tsp_signal(f.t, 0, 0, &pl, 0);
+    event(&f, 1, ci("held", f.mv2, 10, 10, 0)); /* due at cycle time 11: green */
+    cr_assert_eq(sf_tsp_decide(f.t, 1, NULL, a, 8), 0);
+    for (int s = 2; s < 15; s++)
+        cr_assert_eq(sf_tsp_decide(f.t, s, NULL, a, 8), 0, "no update, no new decision");
+    event(&f, 15, ci("held", f.mv2, 12, 10, 0)); /* now due at 27: waits 33 s */
+    cr_assert_eq(sf_tsp_decide(f.t, 15, NULL, a, 8), 1);
+    cr_assert_eq(a[0].type, 1);
+    cr_assert_eq(a[0].eta_ds, 120);
+    cr_assert_eq(a[0].level, sf_tsp_level(43, 30));
+    sf_tsp_counts_t c;
+    sf_tsp_counts(f.t, &c);
+    cr_assert_eq(c.requests, 1);
+    cr_assert_eq(c.granted, 1);
+    cr_assert_eq(c.refused, 0);
+    cr_assert_eq(c.by_reason[SF_TSP_R_NOT_LATE], 0);
+    teardown(&f);
 }
