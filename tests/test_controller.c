@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "adaptive.h"
 #include "bus_codec.h"
 #include "ctl_rig.h"
 #include "controller.h"
@@ -495,6 +496,98 @@ Test(controller, adaptive_gives_green_to_the_loaded_phase)
     sf_master_destroy(&m);
     ctl_rig_stop(&t);
     sf_scenario_destroy(&sc);
+}
+
+/* The first scats_step line, parsed (split failures end to end). */
+typedef struct {
+    int steps;
+    json_t *first;
+} sf_lines_t;
+
+static void sf_line(void *ctx, const char *line)
+{
+    sf_lines_t *l = ctx;
+    if (!strstr(line, "\"scats_step\""))
+        return;
+    l->steps++;
+    if (!l->first)
+        l->first = json_loads(line, 0, NULL);
+}
+
+/* Run single.json adaptive (rule on or off) with phase 4's detectors held occupied and
+ * phase 2's pulsed until the first adaptation step; its event line (caller decrefs). */
+static json_t *first_scats_step(bool rule)
+{
+    const char *sets[] = {"control.strategy=adaptive",
+                          rule ? "control.adaptive_split_failure=true"
+                               : "control.adaptive_split_failure=false"};
+    sf_scenario_t *sc = ctl_rig_load("single.json", sets, 2);
+    const sf_intersection_t *ix = &sc->intersections[0];
+    uint64_t held = 0, pulsed = 0;
+    for (uint8_t d = 0; d < ix->n_det; d++)
+        for (uint8_t p = 0; p < ix->n_phases; p++)
+            if (ix->det[d].phase_mask >> p & 1u) {
+                if (ix->phases[p].id == 4)
+                    held |= (uint64_t)1 << d;
+                if (ix->phases[p].id == 2)
+                    pulsed |= (uint64_t)1 << d;
+            }
+    cr_assert(held && pulsed);
+    sf_endpoint_t eps[1];
+    ctl_rig_t t;
+    const uint32_t tod0 = 7 * 36000;
+    ctl_rig_start(&t, sc, eps, tod0, &RIG);
+    atomic_store(&t.presence, held);
+    atomic_store(&t.pulses, pulsed);
+    sf_lines_t lines = {0};
+    sf_controller_opts_t o;
+    sf_controller_opts_default(&o);
+    o.round_timeout_ms = 1000;
+    o.sink = sf_line;
+    o.sink_ctx = &lines;
+    sf_controller_t *c = sf_controller_new(sc, eps, &o, NULL, 0);
+    cr_assert_not_null(c);
+    for (uint64_t k = 0; k < 6000 && lines.steps == 0; k++)
+        ctl_rig_step_ok(&t, c, k, tod0);
+    sf_controller_destroy(&c);
+    ctl_rig_stop(&t);
+    sf_scenario_destroy(&sc);
+    cr_assert_not_null(lines.first, "no adaptation step (rule %d)", rule);
+    return lines.first;
+}
+
+/* Split failures from the unit's status and presence: phase 4's detectors held occupied
+ * (a queue that never clears) fail every green it had; phase 2's, a vehicle every 2 s,
+ * leave the start of its red half free and never fail. With the rule, phase 4 reads the
+ * failure DS (fail_ds 1.05, above what its counts give); without, its DS comes from the
+ * counts (a held detector counts no vehicles) and the side-street floor only. */
+Test(controller, adaptive_split_failures_from_unit_status)
+{
+    sf_adapt_opts_t ao;
+    sf_adapt_opts_default(&ao);
+    json_t *on = first_scats_step(true);
+    json_t *off = first_scats_step(false);
+    /* phase index 0 = phase 2, 1 = phase 4 (single.json) */
+    json_t *sf = json_object_get(on, "split_failures");
+    cr_assert(json_is_array(sf) && json_array_size(sf) == 2);
+    json_int_t f2 = json_integer_value(json_array_get(json_array_get(sf, 0), 0));
+    json_int_t n2 = json_integer_value(json_array_get(json_array_get(sf, 0), 1));
+    json_int_t f4 = json_integer_value(json_array_get(json_array_get(sf, 1), 0));
+    json_int_t n4 = json_integer_value(json_array_get(json_array_get(sf, 1), 1));
+    cr_assert_geq(n4, 2, "phase 4 greens judged: %lld", (long long)n4);
+    cr_assert_eq(f4, n4, "phase 4 failed %lld of %lld", (long long)f4, (long long)n4);
+    cr_assert_geq(n2, 2, "phase 2 greens judged: %lld", (long long)n2);
+    cr_assert_eq(f2, 0, "phase 2 failed %lld of %lld", (long long)f2, (long long)n2);
+    double ds4_on = json_real_value(json_array_get(json_object_get(on, "ds"), 1));
+    double ds4_off = json_real_value(json_array_get(json_object_get(off, "ds"), 1));
+    cr_assert_float_eq(ds4_on, ao.fail_ds, 1e-3);
+    cr_assert_lt(ds4_off, ao.fail_ds - 0.1, "without the rule: %.3f", ds4_off);
+    /* the same failures were measured without the rule: only their use differs */
+    json_t *sf_off = json_object_get(off, "split_failures");
+    cr_assert_eq(json_integer_value(json_array_get(json_array_get(sf_off, 1), 0)),
+                 json_integer_value(json_array_get(json_array_get(sf_off, 1), 1)));
+    json_decref(on);
+    json_decref(off);
 }
 
 /* --greenwave: the coordinated plans run the optimiser's offsets, whose bandwidth is at
