@@ -34,7 +34,8 @@ typedef struct {
     pthread_t th;       /* the thread */
     atomic_bool stop;   /* end the thread */
     atomic_int measure; /* 1: the thread samples its switches (start), 2: (end), 0 done */
-    long csw[2][2];     /* [start, end][voluntary, involuntary] of the host thread */
+    long csw[2][4];     /* [start, end][voluntary, involuntary, user us, system us] of the
+                           host thread */
 } host_thread_t;
 
 static double now_ms(void)
@@ -44,13 +45,16 @@ static double now_ms(void)
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-/* The calling thread's context switches so far: voluntary, involuntary. */
-static void switches(long out[2])
+/* The calling thread's context switches so far (voluntary, involuntary) and its CPU time
+ * in user space and in the kernel, us. */
+static void switches(long out[4])
 {
     struct rusage ru;
     getrusage(RUSAGE_THREAD, &ru);
     out[0] = ru.ru_nvcsw;
     out[1] = ru.ru_nivcsw;
+    out[2] = ru.ru_utime.tv_sec * 1000000L + ru.ru_utime.tv_usec;
+    out[3] = ru.ru_stime.tv_sec * 1000000L + ru.ru_stime.tv_usec;
 }
 
 static void *serve(void *arg)
@@ -124,7 +128,7 @@ static int run_size(const sf_intersection_t *ix, size_t n, int sweeps, unsigned 
         for (int w = 0; w < 3; w++) /* connects and the identity reads happen here */
             bad += sf_master_sweep(m, k++, 1, what) != (int)n;
         sf_master_stats_t s0, s1;
-        long mc[2][2];
+        long mc[2][4];
         host_sample(&t, 1);
         switches(mc[0]);
         sf_master_stats(m, &s0);
@@ -148,13 +152,17 @@ static int run_size(const sf_intersection_t *ix, size_t n, int sweeps, unsigned 
         printf("%-6s units %5zu  sweeps %3d  wall ms: median %7.2f p90 %7.2f p99 %7.2f  "
                "cpu ms/sweep: master %6.2f host %6.2f process %6.2f  requests/sweep %llu  "
                "incomplete %d  switches/sweep: master %.0f+%.0f host %.0f+%.0f "
-               "(voluntary+involuntary)\n",
+               "(voluntary+involuntary)  user+system ms/sweep: master %.2f+%.2f host %.2f+%.2f\n",
                what == SF_POLL_ALL ? "full" : "status", n, sweeps, med, p90, p99, master_cpu,
                all_cpu - master_cpu, all_cpu,
                (unsigned long long)((s1.requests - s0.requests) / (uint64_t)sweeps), bad,
                (double)(mc[1][0] - mc[0][0]) / sweeps, (double)(mc[1][1] - mc[0][1]) / sweeps,
                (double)(t.csw[1][0] - t.csw[0][0]) / sweeps,
-               (double)(t.csw[1][1] - t.csw[0][1]) / sweeps);
+               (double)(t.csw[1][1] - t.csw[0][1]) / sweeps,
+               (double)(mc[1][2] - mc[0][2]) / 1e3 / sweeps,
+               (double)(mc[1][3] - mc[0][3]) / 1e3 / sweeps,
+               (double)(t.csw[1][2] - t.csw[0][2]) / 1e3 / sweeps,
+               (double)(t.csw[1][3] - t.csw[0][3]) / 1e3 / sweeps);
         rc = bad ? -1 : 0;
     }
     atomic_store(&t.stop, true);

@@ -427,8 +427,11 @@ int sf_master_queue_write(sf_master_t *m, size_t u, sf_reg_id_t id, uint16_t ele
         return -1;
     }
     /* Every address written must be a writable holding register (the write may run on
-     * into the following entries, e.g. the whole priority mailbox 300..305). */
-    for (uint32_t a = (uint32_t)e->address + elem; a < (uint32_t)e->address + elem + n; a++) {
+     * into the following entries, e.g. the whole priority mailbox 300..305). A write
+     * within the entry itself (the heartbeat, every poll) needs no search of the map. */
+    bool inside = (e->access & SF_ACC_W) && (uint32_t)elem + n <= sf_regmap_span(e);
+    for (uint32_t a = (uint32_t)e->address + elem; !inside && a < (uint32_t)e->address + elem + n;
+         a++) {
         const sf_reg_t *x = sf_regmap_at(SF_TBL_HOLDING, (uint16_t)a, NULL, NULL);
         if (!x || !(x->access & SF_ACC_W)) {
             errno = EINVAL;
@@ -637,16 +640,19 @@ static void apply_read(unit_t *u, const req_t *r, const uint8_t *data)
 {
     sf_unit_state_t *s = &u->st;
     if (r->kind == K_PRESENCE) { /* bits, LSB of the first byte = first input */
+        unsigned n = r->qty < 64 ? r->qty : 64;
         uint64_t bits = 0;
-        for (uint16_t i = 0; i < r->qty && i < 64; i++)
-            if (data[i / 8] & (1u << (i % 8)))
-                bits |= (uint64_t)1 << i;
-        s->det_presence = bits;
+        for (unsigned i = 0; i < (n + 7) / 8; i++) /* a byte at a time */
+            bits |= (uint64_t)data[i] << (8 * i);
+        s->det_presence = n < 64 ? bits & (((uint64_t)1 << n) - 1) : bits;
         return;
     }
+    /* Bounds in locals: read through r in the loop condition, they would be reloaded for
+     * every register (this loop is most of the master's own work in a poll). */
     uint16_t v[128];
-    for (uint16_t i = 0; i < r->qty && i < 128; i++)
-        v[i] = get16(data + 2 * i);
+    unsigned n = r->qty < 128 ? r->qty : 128;
+    for (unsigned i = 0; i < n; i++)
+        v[i] = (uint16_t)(data[2 * i] << 8 | data[2 * i + 1]);
 #define AT(id)  v[sf_regmap_get(id)->address - r->addr]
 #define PTR(id) (&v[sf_regmap_get(id)->address - r->addr])
     switch ((req_kind_t)r->kind) {
@@ -684,12 +690,14 @@ static void apply_read(unit_t *u, const req_t *r, const uint8_t *data)
         s->tod_ds = ((uint32_t)PTR(SF_R_TOD)[0] << 16) | PTR(SF_R_TOD)[1];
         memcpy(s->phase_status, PTR(SF_R_PHASE_STATUS_REDS), sizeof s->phase_status);
         break;
-    case K_LAMPS:
+    case K_LAMPS: { /* addresses looked up once, not per signal group */
+        const uint16_t *lamp = PTR(SF_R_SG_LAMP), *left = PTR(SF_R_SG_TIME_REMAINING);
         for (int i = 0; i < SF_MAX_SG; i++) {
-            s->lamp[i] = (uint8_t)PTR(SF_R_SG_LAMP)[i];
-            s->sg_remaining_ds[i] = PTR(SF_R_SG_TIME_REMAINING)[i];
+            s->lamp[i] = (uint8_t)lamp[i];
+            s->sg_remaining_ds[i] = left[i];
         }
         break;
+    }
     case K_DET:
         s->det_seq = AT(SF_R_DET_SEQ);
         s->det_interval_s = AT(SF_R_DET_INTERVAL);
@@ -721,9 +729,10 @@ static void apply_read(unit_t *u, const req_t *r, const uint8_t *data)
         p->offset_ds = AT(SF_R_PLAN_RD_OFFSET);
         p->coord_phase_mask = AT(SF_R_PLAN_RD_COORD_PHASES);
         p->force_mode = AT(SF_R_PLAN_RD_FORCE_MODE) ? SF_FORCE_FLOATING : SF_FORCE_FIXED;
+        const uint16_t *split = PTR(SF_R_PLAN_RD_SPLIT), *mode = PTR(SF_R_PLAN_RD_SPLIT_MODE);
         for (int i = 0; i < SF_MAX_PHASES; i++) {
-            p->split_ds[i] = PTR(SF_R_PLAN_RD_SPLIT)[i];
-            uint16_t sm = PTR(SF_R_PLAN_RD_SPLIT_MODE)[i];
+            p->split_ds[i] = split[i];
+            uint16_t sm = mode[i];
             p->split_mode[i] = sm <= SF_SPLIT_OMIT ? (sf_split_mode_t)sm : SF_SPLIT_NONE;
         }
         s->plan_dl_status = AT(SF_R_PLAN_DL_STATUS);

@@ -25,6 +25,8 @@
 #define MBAP_LEN                 7 /* transaction id, protocol id, length, unit id */
 
 #define N_COMMANDS 5 /* mode_command, plan_select, fault_reset, prio_req_commit, plan_dl_commit */
+#define HR_CAP     1024 /* holding registers a write's scratch image holds */
+#define COIL_CAP   256  /* coils a write's scratch image holds */
 
 struct sf_server_s {
     sf_unit_t *unit;          /* borrowed */
@@ -40,8 +42,6 @@ struct sf_server_s {
     uint16_t dl_status;       /* sf_plan_dl_status_t of the last plan_dl_commit */
     uint16_t dl_error;        /* its reason code, 0 when accepted */
     sf_server_stats_t stats;  /* counters */
-    uint16_t hr_new[1024];    /* scratch: holding image with a write overlaid */
-    uint8_t coil_new[256];    /* scratch: coil image with a write overlaid */
 };
 
 /* Register address of an entry (all entries exist; ids are checked by the regmap test). */
@@ -112,10 +112,39 @@ static uint16_t bits_to_mask(const uint8_t *bits, uint16_t at)
     return m;
 }
 
+/* out[i] = bit i of v, for i < n (n <= 64). Everything in locals: a store through a
+ * uint8_t pointer may alias anything, so a loop reading its bounds through pointers
+ * would reload them after every byte (refreshing the bit tables was half the cost of a
+ * refresh). */
+static void spread_bits(uint8_t *out, uint64_t v, int n)
+{
+    for (int i = 0; i < n && i < 64; i += 8) {
+        /* Eight bits at once: the byte copied into every byte of a word, byte j keeps
+         * bit j, and adding 0x7F carries it into that byte's top bit. */
+        uint64_t b = (v >> i) & 0xFFu;
+        uint64_t x =
+            ((((b * 0x0101010101010101u) & 0x8040201008040201u) + 0x7F7F7F7F7F7F7F7Fu) >> 7) &
+            0x0101010101010101u;
+        if (n - i >= 8) { /* eight constant-shift stores: the compiler makes them one */
+            uint8_t *o = out + i;
+            o[0] = (uint8_t)x;
+            o[1] = (uint8_t)(x >> 8);
+            o[2] = (uint8_t)(x >> 16);
+            o[3] = (uint8_t)(x >> 24);
+            o[4] = (uint8_t)(x >> 32);
+            o[5] = (uint8_t)(x >> 40);
+            o[6] = (uint8_t)(x >> 48);
+            o[7] = (uint8_t)(x >> 56);
+        } else {
+            for (int j = 0; j < n - i; j++)
+                out[i + j] = (uint8_t)(x >> (8 * j));
+        }
+    }
+}
+
 static void mask_to_bits(uint8_t *bits, uint16_t at, uint16_t mask)
 {
-    for (int i = 0; i < 16; i++)
-        bits[at + i] = (uint8_t)((mask >> i) & 1u);
+    spread_bits(bits + at, mask, 16);
 }
 
 static void refresh_plan_rd(sf_server_t *s)
@@ -131,13 +160,14 @@ static void refresh_plan_rd(sf_server_t *s)
     ir[A(SF_R_PLAN_RD_OFFSET)] = p.offset_ds;
     ir[A(SF_R_PLAN_RD_FORCE_MODE)] = (uint16_t)p.force_mode;
     uint16_t coord = 0;
+    uint16_t *split = ir + A(SF_R_PLAN_RD_SPLIT), *mode = ir + A(SF_R_PLAN_RD_SPLIT_MODE);
     /* The scenario model holds splits by phase index; the registers by phase number. */
     for (int i = 0; i < ix->n_phases; i++) {
         int no = ix->phases[i].id;
         if (no < 1 || no > SF_MAX_PHASES)
             continue;
-        ir[A(SF_R_PLAN_RD_SPLIT) + no - 1] = p.split_ds[i];
-        ir[A(SF_R_PLAN_RD_SPLIT_MODE) + no - 1] = (uint16_t)p.split_mode[i];
+        split[no - 1] = p.split_ds[i];
+        mode[no - 1] = (uint16_t)p.split_mode[i];
         if (p.coord_phase_mask & (1u << i))
             coord = (uint16_t)(coord | (1u << (no - 1)));
     }
@@ -145,7 +175,9 @@ static void refresh_plan_rd(sf_server_t *s)
 }
 
 /* Copy the unit's status into the register image. Staging registers (priority mailbox,
- * plan download buffer, plan_rd_select) live only in the image and are left alone. */
+ * plan download buffer, plan_rd_select) live only in the image and are left alone. A host
+ * refreshes every unit's image once a poll (the heartbeat write makes it stale), so the
+ * loops look each entry's address up once, not once per element. */
 static void refresh(sf_server_t *s)
 {
     const sf_unit_status_t *st = sf_unit_status(s->unit);
@@ -165,8 +197,9 @@ static void refresh(sf_server_t *s)
     ir[A(SF_R_N_PLANS)] = ix->n_plans;
     put_u32(ir, A(SF_R_UPTIME), st->ticks);
     const sf_reg_t *idr = sf_regmap_get(SF_R_UNIT_ID);
+    uint16_t *id = ir + idr->address;
     for (size_t i = 0; i < (size_t)idr->count * 2 && i < sizeof ix->id && ix->id[i]; i++)
-        ir[idr->address + i / 2] |= (uint16_t)((uint8_t)ix->id[i] << (i % 2 ? 0 : 8));
+        id[i / 2] |= (uint16_t)((uint8_t)ix->id[i] << (i % 2 ? 0 : 8));
 
     ir[A(SF_R_CONTROL_MODE)] = st->control_mode;
     ir[A(SF_R_ACTIVE_PLAN)] = st->active_plan;
@@ -191,21 +224,25 @@ static void refresh(sf_server_t *s)
     ir[A(SF_R_PHASE_STATUS_ON)] = st->phase_on;
     ir[A(SF_R_PHASE_STATUS_NEXT)] = st->phase_next;
 
+    uint16_t *lamp = ir + A(SF_R_SG_LAMP), *left = ir + A(SF_R_SG_TIME_REMAINING);
     for (int i = 0; i < st->n_sg && i < SF_MAX_SG; i++) {
-        ir[A(SF_R_SG_LAMP) + i] = st->sg_lamp[i];
-        ir[A(SF_R_SG_TIME_REMAINING) + i] = st->sg_remaining_ds[i];
+        lamp[i] = st->sg_lamp[i];
+        left[i] = st->sg_remaining_ds[i];
     }
     ir[A(SF_R_DET_SEQ)] = st->det_seq;
     ir[A(SF_R_DET_INTERVAL)] = s->det_interval_s;
+    uint16_t *vol = ir + A(SF_R_DET_VOLUME), *occ = ir + A(SF_R_DET_OCCUPANCY);
     for (int i = 0; i < st->n_det && i < SF_MAX_DET; i++) {
-        ir[A(SF_R_DET_VOLUME) + i] = st->det_volume[i];
-        ir[A(SF_R_DET_OCCUPANCY) + i] = st->det_occupancy[i];
+        vol[i] = st->det_volume[i];
+        occ[i] = st->det_occupancy[i];
     }
+    uint16_t *p_id = ir + A(SF_R_PRIO_STATUS_ID), *p_state = ir + A(SF_R_PRIO_STATUS_STATE);
+    uint16_t *p_reason = ir + A(SF_R_PRIO_STATUS_REASON), *p_phase = ir + A(SF_R_PRIO_STATUS_PHASE);
     for (int i = 0; i < SF_UNIT_MAX_PRIO; i++) {
-        ir[A(SF_R_PRIO_STATUS_ID) + i] = st->prio[i].id;
-        ir[A(SF_R_PRIO_STATUS_STATE) + i] = st->prio[i].state;
-        ir[A(SF_R_PRIO_STATUS_REASON) + i] = st->prio[i].reason;
-        ir[A(SF_R_PRIO_STATUS_PHASE) + i] = st->prio[i].phase_no;
+        p_id[i] = st->prio[i].id;
+        p_state[i] = st->prio[i].state;
+        p_reason[i] = st->prio[i].reason;
+        p_phase[i] = st->prio[i].phase_no;
     }
     refresh_plan_rd(s);
     ir[A(SF_R_PLAN_DL_STATUS)] = s->dl_status;
@@ -222,8 +259,7 @@ static void refresh(sf_server_t *s)
     hr[A(SF_R_COORD_CYCLE)] = co.cycle_ds;
     hr[A(SF_R_COORD_OFFSET)] = co.offset_ds;
     put_u32(hr, A(SF_R_COORD_SYNC), st->sync_ref_ds);
-    for (int i = 0; i < SF_MAX_PHASES; i++)
-        hr[A(SF_R_COORD_SPLIT) + i] = co.split_ds[i];
+    memcpy(hr + A(SF_R_COORD_SPLIT), co.split_ds, sizeof co.split_ds);
     if (s->timing_stale) {
         for (int f = 0; f < SF_T_N; f++) {
             uint16_t at = A(timing_regs[f].id);
@@ -235,18 +271,17 @@ static void refresh(sf_server_t *s)
         s->timing_stale = false;
     }
 
-    mask_to_bits(s->map->tab_bits, A(SF_R_PHASE_CALL), st->veh_calls);
-    mask_to_bits(s->map->tab_bits, A(SF_R_PHASE_PED_CALL), st->ped_calls);
-    mask_to_bits(s->map->tab_bits, A(SF_R_PHASE_HOLD), st->hold);
-    mask_to_bits(s->map->tab_bits, A(SF_R_PHASE_FORCE_OFF), st->force_off);
-    mask_to_bits(s->map->tab_bits, A(SF_R_PHASE_OMIT), st->omit);
+    uint8_t *coils = s->map->tab_bits;
+    mask_to_bits(coils, A(SF_R_PHASE_CALL), st->veh_calls);
+    mask_to_bits(coils, A(SF_R_PHASE_PED_CALL), st->ped_calls);
+    mask_to_bits(coils, A(SF_R_PHASE_HOLD), st->hold);
+    mask_to_bits(coils, A(SF_R_PHASE_FORCE_OFF), st->force_off);
+    mask_to_bits(coils, A(SF_R_PHASE_OMIT), st->omit);
     const sf_reg_t *dp = sf_regmap_get(SF_R_DET_PRESENCE);
-    for (int i = 0; i < dp->count; i++)
-        s->map->tab_input_bits[dp->address + i] = (uint8_t)((st->det_presence >> i) & 1u);
+    spread_bits(s->map->tab_input_bits + dp->address, st->det_presence, dp->count);
     hr[A(SF_R_DET_INPUT_ENABLE)] = st->det_external;
     const sf_reg_t *di = sf_regmap_get(SF_R_DET_INPUT);
-    for (int i = 0; i < di->count; i++)
-        s->map->tab_bits[di->address + i] = (uint8_t)((st->det_input >> i) & 1u);
+    spread_bits(coils + di->address, st->det_input, di->count);
 
     s->refreshed_ticks = st->ticks;
     s->stale = false;
@@ -293,8 +328,7 @@ sf_server_t *sf_server_new(sf_unit_t *u, const sf_unit_config_t *cfg, uint16_t u
         sf_regmap_table_size(SF_TBL_HOLDING), 0, sf_regmap_table_size(SF_TBL_INPUT));
     if (!s->map)
         goto fail;
-    if ((size_t)s->map->nb_registers > sizeof s->hr_new / sizeof s->hr_new[0] ||
-        (size_t)s->map->nb_bits > sizeof s->coil_new) {
+    if (s->map->nb_registers > HR_CAP || s->map->nb_bits > COIL_CAP) {
         errno = ENOMEM;
         goto fail;
     }
@@ -480,6 +514,22 @@ static int plan_from_buffer(const sf_server_t *s, const uint16_t *hr, sf_plan_t 
     return 0;
 }
 
+/* The entry of table holding address, its element and word (as sf_regmap_at). A write
+ * runs through consecutive addresses, mostly within one entry: when address is still in
+ * prev's span it is found without searching the map. */
+static const sf_reg_t *entry_at(sf_reg_table_t table, uint16_t address, const sf_reg_t *prev,
+                                uint16_t *elem, uint16_t *word)
+{
+    if (prev && prev->table == table && address >= prev->address &&
+        (uint32_t)address < (uint32_t)prev->address + sf_regmap_span(prev)) {
+        uint16_t off = (uint16_t)(address - prev->address), w = sf_regmap_width(prev);
+        *elem = (uint16_t)(off / w);
+        *word = (uint16_t)(off % w);
+        return prev;
+    }
+    return sf_regmap_at(table, address, elem, word);
+}
+
 /* Validate and apply one write request. Returns 0 (applied) or the exception code. */
 static int apply_write(sf_server_t *s, const uint8_t *req, int fc)
 {
@@ -506,9 +556,11 @@ static int apply_write(sf_server_t *s, const uint8_t *req, int fc)
     if ((uint32_t)addr + nb > 65536u)
         return MODBUS_EXCEPTION_ILLEGAL_DATA_ADDRESS;
 
-    /* The new images: current values with the request overlaid. */
-    uint16_t *hr = s->hr_new;
-    uint8_t *coils = s->coil_new;
+    /* The new images: current values with the request overlaid. On the stack, not in the
+     * server: a host of a thousand units writes every unit's heartbeat each poll, and one
+     * hot scratch image costs no cache misses where a thousand cold ones (2.3 kB each) do. */
+    uint16_t hr[HR_CAP];
+    uint8_t coils[COIL_CAP];
     memcpy(hr, s->map->tab_registers, (size_t)s->map->nb_registers * sizeof *hr);
     memcpy(coils, s->map->tab_bits, (size_t)s->map->nb_bits);
     bool touched[SF_R_COUNT] = {false};
@@ -516,9 +568,13 @@ static int apply_write(sf_server_t *s, const uint8_t *req, int fc)
     uint16_t have = configured_phases(s->unit);
 
     /* Pass 1: addresses and access (02), whole u32 values. */
+    const sf_reg_t *first = NULL; /* entry of addr: where pass 2 starts looking */
+    const sf_reg_t *r = NULL;
     for (uint16_t k = 0; k < nb; k++) {
         uint16_t elem, word;
-        const sf_reg_t *r = sf_regmap_at(table, (uint16_t)(addr + k), &elem, &word);
+        r = entry_at(table, (uint16_t)(addr + k), r, &elem, &word);
+        if (k == 0)
+            first = r;
         if (!r || !(r->access & SF_ACC_W))
             return MODBUS_EXCEPTION_ILLEGAL_DATA_ADDRESS;
         if (r->type == SF_RT_U32 && ((word == 1 && k == 0) || (word == 0 && k + 1 == nb)))
@@ -526,9 +582,10 @@ static int apply_write(sf_server_t *s, const uint8_t *req, int fc)
         touched[r->id] = true;
     }
     /* Pass 2: values (03), overlaid on the new image. */
+    r = first;
     for (uint16_t k = 0; k < nb; k++) {
         uint16_t at = (uint16_t)(addr + k), elem, word;
-        const sf_reg_t *r = sf_regmap_at(table, at, &elem, &word);
+        r = entry_at(table, at, r, &elem, &word);
         if (table == SF_TBL_COIL) {
             uint8_t bit = fc == FC_WRITE_SINGLE_COIL ? (pdu[3] == 0xFF)
                                                      : (uint8_t)((pdu[6 + k / 8] >> (k % 8)) & 1u);
