@@ -601,6 +601,39 @@ Test(modbus, several_clients_on_one_unit)
     stop_host(r);
 }
 
+/* The bit tables (det_input coils, det_presence discrete inputs) are rebuilt from the
+ * unit's 64-bit masks eight bits at a time: every bit must land on its own address, for
+ * patterns that differ in every byte and at both ends. */
+Test(modbus, bit_tables_follow_the_unit_bit_for_bit)
+{
+    hostrun_t *r = start_host(SINGLE, 1, NULL);
+    modbus_t *c = client(sf_host_port(r->h, 0));
+    int n_det = read_in(c, "n_det", 0);
+    cr_assert_gt(n_det, 1);
+    cr_assert_leq(n_det, 64);
+    uint64_t all = n_det == 64 ? ~0ull : (1ull << n_det) - 1;
+    const uint64_t patterns[] = {
+        all, 1, 1ull << (n_det - 1), 0x5555555555555555ull & all, 0xA5C3A5C3A5C3A5C3ull & all, 0};
+    cr_expect_eq(write_hold(c, "det_input_enable", 0, 1), 0);
+    for (size_t k = 0; k < sizeof patterns / sizeof patterns[0]; k++) {
+        uint8_t want[64] = {0}, coils[64], pres[64];
+        for (int d = 0; d < n_det; d++)
+            want[d] = (uint8_t)((patterns[k] >> d) & 1u);
+        cr_assert_eq(modbus_write_bits(c, A("det_input"), n_det, want), n_det, "write: %s",
+                     modbus_strerror(errno));
+        memset(coils, 0xEE, sizeof coils);
+        memset(pres, 0xEE, sizeof pres);
+        cr_assert_eq(modbus_read_bits(c, A("det_input"), 64, coils), 64);
+        cr_assert_eq(modbus_read_input_bits(c, A("det_presence"), 64, pres), 64);
+        for (int d = 0; d < 64; d++) {
+            cr_expect_eq(coils[d], want[d], "pattern %zu det_input[%d]", k, d);
+            cr_expect_eq(pres[d], want[d], "pattern %zu det_presence[%d]", k, d);
+        }
+    }
+    drop(c);
+    stop_host(r);
+}
+
 /* ---- bad peers ---------------------------------------------------------------------------- */
 
 Test(modbus, malformed_frame_closes_only_that_connection)
