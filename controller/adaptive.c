@@ -759,3 +759,26 @@ int sf_mp_decide_among(const sf_intersection_t *ix, const sf_stage_t *stages, in
     out->min_green_s = stage_min_green_s(ix, stages[next].phase_mask);
     return 0;
 }
+
+double sf_mp_switch_hysteresis(const sf_intersection_t *ix, const sf_stage_t *stages, int n_stages,
+                               int current, int next, double p_current, double base)
+{
+    if (!ix || !stages || n_stages <= 0 || n_stages > SF_MAX_STAGES || current < 0 ||
+        current >= n_stages || next < 0 || next >= n_stages || !isfinite(p_current) ||
+        !isfinite(base) || base < 0 || ix->n_phases > SF_MAX_PHASES) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (p_current <= 0 || next == current)
+        return base;
+    double lost = 0;
+    uint16_t ending = (uint16_t)(stages[current].phase_mask & ~stages[next].phase_mask);
+    for (uint8_t p = 0; p < ix->n_phases; p++)
+        if (ending >> p & 1u)
+            lost = fmax(lost, (ix->phases[p].yellow_ds + ix->phases[p].red_clear_ds) / 10.0);
+    lost += SF_MP_STARTUP_LOST_S;
+    double g = stage_max_green_s(ix, stages[next].phase_mask);
+    if (!isfinite(g) || g <= lost)
+        return base;
+    return base + p_current * lost / (g - lost);
+}

@@ -318,4 +318,15 @@ int sf_mp_decide_among(const sf_intersection_t *ix, const sf_stage_t *stages, in
 uint64_t sf_mp_reachable(const sf_intersection_t *ix, const sf_stage_t *stages, int n_stages,
                          int current);
 
+#define SF_MP_STARTUP_LOST_S 2.0 /* start-up lost time of a stage (REFERENCE.md) */
+
+/* Hysteresis of a switch from stage `current` (pressure p_current) to stage `next`: a
+ * switch costs lost time L (the longest yellow + red clear of the phases that end, plus
+ * SF_MP_STARTUP_LOST_S), so over the next stage's longest run G (its maximum, as in
+ * sf_mp_decide) it serves for G - L only; it pays when next's pressure exceeds
+ * p_current x G / (G - L), i.e. p_current by p_current x L / (G - L). Returns base plus
+ * that (base alone when p_current <= 0, next == current or G <= L), or -1 with EINVAL. */
+double sf_mp_switch_hysteresis(const sf_intersection_t *ix, const sf_stage_t *stages, int n_stages,
+                               int current, int next, double p_current, double base);
+
 #endif

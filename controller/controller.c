@@ -19,6 +19,9 @@
 #define ADAPT_PLAN_A      15 /* plan numbers the adaptive mode alternates between (when unused) */
 #define ADAPT_PLAN_B      16
 #define MP_SAT_VEH_H_LANE 1800.0 /* max-pressure's saturation flow per lane (REFERENCE.md) */
+/* max-pressure's least hysteresis: pressure is in veh/s (queue x saturation flow / 3600),
+ * so half a queued vehicle at 1800 veh/h */
+#define MP_HYSTERESIS 0.25
 
 /* What the centre keeps per unit besides what it reads (sf_unit_state_t). */
 /* Adaptive: split failures per phase (sf_split_fail_sample), tracked continuously; the
@@ -657,15 +660,24 @@ static void max_pressure(sf_controller_t *c, uint32_t i, double t)
                 sp[k] += pp[p];
     }
     sf_mp_decision_t d;
-    /* Pressure is in veh/s (queue x saturation flow / 3600); hysteresis: half a queued
-     * vehicle at 1800 veh/h. */
     /* the unit's ring sequence decides which stages can come next; a stage with a vehicle
      * call on one of its phases has a vehicle waiting */
     uint64_t next_ok = sf_mp_reachable(ix, u->stages, u->n_stages, cur), waiting = 0;
     for (int k = 0; k < u->n_stages; k++)
         if (to_phase_no_mask(ix, u->stages[k].phase_mask) & st->phase_status[6])
             waiting |= (uint64_t)1 << k;
-    if (sf_mp_decide_among(ix, u->stages, u->n_stages, sp, cur, t - u->mp_since_s, 0.25, next_ok,
+    /* a switch costs lost time: the stage it goes to must bring enough more pressure
+     * (sf_mp_switch_hysteresis, towards the best reachable stage) */
+    int kb = -1;
+    for (int k = 0; k < u->n_stages; k++)
+        if ((next_ok >> k & 1u) && (kb < 0 || sp[k] > sp[kb]))
+            kb = k;
+    double hyst = kb >= 0 ? sf_mp_switch_hysteresis(ix, u->stages, u->n_stages, cur, kb, sp[cur],
+                                                    MP_HYSTERESIS)
+                          : MP_HYSTERESIS;
+    if (hyst < 0)
+        return;
+    if (sf_mp_decide_among(ix, u->stages, u->n_stages, sp, cur, t - u->mp_since_s, hyst, next_ok,
                            waiting, &d) < 0)
         return;
     uint16_t cur_no = to_phase_no_mask(ix, u->stages[cur].phase_mask);

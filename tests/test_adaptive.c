@@ -1017,3 +1017,39 @@ Test(max_pressure, reachable_stages_follow_the_ring_sequence)
     cr_assert_eq(sf_mp_decide_among(&ix, st, n, sp, s26, 39, 1, ok, waiting, &d), 0);
     cr_assert_not(d.switch_stage);
 }
+
+/* A switch costs lost time L (clearance of the phases that end + 2 s start-up) out of the
+ * next stage's longest run G: it must bring p x L / (G - L) more than the current p. */
+Test(max_pressure, switch_hysteresis_pays_for_the_lost_time)
+{
+    sf_intersection_t ix;
+    sf_plan_t pl;
+    nema8(&ix, &pl);
+    sf_stage_t st[SF_MAX_STAGES];
+    int n = sf_mp_stages(&ix, st, SF_MAX_STAGES);
+    int s15 = stage_of(st, n, 0x11), s25 = stage_of(st, n, 0x12);
+    int s26 = stage_of(st, n, 0x22), s48 = stage_of(st, n, 0x88);
+    /* 2+6 -> 4+8: L = 3 + 1 + 2 = 6 s, G = 40 s (max1): 34 x 6 / 34 = 6 over the base */
+    cr_assert_float_eq(sf_mp_switch_hysteresis(&ix, st, n, s26, s48, 34, 0.25), 6.25, 1e-9);
+    /* no positive pressure to keep, or no switch: the base */
+    cr_assert_float_eq(sf_mp_switch_hysteresis(&ix, st, n, s26, s48, -3, 0.25), 0.25, 1e-12);
+    cr_assert_float_eq(sf_mp_switch_hysteresis(&ix, st, n, s26, s26, 34, 0.25), 0.25, 1e-12);
+    /* 1+5 -> 2+5: only phase 1 ends; its 5 s yellow: L = 5 + 1 + 2 = 8, G = 40: 8 / 32 */
+    ix.phases[0].yellow_ds = 50;
+    cr_assert_float_eq(sf_mp_switch_hysteresis(&ix, st, n, s15, s25, 10, 0), 2.5, 1e-9);
+    /* a longer max 2 on 4 and 8 (70 s): G = 70, L = 6: 32 x 6 / 64 = 3 */
+    ix.phases[3].max2_ds = ix.phases[7].max2_ds = 700;
+    cr_assert_float_eq(sf_mp_switch_hysteresis(&ix, st, n, s26, s48, 32, 0), 3.0, 1e-9);
+    /* a next stage that cannot outlast the lost time (max 5 s = its min green): the base */
+    ix.phases[3].max2_ds = ix.phases[7].max2_ds = 0;
+    ix.phases[3].max1_ds = ix.phases[7].max1_ds = 50;
+    cr_assert_float_eq(sf_mp_switch_hysteresis(&ix, st, n, s26, s48, 32, 0.5), 0.5, 1e-12);
+    /* bad input */
+    errno = 0;
+    cr_assert_eq(sf_mp_switch_hysteresis(&ix, st, n, -1, s48, 1, 0), -1);
+    cr_assert_eq(errno, EINVAL);
+    cr_assert_eq(sf_mp_switch_hysteresis(&ix, st, n, s26, n, 1, 0), -1);
+    cr_assert_eq(sf_mp_switch_hysteresis(&ix, st, n, s26, s48, NAN, 0), -1);
+    cr_assert_eq(sf_mp_switch_hysteresis(&ix, st, n, s26, s48, 1, -1), -1);
+    cr_assert_eq(sf_mp_switch_hysteresis(NULL, st, n, s26, s48, 1, 0), -1);
+}
