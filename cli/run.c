@@ -565,8 +565,13 @@ int sf_runner_run(const sf_runner_opts_t *o, sf_runner_result_t *res)
         ports[i] = run_units_port(units, i);
     if (o->with_controller && units) {
         /* In lockstep nothing answers late but a starved thread: a generous round bound
-         * keeps a loaded machine from producing a different report. */
-        ctl = run_ctl_new(sc, listen, ports, realtime ? 0 : 5000, o->events_path, why, sizeof why);
+         * keeps a loaded machine from producing a different report. Half the step timeout
+         * (5 s at the default 10 s): a run given a longer step timeout for a loaded machine
+         * gets a poll round that long too, and one round never holds a step past it. */
+        double step_to = sc->run.step_timeout_s > 0 ? sc->run.step_timeout_s : 10.0;
+        int round_ms = (int)(step_to * 500.0);
+        ctl = run_ctl_new(sc, listen, ports, realtime ? 0 : round_ms, o->events_path, why,
+                          sizeof why);
         if (!ctl) {
             set_err(res->err, sizeof res->err, "run: %s", why);
             goto done;
