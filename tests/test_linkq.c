@@ -123,6 +123,22 @@ static sf_linkq_obs_t obs(uint16_t seq, const uint16_t *vol, uint64_t presence, 
 #define GREEN2 0x2u /* phase number 2 */
 #define GREEN4 0x8u /* phase number 4 */
 
+/* A and B start empty at t = 0; B's first interval (60 s, nothing counted) comes first, so
+ * its 60 s are predicted at no rate yet; then A's counts a_through through vehicles, which
+ * the lane shares send into A-B (80 % to B's through movement, 20 % to its right). */
+static sf_linkq_t *after_first_interval(const fixture_t *f, uint16_t a_through)
+{
+    sf_linkq_t *q = sf_linkq_new(&f->sc, NULL);
+    cr_assert_not_null(q);
+    uint16_t zero[3] = {0}, va[3] = {a_through, 0, 0};
+    sf_linkq_obs_t oz = obs(0, zero, 0, 0), oa = obs(1, va, 0, 0);
+    cr_assert_eq(sf_linkq_observe(q, 0, 0, &oz), 0);
+    cr_assert_eq(sf_linkq_observe(q, 1, 0, &oz), 0);
+    cr_assert_eq(sf_linkq_observe(q, 1, 60, &oz), 0);
+    cr_assert_eq(sf_linkq_observe(q, 0, 60, &oa), 0);
+    return q;
+}
+
 Test(linkq, lane_share_spreads_each_turn_over_its_lanes)
 {
     fixture_t f;
@@ -202,14 +218,9 @@ Test(linkq, counted_arrivals_replace_predicted_ones)
 {
     fixture_t f;
     build(&f);
-    sf_linkq_t *q = sf_linkq_new(&f.sc, NULL);
-    uint16_t zero[3] = {0}, va[3] = {30, 0, 0};
+    sf_linkq_t *q = after_first_interval(&f, 30); /* into A-B: through 24 / 60 s = 0.4 veh/s */
+    uint16_t zero[3] = {0};
     sf_linkq_obs_t oz = obs(0, zero, 0, 0);
-    sf_linkq_observe(q, 0, 0, &oz);
-    sf_linkq_observe(q, 1, 0, &oz);
-    sf_linkq_observe(q, 1, 60, &oz); /* B first: its 60 s are predicted at no rate yet */
-    sf_linkq_obs_t oa = obs(1, va, 0, 0);
-    sf_linkq_observe(q, 0, 60, &oa); /* rate into A-B: through 24 / 60 s = 0.4 veh/s */
     cr_assert_float_eq(sf_linkq_movement(q, 1, 0), 24.0, 1e-9);
     /* 30 s at B with B red: 0.4 x 30 = 12 more predicted */
     sf_linkq_observe(q, 1, 90, &oz);
@@ -228,14 +239,8 @@ Test(linkq, discharge_is_predicted_while_green_and_occupied)
 {
     fixture_t f;
     build(&f);
-    sf_linkq_t *q = sf_linkq_new(&f.sc, NULL);
-    uint16_t zero[3] = {0}, va[3] = {30, 0, 0};
-    sf_linkq_obs_t oz = obs(0, zero, 0, 0);
-    sf_linkq_observe(q, 0, 0, &oz);
-    sf_linkq_observe(q, 1, 0, &oz);
-    sf_linkq_observe(q, 1, 60, &oz);
-    sf_linkq_obs_t oa = obs(1, va, 0, 0);
-    sf_linkq_observe(q, 0, 60, &oa);
+    sf_linkq_t *q = after_first_interval(&f, 30);
+    uint16_t zero[3] = {0};
     /* stop rates of arrival for this case: A counts nothing more from now on */
     sf_linkq_obs_t oa0 = obs(2, zero, 0, 0);
     sf_linkq_observe(q, 0, 60, &oa0);
@@ -264,14 +269,8 @@ Test(linkq, idle_stop_bar_on_green_leaves_only_moving_vehicles)
 {
     fixture_t f;
     build(&f);
-    sf_linkq_t *q = sf_linkq_new(&f.sc, NULL);
-    uint16_t zero[3] = {0}, va[3] = {30, 0, 0};
-    sf_linkq_obs_t oz = obs(0, zero, 0, 0);
-    sf_linkq_observe(q, 0, 0, &oz);
-    sf_linkq_observe(q, 1, 0, &oz);
-    sf_linkq_observe(q, 1, 60, &oz);
-    sf_linkq_obs_t oa = obs(1, va, 0, 0);
-    sf_linkq_observe(q, 0, 60, &oa);            /* through rate 0.4 veh/s, right 0.1 veh/s */
+    sf_linkq_t *q = after_first_interval(&f, 30); /* through 0.4 veh/s, right 0.1 veh/s */
+    uint16_t zero[3] = {0};
     double before = sf_linkq_movement(q, 1, 0); /* 24 */
     /* green, both lanes idle: 2 s is not yet enough (idle_clear_s 3 s) */
     sf_linkq_obs_t og = obs(0, zero, 0, GREEN2);
@@ -342,14 +341,9 @@ Test(linkq, a_link_holds_at_most_its_storage)
 {
     fixture_t f;
     build(&f);
-    sf_linkq_t *q = sf_linkq_new(&f.sc, NULL);
-    uint16_t zero[3] = {0}, va[3] = {90, 0, 0};
+    sf_linkq_t *q = after_first_interval(&f, 90); /* 90 vehicles into a 53.3-vehicle link */
+    uint16_t zero[3] = {0};
     sf_linkq_obs_t oz = obs(0, zero, 0, 0);
-    sf_linkq_observe(q, 0, 0, &oz);
-    sf_linkq_observe(q, 1, 0, &oz);
-    sf_linkq_observe(q, 1, 60, &oz);
-    sf_linkq_obs_t oa = obs(1, va, 0, 0);
-    sf_linkq_observe(q, 0, 60, &oa); /* 90 vehicles into a 53.3-vehicle link */
     sf_linkq_observe(q, 1, 61, &oz); /* B applies its storage */
     cr_assert_float_eq(sf_linkq_link(q, 1), 400.0 / 7.5, 1e-6);
     /* scaled together: the 80/20 split is kept */
