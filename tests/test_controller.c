@@ -430,6 +430,135 @@ Test(controller, max_pressure_follows_the_demand)
 }
 
 typedef struct {
+    int to_loaded;     /* mp_switch lines towards the loaded stage */
+    int to_loaded_prs; /* of them, for its pressure (SF_MP_PRESSURE) */
+    int to_loaded_low; /* of them, with pressure_to <= pressure_from */
+    int from_loaded;   /* mp_switch lines away from the loaded stage */
+    int from_max;      /* of them, at the loaded stage's maximum green */
+    int refused;       /* mp_write_refused lines */
+    int loaded;        /* the loaded stage's phase numbers (phase_status bits) */
+} mpq_lines_t;
+
+static void mpq_line(void *ctx, const char *line)
+{
+    mpq_lines_t *l = ctx;
+    json_t *j = json_loads(line, 0, NULL);
+    cr_assert_not_null(j, "event line not JSON: %s", line);
+    const char *e = json_string_value(json_object_get(j, "event"));
+    if (e && strcmp(e, "mp_write_refused") == 0)
+        l->refused++;
+    if (e && strcmp(e, "mp_switch") == 0) {
+        json_int_t to = json_integer_value(json_object_get(j, "to_phases"));
+        json_int_t from = json_integer_value(json_object_get(j, "from_phases"));
+        json_int_t why = json_integer_value(json_object_get(j, "reason"));
+        double p_from = json_number_value(json_object_get(j, "pressure_from"));
+        double p_to = json_number_value(json_object_get(j, "pressure_to"));
+        if (to == l->loaded) {
+            l->to_loaded++;
+            l->to_loaded_prs += why == SF_MP_PRESSURE;
+            l->to_loaded_low += !(p_to > p_from);
+        } else if (from == l->loaded) {
+            l->from_loaded++;
+            l->from_max += why == SF_MP_MAX_GREEN;
+        }
+    }
+    json_decref(j);
+}
+
+/* One lockstep step with the detectors as the polled greens leave them: a red phase's
+ * stop-bar detectors occupied (its vehicles wait), on green det4's discharge a vehicle
+ * every 2 s each (pulses) and det2's are free (their vehicles gone). */
+static void mpq_step(ctl_rig_t *t, sf_controller_t *c, uint64_t k, uint32_t tod0,
+                     const sf_unit_state_t *st, uint64_t det2, uint64_t det4)
+{
+    bool g2 = st->phase_status[2] & (1u << 1), g4 = st->phase_status[2] & (1u << 3);
+    atomic_store(&t->presence, (g2 ? 0 : det2) | (g4 ? 0 : det4));
+    atomic_store(&t->pulses, g4 ? det4 : 0);
+    ctl_rig_step_ok(t, c, k, tod0);
+}
+
+/* Max-pressure takes its queues from the counts (linkq), not from stop-bar presence. Both
+ * approaches' stop-bar detectors are occupied while their phase is red (vehicles wait on
+ * both: presence and a call on both). On green, phase 4's queue discharges without end (a
+ * vehicle every 2 s on each of its six lanes, counted), phase 2's waiting vehicles leave at
+ * once (its detectors free: one vehicle a lane counted a cycle). Presence alone cannot tell
+ * them apart; the counts can. So the controller switches to phase 4 for its pressure with
+ * the higher pressure logged, and phase 4 is green far longer than phase 2 (without queue
+ * estimates every stage would run to its maximum green in turn). */
+Test(controller, max_pressure_serves_the_counted_queue)
+{
+    const char *sets[] = {"control.strategy=max_pressure"};
+    sf_scenario_t *sc = ctl_rig_load("single.json", sets, 1);
+    const sf_intersection_t *ix = &sc->intersections[0];
+    int p4 = -1;
+    for (uint8_t p = 0; p < ix->n_phases; p++)
+        if (ix->phases[p].id == 4)
+            p4 = p;
+    cr_assert_geq(p4, 0);
+    uint64_t det2 = 0, det4 = 0;
+    for (uint8_t d = 0; d < ix->n_det; d++) {
+        if (ix->det[d].kind != SF_DET_PRESENCE)
+            continue;
+        if (ix->det[d].phase_mask & (1u << p4))
+            det4 |= (uint64_t)1 << d;
+        else if (ix->det[d].phase_mask)
+            det2 |= (uint64_t)1 << d;
+    }
+    cr_assert(det2 && det4, "single.json needs stop-bar detectors on both phases");
+    sf_endpoint_t eps[1];
+    ctl_rig_t t;
+    const uint32_t tod0 = 7 * 36000;
+    ctl_rig_start(&t, sc, eps, tod0, &RIG);
+    atomic_store(&t.presence, det2 | det4);
+    mpq_lines_t lines = {.loaded = 1 << 3};
+    sf_controller_opts_t o;
+    sf_controller_opts_default(&o);
+    o.round_timeout_ms = 1000;
+    o.sink = mpq_line;
+    o.sink_ctx = &lines;
+    sf_controller_t *c = sf_controller_new(sc, eps, &o, NULL, 0);
+    cr_assert_not_null(c);
+    const sf_unit_state_t *st = sf_master_state(sf_controller_master(c), 0);
+    uint64_t k = 0;
+    for (; k < 300 || (k < 1500 && st->mode != 0x11); k++)
+        mpq_step(&t, c, k, tod0, st, det2, det4);
+    cr_assert_eq(st->mode, 0x11, "max-pressure runs the unit centre actuated: %#x", st->mode);
+    /* two detector intervals (20 s each): the counts have a rate */
+    for (uint64_t end = k + 400; k < end; k++)
+        mpq_step(&t, c, k, tod0, st, det2, det4);
+    mpq_lines_t before = lines;
+    /* cycles of about 80 s (phase 4's 45 s maximum, phase 2's green, 2 x 5 s clearance):
+     * six, three under the sanitizers */
+    const uint64_t span = getenv("SIGFLOW_SANITIZED") ? 2400 : 4800;
+    int green2 = 0, green4 = 0;
+    for (uint64_t end = k + span; k < end; k++) {
+        mpq_step(&t, c, k, tod0, st, det2, det4);
+        if (k % 10 == 0) {
+            green2 += (st->phase_status[2] & (1u << 1)) != 0;
+            green4 += (st->phase_status[2] & (1u << 3)) != 0;
+        }
+    }
+    cr_assert_eq(lines.refused, 0);
+    cr_assert_geq(lines.to_loaded_prs - before.to_loaded_prs, 2,
+                  "phase 4 not switched to for its pressure (%d switches to it)",
+                  lines.to_loaded - before.to_loaded);
+    cr_assert_eq(lines.to_loaded_low - before.to_loaded_low, 0,
+                 "%d switches to phase 4 without its pressure higher",
+                 lines.to_loaded_low - before.to_loaded_low);
+    cr_assert_geq(lines.from_loaded - before.from_loaded, 1, "phase 2's call never served");
+    /* phase 2's few vehicles never outweigh phase 4's queue: phase 4 ends at its maximum */
+    cr_assert_eq(lines.from_max - before.from_max, lines.from_loaded - before.from_loaded,
+                 "phase 4 left before its maximum green %d of %d times",
+                 (lines.from_loaded - before.from_loaded) - (lines.from_max - before.from_max),
+                 lines.from_loaded - before.from_loaded);
+    cr_assert_geq(2 * green4, 3 * green2, "phase 4 green in %d polls, phase 2 in %d", green4,
+                  green2);
+    sf_controller_destroy(&c);
+    ctl_rig_stop(&t);
+    sf_scenario_destroy(&sc);
+}
+
+typedef struct {
     int steps;    /* scats_step lines */
     int verified; /* plan_verified lines of an adaptive plan */
 } ad_lines_t;
