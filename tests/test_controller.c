@@ -559,6 +559,121 @@ Test(controller, max_pressure_serves_the_counted_queue)
 }
 
 typedef struct {
+    double pay;        /* factor G / (G - L) a switch's lead must pay (sf_mp_switch_hysteresis) */
+    double base;       /* plus this */
+    int pressure;      /* mp_switch lines for pressure */
+    int unpaid;        /* of them, with a lead below pressure_from x pay + base */
+    int held;          /* mp_switch lines at maximum green with the other stage leading by more
+                          than base but not enough to pay: held through that lead */
+    double min_margin; /* smallest pressure_to - (pressure_from x pay + base) of a pressure
+                          switch */
+} mph_lines_t;
+
+static void mph_line(void *ctx, const char *line)
+{
+    mph_lines_t *l = ctx;
+    json_t *j = json_loads(line, 0, NULL);
+    cr_assert_not_null(j, "event line not JSON: %s", line);
+    const char *e = json_string_value(json_object_get(j, "event"));
+    if (e && strcmp(e, "mp_switch") == 0) {
+        double p_from = json_number_value(json_object_get(j, "pressure_from"));
+        double p_to = json_number_value(json_object_get(j, "pressure_to"));
+        json_int_t why = json_integer_value(json_object_get(j, "reason"));
+        double m = p_to - (p_from * l->pay + l->base);
+        if (why == SF_MP_PRESSURE) {
+            l->pressure++;
+            l->unpaid += m <= 0;
+            if (l->pressure == 1 || m < l->min_margin)
+                l->min_margin = m;
+        } else if (why == SF_MP_MAX_GREEN && p_to > p_from + l->base && m <= 0) {
+            l->held++;
+        }
+    }
+    json_decref(j);
+}
+
+/* One lockstep step, both approaches loaded alike: a red phase's stop-bar detectors
+ * occupied (its queue waits), a green phase's discharging a vehicle every 2 s each. */
+static void mph_step(ctl_rig_t *t, sf_controller_t *c, uint64_t k, uint32_t tod0,
+                     const sf_unit_state_t *st, uint64_t det2, uint64_t det4)
+{
+    bool g2 = st->phase_status[2] & (1u << 1), g4 = st->phase_status[2] & (1u << 3);
+    atomic_store(&t->presence, (g2 ? 0 : det2) | (g4 ? 0 : det4));
+    atomic_store(&t->pulses, (g2 ? det2 : 0) | (g4 ? det4 : 0));
+    ctl_rig_step_ok(t, c, k, tod0);
+}
+
+/* Max-pressure's switch must pay its lost time. Both approaches loaded alike (counted
+ * discharge on green, presence on red): their estimates climb to the links' storage and
+ * the stage on red soon leads the green one by a little. A switch ends the green and costs
+ * L = the clearance + SF_MP_STARTUP_LOST_S, so it pays only when the other stage's
+ * pressure exceeds the current one's x G / (G - L) (G: the next stage's 45 s maximum;
+ * sf_mp_switch_hysteresis) plus the base. Every pressure switch logged must show that
+ * lead, and the green must be held to its maximum through a smaller lead (which a switch
+ * on the base alone would have taken: it then switches for pressure at once). */
+Test(controller, max_pressure_switches_only_when_the_lead_pays_the_lost_time)
+{
+    const char *sets[] = {"control.strategy=max_pressure"};
+    sf_scenario_t *sc = ctl_rig_load("single.json", sets, 1);
+    const sf_intersection_t *ix = &sc->intersections[0];
+    int p4 = -1;
+    double lost_s = 0, max_s = 1e9;
+    for (uint8_t p = 0; p < ix->n_phases; p++) {
+        const sf_phase_t *ph = &ix->phases[p];
+        if (ph->id == 4)
+            p4 = p;
+        lost_s = fmax(lost_s, (ph->yellow_ds + ph->red_clear_ds) / 10.0 + SF_MP_STARTUP_LOST_S);
+        max_s = fmin(max_s, fmax(ph->max1_ds, ph->max2_ds) / 10.0);
+    }
+    cr_assert_geq(p4, 0);
+    cr_assert_eq(ix->n_phases, 2, "one phase a stage: each switch costs the same");
+    cr_assert_gt(max_s, lost_s);
+    uint64_t det2 = 0, det4 = 0;
+    for (uint8_t d = 0; d < ix->n_det; d++) {
+        if (ix->det[d].kind != SF_DET_PRESENCE)
+            continue;
+        if (ix->det[d].phase_mask & (1u << p4))
+            det4 |= (uint64_t)1 << d;
+        else if (ix->det[d].phase_mask)
+            det2 |= (uint64_t)1 << d;
+    }
+    cr_assert(det2 && det4, "single.json needs stop-bar detectors on both phases");
+    /* base: controller.c's MP_HYSTERESIS */
+    mph_lines_t lines = {.pay = max_s / (max_s - lost_s), .base = 0.25};
+    sf_endpoint_t eps[1];
+    ctl_rig_t t;
+    const uint32_t tod0 = 7 * 36000;
+    ctl_rig_start(&t, sc, eps, tod0, &RIG);
+    atomic_store(&t.presence, det2 | det4);
+    sf_controller_opts_t o;
+    sf_controller_opts_default(&o);
+    o.round_timeout_ms = 1000;
+    o.sink = mph_line;
+    o.sink_ctx = &lines;
+    sf_controller_t *c = sf_controller_new(sc, eps, &o, NULL, 0);
+    cr_assert_not_null(c);
+    const sf_unit_state_t *st = sf_master_state(sf_controller_master(c), 0);
+    uint64_t k = 0;
+    for (; k < 300 || (k < 1500 && st->mode != 0x11); k++)
+        mph_step(&t, c, k, tod0, st, det2, det4);
+    cr_assert_eq(st->mode, 0x11, "max-pressure runs the unit centre actuated: %#x", st->mode);
+    /* about 80 s a cycle: six, five under the sanitizers */
+    const uint64_t span = getenv("SIGFLOW_SANITIZED") ? 4000 : 4800;
+    for (uint64_t end = k + span; k < end; k++)
+        mph_step(&t, c, k, tod0, st, det2, det4);
+    cr_assert_geq(lines.pressure, 1, "no switch for pressure at all");
+    cr_assert_eq(lines.unpaid, 0,
+                 "%d of %d pressure switches on a lead that does not pay the lost time "
+                 "(margin %.2f)",
+                 lines.unpaid, lines.pressure, lines.min_margin);
+    cr_assert_geq(lines.held, 2, "held through an unpaid lead to maximum green only %d times",
+                  lines.held);
+    sf_controller_destroy(&c);
+    ctl_rig_stop(&t);
+    sf_scenario_destroy(&sc);
+}
+
+typedef struct {
     int steps;    /* scats_step lines */
     int verified; /* plan_verified lines of an adaptive plan */
 } ad_lines_t;
