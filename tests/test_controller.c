@@ -465,16 +465,78 @@ static void mpq_line(void *ctx, const char *line)
     json_decref(j);
 }
 
+/* single.json under max-pressure with a real unit in the lockstepped rig, its stop-bar
+ * detectors split by phase: det4 call phase 4, det2 the other phase (2). */
+typedef struct {
+    sf_scenario_t *sc;
+    ctl_rig_t t;
+    sf_endpoint_t eps[1];
+    sf_controller_t *c;
+    const sf_unit_state_t *st;
+    uint64_t det2, det4;
+    bool pulse2; /* phase 2's detectors also count a vehicle every 2 s on its green */
+    uint64_t k;
+} mp_rig_t;
+
+static const uint32_t MP_TOD0 = 7 * 36000;
+
+static void mp_rig_start(mp_rig_t *m, void (*sink)(void *, const char *), void *ctx)
+{
+    const char *sets[] = {"control.strategy=max_pressure"};
+    m->sc = ctl_rig_load("single.json", sets, 1);
+    const sf_intersection_t *ix = &m->sc->intersections[0];
+    int p4 = -1;
+    for (uint8_t p = 0; p < ix->n_phases; p++)
+        if (ix->phases[p].id == 4)
+            p4 = p;
+    cr_assert_geq(p4, 0);
+    m->det2 = m->det4 = 0;
+    for (uint8_t d = 0; d < ix->n_det; d++) {
+        if (ix->det[d].kind != SF_DET_PRESENCE)
+            continue;
+        if (ix->det[d].phase_mask & (1u << p4))
+            m->det4 |= (uint64_t)1 << d;
+        else if (ix->det[d].phase_mask)
+            m->det2 |= (uint64_t)1 << d;
+    }
+    cr_assert(m->det2 && m->det4, "single.json needs stop-bar detectors on both phases");
+    ctl_rig_start(&m->t, m->sc, m->eps, MP_TOD0, &RIG);
+    atomic_store(&m->t.presence, m->det2 | m->det4);
+    sf_controller_opts_t o;
+    sf_controller_opts_default(&o);
+    o.round_timeout_ms = 1000;
+    o.sink = sink;
+    o.sink_ctx = ctx;
+    m->c = sf_controller_new(m->sc, m->eps, &o, NULL, 0);
+    cr_assert_not_null(m->c);
+    m->st = sf_master_state(sf_controller_master(m->c), 0);
+    m->k = 0;
+}
+
 /* One lockstep step with the detectors as the polled greens leave them: a red phase's
  * stop-bar detectors occupied (its vehicles wait), on green det4's discharge a vehicle
- * every 2 s each (pulses) and det2's are free (their vehicles gone). */
-static void mpq_step(ctl_rig_t *t, sf_controller_t *c, uint64_t k, uint32_t tod0,
-                     const sf_unit_state_t *st, uint64_t det2, uint64_t det4)
+ * every 2 s each (pulses), det2's too when pulse2, else they are free (vehicles gone). */
+static void mp_rig_step(mp_rig_t *m)
 {
-    bool g2 = st->phase_status[2] & (1u << 1), g4 = st->phase_status[2] & (1u << 3);
-    atomic_store(&t->presence, (g2 ? 0 : det2) | (g4 ? 0 : det4));
-    atomic_store(&t->pulses, g4 ? det4 : 0);
-    ctl_rig_step_ok(t, c, k, tod0);
+    bool g2 = m->st->phase_status[2] & (1u << 1), g4 = m->st->phase_status[2] & (1u << 3);
+    atomic_store(&m->t.presence, (g2 ? 0 : m->det2) | (g4 ? 0 : m->det4));
+    atomic_store(&m->t.pulses, (g2 && m->pulse2 ? m->det2 : 0) | (g4 ? m->det4 : 0));
+    ctl_rig_step_ok(&m->t, m->c, m->k++, MP_TOD0);
+}
+
+/* Step until the unit runs centre actuated (max-pressure's mode), at least 300 steps. */
+static void mp_rig_actuated(mp_rig_t *m)
+{
+    while (m->k < 300 || (m->k < 1500 && m->st->mode != 0x11))
+        mp_rig_step(m);
+    cr_assert_eq(m->st->mode, 0x11, "max-pressure runs the unit centre actuated: %#x", m->st->mode);
+}
+
+static void mp_rig_stop(mp_rig_t *m)
+{
+    sf_controller_destroy(&m->c);
+    ctl_rig_stop(&m->t);
+    sf_scenario_destroy(&m->sc);
 }
 
 /* Max-pressure takes its queues from the counts (linkq), not from stop-bar presence. Both
@@ -487,55 +549,24 @@ static void mpq_step(ctl_rig_t *t, sf_controller_t *c, uint64_t k, uint32_t tod0
  * estimates every stage would run to its maximum green in turn). */
 Test(controller, max_pressure_serves_the_counted_queue)
 {
-    const char *sets[] = {"control.strategy=max_pressure"};
-    sf_scenario_t *sc = ctl_rig_load("single.json", sets, 1);
-    const sf_intersection_t *ix = &sc->intersections[0];
-    int p4 = -1;
-    for (uint8_t p = 0; p < ix->n_phases; p++)
-        if (ix->phases[p].id == 4)
-            p4 = p;
-    cr_assert_geq(p4, 0);
-    uint64_t det2 = 0, det4 = 0;
-    for (uint8_t d = 0; d < ix->n_det; d++) {
-        if (ix->det[d].kind != SF_DET_PRESENCE)
-            continue;
-        if (ix->det[d].phase_mask & (1u << p4))
-            det4 |= (uint64_t)1 << d;
-        else if (ix->det[d].phase_mask)
-            det2 |= (uint64_t)1 << d;
-    }
-    cr_assert(det2 && det4, "single.json needs stop-bar detectors on both phases");
-    sf_endpoint_t eps[1];
-    ctl_rig_t t;
-    const uint32_t tod0 = 7 * 36000;
-    ctl_rig_start(&t, sc, eps, tod0, &RIG);
-    atomic_store(&t.presence, det2 | det4);
     mpq_lines_t lines = {.loaded = 1 << 3};
-    sf_controller_opts_t o;
-    sf_controller_opts_default(&o);
-    o.round_timeout_ms = 1000;
-    o.sink = mpq_line;
-    o.sink_ctx = &lines;
-    sf_controller_t *c = sf_controller_new(sc, eps, &o, NULL, 0);
-    cr_assert_not_null(c);
-    const sf_unit_state_t *st = sf_master_state(sf_controller_master(c), 0);
-    uint64_t k = 0;
-    for (; k < 300 || (k < 1500 && st->mode != 0x11); k++)
-        mpq_step(&t, c, k, tod0, st, det2, det4);
-    cr_assert_eq(st->mode, 0x11, "max-pressure runs the unit centre actuated: %#x", st->mode);
+    mp_rig_t m = {.pulse2 = false};
+    mp_rig_start(&m, mpq_line, &lines);
+    mp_rig_actuated(&m);
     /* two detector intervals (20 s each): the counts have a rate */
-    for (uint64_t end = k + 400; k < end; k++)
-        mpq_step(&t, c, k, tod0, st, det2, det4);
+    for (uint64_t end = m.k + 400; m.k < end;)
+        mp_rig_step(&m);
     mpq_lines_t before = lines;
     /* cycles of about 80 s (phase 4's 45 s maximum, phase 2's green, 2 x 5 s clearance):
      * six, three under the sanitizers */
     const uint64_t span = getenv("SIGFLOW_SANITIZED") ? 2400 : 4800;
     int green2 = 0, green4 = 0;
-    for (uint64_t end = k + span; k < end; k++) {
-        mpq_step(&t, c, k, tod0, st, det2, det4);
-        if (k % 10 == 0) {
-            green2 += (st->phase_status[2] & (1u << 1)) != 0;
-            green4 += (st->phase_status[2] & (1u << 3)) != 0;
+    for (uint64_t end = m.k + span; m.k < end;) {
+        bool poll = m.k % 10 == 0;
+        mp_rig_step(&m);
+        if (poll) {
+            green2 += (m.st->phase_status[2] & (1u << 1)) != 0;
+            green4 += (m.st->phase_status[2] & (1u << 3)) != 0;
         }
     }
     cr_assert_eq(lines.refused, 0);
@@ -553,9 +584,7 @@ Test(controller, max_pressure_serves_the_counted_queue)
                  lines.from_loaded - before.from_loaded);
     cr_assert_geq(2 * green4, 3 * green2, "phase 4 green in %d polls, phase 2 in %d", green4,
                   green2);
-    sf_controller_destroy(&c);
-    ctl_rig_stop(&t);
-    sf_scenario_destroy(&sc);
+    mp_rig_stop(&m);
 }
 
 typedef struct {
@@ -592,17 +621,6 @@ static void mph_line(void *ctx, const char *line)
     json_decref(j);
 }
 
-/* One lockstep step, both approaches loaded alike: a red phase's stop-bar detectors
- * occupied (its queue waits), a green phase's discharging a vehicle every 2 s each. */
-static void mph_step(ctl_rig_t *t, sf_controller_t *c, uint64_t k, uint32_t tod0,
-                     const sf_unit_state_t *st, uint64_t det2, uint64_t det4)
-{
-    bool g2 = st->phase_status[2] & (1u << 1), g4 = st->phase_status[2] & (1u << 3);
-    atomic_store(&t->presence, (g2 ? 0 : det2) | (g4 ? 0 : det4));
-    atomic_store(&t->pulses, (g2 ? det2 : 0) | (g4 ? det4 : 0));
-    ctl_rig_step_ok(t, c, k, tod0);
-}
-
 /* Max-pressure's switch must pay its lost time. Both approaches loaded alike (counted
  * discharge on green, presence on red): their estimates climb to the links' storage and
  * the stage on red soon leads the green one by a little. A switch ends the green and costs
@@ -613,54 +631,24 @@ static void mph_step(ctl_rig_t *t, sf_controller_t *c, uint64_t k, uint32_t tod0
  * on the base alone would have taken: it then switches for pressure at once). */
 Test(controller, max_pressure_switches_only_when_the_lead_pays_the_lost_time)
 {
-    const char *sets[] = {"control.strategy=max_pressure"};
-    sf_scenario_t *sc = ctl_rig_load("single.json", sets, 1);
-    const sf_intersection_t *ix = &sc->intersections[0];
-    int p4 = -1;
+    mph_lines_t lines = {.base = 0.25}; /* base: controller.c's MP_HYSTERESIS */
+    mp_rig_t m = {.pulse2 = true};      /* both approaches loaded alike */
+    mp_rig_start(&m, mph_line, &lines);
+    const sf_intersection_t *ix = &m.sc->intersections[0];
     double lost_s = 0, max_s = 1e9;
     for (uint8_t p = 0; p < ix->n_phases; p++) {
         const sf_phase_t *ph = &ix->phases[p];
-        if (ph->id == 4)
-            p4 = p;
         lost_s = fmax(lost_s, (ph->yellow_ds + ph->red_clear_ds) / 10.0 + SF_MP_STARTUP_LOST_S);
         max_s = fmin(max_s, fmax(ph->max1_ds, ph->max2_ds) / 10.0);
     }
-    cr_assert_geq(p4, 0);
     cr_assert_eq(ix->n_phases, 2, "one phase a stage: each switch costs the same");
     cr_assert_gt(max_s, lost_s);
-    uint64_t det2 = 0, det4 = 0;
-    for (uint8_t d = 0; d < ix->n_det; d++) {
-        if (ix->det[d].kind != SF_DET_PRESENCE)
-            continue;
-        if (ix->det[d].phase_mask & (1u << p4))
-            det4 |= (uint64_t)1 << d;
-        else if (ix->det[d].phase_mask)
-            det2 |= (uint64_t)1 << d;
-    }
-    cr_assert(det2 && det4, "single.json needs stop-bar detectors on both phases");
-    /* base: controller.c's MP_HYSTERESIS */
-    mph_lines_t lines = {.pay = max_s / (max_s - lost_s), .base = 0.25};
-    sf_endpoint_t eps[1];
-    ctl_rig_t t;
-    const uint32_t tod0 = 7 * 36000;
-    ctl_rig_start(&t, sc, eps, tod0, &RIG);
-    atomic_store(&t.presence, det2 | det4);
-    sf_controller_opts_t o;
-    sf_controller_opts_default(&o);
-    o.round_timeout_ms = 1000;
-    o.sink = mph_line;
-    o.sink_ctx = &lines;
-    sf_controller_t *c = sf_controller_new(sc, eps, &o, NULL, 0);
-    cr_assert_not_null(c);
-    const sf_unit_state_t *st = sf_master_state(sf_controller_master(c), 0);
-    uint64_t k = 0;
-    for (; k < 300 || (k < 1500 && st->mode != 0x11); k++)
-        mph_step(&t, c, k, tod0, st, det2, det4);
-    cr_assert_eq(st->mode, 0x11, "max-pressure runs the unit centre actuated: %#x", st->mode);
+    lines.pay = max_s / (max_s - lost_s); /* read by mph_line from the first step on */
+    mp_rig_actuated(&m);
     /* about 80 s a cycle: six, five under the sanitizers */
     const uint64_t span = getenv("SIGFLOW_SANITIZED") ? 4000 : 4800;
-    for (uint64_t end = k + span; k < end; k++)
-        mph_step(&t, c, k, tod0, st, det2, det4);
+    for (uint64_t end = m.k + span; m.k < end;)
+        mp_rig_step(&m);
     cr_assert_geq(lines.pressure, 1, "no switch for pressure at all");
     cr_assert_eq(lines.unpaid, 0,
                  "%d of %d pressure switches on a lead that does not pay the lost time "
@@ -668,9 +656,7 @@ Test(controller, max_pressure_switches_only_when_the_lead_pays_the_lost_time)
                  lines.unpaid, lines.pressure, lines.min_margin);
     cr_assert_geq(lines.held, 2, "held through an unpaid lead to maximum green only %d times",
                   lines.held);
-    sf_controller_destroy(&c);
-    ctl_rig_stop(&t);
-    sf_scenario_destroy(&sc);
+    mp_rig_stop(&m);
 }
 
 typedef struct {
