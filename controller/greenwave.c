@@ -615,6 +615,37 @@ static bool phase_starts(const sf_intersection_t *ix, const sf_plan_t *plan, dou
     return true;
 }
 
+int sf_gw_green_windows(const sf_intersection_t *ix, const sf_plan_t *plan, double *start_s,
+                        double *green_s)
+{
+    double start[SF_MAX_PHASES] = {0};
+    if (!ix || !plan || !start_s || !green_s || ix->n_phases > SF_MAX_PHASES ||
+        plan->cycle_ds == 0 || !phase_starts(ix, plan, start)) {
+        errno = EINVAL;
+        return -1;
+    }
+    /* the unit's reference: the green start of the first coordinated phase found scanning
+     * the rings in order, each in its service order */
+    double ref = -1;
+    for (uint8_t r = 0; r < ix->n_rings && r < SF_MAX_RINGS && ref < 0; r++)
+        for (uint8_t q = 0; q < ix->ring_seq_len[r] && q < SF_MAX_PHASES && ref < 0; q++)
+            if (plan->coord_phase_mask >> ix->ring_seq[r][q] & 1u)
+                ref = start[ix->ring_seq[r][q]];
+    if (ref < 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    for (uint8_t p = 0; p < ix->n_phases; p++) {
+        const sf_phase_t *ph = &ix->phases[p];
+        int clr = ph->yellow_ds + ph->red_clear_ds;
+        start_s[p] = wrap(start[p] - ref, plan->cycle_ds / 10.0);
+        green_s[p] = plan->split_ds[p] > clr && plan->split_mode[p] != SF_SPLIT_OMIT
+                         ? (plan->split_ds[p] - clr) / 10.0
+                         : 0.0;
+    }
+    return 0;
+}
+
 /* Phases the plan omits (split mode `omit`): they take no time. */
 static uint16_t plan_omit(const sf_intersection_t *ix, const sf_plan_t *pl)
 {
@@ -790,26 +821,16 @@ int sf_gw_from_scenario(const sf_scenario_t *sc, const sf_gw_source_t *src, sf_g
                     ix->id, plan_id, po < 0 ? out_name : in_name);
             goto fail;
         }
-        double start[SF_MAX_PHASES] = {0};
-        if (!phase_starts(ix, pl, start)) {
+        double start[SF_MAX_PHASES] = {0}, green[SF_MAX_PHASES] = {0};
+        if (sf_gw_green_windows(ix, pl, start, green) < 0) {
             set_err(err, err_len, "intersection %s: a coordinated phase is in no ring sequence",
                     ix->id);
             goto fail;
         }
-        /* the unit's reference: the offset is the green start of the first coordinated
-         * phase found scanning the rings in order, each in its service order */
-        double ref = -1;
-        for (uint8_t r = 0; r < ix->n_rings && r < SF_MAX_RINGS && ref < 0; r++)
-            for (uint8_t q = 0; q < ix->ring_seq_len[r] && q < SF_MAX_PHASES && ref < 0; q++)
-                if (pl->coord_phase_mask >> ix->ring_seq[r][q] & 1u)
-                    ref = start[ix->ring_seq[r][q]];
-        const sf_phase_t *ph_o = &ix->phases[po], *ph_n = &ix->phases[pn];
-        c->out_start_s[k] = wrap(start[po] - ref, c->cycle_s);
-        c->in_start_s[k] = wrap(start[pn] - ref, c->cycle_s);
-        c->green_out_s[k] =
-            fmax(0, (pl->split_ds[po] - ph_o->yellow_ds - ph_o->red_clear_ds) / 10.0);
-        c->green_in_s[k] =
-            fmax(0, (pl->split_ds[pn] - ph_n->yellow_ds - ph_n->red_clear_ds) / 10.0);
+        c->out_start_s[k] = start[po];
+        c->in_start_s[k] = start[pn];
+        c->green_out_s[k] = green[po];
+        c->green_in_s[k] = green[pn];
         if (plan_idx_out)
             plan_idx_out[k] = pidx[k];
         if (k + 1 == n)

@@ -148,6 +148,17 @@ int sf_gw_optimise(const sf_gw_corridor_t *c, const sf_gw_opts_t *o, double *off
 int sf_gw_optimise_speed(sf_gw_corridor_t *c, const sf_gw_opts_t *o, double v_min_mps,
                          double v_max_mps, double *speed_mps, double *offset_s, sf_gw_band_t *out);
 
+/* Where plan runs each phase's green as the unit lays it out: start_s[p] in s after the
+ * unit's reference (the green start of the first coordinated phase, scanning the rings in
+ * order, each in its service order), mod the plan's cycle, and green_s[p] its split less
+ * yellow and red clear (0 when omitted or not longer than its clearance); both
+ * [SF_MAX_PHASES]. The barriers of a loaded plan line up (the scenario checks it), so each
+ * ring's phases one after the other is the unit's layout. 0, or -1 (EINVAL: a phase of a
+ * ring sequence out of range, a coordinated phase in no sequence, no coordinated phase, no
+ * cycle). */
+int sf_gw_green_windows(const sf_intersection_t *ix, const sf_plan_t *plan, double *start_s,
+                        double *green_s);
+
 /* The plan pl of ix stretched (or shrunk) to cycle_ds: every phase keeps its yellow and
  * red clear and the greens scale together (sf_split_allocate with the current greens as
  * weights), so rings, barriers and minimum splits stay valid; the offset is taken modulo

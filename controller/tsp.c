@@ -1,6 +1,8 @@
 /* controller/tsp.c — centre transit signal priority (see tsp.h). */
 #include "tsp.h"
 
+#include "greenwave.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -222,74 +224,21 @@ static bool transient(sf_tsp_reason_t r)
     return r == SF_TSP_R_OFFLINE || r == SF_TSP_R_CONFLICT || r == SF_TSP_R_LOCKOUT;
 }
 
-/* Lay plan pl out on ix's cycle as the unit does (unit/engine.c derive_coord): barrier
- * groups in order of first appearance along the rings, from the group of the first
- * coordinated phase; in each ring a group's phases one after the other, each taking its
- * split; the group as long as its longest ring. Cycle timer 0 is the start of the first
- * coordinated phase's split. false when the plan has no coordinated phase or no cycle. */
-static bool lay_out(const sf_intersection_t *ix, const sf_plan_t *pl, uint16_t *start,
-                    uint16_t *green)
-{
-    uint8_t bgroup[SF_MAX_PHASES], pos_of[SF_MAX_BARRIERS], n = 0;
-    memset(bgroup, 0xFF, sizeof bgroup);
-    memset(pos_of, 0xFF, sizeof pos_of);
-    for (uint8_t k = 0; k < ix->n_barriers && k < SF_MAX_BARRIERS; k++)
-        for (uint8_t i = 0; i < ix->n_phases; i++)
-            if (ix->barrier_mask[k] >> i & 1u)
-                bgroup[i] = k;
-    int cp = -1;
-    for (uint8_t r = 0; r < ix->n_rings; r++)
-        for (uint8_t k = 0; k < ix->ring_seq_len[r]; k++) {
-            uint8_t p = ix->ring_seq[r][k];
-            if (p >= ix->n_phases || bgroup[p] == 0xFF)
-                return false;
-            if (pos_of[bgroup[p]] == 0xFF)
-                pos_of[bgroup[p]] = n++;
-            if (cp < 0 && (pl->coord_phase_mask >> p & 1u))
-                cp = p;
-        }
-    if (cp < 0 || n == 0 || pl->cycle_ds == 0)
-        return false;
-    uint32_t abs_start[SF_MAX_PHASES] = {0}, acc = 0;
-    uint8_t g_c = pos_of[bgroup[cp]];
-    for (uint8_t j = 0; j < n; j++) {
-        uint8_t g = (uint8_t)((g_c + j) % n);
-        uint32_t len = 0;
-        for (uint8_t r = 0; r < ix->n_rings; r++) {
-            uint32_t a = acc;
-            for (uint8_t k = 0; k < ix->ring_seq_len[r]; k++) {
-                uint8_t p = ix->ring_seq[r][k];
-                if (pos_of[bgroup[p]] != g)
-                    continue;
-                abs_start[p] = a;
-                a += pl->split_ds[p];
-            }
-            if (a - acc > len)
-                len = a - acc;
-        }
-        acc += len;
-    }
-    for (uint8_t p = 0; p < ix->n_phases; p++) {
-        const sf_phase_t *ph = &ix->phases[p];
-        uint32_t clr = (uint32_t)ph->yellow_ds + ph->red_clear_ds;
-        bool served = pl->split_ds[p] > clr && pl->split_mode[p] != SF_SPLIT_OMIT;
-        green[p] = served ? (uint16_t)(pl->split_ds[p] - clr) : 0;
-        start[p] =
-            (uint16_t)((abs_start[p] + pl->cycle_ds - abs_start[cp] % pl->cycle_ds) % pl->cycle_ds);
-    }
-    return true;
-}
-
 void sf_tsp_signal(sf_tsp_t *t, double t_s, uint32_t ix, const sf_plan_t *plan,
                    uint16_t cycle_timer_ds)
 {
     if (!t || ix >= t->sc->n_intersections)
         return;
     ix_state_t *s = &t->ix[ix];
+    double start_s[SF_MAX_PHASES], green_s[SF_MAX_PHASES];
     s->sig_known =
-        plan && lay_out(&t->sc->intersections[ix], plan, s->sig_start_ds, s->sig_green_ds);
+        plan && sf_gw_green_windows(&t->sc->intersections[ix], plan, start_s, green_s) == 0;
     if (!s->sig_known)
         return;
+    for (uint8_t p = 0; p < t->sc->intersections[ix].n_phases; p++) {
+        s->sig_start_ds[p] = (uint16_t)lround(start_s[p] * 10.0);
+        s->sig_green_ds[p] = (uint16_t)lround(green_s[p] * 10.0);
+    }
     s->sig_t_s = t_s;
     s->sig_cycle_ds = plan->cycle_ds;
     s->sig_ct_ds = (uint16_t)(cycle_timer_ds % plan->cycle_ds);
