@@ -56,7 +56,7 @@ void sf_linkq_opts_default(sf_linkq_opts_t *o)
 
 static bool lane_allows(const sf_lane_t *l, unsigned t)
 {
-    return l->use_mask == 0 || (l->use_mask >> t & 1u); /* no use given: every turn */
+    return (l->use_mask >> t & 1u) != 0; /* a loaded lane always names its turns */
 }
 
 double sf_linkq_lane_share(const sf_link_t *ln, uint8_t lane, sf_turn_t t)
