@@ -47,6 +47,7 @@ typedef struct {
     size_t head, n; /* FIFO */
     uint64_t packets, overflow, verdict_errors;
     int64_t hold_min_ns, hold_max_ns, hold_sum_ns;
+    unsigned long long flushed; /* still held at exit, let go before their delay */
     size_t max_held;
 } delayer_t;
 
@@ -90,6 +91,12 @@ static void release(delayer_t *d, bool all)
         if (nfq_set_verdict(d->qh, h->id, NF_ACCEPT, 0, NULL) < 0)
             d->verdict_errors++;
         int64_t hold = mono_ns() - h->got_ns;
+        if (hold < d->delay_ns) { /* let go early at exit: not a delay measured */
+            d->flushed++;
+            d->head = (d->head + 1) % HOLD_CAP;
+            d->n--;
+            continue;
+        }
         if (d->packets == 0 || hold < d->hold_min_ns)
             d->hold_min_ns = hold;
         if (hold > d->hold_max_ns)
@@ -229,11 +236,12 @@ int main(int argc, char **argv)
         snprintf(drops, sizeof drops, "kernel queue drops %lu, socket drops %lu", qd, ud);
     printf("nfq_delay: queue %ld: %llu packets delayed %ld ms: held min %.2f mean %.2f max %.2f "
            "ms; at most %zu held at once; %llu overruns, %llu verdict errors, %llu not held; "
-           "%s\n",
+           "%s; %llu let go early at exit\n",
            queue, (unsigned long long)d->packets, delay_ms, (double)d->hold_min_ns / 1e6,
            d->packets ? (double)d->hold_sum_ns / (double)d->packets / 1e6 : 0.0,
            (double)d->hold_max_ns / 1e6, d->max_held, (unsigned long long)overruns,
-           (unsigned long long)d->verdict_errors, (unsigned long long)d->overflow, drops);
+           (unsigned long long)d->verdict_errors, (unsigned long long)d->overflow, drops,
+           d->flushed);
     fflush(stdout);
     nfq_destroy_queue(d->qh);
     nfq_close(h);
