@@ -12,6 +12,7 @@
 #include "adaptive.h"
 #include "bus_codec.h"
 #include "greenwave.h"
+#include "detdiag.h"
 #include "linkq.h"
 
 #define DL_RETRIES        3  /* read-back mismatches before a plan download is given up */
@@ -76,6 +77,7 @@ typedef struct {
     uint8_t n_mp;                     /* in mp_handle */
     uint16_t det_seq;                 /* last detector interval used by adaptive */
     bool det_seen;                    /* det_seq valid */
+    uint64_t det_failed;              /* detectors diagnosed failed (detdiag): ignored */
 } cunit_t;
 
 struct sf_controller_s {
@@ -105,6 +107,7 @@ struct sf_controller_s {
     uint16_t *ad_cs;      /* ... and coordinated green starts, 0.1 s */
     bool prio_off;        /* operator turned transit priority off */
     sf_linkq_t *lq;       /* link vehicle estimates for max-pressure, NULL when none uses it */
+    sf_detdiag_t *dd;     /* detector diagnostics of the units whose detectors are polled */
 };
 
 void sf_controller_opts_default(sf_controller_opts_t *o)
@@ -254,6 +257,11 @@ sf_controller_t *sf_controller_new(const sf_scenario_t *sc, const sf_endpoint_t 
                 goto fail;
             }
         }
+    c->dd = sf_detdiag_new(sc, NULL);
+    if (!c->dd) {
+        seterr(err, err_len, "detector diagnostics: %s", strerror(errno));
+        goto fail;
+    }
     if (c->opts.greenwave && apply_greenwave(c, err, err_len) < 0) {
         errno = EINVAL;
         goto fail;
@@ -301,6 +309,7 @@ void sf_controller_destroy(sf_controller_t **self_p)
     sf_tsp_destroy(&c->tsp);
     sf_eventlog_destroy(&c->log);
     sf_linkq_destroy(&c->lq);
+    sf_detdiag_destroy(&c->dd);
     free(c->cu);
     free(c->online);
     free(c->prev);
@@ -797,7 +806,7 @@ static void adapt_sample_failures(const sf_intersection_t *ix, const sf_unit_sta
         bool occ = false;
         for (uint8_t d = 0; d < ix->n_det && d < 64; d++)
             if (ix->det[d].kind == SF_DET_PRESENCE && (ix->det[d].phase_mask >> p & 1u) &&
-                (st->det_presence >> d & 1u))
+                (st->det_presence >> d & 1u) && !(u->det_failed >> d & 1u)) /* failed: ignored */
                 occ = true;
         uint32_t before = u->ad_fail.t[p].failures;
         if (sf_split_fail_sample(&u->ad_fail.t[p], sig, occ, dt_s) == 1) {
@@ -886,8 +895,8 @@ static void adapt_ds(const sf_intersection_t *ix, const cunit_t *u, double *ds)
         ds[p] = -1;
         double g = sf_adapt_green_avail(u->ad_green_s[p], u->ad_seen_s[p]);
         for (uint8_t d = 0; d < ix->n_det && u->ad_green_s[p] > 0; d++) {
-            if (!(ix->det[d].phase_mask & (1u << p)))
-                continue;
+            if (!(ix->det[d].phase_mask & (1u << p)) || (u->det_failed >> d & 1u))
+                continue; /* a phase whose detectors all failed: no DS, keeps its green */
             uint32_t n = u->ad_vol[d] > UINT32_MAX ? UINT32_MAX : (uint32_t)u->ad_vol[d];
             double x = sf_flow_ds(n, g, 1800.0);
             if (x > ds[p])
@@ -1067,6 +1076,24 @@ static void adapt_all(sf_controller_t *c, double t, uint32_t tod_ds)
             adapt_member(c, i, t, &ao, c->ad_cycle_ds / 10.0, true, c->ad_epoch_ds);
 }
 
+/* The detectors of unit i judged from this poll (detdiag.h): a detector that fails or
+ * recovers is a fault event (its id, the rule, how long its condition held or the failure
+ * lasted), and the failed ones are ignored by linkq and the adaptive measurement until they
+ * recover. */
+static void diagnose_detectors(sf_controller_t *c, uint32_t i, double t, const sf_linkq_obs_t *o)
+{
+    const sf_intersection_t *ix = &c->sc->intersections[i];
+    sf_detdiag_change_t ch[SF_MAX_DET];
+    int n = sf_detdiag_observe(c->dd, i, t, o, ch, SF_MAX_DET);
+    for (int k = 0; k < n; k++)
+        ev(c, t, i, SF_EV_FAULT,
+           json_pack("{s:s, s:s, s:s, s:f}", "event",
+                     ch[k].failed ? "detector_failed" : "detector_recovered", "detector",
+                     ix->det[ch[k].det].id, "rule", sf_detdiag_rule_name(ch[k].rule),
+                     ch[k].failed ? "held_s" : "failed_s", round(ch[k].for_s * 10.0) / 10.0));
+    c->cu[i].det_failed = sf_detdiag_failed(c->dd, i);
+}
+
 int sf_controller_step(sf_controller_t *c, uint64_t k, uint32_t tod_ds)
 {
     if (!c || tod_ds > 863999 || (c->started && k < c->last_k)) {
@@ -1127,14 +1154,20 @@ int sf_controller_step(sf_controller_t *c, uint64_t k, uint32_t tod_ds)
                          st->n_status > 0 && !st->pending_plan;
             sf_tsp_signal(c->tsp, t, i, coord ? running_plan(&c->cu[i], st) : NULL,
                           st->cycle_timer_ds);
-            if (c->lq && c->online[i] && st->status_ds == now_ds) { /* fresh this poll */
+            sf_strategy_t sg = c->sc->intersections[i].strategy;
+            bool det_polled = sg == SF_STRAT_ADAPTIVE || sg == SF_STRAT_MAX_PRESSURE || c->lq;
+            if (det_polled && c->online[i] && st->status_ds == now_ds) { /* fresh this poll */
                 sf_linkq_obs_t o = {.det_seq = st->det_seq,
                                     .det_interval_s = st->det_interval_s,
                                     .det_volume = st->det_volume,
                                     .det_occupancy = st->det_occupancy,
                                     .det_presence = st->det_presence,
                                     .greens = st->phase_status[2]};
-                sf_linkq_observe(c->lq, i, t, &o); /* only refuses bad input: none here */
+                diagnose_detectors(c, i, t, &o);
+                if (c->lq) {
+                    sf_linkq_set_failed(c->lq, i, c->cu[i].det_failed);
+                    sf_linkq_observe(c->lq, i, t, &o); /* only refuses bad input: none here */
+                }
             }
         }
     }

@@ -30,6 +30,7 @@ typedef struct {
     double held_s[SF_MAX_DET]; /* detector occupied without a break, s */
     double free_s[SF_MAX_DET]; /* detector unoccupied without a break, s */
     bool held[SF_MAX_DET];     /* a standing queue reaches it (until it is free long enough) */
+    uint64_t failed;           /* detectors diagnosed failed: ignored (sf_linkq_set_failed) */
 } lq_ix_t;
 
 struct sf_linkq_s {
@@ -270,18 +271,56 @@ static bool lanes_occupied(const sf_intersection_t *ix, const sf_link_t *ln, con
     return false;
 }
 
-/* Counted departures of movement v in the interval: each stop-bar lane's count times the
- * lane's share of v's turn. */
-static double counted_out(const sf_intersection_t *ix, const sf_link_t *ln, const lq_mv_t *v,
-                          const uint16_t *vol)
+/* Whether v has a stop-bar detector not in failed on a lane allowing its turn. */
+static bool has_working(const sf_intersection_t *ix, const sf_link_t *ln, const lq_mv_t *v,
+                        uint64_t failed)
 {
-    double out = 0;
+    if (!failed)
+        return v->has_det;
     for (uint8_t d = 0; d < ix->n_det; d++) {
         const sf_detector_t *dt = &ix->det[d];
-        if (dt->kind == SF_DET_PRESENCE && dt->link_idx == v->from && dt->lane < ln->n_lanes)
-            out += vol[d] * sf_linkq_lane_share(ln, dt->lane, (sf_turn_t)v->turn);
+        if (dt->kind == SF_DET_PRESENCE && dt->link_idx == v->from && dt->lane < ln->n_lanes &&
+            lane_allows(&ln->lanes[dt->lane], v->turn) && !(failed >> d & 1u))
+            return true;
     }
-    return out;
+    return false;
+}
+
+/* Counted departures of movement v in the interval: each stop-bar lane's count times the
+ * lane's share of v's turn. A failed detector's lane is not counted: v's counted
+ * departures are scaled by its detected lanes over its working ones (each turn's traffic
+ * is spread evenly over the lanes allowing it, as the shares assume, so the working lanes
+ * speak for the failed ones); -1 when v's detected lanes all failed (nothing counted). */
+static double counted_out(const sf_intersection_t *ix, const sf_link_t *ln, const lq_mv_t *v,
+                          const uint16_t *vol, uint64_t failed)
+{
+    double out = 0, all = 0, ok = 0;
+    for (uint8_t d = 0; d < ix->n_det; d++) {
+        const sf_detector_t *dt = &ix->det[d];
+        if (dt->kind != SF_DET_PRESENCE || dt->link_idx != v->from || dt->lane >= ln->n_lanes)
+            continue;
+        double w = sf_linkq_lane_share(ln, dt->lane, (sf_turn_t)v->turn);
+        bool allows = lane_allows(&ln->lanes[dt->lane], v->turn);
+        all += allows;
+        if (failed >> d & 1u)
+            continue;
+        ok += allows;
+        out += vol[d] * w;
+    }
+    if (all == ok)
+        return out; /* nothing failed here (also no detector at all): as counted */
+    return ok > 0 ? out * (all / ok) : -1;
+}
+
+/* Whether entry link l's arrivals are counted by its advance detectors, none failed. */
+static bool entry_ok(const sf_linkq_t *q, const sf_intersection_t *ix, uint32_t l, uint64_t failed)
+{
+    if (!q->entry_counted[l])
+        return false;
+    for (uint8_t d = 0; failed && d < ix->n_det; d++)
+        if (ix->det[d].kind == SF_DET_COUNT && ix->det[d].link_idx == l && (failed >> d & 1u))
+            return false;
+    return true;
 }
 
 /* A new interval of intersection i: its movements' counted departures replace the
@@ -290,6 +329,7 @@ static void take_counts(sf_linkq_t *q, uint32_t i, const sf_linkq_obs_t *obs)
 {
     const sf_scenario_t *sc = q->sc;
     const sf_intersection_t *ix = &sc->intersections[i];
+    uint64_t failed = q->ix[i].failed;
     double dur = obs->det_interval_s;
     double into[SF_MAX_MOVEMENTS] = {0}; /* counted departures by movement */
     /* entries with advance counts: arrivals of each such link in the interval, or -1 when
@@ -297,7 +337,7 @@ static void take_counts(sf_linkq_t *q, uint32_t i, const sf_linkq_obs_t *obs)
     double arr[SF_MAX_DET] = {0};
     for (uint8_t d = 0; d < ix->n_det; d++) {
         const sf_detector_t *dt = &ix->det[d];
-        if (dt->kind != SF_DET_COUNT || !q->entry_counted[dt->link_idx])
+        if (dt->kind != SF_DET_COUNT || !entry_ok(q, ix, dt->link_idx, failed))
             continue;
         bool free_ = obs->det_occupancy && obs->det_occupancy[d] < q->o.free_occ_pct * 10;
         for (uint8_t e = 0; e < ix->n_det; e++) /* accumulated on the link's first detector */
@@ -310,11 +350,14 @@ static void take_counts(sf_linkq_t *q, uint32_t i, const sf_linkq_obs_t *obs)
     for (uint8_t m = 0; m < ix->n_movements; m++) {
         lq_mv_t *v = &q->mv[q->ix[i].first + m];
         const sf_link_t *ln = &sc->links[v->from];
-        double out = counted_out(ix, ln, v, obs->det_volume);
+        double out = counted_out(ix, ln, v, obs->det_volume, failed);
+        bool counted = out >= 0;
+        if (!counted) /* every detector of its lanes failed: the predicted departures stand */
+            out = v->pred_out;
         into[m] = out;
         v->n -= out - v->pred_out;
         v->pred_out = 0;
-        if (q->entry_counted[v->from]) {
+        if (entry_ok(q, ix, v->from, failed)) {
             /* arrivals counted upstream of the queue: kept from the last free interval */
             for (uint8_t e = 0; e < ix->n_det; e++)
                 if (ix->det[e].kind == SF_DET_COUNT && ix->det[e].link_idx == v->from) {
@@ -329,6 +372,8 @@ static void take_counts(sf_linkq_t *q, uint32_t i, const sf_linkq_obs_t *obs)
                     break;
                 }
             v->pred_in = 0;
+        } else if (ln->from_kind == SF_NODE_BOUNDARY && !counted) {
+            v->pred_in = 0; /* no counts: the rate stands */
         } else if (ln->from_kind == SF_NODE_BOUNDARY) {
             /* no upstream counts: arrivals ~ departures (moving average); while the queue
              * does not clear, departures are only a lower bound of the arrivals: the rate
@@ -384,14 +429,17 @@ int sf_linkq_observe(sf_linkq_t *q, uint32_t i, double t_s, const sf_linkq_obs_t
     const sf_intersection_t *ix = &sc->intersections[i];
     lq_ix_t *x = &q->ix[i];
     double dt = x->seen ? t_s - x->last_t : 0;
-    /* 1. prediction since the last poll */
+    uint64_t pres = obs->det_presence & ~x->failed; /* a failed detector's presence means nothing */
+    /* 1. prediction since the last poll; a movement whose detectors all failed is taken to
+     * discharge whenever it is green (its queue as the model alone says it) */
     for (uint8_t m = 0; m < ix->n_movements; m++) {
         lq_mv_t *v = &q->mv[x->first + m];
         const sf_link_t *ln = &sc->links[v->from];
         double a = v->rate_in * dt;
         v->n += a;
         v->pred_in += a;
-        if (is_green(obs->greens, v->phase_no) && lanes_occupied(ix, ln, v, obs->det_presence)) {
+        bool blind = x->failed && v->has_det && !has_working(ix, ln, v, x->failed);
+        if (is_green(obs->greens, v->phase_no) && (blind || lanes_occupied(ix, ln, v, pres))) {
             double d = fmin(v->n, q->o.sat_veh_h_lane / 3600.0 * v->lanes * dt);
             v->n -= d;
             v->pred_out += d;
@@ -404,6 +452,11 @@ int sf_linkq_observe(sf_linkq_t *q, uint32_t i, double t_s, const sf_linkq_obs_t
     double lb[SF_MAX_MOVEMENTS] = {0};
     for (uint8_t d = 0; d < ix->n_det && d < SF_MAX_DET; d++) {
         const sf_detector_t *dt_ = &ix->det[d];
+        if (x->failed >> d & 1u) { /* ignored: no lower bound from it */
+            x->held_s[d] = x->free_s[d] = 0;
+            x->held[d] = false;
+            continue;
+        }
         bool on = obs->det_presence >> d & 1u;
         x->held_s[d] = on ? x->held_s[d] + dt : 0;
         x->free_s[d] = on ? 0 : x->free_s[d] + dt;
@@ -428,8 +481,8 @@ int sf_linkq_observe(sf_linkq_t *q, uint32_t i, double t_s, const sf_linkq_obs_t
     for (uint8_t m = 0; m < ix->n_movements; m++) {
         lq_mv_t *v = &q->mv[x->first + m];
         const sf_link_t *ln = &sc->links[v->from];
-        bool idle = v->has_det && is_green(obs->greens, v->phase_no) &&
-                    !lanes_occupied(ix, ln, v, obs->det_presence);
+        bool idle = has_working(ix, ln, v, x->failed) && is_green(obs->greens, v->phase_no) &&
+                    !lanes_occupied(ix, ln, v, pres);
         v->idle_s = idle ? v->idle_s + dt : 0;
         if (v->idle_s >= q->o.idle_clear_s) {
             v->n = fmin(v->n, v->rate_in * q->tff_s[v->from]);
@@ -497,4 +550,15 @@ double sf_linkq_storage(const sf_linkq_t *q, uint32_t l)
         return -1;
     }
     return q->storage[l];
+}
+
+int sf_linkq_set_failed(sf_linkq_t *q, uint32_t i, uint64_t failed)
+{
+    if (!q || i >= q->sc->n_intersections) {
+        errno = EINVAL;
+        return -1;
+    }
+    uint8_t n = q->sc->intersections[i].n_det;
+    q->ix[i].failed = n >= 64 ? failed : failed & (((uint64_t)1 << n) - 1);
+    return 0;
 }

@@ -48,6 +48,19 @@
  *    measurement: the split among a shared lane's movements carries that error.
  *  - Until a unit's first complete detector interval is seen there are no rates: the
  *    estimate starts at 0 and grows from counts and corrections only.
+ *
+ * Failed detectors (sf_linkq_set_failed, from the centre's diagnosis, detdiag.h): a stuck-on
+ * detector would hold its lane's queue at the link's storage (no counts, presence always:
+ * the held lower bound, no idle on green), a dead one would read its lane empty. A failed
+ * detector is ignored entirely, and its link falls back to what is left:
+ *  - Outflow: the working stop-bar lanes of the movement count for the failed ones (its
+ *    counted departures scaled by its detected lanes / its working ones: each turn's
+ *    traffic is spread evenly over the lanes allowing it, as the shares assume). A movement whose detected lanes all failed has no counted
+ *    departures: its predicted departures stand (saturation flow over its lanes whenever
+ *    its phase is green, the queue as the model alone says it) and feed the next link.
+ *  - Presence: neither discharge nor the idle clearing nor the held lower bound use it.
+ *  - Entry arrivals: an entry whose advance detectors include a failed one falls back to
+ *    the departures' moving average; a movement without counted departures keeps its rate.
  */
 #ifndef SIGFLOW_LINKQ_H
 #define SIGFLOW_LINKQ_H
@@ -98,6 +111,10 @@ void sf_linkq_destroy(sf_linkq_t **self_p);
  * the occupancy corrections and the storage cap. Returns 0, or -1 with EINVAL (ix out of
  * range, t_s going back or not finite, det_volume NULL with an interval) changing nothing. */
 int sf_linkq_observe(sf_linkq_t *q, uint32_t ix, double t_s, const sf_linkq_obs_t *obs);
+
+/* Detectors of intersection ix to ignore from the next observation on (bit k = detector
+ * k; bits above its n_det are dropped; 0 = trust every detector). 0, or -1 with EINVAL. */
+int sf_linkq_set_failed(sf_linkq_t *q, uint32_t ix, uint64_t failed);
 
 /* Vehicles estimated for movement mv of intersection ix (on its approach); -1 with EINVAL
  * when out of range. */

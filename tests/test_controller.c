@@ -820,6 +820,114 @@ Test(controller, adaptive_split_failures_from_unit_status)
     json_decref(off);
 }
 
+/* Detector diagnostics end to end: what the event sink saw. */
+typedef struct {
+    int failed;         /* detector_failed lines */
+    int failed_rule;    /* of them, by max presence on a held detector */
+    int recovered;      /* detector_recovered lines */
+    int steps_after;    /* scats_step lines after the last failure */
+    json_t *step_after; /* the first of them */
+    char held_ids[8][SF_ID_LEN];
+    int n_held;
+} dd_lines_t;
+
+static void dd_line(void *ctx, const char *line)
+{
+    dd_lines_t *l = ctx;
+    json_t *j = json_loads(line, 0, NULL);
+    cr_assert_not_null(j, "event line not JSON: %s", line);
+    const char *e = json_string_value(json_object_get(j, "event"));
+    const char *kind = json_string_value(json_object_get(j, "kind"));
+    if (e && (strcmp(e, "detector_failed") == 0 || strcmp(e, "detector_recovered") == 0)) {
+        cr_assert_str_eq(kind, "fault");
+        const char *id = json_string_value(json_object_get(j, "detector"));
+        const char *rule = json_string_value(json_object_get(j, "rule"));
+        cr_assert(id && rule, "%s", line);
+        bool held = false;
+        for (int k = 0; k < l->n_held; k++)
+            held = held || strcmp(id, l->held_ids[k]) == 0;
+        if (e[9] == 'f') {
+            l->failed++;
+            l->failed_rule += held && strcmp(rule, "max_presence") == 0;
+            l->steps_after = 0;
+        } else {
+            l->recovered += held;
+        }
+    } else if (e && strcmp(e, "scats_step") == 0 && l->failed > 0) {
+        if (l->steps_after++ == 0) {
+            json_decref(l->step_after);
+            l->step_after = json_incref(j);
+        }
+    }
+    json_decref(j);
+}
+
+/* Phase 4's stop-bar detectors stuck on at the unit's inputs (held from the start: no
+ * count, presence at every poll, through every green of phase 4) and phase 2's counting.
+ * The controller fails each stuck detector once by max presence (a fault event with its
+ * id), the adaptive step after it measures no DS for phase 4 (-1: it keeps its green, as a
+ * phase without detectors does) instead of the split-failure DS the stuck detectors gave
+ * (adaptive_split_failures_from_unit_status), and freeing them logs their recovery. */
+Test(controller, stuck_detectors_are_failed_and_ignored_by_adaptive)
+{
+    const char *sets[] = {"control.strategy=adaptive"};
+    sf_scenario_t *sc = ctl_rig_load("single.json", sets, 1);
+    const sf_intersection_t *ix = &sc->intersections[0];
+    dd_lines_t lines = {0};
+    uint64_t held = 0, pulsed = 0;
+    for (uint8_t d = 0; d < ix->n_det; d++)
+        for (uint8_t p = 0; p < ix->n_phases; p++)
+            if (ix->det[d].phase_mask >> p & 1u) {
+                if (ix->phases[p].id == 4) {
+                    held |= (uint64_t)1 << d;
+                    cr_assert_lt(lines.n_held, 8);
+                    snprintf(lines.held_ids[lines.n_held++], SF_ID_LEN, "%s", ix->det[d].id);
+                }
+                if (ix->phases[p].id == 2)
+                    pulsed |= (uint64_t)1 << d;
+            }
+    cr_assert(held && pulsed);
+    sf_endpoint_t eps[1];
+    ctl_rig_t t;
+    const uint32_t tod0 = 7 * 36000;
+    ctl_rig_start(&t, sc, eps, tod0, &RIG);
+    atomic_store(&t.presence, held);
+    atomic_store(&t.pulses, pulsed);
+    sf_controller_opts_t o;
+    sf_controller_opts_default(&o);
+    o.round_timeout_ms = 1000;
+    o.sink = dd_line;
+    o.sink_ctx = &lines;
+    sf_controller_t *c = sf_controller_new(sc, eps, &o, NULL, 0);
+    cr_assert_not_null(c);
+    uint64_t k = 0;
+    for (; k < 9000 && lines.steps_after == 0; k++)
+        ctl_rig_step_ok(&t, c, k, tod0);
+    cr_assert_eq(lines.failed, lines.n_held, "%d detectors failed, %d held", lines.failed,
+                 lines.n_held);
+    cr_assert_eq(lines.failed_rule, lines.n_held);
+    cr_assert_not_null(lines.step_after, "no adaptation step after the diagnosis");
+    json_t *ds = json_object_get(lines.step_after, "ds");
+    cr_assert(json_is_array(ds) && json_array_size(ds) == 2);
+    /* phase index 1 = phase 4 (single.json) */
+    cr_assert_float_eq(json_number_value(json_array_get(ds, 1)), -1.0, 1e-9);
+    cr_assert_gt(json_number_value(json_array_get(ds, 0)), 0.0, "phase 2 still measured");
+    json_t *rep = sf_controller_report(c);
+    json_int_t faults =
+        json_integer_value(json_object_get(json_object_get(rep, "events"), "fault"));
+    cr_assert_geq(faults, lines.n_held);
+    json_decref(rep);
+    /* freed: recovered at the next poll, once each */
+    atomic_store(&t.presence, 0);
+    for (uint64_t end = k + 20; k < end; k++)
+        ctl_rig_step_ok(&t, c, k, tod0);
+    cr_assert_eq(lines.recovered, lines.n_held);
+    json_decref(lines.step_after);
+    sf_controller_destroy(&c);
+    ctl_rig_stop(&t);
+    sf_scenario_destroy(&sc);
+}
+
 /* --greenwave: the coordinated plans run the optimiser's offsets, whose bandwidth is at
  * least that of the scenario's own offsets. */
 Test(controller, greenwave_offsets_from_the_optimiser)

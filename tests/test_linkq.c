@@ -482,3 +482,76 @@ Test(linkq, entry_arrivals_counted_upstream_of_the_queue)
     cr_assert_float_eq(sf_linkq_movement(q, 0, 0), 5.0, 1e-5);
     sf_linkq_destroy(&q);
 }
+
+/* Ten minutes at B with A sending 30 vehicles a minute into A-B (24 through, 6 right) and B
+ * clearing them: phase 2 green 30 s, red 30 s; lane 0 (through + right) counts 18 a minute,
+ * occupied while red and every other second on green (vehicles passing); lane 1's detector
+ * d1 is stuck on (always occupied, counting nothing) while lane 1 really carries 12. Polled
+ * every second; failed = the mask B's detectors get from the diagnosis. Returns link A-B. */
+static double ten_minutes_stuck_lane(const fixture_t *f, uint64_t failed)
+{
+    sf_linkq_t *q = sf_linkq_new(&f->sc, NULL);
+    cr_assert_not_null(q);
+    cr_assert_eq(sf_linkq_set_failed(q, 1, failed), 0);
+    uint16_t va[3] = {30, 0, 0}, vb[2] = {18, 0};
+    for (int s = 0; s <= 600; s++) {
+        uint16_t seq = (uint16_t)(s / 60);
+        bool green = s % 60 < 30;
+        uint64_t pres = (uint64_t)1 << 1 | (!green || s % 2 ? 1u : 0u);
+        sf_linkq_obs_t oa = obs(seq, va, 0, 0);
+        sf_linkq_obs_t ob = obs(seq, vb, pres, green ? GREEN2 : GREEN4);
+        cr_assert_eq(sf_linkq_observe(q, 0, s, &oa), 0);
+        cr_assert_eq(sf_linkq_observe(q, 1, s, &ob), 0);
+    }
+    double n = sf_linkq_link(q, 1);
+    sf_linkq_destroy(&q);
+    return n;
+}
+
+/* A stuck-on stop-bar detector counts none of its lane's departures and never lets the
+ * approach idle on green: A-B's estimate climbs to its storage although B clears every
+ * vehicle. Once the detector is failed, lane 0's count speaks for both through lanes
+ * (12 x 2 = 24 through, 6 right: the arrivals) and the estimate stays at what a cycle's
+ * arrivals leave. */
+Test(linkq, a_failed_stuck_detector_is_ignored)
+{
+    fixture_t f;
+    build(&f);
+    double storage = 400.0 / 7.5; /* A-B: 2 lanes x 200 m / 7.5 m */
+    double trusted = ten_minutes_stuck_lane(&f, 0);
+    double ignored = ten_minutes_stuck_lane(&f, 1u << 1);
+    cr_assert_float_eq(trusted, storage, 1e-6, "trusted: %.2f of %.2f", trusted, storage);
+    cr_assert_lt(ignored, 30.0, "ignored: %.2f vehicles", ignored);
+    cr_assert_lt(ignored, storage / 2);
+}
+
+/* Every stop-bar detector of B failed: no counts replace the predicted departures, which
+ * run at saturation flow whenever phase 2 is green (the model alone), and the idle
+ * clearing, which would empty the link on every green, does not apply. */
+Test(linkq, movements_without_working_detectors_follow_the_model)
+{
+    fixture_t f;
+    build(&f);
+    sf_linkq_t *q = after_first_interval(&f, 30); /* through 24, right 6; 0.4 + 0.1 veh/s */
+    cr_assert_eq(sf_linkq_set_failed(q, 1, 0x3), 0);
+    uint16_t zero[2] = {0};
+    /* red 20 s: arrivals only */
+    sf_linkq_obs_t or_ = obs(0, zero, 0, GREEN4);
+    sf_linkq_observe(q, 1, 80, &or_);
+    cr_assert_float_eq(sf_linkq_movement(q, 1, 0), 24.0 + 8.0, 1e-9);
+    /* green 4 s, detectors idle: through discharges 5/3 lanes x 0.5 veh/s, not cleared */
+    sf_linkq_obs_t og = obs(0, zero, 0, GREEN2);
+    for (int s = 81; s <= 84; s++)
+        sf_linkq_observe(q, 1, s, &og);
+    double th = 32.0 + 4 * 0.4 - 4 * 0.5 * 5.0 / 3;
+    cr_assert_float_eq(sf_linkq_movement(q, 1, 0), th, 1e-9);
+    /* an interval counting nothing (the failed detectors) changes nothing */
+    sf_linkq_obs_t oc = obs(1, zero, 0, GREEN2);
+    sf_linkq_observe(q, 1, 84, &oc);
+    cr_assert_float_eq(sf_linkq_movement(q, 1, 0), th, 1e-9);
+    /* bad input */
+    cr_assert_eq(sf_linkq_set_failed(q, 2, 1), -1);
+    cr_assert_eq(errno, EINVAL);
+    cr_assert_eq(sf_linkq_set_failed(NULL, 0, 1), -1);
+    sf_linkq_destroy(&q);
+}
