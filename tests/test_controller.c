@@ -474,7 +474,9 @@ typedef struct {
     sf_controller_t *c;
     const sf_unit_state_t *st;
     uint64_t det2, det4;
-    bool pulse2; /* phase 2's detectors also count a vehicle every 2 s on its green */
+    bool pulse2;    /* phase 2's detectors also count a vehicle every 2 s on its green */
+    bool light4;    /* phase 4's detectors do not: its waiting vehicles leave at once */
+    uint64_t stuck; /* detectors held occupied whatever the signal (stuck on) */
     uint64_t k;
 } mp_rig_t;
 
@@ -515,12 +517,13 @@ static void mp_rig_start(mp_rig_t *m, void (*sink)(void *, const char *), void *
 
 /* One lockstep step with the detectors as the polled greens leave them: a red phase's
  * stop-bar detectors occupied (its vehicles wait), on green det4's discharge a vehicle
- * every 2 s each (pulses), det2's too when pulse2, else they are free (vehicles gone). */
+ * every 2 s each (pulses) unless light4, det2's too when pulse2, else they are free
+ * (vehicles gone); the stuck ones occupied always. */
 static void mp_rig_step(mp_rig_t *m)
 {
     bool g2 = m->st->phase_status[2] & (1u << 1), g4 = m->st->phase_status[2] & (1u << 3);
-    atomic_store(&m->t.presence, (g2 ? 0 : m->det2) | (g4 ? 0 : m->det4));
-    atomic_store(&m->t.pulses, (g2 && m->pulse2 ? m->det2 : 0) | (g4 ? m->det4 : 0));
+    atomic_store(&m->t.presence, (g2 ? 0 : m->det2) | (g4 ? 0 : m->det4) | m->stuck);
+    atomic_store(&m->t.pulses, (g2 && m->pulse2 ? m->det2 : 0) | (g4 && !m->light4 ? m->det4 : 0));
     ctl_rig_step_ok(&m->t, m->c, m->k++, MP_TOD0);
 }
 
@@ -656,6 +659,64 @@ Test(controller, max_pressure_switches_only_when_the_lead_pays_the_lost_time)
                  lines.unpaid, lines.pressure, lines.min_margin);
     cr_assert_geq(lines.held, 2, "held through an unpaid lead to maximum green only %d times",
                   lines.held);
+    mp_rig_stop(&m);
+}
+
+typedef struct {
+    int failed;  /* detector_failed lines */
+    int to4_max; /* mp_switch lines away from phase 4 at its maximum green */
+    int from4;   /* mp_switch lines away from phase 4 */
+} mps_lines_t;
+
+static void mps_line(void *ctx, const char *line)
+{
+    mps_lines_t *l = ctx;
+    json_t *j = json_loads(line, 0, NULL);
+    cr_assert_not_null(j, "event line not JSON: %s", line);
+    const char *e = json_string_value(json_object_get(j, "event"));
+    if (e && strcmp(e, "detector_failed") == 0)
+        l->failed++;
+    if (e && strcmp(e, "mp_switch") == 0 &&
+        json_integer_value(json_object_get(j, "from_phases")) == 1 << 3) {
+        l->from4++;
+        l->to4_max += json_integer_value(json_object_get(j, "reason")) == SF_MP_MAX_GREEN;
+    }
+    json_decref(j);
+}
+
+/* Max-pressure with a stuck-on detector: both approaches light (their waiting vehicles
+ * leave at once when green), one of phase 4's stop-bar detectors stuck on. Trusted, that
+ * lane's queue reads the link's storage and phase 4 runs to its maximum green every cycle
+ * (measured without the diagnosis: 6 of 6 times, phase 4 green in 282 polls, phase 2 in
+ * 138); once the controller has failed it (a fault event) linkq ignores it, and phase 4,
+ * as light as phase 2, ends before its maximum and has no more green than phase 2 (207 /
+ * 186 polls measured). */
+Test(controller, max_pressure_ignores_a_stuck_detector)
+{
+    mps_lines_t lines = {0};
+    mp_rig_t m = {.pulse2 = false, .light4 = true}; /* both light */
+    mp_rig_start(&m, mps_line, &lines);
+    m.stuck = m.det4 & -m.det4; /* phase 4's first stop-bar detector */
+    mp_rig_actuated(&m);
+    while (lines.failed == 0 && m.k < 6000)
+        mp_rig_step(&m);
+    cr_assert_eq(lines.failed, 1, "stuck detector not failed (%d)", lines.failed);
+    mps_lines_t before = lines;
+    const uint64_t span = getenv("SIGFLOW_SANITIZED") ? 2400 : 4800;
+    int green2 = 0, green4 = 0;
+    for (uint64_t end = m.k + span; m.k < end;) {
+        bool poll = m.k % 10 == 0;
+        mp_rig_step(&m);
+        if (poll) {
+            green2 += (m.st->phase_status[2] & (1u << 1)) != 0;
+            green4 += (m.st->phase_status[2] & (1u << 3)) != 0;
+        }
+    }
+    int from4 = lines.from4 - before.from4, at_max = lines.to4_max - before.to4_max;
+    cr_assert_geq(from4, 2, "phase 4 ended %d times", from4);
+    cr_assert_eq(at_max, 0, "phase 4 ran to its maximum %d of %d times", at_max, from4);
+    cr_assert_leq(4 * green4, 5 * green2, "phase 4 green in %d polls, phase 2 in %d", green4,
+                  green2);
     mp_rig_stop(&m);
 }
 
