@@ -17,7 +17,8 @@
 typedef enum {
     SF_EV_PLAN = 0,     /* plan downloaded, verified, refused, selected, switched */
     SF_EV_PRIORITY = 1, /* a priority request: decision and outcome */
-    SF_EV_FAULT = 2,    /* fault code, latched fault, flash, fallback to local */
+    SF_EV_FAULT = 2,    /* fault code, latched fault, flash, fallback to local, a detector
+                           failed or recovered (detdiag.h) */
     SF_EV_COMMS = 3,    /* online, offline, reconnect failed, identity mismatch, refused write */
     SF_EV_MODE = 4,     /* control mode changes seen or commanded */
     SF_EV_ADAPTIVE = 5, /* adaptive split/cycle changes, max-pressure stage calls */

@@ -477,6 +477,7 @@ typedef struct {
     bool pulse2;    /* phase 2's detectors also count a vehicle every 2 s on its green */
     bool light4;    /* phase 4's detectors do not: its waiting vehicles leave at once */
     uint64_t stuck; /* detectors held occupied whatever the signal (stuck on) */
+    uint64_t dead;  /* detectors never occupied whatever the traffic (dead) */
     uint64_t k;
 } mp_rig_t;
 
@@ -518,12 +519,13 @@ static void mp_rig_start(mp_rig_t *m, void (*sink)(void *, const char *), void *
 /* One lockstep step with the detectors as the polled greens leave them: a red phase's
  * stop-bar detectors occupied (its vehicles wait), on green det4's discharge a vehicle
  * every 2 s each (pulses) unless light4, det2's too when pulse2, else they are free
- * (vehicles gone); the stuck ones occupied always. */
+ * (vehicles gone); the stuck ones occupied always, the dead ones never. */
 static void mp_rig_step(mp_rig_t *m)
 {
     bool g2 = m->st->phase_status[2] & (1u << 1), g4 = m->st->phase_status[2] & (1u << 3);
-    atomic_store(&m->t.presence, (g2 ? 0 : m->det2) | (g4 ? 0 : m->det4) | m->stuck);
-    atomic_store(&m->t.pulses, (g2 && m->pulse2 ? m->det2 : 0) | (g4 && !m->light4 ? m->det4 : 0));
+    atomic_store(&m->t.presence, ((g2 ? 0 : m->det2) | (g4 ? 0 : m->det4) | m->stuck) & ~m->dead);
+    atomic_store(&m->t.pulses,
+                 ((g2 && m->pulse2 ? m->det2 : 0) | (g4 && !m->light4 ? m->det4 : 0)) & ~m->dead);
     ctl_rig_step_ok(&m->t, m->c, m->k++, MP_TOD0);
 }
 
@@ -717,6 +719,58 @@ Test(controller, max_pressure_ignores_a_stuck_detector)
     cr_assert_eq(at_max, 0, "phase 4 ran to its maximum %d of %d times", at_max, from4);
     cr_assert_leq(4 * green4, 5 * green2, "phase 4 green in %d polls, phase 2 in %d", green4,
                   green2);
+    mp_rig_stop(&m);
+}
+
+typedef struct {
+    int failed, recovered; /* detector_failed / detector_recovered lines */
+    int dead_rule;         /* detector_failed lines of the dead detector by no activity */
+    char dead_id[SF_ID_LEN];
+} mpd_lines_t;
+
+static void mpd_line(void *ctx, const char *line)
+{
+    mpd_lines_t *l = ctx;
+    json_t *j = json_loads(line, 0, NULL);
+    cr_assert_not_null(j, "event line not JSON: %s", line);
+    const char *e = json_string_value(json_object_get(j, "event"));
+    const char *id = json_string_value(json_object_get(j, "detector"));
+    const char *rule = json_string_value(json_object_get(j, "rule"));
+    if (e && strcmp(e, "detector_failed") == 0) {
+        l->failed++;
+        l->dead_rule +=
+            id && rule && strcmp(id, l->dead_id) == 0 && strcmp(rule, "no_activity") == 0;
+    }
+    if (e && strcmp(e, "detector_recovered") == 0 && id && strcmp(id, l->dead_id) == 0)
+        l->recovered++;
+    json_decref(j);
+}
+
+/* A dead stop-bar detector (never occupied, never counting) on the loaded phase 4's
+ * approach while the detectors next to it count: the controller fails it by no activity,
+ * once, and logs its recovery when it counts again; the others, phase 2's quiet ones
+ * included, are not failed. */
+Test(controller, dead_detector_is_failed_by_no_activity)
+{
+    mpd_lines_t lines = {0};
+    mp_rig_t m = {.pulse2 = false};
+    mp_rig_start(&m, mpd_line, &lines);
+    const sf_intersection_t *ix = &m.sc->intersections[0];
+    m.dead = m.det4 & -m.det4; /* phase 4's first stop-bar detector */
+    for (uint8_t d = 0; d < ix->n_det; d++)
+        if (m.dead >> d & 1u)
+            snprintf(lines.dead_id, sizeof lines.dead_id, "%s", ix->det[d].id);
+    mp_rig_actuated(&m);
+    /* 600 s of silence after the first interval, and a few intervals' margin */
+    while (lines.failed == 0 && m.k < 9000)
+        mp_rig_step(&m);
+    cr_assert_eq(lines.dead_rule, 1, "dead detector %s not failed by no activity", lines.dead_id);
+    cr_assert_eq(lines.failed, 1);
+    m.dead = 0;
+    for (uint64_t end = m.k + 900; m.k < end && lines.recovered == 0;)
+        mp_rig_step(&m);
+    cr_assert_eq(lines.recovered, 1);
+    cr_assert_eq(lines.failed, 1);
     mp_rig_stop(&m);
 }
 
