@@ -33,6 +33,10 @@
 #                     (control.adaptive_split_failure=false: DS from the stop-bar counts
 #                     alone, as before that rule) against the same fixed arm: what the rule
 #                     adds
+#   "surge_gwre" adds the adaptive surge arm with the green wave optimised again at every
+#                     group decision (control.greenwave.adaptive_replan=true: offsets for
+#                     the group's cycle and the members' next splits) against the same fixed
+#                     arm, and against the adaptive arm when "surge" runs too
 #   ORACLE_CYCLES="100 130"  ORACLE_TAIL_S=0  (the plan back at 2700 s + tail; a
 #                     multiple of 60 s, the schedule has minutes)
 #   REUSE=1           with OUT: do not redo a run whose report is already in OUT (only a
@@ -171,11 +175,15 @@ for s in $SEEDS; do
     if want surge_nofail; then
         echo "surge_adaptive_nofail $s $SCEN $SURGE_DUR --set control.strategy=adaptive --set control.adaptive_split_failure=false$SURGE${XADAPT:-}" >>"$W/runs.txt"
     fi
+    if want surge_gwre; then
+        echo "surge_adaptive_gwre $s $SCEN $SURGE_DUR --set control.strategy=adaptive --set control.greenwave.adaptive_replan=true$SURGE${XADAPT:-}" >>"$W/runs.txt"
+    fi
     if want surge_mp; then
         echo "surge_maxpressure $s $SCEN $SURGE_DUR --set control.strategy=max_pressure$SURGE" >>"$W/runs.txt"
     fi
     # every surge comparison is against the same fixed-plan arm: run it once
-    if want surge || want surge_ceiling || want surge_oracle || want surge_mp || want surge_nofail; then
+    if want surge || want surge_ceiling || want surge_oracle || want surge_mp || want surge_nofail ||
+        want surge_gwre; then
         echo "surge_fixed $s $SCEN $SURGE_DUR --set control.strategy=coordinated$SURGE" >>"$W/runs.txt"
     fi
 done
@@ -313,6 +321,15 @@ if want surge_nofail; then
     info unfinished_vehicles surge_adaptive_nofail "$unfinished"
     if want surge; then
         fig total_delay_veh_h surge_adaptive surge_adaptive_nofail "$totdelay"
+    fi
+fi
+if want surge_gwre; then
+    echo
+    echo "== 3c. adaptive with the green wave re-optimised at every decision vs fixed coordinated plan, same surge ($SURGE_DUR s) =="
+    fig total_delay_veh_h surge_adaptive_gwre surge_fixed "$totdelay"
+    info unfinished_vehicles surge_adaptive_gwre "$unfinished"
+    if want surge; then
+        fig total_delay_veh_h surge_adaptive_gwre surge_adaptive "$totdelay"
     fi
 fi
 if want surge_mp; then

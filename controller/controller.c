@@ -108,6 +108,9 @@ struct sf_controller_s {
     bool prio_off;        /* operator turned transit priority off */
     sf_linkq_t *lq;       /* link vehicle estimates for max-pressure, NULL when none uses it */
     sf_detdiag_t *dd;     /* detector diagnostics of the units whose detectors are polled */
+    sf_gw_corridor_t *gw; /* the green wave's corridor as optimised at start, NULL without */
+    uint32_t gw_node[SF_GW_MAX_NODES]; /* ... its nodes' intersection indices */
+    sf_gw_opts_t gw_opts;              /* ... and the optimiser's options and weights */
 };
 
 void sf_controller_opts_default(sf_controller_opts_t *o)
@@ -162,6 +165,15 @@ static int apply_greenwave(sf_controller_t *c, char *err, size_t len)
         seterr(err, len, "green wave: optimisation failed");
         return -1;
     }
+    /* kept for the adaptive mode, which optimises again for its cycles and splits */
+    c->gw = malloc(sizeof *c->gw);
+    if (!c->gw) {
+        seterr(err, len, "green wave: out of memory");
+        return -1;
+    }
+    *c->gw = cor;
+    memcpy(c->gw_node, node_ix, sizeof c->gw_node);
+    c->gw_opts = go;
     for (uint32_t j = 0; j < cor.n; j++) {
         cunit_t *u = &c->cu[node_ix[j]];
         sf_plan_t *p = &u->plans[plan_idx[j]];
@@ -315,6 +327,7 @@ void sf_controller_destroy(sf_controller_t **self_p)
     free(c->prev);
     free(c->ad_base);
     free(c->ad_cs);
+    free(c->gw);
     free(c);
     *self_p = NULL;
 }
@@ -998,6 +1011,57 @@ static bool adapt_member_ok(const sf_controller_t *c, uint32_t i)
            plans_ready(u) && u->dl_handle < 0 && !u->adapt_select;
 }
 
+/* The group's offsets for its cycle and the members' next splits: the corridor's own
+ * green-wave optimiser again (the corridor and weights apply_greenwave used at start, re-laid
+ * for the members' next plans, sf_gw_relay), as SCATS links an offset plan to each cycle.
+ * Kept offsets are (base + epoch) mod cycle, the scheduled plan's offsets of another cycle
+ * and other greens; the optimised ones are shifted together (only relative offsets matter)
+ * to the shift that moves the members least from the kept ones, so the offset transitions
+ * stay short, and taken only when their band objective beats the kept offsets'. Every
+ * corridor node must be deciding now (its next plan known); else nothing changes. Only with
+ * control.greenwave.adaptive_replan (off by default: on the corridor's surge it measured
+ * worse than keeping the start's offsets, README). */
+static void adapt_greenwave(sf_controller_t *c, double t, const sf_adapt_opts_t *ao)
+{
+    if (!c->gw || !c->ad_cycle_ds || !c->sc->control.greenwave.adaptive_replan)
+        return;
+    const sf_gw_corridor_t *g = c->gw;
+    uint16_t cyc = c->ad_cycle_ds;
+    sf_plan_t next[SF_GW_MAX_NODES];
+    double kept[SF_GW_MAX_NODES], off[SF_GW_MAX_NODES], moved;
+    for (uint32_t k = 0; k < g->n; k++) {
+        uint32_t i = c->gw_node[k];
+        const sf_intersection_t *ix = &c->sc->intersections[i];
+        cunit_t *u = &c->cu[i];
+        double ds[SF_MAX_PHASES];
+        if (!adapt_member_ok(c, i) || !u->ad_cur.coord_phase_mask ||
+            u->ad_meas_s < ao->decide_every_s || u->ad_meas_s <= 0)
+            return;
+        adapt_ds_all(ix, u, ao, true, ds); /* as adapt_member will */
+        if (sf_adapt_step(ix, &u->ad_cur, ds, ao, cyc / 10.0, &next[k], NULL) < 0 ||
+            next[k].cycle_ds != cyc)
+            return;
+        kept[k] = sf_adapt_offset_ds(u->ad_base_off, c->ad_epoch_ds, cyc) / 10.0;
+    }
+    sf_gw_corridor_t cor = *g;
+    sf_gw_band_t b_kept, b_new;
+    int take;
+    if (sf_gw_relay(c->sc, c->gw_node, next, &cor) < 0 ||
+        (take = sf_gw_reoptimise(&cor, &c->gw_opts, kept, off, &b_kept, &b_new, &moved)) < 0)
+        return;
+    ev(c, t, UINT32_MAX, SF_EV_ADAPTIVE,
+       json_pack("{s:s, s:i, s:f, s:f, s:f, s:f, s:f, s:b}", "event", "greenwave_replan",
+                 "cycle_ds", (int)cyc, "kept_out_s", b_kept.b_out_s, "kept_in_s", b_kept.b_in_s,
+                 "new_out_s", b_new.b_out_s, "new_in_s", b_new.b_in_s, "moved_s", moved, "taken",
+                 take == 1));
+    if (take != 1)
+        return;
+    for (uint32_t k = 0; k < g->n; k++) { /* the members' bases under the group's epoch */
+        long o = (lround(off[k] * 10.0) - (long)(c->ad_epoch_ds % cyc)) % cyc;
+        c->cu[c->gw_node[k]].ad_base_off = (uint16_t)(o < 0 ? o + cyc : o);
+    }
+}
+
 /* Every adaptive intersection: measurement, then the decisions that are due. */
 static void adapt_all(sf_controller_t *c, double t, uint32_t tod_ds)
 {
@@ -1070,6 +1134,7 @@ static void adapt_all(sf_controller_t *c, double t, uint32_t tod_ds)
         c->ad_cycle_ds = c_new;
         c->ad_epoch_ds = e;
     }
+    adapt_greenwave(c, t, &ao);
     for (uint32_t i = 0; i < c->n; i++)
         if (adapt_member_ok(c, i) && c->cu[i].ad_cur.coord_phase_mask &&
             c->cu[i].ad_meas_s >= ao.decide_every_s && c->cu[i].ad_meas_s > 0)

@@ -4,6 +4,7 @@
 #include "webster.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -711,6 +712,20 @@ int sf_gw_stretch_plan(const sf_intersection_t *ix, const sf_plan_t *pl, uint32_
     return 0;
 }
 
+/* The axis (0 = x, 1 = y) the nodes spread along most. */
+static int corridor_axis(const sf_scenario_t *sc, const uint32_t *node_ix, uint32_t n)
+{
+    double xmin = INFINITY, xmax = -INFINITY, ymin = INFINITY, ymax = -INFINITY;
+    for (uint32_t k = 0; k < n; k++) {
+        const sf_intersection_t *ix = &sc->intersections[node_ix[k]];
+        xmin = fmin(xmin, ix->x_m);
+        xmax = fmax(xmax, ix->x_m);
+        ymin = fmin(ymin, ix->y_m);
+        ymax = fmax(ymax, ix->y_m);
+    }
+    return xmax - xmin >= ymax - ymin ? 0 : 1;
+}
+
 int sf_gw_from_scenario(const sf_scenario_t *sc, const sf_gw_source_t *src, sf_gw_corridor_t *c,
                         uint32_t *node_ix, uint8_t *plan_idx_out, char *err, size_t err_len)
 {
@@ -756,15 +771,7 @@ int sf_gw_from_scenario(const sf_scenario_t *sc, const sf_gw_source_t *src, sf_g
         goto fail;
     }
     /* the axis the intersections spread along; then order them on it */
-    double xmin = INFINITY, xmax = -INFINITY, ymin = INFINITY, ymax = -INFINITY;
-    for (uint32_t k = 0; k < n; k++) {
-        const sf_intersection_t *ix = &sc->intersections[node_ix[k]];
-        xmin = fmin(xmin, ix->x_m);
-        xmax = fmax(xmax, ix->x_m);
-        ymin = fmin(ymin, ix->y_m);
-        ymax = fmax(ymax, ix->y_m);
-    }
-    int axis = xmax - xmin >= ymax - ymin ? 0 : 1;
+    int axis = corridor_axis(sc, node_ix, n);
     for (uint32_t k = 1; k < n; k++)
         for (uint32_t j = k; j > 0; j--) {
             const sf_intersection_t *a = &sc->intersections[node_ix[j - 1]];
@@ -922,4 +929,104 @@ int sf_gw_from_scenario(const sf_scenario_t *sc, const sf_gw_source_t *src, sf_g
 fail:
     errno = EINVAL;
     return -1;
+}
+
+int sf_gw_relay(const sf_scenario_t *sc, const uint32_t *node_ix, const sf_plan_t *plans,
+                sf_gw_corridor_t *c)
+{
+    if (!sc || !node_ix || !plans || !c || c->n == 0 || c->n > SF_GW_MAX_NODES ||
+        !(c->cycle_s > 0) || plans[0].cycle_ds == 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    for (uint32_t k = 0; k < c->n; k++)
+        if (node_ix[k] >= sc->n_intersections || plans[k].cycle_ds != plans[0].cycle_ds) {
+            errno = EINVAL;
+            return -1;
+        }
+    sf_gw_corridor_t r = *c;
+    int axis = corridor_axis(sc, node_ix, c->n);
+    r.cycle_s = plans[0].cycle_ds / 10.0;
+    double scale = r.cycle_s / c->cycle_s;
+    for (uint32_t k = 0; k < c->n; k++) {
+        const sf_intersection_t *ix = &sc->intersections[node_ix[k]];
+        int po = coord_phase_for(sc, node_ix[k], &plans[k], axis, +1);
+        int pn = coord_phase_for(sc, node_ix[k], &plans[k], axis, -1);
+        double start[SF_MAX_PHASES] = {0}, green[SF_MAX_PHASES] = {0};
+        if (po < 0 || pn < 0 || sf_gw_green_windows(ix, &plans[k], start, green) < 0) {
+            errno = EINVAL;
+            return -1;
+        }
+        r.out_start_s[k] = start[po];
+        r.in_start_s[k] = start[pn];
+        r.green_out_s[k] = green[po];
+        r.green_in_s[k] = green[pn];
+        /* tau is 0 where no queue was computed (first node of a direction, no clearance) */
+        r.queue_out_veh[k] = c->queue_out_veh[k] * scale;
+        r.queue_in_veh[k] = c->queue_in_veh[k] * scale;
+        if (c->tau_out_s[k] > 0)
+            r.tau_out_s[k] = sf_gw_clearance_s(r.queue_out_veh[k]);
+        if (c->tau_in_s[k] > 0)
+            r.tau_in_s[k] = sf_gw_clearance_s(r.queue_in_veh[k]);
+    }
+    if (sf_gw_check(&r) < 0)
+        return -1;
+    *c = r;
+    return 0;
+}
+
+int sf_gw_reoptimise(const sf_gw_corridor_t *c, const sf_gw_opts_t *o, const double *kept_s,
+                     double *offset_s, sf_gw_band_t *kept, sf_gw_band_t *out, double *moved_s)
+{
+    sf_gw_band_t bk, bn;
+    if (!c || !o || !kept_s || !offset_s || sf_gw_bandwidth(c, kept_s, &bk) < 0 ||
+        sf_gw_optimise(c, o, offset_s, &bn) < 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    bool dir_out = bk.b_out_s >= bk.b_in_s;
+    if (!o->two_way && (bn.b_out_s >= bn.b_in_s) != dir_out) {
+        sf_gw_opts_t one = *o;
+        if (dir_out)
+            one.weight_in = 0;
+        else
+            one.weight_out = 0;
+        if (sf_gw_optimise(c, &one, offset_s, &bn) < 0)
+            return -1;
+    }
+    /* the common shift, on the 0.1 s grid of the cycle, that moves the nodes least */
+    long cyc = lround(c->cycle_s * 10.0);
+    if (cyc < 1)
+        cyc = 1;
+    long off[SF_GW_MAX_NODES], kp[SF_GW_MAX_NODES];
+    for (uint32_t k = 0; k < c->n; k++) {
+        off[k] = lround(offset_s[k] * 10.0);
+        kp[k] = lround(fmod(kept_s[k], c->cycle_s) * 10.0);
+    }
+    long best_sh = 0, best_d = LONG_MAX;
+    for (long sh = 0; sh < cyc; sh++) {
+        long d = 0;
+        for (uint32_t k = 0; k < c->n; k++) {
+            long m = (off[k] + sh - kp[k]) % cyc;
+            m = m < 0 ? m + cyc : m;
+            d += m < cyc - m ? m : cyc - m;
+        }
+        if (d < best_d) {
+            best_d = d;
+            best_sh = sh;
+        }
+    }
+    for (uint32_t k = 0; k < c->n; k++) {
+        long m = (off[k] + best_sh) % cyc;
+        offset_s[k] = (double)(m < 0 ? m + cyc : m) / 10.0;
+    }
+    if (sf_gw_bandwidth(c, offset_s, &bn) < 0)
+        return -1;
+    if (kept)
+        *kept = bk;
+    if (out)
+        *out = bn;
+    if (moved_s)
+        *moved_s = (double)best_d / 10.0;
+    return sf_gw_objective(o, &bn) > sf_gw_objective(o, &bk) ? 1 : 0;
 }

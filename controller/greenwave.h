@@ -216,4 +216,31 @@ double sf_gw_clearance_s(double queue_veh_per_lane);
 int sf_gw_from_scenario(const sf_scenario_t *sc, const sf_gw_source_t *src, sf_gw_corridor_t *c,
                         uint32_t *node_ix, uint8_t *plan_idx_out, char *err, size_t err_len);
 
+/* The corridor c, built by sf_gw_from_scenario (node_ix as it returned), re-laid for other
+ * plans of its nodes: plans[k] is node k's plan, every one with the same cycle (an adaptive
+ * group's). The cycle, each node's windows (the coordinated phases serving the through
+ * movements, laid out as sf_gw_from_scenario does) and the queue clearances (the turned-in
+ * queue arrives per cycle: queue_*_veh scaled by the new cycle over the old, tau again
+ * sf_gw_clearance_s of it) follow the plans; distances, speeds, travel times and volumes
+ * are kept. Changes nothing and returns -1 with EINVAL on bad input (a plan without a
+ * coordinated phase for a direction, cycles that differ, a node index out of range). */
+int sf_gw_relay(const sf_scenario_t *sc, const uint32_t *node_ix, const sf_plan_t *plans,
+                sf_gw_corridor_t *c);
+
+/* Offsets for corridor c while the nodes run offsets kept_s[n] (s; an adaptive group whose
+ * cycle or splits changed, c re-laid by sf_gw_relay): sf_gw_optimise's under o, except that
+ *  - without o->two_way the wave keeps the direction of the kept offsets' wider band: when
+ *    the optimum is a wave the other way (weights this close tip either way) the optimum of
+ *    the kept direction alone (the other weight 0) is taken, since turning the wave round
+ *    moves every node by up to half a cycle;
+ *  - the offsets are shifted together (bands depend on relative offsets only) by the 0.1 s
+ *    multiple that moves the nodes least from kept_s (sum of circular distances), so the
+ *    units' offset transitions stay short.
+ * offset_s[n] receives them in [0, C), *kept and *out (may be NULL) the bands of kept_s and
+ * of offset_s, *moved_s (may be NULL) the summed circular distance from kept_s, s. Returns 1
+ * when offset_s beat kept_s on sf_gw_objective, 0 when they do not (offset_s still filled),
+ * -1 with EINVAL. */
+int sf_gw_reoptimise(const sf_gw_corridor_t *c, const sf_gw_opts_t *o, const double *kept_s,
+                     double *offset_s, sf_gw_band_t *kept, sf_gw_band_t *out, double *moved_s);
+
 #endif

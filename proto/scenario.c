@@ -515,6 +515,7 @@ static const field_t GW_F[] = {
     {F("weight_in", K_NUM, sf_greenwave_t, weight_in), .def = 0, .lo = 0, .hi = 100},
     {F("queue_clearance", K_BOOL, sf_greenwave_t, queue_clearance), .def = 1},
     {F("two_way", K_BOOL, sf_greenwave_t, two_way), .def = 0},
+    {F("adaptive_replan", K_BOOL, sf_greenwave_t, adaptive_replan), .def = 0},
 };
 
 static const field_t RUN_F[] = {

@@ -271,6 +271,8 @@ typedef struct {
     bool queue_clearance; /* band starts after the turned-in queue clears, default true */
     bool two_way;         /* MAXBAND's target band ratio between the directions (default
                              false: the weighted sum, often a one-way wave) */
+    bool adaptive_replan; /* adaptive: offsets optimised again for each group decision's cycle
+                             and splits (default false: the start's offsets kept) */
 } sf_greenwave_t;
 
 typedef struct {

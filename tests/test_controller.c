@@ -1178,6 +1178,131 @@ Test(controller, adaptive_corridor_keeps_a_common_cycle)
     sf_scenario_destroy(&sc);
 }
 
+typedef struct {
+    json_t *replan;  /* the first greenwave_replan event */
+    json_t *step[8]; /* the scats_step events of the same decision, by intersection index */
+    int n_replan;    /* greenwave_replan events */
+    const sf_scenario_t *sc;
+} gw_lines_t;
+
+static void gw_line(void *ctx, const char *line)
+{
+    gw_lines_t *l = ctx;
+    if (strstr(line, "\"greenwave_replan\"")) {
+        if (l->n_replan++ == 0)
+            l->replan = json_loads(line, 0, NULL);
+        return;
+    }
+    if (l->n_replan != 1 || !strstr(line, "\"scats_step\""))
+        return;
+    json_t *j = json_loads(line, 0, NULL);
+    const char *id = json_string_value(json_object_get(j, "ix"));
+    for (uint32_t i = 0; id && i < l->sc->n_intersections && i < 8; i++)
+        if (strcmp(l->sc->intersections[i].id, id) == 0 && !l->step[i]) {
+            l->step[i] = j;
+            return;
+        }
+    json_decref(j);
+}
+
+/* control.greenwave.adaptive_replan: at the group's first decision the controller runs the
+ * corridor's optimiser again for the members' next plans; the offsets it sends (and the
+ * units then run) are the ones whose band it reports, in the kept wave's direction. */
+Test(controller, adaptive_corridor_replans_the_green_wave, .timeout = 120)
+{
+    const char *sets[] = {"control.strategy=adaptive", "control.greenwave.adaptive_replan=true"};
+    sf_scenario_t *sc = ctl_rig_load("xiantao-corridor.json", sets, 2);
+    cr_assert_eq(sc->n_intersections, 8);
+    const sf_intersection_t *ix0 = &sc->intersections[0];
+    uint64_t det = 0;
+    for (uint8_t d = 0; d < ix0->n_det; d++)
+        det |= (uint64_t)1 << d;
+    sf_endpoint_t eps[64];
+    ctl_rig_t t;
+    const uint32_t tod0 = sc->run.start_tod_s * 10;
+    ctl_rig_start(&t, sc, eps, tod0, &RIG);
+    atomic_store(&t.pulses, det);
+    gw_lines_t lines = {.sc = sc};
+    sf_controller_opts_t o;
+    sf_controller_opts_default(&o);
+    o.round_timeout_ms = 1000;
+    o.greenwave = sc->control.greenwave.enabled; /* what sigflow run does */
+    o.sink = gw_line;
+    o.sink_ctx = &lines;
+    sf_controller_t *c = sf_controller_new(sc, eps, &o, NULL, 0);
+    cr_assert_not_null(c);
+    const sf_master_t *cm = sf_controller_master(c);
+    bool all = false;
+    uint64_t k = 0;
+    for (; k < 8000 && !all; k++) {
+        cr_assert_eq(ctl_rig_step(&t, c, k, tod0), 0);
+        all = lines.n_replan == 1;
+        for (uint32_t i = 0; i < 8 && all; i++)
+            all = lines.step[i] && sf_master_state(cm, i)->active_plan ==
+                                       json_integer_value(json_object_get(lines.step[i], "plan"));
+    }
+    cr_assert(all, "no replanned decision running everywhere after %llu steps (%d replans)",
+              (unsigned long long)k, lines.n_replan);
+    /* what the units run: the offsets the decision sent */
+    uint16_t running_off[8];
+    sf_master_t *m = sf_master_new(8, eps, NULL, NULL);
+    cr_assert_not_null(m);
+    for (uint32_t i = 0; i < 8; i++)
+        cr_assert_geq(
+            sf_master_queue_plan_read(
+                m, i, (uint8_t)json_integer_value(json_object_get(lines.step[i], "plan"))),
+            0);
+    cr_assert_eq(sf_master_run(m, 1), 8);
+    for (uint32_t i = 0; i < 8; i++)
+        running_off[i] = sf_master_state(m, i)->plan_rd.offset_ds;
+    sf_master_destroy(&m);
+    sf_controller_destroy(&c);
+    ctl_rig_stop(&t);
+
+    /* the corridor with the sent plans: the band of the sent offsets is the one reported */
+    sf_gw_source_t src = {.plan_id = 0, .speed_mps = 0, .line_idx = -1, .queue_clearance = true};
+    sf_gw_corridor_t cor;
+    uint32_t node[SF_GW_MAX_NODES];
+    char err[200] = "";
+    cr_assert_eq(sf_gw_from_scenario(sc, &src, &cor, node, NULL, err, sizeof err), 0, "%s", err);
+    sf_plan_t pl[8];
+    double off[8];
+    for (uint32_t q = 0; q < cor.n; q++) {
+        const sf_intersection_t *ix = &sc->intersections[node[q]];
+        json_t *st = lines.step[node[q]];
+        pl[q] = ix->plans[0];
+        pl[q].cycle_ds = (uint16_t)json_integer_value(json_object_get(st, "to_cycle_ds"));
+        json_t *spl = json_object_get(st, "split_ds");
+        cr_assert_eq(json_array_size(spl), ix->n_phases);
+        for (uint8_t p = 0; p < ix->n_phases; p++)
+            pl[q].split_ds[p] = (uint16_t)json_integer_value(json_array_get(spl, p));
+        pl[q].offset_ds = (uint16_t)json_integer_value(json_object_get(st, "offset_ds"));
+        cr_assert_eq(running_off[node[q]], pl[q].offset_ds, "%s", ix->id);
+        off[q] = pl[q].offset_ds / 10.0;
+    }
+    cr_assert_eq(json_integer_value(json_object_get(lines.replan, "cycle_ds")), pl[0].cycle_ds);
+    cr_assert_eq(sf_gw_relay(sc, node, pl, &cor), 0);
+    sf_gw_band_t b;
+    cr_assert_eq(sf_gw_bandwidth(&cor, off, &b), 0);
+    bool taken = json_is_true(json_object_get(lines.replan, "taken"));
+    const char *kout = taken ? "new_out_s" : "kept_out_s", *kin = taken ? "new_in_s" : "kept_in_s";
+    cr_assert_float_eq(b.b_out_s, json_real_value(json_object_get(lines.replan, kout)), 0.15, "%f",
+                       b.b_out_s);
+    cr_assert_float_eq(b.b_in_s, json_real_value(json_object_get(lines.replan, kin)), 0.15, "%f",
+                       b.b_in_s);
+    /* the scenario's wave is eastbound (sigflow plan greenwave): it stays so */
+    cr_assert_gt(b.b_out_s, 0);
+    cr_assert_geq(b.b_out_s, b.b_in_s);
+    if (taken) {
+        double kept = json_real_value(json_object_get(lines.replan, "kept_out_s"));
+        cr_assert_gt(b.b_out_s, kept, "taken only when it beats the kept offsets");
+    }
+    json_decref(lines.replan);
+    for (uint32_t i = 0; i < 8; i++)
+        json_decref(lines.step[i]);
+    sf_scenario_destroy(&sc);
+}
+
 /* ---- a device that implements the map's registers as plain memory (libmodbus's own
  * server and mapping): it takes every write but stores no plan, so the read-back of a
  * downloaded plan never matches. ---- */

@@ -215,6 +215,66 @@ Test(greenwave, always_green_node_and_weights)
     cr_assert_float_eq(b.b_in_s, 30, 1e-9);
 }
 
+/* Re-optimised offsets for running ones: the wave keeps its direction when the weights
+ * would tip it round, and the offsets shift together to where the nodes already are. */
+Test(greenwave, reoptimise_keeps_the_direction_and_the_nodes_in_place)
+{
+    sf_gw_corridor_t c;
+    const double t[] = {17, 23};
+    corridor(&c, 3, 60, 20, t);
+    sf_gw_opts_t o;
+    sf_gw_opts_default(&o);
+    o.step_s = 1;
+    o.weight_out = 0.98; /* MAXBAND's volume ratio: nearly a tie */
+    double th[3], kept[3], off[3], moved;
+    sf_gw_band_t b, bk;
+    cr_assert_eq(sf_gw_optimise(&c, &o, th, &b), 0);
+    cr_assert_gt(b.b_in_s, b.b_out_s, "precondition: the plain optimum is an inbound wave");
+    /* running: the outbound wave, shifted by 7 s, node 2 late by 3 s (band 17 of 20 s) */
+    cr_assert_eq(sf_gw_one_way(&c, SF_GW_OUTBOUND, kept), 0);
+    for (int k = 0; k < 3; k++)
+        kept[k] = fmod(kept[k] + 7 + (k == 2 ? 3 : 0), 60);
+    cr_assert_eq(sf_gw_bandwidth(&c, kept, &bk), 0);
+    cr_assert_float_eq(bk.b_out_s, 17, 1e-9);
+    cr_assert_eq(sf_gw_reoptimise(&c, &o, kept, off, &bk, &b, &moved), 1);
+    cr_assert_float_eq(bk.b_out_s, 17, 1e-9);
+    cr_assert_float_eq(b.b_out_s, 20, 1e-9, "the outbound wave again, whole: %f", b.b_out_s);
+    cr_assert_float_eq(b.b_in_s, 0, 1e-9);
+    /* only node 2 moves back (3 s), or the others forward; nothing moves further */
+    cr_assert_leq(moved, 6 + 1e-9, "%f", moved);
+    double d = 0;
+    for (int k = 0; k < 3; k++) {
+        double m = fmod(fabs(off[k] - kept[k]), 60);
+        d += fmin(m, 60 - m);
+        cr_assert(off[k] >= 0 && off[k] < 60, "%f", off[k]);
+    }
+    cr_assert_float_eq(d, moved, 1e-9);
+    /* the same band in the other position is not taken (no gain), and stays in place */
+    cr_assert_eq(sf_gw_one_way(&c, SF_GW_OUTBOUND, kept), 0);
+    for (int k = 0; k < 3; k++)
+        kept[k] = fmod(kept[k] + 31, 60);
+    cr_assert_eq(sf_gw_reoptimise(&c, &o, kept, off, NULL, &b, &moved), 0);
+    cr_assert_float_eq(moved, 0, 1e-9);
+    for (int k = 0; k < 3; k++)
+        cr_assert_float_eq(off[k], kept[k], 1e-9, "node %d", k);
+    /* a running inbound wave keeps its direction too (weights still favour it) */
+    cr_assert_eq(sf_gw_one_way(&c, SF_GW_INBOUND, kept), 0);
+    kept[1] = fmod(kept[1] + 4, 60);
+    cr_assert_eq(sf_gw_reoptimise(&c, &o, kept, off, NULL, &b, NULL), 1);
+    cr_assert_float_eq(b.b_in_s, 20, 1e-9);
+    /* with two_way the target ratio decides, as in sf_gw_optimise: never worse than it */
+    o.two_way = true;
+    cr_assert_eq(sf_gw_optimise(&c, &o, th, &b), 0);
+    double best = sf_gw_objective(&o, &b);
+    cr_assert_geq(sf_gw_reoptimise(&c, &o, kept, off, NULL, &b, NULL), 0);
+    cr_assert_float_eq(sf_gw_objective(&o, &b), best, 1e-9);
+    errno = 0;
+    cr_assert_eq(sf_gw_reoptimise(&c, &o, NULL, off, NULL, NULL, NULL), -1);
+    cr_assert_eq(errno, EINVAL);
+    c.cycle_s = 0;
+    cr_assert_eq(sf_gw_reoptimise(&c, &o, kept, off, NULL, NULL, NULL), -1);
+}
+
 Test(greenwave, queue_clearance_by_hand)
 {
     /* tau = 2 s start-up + 2 s per queued vehicle per lane (1800 veh/h/lane) */
@@ -699,8 +759,54 @@ Test(greenwave, queue_clearance_from_volumes)
         cr_assert(c.tau_out_s[q] == 0 && c.tau_in_s[q] == 0);
     cr_assert_eq(sf_gw_optimise(&c, &o, th, &band), 0);
     cr_assert_float_eq(band.b_out_s, 32, 1e-9);
-    /* a bad entry flow: the queue cannot be computed, a precise error */
+    /* re-laid for other plans (an adaptive group's): the same corridor as taken from the
+     * scenario with its plans stretched to that cycle, turned-in queues scaled with it
+     * (C's 1.5 veh per lane at 60 s become 2.25 at 90 s: tau = 2 + 2.25 x 2 = 6.5 s) */
     src.queue_clearance = true;
+    cr_assert_eq(sf_gw_from_scenario(&s.sc, &src, &c, node, NULL, err, sizeof err), 0, "%s", err);
+    sf_plan_t pl[3];
+    for (int q = 0; q < 3; q++)
+        cr_assert_eq(sf_gw_stretch_plan(&s.sc.intersections[node[q]],
+                                        &s.sc.intersections[node[q]].plans[0], 900, &pl[q]),
+                     0);
+    sf_gw_corridor_t re = c, want;
+    cr_assert_eq(sf_gw_relay(&s.sc, node, pl, &re), 0);
+    src.cycle_ds = 900;
+    cr_assert_eq(sf_gw_from_scenario(&s.sc, &src, &want, node, NULL, err, sizeof err), 0, "%s",
+                 err);
+    src.cycle_ds = 0;
+    cr_assert_float_eq(re.cycle_s, 90, 1e-12);
+    cr_assert_float_eq(re.tau_out_s[2], 6.5, 1e-4);
+    for (int q = 0; q < 3; q++) {
+        cr_assert_float_eq(re.out_start_s[q], want.out_start_s[q], 1e-9, "node %d", q);
+        cr_assert_float_eq(re.in_start_s[q], want.in_start_s[q], 1e-9, "node %d", q);
+        cr_assert_float_eq(re.green_out_s[q], want.green_out_s[q], 1e-9, "node %d", q);
+        cr_assert_float_eq(re.green_in_s[q], want.green_in_s[q], 1e-9, "node %d", q);
+        cr_assert_float_eq(re.tau_out_s[q], want.tau_out_s[q], 1e-6, "node %d", q);
+        cr_assert_float_eq(re.tau_in_s[q], want.tau_in_s[q], 1e-6, "node %d", q);
+        cr_assert_float_eq(re.t_out_s[q], c.t_out_s[q], 1e-12, "node %d", q);
+    }
+    /* a split moved at one node moves its windows only */
+    pl[1].split_ds[0] = (uint16_t)(pl[1].split_ds[0] - 50);
+    pl[1].split_ds[1] = (uint16_t)(pl[1].split_ds[1] + 50);
+    re = c;
+    cr_assert_eq(sf_gw_relay(&s.sc, node, pl, &re), 0);
+    cr_assert_float_eq(re.green_out_s[1], want.green_out_s[1] - 5, 1e-9);
+    cr_assert_float_eq(re.green_out_s[0], want.green_out_s[0], 1e-9);
+    /* plans of different cycles, or without the coordinated phase: refused, c unchanged */
+    pl[2].cycle_ds = 800;
+    re = c;
+    errno = 0;
+    cr_assert_eq(sf_gw_relay(&s.sc, node, pl, &re), -1);
+    cr_assert_eq(errno, EINVAL);
+    cr_assert(memcmp(&re, &c, sizeof c) == 0);
+    pl[2].cycle_ds = 900;
+    pl[2].coord_phase_mask = 0;
+    cr_assert_eq(sf_gw_relay(&s.sc, node, pl, &re), -1);
+    cr_assert(memcmp(&re, &c, sizeof c) == 0);
+    cr_assert_eq(sf_gw_relay(NULL, node, pl, &re), -1);
+
+    /* a bad entry flow: the queue cannot be computed, a precise error */
     ent[0].flow_veh_h = NAN;
     cr_assert_eq(sf_gw_from_scenario(&s.sc, &src, &c, node, NULL, err, sizeof err), -1);
     cr_assert(strstr(err, "queue clearance"), "%s", err);
