@@ -1,0 +1,265 @@
+/* bench/bench_linkq.c — how right is linkq? The corridor's simulator and emulated units in
+ * one process, stepped in lockstep order as `sigflow run` steps them (units tick on the
+ * detectors of the previous step, the model steps on the units' lamps), and linkq fed
+ * at every control.poll_period_s exactly what the centre reads from each unit (the last
+ * completed detector interval, presence, phase greens). Every --every seconds each
+ * approach link's estimate (sf_linkq_link) is compared with the simulator's truth on that
+ * link: every vehicle on it, and the queued ones (speed below 2 m/s).
+ *
+ * The units run their own plans (the scenario's time-of-day plans, no centre): the
+ * estimator only reads, so its error is measured under the fixed-plan control of the
+ * surge_fixed arm; max-pressure's own decisions (controller.c) are not in this loop.
+ *
+ * Prints per link: mean error (estimate - truth), mean absolute error, share of samples
+ * off by more than 5 vehicles, against all vehicles and against the queued ones; then
+ * the same over entry links and over interior links. Asserts nothing about the figures.
+ *
+ * usage: bench_linkq [--scenario FILE] [--seed N] [--duration S] [--every S] [--surge]
+ *                    [--set PATH=VALUE]...
+ * (--surge: every entry's demand profile [0.9,1.4,1.54,1.0], as bench/evidence.sh). */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "linkq.h"
+#include "scenario.h"
+#include "sim.h"
+#include "unit.h"
+
+#define CORRIDOR   SIGFLOW_ASSETS "/scenarios/xiantao-corridor.json"
+#define MAX_SETS   64
+#define QUEUED_MPS 2.0 /* a vehicle slower than this is queued */
+#define OFF_VEH    5.0 /* "off by more than" this many vehicles */
+
+typedef struct {
+    double n, err_all, abs_all, off_all, err_q, abs_q, off_q, truth_all, truth_q, est;
+} acc_t;
+
+static void acc_add(acc_t *a, double est, double all, double queued)
+{
+    a->n++;
+    a->est += est;
+    a->truth_all += all;
+    a->truth_q += queued;
+    a->err_all += est - all;
+    a->abs_all += fabs(est - all);
+    a->off_all += fabs(est - all) > OFF_VEH;
+    a->err_q += est - queued;
+    a->abs_q += fabs(est - queued);
+    a->off_q += fabs(est - queued) > OFF_VEH;
+}
+
+static void acc_print(const char *name, const acc_t *a)
+{
+    if (a->n <= 0)
+        return;
+    double n = a->n;
+    printf("%-22s %6.0f %7.1f %7.1f %7.1f | %+7.1f %6.1f %5.1f%% | %+7.1f %6.1f %5.1f%%\n", name, n,
+           a->est / n, a->truth_all / n, a->truth_q / n, a->err_all / n, a->abs_all / n,
+           100 * a->off_all / n, a->err_q / n, a->abs_q / n, 100 * a->off_q / n);
+}
+
+static void acc_merge(acc_t *into, const acc_t *a)
+{
+    into->n += a->n;
+    into->est += a->est;
+    into->truth_all += a->truth_all;
+    into->truth_q += a->truth_q;
+    into->err_all += a->err_all;
+    into->abs_all += a->abs_all;
+    into->off_all += a->off_all;
+    into->err_q += a->err_q;
+    into->abs_q += a->abs_q;
+    into->off_q += a->off_q;
+}
+
+static int usage(void)
+{
+    fprintf(stderr, "usage: bench_linkq [--scenario FILE] [--seed N] [--duration S] [--every S] "
+                    "[--surge] [--set PATH=VALUE]...\n");
+    return 2;
+}
+
+static sf_scenario_t *load(const char *file, const char *const *sets, size_t n)
+{
+    sf_errors_t errs = {0};
+    sf_scenario_t *sc = sf_scenario_load(file, sets, n, &errs);
+    if (!sc) {
+        for (size_t i = 0; i < errs.n; i++)
+            fprintf(stderr, "bench_linkq: %s\n", errs.msg[i]);
+        sf_errors_clear(&errs);
+    }
+    return sc;
+}
+
+int main(int argc, char **argv)
+{
+    const char *file = CORRIDOR;
+    const char *sets[MAX_SETS] = {0};
+    char owned[MAX_SETS][96];
+    size_t n_sets = 0, n_owned = 0;
+    double every = 5;
+    bool surge = false;
+    for (int a = 1; a < argc; a++) {
+        bool more = a + 1 < argc;
+        if (!strcmp(argv[a], "--scenario") && more) {
+            file = argv[++a];
+        } else if (!strcmp(argv[a], "--every") && more) {
+            every = atof(argv[++a]);
+            if (!(every > 0))
+                return usage();
+        } else if (!strcmp(argv[a], "--surge")) {
+            surge = true;
+        } else if ((!strcmp(argv[a], "--seed") || !strcmp(argv[a], "--duration")) && more &&
+                   n_owned < MAX_SETS && n_sets < MAX_SETS) {
+            snprintf(owned[n_owned], sizeof owned[0], "run.%s=%s",
+                     argv[a][2] == 's' ? "seed" : "duration_s", argv[a + 1]);
+            sets[n_sets++] = owned[n_owned++];
+            a++;
+        } else if (!strcmp(argv[a], "--set") && more && n_sets < MAX_SETS) {
+            sets[n_sets++] = argv[++a];
+        } else {
+            return usage();
+        }
+    }
+    sf_scenario_t *sc = load(file, sets, n_sets);
+    if (!sc)
+        return 1;
+    if (surge) {
+        for (uint32_t e = 0; e < sc->demand.n_entries && n_owned < MAX_SETS && n_sets < MAX_SETS;
+             e++) {
+            snprintf(owned[n_owned], sizeof owned[0],
+                     "demand.entries[%u].profile=[0.9,1.4,1.54,1.0]", e);
+            sets[n_sets++] = owned[n_owned++];
+        }
+        sf_scenario_destroy(&sc);
+        sc = load(file, sets, n_sets);
+        if (!sc)
+            return 1;
+    }
+    char err[256];
+    sf_sim_t *sim = sf_sim_new_checked(sc, err, sizeof err);
+    sf_linkq_t *lq = sf_linkq_new(sc, NULL);
+    uint32_t n_ix = sc->n_intersections, n_l = sc->n_links;
+    sf_unit_t **units = calloc(n_ix ? n_ix : 1, sizeof *units);
+    uint64_t *pres = calloc(n_ix ? n_ix : 1, sizeof *pres);
+    uint16_t *det_s = calloc(n_ix ? n_ix : 1, sizeof *det_s);
+    acc_t *acc = calloc(n_l ? n_l : 1, sizeof *acc);
+    double *cnt_all = calloc(n_l ? n_l : 1, sizeof *cnt_all);
+    double *cnt_q = calloc(n_l ? n_l : 1, sizeof *cnt_q);
+    int rc = 1;
+    if (!sim || !lq || !units || !pres || !det_s || !acc || !cnt_all || !cnt_q) {
+        fprintf(stderr, "bench_linkq: %s\n", sim ? strerror(errno) : err);
+        goto out;
+    }
+    for (uint32_t i = 0; i < n_ix; i++) {
+        sf_unit_config_t cfg;
+        sf_unit_config_default(&cfg, &sc->intersections[i]);
+        sf_unit_config_from_control(&cfg, &sc->control);
+        det_s[i] = (uint16_t)(cfg.det_interval_ds / 10); /* as the master reads it */
+        units[i] = sf_unit_new(&sc->intersections[i], &cfg);
+        if (!units[i]) {
+            fprintf(stderr, "bench_linkq: unit %u: %s\n", i, sf_unit_strerror(errno));
+            goto out;
+        }
+    }
+    uint32_t step_ds = (uint32_t)lround(sc->run.step_s * 10);
+    uint32_t tod0 = (sc->run.start_tod_s % 86400u) * 10u;
+    uint64_t n_steps = (uint64_t)llround(sc->run.duration_s / sc->run.step_s);
+    uint64_t poll_steps = (uint64_t)fmax(1, round(sc->control.poll_period_s / sc->run.step_s));
+    uint64_t every_steps = (uint64_t)fmax(1, round(every / sc->run.step_s));
+    size_t cap = 0;
+    sf_vehicle_snap_t *snap = NULL;
+    for (uint64_t k = 0; k < n_steps; k++) {
+        uint32_t tod = (uint32_t)((tod0 + k * step_ds) % 864000u);
+        for (uint32_t i = 0; i < n_ix; i++) {
+            if (sf_unit_set_clock(units[i], tod) != 0)
+                goto out;
+            sf_unit_set_detectors(units[i], pres[i]);
+            sf_unit_tick(units[i]);
+            const sf_unit_status_t *s = sf_unit_status(units[i]);
+            if (sf_sim_set_lamps(sim, i, s->sg_lamp, s->n_sg) != 0)
+                goto out;
+        }
+        if (sf_sim_step(sim) != 0)
+            goto out;
+        sf_transit_event_t ev;
+        while (sf_sim_next_event(sim, &ev)) {
+        }
+        for (uint32_t i = 0; i < n_ix; i++)
+            if (sf_sim_detectors(sim, i, &pres[i], NULL, NULL, 0) < 0)
+                goto out;
+        double t = sf_sim_time(sim);
+        if (k % poll_steps == 0) /* the centre's poll: what the unit says after its tick */
+            for (uint32_t i = 0; i < n_ix; i++) {
+                const sf_unit_status_t *s = sf_unit_status(units[i]);
+                sf_linkq_obs_t o = {.det_seq = s->det_seq,
+                                    .det_interval_s = det_s[i],
+                                    .det_volume = s->det_volume,
+                                    .det_occupancy = s->det_occupancy,
+                                    .det_presence = s->det_presence,
+                                    .greens = s->greens};
+                if (sf_linkq_observe(lq, i, t, &o) != 0)
+                    goto out;
+            }
+        if ((k + 1) % every_steps != 0)
+            continue;
+        size_t nv = sf_sim_vehicle_count(sim);
+        if (nv > cap) {
+            cap = nv * 2 + 64;
+            free(snap);
+            snap = calloc(cap, sizeof *snap);
+            if (!snap)
+                goto out;
+        }
+        size_t got = sf_sim_snapshot(sim, snap, cap);
+        memset(cnt_all, 0, n_l * sizeof *cnt_all);
+        memset(cnt_q, 0, n_l * sizeof *cnt_q);
+        for (size_t v = 0; v < got; v++)
+            if (snap[v].link_idx < n_l) {
+                cnt_all[snap[v].link_idx]++;
+                cnt_q[snap[v].link_idx] += snap[v].speed_mps < QUEUED_MPS;
+            }
+        for (uint32_t l = 0; l < n_l; l++)
+            if (sc->links[l].to_kind == SF_NODE_INTERSECTION)
+                acc_add(&acc[l], sf_linkq_link(lq, l), cnt_all[l], cnt_q[l]);
+    }
+    printf("linkq vs simulator: %s seed %llu, %.0f s%s, every %.0f s, units on their own plans\n",
+           file, (unsigned long long)sc->run.seed, sc->run.duration_s, surge ? ", surge" : "",
+           every);
+    printf("%-22s %6s %7s %7s %7s | %-23s | %-23s\n", "link", "n", "est", "all", "queued",
+           "vs all: err  MAE  >5", "vs queued: err  MAE  >5");
+    acc_t ent = {0}, inr = {0};
+    for (uint32_t l = 0; l < n_l; l++) {
+        const sf_link_t *ln = &sc->links[l];
+        if (ln->to_kind != SF_NODE_INTERSECTION)
+            continue;
+        char name[64];
+        snprintf(name, sizeof name, "%s%s", ln->id,
+                 ln->from_kind == SF_NODE_BOUNDARY ? " (entry)" : "");
+        acc_print(name, &acc[l]);
+        acc_merge(ln->from_kind == SF_NODE_BOUNDARY ? &ent : &inr, &acc[l]);
+    }
+    acc_print("ENTRY links", &ent);
+    acc_print("INTERIOR links", &inr);
+    rc = 0;
+    free(snap);
+out:
+    if (rc)
+        fprintf(stderr, "bench_linkq: the run failed (%s)\n", strerror(errno));
+    if (units)
+        for (uint32_t i = 0; i < n_ix; i++)
+            sf_unit_destroy(&units[i]);
+    free(units);
+    free(pres);
+    free(det_s);
+    free(acc);
+    free(cnt_all);
+    free(cnt_q);
+    sf_linkq_destroy(&lq);
+    sf_sim_destroy(&sim);
+    sf_scenario_destroy(&sc);
+    return rc;
+}
