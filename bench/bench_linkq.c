@@ -6,16 +6,19 @@
  * approach link's estimate (sf_linkq_link) is compared with the simulator's truth on that
  * link: every vehicle on it, and the queued ones (speed below 2 m/s).
  *
- * The units run their own plans (the scenario's time-of-day plans, no centre): the
- * estimator only reads, so its error is measured under the fixed-plan control of the
- * surge_fixed arm; max-pressure's own decisions (controller.c) are not in this loop.
+ * Control: the units' own plans (the scenario's time-of-day plans; the centre's heartbeat
+ * only, no plan downloads or green-wave re-plans), or with --mp max-pressure as
+ * controller.c max_pressure() decides it, replayed here on the units directly (phase
+ * hold / force-off / call at each poll, the unit in centre actuated mode) from this
+ * linkq's estimates: the Modbus round trip of `sigflow run` is not in the loop, so the
+ * decisions come up to a poll sooner than there and the run is not the evidence run.
  *
  * Prints per link: mean error (estimate - truth), mean absolute error, share of samples
  * off by more than 5 vehicles, against all vehicles and against the queued ones; then
  * the same over entry links and over interior links. Asserts nothing about the figures.
  *
  * usage: bench_linkq [--scenario FILE] [--seed N] [--duration S] [--every S] [--surge]
- *                    [--set PATH=VALUE]...
+ *                    [--mp] [--set PATH=VALUE]...
  * (--surge: every entry's demand profile [0.9,1.4,1.54,1.0], as bench/evidence.sh). */
 #include <errno.h>
 #include <math.h>
@@ -23,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "adaptive.h"
 #include "linkq.h"
 #include "scenario.h"
 #include "sim.h"
@@ -30,8 +34,100 @@
 
 #define CORRIDOR   SIGFLOW_ASSETS "/scenarios/xiantao-corridor.json"
 #define MAX_SETS   64
-#define QUEUED_MPS 2.0 /* a vehicle slower than this is queued */
-#define OFF_VEH    5.0 /* "off by more than" this many vehicles */
+#define QUEUED_MPS 2.0    /* a vehicle slower than this is queued */
+#define OFF_VEH    5.0    /* "off by more than" this many vehicles */
+#define MP_SAT     1800.0 /* as controller.c: saturation flow per lane's worth, veh/h */
+#define MP_HYST    0.25   /* as controller.c MP_HYSTERESIS */
+
+/* Max-pressure as controller.c max_pressure() runs it over Modbus, here on the units
+ * directly: the same linkq inputs, stage enumeration, reachability, hysteresis and
+ * decision, applied with the same hold / force-off / call phase controls. */
+typedef struct {
+    sf_stage_t stages[SF_MAX_STAGES];
+    int n_stages, stage;
+    double since_s;
+    unsigned switches; /* stage switches commanded */
+} mp_t;
+
+static uint16_t phase_nos(const sf_intersection_t *ix, uint16_t m)
+{
+    uint16_t out = 0;
+    for (uint8_t p = 0; p < ix->n_phases; p++)
+        if (m & (1u << p))
+            out = (uint16_t)(out | (1u << (ix->phases[p].id - 1)));
+    return out;
+}
+
+static void mp_step(const sf_scenario_t *sc, const sf_linkq_t *lq, uint32_t i, sf_unit_t *unit,
+                    mp_t *u, double t)
+{
+    const sf_intersection_t *ix = &sc->intersections[i];
+    const sf_unit_status_t *st = sf_unit_status(unit);
+    if (u->n_stages <= 0)
+        return;
+    if (st->control_mode != SF_CM_CENTRE_ACTUATED) {
+        if (st->control_mode == SF_CM_CENTRE_FIXED || st->control_mode == SF_CM_CENTRE_COORDINATED)
+            sf_unit_command_mode(unit, SF_UMODE_ACTUATED);
+        return;
+    }
+    int cur = -1;
+    for (int k = 0; k < u->n_stages; k++)
+        if (st->greens && phase_nos(ix, u->stages[k].phase_mask) == st->greens)
+            cur = k;
+    if (cur < 0)
+        return;
+    if (cur != u->stage) {
+        u->stage = cur;
+        u->since_s = t;
+    }
+    double q_up[SF_MAX_MOVEMENTS] = {0}, q_down[SF_MAX_MOVEMENTS] = {0},
+           sat[SF_MAX_MOVEMENTS] = {0};
+    for (uint8_t mv = 0; mv < ix->n_movements; mv++) {
+        const sf_movement_t *m = &ix->movements[mv];
+        const sf_link_t *ln = &sc->links[m->from_link_idx];
+        q_up[mv] = sf_linkq_movement(lq, i, mv);
+        q_down[mv] = sf_linkq_link(lq, m->to_link_idx);
+        double lanes = 0;
+        for (uint8_t l = 0; l < ln->n_lanes; l++)
+            lanes += sf_linkq_lane_share(ln, l, m->turn);
+        sat[mv] = MP_SAT * lanes;
+    }
+    double pp[SF_MAX_PHASES], sp[SF_MAX_STAGES];
+    if (sf_mp_phase_pressure(ix, q_up, q_down, sat, pp) < 0)
+        return;
+    for (int k = 0; k < u->n_stages; k++) {
+        sp[k] = 0;
+        for (uint8_t p = 0; p < ix->n_phases; p++)
+            if (u->stages[k].phase_mask & (1u << p))
+                sp[k] += pp[p];
+    }
+    uint64_t next_ok = sf_mp_reachable(ix, u->stages, u->n_stages, cur), waiting = 0;
+    for (int k = 0; k < u->n_stages; k++)
+        if (phase_nos(ix, u->stages[k].phase_mask) & st->veh_calls)
+            waiting |= (uint64_t)1 << k;
+    int kb = -1;
+    for (int k = 0; k < u->n_stages; k++)
+        if ((next_ok >> k & 1u) && (kb < 0 || sp[k] > sp[kb]))
+            kb = k;
+    double hyst =
+        kb >= 0 ? sf_mp_switch_hysteresis(ix, u->stages, u->n_stages, cur, kb, sp[cur], MP_HYST)
+                : MP_HYST;
+    sf_mp_decision_t d;
+    if (hyst < 0 || sf_mp_decide_among(ix, u->stages, u->n_stages, sp, cur, t - u->since_s, hyst,
+                                       next_ok, waiting, &d) < 0)
+        return;
+    uint16_t cur_no = phase_nos(ix, u->stages[cur].phase_mask);
+    if (d.switch_stage) {
+        uint16_t next_no = phase_nos(ix, u->stages[d.stage].phase_mask);
+        u->switches++;
+        sf_unit_phase_control(unit, SF_CTL_HOLD, 0);
+        sf_unit_phase_control(unit, SF_CTL_FORCE_OFF, (uint16_t)(cur_no & ~next_no));
+        sf_unit_phase_control(unit, SF_CTL_VEH_CALL, next_no);
+    } else {
+        sf_unit_phase_control(unit, SF_CTL_FORCE_OFF, 0);
+        sf_unit_phase_control(unit, SF_CTL_HOLD, cur_no);
+    }
+}
 
 typedef struct {
     double n, err_all, abs_all, off_all, err_q, abs_q, off_q, truth_all, truth_q, est;
@@ -78,7 +174,7 @@ static void acc_merge(acc_t *into, const acc_t *a)
 static int usage(void)
 {
     fprintf(stderr, "usage: bench_linkq [--scenario FILE] [--seed N] [--duration S] [--every S] "
-                    "[--surge] [--set PATH=VALUE]...\n");
+                    "[--surge] [--mp] [--set PATH=VALUE]...\n");
     return 2;
 }
 
@@ -101,7 +197,7 @@ int main(int argc, char **argv)
     char owned[MAX_SETS][96];
     size_t n_sets = 0, n_owned = 0;
     double every = 5;
-    bool surge = false;
+    bool surge = false, mp_on = false;
     for (int a = 1; a < argc; a++) {
         bool more = a + 1 < argc;
         if (!strcmp(argv[a], "--scenario") && more) {
@@ -112,6 +208,9 @@ int main(int argc, char **argv)
                 return usage();
         } else if (!strcmp(argv[a], "--surge")) {
             surge = true;
+        } else if (!strcmp(argv[a], "--mp") && n_sets < MAX_SETS) {
+            mp_on = true;
+            sets[n_sets++] = "control.strategy=max_pressure";
         } else if ((!strcmp(argv[a], "--seed") || !strcmp(argv[a], "--duration")) && more &&
                    n_owned < MAX_SETS && n_sets < MAX_SETS) {
             snprintf(owned[n_owned], sizeof owned[0], "run.%s=%s",
@@ -146,11 +245,12 @@ int main(int argc, char **argv)
     sf_unit_t **units = calloc(n_ix ? n_ix : 1, sizeof *units);
     uint64_t *pres = calloc(n_ix ? n_ix : 1, sizeof *pres);
     uint16_t *det_s = calloc(n_ix ? n_ix : 1, sizeof *det_s);
+    mp_t *mp = calloc(n_ix ? n_ix : 1, sizeof *mp);
     acc_t *acc = calloc(n_l ? n_l : 1, sizeof *acc);
     double *cnt_all = calloc(n_l ? n_l : 1, sizeof *cnt_all);
     double *cnt_q = calloc(n_l ? n_l : 1, sizeof *cnt_q);
     int rc = 1;
-    if (!sim || !lq || !units || !pres || !det_s || !acc || !cnt_all || !cnt_q) {
+    if (!sim || !lq || !units || !pres || !det_s || !mp || !acc || !cnt_all || !cnt_q) {
         fprintf(stderr, "bench_linkq: %s\n", sim ? strerror(errno) : err);
         goto out;
     }
@@ -160,6 +260,12 @@ int main(int argc, char **argv)
         sf_unit_config_from_control(&cfg, &sc->control);
         det_s[i] = (uint16_t)(cfg.det_interval_ds / 10); /* as the master reads it */
         units[i] = sf_unit_new(&sc->intersections[i], &cfg);
+        mp[i].stage = -1;
+        if (mp_on && (mp[i].n_stages =
+                          sf_mp_stages(&sc->intersections[i], mp[i].stages, SF_MAX_STAGES)) <= 0) {
+            fprintf(stderr, "bench_linkq: no stages at intersection %u\n", i);
+            goto out;
+        }
         if (!units[i]) {
             fprintf(stderr, "bench_linkq: unit %u: %s\n", i, sf_unit_strerror(errno));
             goto out;
@@ -203,6 +309,9 @@ int main(int argc, char **argv)
                                     .greens = s->greens};
                 if (sf_linkq_observe(lq, i, t, &o) != 0)
                     goto out;
+                sf_unit_heartbeat(units[i], (uint16_t)(k / poll_steps));
+                if (mp_on)
+                    mp_step(sc, lq, i, units[i], &mp[i], t);
             }
         if ((k + 1) % every_steps != 0)
             continue;
@@ -226,11 +335,17 @@ int main(int argc, char **argv)
             if (sc->links[l].to_kind == SF_NODE_INTERSECTION)
                 acc_add(&acc[l], sf_linkq_link(lq, l), cnt_all[l], cnt_q[l]);
     }
-    printf("linkq vs simulator: %s seed %llu, %.0f s%s, every %.0f s, units on their own plans\n",
-           file, (unsigned long long)sc->run.seed, sc->run.duration_s, surge ? ", surge" : "",
-           every);
+    printf("linkq vs simulator: %s seed %llu, %.0f s%s, every %.0f s, %s\n", file,
+           (unsigned long long)sc->run.seed, sc->run.duration_s, surge ? ", surge" : "", every,
+           mp_on ? "max-pressure" : "units on their own plans");
     printf("%-22s %6s %7s %7s %7s | %-23s | %-23s\n", "link", "n", "est", "all", "queued",
            "vs all: err  MAE  >5", "vs queued: err  MAE  >5");
+    if (mp_on) {
+        unsigned sw = 0;
+        for (uint32_t i = 0; i < n_ix; i++)
+            sw += mp[i].switches;
+        printf("max-pressure: %u stage switches commanded over %u intersections\n", sw, n_ix);
+    }
     acc_t ent = {0}, inr = {0};
     for (uint32_t l = 0; l < n_l; l++) {
         const sf_link_t *ln = &sc->links[l];
@@ -255,6 +370,7 @@ out:
     free(units);
     free(pres);
     free(det_s);
+    free(mp);
     free(acc);
     free(cnt_all);
     free(cnt_q);
