@@ -15,10 +15,14 @@
  *
  * Prints per link: mean error (estimate - truth), mean absolute error, share of samples
  * off by more than 5 vehicles, against all vehicles and against the queued ones; then
- * the same over entry links and over interior links. Asserts nothing about the figures.
+ * the same over entry links and over interior links (stor: the link's storage as linkq
+ * caps it; --trace LINK also prints that link's every sample). Asserts nothing about the
+ * figures. --idle-clear and --free-occ set linkq's idle_clear_s and free_occ_pct (linkq.h)
+ * for this estimator: what a bias comes from.
  *
  * usage: bench_linkq [--scenario FILE] [--seed N] [--duration S] [--every S] [--surge]
- *                    [--mp] [--set PATH=VALUE]...
+ *                    [--mp] [--trace LINK]
+ *                    [--idle-clear S] [--free-occ PCT] [--set PATH=VALUE]...
  * (--surge: every entry's demand profile [0.9,1.4,1.54,1.0], as bench/evidence.sh). */
 #include <errno.h>
 #include <math.h>
@@ -147,14 +151,14 @@ static void acc_add(acc_t *a, double est, double all, double queued)
     a->off_q += fabs(est - queued) > OFF_VEH;
 }
 
-static void acc_print(const char *name, const acc_t *a)
+static void acc_print(const char *name, double storage, const acc_t *a)
 {
     if (a->n <= 0)
         return;
     double n = a->n;
-    printf("%-22s %6.0f %7.1f %7.1f %7.1f | %+7.1f %6.1f %5.1f%% | %+7.1f %6.1f %5.1f%%\n", name, n,
-           a->est / n, a->truth_all / n, a->truth_q / n, a->err_all / n, a->abs_all / n,
-           100 * a->off_all / n, a->err_q / n, a->abs_q / n, 100 * a->off_q / n);
+    printf("%-22s %5.0f %6.0f %7.1f %7.1f %7.1f | %+7.1f %6.1f %5.1f%% | %+7.1f %6.1f %5.1f%%\n",
+           name, storage, n, a->est / n, a->truth_all / n, a->truth_q / n, a->err_all / n,
+           a->abs_all / n, 100 * a->off_all / n, a->err_q / n, a->abs_q / n, 100 * a->off_q / n);
 }
 
 static void acc_merge(acc_t *into, const acc_t *a)
@@ -174,7 +178,8 @@ static void acc_merge(acc_t *into, const acc_t *a)
 static int usage(void)
 {
     fprintf(stderr, "usage: bench_linkq [--scenario FILE] [--seed N] [--duration S] [--every S] "
-                    "[--surge] [--mp] [--set PATH=VALUE]...\n");
+                    "[--surge] [--mp] [--trace LINK] [--idle-clear S] [--free-occ PCT] "
+                    "[--set PATH=VALUE]...\n");
     return 2;
 }
 
@@ -198,6 +203,9 @@ int main(int argc, char **argv)
     size_t n_sets = 0, n_owned = 0;
     double every = 5;
     bool surge = false, mp_on = false;
+    const char *trace = NULL; /* link id whose samples are printed */
+    sf_linkq_opts_t lqo;
+    sf_linkq_opts_default(&lqo);
     for (int a = 1; a < argc; a++) {
         bool more = a + 1 < argc;
         if (!strcmp(argv[a], "--scenario") && more) {
@@ -206,6 +214,12 @@ int main(int argc, char **argv)
             every = atof(argv[++a]);
             if (!(every > 0))
                 return usage();
+        } else if (!strcmp(argv[a], "--idle-clear") && more) {
+            lqo.idle_clear_s = atof(argv[++a]);
+        } else if (!strcmp(argv[a], "--free-occ") && more) {
+            lqo.free_occ_pct = atof(argv[++a]);
+        } else if (!strcmp(argv[a], "--trace") && more) {
+            trace = argv[++a];
         } else if (!strcmp(argv[a], "--surge")) {
             surge = true;
         } else if (!strcmp(argv[a], "--mp") && n_sets < MAX_SETS) {
@@ -240,7 +254,7 @@ int main(int argc, char **argv)
     }
     char err[256];
     sf_sim_t *sim = sf_sim_new_checked(sc, err, sizeof err);
-    sf_linkq_t *lq = sf_linkq_new(sc, NULL);
+    sf_linkq_t *lq = sf_linkq_new(sc, &lqo);
     uint32_t n_ix = sc->n_intersections, n_l = sc->n_links;
     sf_unit_t **units = calloc(n_ix ? n_ix : 1, sizeof *units);
     uint64_t *pres = calloc(n_ix ? n_ix : 1, sizeof *pres);
@@ -250,8 +264,10 @@ int main(int argc, char **argv)
     double *cnt_all = calloc(n_l ? n_l : 1, sizeof *cnt_all);
     double *cnt_q = calloc(n_l ? n_l : 1, sizeof *cnt_q);
     int rc = 1;
+    if (!lq)
+        snprintf(err, sizeof err, "linkq options: %s", strerror(errno));
     if (!sim || !lq || !units || !pres || !det_s || !mp || !acc || !cnt_all || !cnt_q) {
-        fprintf(stderr, "bench_linkq: %s\n", sim ? strerror(errno) : err);
+        fprintf(stderr, "bench_linkq: %s\n", sim && lq ? strerror(errno) : err);
         goto out;
     }
     for (uint32_t i = 0; i < n_ix; i++) {
@@ -331,15 +347,20 @@ int main(int argc, char **argv)
                 cnt_all[snap[v].link_idx]++;
                 cnt_q[snap[v].link_idx] += snap[v].speed_mps < QUEUED_MPS;
             }
-        for (uint32_t l = 0; l < n_l; l++)
-            if (sc->links[l].to_kind == SF_NODE_INTERSECTION)
-                acc_add(&acc[l], sf_linkq_link(lq, l), cnt_all[l], cnt_q[l]);
+        for (uint32_t l = 0; l < n_l; l++) {
+            if (sc->links[l].to_kind != SF_NODE_INTERSECTION)
+                continue;
+            acc_add(&acc[l], sf_linkq_link(lq, l), cnt_all[l], cnt_q[l]);
+            if (trace && !strcmp(trace, sc->links[l].id))
+                printf("trace %s t %.0f est %.1f all %.0f queued %.0f\n", trace, t,
+                       sf_linkq_link(lq, l), cnt_all[l], cnt_q[l]);
+        }
     }
     printf("linkq vs simulator: %s seed %llu, %.0f s%s, every %.0f s, %s\n", file,
            (unsigned long long)sc->run.seed, sc->run.duration_s, surge ? ", surge" : "", every,
            mp_on ? "max-pressure" : "units on their own plans");
-    printf("%-22s %6s %7s %7s %7s | %-23s | %-23s\n", "link", "n", "est", "all", "queued",
-           "vs all: err  MAE  >5", "vs queued: err  MAE  >5");
+    printf("%-22s %5s %6s %7s %7s %7s | %-23s | %-23s\n", "link", "stor", "n", "est", "all",
+           "queued", "vs all: err  MAE  >5", "vs queued: err  MAE  >5");
     if (mp_on) {
         unsigned sw = 0;
         for (uint32_t i = 0; i < n_ix; i++)
@@ -354,11 +375,11 @@ int main(int argc, char **argv)
         char name[64];
         snprintf(name, sizeof name, "%s%s", ln->id,
                  ln->from_kind == SF_NODE_BOUNDARY ? " (entry)" : "");
-        acc_print(name, &acc[l]);
+        acc_print(name, sf_linkq_storage(lq, l), &acc[l]);
         acc_merge(ln->from_kind == SF_NODE_BOUNDARY ? &ent : &inr, &acc[l]);
     }
-    acc_print("ENTRY links", &ent);
-    acc_print("INTERIOR links", &inr);
+    acc_print("ENTRY links", 0, &ent);
+    acc_print("INTERIOR links", 0, &inr);
     rc = 0;
     free(snap);
 out:
