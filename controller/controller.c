@@ -950,7 +950,8 @@ static void adapt_ds_all(const sf_intersection_t *ix, const cunit_t *u, const sf
 /* Part 2: send plan next to unit i (into the spare plan number), selected once verified
  * (the unit switches at its next safe point, the lap boundary in coordinated mode). */
 static void adapt_send(sf_controller_t *c, uint32_t i, double t, const sf_plan_t *next,
-                       double group_cycle_s, const double *ds, const uint32_t (*judged)[2])
+                       double group_cycle_s, const double *ds, const double *ds_flow,
+                       const uint32_t (*judged)[2])
 {
     const sf_intersection_t *ix = &c->sc->intersections[i];
     const sf_unit_state_t *st = sf_master_state(c->m, i);
@@ -968,17 +969,19 @@ static void adapt_send(sf_controller_t *c, uint32_t i, double t, const sf_plan_t
         c->plans_sent++;
         c->adapt_changes++;
         adapt_reset(u);
-        json_t *dsa = json_array(), *spl = json_array(), *sfa = json_array();
+        json_t *dsa = json_array(), *dfa = json_array(), *spl = json_array(), *sfa = json_array();
         for (uint8_t p = 0; p < ix->n_phases; p++) {
             json_array_append_new(dsa, json_real(round(ds[p] * 1000.0) / 1000.0));
+            json_array_append_new(dfa, json_real(round(ds_flow[p] * 1000.0) / 1000.0));
             json_array_append_new(spl, json_integer(next->split_ds[p]));
             json_array_append_new(sfa, json_pack("[i, i]", (int)judged[p][1], (int)judged[p][0]));
         }
         ev(c, t, i, SF_EV_ADAPTIVE,
-           json_pack("{s:s, s:i, s:i, s:i, s:i, s:f, s:o, s:o, s:o}", "event", "scats_step", "plan",
-                     (int)no, "from_cycle_ds", (int)from.cycle_ds, "to_cycle_ds",
+           json_pack("{s:s, s:i, s:i, s:i, s:i, s:f, s:o, s:o, s:o, s:o}", "event", "scats_step",
+                     "plan", (int)no, "from_cycle_ds", (int)from.cycle_ds, "to_cycle_ds",
                      (int)next->cycle_ds, "offset_ds", (int)next->offset_ds, "group_cycle_s",
-                     group_cycle_s, "ds", dsa, "split_ds", spl, "split_failures", sfa));
+                     group_cycle_s, "ds", dsa, "ds_flow", dfa, "split_ds", spl, "split_failures",
+                     sfa));
     }
 }
 
@@ -988,10 +991,11 @@ static void adapt_member(sf_controller_t *c, uint32_t i, double t, const sf_adap
 {
     const sf_intersection_t *ix = &c->sc->intersections[i];
     cunit_t *u = &c->cu[i];
-    double ds[SF_MAX_PHASES];
+    double ds[SF_MAX_PHASES], ds_flow[SF_MAX_PHASES];
     sf_plan_t next;
     uint32_t judged[SF_MAX_PHASES][2];
     memcpy(judged, u->ad_fail.meas, sizeof judged);
+    adapt_ds(ix, u, ds_flow); /* logged beside the DS used: what the counts alone read */
     adapt_ds_all(ix, u, ao, true, ds);
     if (sf_adapt_step(ix, &u->ad_cur, ds, ao, group_cycle_s, &next, NULL) < 0)
         return;
@@ -1001,7 +1005,7 @@ static void adapt_member(sf_controller_t *c, uint32_t i, double t, const sf_adap
         sf_adapt_significant(ix, &u->ad_cur, &next, ao) || next.offset_ds != u->ad_cur.offset_ds;
     adapt_reset(u); /* a new measurement either way */
     if (send)
-        adapt_send(c, i, t, &next, group_cycle_s, ds, (const uint32_t(*)[2])judged);
+        adapt_send(c, i, t, &next, group_cycle_s, ds, ds_flow, (const uint32_t(*)[2])judged);
 }
 
 static bool adapt_member_ok(const sf_controller_t *c, uint32_t i)

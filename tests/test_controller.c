@@ -927,6 +927,20 @@ Test(controller, adaptive_split_failures_from_unit_status)
     double ds4_off = json_real_value(json_array_get(json_object_get(off, "ds"), 1));
     cr_assert_float_eq(ds4_on, ao.fail_ds, 1e-3);
     cr_assert_lt(ds4_off, ao.fail_ds - 0.1, "without the rule: %.3f", ds4_off);
+    /* ds_flow is what the counts alone read, before failures and the floor raise it: a held
+     * detector counts only its first arrival (phase 4 reads ~0 whatever the rule, while the DS
+     * it is given is raised); phase 2's pulses are counted, and its DS is never below them */
+    for (int k = 0; k < 2; k++) {
+        json_t *ev = k ? off : on;
+        json_t *df = json_object_get(ev, "ds_flow"), *du = json_object_get(ev, "ds");
+        cr_assert(json_is_array(df) && json_array_size(df) == 2, "ds_flow (rule %d)", !k);
+        double f4_flow = json_real_value(json_array_get(df, 1));
+        cr_assert_lt(f4_flow, 0.1, "phase 4 flow DS %.3f (rule %d)", f4_flow, !k);
+        cr_assert_gt(json_real_value(json_array_get(du, 1)), f4_flow + 0.5);
+        double f2_flow = json_real_value(json_array_get(df, 0));
+        cr_assert_gt(f2_flow, 0.0);
+        cr_assert_leq(f2_flow, json_real_value(json_array_get(du, 0)) + 1e-9);
+    }
     /* the same failures were measured without the rule: only their use differs */
     json_t *sf_off = json_object_get(off, "split_failures");
     cr_assert_eq(json_integer_value(json_array_get(json_array_get(sf_off, 1), 0)),
