@@ -263,10 +263,21 @@ int main(int argc, char **argv)
     acc_t *acc = calloc(n_l ? n_l : 1, sizeof *acc);
     double *cnt_all = calloc(n_l ? n_l : 1, sizeof *cnt_all);
     double *cnt_q = calloc(n_l ? n_l : 1, sizeof *cnt_q);
+    /* per lane of each link: vehicles, queued ones */
+    double *lane_all = calloc((n_l ? n_l : 1) * SF_MAX_LANES, sizeof *lane_all);
+    double *lane_q = calloc((n_l ? n_l : 1) * SF_MAX_LANES, sizeof *lane_q);
+    uint32_t n_mv = 0;
+    for (uint32_t i = 0; i < n_ix; i++)
+        n_mv += sc->intersections[i].n_movements;
+    /* movements whose lanes are theirs alone (every lane allowing the turn allows only
+     * it): the simulator says how many of their vehicles are in those lanes */
+    uint32_t *own = calloc(n_mv ? n_mv : 1, sizeof *own); /* lane mask, 0 = shared */
+    acc_t *acc_mv = calloc(n_mv ? n_mv : 1, sizeof *acc_mv);
     int rc = 1;
     if (!lq)
         snprintf(err, sizeof err, "linkq options: %s", strerror(errno));
-    if (!sim || !lq || !units || !pres || !det_s || !mp || !acc || !cnt_all || !cnt_q) {
+    if (!sim || !lq || !units || !pres || !det_s || !mp || !acc || !cnt_all || !cnt_q ||
+        !lane_all || !lane_q || !own || !acc_mv) {
         fprintf(stderr, "bench_linkq: %s\n", sim && lq ? strerror(errno) : err);
         goto out;
     }
@@ -287,6 +298,19 @@ int main(int argc, char **argv)
             goto out;
         }
     }
+    for (uint32_t i = 0, g = 0; i < n_ix; i++)
+        for (uint8_t m = 0; m < sc->intersections[i].n_movements; m++, g++) {
+            const sf_movement_t *mv = &sc->intersections[i].movements[m];
+            const sf_link_t *ln = &sc->links[mv->from_link_idx];
+            uint32_t mask = 0;
+            bool alone = true;
+            for (uint8_t j = 0; j < ln->n_lanes && j < SF_MAX_LANES; j++)
+                if (ln->lanes[j].use_mask >> mv->turn & 1u) {
+                    mask |= 1u << j;
+                    alone = alone && ln->lanes[j].use_mask == (1u << mv->turn);
+                }
+            own[g] = alone ? mask : 0;
+        }
     uint32_t step_ds = (uint32_t)lround(sc->run.step_s * 10);
     uint32_t tod0 = (sc->run.start_tod_s % 86400u) * 10u;
     uint64_t n_steps = (uint64_t)llround(sc->run.duration_s / sc->run.step_s);
@@ -342,10 +366,30 @@ int main(int argc, char **argv)
         size_t got = sf_sim_snapshot(sim, snap, cap);
         memset(cnt_all, 0, n_l * sizeof *cnt_all);
         memset(cnt_q, 0, n_l * sizeof *cnt_q);
+        memset(lane_all, 0, n_l * SF_MAX_LANES * sizeof *lane_all);
+        memset(lane_q, 0, n_l * SF_MAX_LANES * sizeof *lane_q);
         for (size_t v = 0; v < got; v++)
             if (snap[v].link_idx < n_l) {
+                bool slow = snap[v].speed_mps < QUEUED_MPS;
                 cnt_all[snap[v].link_idx]++;
-                cnt_q[snap[v].link_idx] += snap[v].speed_mps < QUEUED_MPS;
+                cnt_q[snap[v].link_idx] += slow;
+                if (snap[v].lane < SF_MAX_LANES) {
+                    lane_all[snap[v].link_idx * SF_MAX_LANES + snap[v].lane]++;
+                    lane_q[snap[v].link_idx * SF_MAX_LANES + snap[v].lane] += slow;
+                }
+            }
+        for (uint32_t i = 0, g = 0; i < n_ix; i++)
+            for (uint8_t m = 0; m < sc->intersections[i].n_movements; m++, g++) {
+                if (!own[g])
+                    continue;
+                uint32_t l = sc->intersections[i].movements[m].from_link_idx;
+                double all = 0, queued = 0;
+                for (uint32_t j = 0; j < SF_MAX_LANES; j++)
+                    if (own[g] >> j & 1u) {
+                        all += lane_all[l * SF_MAX_LANES + j];
+                        queued += lane_q[l * SF_MAX_LANES + j];
+                    }
+                acc_add(&acc_mv[g], sf_linkq_movement(lq, i, m), all, queued);
             }
         for (uint32_t l = 0; l < n_l; l++) {
             if (sc->links[l].to_kind != SF_NODE_INTERSECTION)
@@ -380,6 +424,22 @@ int main(int argc, char **argv)
     }
     acc_print("ENTRY links", 0, &ent);
     acc_print("INTERIOR links", 0, &inr);
+    printf("movements in lanes of their own (truth: the vehicles in those lanes; those "
+           "still in the shared lanes upstream are not in it):\n");
+    acc_t own_all = {0};
+    static const char *const turn_name[] = {"left", "through", "right", "u-turn"};
+    for (uint32_t i = 0, g = 0; i < n_ix; i++)
+        for (uint8_t m = 0; m < sc->intersections[i].n_movements; m++, g++) {
+            if (!own[g])
+                continue;
+            const sf_movement_t *mv = &sc->intersections[i].movements[m];
+            char name[64];
+            snprintf(name, sizeof name, "%s %s", sc->links[mv->from_link_idx].id,
+                     mv->turn < 4 ? turn_name[mv->turn] : "?");
+            acc_print(name, 0, &acc_mv[g]);
+            acc_merge(&own_all, &acc_mv[g]);
+        }
+    acc_print("OWN-LANE movements", 0, &own_all);
     rc = 0;
     free(snap);
 out:
@@ -395,6 +455,10 @@ out:
     free(acc);
     free(cnt_all);
     free(cnt_q);
+    free(lane_all);
+    free(lane_q);
+    free(own);
+    free(acc_mv);
     sf_linkq_destroy(&lq);
     sf_sim_destroy(&sim);
     sf_scenario_destroy(&sc);
