@@ -38,10 +38,8 @@
 
 #define CORRIDOR   SIGFLOW_ASSETS "/scenarios/xiantao-corridor.json"
 #define MAX_SETS   64
-#define QUEUED_MPS 2.0    /* a vehicle slower than this is queued */
-#define OFF_VEH    5.0    /* "off by more than" this many vehicles */
-#define MP_SAT     1800.0 /* as controller.c: saturation flow per lane's worth, veh/h */
-#define MP_HYST    0.25   /* as controller.c MP_HYSTERESIS */
+#define QUEUED_MPS 2.0 /* a vehicle slower than this is queued */
+#define OFF_VEH    5.0 /* "off by more than" this many vehicles */
 
 /* Max-pressure as controller.c max_pressure() runs it over Modbus, here on the units
  * directly: the same linkq inputs, stage enumeration, reachability, hysteresis and
@@ -84,41 +82,10 @@ static void mp_step(const sf_scenario_t *sc, const sf_linkq_t *lq, uint32_t i, s
         u->stage = cur;
         u->since_s = t;
     }
-    double q_up[SF_MAX_MOVEMENTS] = {0}, q_down[SF_MAX_MOVEMENTS] = {0},
-           sat[SF_MAX_MOVEMENTS] = {0};
-    for (uint8_t mv = 0; mv < ix->n_movements; mv++) {
-        const sf_movement_t *m = &ix->movements[mv];
-        const sf_link_t *ln = &sc->links[m->from_link_idx];
-        q_up[mv] = sf_linkq_movement(lq, i, mv);
-        q_down[mv] = sf_linkq_link(lq, m->to_link_idx);
-        double lanes = 0;
-        for (uint8_t l = 0; l < ln->n_lanes; l++)
-            lanes += sf_linkq_lane_share(ln, l, m->turn);
-        sat[mv] = MP_SAT * lanes;
-    }
-    double pp[SF_MAX_PHASES], sp[SF_MAX_STAGES];
-    if (sf_mp_phase_pressure(ix, q_up, q_down, sat, pp) < 0)
-        return;
-    for (int k = 0; k < u->n_stages; k++) {
-        sp[k] = 0;
-        for (uint8_t p = 0; p < ix->n_phases; p++)
-            if (u->stages[k].phase_mask & (1u << p))
-                sp[k] += pp[p];
-    }
-    uint64_t next_ok = sf_mp_reachable(ix, u->stages, u->n_stages, cur), waiting = 0;
-    for (int k = 0; k < u->n_stages; k++)
-        if (phase_nos(ix, u->stages[k].phase_mask) & st->veh_calls)
-            waiting |= (uint64_t)1 << k;
-    int kb = -1;
-    for (int k = 0; k < u->n_stages; k++)
-        if ((next_ok >> k & 1u) && (kb < 0 || sp[k] > sp[kb]))
-            kb = k;
-    double hyst =
-        kb >= 0 ? sf_mp_switch_hysteresis(ix, u->stages, u->n_stages, cur, kb, sp[cur], MP_HYST)
-                : MP_HYST;
+    double sp[SF_MAX_STAGES];
     sf_mp_decision_t d;
-    if (hyst < 0 || sf_mp_decide_among(ix, u->stages, u->n_stages, sp, cur, t - u->since_s, hyst,
-                                       next_ok, waiting, &d) < 0)
+    if (sf_mp_decide_linkq(sc, lq, i, u->stages, u->n_stages, cur, t - u->since_s, st->veh_calls,
+                           sp, &d) < 0)
         return;
     uint16_t cur_no = phase_nos(ix, u->stages[cur].phase_mask);
     if (d.switch_stage) {

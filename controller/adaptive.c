@@ -782,3 +782,65 @@ double sf_mp_switch_hysteresis(const sf_intersection_t *ix, const sf_stage_t *st
         return base;
     return base + p_current * lost / (g - lost);
 }
+
+/* Phase-number mask (bit n-1 = phase n) of the phase-index mask m. */
+static uint16_t phase_no_mask(const sf_intersection_t *ix, uint16_t m)
+{
+    uint16_t out = 0;
+    for (uint8_t p = 0; p < ix->n_phases; p++)
+        if (m & (1u << p))
+            out = (uint16_t)(out | (1u << (ix->phases[p].id - 1)));
+    return out;
+}
+
+int sf_mp_decide_linkq(const sf_scenario_t *sc, const sf_linkq_t *lq, uint32_t ix_idx,
+                       const sf_stage_t *stages, int n_stages, int current, double elapsed_s,
+                       uint16_t veh_calls, double *stage_pressure, sf_mp_decision_t *out)
+{
+    if (!sc || !lq || !stages || !stage_pressure || !out || ix_idx >= sc->n_intersections ||
+        n_stages <= 0 || n_stages > SF_MAX_STAGES || current < 0 || current >= n_stages) {
+        errno = EINVAL;
+        return -1;
+    }
+    const sf_intersection_t *ix = &sc->intersections[ix_idx];
+    double q_up[SF_MAX_MOVEMENTS] = {0}, q_down[SF_MAX_MOVEMENTS] = {0};
+    double sat[SF_MAX_MOVEMENTS] = {0};
+    for (uint8_t mv = 0; mv < ix->n_movements; mv++) {
+        const sf_movement_t *m = &ix->movements[mv];
+        const sf_link_t *ln = &sc->links[m->from_link_idx];
+        q_up[mv] = sf_linkq_movement(lq, ix_idx, mv);
+        q_down[mv] = sf_linkq_link(lq, m->to_link_idx);
+        double lanes = 0;
+        for (uint8_t l = 0; l < ln->n_lanes; l++)
+            lanes += sf_linkq_lane_share(ln, l, m->turn);
+        sat[mv] = SF_MP_SAT_VEH_H_LANE * lanes;
+    }
+    double pp[SF_MAX_PHASES];
+    if (sf_mp_phase_pressure(ix, q_up, q_down, sat, pp) < 0)
+        return -1;
+    for (int k = 0; k < n_stages; k++) {
+        stage_pressure[k] = 0;
+        for (uint8_t p = 0; p < ix->n_phases; p++)
+            if (stages[k].phase_mask & (1u << p))
+                stage_pressure[k] += pp[p];
+    }
+    /* the unit's ring sequence decides which stages can come next; a stage with a vehicle
+     * call on one of its phases has a vehicle waiting */
+    uint64_t next_ok = sf_mp_reachable(ix, stages, n_stages, current), waiting = 0;
+    for (int k = 0; k < n_stages; k++)
+        if (phase_no_mask(ix, stages[k].phase_mask) & veh_calls)
+            waiting |= (uint64_t)1 << k;
+    /* a switch costs lost time: the stage it goes to must bring enough more pressure
+     * (sf_mp_switch_hysteresis, towards the best reachable stage) */
+    int kb = -1;
+    for (int k = 0; k < n_stages; k++)
+        if ((next_ok >> k & 1u) && (kb < 0 || stage_pressure[k] > stage_pressure[kb]))
+            kb = k;
+    double hyst = kb >= 0 ? sf_mp_switch_hysteresis(ix, stages, n_stages, current, kb,
+                                                    stage_pressure[current], SF_MP_HYSTERESIS)
+                          : SF_MP_HYSTERESIS;
+    if (hyst < 0)
+        return -1;
+    return sf_mp_decide_among(ix, stages, n_stages, stage_pressure, current, elapsed_s, hyst,
+                              next_ok, waiting, out);
+}

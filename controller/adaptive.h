@@ -47,6 +47,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "linkq.h"
 #include "scenario.h"
 
 #define SF_DS_MAX     2.0 /* measured DS is clipped to [0, SF_DS_MAX] */
@@ -328,5 +329,25 @@ uint64_t sf_mp_reachable(const sf_intersection_t *ix, const sf_stage_t *stages, 
  * that (base alone when p_current <= 0, next == current or G <= L), or -1 with EINVAL. */
 double sf_mp_switch_hysteresis(const sf_intersection_t *ix, const sf_stage_t *stages, int n_stages,
                                int current, int next, double p_current, double base);
+
+/* Max-pressure from linkq's estimates, as the centre runs it (controller.c) and
+ * bench_linkq replays it: saturation flow per lane's worth of stop line (REFERENCE.md),
+ * and the least hysteresis (pressure is in veh/s, queue x saturation flow / 3600: half a
+ * queued vehicle at 1800 veh/h). */
+#define SF_MP_SAT_VEH_H_LANE 1800.0
+#define SF_MP_HYSTERESIS     0.25
+
+/* One max-pressure decision at intersection ix_idx of sc while stages[current] is green
+ * (for elapsed_s): queue per movement = linkq's estimate for it on its approach,
+ * downstream queue = linkq's estimate of its exit link, saturation flow =
+ * SF_MP_SAT_VEH_H_LANE per lane's worth of stop line it discharges over (Varaiya 2013:
+ * (x_up - x_down) s); the next stage only among those the ring sequence reaches
+ * (sf_mp_reachable), a stage with a vehicle call (veh_calls, bit n-1 = phase n) waiting,
+ * and a switch only when it pays its lost time (sf_mp_switch_hysteresis towards the best
+ * reachable stage). stage_pressure[n_stages] gets each stage's pressure. Returns 0, or -1
+ * with EINVAL (bad input, current out of range). */
+int sf_mp_decide_linkq(const sf_scenario_t *sc, const sf_linkq_t *lq, uint32_t ix_idx,
+                       const sf_stage_t *stages, int n_stages, int current, double elapsed_s,
+                       uint16_t veh_calls, double *stage_pressure, sf_mp_decision_t *out);
 
 #endif

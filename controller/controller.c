@@ -15,14 +15,10 @@
 #include "detdiag.h"
 #include "linkq.h"
 
-#define DL_RETRIES        3  /* read-back mismatches before a plan download is given up */
-#define MAX_MB            8  /* mailbox writes per unit per step */
-#define ADAPT_PLAN_A      15 /* plan numbers the adaptive mode alternates between (when unused) */
-#define ADAPT_PLAN_B      16
-#define MP_SAT_VEH_H_LANE 1800.0 /* max-pressure's saturation flow per lane (REFERENCE.md) */
-/* max-pressure's least hysteresis: pressure is in veh/s (queue x saturation flow / 3600),
- * so half a queued vehicle at 1800 veh/h */
-#define MP_HYSTERESIS 0.25
+#define DL_RETRIES   3  /* read-back mismatches before a plan download is given up */
+#define MAX_MB       8  /* mailbox writes per unit per step */
+#define ADAPT_PLAN_A 15 /* plan numbers the adaptive mode alternates between (when unused) */
+#define ADAPT_PLAN_B 16
 
 /* What the centre keeps per unit besides what it reads (sf_unit_state_t). */
 /* Adaptive: split failures per phase (sf_split_fail_sample), tracked continuously; the
@@ -621,13 +617,10 @@ static void mp_coils(sf_controller_t *c, uint32_t i, sf_reg_id_t id, uint16_t ph
         u->mp_handle[u->n_mp++] = h;
 }
 
-/* Max-pressure stage selection (planner's sf_mp_*), through the phase control coils in
- * centre actuated mode: hold the stage while it should stay, force it off and call the
- * next one when it should switch. Queue per movement = the vehicles linkq estimates on its
- * approach for it (counts moved link to link, corrected by occupancy), downstream queue =
- * the vehicles estimated on its exit link (0 for an exit to a boundary), saturation flow
- * = 1800 veh/h per lane's worth of stop line the movement discharges over (Varaiya 2013:
- * (x_up - x_down) s). */
+/* Max-pressure stage selection (sf_mp_decide_linkq: linkq's estimates, the ring sequence,
+ * the switch's lost time), through the phase control coils in centre actuated mode: hold
+ * the stage while it should stay, force it off and call the next one when it should
+ * switch. */
 static void max_pressure(sf_controller_t *c, uint32_t i, double t)
 {
     const sf_intersection_t *ix = &c->sc->intersections[i];
@@ -660,47 +653,10 @@ static void max_pressure(sf_controller_t *c, uint32_t i, double t)
         u->mp_stage = cur;
         u->mp_since_s = t;
     }
-    double q_up[SF_MAX_MOVEMENTS] = {0}, q_down[SF_MAX_MOVEMENTS] = {0};
-    double sat[SF_MAX_MOVEMENTS] = {0};
-    for (uint8_t mv = 0; mv < ix->n_movements; mv++) {
-        const sf_movement_t *m = &ix->movements[mv];
-        const sf_link_t *ln = &c->sc->links[m->from_link_idx];
-        q_up[mv] = sf_linkq_movement(c->lq, i, mv);
-        q_down[mv] = sf_linkq_link(c->lq, m->to_link_idx);
-        double lanes = 0;
-        for (uint8_t l = 0; l < ln->n_lanes; l++)
-            lanes += sf_linkq_lane_share(ln, l, m->turn);
-        sat[mv] = MP_SAT_VEH_H_LANE * lanes;
-    }
-    double pp[SF_MAX_PHASES], sp[SF_MAX_STAGES];
-    if (sf_mp_phase_pressure(ix, q_up, q_down, sat, pp) < 0)
-        return;
-    for (int k = 0; k < u->n_stages; k++) {
-        sp[k] = 0;
-        for (uint8_t p = 0; p < ix->n_phases; p++)
-            if (u->stages[k].phase_mask & (1u << p))
-                sp[k] += pp[p];
-    }
+    double sp[SF_MAX_STAGES];
     sf_mp_decision_t d;
-    /* the unit's ring sequence decides which stages can come next; a stage with a vehicle
-     * call on one of its phases has a vehicle waiting */
-    uint64_t next_ok = sf_mp_reachable(ix, u->stages, u->n_stages, cur), waiting = 0;
-    for (int k = 0; k < u->n_stages; k++)
-        if (to_phase_no_mask(ix, u->stages[k].phase_mask) & st->phase_status[6])
-            waiting |= (uint64_t)1 << k;
-    /* a switch costs lost time: the stage it goes to must bring enough more pressure
-     * (sf_mp_switch_hysteresis, towards the best reachable stage) */
-    int kb = -1;
-    for (int k = 0; k < u->n_stages; k++)
-        if ((next_ok >> k & 1u) && (kb < 0 || sp[k] > sp[kb]))
-            kb = k;
-    double hyst = kb >= 0 ? sf_mp_switch_hysteresis(ix, u->stages, u->n_stages, cur, kb, sp[cur],
-                                                    MP_HYSTERESIS)
-                          : MP_HYSTERESIS;
-    if (hyst < 0)
-        return;
-    if (sf_mp_decide_among(ix, u->stages, u->n_stages, sp, cur, t - u->mp_since_s, hyst, next_ok,
-                           waiting, &d) < 0)
+    if (sf_mp_decide_linkq(c->sc, c->lq, i, u->stages, u->n_stages, cur, t - u->mp_since_s,
+                           st->phase_status[6], sp, &d) < 0)
         return;
     uint16_t cur_no = to_phase_no_mask(ix, u->stages[cur].phase_mask);
     if (d.switch_stage) {

@@ -636,7 +636,7 @@ static void mph_line(void *ctx, const char *line)
  * on the base alone would have taken: it then switches for pressure at once). */
 Test(controller, max_pressure_switches_only_when_the_lead_pays_the_lost_time)
 {
-    mph_lines_t lines = {.base = 0.25}; /* base: controller.c's MP_HYSTERESIS */
+    mph_lines_t lines = {.base = 0.25}; /* base: SF_MP_HYSTERESIS */
     mp_rig_t m = {.pulse2 = true};      /* both approaches loaded alike */
     mp_rig_start(&m, mph_line, &lines);
     const sf_intersection_t *ix = &m.sc->intersections[0];
