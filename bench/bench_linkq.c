@@ -7,10 +7,10 @@
  * link: every vehicle on it, and the queued ones (speed below 2 m/s).
  *
  * Control: the units' own plans (the scenario's time-of-day plans; the centre's heartbeat
- * only, no plan downloads or green-wave re-plans), or with --mp max-pressure as
- * controller.c max_pressure() decides it, replayed here on the units directly (phase
- * hold / force-off / call at each poll, the unit in centre actuated mode) from this
- * linkq's estimates: the Modbus round trip of `sigflow run` is not in the loop, so the
+ * only, no plan downloads or green-wave re-plans), or with --mp max-pressure decided by
+ * the centre's own function (sf_mp_decide_linkq, as controller.c calls it), applied here
+ * on the units directly (phase hold / force-off / call at each poll, the unit in centre
+ * actuated mode) from this linkq's estimates: the Modbus round trip of `sigflow run` is not in the loop, so the
  * decisions come up to a poll sooner than there and the run is not the evidence run.
  *
  * Prints per link: mean error (estimate - truth), mean absolute error, share of samples
