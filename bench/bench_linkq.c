@@ -10,8 +10,9 @@
  * only, no plan downloads or green-wave re-plans), or with --mp max-pressure decided by
  * the centre's own function (sf_mp_decide_linkq, as controller.c calls it), applied here
  * on the units directly (phase hold / force-off / call at each poll, the unit in centre
- * actuated mode) from this linkq's estimates: the Modbus round trip of `sigflow run` is not in the loop, so the
- * decisions come up to a poll sooner than there and the run is not the evidence run.
+ * actuated mode) from this linkq's estimates: the Modbus round trip of `sigflow run` is
+ * not in the loop, so the decisions come up to a poll sooner than there and the run is
+ * not the evidence run.
  *
  * Prints per link: mean error (estimate - truth), mean absolute error, share of samples
  * off by more than 5 vehicles, against all vehicles and against the queued ones; then
