@@ -120,6 +120,11 @@ Test(run_hil, a_sigflow_unit_process_bridged_by_set, .timeout = 120)
     cr_assert_not_null(s);
     modbus_t *mb = modbus_new_tcp("127.0.0.1", port);
     cr_assert_not_null(mb);
+    /* libmodbus waits 0.5 s for a reply by default: on a loaded machine a read in the loop
+     * below timed out, its reply came later and was taken as the reply to the next request
+     * (a transaction id mismatch), failing the reads after the run. Wait longer; this is
+     * no bound on the device's timing, which the test does not assert. */
+    cr_assert_eq(modbus_set_response_timeout(mb, 5, 0), 0);
     cr_assert_eq(modbus_connect(mb), 0);
     pics_t on_bus = {0}, on_device = {0};
     uint64_t lamp_msgs = 0, det_msgs = 0, last_presence = 0;
@@ -176,6 +181,7 @@ Test(run_hil, a_sigflow_unit_process_bridged_by_set, .timeout = 120)
      * simulator published; the bridge handed detection back when it left. */
     uint8_t din[SF_MAX_DET] = {0};
     uint16_t en = 0xffff;
+    (void)modbus_flush(mb); /* a reply the loop's last read gave up on is not taken for these */
     cr_assert_eq(modbus_read_bits(mb, sf_regmap_get(SF_R_DET_INPUT)->address, (int)n_det, din),
                  (int)n_det);
     cr_assert_eq(modbus_read_registers(mb, sf_regmap_get(SF_R_DET_INPUT_ENABLE)->address, 1, &en),
