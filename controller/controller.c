@@ -1101,6 +1101,16 @@ static void adapt_all(sf_controller_t *c, double t, uint32_t tod_ds)
             adapt_member(c, i, t, &ao, c->ad_cycle_ds / 10.0, true, c->ad_epoch_ds);
 }
 
+/* Whether unit i's detector data and presence are polled: the SCATS-like mode's DS and
+ * split failures need them, and max-pressure's link estimates take every unit's (a link's
+ * inflow is its upstream unit's), so all units' once any intersection runs max-pressure
+ * (c->lq). The detector diagnosis judges exactly these. */
+static bool detectors_polled(const sf_controller_t *c, uint32_t i)
+{
+    sf_strategy_t sg = c->sc->intersections[i].strategy;
+    return sg == SF_STRAT_ADAPTIVE || sg == SF_STRAT_MAX_PRESSURE || c->lq;
+}
+
 /* The detectors of unit i judged from this poll (detdiag.h): a detector that fails or
  * recovers is a fault event (its id, the rule, how long its condition held or the failure
  * lasted), and the failed ones are ignored by linkq and the adaptive measurement until they
@@ -1141,19 +1151,14 @@ int sf_controller_step(sf_controller_t *c, uint64_t k, uint32_t tod_ds)
         /* Round 1: heartbeat, status, and one pending plan download per unit. */
         c->hb = c->hb == UINT16_MAX ? 1 : (uint16_t)(c->hb + 1);
         for (uint32_t i = 0; i < c->n; i++) {
-            const sf_intersection_t *ix = &c->sc->intersections[i];
             /* Status before heartbeat: the heartbeat ends a unit's local fallback at once,
              * so a status read after it could never show the fallback the unit went into
              * while it heard nothing (a partition, or this controller stalled). */
             unsigned what = SF_POLL_STATUS_FIRST;
             if (sf_tsp_active(c->tsp, i))
                 what |= SF_POLL_PRIORITY;
-            if (ix->strategy == SF_STRAT_ADAPTIVE) /* presence: split failures */
+            if (detectors_polled(c, i))
                 what |= SF_POLL_DETECTORS | SF_POLL_PRESENCE;
-            /* max-pressure's link estimates take every unit's counts (a link's inflow is
-             * its upstream unit's) and presence */
-            if (ix->strategy == SF_STRAT_MAX_PRESSURE || c->lq)
-                what |= SF_POLL_PRESENCE | SF_POLL_DETECTORS;
             sf_master_queue_poll(c->m, i, c->hb, what);
             if (sf_master_state(c->m, i)->health.state == SF_LINK_ONLINE &&
                 sf_master_state(c->m, i)->identity_ok)
@@ -1179,9 +1184,7 @@ int sf_controller_step(sf_controller_t *c, uint64_t k, uint32_t tod_ds)
                          st->n_status > 0 && !st->pending_plan;
             sf_tsp_signal(c->tsp, t, i, coord ? running_plan(&c->cu[i], st) : NULL,
                           st->cycle_timer_ds);
-            sf_strategy_t sg = c->sc->intersections[i].strategy;
-            bool det_polled = sg == SF_STRAT_ADAPTIVE || sg == SF_STRAT_MAX_PRESSURE || c->lq;
-            if (det_polled && c->online[i] && st->status_ds == now_ds) { /* fresh this poll */
+            if (detectors_polled(c, i) && c->online[i] && st->status_ds == now_ds) { /* fresh */
                 sf_linkq_obs_t o = {.det_seq = st->det_seq,
                                     .det_interval_s = st->det_interval_s,
                                     .det_volume = st->det_volume,
