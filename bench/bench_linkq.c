@@ -242,11 +242,13 @@ int main(int argc, char **argv)
     uint32_t *own = calloc(n_mv ? n_mv : 1, sizeof *own); /* lane mask, 0 = shared */
     acc_t *acc_mv = calloc(n_mv ? n_mv : 1, sizeof *acc_mv);
     int rc = 1;
+    bool said = false; /* the failure is already reported precisely */
     if (!lq)
         snprintf(err, sizeof err, "linkq options: %s", strerror(errno));
     if (!sim || !lq || !units || !pres || !det_s || !mp || !acc || !cnt_all || !cnt_q ||
         !lane_all || !lane_q || !own || !acc_mv) {
         fprintf(stderr, "bench_linkq: %s\n", sim && lq ? strerror(errno) : err);
+        said = true;
         goto out;
     }
     for (uint32_t i = 0; i < n_ix; i++) {
@@ -259,10 +261,12 @@ int main(int argc, char **argv)
         if (mp_on && (mp[i].n_stages =
                           sf_mp_stages(&sc->intersections[i], mp[i].stages, SF_MAX_STAGES)) <= 0) {
             fprintf(stderr, "bench_linkq: no stages at intersection %u\n", i);
+            said = true;
             goto out;
         }
         if (!units[i]) {
             fprintf(stderr, "bench_linkq: unit %u: %s\n", i, sf_unit_strerror(errno));
+            said = true;
             goto out;
         }
     }
@@ -411,7 +415,7 @@ int main(int argc, char **argv)
     rc = 0;
     free(snap);
 out:
-    if (rc)
+    if (rc && !said)
         fprintf(stderr, "bench_linkq: the run failed (%s)\n", strerror(errno));
     if (units)
         for (uint32_t i = 0; i < n_ix; i++)
