@@ -55,9 +55,10 @@
  * detector is ignored entirely, and its link falls back to what is left:
  *  - Outflow: the working stop-bar lanes of the movement count for the failed ones (its
  *    counted departures scaled by its detected lanes / its working ones: each turn's
- *    traffic is spread evenly over the lanes allowing it, as the shares assume). A movement whose detected lanes all failed has no counted
- *    departures: its predicted departures stand (saturation flow over its lanes whenever
- *    its phase is green, the queue as the model alone says it) and feed the next link.
+ *    traffic is spread evenly over the lanes allowing it, as the shares assume). A
+ *    movement whose detected lanes all failed has no counted departures: its predicted
+ *    departures stand (saturation flow over its lanes whenever its phase is green, the
+ *    queue as the model alone says it) and feed the next link.
  *  - Presence: neither discharge nor the idle clearing nor the held lower bound use it.
  *  - Entry arrivals: an entry whose advance detectors include a failed one falls back to
  *    the departures' moving average; a movement without counted departures keeps its rate.
