@@ -151,6 +151,23 @@ static int usage(void)
     return 2;
 }
 
+/* A number option's value: a finite number in (lo, hi] (lo excluded), or a precise error
+ * naming the option and what it takes; *out untouched then. */
+static bool number_arg(const char *opt, const char *text, double lo, double hi, const char *unit,
+                       double *out)
+{
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (errno || end == text || *end != '\0' || !isfinite(v) || !(v > lo) || v > hi) {
+        fprintf(stderr, "bench_linkq: %s must be a number above %g and at most %g %s, got \"%s\"\n",
+                opt, lo, hi, unit, text);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
 static sf_scenario_t *load(const char *file, const char *const *sets, size_t n)
 {
     sf_errors_t errs = {0};
@@ -179,13 +196,14 @@ int main(int argc, char **argv)
         if (!strcmp(argv[a], "--scenario") && more) {
             file = argv[++a];
         } else if (!strcmp(argv[a], "--every") && more) {
-            every = atof(argv[++a]);
-            if (!(every > 0))
-                return usage();
+            if (!number_arg("--every", argv[++a], 0, 3600, "s", &every))
+                return 2;
         } else if (!strcmp(argv[a], "--idle-clear") && more) {
-            lqo.idle_clear_s = atof(argv[++a]);
+            if (!number_arg("--idle-clear", argv[++a], 0, 3600, "s", &lqo.idle_clear_s))
+                return 2;
         } else if (!strcmp(argv[a], "--free-occ") && more) {
-            lqo.free_occ_pct = atof(argv[++a]);
+            if (!number_arg("--free-occ", argv[++a], 0, 100, "%", &lqo.free_occ_pct))
+                return 2;
         } else if (!strcmp(argv[a], "--trace") && more) {
             trace = argv[++a];
         } else if (!strcmp(argv[a], "--surge")) {
@@ -244,7 +262,7 @@ int main(int argc, char **argv)
     int rc = 1;
     bool said = false; /* the failure is already reported precisely */
     if (!lq)
-        snprintf(err, sizeof err, "linkq options: %s", strerror(errno));
+        snprintf(err, sizeof err, "the link queue estimator: %s", strerror(errno));
     if (!sim || !lq || !units || !pres || !det_s || !mp || !acc || !cnt_all || !cnt_q ||
         !lane_all || !lane_q || !own || !acc_mv) {
         fprintf(stderr, "bench_linkq: %s\n", sim && lq ? strerror(errno) : err);
