@@ -23,6 +23,7 @@
 #include "bus_codec.h"
 #include "ctl_rig.h"
 #include "controller.h"
+#include "detdiag.h"
 #include "greenwave.h"
 #include "host.h"
 #include "regmap.h"
@@ -913,6 +914,18 @@ Test(controller, adaptive_split_failures_from_unit_status)
     json_t *on = first_scats_step(true);
     json_t *off = first_scats_step(false);
     /* phase index 0 = phase 2, 1 = phase 4 (single.json) */
+    /* The held detectors look stuck on to the detector diagnosis once held max_presence_s
+     * (stuck_detectors_are_failed_and_ignored_by_adaptive): this step must be measured
+     * before that, or it would see them failed and skipped, not failing every green. */
+    sf_detdiag_opts_t dd;
+    sf_detdiag_opts_default(&dd);
+    for (int k = 0; k < 2; k++) {
+        double t_step = json_real_value(json_object_get(k ? off : on, "t"));
+        cr_assert(t_step > 0 && t_step < dd.max_presence_s,
+                  "the first adaptation step at %.1f s, the diagnosis fails held detectors at "
+                  "%.0f s: this test needs a step before it (decide_every_s %.0f)",
+                  t_step, dd.max_presence_s, ao.decide_every_s);
+    }
     json_t *sf = json_object_get(on, "split_failures");
     cr_assert(json_is_array(sf) && json_array_size(sf) == 2);
     json_int_t f2 = json_integer_value(json_array_get(json_array_get(sf, 0), 0));
