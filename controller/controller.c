@@ -1114,10 +1114,12 @@ static bool detectors_polled(const sf_controller_t *c, uint32_t i)
 /* The detectors of unit i judged from this poll (detdiag.h): a detector that fails or
  * recovers is a fault event (its id, the rule, how long its condition held or the failure
  * lasted), and the failed ones are ignored by linkq and the adaptive measurement until they
- * recover. */
+ * recover. control.detector_diagnostics false turns the diagnosis off. */
 static void diagnose_detectors(sf_controller_t *c, uint32_t i, double t, const sf_linkq_obs_t *o)
 {
     const sf_intersection_t *ix = &c->sc->intersections[i];
+    if (!c->sc->control.detector_diagnostics)
+        return; /* off: every detector is trusted (det_failed stays 0) */
     sf_detdiag_change_t ch[SF_MAX_DET];
     int n = sf_detdiag_observe(c->dd, i, t, o, ch, SF_MAX_DET);
     for (int k = 0; k < n; k++)

@@ -285,6 +285,7 @@ static const char *const STRATEGY_N[] = {"fixed",    "actuated",     "coordinate
 static const char *const ARRIVALS_N[] = {"poisson", "uniform", NULL};
 static const char *const STOP_KIND_N[] = {"kerb", "bay", NULL};
 static const char *const MODE_N[] = {"lockstep", "realtime", NULL};
+static const char *const DET_FAULT_N[] = {"stuck_on", "dead", "chatter", NULL};
 
 static const field_t ROOT_F[] = {
     {F("version", K_INT, sf_scenario_t, version), .req = true, .lo = 1, .hi = 1},
@@ -295,6 +296,7 @@ static const field_t ROOT_F[] = {
     {O("demand", false)},
     {O("transit", false)},
     {O("control", false)},
+    {O("faults", false)},
     {O("run", false)},
 };
 
@@ -494,6 +496,7 @@ static const field_t CONTROL_F[] = {
     {F("adaptive_max_cycle_s", K_NUM, sf_control_t, adaptive_max_cycle_s), .def = 150, .lo = 20,
      .hi = 300, .unit = "s"},
     {F("adaptive_split_failure", K_BOOL, sf_control_t, adaptive_split_failure), .def = 1},
+    {F("detector_diagnostics", K_BOOL, sf_control_t, detector_diagnostics), .def = 1},
 };
 
 static const field_t PRIO_F[] = {
@@ -516,6 +519,17 @@ static const field_t GW_F[] = {
     {F("queue_clearance", K_BOOL, sf_greenwave_t, queue_clearance), .def = 1},
     {F("two_way", K_BOOL, sf_greenwave_t, two_way), .def = 0},
     {F("adaptive_replan", K_BOOL, sf_greenwave_t, adaptive_replan), .def = 0},
+};
+
+static const field_t FAULTS_F[] = {{O("detectors", false)}};
+
+/* A window's bounds share run.duration_s's upper limit: a fault may outlast the run. */
+static const field_t DET_FAULT_F[] = {
+    {O("intersection", true)},
+    {O("detector", true)},
+    {F("kind", K_ENUM, sf_det_fault_t, kind), .req = true, .names = DET_FAULT_N},
+    {F("from_s", K_NUM, sf_det_fault_t, from_s), .req = true, .lo = 0, .hi = 604800, .unit = "s"},
+    {F("to_s", K_NUM, sf_det_fault_t, to_s), .def = INFINITY, .lo = 0, .hi = 604800, .unit = "s"},
 };
 
 static const field_t RUN_F[] = {
@@ -2248,6 +2262,104 @@ static void load_transit(ctx_t *c, const json_t *root)
     }
 }
 
+/* ---- faults ---------------------------------------------------------------------------- */
+
+/* The intersection and detector one faults.detectors entry names (p is its path), into
+ * f->ix_idx / f->det_idx; false when either is wrong (reported). An intersection that did
+ * not load has its own errors: its detectors are not judged. */
+static bool det_fault_ref(ctx_t *c, const json_t *e, const char *p, sf_det_fault_t *f)
+{
+    const sf_scenario_t *sc = c->sc;
+    char q[PATH_LEN], b[96];
+    const json_t *xv = json_object_get(e, "intersection");
+    jkey(q, p, "intersection");
+    if (!json_is_string(xv)) {
+        errf(c, q, false, "must be an intersection id (string), got %s", show(xv, b, sizeof b));
+        return false;
+    }
+    int ii = sf_scenario_find_intersection(sc, json_string_value(xv));
+    if (ii < 0) {
+        errf(c, q, false, "unknown intersection %s", show(xv, b, sizeof b));
+        return false;
+    }
+    const sf_intersection_t *ix = &sc->intersections[ii];
+    f->ix_idx = (uint32_t)ii;
+    const json_t *dv = json_object_get(e, "detector");
+    jkey(q, p, "detector");
+    if (!json_is_string(dv)) {
+        errf(c, q, false, "must be a detector id (string), got %s", show(dv, b, sizeof b));
+        return false;
+    }
+    if (!c->ix_ok[ii])
+        return false;
+    const char *id = json_string_value(dv);
+    for (uint8_t k = 0; k < ix->n_det; k++)
+        if (strcmp(ix->det[k].id, id) == 0) {
+            f->det_idx = k;
+            return true;
+        }
+    for (uint32_t j = 0; j < sc->n_intersections; j++)
+        for (uint8_t k = 0; k < sc->intersections[j].n_det; k++)
+            if (strcmp(sc->intersections[j].det[k].id, id) == 0) {
+                errf(c, q, false, "detector %s is at intersection \"%s\", not \"%s\"",
+                     show(dv, b, sizeof b), sc->intersections[j].id, ix->id);
+                return false;
+            }
+    errf(c, q, false, "unknown detector %s (intersection \"%s\" has %u detectors)",
+         show(dv, b, sizeof b), ix->id, ix->n_det);
+    return false;
+}
+
+/* faults.detectors: each entry's references and window (from_s < to_s, from_s within the
+ * run: a fault that never starts is a mistake), and no two overlapping windows on one
+ * detector (which fault would it show?). */
+static void load_faults(ctx_t *c, const json_t *root)
+{
+    sf_scenario_t *sc = c->sc;
+    const json_t *o = json_object_get(root, "faults");
+    if (!o || !load_fields(c, o, "faults", FAULTS_F, NF(FAULTS_F), NULL))
+        return;
+    size_t n;
+    const json_t *a = get_arr(c, o, "detectors", "faults", 0, SF_MAX_DET_FAULTS, &n);
+    if (!a)
+        return;
+    char p[PATH_LEN], q[PATH_LEN];
+    for (size_t k = 0; k < n; k++) {
+        sf_det_fault_t f;
+        memset(&f, 0, sizeof f);
+        const json_t *e = json_array_get(a, k);
+        jidx(p, "faults.detectors", k);
+        if (!load_fields(c, e, p, DET_FAULT_F, NF(DET_FAULT_F), &f))
+            continue;
+        bool good = det_fault_ref(c, e, p, &f);
+        if (f.to_s <= f.from_s) {
+            jkey(q, p, "to_s");
+            errf(c, q, false, "must be > from_s (%g s), got %g", f.from_s, f.to_s);
+            good = false;
+        } else if (f.from_s >= sc->run.duration_s) {
+            jkey(q, p, "from_s");
+            errf(c, q, false,
+                 "must be < run.duration_s (%g s: the fault would never start), got %g",
+                 sc->run.duration_s, f.from_s);
+            good = false;
+        }
+        for (uint8_t j = 0; good && j < sc->faults.n_det; j++) {
+            const sf_det_fault_t *g = &sc->faults.det[j];
+            if (g->ix_idx == f.ix_idx && g->det_idx == f.det_idx && f.from_s < g->to_s &&
+                g->from_s < f.to_s) {
+                jkey(q, p, "from_s");
+                errf(c, q, false,
+                     "overlaps another fault of detector \"%s\" (%g..%g s); one detector has one "
+                     "fault at a time",
+                     sc->intersections[f.ix_idx].det[f.det_idx].id, g->from_s, g->to_s);
+                good = false;
+            }
+        }
+        if (good)
+            sc->faults.det[sc->faults.n_det++] = f;
+    }
+}
+
 static void load_control(ctx_t *c, const json_t *root)
 {
     sf_control_t *ct = &c->sc->control;
@@ -2511,6 +2623,7 @@ static void load_all(ctx_t *c, const json_t *root)
     check_turns(c);
     load_demand(c, root);
     load_transit(c, root);
+    load_faults(c, root);
 }
 
 sf_scenario_t *sf_scenario_load(const char *file, const char *const *sets, size_t n_sets,

@@ -43,6 +43,7 @@
 #define SF_MAX_PROFILE    96 /* 15-minute demand slices: 24 h */
 #define SF_MAX_LINE_STOPS 64 /* stops per bus line */
 #define SF_MAX_ROUTE      64 /* links per bus line route */
+#define SF_MAX_DET_FAULTS 64 /* faults.detectors entries */
 
 /* ---- signals ------------------------------------------------------------------ */
 
@@ -283,7 +284,34 @@ typedef struct {
     float heartbeat_timeout_s; /* unit falls back to local after this, default 5 */
     float adaptive_min_cycle_s, adaptive_max_cycle_s;
     bool adaptive_split_failure; /* adaptive DS raised by stop-bar split failures, default true */
+    bool detector_diagnostics;   /* the centre fails stuck/dead detectors (controller/detdiag.h)
+                                    and its smart modes ignore them, default true */
 } sf_control_t;
+
+/* ---- faults ------------------------------------------------------------------- */
+
+typedef enum {
+    SF_DET_FAULT_STUCK_ON = 0, /* reads occupied, counts nothing (a shorted loop) */
+    SF_DET_FAULT_DEAD = 1,     /* reads free, counts nothing (a cut feeder, a dead amplifier) */
+    SF_DET_FAULT_CHATTER = 2,  /* occupied for 0.5 s of every second whatever is there: one
+                                  count a second (a loose splice) */
+} sf_det_fault_kind_t;
+
+/* A detector fault the simulator injects where the detector's signal is produced, so the
+ * unit, its registers and the centre see it as a field fault. Active for sim times t with
+ * from_s <= t < to_s; faults of one detector do not overlap. */
+typedef struct {
+    uint32_t ix_idx; /* intersection */
+    uint8_t det_idx; /* detector index in that intersection */
+    sf_det_fault_kind_t kind;
+    double from_s; /* sim time the fault starts, s */
+    double to_s;   /* sim time it ends (the detector works again), s; INFINITY = never */
+} sf_det_fault_t;
+
+typedef struct {
+    uint8_t n_det;                         /* faults.detectors entries */
+    sf_det_fault_t det[SF_MAX_DET_FAULTS]; /* in file order */
+} sf_faults_t;
 
 typedef enum { SF_MODE_LOCKSTEP = 0, SF_MODE_REALTIME = 1 } sf_run_mode_t;
 
@@ -316,6 +344,7 @@ typedef struct {
     uint32_t n_lines;
     sf_line_t *lines;
     sf_control_t control;
+    sf_faults_t faults; /* injected faults (none by default) */
     sf_run_t run;
 } sf_scenario_t;
 
@@ -352,6 +381,9 @@ int sf_scenario_find_intersection(const sf_scenario_t *sc, const char *id);
 /* Plan index an intersection's schedule selects at time of day tod_s (seconds after
  * midnight, wraps at 24 h); the first plan when there is no schedule. */
 uint8_t sf_intersection_plan_at(const sf_intersection_t *ix, uint32_t tod_s);
+
+/* "stuck_on", "dead" or "chatter". */
+const char *sf_det_fault_kind_name(sf_det_fault_kind_t k);
 
 /* Derive concurrency from rings and barriers and the signal-group conflict matrix from
  * it. Called by the loader; exposed for tests and for plans built in code. */

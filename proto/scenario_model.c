@@ -89,3 +89,16 @@ const sf_veh_params_t *sf_vtype_default(sf_veh_type_t type)
     };
     return &defaults[type < SF_VEH_N ? type : SF_VEH_CAR];
 }
+
+const char *sf_det_fault_kind_name(sf_det_fault_kind_t k)
+{
+    switch (k) {
+    case SF_DET_FAULT_STUCK_ON:
+        return "stuck_on";
+    case SF_DET_FAULT_DEAD:
+        return "dead";
+    case SF_DET_FAULT_CHATTER:
+        return "chatter";
+    }
+    return "unknown";
+}

@@ -202,6 +202,18 @@ static int validate(const sf_scenario_t *sc, char *err, size_t len)
             return fail(err, len, "links[%u] (%s): ends at intersection %s with no movement out", i,
                         l->id, ix->id);
     }
+    if (sc->faults.n_det > SF_MAX_DET_FAULTS)
+        return fail(err, len, "faults.detectors: more than %d", SF_MAX_DET_FAULTS);
+    for (uint8_t k = 0; k < sc->faults.n_det; k++) {
+        const sf_det_fault_t *f = &sc->faults.det[k];
+        if (f->ix_idx >= sc->n_intersections || f->det_idx >= sc->intersections[f->ix_idx].n_det)
+            return fail(err, len, "faults.detectors[%u]: intersection/detector out of range", k);
+        if ((unsigned)f->kind > SF_DET_FAULT_CHATTER)
+            return fail(err, len, "faults.detectors[%u].kind: unknown (%d)", k, (int)f->kind);
+        if (!isfinite(f->from_s) || f->from_s < 0 || isnan(f->to_s) || f->to_s <= f->from_s)
+            return fail(err, len, "faults.detectors[%u]: bad window %g..%g s", k, f->from_s,
+                        f->to_s);
+    }
     if (sc->demand.n_entries && !sc->demand.entries)
         return fail(err, len, "demand.entries: missing array");
     for (uint32_t e = 0; e < sc->demand.n_entries; e++) {
@@ -358,6 +370,8 @@ sf_sim_t *sf_sim_new_checked(const sf_scenario_t *sc, char *err, size_t err_len)
     ALLOC(sim->presence, sim->n_ix);
     ALLOC(sim->det_step, (size_t)sim->n_ix * SF_MAX_DET);
     ALLOC(sim->det_total, (size_t)sim->n_ix * SF_MAX_DET);
+    sim->n_dfault = sc->faults.n_det;
+    memcpy(sim->dfault, sc->faults.det, sim->n_dfault * sizeof *sim->dfault);
     for (uint32_t x = 0; x < sim->n_ix; x++) {
         const sf_intersection_t *ix = &sc->intersections[x];
         memcpy(sim->ix_id[x], ix->id, SF_ID_LEN);

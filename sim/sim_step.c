@@ -1168,6 +1168,51 @@ static int record(sf_sim_t *sim)
     return 0;
 }
 
+/* ---- injected detector faults --------------------------------------------------------- */
+
+/* Half-second index of time t (chatter is occupied in the even halves). */
+static uint64_t half_s(double t)
+{
+    return (uint64_t)floor(t * 2.0 + 1e-9);
+}
+
+/* Overwrite what the faulted detectors measured in this step with what the fault shows
+ * (scenario faults.detectors, active for from_s <= t < to_s): stuck on = occupied, no
+ * count; dead = free, no count; chatter = occupied in the first half of every second,
+ * one count as it comes on. Applied to the step's presence and counts before anyone reads
+ * them, so the unit, its registers and the centre see the fault as from the field. */
+static void apply_det_faults(sf_sim_t *sim)
+{
+    double t = sim->t;
+    for (uint8_t k = 0; k < sim->n_dfault; k++) {
+        const sf_det_fault_t *f = &sim->dfault[k];
+        if (t < f->from_s || t >= f->to_s)
+            continue;
+        size_t at = (size_t)f->ix_idx * SF_MAX_DET + f->det_idx;
+        uint64_t bit = 1ull << f->det_idx;
+        uint16_t counted = 0;
+        bool on = false;
+        switch (f->kind) {
+        case SF_DET_FAULT_STUCK_ON:
+            on = true;
+            break;
+        case SF_DET_FAULT_DEAD:
+            break;
+        case SF_DET_FAULT_CHATTER: {
+            uint64_t h = half_s(t);
+            on = h % 2 == 0;
+            /* comes on: the first step of an even half (or of the window) */
+            counted = on && (t - sim->dt < f->from_s || half_s(t - sim->dt) != h) ? 1 : 0;
+            break;
+        }
+        }
+        sim->presence[f->ix_idx] =
+            on ? sim->presence[f->ix_idx] | bit : sim->presence[f->ix_idx] & ~bit;
+        sim->det_total[at] = sim->det_total[at] - sim->det_step[at] + counted;
+        sim->det_step[at] = counted;
+    }
+}
+
 /* ---- the step --------------------------------------------------------------------- */
 
 int sf_sim_step(sf_sim_t *sim)
@@ -1189,6 +1234,8 @@ int sf_sim_step(sf_sim_t *sim)
     bay_pass(sim);
     for (uint32_t l = 0; l < sim->n_lanes; l++)
         lane_loop(sim, l);
+    if (sim->n_dfault)
+        apply_det_faults(sim);
     if (sim->n_bus)
         bay_leave(sim);
     transfers(sim);
