@@ -37,6 +37,11 @@
 #                     group decision (control.greenwave.adaptive_replan=true: offsets for
 #                     the group's cycle and the members' next splits) against the same fixed
 #                     arm, and against the adaptive arm when "surge" runs too
+#   "surge_spare" adds the adaptive surge arm with a member's spare time given to its
+#                     coordinated phases (control.adaptive_spare=coordinated: each side
+#                     phase gets the green it asks for, the arterial takes the rest, SCATS's
+#                     link phase) against the same fixed arm, and against the adaptive arm
+#                     when "surge" runs too
 #   ORACLE_CYCLES="100 130"  ORACLE_TAIL_S=0  (the plan back at 2700 s + tail; a
 #                     multiple of 60 s, the schedule has minutes)
 #   REUSE=1           with OUT: do not redo a run whose report is already in OUT (only a
@@ -178,12 +183,15 @@ for s in $SEEDS; do
     if want surge_gwre; then
         echo "surge_adaptive_gwre $s $SCEN $SURGE_DUR --set control.strategy=adaptive --set control.greenwave.adaptive_replan=true$SURGE${XADAPT:-}" >>"$W/runs.txt"
     fi
+    if want surge_spare; then
+        echo "surge_adaptive_spare $s $SCEN $SURGE_DUR --set control.strategy=adaptive --set control.adaptive_spare=coordinated$SURGE${XADAPT:-}" >>"$W/runs.txt"
+    fi
     if want surge_mp; then
         echo "surge_maxpressure $s $SCEN $SURGE_DUR --set control.strategy=max_pressure$SURGE" >>"$W/runs.txt"
     fi
     # every surge comparison is against the same fixed-plan arm: run it once
     if want surge || want surge_ceiling || want surge_oracle || want surge_mp || want surge_nofail ||
-        want surge_gwre; then
+        want surge_gwre || want surge_spare; then
         echo "surge_fixed $s $SCEN $SURGE_DUR --set control.strategy=coordinated$SURGE" >>"$W/runs.txt"
     fi
 done
@@ -330,6 +338,16 @@ if want surge_gwre; then
     info unfinished_vehicles surge_adaptive_gwre "$unfinished"
     if want surge; then
         fig total_delay_veh_h surge_adaptive_gwre surge_adaptive "$totdelay"
+    fi
+fi
+if want surge_spare; then
+    echo
+    echo "== 3e. adaptive with a member's spare time to its coordinated phases vs fixed coordinated plan, same surge ($SURGE_DUR s) =="
+    fig total_delay_veh_h surge_adaptive_spare surge_fixed "$totdelay"
+    fig completed_delay_veh_h surge_adaptive_spare surge_fixed "$compdelay"
+    info unfinished_vehicles surge_adaptive_spare "$unfinished"
+    if want surge; then
+        fig total_delay_veh_h surge_adaptive_spare surge_adaptive "$totdelay"
     fi
 fi
 if want surge_mp; then

@@ -88,6 +88,7 @@ void sf_adapt_opts_default(sf_adapt_opts_t *o)
     o->min_split_change_s = 3;
     o->decide_every_s = 240;
     o->fail_ds = 1.05;
+    o->spare = SF_ADAPT_SPARE_PROPORTIONAL;
 }
 
 static bool opts_ok(const sf_adapt_opts_t *o)
@@ -102,7 +103,8 @@ static bool opts_ok(const sf_adapt_opts_t *o)
            isfinite(o->min_cycle_change_s) && o->min_cycle_change_s >= 0 &&
            isfinite(o->min_split_change_s) && o->min_split_change_s >= 0 &&
            isfinite(o->decide_every_s) && o->decide_every_s >= 0 && isfinite(o->fail_ds) &&
-           o->fail_ds >= 0 && o->fail_ds <= SF_DS_MAX;
+           o->fail_ds >= 0 && o->fail_ds <= SF_DS_MAX &&
+           (o->spare == SF_ADAPT_SPARE_PROPORTIONAL || o->spare == SF_ADAPT_SPARE_COORD);
 }
 
 /* The current plan must be one the unit would accept: every split at least its minimum,
@@ -201,6 +203,39 @@ static int max_change(const sf_intersection_t *ix, const uint16_t *a, const uint
     return m;
 }
 
+/* Splits of cycle c_ds from the greens the phases ask for (ask[], s, by phase index) and
+ * their lost times: in proportion to ask, or (o->spare = SF_ADAPT_SPARE_COORD, a cycle
+ * longer than every phase asks for, a coordinated phase served) each non-coordinated phase
+ * fixed at lost + ask and the coordinated phases weighted by ask (equally when none asks
+ * for any green) taking what is left. At the cycle every phase asks for, both give every
+ * phase its ask: the rule is continuous where it switches. */
+static int allocate(const sf_intersection_t *ix, uint32_t c_ds, const double *lost,
+                    const double *ask, uint16_t omit, uint16_t coord, const sf_adapt_opts_t *o,
+                    uint16_t *split_ds)
+{
+    coord &= (uint16_t)~omit;
+    if (o->spare == SF_ADAPT_SPARE_COORD && coord) {
+        double c_ask = sf_split_cycle_at(ix, lost, ask, omit, 1.0);
+        if (c_ask < 0)
+            return -1;
+        if (c_ask < c_ds / 10.0) {
+            double f[SF_MAX_PHASES], w[SF_MAX_PHASES];
+            bool any = false;
+            for (uint8_t i = 0; i < ix->n_phases; i++) {
+                bool co = coord >> i & 1u;
+                f[i] = co ? lost[i] : lost[i] + ask[i];
+                w[i] = co ? ask[i] : 0;
+                any = any || w[i] > 0;
+            }
+            if (!any)
+                for (uint8_t i = 0; i < ix->n_phases; i++)
+                    w[i] = coord >> i & 1u ? 1.0 : 0;
+            return sf_split_allocate(ix, c_ds, f, w, omit, split_ds, NULL);
+        }
+    }
+    return sf_split_allocate(ix, c_ds, lost, ask, omit, split_ds, NULL);
+}
+
 int sf_adapt_step(const sf_intersection_t *ix, const sf_plan_t *cur, const double *ds,
                   const sf_adapt_opts_t *o, double group_cycle_s, sf_plan_t *next,
                   sf_adapt_info_t *info)
@@ -231,29 +266,31 @@ int sf_adapt_step(const sf_intersection_t *ix, const sf_plan_t *cur, const doubl
         return -1;
     }
 
-    /* the splits: allocation of the new cycle by weights blended between the current
-     * greens (alpha = 0: the current plan stretched to the new cycle) and the asked-for
-     * greens (alpha = 1: DS equalised); the largest alpha whose splits stay within the
+    /* the splits: allocation of the new cycle (allocate: by o->spare) from asks blended
+     * between the current greens (alpha = 0: the current plan stretched to the new cycle,
+     * or with the spare to the coordinated phases, the cycle's growth to them) and the
+     * asked-for greens (alpha = 1); the largest alpha whose splits stay within the
      * per-cycle bound is taken. */
     uint16_t best[SF_MAX_PHASES] = {0}, trial[SF_MAX_PHASES] = {0};
     double w[SF_MAX_PHASES];
     int allowed = (int)lround(o->max_split_step_s * 10.0) + abs((int)(c_new - cur->cycle_ds)) + 1;
     for (uint8_t i = 0; i < ix->n_phases; i++)
         w[i] = want[i];
-    if (sf_split_allocate(ix, (uint32_t)c_new, lost, w, omit, best, NULL) < 0)
+    uint16_t coord = cur->coord_phase_mask;
+    if (allocate(ix, (uint32_t)c_new, lost, w, omit, coord, o, best) < 0)
         return -1;
     double alpha = 1.0;
     if (max_change(ix, best, cur->split_ds) > allowed) {
         for (uint8_t i = 0; i < ix->n_phases; i++)
             w[i] = green[i];
-        if (sf_split_allocate(ix, (uint32_t)c_new, lost, w, omit, best, NULL) < 0)
+        if (allocate(ix, (uint32_t)c_new, lost, w, omit, coord, o, best) < 0)
             return -1;
         double lo = 0, hi = 1;
         for (int it = 0; it < 24; it++) {
             double mid = 0.5 * (lo + hi);
             for (uint8_t i = 0; i < ix->n_phases; i++)
                 w[i] = (1 - mid) * green[i] + mid * want[i];
-            if (sf_split_allocate(ix, (uint32_t)c_new, lost, w, omit, trial, NULL) < 0)
+            if (allocate(ix, (uint32_t)c_new, lost, w, omit, coord, o, trial) < 0)
                 return -1;
             if (max_change(ix, trial, cur->split_ds) <= allowed) {
                 lo = mid;

@@ -17,7 +17,11 @@
  *    common cycle (the largest wanted cycle of the group: sf_adapt_cycle_wanted);
  *  - the cycle moves towards it by at most max_cycle_step per cycle;
  *  - the splits are the allocation of that cycle in proportion to the asked-for greens
- *    (sf_split_allocate), which equalises DS across the critical phases, except that a
+ *    (sf_split_allocate), which equalises DS across the critical phases; or, with
+ *    spare = SF_ADAPT_SPARE_COORD at a member whose phases ask for less than the group's
+ *    cycle, every non-coordinated phase gets the green it asks for and the coordinated
+ *    phases take the rest (SCATS's link phase: a non-critical intersection's spare time
+ *    goes to the arterial, not to its side streets; sf_adapt_opts_t.spare), except that a
  *    non-coordinated phase asks at least for its share of the scheduled plan's cycle
  *    (sf_adapt_ds_floor: side-street DS from stop-bar counts under-reads); each split moves
  *    by at most max_split_step plus the cycle change per cycle (a partial step towards the
@@ -101,6 +105,12 @@ double sf_adapt_green_avail(double plan_green_s, double seen_green_s);
 int sf_mp_stage_pressure(const sf_intersection_t *ix, const sf_stage_t *stages, int n_stages,
                          const double *phase_pressure, double *stage_pressure);
 
+/* Where the spare time of a cycle longer than the phases ask for goes (sf_adapt_step). */
+typedef enum {
+    SF_ADAPT_SPARE_PROPORTIONAL = 0, /* every phase in proportion to the green it asks for */
+    SF_ADAPT_SPARE_COORD = 1,        /* the coordinated phases only (SCATS's link phase) */
+} sf_adapt_spare_t;
+
 typedef struct {
     double target_ds;        /* DS the cycle is sized for, default 0.9 */
     double min_cycle_s;      /* default 40 (scenario: control.adaptive_min_cycle_s) */
@@ -117,6 +127,9 @@ typedef struct {
     double fail_ds;            /* DS of a phase whose every green failed (sf_adapt_ds_failures),
                                   default 1.05 (a saturated green's counts read ~1.0: it asks
                                   1.05 / 0.9 = 1.17 times its green); <= target_ds: off */
+    sf_adapt_spare_t spare;    /* where a member's spare time goes when its phases ask for
+                                  less than the cycle it runs (scenario:
+                                  control.adaptive_spare), default proportional */
 } sf_adapt_opts_t;
 
 typedef struct {
@@ -138,7 +151,13 @@ int sf_adapt_cycle_wanted(const sf_intersection_t *ix, const sf_plan_t *cur, con
 
 /* One adaptation step at a cycle boundary: next = cur with a new cycle and splits (see
  * the header comment); group_cycle_s > 0 is the coordinated group's common wanted cycle
- * (from sf_adapt_cycle_wanted over the group), 0 = the intersection's own. info may be
+ * (from sf_adapt_cycle_wanted over the group), 0 = the intersection's own. With o->spare
+ * SF_ADAPT_SPARE_COORD and a cycle longer than every phase asks for (the cycle at which
+ * each gets its asked-for green, sf_split_cycle_at), each non-coordinated phase gets its
+ * lost time plus the green it asks for (at least its minimum split; in a barrier without
+ * a coordinated phase a ring shorter than the barrier shares its slack equally) and the
+ * coordinated phases share the rest in proportion to what they ask; a cycle shorter than
+ * that is allocated in proportion, as with SF_ADAPT_SPARE_PROPORTIONAL. info may be
  * NULL. Returns 0, or -1 with EINVAL (as sf_adapt_cycle_wanted) leaving *next untouched. */
 int sf_adapt_step(const sf_intersection_t *ix, const sf_plan_t *cur, const double *ds,
                   const sf_adapt_opts_t *o, double group_cycle_s, sf_plan_t *next,

@@ -879,6 +879,8 @@ static void adapt_opts(const sf_controller_t *c, sf_adapt_opts_t *ao)
     sf_adapt_opts_default(ao);
     if (!c->sc->control.adaptive_split_failure)
         ao->fail_ds = 0; /* off: the flow DS alone */
+    ao->spare =
+        c->sc->control.adaptive_spare == 1 ? SF_ADAPT_SPARE_COORD : SF_ADAPT_SPARE_PROPORTIONAL;
     if (c->sc->control.adaptive_min_cycle_s > 0)
         ao->min_cycle_s = c->sc->control.adaptive_min_cycle_s;
     if (c->sc->control.adaptive_max_cycle_s > 0)

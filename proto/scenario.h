@@ -286,6 +286,8 @@ typedef struct {
     bool adaptive_split_failure; /* adaptive DS raised by stop-bar split failures, default true */
     bool detector_diagnostics;   /* the centre fails stuck/dead detectors (controller/detdiag.h)
                                     and its smart modes ignore them, default true */
+    uint8_t adaptive_spare;      /* adaptive member's spare time: 0 "proportional" to every phase
+                                    (default), 1 "coordinated" phases only (sf_adapt_spare_t) */
 } sf_control_t;
 
 /* ---- faults ------------------------------------------------------------------- */

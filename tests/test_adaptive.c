@@ -221,6 +221,85 @@ Test(adaptive, group_cycle_and_minimums)
         cr_assert_eq(next.split_ds[i], 90);
 }
 
+/* control.adaptive_spare: a member whose phases ask for less than the group's cycle. With
+ * the spare shared in proportion, the side streets take part of it and the coordinated
+ * phases lose green although the cycle grows; with it to the coordinated phases, every
+ * side phase gets exactly its lost time plus the green it asks for and the arterial takes
+ * the rest (SCATS's link phase). Where the phases ask for the whole cycle or more (the
+ * critical intersection) and where no phase is coordinated, both rules give the same plan. */
+Test(adaptive, spare_time_to_the_coordinated_phases)
+{
+    sf_intersection_t ix;
+    sf_plan_t cur, prop, coord;
+    nema8(&ix, &cur);
+    sf_adapt_opts_t o;
+    sf_adapt_opts_default(&o);
+    cr_assert_eq(o.spare, SF_ADAPT_SPARE_PROPORTIONAL);
+    /* the sides at the target DS ask for the green they have (lefts 11 s, throughs 31 s of
+     * 15 / 35 s splits, lost time 4 s each); the arterial reads 0.6: 0.6 x 31 / 0.9 =
+     * 20.7 s. Every phase served as asked takes 39.7 + 50 = 89.7 s; the group runs 106 s
+     * (the bounded 6 s step towards its 110 s). */
+    double ds[8] = {0.9, 0.6, 0.9, 0.9, 0.9, 0.6, 0.9, 0.9};
+    double c_ask;
+    cr_assert_eq(sf_adapt_cycle_wanted(&ix, &cur, ds, &o, &c_ask), 0);
+    cr_assert_float_eq(c_ask, 8 + 11 + 0.6 * 31 / 0.9 + 50, 1e-6);
+    cr_assert_eq(sf_adapt_step(&ix, &cur, ds, &o, 110, &prop, NULL), 0);
+    o.spare = SF_ADAPT_SPARE_COORD;
+    cr_assert_eq(sf_adapt_step(&ix, &cur, ds, &o, 110, &coord, NULL), 0);
+    check_plan(&ix, &prop);
+    check_plan(&ix, &coord);
+    cr_assert_eq(prop.cycle_ds, 1060);
+    cr_assert_eq(coord.cycle_ds, 1060);
+    /* in proportion: the 16.3 s of spare go 14.5 % to each left, 29.5 % to each side
+     * through and 13.3 % to each through of the arterial, which keeps only 29.3 s of its 35 */
+    cr_assert_lt(prop.split_ds[1], cur.split_ds[1]);
+    cr_assert_gt(prop.split_ds[3], cur.split_ds[3]);
+    cr_assert_gt(prop.split_ds[0], cur.split_ds[0]);
+    /* to the coordinated phases: the sides keep exactly what they ask, 2 and 6 take the
+     * cycle's 6 s more */
+    const uint16_t want[8] = {150, 410, 150, 350, 150, 410, 150, 350};
+    cr_assert_arr_eq(coord.split_ds, want, sizeof want, "split 2 %d, 4 %d", coord.split_ds[1],
+                     coord.split_ds[3]);
+    cr_assert_eq(coord.offset_ds, cur.offset_ds);
+
+    /* side lefts asking for less than their minimum split (0.35 x 11 / 0.9 + 4 = 8.3 s)
+     * get the minimum, 9 s; the arterial takes the 12 s they free and the cycle's 6 s
+     * (the split step bound widened so the whole step is taken) */
+    double low[8] = {0.9, 0.6, 0.35, 0.9, 0.9, 0.6, 0.35, 0.9};
+    o.max_split_step_s = 20;
+    cr_assert_eq(sf_adapt_step(&ix, &cur, low, &o, 110, &coord, NULL), 0);
+    check_plan(&ix, &coord);
+    cr_assert_eq(sf_phase_min_split_ds(&ix, 2), 90);
+    const uint16_t want_low[8] = {150, 470, 90, 350, 150, 470, 90, 350};
+    cr_assert_arr_eq(coord.split_ds, want_low, sizeof want_low);
+    o.max_split_step_s = 4;
+
+    /* the critical intersection: every phase at DS 1 asks for 109.3 s, more than the 100 s
+     * the group runs: the allocation in proportion either way */
+    double sat[8] = {1, 1, 1, 1, 1, 1, 1, 1};
+    o.spare = SF_ADAPT_SPARE_PROPORTIONAL;
+    cr_assert_eq(sf_adapt_step(&ix, &cur, sat, &o, 100, &prop, NULL), 0);
+    o.spare = SF_ADAPT_SPARE_COORD;
+    cr_assert_eq(sf_adapt_step(&ix, &cur, sat, &o, 100, &coord, NULL), 0);
+    cr_assert_arr_eq(coord.split_ds, prop.split_ds, sizeof prop.split_ds);
+
+    /* no coordinated phase (an isolated intersection): in proportion either way */
+    cur.coord_phase_mask = 0;
+    o.spare = SF_ADAPT_SPARE_PROPORTIONAL;
+    cr_assert_eq(sf_adapt_step(&ix, &cur, ds, &o, 110, &prop, NULL), 0);
+    o.spare = SF_ADAPT_SPARE_COORD;
+    cr_assert_eq(sf_adapt_step(&ix, &cur, ds, &o, 110, &coord, NULL), 0);
+    cr_assert_arr_eq(coord.split_ds, prop.split_ds, sizeof prop.split_ds);
+
+    /* an unknown rule is refused and changes nothing */
+    sf_plan_t keep = coord;
+    o.spare = (sf_adapt_spare_t)2;
+    errno = 0;
+    cr_assert_eq(sf_adapt_step(&ix, &cur, ds, &o, 110, &coord, NULL), -1);
+    cr_assert_eq(errno, EINVAL);
+    cr_assert_arr_eq(&coord, &keep, sizeof keep);
+}
+
 Test(adaptive, bad_inputs_change_nothing)
 {
     sf_intersection_t ix;
