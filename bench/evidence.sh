@@ -49,6 +49,19 @@
 #                     report, or one left from other settings' duration, is redone)
 #   XADAPT="--set ..."  extra arguments of the adaptive surge arm only (diagnostics, e.g.
 #                     the cycle pinned with control.adaptive_min/max_cycle_s)
+#   "detfault" adds: the surge with one stop-bar detector of a saturated side street
+#                     stuck on (scenario faults.detectors, injected by the simulator, so
+#                     units and centre see a field fault) for the surge's 30 minutes, with
+#                     the centre's detector diagnosis on vs off
+#                     (control.detector_diagnostics), under the SCATS-like adaptive mode
+#                     and under max-pressure, each beside the same strategy without the
+#                     fault. Prints total delay, the faulted approach's delay, the green the
+#                     detector's phase got in the fault window (bench_greens over the run's
+#                     --runrec lamp changes) and when the centre failed / recovered it.
+#                     DETF_IX=I4 DETF_DET=I4-SB0 DETF_PHASE=4 DETF_LINK=N4-I4 (the
+#                     corridor's heaviest side entry, N4 450 veh/h: its approach has the
+#                     highest delay of all side streets under the fixed plan in the surge)
+#                     DETF_FROM=900 DETF_TO=2700 (the surge)
 #
 # Comparisons
 #   1. priority: control.priority.enabled true vs false (coordinated plan, scenario
@@ -117,6 +130,18 @@ while [ "$i" -lt "$NENT" ]; do
     SURGE="$SURGE --set demand.entries[$i].profile=[0.9,1.4,1.54,1.0]"
     i=$((i + 1))
 done
+
+# detfault: the detector, its phase and approach, the fault window (the surge's).
+DETF_IX=${DETF_IX:-I4}
+DETF_DET=${DETF_DET:-I4-SB0}
+DETF_PHASE=${DETF_PHASE:-4}
+DETF_LINK=${DETF_LINK:-N4-I4}
+DETF_FROM=${DETF_FROM:-900}
+DETF_TO=${DETF_TO:-2700}
+GREENS=$BUILD/bench/bench_greens
+if want detfault; then
+    [ -x "$GREENS" ] || { echo "evidence.sh: no bench_greens at $GREENS (build first)" >&2; exit 1; }
+fi
 
 # Ceiling: the corridor's plan stretched to other common cycles, one scenario per cycle.
 CEIL_CYCLES=${CEIL_CYCLES:-"90 100 110 140"}
@@ -188,6 +213,21 @@ for s in $SEEDS; do
     fi
     if want surge_mp; then
         echo "surge_maxpressure $s $SCEN $SURGE_DUR --set control.strategy=max_pressure$SURGE" >>"$W/runs.txt"
+    fi
+    if want detfault; then
+        # the fault as a JSON literal in single quotes (xargs keeps the double quotes)
+        DETF_SET="--set 'faults.detectors=[{\"intersection\":\"$DETF_IX\",\"detector\":\"$DETF_DET\",\"kind\":\"stuck_on\",\"from_s\":$DETF_FROM,\"to_s\":$DETF_TO}]'"
+        for st in adaptive max_pressure; do
+            for arm in nofault diag nodiag; do
+                a="detfault_${st}_$arm"
+                x="--set control.strategy=$st$SURGE --events $W/$a.$s.events --runrec $W/$a.$s.rr"
+                case $arm in
+                diag) x="$x $DETF_SET" ;;
+                nodiag) x="$x $DETF_SET --set control.detector_diagnostics=false" ;;
+                esac
+                echo "$a $s $SCEN $SURGE_DUR $x" >>"$W/runs.txt"
+            done
+        done
     fi
     # every surge comparison is against the same fixed-plan arm: run it once
     if want surge || want surge_ceiling || want surge_oracle || want surge_mp || want surge_nofail ||
@@ -375,5 +415,59 @@ if want surge_oracle; then
     for cy in $ORACLE_CYCLES; do
         fig total_delay_veh_h "surge_oracle_c$cy" surge_fixed "$totdelay"
         info unfinished_vehicles "surge_oracle_c$cy" "$unfinished"
+    done
+fi
+if want detfault; then
+    # per run: the phase's green in the window from the run record (then removed: ~50 MB
+    # each), and the centre's detector_failed / recovered times from its event log, as
+    # $W/g_ARM.SEED.json so fig/info read them like reports
+    for s in $SEEDS; do
+        for st in adaptive max_pressure; do
+            for arm in nofault diag nodiag; do
+                a="detfault_${st}_$arm"
+                if [ -f "$W/$a.$s.rr" ]; then
+                    "$GREENS" "$SCEN" "$W/$a.$s.rr" "$DETF_IX" "$DETF_PHASE" "$DETF_FROM" "$DETF_TO" \
+                        >"$W/$a.$s.greens" || exit 1
+                    rm -f "$W/$a.$s.rr"
+                fi
+                [ -s "$W/$a.$s.greens" ] || { echo "evidence: no greens for $a seed $s" >&2; exit 1; }
+                jq -n --rawfile g "$W/$a.$s.greens" --slurpfile e "$W/$a.$s.events" \
+                    --arg det "$DETF_DET" '
+                    ($g | split(" ") | . as $w | [range(0; length; 2) | {($w[.]): $w[. + 1]}]
+                     | add) as $kv
+                    | [$e[] | select(.kind == "fault" and .detector == $det)] as $f
+                    | {green_share_pct: ($kv.green_share_pct | tonumber),
+                       mean_green_s: ($kv.mean_green_s | tonumber),
+                       green_starts: ($kv.green_starts | tonumber),
+                       failed_t: ([$f[] | select(.event == "detector_failed") | .t] | first),
+                       recovered_t: ([$f[] | select(.event == "detector_recovered") | .t] | first),
+                       failed_other: ([$e[] | select(.kind == "fault" and .event == "detector_failed"
+                                        and .detector != $det)] | length)}' \
+                    >"$W/g_$a.$s.json"
+            done
+        done
+    done
+    appdelay='[.intersections[].approaches[] | select(.id == "'"$DETF_LINK"'")][0].mean_delay_s'
+    ixdelay='[.intersections[] | select(.id == "'"$DETF_IX"'")][0].mean_delay_s'
+    echo
+    echo "== 4. detector fault: $DETF_DET ($DETF_IX phase $DETF_PHASE, approach $DETF_LINK) stuck on $DETF_FROM-$DETF_TO s, same surge ($SURGE_DUR s) =="
+    echo "   (diag = the centre's detector diagnosis on, the default; nodiag ="
+    echo "   control.detector_diagnostics=false; nofault = the same strategy without the fault)"
+    for st in adaptive max_pressure; do
+        echo "-- $st"
+        fig total_delay_veh_h "detfault_${st}_diag" "detfault_${st}_nodiag" "$totdelay"
+        fig total_delay_veh_h "detfault_${st}_nodiag" "detfault_${st}_nofault" "$totdelay"
+        fig total_delay_veh_h "detfault_${st}_diag" "detfault_${st}_nofault" "$totdelay"
+        fig "${DETF_LINK}_delay_s" "detfault_${st}_diag" "detfault_${st}_nodiag" "$appdelay"
+        fig "${DETF_IX}_delay_s" "detfault_${st}_diag" "detfault_${st}_nodiag" "$ixdelay"
+        fig "phase${DETF_PHASE}_green_share_pct" "g_detfault_${st}_diag" "g_detfault_${st}_nodiag" '.green_share_pct'
+        fig "phase${DETF_PHASE}_mean_green_s" "g_detfault_${st}_diag" "g_detfault_${st}_nodiag" '.mean_green_s'
+        info "phase${DETF_PHASE}_green_share_pct" "g_detfault_${st}_nofault" '.green_share_pct'
+        info "phase${DETF_PHASE}_mean_green_s" "g_detfault_${st}_nofault" '.mean_green_s'
+        info "${DETF_DET}_failed_at_s" "g_detfault_${st}_diag" '.failed_t'
+        info "${DETF_DET}_recovered_at_s" "g_detfault_${st}_diag" '.recovered_t'
+        info "other_detectors_failed" "g_detfault_${st}_diag" '.failed_other'
+        info "other_detectors_failed" "g_detfault_${st}_nofault" '.failed_other'
+        info "${DETF_DET}_failed_at_s" "g_detfault_${st}_nodiag" '.failed_t'
     done
 fi
