@@ -2761,5 +2761,9 @@ char *sf_scenario_summary(const sf_scenario_t *sc, char *buf, size_t len)
              "%s: %u intersections, %u links, %u detectors, %u lines, %u stops, %u plans, "
              "%.0f veh/h entry flow",
              sc->name, sc->n_intersections, sc->n_links, det, sc->n_lines, stops, plans, flow);
+    size_t used = strlen(buf);
+    if (sc->faults.n_det && used < len) /* only then: a scenario without faults reads as before */
+        snprintf(buf + used, len - used, ", %u detector fault%s", sc->faults.n_det,
+                 sc->faults.n_det == 1 ? "" : "s");
     return buf;
 }

@@ -87,6 +87,11 @@ Test(detfault, loader_reads_every_field)
     cr_assert_eq(f[2].kind, SF_DET_FAULT_CHATTER);
     cr_assert_float_eq(f[2].to_s, 3000.5, 0.0);
     cr_assert_str_eq(sf_det_fault_kind_name(f[2].kind), "chatter");
+    /* `sigflow check` says there are faults */
+    char sum[512];
+    sf_scenario_summary(sc, sum, sizeof sum);
+    size_t n = strlen(sum), tail = strlen(", 3 detector faults");
+    cr_assert(n > tail && strcmp(sum + n - tail, ", 3 detector faults") == 0, "%s", sum);
     sf_scenario_destroy(&sc);
 
     /* one field of an entry reached by --set like any other */
