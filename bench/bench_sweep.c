@@ -1,13 +1,18 @@
-/* bench/bench_sweep.c — time of one full poll sweep (heartbeat write + status, lamps,
- * detector (data and occupancies in one read), presence and priority reads of every unit,
- * pipelined) at 10, 100 and 1,000 units on
- * 127.0.0.1, the units served by a unit host (unit/host.h) in another thread.
+/* bench/bench_sweep.c — time of one full poll sweep (what the controller polls: status,
+ * lamps, detector data, occupancies and presence, priority slots, then the heartbeat write,
+ * SF_POLL_ALL | SF_POLL_STATUS_FIRST; pipelined over every unit) at 10, 100 and 1,000
+ * units on 127.0.0.1, the units served by a unit host (unit/host.h) in another thread.
+ * Each poll is measured twice: as the master makes it against these map version 3 units
+ * (one read of the poll image and the heartbeat write: 2 requests a unit), and with the
+ * image turned off (opts.no_image: the separate reads of version 1, 6 requests a unit for
+ * a full poll), so the image's gain is measured on the same code and machine.
  *
  * Usage: bench_sweep [SWEEPS [UNITS]]   (default 50 measured sweeps per size, after 3
  * warm-up; UNITS measures that one size instead of 10, 100 and 1,000)
- * Prints one line per size and poll kind: units, sweeps, wall-clock median, p90 and p99 in
- * ms, CPU time per sweep of the master thread, of the host thread and of the whole process
- * (on a loaded machine the wall figures include waiting for a core), requests per sweep, and
+ * Prints one line per size, poll kind and read path: units, sweeps, wall-clock median, p90
+ * and p99 in ms, CPU time per sweep of the master thread, of the host thread and of the
+ * whole process (on a loaded machine the wall figures include waiting for a core), requests
+ * per sweep and per unit, and
  * the context switches a sweep of each thread: voluntary ones are the waits (a thread that
  * waits for its peer is woken by it, and both pay for that on every wake-up), involuntary
  * ones a busy machine taking the core away. The host thread is named "sf-host" (perf
@@ -95,7 +100,7 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static int run_size(const sf_intersection_t *ix, size_t n, int sweeps, unsigned what)
+static int run_size(const sf_intersection_t *ix, size_t n, int sweeps, unsigned what, bool image)
 {
     host_thread_t t = {0};
     sf_endpoint_t *eps = calloc(n, sizeof *eps);
@@ -119,6 +124,7 @@ static int run_size(const sf_intersection_t *ix, size_t n, int sweeps, unsigned 
     sf_master_opts_t o;
     sf_master_opts_default(&o);
     o.round_timeout_ms = 5000;
+    o.no_image = !image;
     m = sf_master_new(n, eps, NULL, &o);
     if (!m) {
         fprintf(stderr, "bench_sweep: master: %s\n", strerror(errno));
@@ -149,13 +155,14 @@ static int run_size(const sf_intersection_t *ix, size_t n, int sweeps, unsigned 
         double med = ms[sweeps / 2];
         double p90 = ms[(int)((sweeps - 1) * 0.90 + 0.5)];
         double p99 = ms[(int)((sweeps - 1) * 0.99 + 0.5)];
-        printf("%-6s units %5zu  sweeps %3d  wall ms: median %7.2f p90 %7.2f p99 %7.2f  "
-               "cpu ms/sweep: master %6.2f host %6.2f process %6.2f  requests/sweep %llu  "
-               "incomplete %d  switches/sweep: master %.0f+%.0f host %.0f+%.0f "
+        uint64_t req = (s1.requests - s0.requests) / (uint64_t)sweeps;
+        printf("%-6s %-7s units %5zu  sweeps %3d  wall ms: median %7.2f p90 %7.2f p99 %7.2f  "
+               "cpu ms/sweep: master %6.2f host %6.2f process %6.2f  requests/sweep %llu "
+               "(%.2f a unit)  incomplete %d  switches/sweep: master %.0f+%.0f host %.0f+%.0f "
                "(voluntary+involuntary)  user+system ms/sweep: master %.2f+%.2f host %.2f+%.2f\n",
-               what == SF_POLL_ALL ? "full" : "status", n, sweeps, med, p90, p99, master_cpu,
-               all_cpu - master_cpu, all_cpu,
-               (unsigned long long)((s1.requests - s0.requests) / (uint64_t)sweeps), bad,
+               (what & SF_POLL_ALL) == SF_POLL_ALL ? "full" : "status", image ? "image" : "classic",
+               n, sweeps, med, p90, p99, master_cpu, all_cpu - master_cpu, all_cpu,
+               (unsigned long long)req, (double)req / (double)n, bad,
                (double)(mc[1][0] - mc[0][0]) / sweeps, (double)(mc[1][1] - mc[0][1]) / sweeps,
                (double)(t.csw[1][0] - t.csw[0][0]) / sweeps,
                (double)(t.csw[1][1] - t.csw[0][1]) / sweeps,
@@ -196,10 +203,11 @@ int main(int argc, char **argv)
         sf_errors_clear(&errs);
         return 1;
     }
-    printf("bench_sweep: one poll sweep, pipelined over every unit. status = heartbeat write +"
-           " status and lamp reads (3 requests per unit); full = also detector data and"
-           " occupancies (one read once the unit's detector count is known), detector"
-           " presence and priority slots (6 requests)\n");
+    printf("bench_sweep: one poll sweep, pipelined over every unit, as the controller polls"
+           " (reads, then the heartbeat write). status = status and lamps; full = also detector"
+           " data, occupancies and presence and the priority slots. image = the poll image"
+           " (map v3: one read + the heartbeat, 2 requests a unit); classic = the separate"
+           " reads (status 3 requests a unit, full 6)\n");
     double la[3];
     if (getloadavg(la, 3) == 3)
         printf("load average %.2f %.2f %.2f (wall figures include waiting for a core)\n", la[0],
@@ -211,8 +219,11 @@ int main(int argc, char **argv)
         n_sizes = 1;
     }
     for (size_t i = 0; i < n_sizes; i++) {
-        rc |= run_size(&sc->intersections[0], sizes[i], sweeps, 0) < 0;
-        rc |= run_size(&sc->intersections[0], sizes[i], sweeps, SF_POLL_ALL) < 0;
+        for (int full = 0; full <= 1; full++) {
+            unsigned what = SF_POLL_STATUS_FIRST | (full ? SF_POLL_ALL : 0u);
+            rc |= run_size(&sc->intersections[0], sizes[i], sweeps, what, true) < 0;
+            rc |= run_size(&sc->intersections[0], sizes[i], sweeps, what, false) < 0;
+        }
     }
     sf_scenario_destroy(&sc);
     return rc;

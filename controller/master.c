@@ -39,6 +39,7 @@ typedef enum {
     K_PLAN_RD,
     K_PRESENCE,
     K_DETOCC, /* det_seq through the unit's last det_occupancy in one read */
+    K_IMAGE,  /* a part of the poll image (map version 3) */
 } req_kind_t;
 
 typedef struct {
@@ -51,6 +52,7 @@ typedef struct {
     uint16_t addr;        /* first address */
     uint16_t qty;         /* registers or bits */
     bool status_part;     /* one of the status reads of a poll */
+    bool image_last;      /* K_IMAGE: the last part of the image read: the state is filled */
 } req_t;
 
 /* Where a unit is within the current round. */
@@ -69,32 +71,38 @@ typedef enum {
 } link_t;
 
 typedef struct {
-    modbus_t *mb;                     /* libmodbus context; owns the socket once connected */
-    struct sockaddr_in sa;            /* resolved endpoint */
-    int fd;                           /* socket, -1 none */
-    uint8_t link;                     /* link_t */
-    uint8_t phase;                    /* conn_phase_t */
-    bool ident_read;                  /* identity read on this connection */
-    bool detocc_refused;              /* the device refused the joined detector read (on
-                                         this connection): two reads from then on */
-    int64_t connect_deadline_ms;      /* monotonic ms: a connect still pending then fails */
-    uint16_t late_n;                  /* replies still owed for requests of missed rounds */
-    uint16_t late_tid;                /* transaction id of the next of those */
-    bool failed;                      /* this round missed */
-    req_t req[SF_MASTER_MAX_REQ + 1]; /* slot 0: identity read; queued from slot 1 */
-    uint8_t n_req;                    /* slots used including slot 0 (>= 1) */
-    uint8_t first;                    /* first slot sent this round (0 or 1) */
-    uint8_t next_reply;               /* slot whose reply is expected next */
-    bool status_ok;                   /* every status read of this round succeeded */
-    bool has_status;                  /* this round polled the status */
-    bool ran;                         /* the queue has run: outcomes readable, queue stale */
-    uint16_t tid;                     /* last transaction id used on this unit */
-    uint16_t rx_len;                  /* bytes buffered in rx */
-    uint8_t rx[RX_CAP];               /* received bytes not yet parsed */
-    char expect_id[33];               /* id the unit must report, "" any */
-    int64_t sent_us;                  /* monotonic us of this round's send (round trip) */
-    uint64_t retrans_closed;          /* TCP retransmits of the connections closed so far */
-    sf_unit_state_t st;               /* what we know */
+    modbus_t *mb;                      /* libmodbus context; owns the socket once connected */
+    struct sockaddr_in sa;             /* resolved endpoint */
+    int fd;                            /* socket, -1 none */
+    uint8_t link;                      /* link_t */
+    uint8_t phase;                     /* conn_phase_t */
+    bool ident_read;                   /* identity read on this connection */
+    bool detocc_refused;               /* the device refused the joined detector read (on
+                                          this connection): two reads from then on */
+    bool image_refused;                /* the device refused a poll image read (on this
+                                          connection): the separate reads from then on */
+    bool image_ok;                     /* every part of this poll's image read came back */
+    uint8_t image_what;                /* SF_POLL_* bits of the queued image poll */
+    uint16_t image_end;                /* registers of the image it reads (from offset 0) */
+    int64_t connect_deadline_ms;       /* monotonic ms: a connect still pending then fails */
+    uint16_t late_n;                   /* replies still owed for requests of missed rounds */
+    uint16_t late_tid;                 /* transaction id of the next of those */
+    bool failed;                       /* this round missed */
+    req_t req[SF_MASTER_MAX_REQ + 1];  /* slot 0: identity read; queued from slot 1 */
+    uint8_t n_req;                     /* slots used including slot 0 (>= 1) */
+    uint8_t first;                     /* first slot sent this round (0 or 1) */
+    uint8_t next_reply;                /* slot whose reply is expected next */
+    bool status_ok;                    /* every status read of this round succeeded */
+    bool has_status;                   /* this round polled the status */
+    bool ran;                          /* the queue has run: outcomes readable, queue stale */
+    uint16_t tid;                      /* last transaction id used on this unit */
+    uint16_t rx_len;                   /* bytes buffered in rx */
+    uint8_t rx[RX_CAP];                /* received bytes not yet parsed */
+    char expect_id[33];                /* id the unit must report, "" any */
+    int64_t sent_us;                   /* monotonic us of this round's send (round trip) */
+    uint64_t retrans_closed;           /* TCP retransmits of the connections closed so far */
+    sf_unit_state_t st;                /* what we know */
+    uint16_t image[SF_POLL_IMAGE_MAX]; /* the poll image as read this round */
 } unit_t;
 
 struct sf_master_s {
@@ -113,6 +121,7 @@ void sf_master_opts_default(sf_master_opts_t *o)
     o->round_timeout_ms = 200;
     o->connect_timeout_ms = CONNECT_TIMEOUT_MS;
     sf_health_cfg_default(&o->health);
+    o->no_image = false;
 }
 
 static int64_t mono_ms(void)
@@ -507,6 +516,27 @@ static bool detocc_joinable(const unit_t *un)
            occ->address + un->st.n_det - seq->address <= MAX_READ_REGS;
 }
 
+/* The poll image can be read: the connected device's identity is known, says map version
+ * 3 or later and a poll_image_len that its counts give (so both sides agree on the layout),
+ * the device has not refused an image read on this connection and the caller did not ask
+ * for the separate reads. Fills *l. */
+static bool image_usable(const sf_master_t *m, const unit_t *un, sf_poll_image_layout_t *l)
+{
+    return !m->opts.no_image && un->link == L_OPEN && un->ident_read && !un->image_refused &&
+           un->st.protocol_version >= 3 &&
+           sf_regmap_image_layout(un->st.n_sg, un->st.n_det, l) == 0 &&
+           l->len == un->st.poll_image_len;
+}
+
+/* Registers of the image, from offset 0, that hold what a poll of `what` reads: the status
+ * and lamps, then the priority slots, then the detector sections (regmap.h's order). */
+static uint16_t image_end(const sf_poll_image_layout_t *l, unsigned what)
+{
+    if (what & (SF_POLL_DETECTORS | SF_POLL_PRESENCE))
+        return l->len;
+    return (what & SF_POLL_PRIORITY) ? l->det : l->prio;
+}
+
 int sf_master_queue_poll(sf_master_t *m, size_t u, uint16_t hb, unsigned what)
 {
     if (!m || u >= m->n) {
@@ -517,7 +547,11 @@ int sf_master_queue_poll(sf_master_t *m, size_t u, uint16_t hb, unsigned what)
     fresh(un);
     bool det = (what & SF_POLL_DETECTORS) != 0, prio = (what & SF_POLL_PRIORITY) != 0;
     bool pres = (what & SF_POLL_PRESENCE) != 0;
-    int need = 3 + (det ? 2 : 0) + (prio ? 1 : 0) + (pres ? 1 : 0);
+    sf_poll_image_layout_t l;
+    bool img = image_usable(m, un, &l);
+    uint16_t end = img ? image_end(&l, what) : 0;
+    int n_img = (end + MAX_READ_REGS - 1) / MAX_READ_REGS;
+    int need = img ? 1 + n_img : 3 + (det ? 2 : 0) + (prio ? 1 : 0) + (pres ? 1 : 0);
     if (un->n_req + need > SF_MASTER_MAX_REQ + 1) {
         errno = ENOSPC;
         return -1;
@@ -527,9 +561,24 @@ int sf_master_queue_poll(sf_master_t *m, size_t u, uint16_t hb, unsigned what)
     bool foreign = un->st.connected && un->st.protocol_version != 0 && !un->st.identity_ok;
     bool hb_last = (what & SF_POLL_STATUS_FIRST) != 0;
     int h = foreign || hb_last ? -1 : sf_master_queue_write(m, u, SF_R_HEARTBEAT, 0, &hb, 1);
-    queue_read(m, u, SF_R_CONTROL_MODE, SF_R_PHASE_STATUS_NEXT, K_STATUS);
-    queue_read(m, u, SF_R_SG_LAMP, SF_R_SG_TIME_REMAINING, K_LAMPS);
-    if (det && detocc_joinable(un)) {
+    if (img) {
+        /* Everything the separate reads below would read, as copies in one block: one
+         * reply instead of five, and the unit's cost is per reply (a send each). */
+        uint16_t base = sf_regmap_get(SF_R_POLL_IMAGE)->address;
+        un->image_what = (uint8_t)(what & SF_POLL_ALL);
+        un->image_end = end;
+        for (uint16_t off = 0; off < end; off = (uint16_t)(off + MAX_READ_REGS)) {
+            uint16_t qty = (uint16_t)(end - off < MAX_READ_REGS ? end - off : MAX_READ_REGS);
+            req_t *r = new_slot(m, u);
+            make_read(r, MODBUS_FC_READ_INPUT_REGISTERS, (uint16_t)(base + off), qty, K_IMAGE);
+            r->status_part = true;
+            r->image_last = off + qty == end;
+        }
+    } else {
+        queue_read(m, u, SF_R_CONTROL_MODE, SF_R_PHASE_STATUS_NEXT, K_STATUS);
+        queue_read(m, u, SF_R_SG_LAMP, SF_R_SG_TIME_REMAINING, K_LAMPS);
+    }
+    if (!img && det && detocc_joinable(un)) {
         /* One read instead of two: every reply costs the device a send, and the map puts
          * det_seq (300) and the occupancies (400..) within one read's reach when the unit
          * has at most 25 detectors (it says how many in its identity). The span includes
@@ -541,13 +590,13 @@ int sf_master_queue_poll(sf_master_t *m, size_t u, uint16_t hb, unsigned what)
         make_read(r, MODBUS_FC_READ_INPUT_REGISTERS, from,
                   (uint16_t)(occ->address + un->st.n_det - from), K_DETOCC);
         r->status_part = true;
-    } else if (det) {
+    } else if (!img && det) {
         queue_read(m, u, SF_R_DET_SEQ, SF_R_DET_VOLUME, K_DET);
         queue_read(m, u, SF_R_DET_OCCUPANCY, SF_R_DET_OCCUPANCY, K_OCC);
     }
-    if (prio)
+    if (prio && !img)
         queue_read(m, u, SF_R_PRIO_STATUS_ID, SF_R_PRIO_STATUS_PHASE, K_PRIO);
-    if (pres) {
+    if (pres && !img) {
         req_t *r = new_slot(m, u);
         const sf_reg_t *e = sf_regmap_get(SF_R_DET_PRESENCE);
         make_read(r, MODBUS_FC_READ_DISCRETE_INPUTS, e->address, e->count, K_PRESENCE);
@@ -636,6 +685,73 @@ int sf_master_exception(const sf_master_t *m, size_t u, int handle)
 
 /* ---- replies ---------------------------------------------------------------------- */
 
+/* The status block: st12 = control_mode .. tod (100..111), ps10 = the phase status
+ * bitmasks (140..149), from the status read or from the poll image's copies of them. */
+static void apply_status(sf_unit_state_t *s, const uint16_t *st12, const uint16_t *ps10)
+{
+#define AT(id) st12[sf_regmap_get(id)->address - sf_regmap_get(SF_R_CONTROL_MODE)->address]
+    s->mode = AT(SF_R_CONTROL_MODE);
+    s->active_plan = AT(SF_R_ACTIVE_PLAN);
+    s->pending_plan = AT(SF_R_PENDING_PLAN);
+    s->cycle_timer_ds = AT(SF_R_CYCLE_TIMER);
+    s->coord_in_sync = AT(SF_R_COORD_IN_SYNC);
+    s->heartbeat_echo = AT(SF_R_HEARTBEAT_ECHO);
+    s->local_fallback = AT(SF_R_LOCAL_FALLBACK);
+    s->fault_code = AT(SF_R_FAULT_CODE);
+    s->fault_latched = AT(SF_R_FAULT_LATCHED);
+    s->heartbeat_age_ds = AT(SF_R_HEARTBEAT_AGE);
+    s->tod_ds = ((uint32_t)(&AT(SF_R_TOD))[0] << 16) | (&AT(SF_R_TOD))[1];
+#undef AT
+    memcpy(s->phase_status, ps10, sizeof s->phase_status);
+}
+
+/* The detector block: seq and interval, then volumes and occupancies of n detectors (the
+ * rest 0, as a device answers for detectors it does not have). */
+static void apply_det(sf_unit_state_t *s, const uint16_t *seq2, const uint16_t *vol,
+                      const uint16_t *occ, unsigned n)
+{
+    s->det_seq = seq2[0];
+    s->det_interval_s = seq2[1];
+    memset(s->det_volume, 0, sizeof s->det_volume);
+    memset(s->det_occupancy, 0, sizeof s->det_occupancy);
+    memcpy(s->det_volume, vol, n * sizeof *vol);
+    memcpy(s->det_occupancy, occ, n * sizeof *occ);
+}
+
+/* The last part of a poll's image has come: fill the state from it as the separate reads
+ * would have (only the parts the poll asked for), when every part came back and the
+ * layout is still the one the reads were sized for. */
+static void apply_image(unit_t *u)
+{
+    sf_unit_state_t *s = &u->st;
+    sf_poll_image_layout_t l;
+    if (!u->image_ok || sf_regmap_image_layout(s->n_sg, s->n_det, &l) != 0 ||
+        image_end(&l, u->image_what) != u->image_end) {
+        u->status_ok = false;
+        return;
+    }
+    const uint16_t *img = u->image;
+    apply_status(s, img + l.status, img + l.phase_status);
+    for (unsigned i = 0; i < SF_MAX_SG; i++) {
+        s->lamp[i] = i < s->n_sg ? (uint8_t)img[l.lamp + i] : 0;
+        s->sg_remaining_ds[i] = i < s->n_sg ? img[l.remaining + i] : 0;
+    }
+    if (u->image_what & SF_POLL_PRIORITY) {
+        memcpy(s->prio_id, img + l.prio, sizeof s->prio_id);
+        memcpy(s->prio_state, img + l.prio + 8, sizeof s->prio_state);
+        memcpy(s->prio_reason, img + l.prio + 16, sizeof s->prio_reason);
+        memcpy(s->prio_phase, img + l.prio + 24, sizeof s->prio_phase);
+    }
+    if (u->image_what & SF_POLL_DETECTORS)
+        apply_det(s, img + l.det, img + l.volume, img + l.occupancy, s->n_det);
+    if (u->image_what & SF_POLL_PRESENCE) {
+        uint64_t bits = 0;
+        for (unsigned k = 0; k < l.n_presence; k++)
+            bits |= (uint64_t)img[l.presence + k] << (16 * k);
+        s->det_presence = bits;
+    }
+}
+
 static void apply_read(unit_t *u, const req_t *r, const uint8_t *data)
 {
     sf_unit_state_t *s = &u->st;
@@ -664,32 +780,33 @@ static void apply_read(unit_t *u, const req_t *r, const uint8_t *data)
         s->n_sg = AT(SF_R_N_SG);
         s->n_det = AT(SF_R_N_DET);
         s->n_plans = AT(SF_R_N_PLANS);
+        s->poll_image_len = AT(SF_R_POLL_IMAGE_LEN); /* 0 at a version 1 or 2 unit (a gap) */
         const uint16_t *id = PTR(SF_R_UNIT_ID);
         for (int i = 0; i < 16; i++) {
             s->unit_id[2 * i] = (char)(id[i] >> 8);
             s->unit_id[2 * i + 1] = (char)(id[i] & 0xff);
         }
         s->unit_id[32] = 0;
-        /* The map is append-only and the controller uses only version 1 entries: a
-         * version 1 unit (e.g. a real unit in a HIL run) is as good as a version 2 one. */
+        /* The map is append-only and the controller needs only version 1 entries (the
+         * poll image of version 3 is read when there): a version 1 unit (e.g. a real unit
+         * in a HIL run) is as good as a later one. */
         s->identity_ok = s->protocol_version >= 1 && s->protocol_version <= SF_REGMAP_VERSION &&
                          (u->expect_id[0] == 0 || strcmp(u->expect_id, s->unit_id) == 0);
         break;
     }
     case K_STATUS:
-        s->mode = AT(SF_R_CONTROL_MODE);
-        s->active_plan = AT(SF_R_ACTIVE_PLAN);
-        s->pending_plan = AT(SF_R_PENDING_PLAN);
-        s->cycle_timer_ds = AT(SF_R_CYCLE_TIMER);
-        s->coord_in_sync = AT(SF_R_COORD_IN_SYNC);
-        s->heartbeat_echo = AT(SF_R_HEARTBEAT_ECHO);
-        s->local_fallback = AT(SF_R_LOCAL_FALLBACK);
-        s->fault_code = AT(SF_R_FAULT_CODE);
-        s->fault_latched = AT(SF_R_FAULT_LATCHED);
-        s->heartbeat_age_ds = AT(SF_R_HEARTBEAT_AGE);
-        s->tod_ds = ((uint32_t)PTR(SF_R_TOD)[0] << 16) | PTR(SF_R_TOD)[1];
-        memcpy(s->phase_status, PTR(SF_R_PHASE_STATUS_REDS), sizeof s->phase_status);
+        apply_status(s, PTR(SF_R_CONTROL_MODE), PTR(SF_R_PHASE_STATUS_REDS));
         break;
+    case K_IMAGE: { /* a part of the image; the state is filled from the whole at the last */
+        uint16_t off = (uint16_t)(r->addr - sf_regmap_get(SF_R_POLL_IMAGE)->address);
+        if (off == 0)
+            u->image_ok = true; /* the first part: a part refused after it clears this */
+        if (off + n <= SF_POLL_IMAGE_MAX)
+            memcpy(u->image + off, v, n * sizeof v[0]);
+        if (r->image_last)
+            apply_image(u);
+        break;
+    }
     case K_LAMPS: { /* addresses looked up once, not per signal group */
         const uint16_t *lamp = PTR(SF_R_SG_LAMP), *left = PTR(SF_R_SG_TIME_REMAINING);
         for (int i = 0; i < SF_MAX_SG; i++) {
@@ -765,6 +882,10 @@ static int take_reply(sf_master_t *m, unit_t *u, const uint8_t *f, uint16_t len)
         r->exc = pdu[1];
         if (r->kind == K_DETOCC)
             u->detocc_refused = true;
+        if (r->kind == K_IMAGE) { /* e.g. a version 3 device without the image: 02 */
+            u->image_refused = true;
+            u->image_ok = false;
+        }
         u->st.n_exceptions++;
         m->stats.exceptions++;
         if (r->status_part)
@@ -942,6 +1063,7 @@ static void connected(sf_master_t *m, unit_t *u)
     u->link = L_OPEN;
     u->ident_read = false;
     u->detocc_refused = false; /* perhaps another device */
+    u->image_refused = false;
     u->late_n = 0;
     u->st.connected = true;
     u->st.n_connects++;

@@ -54,6 +54,8 @@ typedef struct {
     int connect_timeout_ms; /* a connect still pending after this fails (a missed poll);
                                0 = the default 3000; at least round_timeout_ms */
     sf_health_cfg_t health; /* offline threshold and back-off (0.1 s units) */
+    bool no_image;          /* never read the poll image (map version 3): always the separate
+                               reads of version 1 (to compare the two); default false */
 } sf_master_opts_t;
 
 /* Poll round trips of one unit as the centre measured them: from the one send of a
@@ -74,8 +76,9 @@ typedef struct {
     /* identity (read once per connection) */
     uint16_t protocol_version; /* 1..SF_REGMAP_VERSION expected */
     uint16_t n_phases, n_rings, n_sg, n_det, n_plans;
-    char unit_id[33]; /* intersection id, NUL-terminated */
-    bool identity_ok; /* protocol version known and id as configured */
+    uint16_t poll_image_len; /* registers of its poll image (map v3), 0 none */
+    char unit_id[33];        /* intersection id, NUL-terminated */
+    bool identity_ok;        /* protocol version known and id as configured */
     /* status */
     uint16_t mode;           /* GB/T 20999 code (0x10.., 0x2x local, 0x31 flash ...) */
     uint16_t active_plan;    /* 1..16 */
@@ -180,11 +183,17 @@ int sf_master_queue_coils(sf_master_t *m, size_t u, sf_reg_id_t id, uint16_t ele
 #define SF_POLL_STATUS_FIRST 8u
 
 /* Queue a poll: heartbeat write of hb, then the status and lamp reads, and what `what`
- * adds (SF_POLL_* bits; with SF_POLL_STATUS_FIRST the heartbeat goes after the reads). The
- * detector data and occupancies are one read (det_seq through the last detector's
- * occupancy) once the connected device's identity says it has at most 25 detectors, two
- * reads before that or when the device has refused the joined read (it spans addresses
- * outside the map) on this connection: that poll's status is incomplete. Returns the
+ * adds (SF_POLL_* bits; with SF_POLL_STATUS_FIRST the heartbeat goes after the reads).
+ * Once the connected device's identity says map version >= 3 with a poll_image_len that
+ * its n_sg and n_det give (regmap.h sf_poll_image_layout_t), the reads are one read of the
+ * poll image (its prefix that holds what `what` asks for; two reads, or three, when that is
+ * over 125 registers), and the state is filled exactly as the separate reads fill it. On
+ * a new connection (identity not read yet), with opts.no_image, for a version 1 or 2
+ * device, or once the device has refused an image read on this connection (that poll's
+ * status is incomplete), the separate reads: the detector data and occupancies are one
+ * read (det_seq through the last detector's occupancy) once the identity says at most 25
+ * detectors, two reads before that or when the device has refused the joined read (it
+ * spans addresses outside the map) on this connection. Returns the
  * handle of the heartbeat write, or -1 (EINVAL, ENOSPC; or, with the reads queued, when
  * the connected device's identity is not the expected one: it is then only read, never
  * written). */

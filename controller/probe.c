@@ -334,7 +334,7 @@ static void check_readable(probe_t *p)
                 continue;
             entries++;
             uint16_t span = sf_regmap_span(r);
-            uint16_t w[128];
+            uint16_t w[SF_POLL_IMAGE_MAX];
             uint8_t b[128];
             int rc;
             switch (r->table) {
@@ -344,11 +344,18 @@ static void check_readable(probe_t *p)
             case SF_TBL_DISCRETE:
                 rc = modbus_read_input_bits(p->mb, r->address, span, b);
                 break;
-            case SF_TBL_INPUT:
-                rc = modbus_read_input_registers(p->mb, r->address, span, w);
-                break;
-            default:
-                rc = modbus_read_registers(p->mb, r->address, span, w);
+            default: /* registers: reads of at most 125 (the poll image spans 252) */
+                rc = span;
+                for (uint16_t o = 0; o < span; o = (uint16_t)(o + 125)) {
+                    int k = span - o < 125 ? span - o : 125;
+                    int got = r->table == SF_TBL_INPUT
+                                  ? modbus_read_input_registers(p->mb, r->address + o, k, w + o)
+                                  : modbus_read_registers(p->mb, r->address + o, k, w + o);
+                    if (got != k) { /* short (rc below span) or failed (-1, errno) */
+                        rc = got < 0 ? -1 : o + got;
+                        break;
+                    }
+                }
                 break;
             }
             if (rc != span) {
@@ -398,6 +405,90 @@ static void check_readable(probe_t *p)
                 "%u entries: %u exceptions, %u errors, %u out of range%s", entries, excs, errs,
                 range, detail);
     }
+}
+
+/* The poll image (map version 3), read in parts of at most 125 registers into img. */
+static int read_image(probe_t *p, uint16_t len, uint16_t *img)
+{
+    uint16_t a = addr_of(SF_R_POLL_IMAGE);
+    for (uint16_t o = 0; o < len; o = (uint16_t)(o + 125))
+        if (rd_input(p, (uint16_t)(a + o), len - o < 125 ? len - o : 125, img + o) != 0)
+            return -1;
+    return 0;
+}
+
+/* The poll image's length follows from the identity counts, and it holds copies: built
+ * again from the separate entries, read between two reads of the image, it agrees with
+ * the image wherever the two image reads agree (a value that changed between them is
+ * not judged). */
+static void check_poll_image(probe_t *p)
+{
+    const char *name = "poll image (v3)";
+    const char *exp = "poll_image_len = 56 + 2 n_sg + 2 n_det + ceil(n_det / 16); the image "
+                      "equals the entries it copies";
+    sf_poll_image_layout_t l;
+    uint16_t len = 0, a[SF_POLL_IMAGE_MAX], b[SF_POLL_IMAGE_MAX], c[SF_POLL_IMAGE_MAX] = {0};
+    uint16_t st[50], sg[72], det[2], vol[64], occ[64], prio[38];
+    uint8_t pres[64];
+    char ob[64];
+    if (p->map_version < 3) {
+        add_row(p, name, SF_PROBE_SKIP, exp, "protocol_version %u has no poll image",
+                p->map_version);
+        return;
+    }
+    if (sf_regmap_image_layout(p->n_sg, p->n_det, &l) != 0 ||
+        rd_input(p, addr_of(SF_R_POLL_IMAGE_LEN), 1, &len) != 0 || len != l.len) {
+        add_row(p, name, SF_PROBE_FAIL, exp, "poll_image_len %u, the counts give %u", len, l.len);
+        return;
+    }
+    int rc = read_image(p, len, a);
+    if (rc == 0)
+        rc = rd_input(p, addr_of(SF_R_CONTROL_MODE), 50, st) | rd_input(p, 200, 72, sg) |
+             rd_input(p, addr_of(SF_R_DET_SEQ), 2, det) |
+             rd_input(p, addr_of(SF_R_PRIO_STATUS_ID), 38, prio);
+    if (rc == 0 && p->n_det > 0)
+        rc = rd_input(p, addr_of(SF_R_DET_VOLUME), p->n_det, vol) |
+             rd_input(p, addr_of(SF_R_DET_OCCUPANCY), p->n_det, occ) |
+             (modbus_read_input_bits(p->mb, addr_of(SF_R_DET_PRESENCE), p->n_det, pres) == p->n_det
+                  ? 0
+                  : -1);
+    if (rc == 0)
+        rc = read_image(p, len, b);
+    if (rc != 0) {
+        add_row(p, name, SF_PROBE_FAIL, exp, "read: %s", outcome(-1, errno, ob, sizeof ob));
+        return;
+    }
+    memcpy(c + l.status, st, 12 * sizeof *c);
+    memcpy(c + l.phase_status, st + 40, 10 * sizeof *c);
+    for (unsigned i = 0; i < p->n_sg; i++) {
+        c[l.lamp + i] = sg[i];
+        c[l.remaining + i] = sg[40 + i];
+    }
+    for (unsigned k = 0; k < 4; k++)
+        memcpy(c + l.prio + 8 * k, prio + 10 * k, 8 * sizeof *c);
+    memcpy(c + l.det, det, sizeof det);
+    for (unsigned d = 0; d < p->n_det; d++) {
+        c[l.volume + d] = vol[d];
+        c[l.occupancy + d] = occ[d];
+        if (pres[d])
+            c[l.presence + d / 16] = (uint16_t)(c[l.presence + d / 16] | (1u << (d % 16)));
+    }
+    unsigned judged = 0, differ = 0, first = len;
+    for (unsigned i = 0; i < len; i++)
+        if (a[i] == b[i]) {
+            judged++;
+            if (c[i] != a[i] && differ++ == 0)
+                first = i;
+        }
+    if (differ)
+        add_row(p, name, SF_PROBE_FAIL, exp,
+                "%u of %u registers differ from the entries they copy (first: offset %u, image "
+                "%u, entry %u)",
+                differ, judged, first, a[first], c[first]);
+    else
+        add_row(p, name, SF_PROBE_PASS, exp,
+                "poll_image_len %u; %u of %u registers steady and equal to their entries", len,
+                judged, len);
 }
 
 /* Read the phase timing block (100-227) into out[128]. */
@@ -829,6 +920,7 @@ int sf_probe_run(const sf_probe_config_t *cfg_in, sf_probe_report_t *out)
         check_bad_mode(&p);
         check_bad_address(&p);
         check_ext_detection(&p);
+        check_poll_image(&p);
         /* Centre control first: a unit may still be in its start-up sequence. */
         p.heartbeat = true;
         double t = wait_mode(&p, 1, 0);

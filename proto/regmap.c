@@ -258,6 +258,17 @@ static const sf_reg_t regmap[SF_R_COUNT] = {
      "(v2) External presence per detector (1 = occupied), used while det_input_enable is 1 "
      "(kept, unused, while it is 0); 1 for a detector the unit does not have is refused "
      "(03); reads the values last written"},
+
+    /* ---- map version 3: the poll image (regmap.h sf_poll_image_layout_t); appended,
+     * version 1 and 2 addresses unchanged ---- */
+    {SF_R_POLL_IMAGE_LEN, "poll_image_len", SF_TBL_INPUT, 7, 1, SF_RT_U16, "", RO, 0,
+     SF_POLL_IMAGE_MAX,
+     "(v3) Registers in this unit's poll_image: 56 + 2 n_sg + 2 n_det + ceil(n_det / 16); "
+     "0 (a version 1 or 2 unit) = no image"},
+    {SF_R_POLL_IMAGE, "poll_image", SF_TBL_INPUT, 700, SF_POLL_IMAGE_MAX, SF_RT_U16, "", RO, 0,
+     65535,
+     "(v3) Poll image: copies of everything a full poll reads, in one block (layout below the "
+     "tables); read it in requests of at most 125 registers"},
 };
 
 const sf_reg_t *sf_regmap_table(size_t *n)
@@ -288,8 +299,29 @@ const sf_reg_t *sf_regmap_by_name(const char *name)
 
 uint16_t sf_regmap_since(const sf_reg_t *r)
 {
-    /* Entries are only ever appended: ids from the first version 2 entry on are v2. */
-    return !r ? 0 : r->id >= SF_R_DET_INPUT_ENABLE ? 2 : 1;
+    /* Entries are only ever appended: ids from the first entry of a version on are of it. */
+    return !r ? 0 : r->id >= SF_R_POLL_IMAGE_LEN ? 3 : r->id >= SF_R_DET_INPUT_ENABLE ? 2 : 1;
+}
+
+int sf_regmap_image_layout(uint16_t n_sg, uint16_t n_det, sf_poll_image_layout_t *out)
+{
+    if (!out || n_sg > 32 || n_det > 64) {
+        errno = EINVAL;
+        return -1;
+    }
+    /* The fixed sections first, then the ones sized by the identity counts. */
+    out->status = 0;
+    out->phase_status = 12;
+    out->lamp = 22;
+    out->remaining = (uint16_t)(out->lamp + n_sg);
+    out->prio = (uint16_t)(out->remaining + n_sg);
+    out->det = (uint16_t)(out->prio + 32);
+    out->presence = (uint16_t)(out->det + 2);
+    out->n_presence = (uint16_t)((n_det + 15) / 16);
+    out->volume = (uint16_t)(out->presence + out->n_presence);
+    out->occupancy = (uint16_t)(out->volume + n_det);
+    out->len = (uint16_t)(out->occupancy + n_det);
+    return 0;
 }
 
 uint16_t sf_regmap_width(const sf_reg_t *r)
@@ -499,8 +531,9 @@ int sf_regmap_write_md(FILE *out)
             "  registers. A client outside the unit's write allow-list gets exception 01\n"
             "  (ILLEGAL FUNCTION) for every write function and can still read.\n"
             "- Gaps between blocks are reserved for later versions of the map. Version 2\n"
-            "  appended external detection (`det_input_enable`, `det_input`, marked (v2)); every\n"
-            "  version 1 entry keeps its address, so a version 1 client works unchanged.\n",
+            "  appended external detection (`det_input_enable`, `det_input`, marked (v2)),\n"
+            "  version 3 the poll image (`poll_image_len`, `poll_image`, marked (v3)); every\n"
+            "  earlier entry keeps its address, so a version 1 or 2 client works unchanged.\n",
             SF_REGMAP_VERSION);
     for (int t = 0; t < SF_TBL_N; t++) {
         fprintf(out,
@@ -528,5 +561,38 @@ int sf_regmap_write_md(FILE *out)
                     r->desc);
         }
     }
+    sf_poll_image_layout_t l;
+    sf_regmap_image_layout(12, 16, &l);
+    const sf_reg_t *img = &regmap[SF_R_POLL_IMAGE];
+    fprintf(out,
+            "\n## Poll image (version 3)\n\n"
+            "`poll_image` (input registers %u-%u) holds, as copies, everything a centre's full\n"
+            "poll reads, so a unit's state is one read (two for a unit with many groups and\n"
+            "detectors) instead of five. The unit refreshes it from the same register image\n"
+            "it serves the copied entries from: reading the image or the entries gives the same\n"
+            "values. The layout follows from the identity counts `n_sg` and `n_det` (it packs\n"
+            "tight); `poll_image_len` says how many registers are in use (registers past it\n"
+            "read 0). Offsets from %u, in order:\n\n"
+            "| section | offset | registers | copies of |\n"
+            "|---|---|---|---|\n"
+            "| status | 0 | 12 | `control_mode` .. `tod` (100-111) |\n"
+            "| phase status | 12 | 10 | `phase_status_reds` .. `phase_status_next` (140-149) |\n"
+            "| lamps | 22 | n_sg | `sg_lamp[0..n_sg)` |\n"
+            "| time remaining | 22 + n_sg | n_sg | `sg_time_remaining[0..n_sg)` |\n"
+            "| priority | 22 + 2 n_sg | 32 | `prio_status_id`, `_state`, `_reason`, `_phase`, 8 "
+            "each |\n"
+            "| detector interval | 54 + 2 n_sg | 2 | `det_seq`, `det_interval` |\n"
+            "| presence | 56 + 2 n_sg | P = ceil(n_det / 16) | `det_presence` as bitmask16: bit "
+            "i of word k = detector 16 k + i |\n"
+            "| volumes | 56 + 2 n_sg + P | n_det | `det_volume[0..n_det)` |\n"
+            "| occupancies | 56 + 2 n_sg + P + n_det | n_det | `det_occupancy[0..n_det)` |\n\n"
+            "`poll_image_len` = 56 + 2 n_sg + 2 n_det + P: %u for 12 groups and 16 detectors\n"
+            "(the largest intersection of the default corridor), so one FC 4 read of at most\n"
+            "125 registers; a unit with 2 n_sg + 2 n_det + P > 69 needs two reads (three at\n"
+            "the very largest, 32 groups and 64 detectors: %u registers). A centre uses the\n"
+            "image only when `protocol_version` >= 3 and `poll_image_len` is what the counts\n"
+            "give, and falls back to the separate reads when the unit refuses the image read.\n",
+            (unsigned)img->address, (unsigned)(img->address + img->count - 1),
+            (unsigned)img->address, (unsigned)l.len, (unsigned)SF_POLL_IMAGE_MAX);
     return ferror(out) ? -1 : 0;
 }

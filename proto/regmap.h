@@ -152,6 +152,9 @@ typedef enum {
     /* map version 2 (appended: every version 1 entry keeps its id and address) */
     SF_R_DET_INPUT_ENABLE,
     SF_R_DET_INPUT,
+    /* map version 3: the poll image (appended likewise) */
+    SF_R_POLL_IMAGE_LEN,
+    SF_R_POLL_IMAGE,
     SF_R_COUNT
 } sf_reg_id_t;
 
@@ -180,6 +183,36 @@ typedef enum {
     SF_PLAN_DL_REFUSED = 2,  /* the last commit was refused; plan_dl_error says why */
 } sf_plan_dl_status_t;
 
+/* The poll image (map version 3): input registers poll_image.. holding, as copies, every
+ * value a full poll reads, so that a centre reads a unit's whole state in one request
+ * (two for a unit with many groups and detectors) instead of five. Its layout follows
+ * from the unit's identity counts n_sg and n_det, so that it packs tight: offsets from
+ * the entry's address, in this order (section lengths in registers):
+ *   status        12  copies of control_mode .. tod (100..111)
+ *   phase_status  10  copies of phase_status_reds .. phase_status_next (140..149)
+ *   lamp        n_sg  copies of sg_lamp[0..n_sg)
+ *   remaining   n_sg  copies of sg_time_remaining[0..n_sg)
+ *   prio          32  copies of prio_status_id, _state, _reason, _phase (8 each)
+ *   det            2  copies of det_seq, det_interval
+ *   presence   ceil(n_det / 16)  det_presence as bitmask16 words: bit i of word k is
+ *                                detector 16 k + i (1 = occupied)
+ *   volume     n_det  copies of det_volume[0..n_det)
+ *   occupancy  n_det  copies of det_occupancy[0..n_det)
+ * len = 56 + 2 n_sg + 2 n_det + ceil(n_det / 16) (113 for 12 groups and 16 detectors, at
+ * most 252); the unit reports it in poll_image_len. Registers past len read 0. The unit
+ * fills the image from the same register image it serves the other entries from, so a
+ * read of the image and the reads of the entries it copies give the same values. */
+#define SF_POLL_IMAGE_MAX 252 /* len at 32 groups and 64 detectors */
+typedef struct {
+    uint16_t status, phase_status, lamp, remaining, prio, det, presence, volume, occupancy;
+    uint16_t n_presence; /* words of presence */
+    uint16_t len;        /* registers in the image */
+} sf_poll_image_layout_t;
+
+/* The poll image layout of a unit with n_sg signal groups and n_det detectors (offsets
+ * from poll_image's address). 0, or -1 with errno EINVAL (NULL, n_sg > 32, n_det > 64). */
+int sf_regmap_image_layout(uint16_t n_sg, uint16_t n_det, sf_poll_image_layout_t *out);
+
 /* The whole table, n entries (n == SF_R_COUNT), in id order; static storage. */
 const sf_reg_t *sf_regmap_table(size_t *n);
 
@@ -194,8 +227,9 @@ const sf_reg_t *sf_regmap_by_name(const char *name);
  * *word the register within that value (0, or 1 for a u32 low word); both may be NULL. */
 const sf_reg_t *sf_regmap_at(sf_reg_table_t t, uint16_t address, uint16_t *elem, uint16_t *word);
 
-/* The map version that introduced an entry (1, or 2 for the appended external detection
- * block): a client skips entries newer than the unit's protocol_version. 0 for NULL. */
+/* The map version that introduced an entry (1; 2 for the appended external detection
+ * block; 3 for the poll image): a client skips entries newer than the unit's
+ * protocol_version. 0 for NULL. */
 uint16_t sf_regmap_since(const sf_reg_t *r);
 
 /* Number of addresses an entry spans: count, times 2 for u32. */

@@ -25,6 +25,7 @@ typedef struct {
     sf_host_t *h;     /* the host, used only by the thread once started */
     pthread_t th;     /* serving thread */
     atomic_bool stop; /* ask the thread to end */
+    bool frozen;      /* serve only, never tick: the units' state stays as it is */
 } host_thread_t;
 
 static int64_t now_ms(void)
@@ -40,7 +41,7 @@ static void *serve(void *arg)
     int64_t next_tick = now_ms() + 100;
     while (!atomic_load(&t->stop)) {
         sf_host_poll(t->h, 5);
-        if (now_ms() >= next_tick) {
+        if (!t->frozen && now_ms() >= next_tick) {
             sf_host_tick(t->h);
             next_tick += 100;
         }
@@ -543,7 +544,19 @@ static void *serve_blocks(void *arg)
     return NULL;
 }
 
+/* A block device of map version `version`; from version 3 on its identity gives the poll
+ * image length its counts (no groups, n_det detectors) give, but it has no image: a strict
+ * one refuses the read (02), as a device that does not implement the image would. */
+static void block_device_start_v(block_device_t *d, bool strict, uint16_t n_det, uint16_t version,
+                                 sf_endpoint_t *ep);
+
 static void block_device_start(block_device_t *d, bool strict, uint16_t n_det, sf_endpoint_t *ep)
+{
+    block_device_start_v(d, strict, n_det, 1, ep);
+}
+
+static void block_device_start_v(block_device_t *d, bool strict, uint16_t n_det, uint16_t version,
+                                 sf_endpoint_t *ep)
 {
     memset(d, 0, sizeof *d);
     d->strict = strict;
@@ -554,8 +567,12 @@ static void block_device_start(block_device_t *d, bool strict, uint16_t n_det, s
         sf_regmap_table_size(SF_TBL_HOLDING), 0, sf_regmap_table_size(SF_TBL_INPUT));
     cr_assert_not_null(d->map);
     uint16_t *ir = d->map->tab_input_registers;
-    ir[sf_regmap_get(SF_R_PROTOCOL_VERSION)->address] = 1;
+    ir[sf_regmap_get(SF_R_PROTOCOL_VERSION)->address] = version;
     ir[sf_regmap_get(SF_R_N_DET)->address] = n_det;
+    sf_poll_image_layout_t l;
+    cr_assert_eq(sf_regmap_image_layout(0, n_det, &l), 0);
+    if (version >= 3)
+        ir[sf_regmap_get(SF_R_POLL_IMAGE_LEN)->address] = l.len;
     ir[sf_regmap_get(SF_R_CONTROL_MODE)->address] = 0x10;
     ir[sf_regmap_get(SF_R_DET_SEQ)->address] = 7;
     ir[sf_regmap_get(SF_R_DET_INTERVAL)->address] = 60;
@@ -709,4 +726,194 @@ Test(master, round_trips_and_tcp_figures)
     sf_rtt_stats_t none = {0};
     cr_assert_float_eq(sf_rtt_quantile_ms(&none, 0.5), 0.0, 1e-12);
     cr_assert_float_eq(sf_rtt_quantile_ms(NULL, 0.5), 0.0, 1e-12);
+}
+
+/* Every field a poll fills, compared between two masters' views of the same unit. */
+static void assert_same_state(const sf_unit_state_t *a, const sf_unit_state_t *b, const char *what)
+{
+    cr_assert_str_eq(a->unit_id, b->unit_id, "%s", what);
+    cr_assert_eq(a->protocol_version, b->protocol_version, "%s", what);
+    cr_assert_eq(a->n_phases, b->n_phases, "%s", what);
+    cr_assert_eq(a->n_rings, b->n_rings, "%s", what);
+    cr_assert_eq(a->n_sg, b->n_sg, "%s", what);
+    cr_assert_eq(a->n_det, b->n_det, "%s", what);
+    cr_assert_eq(a->n_plans, b->n_plans, "%s", what);
+    cr_assert_eq(a->poll_image_len, b->poll_image_len, "%s", what);
+    cr_assert_eq(a->mode, b->mode, "%s: mode", what);
+    cr_assert_eq(a->active_plan, b->active_plan, "%s", what);
+    cr_assert_eq(a->pending_plan, b->pending_plan, "%s", what);
+    cr_assert_eq(a->cycle_timer_ds, b->cycle_timer_ds, "%s: cycle timer", what);
+    cr_assert_eq(a->coord_in_sync, b->coord_in_sync, "%s", what);
+    cr_assert_eq(a->heartbeat_echo, b->heartbeat_echo, "%s: echo", what);
+    cr_assert_eq(a->local_fallback, b->local_fallback, "%s", what);
+    cr_assert_eq(a->fault_code, b->fault_code, "%s", what);
+    cr_assert_eq(a->fault_latched, b->fault_latched, "%s", what);
+    cr_assert_eq(a->heartbeat_age_ds, b->heartbeat_age_ds, "%s: heartbeat age", what);
+    cr_assert_eq(a->tod_ds, b->tod_ds, "%s: tod", what);
+    for (int i = 0; i < 10; i++)
+        cr_assert_eq(a->phase_status[i], b->phase_status[i], "%s: phase status %d", what, i);
+    for (int g = 0; g < SF_MAX_SG; g++) {
+        cr_assert_eq(a->lamp[g], b->lamp[g], "%s: lamp %d", what, g);
+        cr_assert_eq(a->sg_remaining_ds[g], b->sg_remaining_ds[g], "%s: remaining %d", what, g);
+    }
+    cr_assert_eq(a->det_seq, b->det_seq, "%s: det_seq", what);
+    cr_assert_eq(a->det_interval_s, b->det_interval_s, "%s", what);
+    for (int d = 0; d < SF_MAX_DET; d++) {
+        cr_assert_eq(a->det_volume[d], b->det_volume[d], "%s: volume %d", what, d);
+        cr_assert_eq(a->det_occupancy[d], b->det_occupancy[d], "%s: occupancy %d", what, d);
+    }
+    cr_assert_eq(a->det_presence, b->det_presence, "%s: presence %#llx %#llx", what,
+                 (unsigned long long)a->det_presence, (unsigned long long)b->det_presence);
+    for (int k = 0; k < SF_MASTER_PRIO; k++) {
+        cr_assert_eq(a->prio_id[k], b->prio_id[k], "%s: prio id %d", what, k);
+        cr_assert_eq(a->prio_state[k], b->prio_state[k], "%s: prio state %d", what, k);
+        cr_assert_eq(a->prio_reason[k], b->prio_reason[k], "%s: prio reason %d", what, k);
+        cr_assert_eq(a->prio_phase[k], b->prio_phase[k], "%s: prio phase %d", what, k);
+    }
+}
+
+/* A map version 3 unit (the emulated one, the corridor's largest: 12 groups, 16
+ * detectors) is polled with one read of its poll image, and the state that read fills is
+ * field by field the one the separate reads fill, for every kind of poll the controller
+ * makes. The unit is run first (detector counts, presence, a priority request) and then
+ * frozen, so the two masters read the same state. */
+Test(master, image_poll_fills_the_state_the_separate_reads_fill)
+{
+    sf_errors_t errs = {0};
+    sf_scenario_t *sc =
+        sf_scenario_load(SIGFLOW_ASSETS "/scenarios/xiantao-corridor.json", NULL, 0, &errs);
+    cr_assert_not_null(sc, "corridor: %s", errs.n ? errs.msg[0] : "?");
+    const sf_intersection_t *ix = NULL;
+    for (uint32_t i = 0; i < sc->n_intersections; i++)
+        if (!ix || sc->intersections[i].n_sg + sc->intersections[i].n_det > ix->n_sg + ix->n_det)
+            ix = &sc->intersections[i];
+    sf_poll_image_layout_t l;
+    cr_assert_eq(sf_regmap_image_layout(ix->n_sg, ix->n_det, &l), 0);
+    cr_assert_leq(l.len, 125, "the corridor's largest unit is one read: %u registers", l.len);
+    cr_assert_gt(ix->n_det, 0);
+
+    host_thread_t t = {.frozen = true};
+    sf_endpoint_t ep;
+    t.h = sf_host_new(NULL);
+    cr_assert_not_null(t.h);
+    sf_unit_config_t ucfg;
+    sf_unit_config_default(&ucfg, ix);
+    ucfg.det_interval_ds = 100; /* intervals complete within the run below */
+    cr_assert_eq(sf_host_add_unit(t.h, ix, &ucfg), 0);
+    snprintf(ep.host, sizeof ep.host, "127.0.0.1");
+    ep.port = sf_host_port(t.h, 0);
+    /* 35 s of unit time with a moving detector pattern, and a bus checked in. */
+    sf_unit_t *u = sf_host_unit(t.h, 0);
+    uint64_t all = ix->n_det >= 64 ? ~0ull : (1ull << ix->n_det) - 1;
+    for (int k = 0; k < 350; k++) {
+        sf_unit_set_detectors(u, (0x9249249249249249ull >> (k % 3)) & all);
+        if (k == 300) {
+            sf_prio_request_t rq = {.id = 4242,
+                                    .level = 2,
+                                    .phase_no = ix->phases[0].id,
+                                    .eta_ds = 300,
+                                    .action = SF_PRIO_CHECK_IN};
+            cr_assert_eq(sf_unit_priority(u, &rq), 0);
+        }
+        sf_host_tick(t.h);
+    }
+    sf_server_touch(sf_host_server(t.h, 0));
+    cr_assert_eq(pthread_create(&t.th, NULL, serve, &t), 0);
+
+    sf_master_opts_t o;
+    sf_master_opts_default(&o);
+    o.round_timeout_ms = 2000; /* generous: a loaded CI machine under ASan */
+    sf_master_t *img = sf_master_new(1, &ep, NULL, &o);
+    o.no_image = true;
+    sf_master_t *sep = sf_master_new(1, &ep, NULL, &o);
+    cr_assert(img && sep);
+    /* Round 1 reads the identity (the separate reads, as nothing is known yet); the same
+     * heartbeat value from both keeps the echo equal. */
+    cr_assert_eq(sf_master_sweep(img, 1, 77, SF_POLL_ALL | SF_POLL_STATUS_FIRST), 1);
+    cr_assert_eq(sf_master_sweep(sep, 1, 77, SF_POLL_ALL | SF_POLL_STATUS_FIRST), 1);
+    const sf_unit_state_t *a = sf_master_state(img, 0), *b = sf_master_state(sep, 0);
+    cr_assert_eq(a->protocol_version, 3);
+    cr_assert_eq(a->poll_image_len, l.len);
+    static const struct {
+        unsigned what;
+        uint64_t img_requests; /* image read(s) + heartbeat */
+        const char *name;
+    } polls[] = {
+        {SF_POLL_ALL | SF_POLL_STATUS_FIRST, 2, "full"},
+        {SF_POLL_STATUS_FIRST, 2, "status"},
+        {SF_POLL_PRIORITY | SF_POLL_STATUS_FIRST, 2, "status + priority"},
+        {SF_POLL_DETECTORS | SF_POLL_PRESENCE | SF_POLL_STATUS_FIRST, 2, "status + detectors"},
+        {SF_POLL_ALL, 2, "full, heartbeat first"},
+    };
+    for (size_t p = 0; p < sizeof polls / sizeof polls[0]; p++) {
+        sf_master_stats_t a0, a1, b0, b1;
+        sf_master_stats(img, &a0);
+        sf_master_stats(sep, &b0);
+        uint64_t na = a->n_status, nb = b->n_status;
+        cr_assert_eq(sf_master_sweep(img, 2 + (int64_t)p, 77, polls[p].what), 1);
+        cr_assert_eq(sf_master_sweep(sep, 2 + (int64_t)p, 77, polls[p].what), 1);
+        sf_master_stats(img, &a1);
+        sf_master_stats(sep, &b1);
+        cr_assert_eq(a1.requests - a0.requests, polls[p].img_requests, "%s", polls[p].name);
+        cr_assert_gt(b1.requests - b0.requests, polls[p].img_requests, "%s", polls[p].name);
+        cr_assert_eq(a->n_status, na + 1, "%s: the image poll's status complete", polls[p].name);
+        cr_assert_eq(b->n_status, nb + 1, "%s", polls[p].name);
+        assert_same_state(a, b, polls[p].name);
+    }
+    /* The state compared is not empty: what the run above put there came through. */
+    cr_assert_gt(a->det_seq, 0);
+    cr_assert_neq(a->det_presence, 0);
+    bool counted = false;
+    for (int d = 0; d < ix->n_det; d++)
+        counted |= a->det_volume[d] > 0 || a->det_occupancy[d] > 0;
+    cr_assert(counted, "no detector counted anything");
+    cr_assert_eq(a->prio_id[0], 4242);
+    cr_assert_eq(a->heartbeat_echo, 77);
+    for (int g = 0; g < ix->n_sg; g++)
+        cr_assert_neq(a->lamp[g], 0, "group %d", g);
+    sf_master_stats_t sa;
+    sf_master_stats(img, &sa);
+    cr_assert_eq(sa.exceptions, 0);
+    sf_master_destroy(&img);
+    sf_master_destroy(&sep);
+    stop_hosts(&t);
+    sf_scenario_destroy(&sc);
+}
+
+/* A version 3 device that does not serve the image (it refuses the read, 02) gets the
+ * separate reads from its next poll on, as a version 1 or 2 device gets them from the
+ * start: one poll's status is incomplete, the link stays, the data come through. */
+Test(master, device_refusing_the_image_gets_the_separate_reads)
+{
+    for (uint16_t version = 2; version <= 3; version++) {
+        block_device_t d;
+        sf_endpoint_t ep;
+        block_device_start_v(&d, true, 4, version, &ep);
+        sf_master_opts_t o;
+        sf_master_opts_default(&o);
+        o.round_timeout_ms = 2000; /* generous: a loaded CI machine under ASan */
+        sf_master_t *m = sf_master_new(1, &ep, NULL, &o);
+        cr_assert_not_null(m);
+        const sf_unit_state_t *st = sf_master_state(m, 0);
+        uint64_t ok = 0;
+        for (int k = 1; k <= 6; k++) {
+            uint64_t before = st->n_status;
+            cr_assert_eq(sf_master_sweep(m, k, (uint16_t)k, SF_POLL_ALL | SF_POLL_STATUS_FIRST), 1,
+                         "v%u round %d: every request answered", version, k);
+            ok += st->n_status - before;
+        }
+        /* v3: round 2 tries the image (refused), round 3 the joined detector read
+         * (refused by this strict device), rounds 4-6 the separate reads. v2: only the
+         * joined read is refused (round 2). */
+        unsigned want_refused = version >= 3 ? 2 : 1;
+        cr_assert_eq(atomic_load(&d.refused), want_refused, "v%u", version);
+        cr_assert_eq(st->n_exceptions, want_refused, "v%u", version);
+        cr_assert_eq(ok, 6 - want_refused, "v%u: polls with a complete status", version);
+        assert_detectors(st, 4);
+        cr_assert_eq(st->mode, 0x10);
+        cr_assert_eq(st->n_connects, 1, "the connection stayed");
+        cr_assert_eq(st->health.state, SF_LINK_ONLINE);
+        sf_master_destroy(&m);
+        block_device_stop(&d);
+    }
 }

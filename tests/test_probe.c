@@ -197,6 +197,7 @@ Test(probe, library_passes_host_in_thread_with_fallback)
     cr_assert_not_null(row(rep, "heartbeat loss -> fallback"));
     cr_assert_not_null(row(rep, "heartbeat -> centre control"));
     cr_assert_not_null(row(rep, "external detection (v2)")); /* a v2 unit: checked, passed */
+    cr_assert_not_null(row(rep, "poll image (v3)"));         /* a v3 unit: checked, passed */
     cr_assert_gt(rep->lamp_samples, 0);
     cr_assert_eq(rep->conflicts_seen, 0);
     free(rep);

@@ -174,6 +174,36 @@ static void refresh_plan_rd(sf_server_t *s)
     ir[A(SF_R_PLAN_RD_COORD_PHASES)] = coord;
 }
 
+/* Fill the poll image (regmap.h, map version 3) from the registers just refreshed: only
+ * copies, so a read of the image and the reads of the entries it copies give the same
+ * values (the presence words from the same status bits as the det_presence inputs). */
+static void refresh_image(sf_server_t *s, uint64_t presence)
+{
+    const sf_intersection_t *ix = sf_unit_intersection(s->unit);
+    uint16_t *ir = s->map->tab_input_registers;
+    sf_poll_image_layout_t l;
+    if (sf_regmap_image_layout(ix->n_sg, ix->n_det, &l) != 0)
+        return; /* counts beyond the map (the scenario loader refuses them): no image */
+    uint16_t *img = ir + A(SF_R_POLL_IMAGE);
+    ir[A(SF_R_POLL_IMAGE_LEN)] = l.len;
+    memcpy(img + l.status, ir + A(SF_R_CONTROL_MODE), 12 * sizeof *img);
+    memcpy(img + l.phase_status, ir + A(SF_R_PHASE_STATUS_REDS), 10 * sizeof *img);
+    memcpy(img + l.lamp, ir + A(SF_R_SG_LAMP), ix->n_sg * sizeof *img);
+    memcpy(img + l.remaining, ir + A(SF_R_SG_TIME_REMAINING), ix->n_sg * sizeof *img);
+    static const sf_reg_id_t prio[4] = {SF_R_PRIO_STATUS_ID, SF_R_PRIO_STATUS_STATE,
+                                        SF_R_PRIO_STATUS_REASON, SF_R_PRIO_STATUS_PHASE};
+    for (int k = 0; k < 4; k++)
+        memcpy(img + l.prio + 8 * k, ir + A(prio[k]), 8 * sizeof *img);
+    img[l.det] = ir[A(SF_R_DET_SEQ)];
+    img[l.det + 1] = ir[A(SF_R_DET_INTERVAL)];
+    if (ix->n_det < 64)
+        presence &= ((uint64_t)1 << ix->n_det) - 1;
+    for (uint16_t k = 0; k < l.n_presence; k++)
+        img[l.presence + k] = (uint16_t)(presence >> (16 * k));
+    memcpy(img + l.volume, ir + A(SF_R_DET_VOLUME), ix->n_det * sizeof *img);
+    memcpy(img + l.occupancy, ir + A(SF_R_DET_OCCUPANCY), ix->n_det * sizeof *img);
+}
+
 /* Copy the unit's status into the register image. Staging registers (priority mailbox,
  * plan download buffer, plan_rd_select) live only in the image and are left alone. A host
  * refreshes every unit's image once a poll (the heartbeat write makes it stale), so the
@@ -282,6 +312,8 @@ static void refresh(sf_server_t *s)
     hr[A(SF_R_DET_INPUT_ENABLE)] = st->det_external;
     const sf_reg_t *di = sf_regmap_get(SF_R_DET_INPUT);
     spread_bits(coils + di->address, st->det_input, di->count);
+
+    refresh_image(s, st->det_presence);
 
     s->refreshed_ticks = st->ticks;
     s->stale = false;
