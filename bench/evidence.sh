@@ -59,8 +59,9 @@
 #                     detector's phase got in the fault window (bench_greens over the run's
 #                     --runrec lamp changes) and when the centre failed / recovered it.
 #                     DETF_IX=I4 DETF_DET=I4-SB0 DETF_PHASE=4 DETF_LINK=N4-I4 (the
-#                     corridor's heaviest side entry, N4 450 veh/h: its approach has the
-#                     highest delay of all side streets under the fixed plan in the surge)
+#                     corridor's heaviest side entry, N4 450 veh/h; I4's two side approaches
+#                     have the highest delays of all side streets under the fixed plan in
+#                     the surge: seed 1 S4-I4 330 s, N4-I4 283 s)
 #                     DETF_FROM=900 DETF_TO=2700 (the surge)
 #
 # Comparisons
