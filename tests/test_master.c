@@ -61,6 +61,7 @@ static sf_scenario_t *load_single(void)
 static void start_hosts(host_thread_t *t, const sf_intersection_t *ix, size_t n, sf_endpoint_t *eps)
 {
     t->h = sf_host_new(NULL);
+    t->frozen = false;
     cr_assert_not_null(t->h);
     for (size_t i = 0; i < n; i++) {
         cr_assert_eq(sf_host_add_unit(t->h, ix, NULL), (int)i, "add unit %zu: %s", i,
