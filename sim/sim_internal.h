@@ -179,19 +179,22 @@ struct sf_sim {
     uint32_t slice_s;       /* demand profile slice, s */
     vtype_t vt[SF_VEH_N];   /* vehicle types */
 
-    uint32_t n_ix;                            /* intersections */
-    char (*ix_id)[SF_ID_LEN];                 /* their ids */
-    uint8_t *ix_n_sg;                         /* signal groups per intersection */
-    uint8_t *ix_n_det;                        /* detectors per intersection */
-    uint8_t(*ix_n_mov);                       /* movements per intersection */
-    mov_t *mov;                               /* [n_ix * SF_MAX_MOVEMENTS] */
-    uint8_t (*lamp)[SF_MAX_SG];               /* current lamp class per group */
-    uint8_t (*lamp_code)[SF_MAX_SG];          /* current lamp code per group */
-    uint64_t *presence;                       /* per intersection, last step */
-    uint16_t *det_step;                       /* [n_ix * SF_MAX_DET] counts in the last step */
-    uint32_t *det_total;                      /* [n_ix * SF_MAX_DET] counts since start */
-    uint8_t n_dfault;                         /* injected detector faults */
-    sf_det_fault_t dfault[SF_MAX_DET_FAULTS]; /* scenario faults.detectors */
+    uint32_t n_ix;                   /* intersections */
+    char (*ix_id)[SF_ID_LEN];        /* their ids */
+    uint8_t *ix_n_sg;                /* signal groups per intersection */
+    uint8_t *ix_n_det;               /* detectors per intersection */
+    uint8_t(*ix_n_mov);              /* movements per intersection */
+    mov_t *mov;                      /* [n_ix * SF_MAX_MOVEMENTS] */
+    uint8_t (*lamp)[SF_MAX_SG];      /* current lamp class per group */
+    uint8_t (*lamp_code)[SF_MAX_SG]; /* current lamp code per group */
+    uint64_t *presence;              /* per intersection, last step */
+    uint16_t *det_step;              /* [n_ix * SF_MAX_DET] counts in the last step */
+    uint32_t *det_total;             /* [n_ix * SF_MAX_DET] counts since start */
+
+    /* injected detector faults (scenario faults.detectors), applied after each step's
+     * detectors are read from the vehicles (sim_step.c apply_det_faults) */
+    uint8_t n_dfault;
+    sf_det_fault_t dfault[SF_MAX_DET_FAULTS];
 
     uint32_t n_links;
     link_t *links;
