@@ -265,6 +265,7 @@ Test(probe, fails_a_nonconforming_server)
     ir[3] = 1;                 /* one ring: they conflict */
     ir[4] = 2;                 /* two groups */
     ir[6] = 1;                 /* one plan */
+    ir[7] = 60;                /* poll_image_len right for 2 groups, 0 detectors; image all 0 */
     ir[16] = ('B' << 8) | 'A'; /* unit_id "BAD" */
     ir[17] = ('D' << 8);
     ir[100] = 0x10; /* centre fixed */
@@ -313,6 +314,10 @@ Test(probe, fails_a_nonconforming_server)
     cr_assert_not_null(g);
     cr_assert_eq(g->result, SF_PROBE_FAIL, "%s", g->seen);
     cr_assert_gt(rep->conflicts_seen, 0);
+    const sf_probe_row_t *img = row(rep, "poll image (v3)"); /* copies that are not copies */
+    cr_assert_not_null(img);
+    cr_assert_eq(img->result, SF_PROBE_FAIL, "%s", img->seen);
+    cr_assert(strstr(img->seen, "differ from the entries") != NULL, "%s", img->seen);
     const sf_probe_row_t *pv = row(rep, "protocol version");
     cr_assert_eq(pv->result, SF_PROBE_PASS, "%s", pv->seen);
     free(rep);
