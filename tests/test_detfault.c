@@ -20,6 +20,7 @@
 
 #include "scenario.h"
 #include "sim.h"
+#include "slurp.h"
 
 #define SINGLE   SIGFLOW_ASSETS "/scenarios/single.json"
 #define CORRIDOR SIGFLOW_ASSETS "/scenarios/xiantao-corridor.json"
@@ -339,21 +340,6 @@ typedef struct {
     char failed_det[2][SF_ID_LEN], failed_rule[2][16];
 } run_out_t;
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "%s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    cr_assert_not_null(b);
-    cr_assert_eq(fread(b, 1, (size_t)n, f), (size_t)n);
-    b[n] = '\0';
-    fclose(f);
-    return b;
-}
-
 /* single.json adaptive, DN0 stuck on 60..600 s and DS1 dead 60..900 s. */
 static void run_single(const char *diag, run_out_t *o)
 {
@@ -402,7 +388,7 @@ static void run_single(const char *diag, run_out_t *o)
     json_object_del(r, "perf");
     o->report = json_dumps(r, JSON_INDENT(1) | JSON_SORT_KEYS);
     json_decref(r);
-    o->events = slurp(evp);
+    o->events = slurp(evp, NULL);
     for (char *line = o->events; *line;) {
         char *nl = strchr(line, '\n');
         size_t len = nl ? (size_t)(nl - line) : strlen(line);

@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "scenario.h"
+#include "slurp.h"
 
 #define SINGLE   SIGFLOW_ASSETS "/scenarios/single.json"
 #define CORRIDOR SIGFLOW_ASSETS "/scenarios/xiantao-corridor.json"
@@ -434,22 +435,6 @@ Test(scenario, unreadable_file)
     errno = 0;
     cr_assert_null(sf_scenario_load(NULL, NULL, 0, NULL));
     cr_assert_eq(errno, EINVAL);
-}
-
-static char *slurp(const char *file, size_t *len)
-{
-    FILE *f = fopen(file, "rb");
-    cr_assert_not_null(f, "%s", file);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    cr_assert_not_null(buf);
-    cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
-    buf[n] = '\0';
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
 }
 
 static void spit(const char *file, const char *buf, size_t len)
