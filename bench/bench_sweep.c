@@ -2,10 +2,12 @@
  * lamps, detector data, occupancies and presence, priority slots, then the heartbeat write,
  * SF_POLL_ALL | SF_POLL_STATUS_FIRST; pipelined over every unit) at 10, 100 and 1,000
  * units on 127.0.0.1, the units served by a unit host (unit/host.h) in another thread.
- * Each poll is measured twice: as the master makes it against these map version 3 units
- * (one read of the poll image and the heartbeat write: 2 requests a unit), and with the
- * image turned off (opts.no_image: the separate reads of version 1, 6 requests a unit for
- * a full poll), so the image's gain is measured on the same code and machine.
+ * Each poll is measured three ways: as the master makes it against these map version 4
+ * units (one FC 23 that writes the heartbeat and reads the poll image: 1 request a unit),
+ * with FC 23 turned off (opts.no_fc23: the version 3 image read and the heartbeat write, 2
+ * requests a unit), and with the image turned off (opts.no_image: the separate reads of
+ * version 1, 6 requests a unit for a full poll), so each step's gain is measured on the
+ * same code and machine.
  *
  * Usage: bench_sweep [SWEEPS [UNITS]]   (default 50 measured sweeps per size, after 3
  * warm-up; UNITS measures that one size instead of 10, 100 and 1,000)
@@ -100,7 +102,12 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static int run_size(const sf_intersection_t *ix, size_t n, int sweeps, unsigned what, bool image)
+/* How the master reads: the one-request FC 23 poll (map v4), the image read and the
+ * heartbeat (v3), the separate reads (v1). */
+typedef enum { PATH_FC23 = 0, PATH_IMAGE = 1, PATH_CLASSIC = 2 } path_t;
+static const char *const path_name[3] = {"fc23", "image", "classic"};
+
+static int run_size(const sf_intersection_t *ix, size_t n, int sweeps, unsigned what, path_t path)
 {
     host_thread_t t = {0};
     sf_endpoint_t *eps = calloc(n, sizeof *eps);
@@ -124,7 +131,8 @@ static int run_size(const sf_intersection_t *ix, size_t n, int sweeps, unsigned 
     sf_master_opts_t o;
     sf_master_opts_default(&o);
     o.round_timeout_ms = 5000;
-    o.no_image = !image;
+    o.no_image = path == PATH_CLASSIC;
+    o.no_fc23 = path != PATH_FC23;
     m = sf_master_new(n, eps, NULL, &o);
     if (!m) {
         fprintf(stderr, "bench_sweep: master: %s\n", strerror(errno));
@@ -160,11 +168,10 @@ static int run_size(const sf_intersection_t *ix, size_t n, int sweeps, unsigned 
                "cpu ms/sweep: master %6.2f host %6.2f process %6.2f  requests/sweep %llu "
                "(%.2f a unit)  incomplete %d  switches/sweep: master %.0f+%.0f host %.0f+%.0f "
                "(voluntary+involuntary)  user+system ms/sweep: master %.2f+%.2f host %.2f+%.2f\n",
-               (what & SF_POLL_ALL) == SF_POLL_ALL ? "full" : "status", image ? "image" : "classic",
-               n, sweeps, med, p90, p99, master_cpu, all_cpu - master_cpu, all_cpu,
-               (unsigned long long)req, (double)req / (double)n, bad,
-               (double)(mc[1][0] - mc[0][0]) / sweeps, (double)(mc[1][1] - mc[0][1]) / sweeps,
-               (double)(t.csw[1][0] - t.csw[0][0]) / sweeps,
+               (what & SF_POLL_ALL) == SF_POLL_ALL ? "full" : "status", path_name[path], n, sweeps,
+               med, p90, p99, master_cpu, all_cpu - master_cpu, all_cpu, (unsigned long long)req,
+               (double)req / (double)n, bad, (double)(mc[1][0] - mc[0][0]) / sweeps,
+               (double)(mc[1][1] - mc[0][1]) / sweeps, (double)(t.csw[1][0] - t.csw[0][0]) / sweeps,
                (double)(t.csw[1][1] - t.csw[0][1]) / sweeps,
                (double)(mc[1][2] - mc[0][2]) / 1e3 / sweeps,
                (double)(mc[1][3] - mc[0][3]) / 1e3 / sweeps,
@@ -205,9 +212,10 @@ int main(int argc, char **argv)
     }
     printf("bench_sweep: one poll sweep, pipelined over every unit, as the controller polls"
            " (reads, then the heartbeat write). status = status and lamps; full = also detector"
-           " data, occupancies and presence and the priority slots. image = the poll image"
-           " (map v3: one read + the heartbeat, 2 requests a unit); classic = the separate"
-           " reads (status 3 requests a unit, full 6)\n");
+           " data, occupancies and presence and the priority slots. fc23 = one FC 23 that"
+           " writes the heartbeat and reads the poll image (map v4, 1 request a unit);"
+           " image = the poll image read + the heartbeat write (map v3, 2 requests a unit);"
+           " classic = the separate reads (status 3 requests a unit, full 6)\n");
     double la[3];
     if (getloadavg(la, 3) == 3)
         printf("load average %.2f %.2f %.2f (wall figures include waiting for a core)\n", la[0],
@@ -221,8 +229,8 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < n_sizes; i++) {
         for (int full = 0; full <= 1; full++) {
             unsigned what = SF_POLL_STATUS_FIRST | (full ? SF_POLL_ALL : 0u);
-            rc |= run_size(&sc->intersections[0], sizes[i], sweeps, what, true) < 0;
-            rc |= run_size(&sc->intersections[0], sizes[i], sweeps, what, false) < 0;
+            for (int p = PATH_FC23; p <= PATH_CLASSIC; p++)
+                rc |= run_size(&sc->intersections[0], sizes[i], sweeps, what, (path_t)p) < 0;
         }
     }
     sf_scenario_destroy(&sc);

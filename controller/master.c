@@ -38,8 +38,9 @@ typedef enum {
     K_PRIO,
     K_PLAN_RD,
     K_PRESENCE,
-    K_DETOCC, /* det_seq through the unit's last det_occupancy in one read */
-    K_IMAGE,  /* a part of the poll image (map version 3) */
+    K_DETOCC,   /* det_seq through the unit's last det_occupancy in one read */
+    K_IMAGE,    /* a part of the poll image (map version 3) */
+    K_IMAGE_RW, /* FC 23: the heartbeat written, the poll image read (map version 4) */
 } req_kind_t;
 
 typedef struct {
@@ -81,6 +82,9 @@ typedef struct {
                                           this connection): two reads from then on */
     bool image_refused;                /* the device refused a poll image read (on this
                                           connection): the separate reads from then on */
+    bool fc23_refused;                 /* the device refused an FC 23 poll (on this
+                                          connection): the version 3 image read and
+                                          heartbeat write from then on */
     bool image_ok;                     /* every part of this poll's image read came back */
     uint8_t image_what;                /* SF_POLL_* bits of the queued image poll */
     uint16_t image_end;                /* registers of the image it reads (from offset 0) */
@@ -122,6 +126,7 @@ void sf_master_opts_default(sf_master_opts_t *o)
     o->connect_timeout_ms = CONNECT_TIMEOUT_MS;
     sf_health_cfg_default(&o->health);
     o->no_image = false;
+    o->no_fc23 = false;
 }
 
 static int64_t mono_ms(void)
@@ -537,6 +542,39 @@ static uint16_t image_end(const sf_poll_image_layout_t *l, unsigned what)
     return (what & SF_POLL_PRIORITY) ? l->det : l->prio;
 }
 
+/* The poll's image read and its heartbeat write can be one FC 23 (map version 4): the
+ * heartbeat goes after the reads (SF_POLL_STATUS_FIRST: an FC 23 returns the image from
+ * before its write, which is what that order reads), the device may be written, its
+ * identity says version 4, the image prefix fits one read, and the device has not refused
+ * an FC 23 on this connection. */
+static bool fc23_usable(const sf_master_t *m, const unit_t *un, bool img, uint16_t end,
+                        bool hb_last, bool foreign)
+{
+    return img && hb_last && !foreign && !m->opts.no_fc23 && !un->fc23_refused &&
+           un->st.protocol_version >= 4 && end >= 1 && end <= MODBUS_MAX_WR_READ_REGISTERS;
+}
+
+/* FC 23 (Modbus Application Protocol V1.1b3, section 6.17): write vals to the heartbeat,
+ * read `end` registers of poll_image_rw. */
+static void make_fc23(req_t *r, uint16_t hb, uint16_t end)
+{
+    uint16_t rd = sf_regmap_get(SF_R_POLL_IMAGE_RW)->address;
+    r->raw[0] = MODBUS_TCP_SLAVE;
+    r->raw[1] = MODBUS_FC_WRITE_AND_READ_REGISTERS;
+    put16(r->raw + 2, rd);
+    put16(r->raw + 4, end);
+    put16(r->raw + 6, sf_regmap_get(SF_R_HEARTBEAT)->address);
+    put16(r->raw + 8, 1);
+    r->raw[10] = 2;
+    put16(r->raw + 11, hb);
+    r->raw_len = 13;
+    r->addr = rd;
+    r->qty = end;
+    r->kind = K_IMAGE_RW;
+    r->status_part = true;
+    r->image_last = true;
+}
+
 int sf_master_queue_poll(sf_master_t *m, size_t u, uint16_t hb, unsigned what)
 {
     if (!m || u >= m->n) {
@@ -551,15 +589,27 @@ int sf_master_queue_poll(sf_master_t *m, size_t u, uint16_t hb, unsigned what)
     bool img = image_usable(m, un, &l);
     uint16_t end = img ? image_end(&l, what) : 0;
     int n_img = (end + MAX_READ_REGS - 1) / MAX_READ_REGS;
-    int need = img ? 1 + n_img : 3 + (det ? 2 : 0) + (prio ? 1 : 0) + (pres ? 1 : 0);
-    if (un->n_req + need > SF_MASTER_MAX_REQ + 1) {
-        errno = ENOSPC;
-        return -1;
-    }
     /* A connected device that reported a map version or id we do not know is only read,
      * never written (its identity is read again on every new connection). */
     bool foreign = un->st.connected && un->st.protocol_version != 0 && !un->st.identity_ok;
     bool hb_last = (what & SF_POLL_STATUS_FIRST) != 0;
+    bool one = fc23_usable(m, un, img, end, hb_last, foreign);
+    int need = one ? 1 : img ? 1 + n_img : 3 + (det ? 2 : 0) + (prio ? 1 : 0) + (pres ? 1 : 0);
+    if (un->n_req + need > SF_MASTER_MAX_REQ + 1) {
+        errno = ENOSPC;
+        return -1;
+    }
+    if (one) {
+        /* One request instead of two: the unit pays one recv and one send for the whole
+         * poll (its cost is per request), and the image it returns is from before the
+         * heartbeat, as the version 3 order reads it. */
+        un->image_what = (uint8_t)(what & SF_POLL_ALL);
+        un->image_end = end;
+        req_t *r = new_slot(m, u);
+        make_fc23(r, hb, end);
+        un->has_status = true;
+        return handle_of(m, u, r);
+    }
     int h = foreign || hb_last ? -1 : sf_master_queue_write(m, u, SF_R_HEARTBEAT, 0, &hb, 1);
     if (img) {
         /* Everything the separate reads below would read, as copies in one block: one
@@ -797,8 +847,10 @@ static void apply_read(unit_t *u, const req_t *r, const uint8_t *data)
     case K_STATUS:
         apply_status(s, PTR(SF_R_CONTROL_MODE), PTR(SF_R_PHASE_STATUS_REDS));
         break;
-    case K_IMAGE: { /* a part of the image; the state is filled from the whole at the last */
-        uint16_t off = (uint16_t)(r->addr - sf_regmap_get(SF_R_POLL_IMAGE)->address);
+    case K_IMAGE:      /* a part of the image; the state is filled from the whole at the last */
+    case K_IMAGE_RW: { /* the whole image (its holding copy) in the FC 23 reply */
+        sf_reg_id_t base = r->kind == K_IMAGE_RW ? SF_R_POLL_IMAGE_RW : SF_R_POLL_IMAGE;
+        uint16_t off = (uint16_t)(r->addr - sf_regmap_get(base)->address);
         if (off == 0)
             u->image_ok = true; /* the first part: a part refused after it clears this */
         if (off + n <= SF_POLL_IMAGE_MAX)
@@ -886,6 +938,11 @@ static int take_reply(sf_master_t *m, unit_t *u, const uint8_t *f, uint16_t len)
             u->image_refused = true;
             u->image_ok = false;
         }
+        if (r->kind == K_IMAGE_RW) { /* no FC 23 (01), no poll_image_rw (02), ...: the
+                                        version 3 read and write from the next poll */
+            u->fc23_refused = true;
+            u->image_ok = false;
+        }
         u->st.n_exceptions++;
         m->stats.exceptions++;
         if (r->status_part)
@@ -898,7 +955,8 @@ static int take_reply(sf_master_t *m, unit_t *u, const uint8_t *f, uint16_t len)
         r->outcome = SF_MREQ_OK;
     } else {
         uint16_t want; /* byte count: registers x 2, or bits rounded up to bytes */
-        if (fc == MODBUS_FC_READ_INPUT_REGISTERS || fc == MODBUS_FC_READ_HOLDING_REGISTERS)
+        if (fc == MODBUS_FC_READ_INPUT_REGISTERS || fc == MODBUS_FC_READ_HOLDING_REGISTERS ||
+            fc == MODBUS_FC_WRITE_AND_READ_REGISTERS)
             want = (uint16_t)(2u * r->qty);
         else
             want = (uint16_t)((r->qty + 7u) / 8u);
@@ -1064,6 +1122,7 @@ static void connected(sf_master_t *m, unit_t *u)
     u->ident_read = false;
     u->detocc_refused = false; /* perhaps another device */
     u->image_refused = false;
+    u->fc23_refused = false;
     u->late_n = 0;
     u->st.connected = true;
     u->st.n_connects++;

@@ -56,6 +56,9 @@ typedef struct {
     sf_health_cfg_t health; /* offline threshold and back-off (0.1 s units) */
     bool no_image;          /* never read the poll image (map version 3): always the separate
                                reads of version 1 (to compare the two); default false */
+    bool no_fc23;           /* never the one-request poll of map version 4 (FC 23): the
+                               image read and the heartbeat write of version 3 instead (to
+                               compare the two); default false */
 } sf_master_opts_t;
 
 /* Poll round trips of one unit as the centre measured them: from the one send of a
@@ -76,7 +79,7 @@ typedef struct {
     /* identity (read once per connection) */
     uint16_t protocol_version; /* 1..SF_REGMAP_VERSION expected */
     uint16_t n_phases, n_rings, n_sg, n_det, n_plans;
-    uint16_t poll_image_len; /* registers of its poll image (map v3), 0 none */
+    uint16_t poll_image_len; /* registers of its poll image (map v3, v4), 0 none */
     char unit_id[33];        /* intersection id, NUL-terminated */
     bool identity_ok;        /* protocol version known and id as configured */
     /* status */
@@ -188,15 +191,21 @@ int sf_master_queue_coils(sf_master_t *m, size_t u, sf_reg_id_t id, uint16_t ele
  * its n_sg and n_det give (regmap.h sf_poll_image_layout_t), the reads are one read of the
  * poll image (its prefix that holds what `what` asks for; two reads, or three, when that is
  * over 125 registers), and the state is filled exactly as the separate reads fill it. On
+ * With SF_POLL_STATUS_FIRST, once the identity says map version >= 4 and that prefix is
+ * at most 125 registers, the read and the heartbeat are ONE request, an FC 23 that writes
+ * the heartbeat and reads poll_image_rw (the image from before the write, as the read then
+ * the write of version 3 give); a device that refuses an FC 23 (any exception: that poll's
+ * status is incomplete and its heartbeat not written) gets the version 3 read and write on
+ * this connection from the next poll on, as does opts.no_fc23. On
  * a new connection (identity not read yet), with opts.no_image, for a version 1 or 2
  * device, or once the device has refused an image read on this connection (that poll's
  * status is incomplete), the separate reads: the detector data and occupancies are one
  * read (det_seq through the last detector's occupancy) once the identity says at most 25
  * detectors, two reads before that or when the device has refused the joined read (it
  * spans addresses outside the map) on this connection. Returns the
- * handle of the heartbeat write, or -1 (EINVAL, ENOSPC; or, with the reads queued, when
- * the connected device's identity is not the expected one: it is then only read, never
- * written). */
+ * handle of the heartbeat write (the FC 23 when the poll is one), or -1 (EINVAL, ENOSPC; or, with
+ * the reads queued, when the connected device's identity is not the expected one: it is then only
+ * read, never written). */
 int sf_master_queue_poll(sf_master_t *m, size_t u, uint16_t hb, unsigned what);
 
 /* Queue a plan download of plan p (phase splits by index per ix, written as plan_dl_*

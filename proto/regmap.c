@@ -269,6 +269,15 @@ static const sf_reg_t regmap[SF_R_COUNT] = {
      65535,
      "(v3) Poll image: copies of everything a full poll reads, in one block (layout below the "
      "tables); read it in requests of at most 125 registers"},
+
+    /* ---- map version 4: the poll image again, as holding registers, so that one FC 23
+     * (read/write multiple registers) writes the heartbeat and reads the image; appended,
+     * earlier addresses unchanged ---- */
+    {SF_R_POLL_IMAGE_RW, "poll_image_rw", SF_TBL_HOLDING, 700, SF_POLL_IMAGE_MAX, SF_RT_U16, "", RO,
+     0, 65535,
+     "(v4) The poll image as holding registers (same layout and values as `poll_image`), "
+     "read-only (a write is refused, 02): one FC 23 writes `heartbeat` and reads it, and the "
+     "image it returns is the one from before that write (section below the tables)"},
 };
 
 const sf_reg_t *sf_regmap_table(size_t *n)
@@ -300,7 +309,11 @@ const sf_reg_t *sf_regmap_by_name(const char *name)
 uint16_t sf_regmap_since(const sf_reg_t *r)
 {
     /* Entries are only ever appended: ids from the first entry of a version on are of it. */
-    return !r ? 0 : r->id >= SF_R_POLL_IMAGE_LEN ? 3 : r->id >= SF_R_DET_INPUT_ENABLE ? 2 : 1;
+    return !r                               ? 0
+           : r->id >= SF_R_POLL_IMAGE_RW    ? 4
+           : r->id >= SF_R_POLL_IMAGE_LEN   ? 3
+           : r->id >= SF_R_DET_INPUT_ENABLE ? 2
+                                            : 1;
 }
 
 int sf_regmap_image_layout(uint16_t n_sg, uint16_t n_det, sf_poll_image_layout_t *out)
@@ -509,7 +522,8 @@ int sf_regmap_write_md(FILE *out)
     }
     static const char *const titles[SF_TBL_N] = {
         "Coils (FC 1 read, FC 5 / 15 write)", "Discrete inputs (FC 2 read)",
-        "Input registers (FC 4 read)", "Holding registers (FC 3 read, FC 6 / 16 write)"};
+        "Input registers (FC 4 read)",
+        "Holding registers (FC 3 read, FC 6 / 16 write, FC 23 read/write)"};
     fprintf(out,
             "# sigflow signal unit: Modbus register map, version %d\n\n"
             "Generated from `proto/regmap.c` by `sigflow regmap --md`; do not edit by hand\n"
@@ -532,8 +546,9 @@ int sf_regmap_write_md(FILE *out)
             "  (ILLEGAL FUNCTION) for every write function and can still read.\n"
             "- Gaps between blocks are reserved for later versions of the map. Version 2\n"
             "  appended external detection (`det_input_enable`, `det_input`, marked (v2)),\n"
-            "  version 3 the poll image (`poll_image_len`, `poll_image`, marked (v3)); every\n"
-            "  earlier entry keeps its address, so a version 1 or 2 client works unchanged.\n",
+            "  version 3 the poll image (`poll_image_len`, `poll_image`, marked (v3)), version\n"
+            "  4 its holding copy for FC 23 (`poll_image_rw`, marked (v4)); every earlier\n"
+            "  entry keeps its address, so a version 1, 2 or 3 client works unchanged.\n",
             SF_REGMAP_VERSION);
     for (int t = 0; t < SF_TBL_N; t++) {
         fprintf(out,
@@ -591,8 +606,25 @@ int sf_regmap_write_md(FILE *out)
             "125 registers; a unit with 2 n_sg + 2 n_det + P > 69 needs two reads (three at\n"
             "the very largest, 32 groups and 64 detectors: %u registers). A centre uses the\n"
             "image only when `protocol_version` >= 3 and `poll_image_len` is what the counts\n"
-            "give, and falls back to the separate reads when the unit refuses the image read.\n",
+            "give, and falls back to the separate reads when the unit refuses the image read.\n"
+            "\n## Poll image by FC 23 (version 4)\n\n"
+            "`poll_image_rw` (holding registers %u-%u) is the same image, filled by the same\n"
+            "code, as read-only holding registers (a write to it is refused with 02 and changes\n"
+            "nothing), so that one FC 23 (read/write multiple registers) writes `heartbeat` and\n"
+            "reads the image: a full poll in one request. The write part of an FC 23 passes the\n"
+            "same checks as an FC 16 of it (a refused write refuses the whole request, 01, 02\n"
+            "or 03, and changes nothing); the read part is checked (1-125 registers inside the\n"
+            "holding table, else 03 or 02) before anything is written. The image returned is\n"
+            "the unit's state when the request arrived, from before its write: a heartbeat\n"
+            "that ends a local fallback returns the image that still shows the fallback, and\n"
+            "the next request shows its effect (as reading the image, then writing the\n"
+            "heartbeat, would). A centre uses FC 23 only when `protocol_version` >= 4, the\n"
+            "part of the image it needs fits one read (at most 125 registers), and the unit\n"
+            "has not refused an FC 23; otherwise the image read and the heartbeat write of\n"
+            "version 3.\n",
             (unsigned)img->address, (unsigned)(img->address + img->count - 1),
-            (unsigned)img->address, (unsigned)l.len, (unsigned)SF_POLL_IMAGE_MAX);
+            (unsigned)img->address, (unsigned)l.len, (unsigned)SF_POLL_IMAGE_MAX,
+            (unsigned)regmap[SF_R_POLL_IMAGE_RW].address,
+            (unsigned)(regmap[SF_R_POLL_IMAGE_RW].address + regmap[SF_R_POLL_IMAGE_RW].count - 1));
     return ferror(out) ? -1 : 0;
 }

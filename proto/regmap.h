@@ -155,6 +155,8 @@ typedef enum {
     /* map version 3: the poll image (appended likewise) */
     SF_R_POLL_IMAGE_LEN,
     SF_R_POLL_IMAGE,
+    /* map version 4: the poll image as holding registers, for FC 23 (appended likewise) */
+    SF_R_POLL_IMAGE_RW,
     SF_R_COUNT
 } sf_reg_id_t;
 
@@ -201,7 +203,15 @@ typedef enum {
  * len = 56 + 2 n_sg + 2 n_det + ceil(n_det / 16) (113 for 12 groups and 16 detectors, at
  * most 252); the unit reports it in poll_image_len. Registers past len read 0. The unit
  * fills the image from the same register image it serves the other entries from, so a
- * read of the image and the reads of the entries it copies give the same values. */
+ * read of the image and the reads of the entries it copies give the same values.
+ *
+ * Map version 4 adds poll_image_rw: the same image (same layout, same values, one fill) as
+ * read-only holding registers, so that one FC 23 (read/write multiple registers) writes
+ * the heartbeat and reads the image. The unit refreshes its register image when a request
+ * arrives, before the request's write: the image an FC 23 returns is the state from before
+ * its own write (a heartbeat that ends a local fallback returns an image still showing the
+ * fallback; the next request sees the unit back in central control), which is what the
+ * version 3 poll's image read followed by the heartbeat write returns. */
 #define SF_POLL_IMAGE_MAX 252 /* len at 32 groups and 64 detectors */
 typedef struct {
     uint16_t status, phase_status, lamp, remaining, prio, det, presence, volume, occupancy;
@@ -228,8 +238,8 @@ const sf_reg_t *sf_regmap_by_name(const char *name);
 const sf_reg_t *sf_regmap_at(sf_reg_table_t t, uint16_t address, uint16_t *elem, uint16_t *word);
 
 /* The map version that introduced an entry (1; 2 for the appended external detection
- * block; 3 for the poll image): a client skips entries newer than the unit's
- * protocol_version. 0 for NULL. */
+ * block; 3 for the poll image; 4 for its holding copy): a client skips entries newer than the
+ * unit's protocol_version. 0 for NULL. */
 uint16_t sf_regmap_since(const sf_reg_t *r);
 
 /* Number of addresses an entry spans: count, times 2 for u32. */

@@ -9,8 +9,8 @@
 #define SIGFLOW_VERSIONS_H
 
 #define SF_BUS_VERSION      1 /* proto/bus.proto, field `version` of every message */
-#define SF_REGMAP_VERSION   3 /* proto/regmap.c, register `protocol_version` (2: det_input,
-                                 3: poll_image) */
+#define SF_REGMAP_VERSION   4 /* proto/regmap.c, register `protocol_version` (2: det_input,
+                                 3: poll_image, 4: poll_image_rw) */
 #define SF_SCENARIO_VERSION 1 /* proto/SCENARIO.md, field `version` of a scenario file */
 
 #endif

@@ -504,6 +504,7 @@ typedef struct {
     pthread_t th;            /* serving thread */
     atomic_uint refused;     /* reads refused */
     atomic_uint fc4_max_qty; /* largest FC 4 read served */
+    atomic_uint fc23;        /* FC 23 requests received (a strict device refuses them, 01) */
 } block_device_t;
 
 /* The input register blocks of the map (first address, end). */
@@ -532,6 +533,14 @@ static void *serve_blocks(void *arg)
             continue;
         int fc = req[7];
         uint16_t addr = (uint16_t)(req[8] << 8 | req[9]), qty = (uint16_t)(req[10] << 8 | req[11]);
+        if (fc == MODBUS_FC_WRITE_AND_READ_REGISTERS) {
+            atomic_fetch_add(&d->fc23, 1);
+            if (d->strict) { /* a device without FC 23 */
+                atomic_fetch_add(&d->refused, 1);
+                modbus_reply_exception(d->ctx, req, MODBUS_EXCEPTION_ILLEGAL_FUNCTION);
+                continue;
+            }
+        }
         if (fc == MODBUS_FC_READ_INPUT_REGISTERS && d->strict && !within_one_block(addr, qty)) {
             atomic_fetch_add(&d->refused, 1);
             modbus_reply_exception(d->ctx, req, MODBUS_EXCEPTION_ILLEGAL_DATA_ADDRESS);
@@ -773,11 +782,12 @@ static void assert_same_state(const sf_unit_state_t *a, const sf_unit_state_t *b
     }
 }
 
-/* A map version 3 unit (the emulated one, the corridor's largest: 12 groups, 16
- * detectors) is polled with one read of its poll image, and the state that read fills is
- * field by field the one the separate reads fill, for every kind of poll the controller
- * makes. The unit is run first (detector counts, presence, a priority request) and then
- * frozen, so the two masters read the same state. */
+/* A map version 4 unit (the emulated one, the corridor's largest: 12 groups, 16
+ * detectors) is polled with one FC 23 (heartbeat written, poll image read) and, with FC 23
+ * off, with one read of its poll image and the heartbeat write (version 3); the state each
+ * fills is field by field the one the separate reads fill, for every kind of poll the
+ * controller makes. The unit is run first (detector counts, presence, a priority request)
+ * and then frozen, so the three masters read the same state. */
 Test(master, image_poll_fills_the_state_the_separate_reads_fill)
 {
     sf_errors_t errs = {0};
@@ -824,42 +834,53 @@ Test(master, image_poll_fills_the_state_the_separate_reads_fill)
     sf_master_opts_t o;
     sf_master_opts_default(&o);
     o.round_timeout_ms = 2000; /* generous: a loaded CI machine under ASan */
+    sf_master_t *rw = sf_master_new(1, &ep, NULL, &o);
+    o.no_fc23 = true;
     sf_master_t *img = sf_master_new(1, &ep, NULL, &o);
     o.no_image = true;
     sf_master_t *sep = sf_master_new(1, &ep, NULL, &o);
-    cr_assert(img && sep);
+    cr_assert(rw && img && sep);
     /* Round 1 reads the identity (the separate reads, as nothing is known yet); the same
-     * heartbeat value from both keeps the echo equal. */
+     * heartbeat value from all keeps the echo equal. */
+    cr_assert_eq(sf_master_sweep(rw, 1, 77, SF_POLL_ALL | SF_POLL_STATUS_FIRST), 1);
     cr_assert_eq(sf_master_sweep(img, 1, 77, SF_POLL_ALL | SF_POLL_STATUS_FIRST), 1);
     cr_assert_eq(sf_master_sweep(sep, 1, 77, SF_POLL_ALL | SF_POLL_STATUS_FIRST), 1);
     const sf_unit_state_t *a = sf_master_state(img, 0), *b = sf_master_state(sep, 0);
-    cr_assert_eq(a->protocol_version, 3);
+    const sf_unit_state_t *c = sf_master_state(rw, 0);
+    cr_assert_eq(a->protocol_version, 4);
     cr_assert_eq(a->poll_image_len, l.len);
     static const struct {
         unsigned what;
         uint64_t img_requests; /* image read(s) + heartbeat */
+        uint64_t rw_requests;  /* the FC 23 (heartbeat after the reads), else as image */
         const char *name;
     } polls[] = {
-        {SF_POLL_ALL | SF_POLL_STATUS_FIRST, 2, "full"},
-        {SF_POLL_STATUS_FIRST, 2, "status"},
-        {SF_POLL_PRIORITY | SF_POLL_STATUS_FIRST, 2, "status + priority"},
-        {SF_POLL_DETECTORS | SF_POLL_PRESENCE | SF_POLL_STATUS_FIRST, 2, "status + detectors"},
-        {SF_POLL_ALL, 2, "full, heartbeat first"},
+        {SF_POLL_ALL | SF_POLL_STATUS_FIRST, 2, 1, "full"},
+        {SF_POLL_STATUS_FIRST, 2, 1, "status"},
+        {SF_POLL_PRIORITY | SF_POLL_STATUS_FIRST, 2, 1, "status + priority"},
+        {SF_POLL_DETECTORS | SF_POLL_PRESENCE | SF_POLL_STATUS_FIRST, 2, 1, "status + detectors"},
+        {SF_POLL_ALL, 2, 2, "full, heartbeat first"},
     };
     for (size_t p = 0; p < sizeof polls / sizeof polls[0]; p++) {
-        sf_master_stats_t a0, a1, b0, b1;
+        sf_master_stats_t a0, a1, b0, b1, c0, c1;
         sf_master_stats(img, &a0);
         sf_master_stats(sep, &b0);
-        uint64_t na = a->n_status, nb = b->n_status;
+        sf_master_stats(rw, &c0);
+        uint64_t na = a->n_status, nb = b->n_status, nc = c->n_status;
+        cr_assert_eq(sf_master_sweep(rw, 2 + (int64_t)p, 77, polls[p].what), 1);
         cr_assert_eq(sf_master_sweep(img, 2 + (int64_t)p, 77, polls[p].what), 1);
         cr_assert_eq(sf_master_sweep(sep, 2 + (int64_t)p, 77, polls[p].what), 1);
         sf_master_stats(img, &a1);
         sf_master_stats(sep, &b1);
+        sf_master_stats(rw, &c1);
         cr_assert_eq(a1.requests - a0.requests, polls[p].img_requests, "%s", polls[p].name);
+        cr_assert_eq(c1.requests - c0.requests, polls[p].rw_requests, "%s", polls[p].name);
         cr_assert_gt(b1.requests - b0.requests, polls[p].img_requests, "%s", polls[p].name);
         cr_assert_eq(a->n_status, na + 1, "%s: the image poll's status complete", polls[p].name);
+        cr_assert_eq(c->n_status, nc + 1, "%s: the FC 23 poll's status complete", polls[p].name);
         cr_assert_eq(b->n_status, nb + 1, "%s", polls[p].name);
         assert_same_state(a, b, polls[p].name);
+        assert_same_state(c, b, polls[p].name);
     }
     /* The state compared is not empty: what the run above put there came through. */
     cr_assert_gt(a->det_seq, 0);
@@ -872,9 +893,12 @@ Test(master, image_poll_fills_the_state_the_separate_reads_fill)
     cr_assert_eq(a->heartbeat_echo, 77);
     for (int g = 0; g < ix->n_sg; g++)
         cr_assert_neq(a->lamp[g], 0, "group %d", g);
-    sf_master_stats_t sa;
+    sf_master_stats_t sa, sc2;
     sf_master_stats(img, &sa);
     cr_assert_eq(sa.exceptions, 0);
+    sf_master_stats(rw, &sc2);
+    cr_assert_eq(sc2.exceptions, 0);
+    sf_master_destroy(&rw);
     sf_master_destroy(&img);
     sf_master_destroy(&sep);
     stop_hosts(&t);
@@ -883,10 +907,13 @@ Test(master, image_poll_fills_the_state_the_separate_reads_fill)
 
 /* A version 3 device that does not serve the image (it refuses the read, 02) gets the
  * separate reads from its next poll on, as a version 1 or 2 device gets them from the
- * start: one poll's status is incomplete, the link stays, the data come through. */
+ * start: one poll's status is incomplete, the link stays, the data come through. A version
+ * 4 device that refuses FC 23 (01) gets the version 3 image read and heartbeat from its
+ * next poll (here refused too, so then the separate reads); a version 2 or 3 device is
+ * never sent an FC 23. */
 Test(master, device_refusing_the_image_gets_the_separate_reads)
 {
-    for (uint16_t version = 2; version <= 3; version++) {
+    for (uint16_t version = 2; version <= 4; version++) {
         block_device_t d;
         sf_endpoint_t ep;
         block_device_start_v(&d, true, 4, version, &ep);
@@ -903,10 +930,12 @@ Test(master, device_refusing_the_image_gets_the_separate_reads)
                          "v%u round %d: every request answered", version, k);
             ok += st->n_status - before;
         }
-        /* v3: round 2 tries the image (refused), round 3 the joined detector read
-         * (refused by this strict device), rounds 4-6 the separate reads. v2: only the
-         * joined read is refused (round 2). */
-        unsigned want_refused = version >= 3 ? 2 : 1;
+        /* v4: round 2 tries FC 23 (refused), then as v3 from round 3. v3: round 2 tries
+         * the image (refused), round 3 the joined detector read (refused by this strict
+         * device), rounds 4-6 the separate reads. v2: only the joined read is refused
+         * (round 2). */
+        unsigned want_refused = version >= 4 ? 3 : version >= 3 ? 2 : 1;
+        cr_assert_eq(atomic_load(&d.fc23), version >= 4 ? 1 : 0, "v%u: FC 23 sent", version);
         cr_assert_eq(atomic_load(&d.refused), want_refused, "v%u", version);
         cr_assert_eq(st->n_exceptions, want_refused, "v%u", version);
         cr_assert_eq(ok, 6 - want_refused, "v%u: polls with a complete status", version);

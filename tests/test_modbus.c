@@ -179,6 +179,38 @@ static size_t frame_fc6(uint8_t *f, uint16_t tid, uint16_t addr, uint16_t val)
     return sizeof b;
 }
 
+/* FC 23 frame: write n_wr values at wr (byte count `bytes`, normally 2 n_wr), read n_rd
+ * registers at rd. */
+static size_t frame_fc23(uint8_t *f, uint16_t tid, uint16_t rd, uint16_t n_rd, uint16_t wr,
+                         uint16_t n_wr, uint8_t bytes, const uint16_t *vals)
+{
+    size_t len = 0;
+    const uint8_t h[] = {(uint8_t)(tid >> 8),
+                         (uint8_t)tid,
+                         0,
+                         0,
+                         0,
+                         (uint8_t)(11 + bytes),
+                         1,
+                         0x17,
+                         (uint8_t)(rd >> 8),
+                         (uint8_t)rd,
+                         (uint8_t)(n_rd >> 8),
+                         (uint8_t)n_rd,
+                         (uint8_t)(wr >> 8),
+                         (uint8_t)wr,
+                         (uint8_t)(n_wr >> 8),
+                         (uint8_t)n_wr,
+                         bytes};
+    memcpy(f, h, sizeof h);
+    len = sizeof h;
+    for (unsigned i = 0; i < bytes / 2u; i++) {
+        f[len++] = (uint8_t)(vals[i] >> 8);
+        f[len++] = (uint8_t)vals[i];
+    }
+    return len;
+}
+
 /* ---- identity and status ----------------------------------------------------------------- */
 
 CHILD_SUITE(modbus);
@@ -434,10 +466,7 @@ Test(modbus, refused_writes_change_nothing)
     /* A priority request for a phase out of range is refused by the map (03). */
     uint16_t pr[6] = {5, 1, 17, 100, 1, 1};
     cr_expect_eq(write_holds(c, A("prio_req_id"), 6, pr), MODBUS_EXCEPTION_ILLEGAL_DATA_VALUE);
-    /* FC 23 and 22 are not offered. */
-    uint16_t rd[1];
-    cr_expect_eq(modbus_write_and_read_registers(c, A("heartbeat"), 1, two, 0, 1, rd), -1);
-    cr_expect_eq(errno, EMBXILFUN);
+    /* FC 22 is not offered (FC 23 is, through the write checks: fc23_* below). */
     cr_expect_eq(modbus_mask_write_register(c, A("heartbeat"), 0xFF, 0), -1);
     cr_expect_eq(errno, EMBXILFUN);
     /* After all that, the connection still works. */
@@ -735,6 +764,12 @@ Test(modbus, allow_list_limits_writers)
     cr_expect_eq(modbus_write_bit(c, A("phase_call") + 1, 1), -1);
     cr_expect_eq(errno, EMBXILFUN);
     cr_expect_neq(read_in(c, "heartbeat_echo", 0), 555);
+    /* FC 23 writes too: refused whole (01), its read part not served. */
+    uint16_t hb = 555, rd[4];
+    cr_expect_eq(
+        modbus_write_and_read_registers(c, A("heartbeat"), 1, &hb, A("poll_image_rw"), 4, rd), -1);
+    cr_expect_eq(errno, EMBXILFUN);
+    cr_expect_neq(read_in(c, "heartbeat_echo", 0), 555);
     /* From 127.0.0.2 (on the list) the same write is applied. */
     int fd = raw_connect(port, "127.0.0.2");
     uint8_t f[12], buf[64];
@@ -997,4 +1032,131 @@ Test(modbus, sigflow_unit_selects_intersections_and_rejects_bad_usage)
         cr_expect_null(fgets(line, sizeof line, b.out), "no ready line for bad usage %d", k);
         cr_expect_eq(child_pclose(&b, 0), want[k], "bad usage %d", k);
     }
+}
+
+/* FC 23 (map version 4): one request writes the heartbeat and reads the holding copy of
+ * the poll image, which is the input-register image, value for value. */
+Test(modbus, fc23_writes_the_heartbeat_and_reads_the_image)
+{
+    hostrun_t *r = start_host(SINGLE, 1, NULL);
+    modbus_t *c = client(sf_host_port(r->h, 0));
+    cr_assert_eq(read_in(c, "protocol_version", 0), 4);
+    uint16_t len = read_in(c, "poll_image_len", 0);
+    cr_assert(len > 56 && len <= 125, "single.json's image: %u registers", len);
+    uint16_t hb = 4711, rw[125], in[125];
+    cr_assert_eq(
+        modbus_write_and_read_registers(c, A("heartbeat"), 1, &hb, A("poll_image_rw"), len, rw),
+        len, "%s", modbus_strerror(errno));
+    cr_assert_eq(modbus_read_input_registers(c, A("poll_image"), len, in), len);
+    /* The unit has run 20 s without a heartbeat (start_host): it is in local fallback.
+     * The FC 23 returns the image from when it arrived, before its heartbeat: fallback
+     * (and its comms fault code) shown; the read after it shows the heartbeat's effect.
+     * The unit does not tick in between (the host thread serves only), so every other
+     * register of the two images is equal. */
+    sf_poll_image_layout_t l;
+    cr_assert_eq(sf_regmap_image_layout(read_in(c, "n_sg", 0), read_in(c, "n_det", 0), &l), 0);
+    cr_assert_eq(l.len, len);
+#define IMG_AT(name) (uint16_t)(l.status + A(name) - A("control_mode"))
+    uint16_t echo = IMG_AT("heartbeat_echo"), age = IMG_AT("heartbeat_age");
+    uint16_t fb = IMG_AT("local_fallback"), fault = IMG_AT("fault_code");
+#undef IMG_AT
+    cr_expect_eq(rw[fb], 1, "FC 23 shows the fallback its heartbeat ends");
+    cr_expect_eq(in[fb], 0, "the next request shows it ended");
+    cr_expect_neq(rw[fault], 0, "the fallback's fault code, from before the heartbeat");
+    for (uint16_t k = 0; k < len; k++)
+        if (k != echo && k != age && k != fb && k != fault)
+            cr_expect_eq(rw[k], in[k], "image register %u", k);
+    cr_expect_neq(rw[echo], 4711, "FC 23 returns the image from before its write");
+    cr_expect_eq(in[echo], 4711, "the write went in");
+    cr_expect_eq(read_hold(c, "heartbeat", 0), 4711);
+    cr_expect_neq(in[l.status], 0, "control_mode is in the image");
+    drop(c);
+    stop_host(r);
+}
+
+/* A bad FC 23 gets the precise exception and changes nothing: a write to the read-only
+ * image (02), a value the map or the unit refuses (03), a read outside the table (02), a
+ * byte count that does not match the write quantity (03), quantities out of range (03). */
+Test(modbus, fc23_refused_changes_nothing)
+{
+    hostrun_t *r = start_host(SINGLE, 1, NULL);
+    uint16_t port = sf_host_port(r->h, 0);
+    modbus_t *c = client(port);
+    uint16_t hb0 = 321, rd[8];
+    cr_assert_eq(write_hold(c, "heartbeat", 0, hb0), 0);
+    uint16_t img0[8];
+    cr_assert_eq(modbus_read_registers(c, A("poll_image_rw"), 8, img0), 8);
+    uint16_t yellow0 = read_hold(c, "phase_yellow", 1), mode0 = read_hold(c, "mode_command", 0);
+    struct {
+        uint16_t rd, n_rd, wr, n_wr;
+        uint16_t vals[2];
+        int exc;
+        const char *what;
+    } bad[] = {
+        {A("poll_image_rw"), 8, A("poll_image_rw"), 1, {7, 0}, 2, "write to the read-only image"},
+        {A("poll_image_rw"), 8, A("heartbeat"), 2, {999, 9}, 3, "heartbeat + mode 9 (no such)"},
+        {A("poll_image_rw"),
+         8,
+         (uint16_t)(A("phase_yellow") + 1),
+         1,
+         {25},
+         3,
+         "yellow 2.5 s: below the safety minimum"},
+        {A("poll_image_rw"), 8, A("heartbeat"), 1, {999}, 2, ""}, /* read: below */
+        {A("poll_image_rw"), 8, A("heartbeat"), 1, {999}, 3, ""}, /* read: below */
+    };
+    bad[3].rd = (uint16_t)(sf_regmap_table_size(SF_TBL_HOLDING) - 4); /* 8 past the end */
+    bad[3].what = "read past the holding table";
+    bad[4].n_rd = 126;
+    bad[4].what = "read of 126 registers";
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        uint16_t got[126];
+        int rc = modbus_write_and_read_registers(c, bad[i].wr, bad[i].n_wr, bad[i].vals, bad[i].rd,
+                                                 bad[i].n_rd, got);
+        if (bad[i].n_rd > 125) {
+            /* libmodbus will not send it: a raw frame */
+            int fd = raw_connect(port, NULL);
+            uint8_t f[64], buf[64];
+            size_t n = frame_fc23(f, 9, bad[i].rd, bad[i].n_rd, bad[i].wr, 1, 2, bad[i].vals);
+            cr_assert_eq(send(fd, f, n, 0), (ssize_t)n);
+            cr_assert_eq(raw_recv(fd, buf, sizeof buf), 9, "%s", bad[i].what);
+            cr_expect_eq(buf[7], 0x97, "%s", bad[i].what);
+            cr_expect_eq(buf[8], bad[i].exc, "%s", bad[i].what);
+            close(fd);
+        } else {
+            cr_expect_eq(rc, -1, "%s", bad[i].what);
+            cr_expect_eq(errno, MODBUS_ENOBASE + bad[i].exc, "%s: %s", bad[i].what,
+                         modbus_strerror(errno));
+        }
+        cr_expect_eq(read_hold(c, "heartbeat", 0), hb0, "%s: heartbeat unchanged", bad[i].what);
+        cr_expect_eq(read_in(c, "heartbeat_echo", 0), hb0, "%s", bad[i].what);
+        cr_expect_eq(read_hold(c, "phase_yellow", 1), yellow0, "%s", bad[i].what);
+        cr_expect_eq(read_hold(c, "mode_command", 0), mode0, "%s", bad[i].what);
+        cr_assert_eq(modbus_read_registers(c, A("poll_image_rw"), 8, rd), 8);
+        cr_expect_eq(rd[0], img0[0], "%s: image unchanged", bad[i].what);
+    }
+    /* A byte count that does not match the write quantity (the frame's length matches the
+     * byte count, so it is a well-formed frame): 03, nothing written. */
+    int fd = raw_connect(port, NULL);
+    uint8_t f[64], buf[64];
+    uint16_t two[2] = {999, 998};
+    size_t n = frame_fc23(f, 5, A("poll_image_rw"), 8, A("heartbeat"), 1, 4, two);
+    cr_assert_eq(send(fd, f, n, 0), (ssize_t)n);
+    cr_assert_eq(raw_recv(fd, buf, sizeof buf), 9);
+    cr_expect_eq(buf[7], 0x97);
+    cr_expect_eq(buf[8], MODBUS_EXCEPTION_ILLEGAL_DATA_VALUE);
+    close(fd);
+    cr_expect_eq(read_hold(c, "heartbeat", 0), hb0);
+    /* FC 16 to the image is refused as well (02). */
+    uint16_t z[2] = {1, 2};
+    cr_expect_eq(write_holds(c, A("poll_image_rw"), 2, z), MODBUS_EXCEPTION_ILLEGAL_DATA_ADDRESS);
+    cr_assert_eq(modbus_read_registers(c, A("poll_image_rw"), 8, rd), 8);
+    cr_expect_eq(memcmp(rd, img0, sizeof rd), 0);
+    /* And after all that a good FC 23 goes through on the same connection. */
+    uint16_t hb = 322;
+    cr_expect_eq(
+        modbus_write_and_read_registers(c, A("heartbeat"), 1, &hb, A("poll_image_rw"), 8, rd), 8);
+    cr_expect_eq(read_in(c, "heartbeat_echo", 0), 322);
+    drop(c);
+    stop_host(r);
 }

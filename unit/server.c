@@ -202,6 +202,9 @@ static void refresh_image(sf_server_t *s, uint64_t presence)
         img[l.presence + k] = (uint16_t)(presence >> (16 * k));
     memcpy(img + l.volume, ir + A(SF_R_DET_VOLUME), ix->n_det * sizeof *img);
     memcpy(img + l.occupancy, ir + A(SF_R_DET_OCCUPANCY), ix->n_det * sizeof *img);
+    /* Map version 4: the same image as holding registers, for FC 23. A copy of the one
+     * just built, so the two can never differ. */
+    memcpy(s->map->tab_registers + A(SF_R_POLL_IMAGE_RW), img, l.len * sizeof *img);
 }
 
 /* Copy the unit's status into the register image. Staging registers (priority mailbox,
@@ -562,17 +565,34 @@ static const sf_reg_t *entry_at(sf_reg_table_t table, uint16_t address, const sf
     return sf_regmap_at(table, address, elem, word);
 }
 
-/* Validate and apply one write request. Returns 0 (applied) or the exception code. */
+/* Validate and apply one write request (the write part of an FC 23). Returns 0 (applied)
+ * or the exception code. */
 static int apply_write(sf_server_t *s, const uint8_t *req, int fc)
 {
     const uint8_t *pdu = req + MBAP_LEN;
     uint16_t addr = be16(pdu + 1);
     uint16_t nb = 1;
+    const uint8_t *vals = pdu + 6; /* first register value written (FC 16, FC 23 below) */
     sf_reg_table_t table = (fc == FC_WRITE_SINGLE_COIL || fc == FC_WRITE_MULTIPLE_COILS)
                                ? SF_TBL_COIL
                                : SF_TBL_HOLDING;
-    /* Decode quantities first (section 6.5, 6.6, 6.11, 6.12): a bad quantity is 03. */
-    if (fc == FC_WRITE_SINGLE_COIL) {
+    /* Decode quantities first (section 6.5, 6.6, 6.11, 6.12, 6.17): a bad quantity is 03. */
+    if (fc == FC_WRITE_AND_READ_REGS) {
+        /* read address, read quantity, write address, write quantity, byte count, values.
+         * The read part is checked here too, before the unit is changed: libmodbus checks
+         * it only when it answers, after apply_write has applied the write to the unit. */
+        uint16_t rd_addr = be16(pdu + 1), rd_nb = be16(pdu + 3);
+        addr = be16(pdu + 5);
+        nb = be16(pdu + 7);
+        vals = pdu + 10;
+        if (rd_nb < 1 || rd_nb > MODBUS_MAX_WR_READ_REGISTERS || nb < 1 ||
+            nb > MODBUS_MAX_WR_WRITE_REGISTERS || pdu[9] != nb * 2)
+            return MODBUS_EXCEPTION_ILLEGAL_DATA_VALUE;
+        if ((uint32_t)rd_addr + rd_nb > (uint32_t)s->map->nb_registers)
+            return MODBUS_EXCEPTION_ILLEGAL_DATA_ADDRESS;
+    } else if (fc == FC_WRITE_SINGLE_REGISTER) {
+        vals = pdu + 3;
+    } else if (fc == FC_WRITE_SINGLE_COIL) {
         uint16_t v = be16(pdu + 3);
         if (v != 0xFF00 && v != 0x0000)
             return MODBUS_EXCEPTION_ILLEGAL_DATA_VALUE;
@@ -632,12 +652,12 @@ static int apply_write(sf_server_t *s, const uint8_t *req, int fc)
                 call_mask[1] = (uint16_t)(call_mask[1] | (1u << elem));
             continue;
         }
-        uint16_t v = fc == FC_WRITE_SINGLE_REGISTER ? be16(pdu + 3) : be16(pdu + 6 + 2 * k);
+        uint16_t v = be16(vals + 2 * k);
         hr[at] = v;
         if (r->type == SF_RT_U32) {
             if (word == 1)
                 continue; /* checked with its high word */
-            uint32_t v32 = (uint32_t)v << 16 | be16(pdu + 6 + 2 * (k + 1));
+            uint32_t v32 = (uint32_t)v << 16 | be16(vals + 2 * (k + 1));
             if (v32 < r->min || v32 > r->max)
                 return MODBUS_EXCEPTION_ILLEGAL_DATA_VALUE;
             continue;
@@ -871,24 +891,28 @@ int sf_server_handle_frame(sf_server_t *s, int fd, bool may_write, const uint8_t
     case FC_WRITE_SINGLE_COIL:
     case FC_WRITE_SINGLE_REGISTER:
     case FC_WRITE_MULTIPLE_COILS:
-    case FC_WRITE_MULTIPLE_REGS: {
+    case FC_WRITE_MULTIPLE_REGS:
+    case FC_WRITE_AND_READ_REGS: {
         if (!may_write)
             return reply_exception(s, req, MODBUS_EXCEPTION_ILLEGAL_FUNCTION);
         int code = apply_write(s, req, fc);
         if (code != 0)
             return reply_exception(s, req, code);
         s->stats.writes_ok++;
-        /* libmodbus writes the values into the image and sends the normal reply; the
-         * image is then refreshed from the unit before the next request. */
+        /* libmodbus writes the values into the image and sends the normal reply (FC 23:
+         * then reads its read part from the image refreshed when this request arrived,
+         * so what it returns is the state from before this write); the image is
+         * refreshed from the unit before the next request. */
         int rc = modbus_reply(s->ctx, req, len, s->map);
         s->stale = true;
         /* The phase timing table changes only through its own registers: re-reading it
          * (8 fields x 16 phases from the unit) after every heartbeat write cost more than
          * the rest of the refresh. */
-        if (fc == FC_WRITE_SINGLE_REGISTER || fc == FC_WRITE_MULTIPLE_REGS) {
-            uint32_t first = be16(req + MBAP_LEN + 1);
-            uint32_t last =
-                first + (fc == FC_WRITE_SINGLE_REGISTER ? 1u : be16(req + MBAP_LEN + 3));
+        if (fc == FC_WRITE_SINGLE_REGISTER || fc == FC_WRITE_MULTIPLE_REGS ||
+            fc == FC_WRITE_AND_READ_REGS) {
+            const uint8_t *w = req + MBAP_LEN + (fc == FC_WRITE_AND_READ_REGS ? 5 : 1);
+            uint32_t first = be16(w);
+            uint32_t last = first + (fc == FC_WRITE_SINGLE_REGISTER ? 1u : be16(w + 2));
             const sf_reg_t *lo = sf_regmap_get(SF_R_PHASE_MIN_GREEN);
             const sf_reg_t *hi = sf_regmap_get(SF_R_PHASE_PED_CLEAR);
             if (first < (uint32_t)hi->address + sf_regmap_span(hi) && last > lo->address)
@@ -903,8 +927,9 @@ int sf_server_handle_frame(sf_server_t *s, int fd, bool may_write, const uint8_t
     case FC_REPORT_SLAVE_ID:
         return modbus_reply(s->ctx, req, len, s->map) < 0 ? -1 : 0;
     default:
-        /* Mask write and read/write multiple would bypass the write checks; the rest
-         * (diagnostics, exception status ...) are not offered by a signal unit. */
+        /* Mask write would bypass the write checks (read/write multiple goes through
+         * them above); the rest (diagnostics, exception status ...) are not offered by a
+         * signal unit. */
         return reply_exception(s, req, MODBUS_EXCEPTION_ILLEGAL_FUNCTION);
     }
 }
