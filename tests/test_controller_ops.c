@@ -157,6 +157,57 @@ Test(controller_ops, fallback_during_a_partition_is_logged_at_reconnect)
     ops_stop(&f);
 }
 
+/* The controller stalls (no step, the connection stays) past the unit's heartbeat
+ * timeout: the unit runs local, and the first poll after the stall, one FC 23 on the open
+ * connection (map version 4), both ends the fallback and shows it, so the controller logs
+ * local_fallback, then fallback_ended at the next poll, as it does with the version 3
+ * image read then heartbeat write. */
+Test(controller_ops, fallback_after_a_stall_is_logged_by_the_fc23_poll)
+{
+    ops_t f;
+    ops_start(&f, NULL, 0);
+    uint64_t k = ctl_rig_until_centre(&f.r, f.c, 0, f.tod0);
+    cr_assert_eq(count(&f.lines, "\"local_fallback\""), 0, "%s", f.lines.text);
+    cr_assert_eq(f.st->protocol_version, 4);
+    uint64_t connects = f.st->n_connects;
+    sf_unit_config_t uc;
+    sf_unit_config_default(&uc, &f.sc->intersections[0]);
+    sf_unit_config_from_control(&uc, &f.sc->control);
+    cr_assert_gt(uc.heartbeat_timeout_ds, 0);
+    /* The stall: the units tick on, the controller does not step. */
+    uint64_t resume = k + uc.heartbeat_timeout_ds + 20;
+    atomic_store(&f.r.target, resume);
+    pthread_mutex_lock(&f.r.mu);
+    while (f.r.done < resume)
+        pthread_cond_wait(&f.r.cv, &f.r.mu);
+    pthread_mutex_unlock(&f.r.mu);
+    cr_assert(sf_unit_status(sf_host_unit(f.r.h, 0))->fallback, "the unit never fell back");
+    sf_server_stats_t s0, s1;
+    sf_server_stats(sf_host_server(f.r.h, 0), &s0);
+    long from = (long)f.lines.len;
+    /* Step until a poll has run (the controller polls once a second). */
+    uint64_t polled = f.st->n_status;
+    for (k = resume; f.st->n_status == polled && k < resume + 20; k++)
+        ctl_rig_step_ok(&f.r, f.c, k, f.tod0);
+    sf_server_stats(sf_host_server(f.r.h, 0), &s1);
+    cr_assert_gt(f.st->n_status, polled, "no poll after the stall");
+    cr_assert_eq(f.st->local_fallback, 1, "the poll ending the fallback shows it");
+    cr_assert_eq(f.st->n_connects, connects, "the same connection: the poll was an FC 23");
+    cr_assert_eq(s1.requests - s0.requests, 1, "the whole poll in one request");
+    cr_assert_not(sf_unit_status(sf_host_unit(f.r.h, 0))->fallback, "the heartbeat ended it");
+    cr_assert_geq(find_after(&f.lines, from, "\"event\":\"local_fallback\""), 0, "%s",
+                  f.lines.text);
+    polled = f.st->n_status;
+    for (uint64_t k0 = k; f.st->n_status == polled && k < k0 + 20; k++)
+        ctl_rig_step_ok(&f.r, f.c, k, f.tod0);
+    cr_assert_eq(f.st->local_fallback, 0, "back under the centre at the next poll");
+    long fb = find_after(&f.lines, from, "\"event\":\"local_fallback\"");
+    cr_assert_geq(find_after(&f.lines, fb, "\"event\":\"fallback_ended\""), 0, "%s", f.lines.text);
+    cr_assert_eq(count(&f.lines, "\"local_fallback\""), 1, "%s", f.lines.text);
+    cr_assert_eq(count(&f.lines, "\"fallback_ended\""), 1, "%s", f.lines.text);
+    ops_stop(&f);
+}
+
 /* A bus whose request the unit ended by itself (the ETA ran out and its green ended:
  * state expired) then checks out: the controller counts the request served, sends no
  * check-out the unit would refuse, and logs no failure. */

@@ -26,6 +26,7 @@ typedef struct {
     pthread_t th;     /* serving thread */
     atomic_bool stop; /* ask the thread to end */
     bool frozen;      /* serve only, never tick: the units' state stays as it is */
+    atomic_int ticks; /* frozen: ticks the thread makes at its next turn (then 0) */
 } host_thread_t;
 
 static int64_t now_ms(void)
@@ -41,12 +42,28 @@ static void *serve(void *arg)
     int64_t next_tick = now_ms() + 100;
     while (!atomic_load(&t->stop)) {
         sf_host_poll(t->h, 5);
+        int k = atomic_load(&t->ticks);
+        if (k > 0) {
+            for (int i = 0; i < k; i++)
+                sf_host_tick(t->h);
+            atomic_store(&t->ticks, 0);
+        }
         if (!t->frozen && now_ms() >= next_tick) {
             sf_host_tick(t->h);
             next_tick += 100;
         }
     }
     return NULL;
+}
+
+/* Have the (frozen) host thread tick its units k times, and wait until it has. */
+static void host_ticks(host_thread_t *t, int k)
+{
+    atomic_store(&t->ticks, k);
+    while (atomic_load(&t->ticks) != 0) {
+        struct timespec ts = {0, 200000};
+        nanosleep(&ts, NULL);
+    }
 }
 
 static sf_scenario_t *load_single(void)
@@ -946,4 +963,86 @@ Test(master, device_refusing_the_image_gets_the_separate_reads)
         sf_master_destroy(&m);
         block_device_stop(&d);
     }
+}
+
+/* A unit whose heartbeat timed out (the centre stalled, the connection stayed) is seen in
+ * local fallback by the poll whose heartbeat ends it, and back under centre control at the
+ * next poll: with the FC 23 poll (one request, the image from before its write) exactly
+ * as with the version 3 image read then heartbeat write, on two real units run alike. */
+Test(master, fc23_poll_sees_the_fallback_its_heartbeat_ends)
+{
+    sf_scenario_t *sc = load_single();
+    const sf_intersection_t *ix = &sc->intersections[0];
+    host_thread_t t = {.frozen = true};
+    t.h = sf_host_new(NULL);
+    cr_assert_not_null(t.h);
+    sf_unit_config_t uc;
+    sf_unit_config_default(&uc, ix);
+    cr_assert_gt(uc.heartbeat_timeout_ds, 0);
+    sf_endpoint_t eps[2];
+    for (size_t i = 0; i < 2; i++) {
+        cr_assert_eq(sf_host_add_unit(t.h, ix, &uc), (int)i);
+        snprintf(eps[i].host, sizeof eps[i].host, "127.0.0.1");
+        eps[i].port = sf_host_port(t.h, i);
+    }
+    cr_assert_eq(pthread_create(&t.th, NULL, serve, &t), 0);
+    sf_master_opts_t o;
+    sf_master_opts_default(&o);
+    o.round_timeout_ms = 2000; /* generous: a loaded CI machine under ASan */
+    sf_master_t *m[2];
+    m[0] = sf_master_new(1, &eps[0], NULL, &o); /* FC 23 */
+    o.no_fc23 = true;
+    m[1] = sf_master_new(1, &eps[1], NULL, &o); /* version 3: image read, then heartbeat */
+    cr_assert(m[0] && m[1]);
+    const unsigned what = SF_POLL_ALL | SF_POLL_STATUS_FIRST;
+    const uint64_t want_requests[2] = {1, 2};
+    uint16_t hb = 1;
+    int64_t now = 0;
+    /* Past start-up under the centre's heartbeat: polled every 1 s of unit time. */
+    for (int s = 0; s < 25; s++, hb++, now += 10) {
+        for (int i = 0; i < 2; i++)
+            cr_assert_eq(sf_master_sweep(m[i], now, hb, what), 1);
+        host_ticks(&t, 10);
+    }
+    for (int i = 0; i < 2; i++) {
+        const sf_unit_state_t *st = sf_master_state(m[i], 0);
+        cr_assert_eq(st->local_fallback, 0, "unit %d", i);
+        cr_assert_eq(st->protocol_version, 4);
+    }
+    /* The centre stalls past the heartbeat timeout: both units go local on their own. */
+    host_ticks(&t, uc.heartbeat_timeout_ds + 20);
+    now += uc.heartbeat_timeout_ds + 20;
+    for (int i = 0; i < 2; i++)
+        cr_assert(sf_unit_status(sf_host_unit(t.h, (size_t)i))->fallback, "unit %d", i);
+    /* The poll that ends it shows it ... */
+    for (int i = 0; i < 2; i++) {
+        sf_master_stats_t s0, s1;
+        sf_master_stats(m[i], &s0);
+        cr_assert_eq(sf_master_sweep(m[i], now, hb, what), 1);
+        sf_master_stats(m[i], &s1);
+        cr_assert_eq(s1.requests - s0.requests, want_requests[i], "unit %d", i);
+        const sf_unit_state_t *st = sf_master_state(m[i], 0);
+        cr_assert_eq(st->local_fallback, 1, "unit %d: the poll ending the fallback shows it", i);
+        cr_assert_neq(st->heartbeat_echo, hb, "unit %d: the status from before the heartbeat", i);
+        cr_assert_eq(st->n_connects, 1, "unit %d: the same connection", i);
+        cr_assert_not(sf_unit_status(sf_host_unit(t.h, (size_t)i))->fallback,
+                      "unit %d: the heartbeat ended the fallback", i);
+    }
+    hb++;
+    now += 10;
+    host_ticks(&t, 10);
+    /* ... and the next shows the unit back under the centre. */
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(sf_master_sweep(m[i], now, hb, what), 1);
+        const sf_unit_state_t *st = sf_master_state(m[i], 0);
+        cr_assert_eq(st->local_fallback, 0, "unit %d: back in central at the next poll", i);
+        cr_assert_eq(st->heartbeat_echo, hb - 1, "unit %d", i);
+    }
+    const sf_unit_state_t *a = sf_master_state(m[0], 0), *b = sf_master_state(m[1], 0);
+    cr_assert_eq(a->mode, b->mode);
+    cr_assert_eq(a->fault_code, b->fault_code);
+    for (int i = 0; i < 2; i++)
+        sf_master_destroy(&m[i]);
+    stop_hosts(&t);
+    sf_scenario_destroy(&sc);
 }
