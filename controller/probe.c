@@ -491,6 +491,91 @@ static void check_poll_image(probe_t *p)
                 judged, len);
 }
 
+/* The poll image by FC 23 (map version 4): one FC 23 writes the heartbeat and reads
+ * poll_image_rw, which agrees with the input-register image read just before and just
+ * after it wherever those two agree (the heartbeat echo and age aside: the write changes
+ * them); the heartbeat went in; and a write to the read-only copy is refused (02) and
+ * changes nothing. Run while the probe holds centre control (heartbeats flowing). */
+static void check_poll_image_rw(probe_t *p)
+{
+    const char *name = "poll image by FC 23 (v4)";
+    const char *exp = "FC 23: heartbeat written, poll_image_rw = poll_image; a write to "
+                      "poll_image_rw refused (02), nothing changed";
+    char ob[64];
+    if (p->map_version < 4) {
+        add_row(p, name, SF_PROBE_SKIP, exp, "protocol_version %u has no poll_image_rw",
+                p->map_version);
+        return;
+    }
+    sf_poll_image_layout_t l;
+    uint16_t len = 0, a[125], b[125], c[125];
+    if (sf_regmap_image_layout(p->n_sg, p->n_det, &l) != 0 ||
+        rd_input(p, addr_of(SF_R_POLL_IMAGE_LEN), 1, &len) != 0 || len != l.len) {
+        add_row(p, name, SF_PROBE_FAIL, exp, "poll_image_len %u, the counts give %u", len, l.len);
+        return;
+    }
+    int n = len < 125 ? len : 125;
+    uint16_t hb = p->hb++;
+    uint16_t rw = addr_of(SF_R_POLL_IMAGE_RW);
+    if (rd_input(p, addr_of(SF_R_POLL_IMAGE), n, a) != 0) {
+        add_row(p, name, SF_PROBE_FAIL, exp, "poll_image read: %s",
+                outcome(-1, errno, ob, sizeof ob));
+        return;
+    }
+    int rc = modbus_write_and_read_registers(p->mb, addr_of(SF_R_HEARTBEAT), 1, &hb, rw, n, b);
+    if (rc != n) {
+        int err = rc < 0 ? errno : EMBBADDATA;
+        recover(p, err);
+        add_row(p, name, SF_PROBE_FAIL, exp, "FC 23: %s", outcome(-1, err, ob, sizeof ob));
+        return;
+    }
+    p->last_hb = now_s();
+    uint16_t echo = 0;
+    if (rd_input(p, addr_of(SF_R_POLL_IMAGE), n, c) != 0 ||
+        rd_input(p, addr_of(SF_R_HEARTBEAT_ECHO), 1, &echo) != 0) {
+        add_row(p, name, SF_PROBE_FAIL, exp, "read after FC 23: %s",
+                outcome(-1, errno, ob, sizeof ob));
+        return;
+    }
+    uint16_t at_echo =
+        (uint16_t)(l.status + addr_of(SF_R_HEARTBEAT_ECHO) - addr_of(SF_R_CONTROL_MODE));
+    uint16_t at_age =
+        (uint16_t)(l.status + addr_of(SF_R_HEARTBEAT_AGE) - addr_of(SF_R_CONTROL_MODE));
+    unsigned judged = 0, differ = 0, first = 0;
+    for (int i = 0; i < n; i++) {
+        if (i == at_echo || i == at_age || a[i] != c[i])
+            continue;
+        judged++;
+        if (b[i] != a[i] && differ++ == 0)
+            first = (unsigned)i;
+    }
+    /* A write to the copy: past the image's length (reads 0) when there is room, else its
+     * first register; refused, and the register unchanged. */
+    uint16_t off = len < SF_POLL_IMAGE_MAX ? (uint16_t)(SF_POLL_IMAGE_MAX - 1) : 0;
+    uint16_t before = 0, after = 0;
+    int rd0 = rd_holding(p, (uint16_t)(rw + off), 1, &before);
+    int wrc = modbus_write_register(p->mb, (uint16_t)(rw + off), (uint16_t)(before ^ 0x5A5A));
+    int werr = wrc < 0 ? errno : 0;
+    if (wrc < 0)
+        recover(p, werr);
+    int rd1 = rd_holding(p, (uint16_t)(rw + off), 1, &after);
+    bool refused = wrc < 0 && werr == EMBXILADD;
+    bool unchanged = rd0 == 0 && rd1 == 0 && after == before;
+    bool ok = differ == 0 && echo == hb && refused && unchanged;
+    char wo[64];
+    outcome(wrc, werr, wo, sizeof wo);
+    if (differ)
+        add_row(p, name, SF_PROBE_FAIL, exp,
+                "%u of %u registers of the FC 23 image differ from poll_image (first: offset "
+                "%u, FC 23 %u, poll_image %u); write to poll_image_rw: %s",
+                differ, judged, first, b[first], a[first], wo);
+    else
+        add_row(p, name, ok ? SF_PROBE_PASS : SF_PROBE_FAIL, exp,
+                "%d registers, %u steady and equal; heartbeat_echo %u after writing %u; write "
+                "to poll_image_rw[%u]: %s, %s",
+                n, judged, echo, hb, off, wo, unchanged ? "unchanged" : "CHANGED");
+}
+
 /* Read the phase timing block (100-227) into out[128]. */
 static int read_timings(probe_t *p, uint16_t *out)
 {
@@ -928,6 +1013,7 @@ int sf_probe_run(const sf_probe_config_t *cfg_in, sf_probe_report_t *out)
                 "with heartbeats: control_mode 0x1x (after any start-up sequence)",
                 t >= 0 ? "control_mode 0x%02x after %.1f s" : "control_mode 0x%02x after %.0f s",
                 p.control_mode, t >= 0 ? t : cfg.max_wait_s);
+        check_poll_image_rw(&p);
         check_fallback(&p);
         check_sequence(&p, mode0);
     }

@@ -196,8 +196,9 @@ Test(probe, library_passes_host_in_thread_with_fallback)
     }
     cr_assert_not_null(row(rep, "heartbeat loss -> fallback"));
     cr_assert_not_null(row(rep, "heartbeat -> centre control"));
-    cr_assert_not_null(row(rep, "external detection (v2)")); /* a v2 unit: checked, passed */
-    cr_assert_not_null(row(rep, "poll image (v3)"));         /* a v3 unit: checked, passed */
+    cr_assert_not_null(row(rep, "external detection (v2)"));  /* a v2 unit: checked, passed */
+    cr_assert_not_null(row(rep, "poll image (v3)"));          /* a v3 unit: checked, passed */
+    cr_assert_not_null(row(rep, "poll image by FC 23 (v4)")); /* a v4 unit: checked, passed */
     cr_assert_gt(rep->lamp_samples, 0);
     cr_assert_eq(rep->conflicts_seen, 0);
     free(rep);
@@ -318,6 +319,11 @@ Test(probe, fails_a_nonconforming_server)
     cr_assert_not_null(img);
     cr_assert_eq(img->result, SF_PROBE_FAIL, "%s", img->seen);
     cr_assert(strstr(img->seen, "differ from the entries") != NULL, "%s", img->seen);
+    /* It takes a write to its read-only poll_image_rw (libmodbus accepts any write). */
+    const sf_probe_row_t *rw = row(rep, "poll image by FC 23 (v4)");
+    cr_assert_not_null(rw);
+    cr_assert_eq(rw->result, SF_PROBE_FAIL, "%s", rw->seen);
+    cr_assert(strstr(rw->seen, "poll_image_rw[251]: ok, CHANGED") != NULL, "%s", rw->seen);
     const sf_probe_row_t *pv = row(rep, "protocol version");
     cr_assert_eq(pv->result, SF_PROBE_PASS, "%s", pv->seen);
     free(rep);
