@@ -42,6 +42,11 @@
 #                     phase gets the green it asks for, the arterial takes the rest, SCATS's
 #                     link phase) against the same fixed arm, and against the adaptive arm
 #                     when "surge" runs too
+#   "surge_satlearn" adds the adaptive surge arm with each phase's maximum flow learned
+#                     at saturation (control.adaptive_sat_flow=learned: the flow DS counted
+#                     against what the phase discharged when every green failed, SCATS's MF
+#                     calibration) against the same fixed arm, and against the adaptive
+#                     arm when "surge" runs too
 #   ORACLE_CYCLES="100 130"  ORACLE_TAIL_S=0  (the plan back at 2700 s + tail; a
 #                     multiple of 60 s, the schedule has minutes)
 #   REUSE=1           with OUT: do not redo a run whose report is already in OUT (only a
@@ -212,6 +217,9 @@ for s in $SEEDS; do
     if want surge_spare; then
         echo "surge_adaptive_spare $s $SCEN $SURGE_DUR --set control.strategy=adaptive --set control.adaptive_spare=coordinated$SURGE${XADAPT:-}" >>"$W/runs.txt"
     fi
+    if want surge_satlearn; then
+        echo "surge_adaptive_satlearn $s $SCEN $SURGE_DUR --set control.strategy=adaptive --set control.adaptive_sat_flow=learned$SURGE${XADAPT:-}" >>"$W/runs.txt"
+    fi
     if want surge_mp; then
         echo "surge_maxpressure $s $SCEN $SURGE_DUR --set control.strategy=max_pressure$SURGE" >>"$W/runs.txt"
     fi
@@ -232,7 +240,7 @@ for s in $SEEDS; do
     fi
     # every surge comparison is against the same fixed-plan arm: run it once
     if want surge || want surge_ceiling || want surge_oracle || want surge_mp || want surge_nofail ||
-        want surge_gwre || want surge_spare; then
+        want surge_gwre || want surge_spare || want surge_satlearn; then
         echo "surge_fixed $s $SCEN $SURGE_DUR --set control.strategy=coordinated$SURGE" >>"$W/runs.txt"
     fi
 done
@@ -389,6 +397,16 @@ if want surge_spare; then
     info unfinished_vehicles surge_adaptive_spare "$unfinished"
     if want surge; then
         fig total_delay_veh_h surge_adaptive_spare surge_adaptive "$totdelay"
+    fi
+fi
+if want surge_satlearn; then
+    echo
+    echo "== 3f. adaptive with each phase's maximum flow learned at saturation vs fixed coordinated plan, same surge ($SURGE_DUR s) =="
+    fig total_delay_veh_h surge_adaptive_satlearn surge_fixed "$totdelay"
+    fig completed_delay_veh_h surge_adaptive_satlearn surge_fixed "$compdelay"
+    info unfinished_vehicles surge_adaptive_satlearn "$unfinished"
+    if want surge; then
+        fig total_delay_veh_h surge_adaptive_satlearn surge_adaptive "$totdelay"
     fi
 fi
 if want surge_mp; then

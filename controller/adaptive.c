@@ -89,6 +89,7 @@ void sf_adapt_opts_default(sf_adapt_opts_t *o)
     o->decide_every_s = 240;
     o->fail_ds = 1.05;
     o->spare = SF_ADAPT_SPARE_PROPORTIONAL;
+    o->sat = SF_ADAPT_SAT_FIXED;
 }
 
 static bool opts_ok(const sf_adapt_opts_t *o)
@@ -104,7 +105,8 @@ static bool opts_ok(const sf_adapt_opts_t *o)
            isfinite(o->min_split_change_s) && o->min_split_change_s >= 0 &&
            isfinite(o->decide_every_s) && o->decide_every_s >= 0 && isfinite(o->fail_ds) &&
            o->fail_ds >= 0 && o->fail_ds <= SF_DS_MAX &&
-           (o->spare == SF_ADAPT_SPARE_PROPORTIONAL || o->spare == SF_ADAPT_SPARE_COORD);
+           (o->spare == SF_ADAPT_SPARE_PROPORTIONAL || o->spare == SF_ADAPT_SPARE_COORD) &&
+           (o->sat == SF_ADAPT_SAT_FIXED || o->sat == SF_ADAPT_SAT_LEARNED);
 }
 
 /* The current plan must be one the unit would accept: every split at least its minimum,
@@ -410,6 +412,22 @@ int sf_adapt_ds_failures(const sf_intersection_t *ix, const sf_plan_t *cur, cons
         }
     }
     return n;
+}
+
+double sf_adapt_sat_learn(double mf_veh_h, uint32_t n_veh, double green_s, uint32_t judged,
+                          uint32_t failed, const sf_adapt_opts_t *o)
+{
+    if (!o || isnan(mf_veh_h) || !isfinite(green_s) || green_s < 0 || failed > judged ||
+        (o->sat != SF_ADAPT_SAT_FIXED && o->sat != SF_ADAPT_SAT_LEARNED)) {
+        errno = EINVAL;
+        return -1;
+    }
+    double mf = mf_veh_h > 0 ? fmin(mf_veh_h, SF_ADAPT_SAT_VEH_H) : SF_ADAPT_SAT_VEH_H;
+    if (o->sat != SF_ADAPT_SAT_LEARNED || judged < 2 || failed < judged || green_s <= 0)
+        return mf;
+    double flow = n_veh * 3600.0 / green_s;
+    flow = fmin(fmax(flow, SF_ADAPT_SAT_MIN_VEH_H), SF_ADAPT_SAT_VEH_H);
+    return 0.5 * (mf + flow);
 }
 
 double sf_adapt_cycle_hold(double cur_s, double flow_s, double fail_s)

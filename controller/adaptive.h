@@ -111,6 +111,16 @@ typedef enum {
     SF_ADAPT_SPARE_COORD = 1,        /* the coordinated phases only (SCATS's link phase) */
 } sf_adapt_spare_t;
 
+/* The saturation flow a stop-bar lane's flow DS is counted against (sf_adapt_opts_t.sat). */
+typedef enum {
+    SF_ADAPT_SAT_FIXED = 0,   /* SF_ADAPT_SAT_VEH_H for every lane (the planner's figure) */
+    SF_ADAPT_SAT_LEARNED = 1, /* each phase's maximum flow learned at saturation (SCATS's
+                                 MF calibration, sf_adapt_sat_learn) */
+} sf_adapt_sat_t;
+
+#define SF_ADAPT_SAT_VEH_H     1800.0 /* veh/h of green a lane discharges at saturation */
+#define SF_ADAPT_SAT_MIN_VEH_H 1200.0 /* lowest maximum flow a phase may learn */
+
 typedef struct {
     double target_ds;        /* DS the cycle is sized for, default 0.9 */
     double min_cycle_s;      /* default 40 (scenario: control.adaptive_min_cycle_s) */
@@ -130,6 +140,8 @@ typedef struct {
     sf_adapt_spare_t spare;    /* where a member's spare time goes when its phases ask for
                                   less than the cycle it runs (scenario:
                                   control.adaptive_spare), default proportional */
+    sf_adapt_sat_t sat;        /* saturation flow of the flow DS (scenario:
+                                  control.adaptive_sat_flow), default fixed */
 } sf_adapt_opts_t;
 
 typedef struct {
@@ -224,6 +236,33 @@ int sf_split_fail_sample(sf_split_fail_t *t, sf_sig_t sig, bool occupied, double
  * with EINVAL (NULL, failures > cycles, NaN DS, bad options). */
 int sf_adapt_ds_failures(const sf_intersection_t *ix, const sf_plan_t *cur, const uint32_t *cycles,
                          const uint32_t *failures, const sf_adapt_opts_t *o, double *ds);
+
+/* ---- maximum flow learned at saturation (SCATS's MF calibration) ------------------------
+ *
+ * A flow DS n / (s g) with s = SF_ADAPT_SAT_VEH_H reads a fully used green as its lanes'
+ * real discharge over s. Measured on the corridor under the surge (bench_blocking, units on
+ * their plans, seed 1, 900-2700 s): the interior arterial stop lines whose queue stands
+ * through the green (front vehicle moving 87-96 % of the green, no lane blocked at the line)
+ * discharge 1490-1700 veh per hour of green per lane (start-up loss, the simulator's
+ * headways), so a saturated arterial phase reads DS 0.83-0.94, at or below the 0.9 target:
+ * it asks for no more green and no member asks for a longer cycle while the entries queue
+ * to the link's length. SCATS calibrates each lane's maximum flow (MF) from what it
+ * discharges when saturated. Here a phase learns its MF from a measurement in which every
+ * judged green (at least two) was a split failure (sf_split_fail_sample: the queue stood
+ * through the green and after it), so its busiest lane's flow over the green was its
+ * capacity: MF moves half-way to that flow, bounded to [SF_ADAPT_SAT_MIN_VEH_H,
+ * SF_ADAPT_SAT_VEH_H] (a blocked lane cannot teach a flow below the bound, and nothing is
+ * learned above the planner's figure). Its lanes' DS is then counted against MF, so a
+ * saturated phase reads ~1 and asks 1 / target_ds of its green. */
+
+/* Maximum flow (veh/h of green) phase learns from one measurement: mf_veh_h the phase's
+ * MF so far (<= 0: SF_ADAPT_SAT_VEH_H), n_veh the vehicles its busiest lane counted over
+ * green_s of green, judged / failed its greens judged and split failures in the
+ * measurement. Unchanged unless o->sat is SF_ADAPT_SAT_LEARNED, judged >= 2, failed ==
+ * judged and green_s > 0; else half-way to n_veh / green_s, bounded (see above). Returns
+ * the MF, or -1 with EINVAL (NULL o, NaN or negative inputs, failed > judged). */
+double sf_adapt_sat_learn(double mf_veh_h, uint32_t n_veh, double green_s, uint32_t judged,
+                          uint32_t failed, const sf_adapt_opts_t *o);
 
 /* Cycle (s) an intersection asks for, from the cycle it runs (cur_s), the one its flow DS
  * asks for (flow_s) and the one its DS raised by split failures asks for (fail_s, from

@@ -57,6 +57,8 @@ typedef struct {
     double ad_seen_s[SF_MAX_PHASES];  /* ... and the green seen in the unit's status */
     double ad_pend_s[SF_MAX_PHASES];  /* green seen since the last detector interval */
     adapt_fail_t ad_fail;             /* adaptive: split failures */
+    double ad_mf[SF_MAX_PHASES];      /* adaptive: max flow learned per phase, veh/h (0 none) */
+    bool ad_learned;                  /* the measurement has taught ad_mf already */
     uint64_t ad_n_status;             /* status sweeps sampled so far (st->n_status) */
     int64_t ad_status_ds;             /* status_ds of the last sample, -1 none */
     double ad_meas_s;                 /* ... over this long, s (0 = nothing measured) */
@@ -756,6 +758,7 @@ static void adapt_reset(cunit_t *u)
     memset(u->ad_seen_s, 0, sizeof u->ad_seen_s);
     memset(u->ad_fail.meas, 0, sizeof u->ad_fail.meas);
     u->ad_meas_s = 0;
+    u->ad_learned = false;
 }
 
 /* Split failures of every phase from one status sample: its signal from the phase status
@@ -867,10 +870,38 @@ static void adapt_ds(const sf_intersection_t *ix, const cunit_t *u, double *ds)
             if (!(ix->det[d].phase_mask & (1u << p)) || (u->det_failed >> d & 1u))
                 continue; /* a phase whose detectors all failed: no DS, keeps its green */
             uint32_t n = u->ad_vol[d] > UINT32_MAX ? UINT32_MAX : (uint32_t)u->ad_vol[d];
-            double x = sf_flow_ds(n, g, 1800.0);
+            double x = sf_flow_ds(n, g, u->ad_mf[p] > 0 ? u->ad_mf[p] : SF_ADAPT_SAT_VEH_H);
             if (x > ds[p])
                 ds[p] = x;
         }
+    }
+}
+
+/* Max flow per phase learned from the measurement, once (sf_adapt_sat_learn): the busiest
+ * lane's count over the same green as adapt_ds, when every judged green failed. Before any
+ * DS of a decision is taken. */
+static void adapt_learn(const sf_intersection_t *ix, cunit_t *u, const sf_adapt_opts_t *ao)
+{
+    if (u->ad_learned || ao->sat != SF_ADAPT_SAT_LEARNED)
+        return;
+    u->ad_learned = true;
+    for (uint8_t p = 0; p < ix->n_phases && p < SF_MAX_PHASES; p++) {
+        double g = sf_adapt_green_avail(u->ad_green_s[p], u->ad_seen_s[p]);
+        uint64_t nmax = 0;
+        bool any = false;
+        for (uint8_t d = 0; d < ix->n_det && u->ad_green_s[p] > 0; d++) {
+            if (!(ix->det[d].phase_mask & (1u << p)) || (u->det_failed >> d & 1u))
+                continue;
+            any = true;
+            if (u->ad_vol[d] > nmax)
+                nmax = u->ad_vol[d];
+        }
+        if (!any)
+            continue;
+        double mf = sf_adapt_sat_learn(u->ad_mf[p], nmax > UINT32_MAX ? UINT32_MAX : (uint32_t)nmax,
+                                       g, u->ad_fail.meas[p][0], u->ad_fail.meas[p][1], ao);
+        if (mf > 0)
+            u->ad_mf[p] = mf;
     }
 }
 
@@ -881,6 +912,7 @@ static void adapt_opts(const sf_controller_t *c, sf_adapt_opts_t *ao)
         ao->fail_ds = 0; /* off: the flow DS alone */
     ao->spare =
         c->sc->control.adaptive_spare == 1 ? SF_ADAPT_SPARE_COORD : SF_ADAPT_SPARE_PROPORTIONAL;
+    ao->sat = c->sc->control.adaptive_sat_flow == 1 ? SF_ADAPT_SAT_LEARNED : SF_ADAPT_SAT_FIXED;
     if (c->sc->control.adaptive_min_cycle_s > 0)
         ao->min_cycle_s = c->sc->control.adaptive_min_cycle_s;
     if (c->sc->control.adaptive_max_cycle_s > 0)
@@ -940,6 +972,14 @@ static void adapt_send(sf_controller_t *c, uint32_t i, double t, const sf_plan_t
                      (int)next->cycle_ds, "offset_ds", (int)next->offset_ds, "group_cycle_s",
                      group_cycle_s, "ds", dsa, "ds_flow", dfa, "split_ds", spl, "split_failures",
                      sfa));
+        if (c->sc->control.adaptive_sat_flow == 1) { /* the max flows the DS was counted with */
+            json_t *mfa = json_array();
+            for (uint8_t p = 0; p < ix->n_phases; p++)
+                json_array_append_new(
+                    mfa, json_integer(lround(u->ad_mf[p] > 0 ? u->ad_mf[p] : SF_ADAPT_SAT_VEH_H)));
+            ev(c, t, i, SF_EV_ADAPTIVE,
+               json_pack("{s:s, s:o}", "event", "max_flow", "sat_veh_h", mfa));
+        }
     }
 }
 
@@ -953,6 +993,7 @@ static void adapt_member(sf_controller_t *c, uint32_t i, double t, const sf_adap
     sf_plan_t next;
     uint32_t judged[SF_MAX_PHASES][2];
     memcpy(judged, u->ad_fail.meas, sizeof judged);
+    adapt_learn(ix, u, ao);
     adapt_ds(ix, u, ds_flow); /* logged beside the DS used: what the counts alone read */
     adapt_ds_all(ix, u, ao, true, ds);
     if (sf_adapt_step(ix, &u->ad_cur, ds, ao, group_cycle_s, &next, NULL) < 0)
@@ -1057,6 +1098,7 @@ static void adapt_all(sf_controller_t *c, double t, uint32_t tod_ds)
         }
         const sf_intersection_t *ix = &c->sc->intersections[i];
         double ds[SF_MAX_PHASES], dsf[SF_MAX_PHASES], want, want_f;
+        adapt_learn(ix, u, &ao);
         adapt_ds_all(ix, u, &ao, false, ds);
         adapt_ds_all(ix, u, &ao, true, dsf);
         if (sf_adapt_cycle_wanted(ix, &u->ad_cur, ds, &ao, &want) == 0 &&

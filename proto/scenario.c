@@ -287,6 +287,7 @@ static const char *const STOP_KIND_N[] = {"kerb", "bay", NULL};
 static const char *const MODE_N[] = {"lockstep", "realtime", NULL};
 static const char *const DET_FAULT_N[] = {"stuck_on", "dead", "chatter", NULL};
 static const char *const SPARE_N[] = {"proportional", "coordinated", NULL};
+static const char *const SATFLOW_N[] = {"fixed", "learned", NULL};
 
 static const field_t ROOT_F[] = {
     {F("version", K_INT, sf_scenario_t, version), .req = true, .lo = 1, .hi = 1},
@@ -499,6 +500,7 @@ static const field_t CONTROL_F[] = {
     {F("adaptive_split_failure", K_BOOL, sf_control_t, adaptive_split_failure), .def = 1},
     {F("detector_diagnostics", K_BOOL, sf_control_t, detector_diagnostics), .def = 1},
     {F("adaptive_spare", K_ENUM, sf_control_t, adaptive_spare), .def = 0, .names = SPARE_N},
+    {F("adaptive_sat_flow", K_ENUM, sf_control_t, adaptive_sat_flow), .def = 0, .names = SATFLOW_N},
 };
 
 static const field_t PRIO_F[] = {

@@ -288,6 +288,8 @@ typedef struct {
                                     and its smart modes ignore them, default true */
     uint8_t adaptive_spare;      /* adaptive member's spare time: 0 "proportional" to every phase
                                     (default), 1 "coordinated" phases only (sf_adapt_spare_t) */
+    uint8_t adaptive_sat_flow;   /* saturation flow of the adaptive flow DS: 0 "fixed" 1800 veh/h
+                                    (default), 1 "learned" at saturation (sf_adapt_sat_t) */
 } sf_control_t;
 
 /* ---- faults ------------------------------------------------------------------- */

@@ -1019,6 +1019,64 @@ Test(adaptive, failures_hold_the_cycle)
     cr_expect_float_eq(sf_adapt_cycle_hold(0, 100, 110), 100, 1e-9);
 }
 
+/* control.adaptive_sat_flow=learned: a phase whose every judged green failed teaches its
+ * maximum flow (half-way to its busiest lane's flow over the green, bounded), and its DS
+ * counted against it reads a saturated phase as saturated, so it asks for more green and a
+ * longer cycle where the planner's 1800 veh/h reads it below the target (the corridor's
+ * arterial stop lines discharge ~1550 veh per hour of green a lane, bench_blocking). */
+Test(adaptive, max_flow_learned_at_saturation)
+{
+    sf_intersection_t ix;
+    sf_plan_t cur;
+    nema8(&ix, &cur);
+    sf_adapt_opts_t fixed, learned;
+    sf_adapt_opts_default(&fixed);
+    learned = fixed;
+    learned.sat = SF_ADAPT_SAT_LEARNED;
+    /* phase 2: 31 s of green a cycle, 3 cycles, its busiest lane 40 vehicles (1548 veh/h) */
+    const double g = 93;
+    const uint32_t n = 40;
+    cr_expect_float_eq(sf_adapt_sat_learn(0, n, g, 3, 3, &fixed), 1800, 1e-9);   /* off */
+    cr_expect_float_eq(sf_adapt_sat_learn(0, n, g, 3, 2, &learned), 1800, 1e-9); /* one cleared */
+    cr_expect_float_eq(sf_adapt_sat_learn(0, n, g, 1, 1, &learned), 1800, 1e-9); /* one judged */
+    double mf = sf_adapt_sat_learn(0, n, g, 3, 3, &learned);
+    cr_expect_float_eq(mf, 0.5 * (1800 + n * 3600.0 / g), 1e-9);
+    mf = sf_adapt_sat_learn(mf, n, g, 3, 3, &learned); /* a second saturated measurement */
+    cr_expect_float_eq(mf, 0.25 * 1800 + 0.75 * n * 3600.0 / g, 1e-9);
+    /* bounded: a blocked lane's trickle teaches no less than the minimum */
+    cr_expect_float_eq(sf_adapt_sat_learn(0, 10, g, 3, 3, &learned),
+                       0.5 * (1800 + SF_ADAPT_SAT_MIN_VEH_H), 1e-9);
+    cr_expect_float_eq(sf_adapt_sat_learn(0, 200, g, 3, 3, &learned), 1800, 1e-9);
+    /* bad input */
+    errno = 0;
+    cr_expect_eq(sf_adapt_sat_learn(NAN, n, g, 3, 3, &learned), -1);
+    cr_expect_eq(errno, EINVAL);
+    cr_expect_eq(sf_adapt_sat_learn(0, n, -1, 3, 3, &learned), -1);
+    cr_expect_eq(sf_adapt_sat_learn(0, n, g, 2, 3, &learned), -1);
+    cr_expect_eq(sf_adapt_sat_learn(0, n, g, 3, 3, NULL), -1);
+    /* the DS of the saturated arterial phases 2 and 6 against 1800 and against what they
+     * taught; the other phases at the target (they ask for the green they have) */
+    double ds_fixed[8], ds_learned[8];
+    for (int p = 0; p < 8; p++)
+        ds_fixed[p] = ds_learned[p] = fixed.target_ds;
+    ds_fixed[1] = ds_fixed[5] = sf_flow_ds(n, g, 1800);
+    ds_learned[1] = ds_learned[5] = sf_flow_ds(n, g, mf);
+    cr_assert_lt(ds_fixed[1], fixed.target_ds); /* saturated, read below the target */
+    cr_assert_gt(ds_learned[1], 0.95);
+    double c_fixed, c_learned;
+    cr_assert_eq(sf_adapt_cycle_wanted(&ix, &cur, ds_fixed, &fixed, &c_fixed), 0);
+    cr_assert_eq(sf_adapt_cycle_wanted(&ix, &cur, ds_learned, &learned, &c_learned), 0);
+    cr_expect_leq(c_fixed, cur.cycle_ds / 10.0); /* asks for no longer cycle */
+    cr_expect_gt(c_learned, cur.cycle_ds / 10.0);
+    sf_plan_t nf, nl;
+    cr_assert_eq(sf_adapt_step(&ix, &cur, ds_fixed, &fixed, 0, &nf, NULL), 0);
+    cr_assert_eq(sf_adapt_step(&ix, &cur, ds_learned, &learned, 0, &nl, NULL), 0);
+    cr_expect_gt(nl.split_ds[1], nf.split_ds[1]); /* more arterial green */
+    /* a bad sat mode is refused */
+    learned.sat = (sf_adapt_sat_t)7;
+    cr_expect_eq(sf_adapt_cycle_wanted(&ix, &cur, ds_learned, &learned, &c_learned), -1);
+}
+
 /* Index of the stage with this phase mask, -1 none. */
 static int stage_of(const sf_stage_t *st, int n, uint16_t mask)
 {
