@@ -13,6 +13,7 @@ typedef struct {
     double held_s;      /* occupied at every poll and no interval against it, s */
     unsigned greens;    /* green starts of its phases meanwhile */
     unsigned intervals; /* intervals completed meanwhile (no count, full occupancy) */
+    double held_nb_veh; /* vehicles its working neighbours counted meanwhile */
     double silent_s;    /* neither occupied at a poll nor counting, s */
     double nb_veh;      /* vehicles its neighbours counted meanwhile */
     uint8_t rule;       /* sf_detdiag_rule_t, SF_DETDIAG_OK = working */
@@ -42,6 +43,9 @@ void sf_detdiag_opts_default(sf_detdiag_opts_t *o)
     memset(o, 0, sizeof *o);
     o->max_presence_s = 300;
     o->max_presence_greens = 2;
+    o->max_presence_veh = 10;
+    o->max_presence_alone_s = 900;
+    o->erratic_cpm = 40;
     o->no_activity_s = 600;
     o->no_activity_veh = 30;
     o->max_gap_s = 10;
@@ -49,9 +53,12 @@ void sf_detdiag_opts_default(sf_detdiag_opts_t *o)
 
 static bool opts_ok(const sf_detdiag_opts_t *o)
 {
-    return isfinite(o->max_presence_s) && o->max_presence_s > 0 && isfinite(o->no_activity_s) &&
-           o->no_activity_s > 0 && isfinite(o->no_activity_veh) && o->no_activity_veh >= 0 &&
-           isfinite(o->max_gap_s) && o->max_gap_s > 0;
+    return isfinite(o->max_presence_s) && o->max_presence_s > 0 && isfinite(o->max_presence_veh) &&
+           o->max_presence_veh > 0 && isfinite(o->max_presence_alone_s) &&
+           o->max_presence_alone_s >= o->max_presence_s && isfinite(o->erratic_cpm) &&
+           o->erratic_cpm > 0 && isfinite(o->no_activity_s) && o->no_activity_s > 0 &&
+           isfinite(o->no_activity_veh) && o->no_activity_veh >= 0 && isfinite(o->max_gap_s) &&
+           o->max_gap_s > 0;
 }
 
 const char *sf_detdiag_rule_name(sf_detdiag_rule_t r)
@@ -61,6 +68,8 @@ const char *sf_detdiag_rule_name(sf_detdiag_rule_t r)
         return "max_presence";
     case SF_DETDIAG_NO_ACTIVITY:
         return "no_activity";
+    case SF_DETDIAG_ERRATIC:
+        return "erratic";
     default:
         return "ok";
     }
@@ -158,6 +167,7 @@ static void restart(dd_det_t *t)
     t->held_s = 0;
     t->greens = 0;
     t->intervals = 0;
+    t->held_nb_veh = 0;
     t->silent_s = 0;
     t->nb_veh = 0;
 }
@@ -188,14 +198,21 @@ int sf_detdiag_observe(sf_detdiag_t *d, uint32_t i, double t_s, const sf_linkq_o
         bool on = obs->det_presence >> k & 1u;
         bool counted = interval && obs->det_volume[k] > 0;
         bool part = interval && obs->det_occupancy && obs->det_occupancy[k] < 1000;
+        /* counts per minute in the interval just completed */
+        double cpm = interval ? obs->det_volume[k] * 60.0 / obs->det_interval_s : 0;
+        bool erratic = interval && cpm > d->o.erratic_cpm;
         /* max presence: held at every poll, no interval against it */
         if (!on || !t->hold || counted || part) {
             t->held_s = 0;
             t->greens = 0;
             t->intervals = 0;
+            t->held_nb_veh = 0;
         } else {
             t->held_s += dt;
             t->intervals += interval;
+            for (uint8_t e = 0; interval && e < ix->n_det; e++)
+                if ((t->nb >> e & 1u) && x->det[e].rule == SF_DETDIAG_OK)
+                    t->held_nb_veh += obs->det_volume[e];
         }
         if (on && (obs->greens & t->phases) && !(x->greens & t->phases) && x->seen)
             t->greens++;
@@ -210,10 +227,17 @@ int sf_detdiag_observe(sf_detdiag_t *d, uint32_t i, double t_s, const sf_linkq_o
                 if ((t->nb >> e & 1u) && x->det[e].rule == SF_DETDIAG_OK)
                     t->nb_veh += obs->det_volume[e];
         }
+        /* max presence needs the movement to have discharged past its neighbours (a
+         * standing queue holds them all), or, with no such evidence, the unit-style timer */
+        bool discharged = t->held_nb_veh >= d->o.max_presence_veh;
+        double need_s = discharged ? d->o.max_presence_s : d->o.max_presence_alone_s;
         sf_detdiag_change_t ch = {.det = k};
         if (t->rule == SF_DETDIAG_OK) {
-            if (on && t->held_s >= d->o.max_presence_s && t->intervals >= 1 &&
-                t->greens >= d->o.max_presence_greens) {
+            if (erratic) {
+                ch.rule = SF_DETDIAG_ERRATIC;
+                ch.for_s = obs->det_interval_s;
+            } else if (on && t->held_s >= need_s && t->intervals >= 1 &&
+                       t->greens >= d->o.max_presence_greens) {
                 ch.rule = SF_DETDIAG_MAX_PRESENCE;
                 ch.for_s = t->held_s;
             } else if (!on && t->nb && t->silent_s >= d->o.no_activity_s &&
@@ -228,7 +252,9 @@ int sf_detdiag_observe(sf_detdiag_t *d, uint32_t i, double t_s, const sf_linkq_o
             t->failed_t = t_s;
             x->failed |= (uint64_t)1 << k;
         } else {
-            bool back = t->rule == SF_DETDIAG_MAX_PRESENCE ? !on || counted || part : on || counted;
+            bool back = t->rule == SF_DETDIAG_MAX_PRESENCE ? !on || counted || part
+                        : t->rule == SF_DETDIAG_ERRATIC    ? interval && !erratic
+                                                           : on || counted;
             if (!back)
                 continue;
             ch.rule = (sf_detdiag_rule_t)t->rule;

@@ -10,25 +10,40 @@
  * the same. The centre sees more than the unit's timer and so confirms each rule with
  * evidence that a working detector would have shown, which lets it act sooner:
  *
- *  - max presence (stuck on): occupied at every poll for max_presence_s, every detector
- *    interval completed meanwhile (at least one) counted no vehicle and, where occupancy
- *    was read, 100 % occupancy, and meanwhile the detector's phases became green at least
- *    max_presence_greens times (each green moves a real queue over a stop-bar zone: its
- *    vehicles' gaps give counts). The phases are the detector's phase_mask, or for a
- *    detector without one (advance counts) the phases of the movements its lane serves.
+ *  - max presence (stuck on): occupied at every poll, every detector interval completed
+ *    meanwhile (at least one) counted no vehicle and, where occupancy was read, 100 %
+ *    occupancy, and meanwhile the detector's phases became green at least
+ *    max_presence_greens times, for
+ *      max_presence_s when its working neighbours (below) counted at least
+ *      max_presence_veh vehicles together meanwhile: the movement discharged over the
+ *      neighbouring stop bars through those greens, so a working detector in this lane
+ *      would have counted its queue's gaps too (the central-system practice of comparing
+ *      a detector with the other detectors of its movement);
+ *      max_presence_alone_s otherwise (the unit's own NTCIP max-presence timer, judged per
+ *      detector): a queue that does not move through greens (a left bay blocked by
+ *      opposing flow or a full exit, or every lane of a blocked approach) holds every
+ *      detector of it occupied with no count, exactly as a stuck one would, and only a
+ *      hold longer than such a queue plausibly lasts tells them apart.
+ *    The phases are the detector's phase_mask, or for a detector without one (advance
+ *    counts) the phases of the movements its lane serves.
  *  - no activity (dead): not occupied at any poll and no count in any interval for
  *    no_activity_s, while its neighbours (working detectors of the same kind on the same
  *    link sharing a phase; the same link when it has no phases) counted at least
  *    no_activity_veh vehicles together. A detector without neighbours is never failed by
  *    this rule: its silence cannot be told from no demand (the unit's own NTCIP timer is
  *    what covers it).
- *  - erratic counts (chattering) is not diagnosed.
+ *  - erratic counts (chattering, NTCIP 1202 vehicleDetectorErraticCounts, counts per
+ *    minute): a completed interval whose counts per minute exceed erratic_cpm. A lane
+ *    discharges at most its saturation flow, 1800-1900 veh/h = 30-32 a minute
+ *    (REFERENCE.md); the default 40 a minute leaves a third above that for long vehicles
+ *    counted twice, so only a detector pulsing without vehicles (a loose loop, crosstalk)
+ *    exceeds it.
  *
  * A failed detector recovers when it shows what the rule said it could not: a stuck one
  * free at a poll, or an interval with counts or with occupancy below 100 %; a dead one
- * occupied at a poll or counting. A gap of more than max_gap_s between a unit's
- * observations (offline) restarts every timer of that unit: nothing is known about it.
- * Detectors beyond SF_MAX_DET and non-finite times are refused.
+ * occupied at a poll or counting; an erratic one an interval at or below erratic_cpm. A gap of more
+ * than max_gap_s between a unit's observations (offline) restarts every timer of that unit: nothing
+ * is known about it. Detectors beyond SF_MAX_DET and non-finite times are refused.
  */
 #ifndef SIGFLOW_DETDIAG_H
 #define SIGFLOW_DETDIAG_H
@@ -42,6 +57,10 @@
 typedef struct {
     double max_presence_s;        /* stuck on after this long held, s, default 300 */
     unsigned max_presence_greens; /* ... with this many green starts of its phases, def. 2 */
+    double max_presence_veh;      /* ... while its neighbours counted this many, default 10 */
+    double max_presence_alone_s;  /* ... or held this long without that, s, default 900
+                                     (>= max_presence_s) */
+    double erratic_cpm;           /* erratic above this many counts a minute, default 40 */
     double no_activity_s;         /* dead after this long silent, s, default 600 */
     double no_activity_veh;       /* ... while its neighbours counted this many, default 30 */
     double max_gap_s;             /* observations further apart restart the timers, def. 10 */
@@ -51,6 +70,7 @@ typedef enum {
     SF_DETDIAG_OK = 0,
     SF_DETDIAG_MAX_PRESENCE = 1, /* stuck on */
     SF_DETDIAG_NO_ACTIVITY = 2,  /* dead */
+    SF_DETDIAG_ERRATIC = 3,      /* chattering: more counts than a lane can carry */
 } sf_detdiag_rule_t;
 
 /* A detector's diagnosis changed at this observation. */
@@ -86,7 +106,7 @@ int sf_detdiag_observe(sf_detdiag_t *d, uint32_t ix, double t_s, const sf_linkq_
 /* Bit k = detector k of intersection ix is failed now (0 when ix is out of range). */
 uint64_t sf_detdiag_failed(const sf_detdiag_t *d, uint32_t ix);
 
-/* "max_presence", "no_activity" or "ok". */
+/* "max_presence", "no_activity", "erratic" or "ok". */
 const char *sf_detdiag_rule_name(sf_detdiag_rule_t r);
 
 #endif

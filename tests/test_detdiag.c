@@ -1,7 +1,8 @@
-/* tests/test_detdiag.c — the centre's detector diagnosis (max presence, no activity) on hand
- * cases: what fails a detector, what does not, recovery, gaps and bad input. */
+/* tests/test_detdiag.c — the centre's detector diagnosis (max presence, no activity, erratic) on
+ * hand cases: what fails a detector, what does not, recovery, gaps and bad input. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -140,6 +141,85 @@ Test(detdiag, moving_or_unserved_queues_are_not_stuck)
     sf_detdiag_destroy(&d);
 }
 
+/* Session 7's false positives (the corridor's saturated phase-7 left bays I2-SB2 and
+ * I4-SB2 failed as stuck): a queue that does not move through its phase's greens (a left
+ * bay blocked by opposing flow or a full exit) holds its detector occupied with no count,
+ * as a stuck one would. Alone on its movement (d2) or with every lane of the approach
+ * standing (d0, d1) nothing shows the movement discharged: not failed at max_presence_s,
+ * only past max_presence_alone_s (the unit-style timer). */
+Test(detdiag, standing_queues_through_greens_are_not_stuck_before_the_unit_timer)
+{
+    fixture_t f;
+    build(&f);
+    sf_detdiag_opts_t o;
+    sf_detdiag_opts_default(&o);
+    sf_detdiag_t *d = sf_detdiag_new(&f.sc, NULL);
+    cr_assert_not_null(d);
+    sf_detdiag_change_t ch[8];
+    double t = -1;
+    /* d2 held through phase 4's green every minute, no count, full occupancy */
+    unit_t left = {.vol = {20, 20, 0}, .occ = {300, 300, 1000}, .presence = 4};
+    cr_assert_eq(run(d, &left, 0, (int)o.max_presence_alone_s - 1, ch, &t), 0,
+                 "a standing queue alone on its movement failed at %.0f s", t);
+    cr_assert_eq(run(d, &left, (int)o.max_presence_alone_s, 1800, ch, &t), 1);
+    cr_assert_float_eq(t, o.max_presence_alone_s, 1e-9);
+    cr_assert_eq(ch[0].det, 2);
+    cr_assert_eq(ch[0].rule, SF_DETDIAG_MAX_PRESENCE);
+    cr_assert(ch[0].failed);
+    sf_detdiag_destroy(&d);
+    /* both lanes of phase 2's approach standing through its greens */
+    d = sf_detdiag_new(&f.sc, NULL);
+    unit_t blocked = {.vol = {0, 0, 5}, .occ = {1000, 1000, 100}, .presence = 3};
+    cr_assert_eq(run(d, &blocked, 0, (int)o.max_presence_alone_s - 1, ch, &t), 0,
+                 "a blocked approach failed at %.0f s", t);
+    sf_detdiag_destroy(&d);
+    /* a neighbour that counted fewer than max_presence_veh (2 a minute): no evidence at
+     * max_presence_s, failed once it has counted them */
+    d = sf_detdiag_new(&f.sc, NULL);
+    unit_t slow = {.vol = {0, 2, 0}, .occ = {1000, 300, 0}, .presence = 1};
+    cr_assert_eq(run(d, &slow, 0, 1800, ch, &t), 1);
+    cr_assert_eq(ch[0].det, 0);
+    cr_assert_float_eq(t, 60.0 * o.max_presence_veh / 2.0, 1e-9);
+    sf_detdiag_destroy(&d);
+}
+
+/* Chatter (NTCIP 1202 erratic counts): d0 counting 60 a minute (a pulse a second, twice a
+ * saturated lane's 30) is failed at the first interval showing it and recovers at the
+ * first at or below erratic_cpm; a saturated lane (30 a minute) and exactly erratic_cpm
+ * are not erratic. */
+Test(detdiag, erratic_counts_fail_and_recover)
+{
+    fixture_t f;
+    build(&f);
+    sf_detdiag_opts_t o;
+    sf_detdiag_opts_default(&o);
+    sf_detdiag_t *d = sf_detdiag_new(&f.sc, NULL);
+    cr_assert_not_null(d);
+    sf_detdiag_change_t ch[8];
+    double t = -1;
+    unit_t u = {.vol = {60, 20, 0}, .occ = {500, 300, 0}};
+    cr_assert_eq(run(d, &u, 0, 59, ch, &t), 0, "no interval yet, failed at %.0f s", t);
+    cr_assert_eq(run(d, &u, 60, 600, ch, &t), 1);
+    cr_assert_float_eq(t, 60, 1e-9);
+    cr_assert_eq(ch[0].det, 0);
+    cr_assert_eq(ch[0].rule, SF_DETDIAG_ERRATIC);
+    cr_assert(ch[0].failed);
+    cr_assert_str_eq(sf_detdiag_rule_name(ch[0].rule), "erratic");
+    cr_assert_eq(sf_detdiag_failed(d, 0), 1u);
+    u.vol[0] = 25; /* the interval ending at 660 s */
+    cr_assert_eq(run(d, &u, 601, 700, ch, &t), 1);
+    cr_assert_float_eq(t, 660, 1e-9);
+    cr_assert_eq(ch[0].rule, SF_DETDIAG_ERRATIC);
+    cr_assert_not(ch[0].failed);
+    cr_assert_float_eq(ch[0].for_s, 600, 1e-9);
+    cr_assert_eq(sf_detdiag_failed(d, 0), 0u);
+    sf_detdiag_destroy(&d);
+    d = sf_detdiag_new(&f.sc, NULL);
+    unit_t sat = {.vol = {30, (uint16_t)o.erratic_cpm, 0}, .occ = {900, 900, 0}};
+    cr_assert_eq(run(d, &sat, 0, 1800, ch, &t), 0, "failed at %.0f s", t);
+    sf_detdiag_destroy(&d);
+}
+
 /* d1 never occupied and never counting while its neighbour d0 counts: failed by no activity
  * after no_activity_s (600 s); d2, silent too but alone on its approach, is not. With the
  * neighbour counting 2 a minute the 30 vehicles take 15 intervals. A count recovers it. */
@@ -201,6 +281,16 @@ Test(detdiag, bad_input_is_refused_and_changes_nothing)
     cr_assert_null(sf_detdiag_new(&f.sc, &o));
     cr_assert_eq(errno, EINVAL);
     cr_assert_null(sf_detdiag_new(NULL, NULL));
+    sf_detdiag_opts_default(&o);
+    o.erratic_cpm = 0;
+    cr_assert_null(sf_detdiag_new(&f.sc, &o));
+    sf_detdiag_opts_default(&o);
+    o.max_presence_veh = NAN;
+    cr_assert_null(sf_detdiag_new(&f.sc, &o));
+    sf_detdiag_opts_default(&o);
+    o.max_presence_alone_s = o.max_presence_s - 1;
+    cr_assert_null(sf_detdiag_new(&f.sc, &o));
+    cr_assert_eq(errno, EINVAL);
     sf_detdiag_t *d = sf_detdiag_new(&f.sc, NULL);
     unit_t u = {.vol = {0, 20, 0}, .occ = {1000, 300, 0}, .presence = 1};
     sf_linkq_obs_t ok = at(&u, 10), novol = ok;
