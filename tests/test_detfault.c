@@ -336,11 +336,12 @@ typedef struct {
     char *report; /* without perf */
     char *events; /* the event log */
     int n_failed, n_recovered;
-    double failed_t[2], recovered_t[2];
-    char failed_det[2][SF_ID_LEN], failed_rule[2][16];
+    double failed_t[3], recovered_t[3];
+    char failed_det[3][SF_ID_LEN], failed_rule[3][16];
 } run_out_t;
 
-/* single.json adaptive, DN0 stuck on 60..600 s and DS1 dead 60..900 s. */
+/* single.json adaptive, DN0 stuck on 60..600 s, DS1 dead 60..900 s and DW0 chattering
+ * 100..400 s. */
 static void run_single(const char *diag, run_out_t *o)
 {
     memset(o, 0, sizeof *o);
@@ -371,7 +372,8 @@ static void run_single(const char *diag, run_out_t *o)
         "--set",
         "faults.detectors=[{\"intersection\": \"I1\", \"detector\": \"DN0\", \"kind\": "
         "\"stuck_on\", \"from_s\": 60, \"to_s\": 600}, {\"intersection\": \"I1\", \"detector\": "
-        "\"DS1\", \"kind\": \"dead\", \"from_s\": 60, \"to_s\": 900}]",
+        "\"DS1\", \"kind\": \"dead\", \"from_s\": 60, \"to_s\": 900}, {\"intersection\": "
+        "\"I1\", \"detector\": \"DW0\", \"kind\": \"chatter\", \"from_s\": 100, \"to_s\": 400}]",
         "--events",
         evp,
         "--report",
@@ -401,7 +403,10 @@ static void run_single(const char *diag, run_out_t *o)
             bool rec = strcmp(what, "detector_recovered") == 0;
             cr_assert(failed || rec, "no other fault in this run: %.*s", (int)len, line);
             const char *det = json_string_value(json_object_get(e, "detector"));
-            int k = strcmp(det, "DN0") == 0 ? 0 : strcmp(det, "DS1") == 0 ? 1 : -1;
+            int k = strcmp(det, "DN0") == 0   ? 0
+                    : strcmp(det, "DS1") == 0 ? 1
+                    : strcmp(det, "DW0") == 0 ? 2
+                                              : -1;
             cr_assert(k >= 0, "a detector that works was failed: %s", det);
             double t = json_number_value(json_object_get(e, "t"));
             if (failed) {
@@ -428,8 +433,8 @@ Test(detfault, run_reports_the_injected_faults_and_recovery, .timeout = 300)
     /* each fault failed by its own rule, after the rule's time, within its window (the
      * diagnosis defaults: 300 s max presence, 600 s no activity) and recovered after it
      * (at the first poll that shows the detector working again: a free poll, a count) */
-    cr_assert_eq(a.n_failed, 2, "%s", a.events);
-    cr_assert_eq(a.n_recovered, 2, "%s", a.events);
+    cr_assert_eq(a.n_failed, 3, "%s", a.events);
+    cr_assert_eq(a.n_recovered, 3, "%s", a.events);
     cr_assert_str_eq(a.failed_rule[0], "max_presence");
     cr_assert_geq(a.failed_t[0], 60.0 + 300.0);
     cr_assert_lt(a.failed_t[0], 600.0);
@@ -440,10 +445,17 @@ Test(detfault, run_reports_the_injected_faults_and_recovery, .timeout = 300)
     cr_assert_lt(a.failed_t[1], 900.0);
     cr_assert_geq(a.recovered_t[1], 900.0);
     cr_assert_lt(a.recovered_t[1], 1000.0);
+    /* chatter: a count a second, 60 a minute, above erratic_cpm 40: failed at the first
+     * detector interval completed inside its window, recovered at the first after it */
+    cr_assert_str_eq(a.failed_rule[2], "erratic");
+    cr_assert_gt(a.failed_t[2], 100.0);
+    cr_assert_lt(a.failed_t[2], 400.0);
+    cr_assert_gt(a.recovered_t[2], 400.0);
+    cr_assert_lt(a.recovered_t[2], 600.0);
     json_t *r = json_loads(a.report, 0, NULL);
     cr_assert_eq(json_integer_value(json_object_get(
                      json_object_get(json_object_get(r, "controller"), "events"), "fault")),
-                 4);
+                 6);
     json_decref(r);
     if (!sanitized()) {
         /* deterministic with faults: the same report and the same event log */
