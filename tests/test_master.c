@@ -88,6 +88,8 @@ static void start_hosts(host_thread_t *t, const sf_intersection_t *ix, size_t n,
         cr_assert_neq(eps[i].port, 0);
     }
     atomic_store(&t->stop, false);
+    atomic_store(&t->ticks, 0); /* t is the caller's uninitialised stack: a stale count
+                                   would have the thread tick its units for ever */
     cr_assert_eq(pthread_create(&t->th, NULL, serve, t), 0);
 }
 
