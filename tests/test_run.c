@@ -387,13 +387,14 @@ Test(run, participant_that_leaves_is_named_at_once, .timeout = 120)
     child_t *c = run_with_ghost("run.step_timeout_s=30", &g);
     for (int i = 0; i < 10; i++)
         cr_assert_eq(sf_participant_step(g.p, 20, NULL, NULL, NULL), 1);
-    double t0 = child_now();
     ghost_leave(&g); /* says Bye */
     int st = child_finish(c, 60);
     cr_assert_eq(st, 1, "exit %d: %s", st, c->err);
+    /* Named from its Bye: the 30 s step timeout would say "no done(...) from ghost after
+     * 30.0 s" instead (proto/lockstep.c), so the message tells the two apart without
+     * timing the run (tests never assert timings). */
     cr_assert(strstr(c->err, "'ghost' left during step 10") != NULL, "%s", c->err);
-    /* named from its Bye, not after the 30 s step timeout */
-    cr_assert_lt(child_now() - t0, 25.0);
+    cr_assert(strstr(c->err, "no done(") == NULL, "%s", c->err);
     free(c);
 }
 
