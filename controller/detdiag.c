@@ -201,6 +201,11 @@ int sf_detdiag_observe(sf_detdiag_t *d, uint32_t i, double t_s, const sf_linkq_o
         /* counts per minute in the interval just completed */
         double cpm = interval ? obs->det_volume[k] * 60.0 / obs->det_interval_s : 0;
         bool erratic = interval && cpm > d->o.erratic_cpm;
+        /* vehicles its working neighbours counted in that interval (both rules use it) */
+        double nb_count = 0;
+        for (uint8_t e = 0; interval && e < ix->n_det; e++)
+            if ((t->nb >> e & 1u) && x->det[e].rule == SF_DETDIAG_OK)
+                nb_count += obs->det_volume[e];
         /* max presence: held at every poll, no interval against it */
         if (!on || !t->hold || counted || part) {
             t->held_s = 0;
@@ -210,9 +215,7 @@ int sf_detdiag_observe(sf_detdiag_t *d, uint32_t i, double t_s, const sf_linkq_o
         } else {
             t->held_s += dt;
             t->intervals += interval;
-            for (uint8_t e = 0; interval && e < ix->n_det; e++)
-                if ((t->nb >> e & 1u) && x->det[e].rule == SF_DETDIAG_OK)
-                    t->held_nb_veh += obs->det_volume[e];
+            t->held_nb_veh += nb_count;
         }
         if (on && (obs->greens & t->phases) && !(x->greens & t->phases) && x->seen)
             t->greens++;
@@ -223,9 +226,7 @@ int sf_detdiag_observe(sf_detdiag_t *d, uint32_t i, double t_s, const sf_linkq_o
             t->nb_veh = 0;
         } else {
             t->silent_s += dt;
-            for (uint8_t e = 0; interval && e < ix->n_det; e++)
-                if ((t->nb >> e & 1u) && x->det[e].rule == SF_DETDIAG_OK)
-                    t->nb_veh += obs->det_volume[e];
+            t->nb_veh += nb_count;
         }
         /* max presence needs the movement to have discharged past its neighbours (a
          * standing queue holds them all), or, with no such evidence, the unit-style timer */
