@@ -1172,7 +1172,27 @@ static void diagnose_detectors(sf_controller_t *c, uint32_t i, double t, const s
                      ch[k].failed ? "detector_failed" : "detector_recovered", "detector",
                      ix->det[ch[k].det].id, "rule", sf_detdiag_rule_name(ch[k].rule),
                      ch[k].failed ? "held_s" : "failed_s", round(ch[k].for_s * 10.0) / 10.0));
-    c->cu[i].det_failed = sf_detdiag_failed(c->dd, i);
+    cunit_t *u = &c->cu[i];
+    uint64_t now = sf_detdiag_failed(c->dd, i), fresh = now & ~u->det_failed;
+    u->det_failed = now;
+    /* The split failures judged so far for a newly failed presence detector's phases rest on
+     * what it showed while it was already failing (held: every green a failure; dead: none),
+     * which the diagnosis only confirms afterwards. They are dropped from the measurement,
+     * with the green being judged now, as adapt_ds drops its counts; the phase is judged
+     * again from its working detectors. */
+    for (uint8_t d = 0; fresh && d < ix->n_det && d < 64; d++) {
+        if (!(fresh >> d & 1u) || ix->det[d].kind != SF_DET_PRESENCE)
+            continue;
+        for (uint8_t p = 0; p < ix->n_phases && p < SF_MAX_PHASES; p++) {
+            if (!(ix->det[d].phase_mask >> p & 1u))
+                continue;
+            sf_split_fail_t *f = &u->ad_fail.t[p];
+            f->g_s = f->g_occ_s = f->r_s = f->r_occ_s = 0;
+            f->state = 0; /* waits for the next green */
+            memset(u->ad_fail.pend[p], 0, sizeof u->ad_fail.pend[p]);
+            memset(u->ad_fail.meas[p], 0, sizeof u->ad_fail.meas[p]);
+        }
+    }
 }
 
 int sf_controller_step(sf_controller_t *c, uint64_t k, uint32_t tod_ds)

@@ -1054,6 +1054,22 @@ Test(controller, stuck_detectors_are_failed_and_ignored_by_adaptive)
     /* phase index 1 = phase 4 (single.json): still measured, from its counting lanes */
     cr_assert_geq(json_number_value(json_array_get(ds, 1)), 0.0);
     cr_assert_gt(json_number_value(json_array_get(ds, 0)), 0.0, "phase 2 still measured");
+    /* Split failures [failed, judged] per phase. Before the diagnosis the held detectors made
+     * every phase-4 green a failure (occupied through green and red); those judgments rest on
+     * detectors now known to be stuck, so the diagnosis drops them from the measurement, as
+     * adapt_ds drops the failed detectors' counts. The greens judged after it read only the
+     * pulsed lanes (occupied 1 s of every 2 s: ROR5 below 0.8), so none fails. Measured
+     * before the fix: [2, 4], the 2 failures from greens ended before the diagnosis. */
+    json_t *sfl = json_object_get(lines.step_after, "split_failures");
+    cr_assert(json_is_array(sfl) && json_array_size(sfl) == 2);
+    json_t *p4 = json_array_get(sfl, 1), *p2 = json_array_get(sfl, 0);
+    cr_assert_eq(json_integer_value(json_array_get(p4, 0)), 0,
+                 "phase 4: %lld of %lld greens failed after its stuck detectors were failed",
+                 (long long)json_integer_value(json_array_get(p4, 0)),
+                 (long long)json_integer_value(json_array_get(p4, 1)));
+    cr_assert_geq(json_integer_value(json_array_get(p4, 1)), 1, "phase 4's greens still judged");
+    cr_assert_eq(json_integer_value(json_array_get(p2, 0)), 0);
+    cr_assert_geq(json_integer_value(json_array_get(p2, 1)), 1);
     json_t *rep = sf_controller_report(c);
     json_int_t faults =
         json_integer_value(json_object_get(json_object_get(rep, "events"), "fault"));
