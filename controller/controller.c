@@ -939,9 +939,9 @@ static void adapt_ds_all(const sf_intersection_t *ix, const cunit_t *u, const sf
 
 /* Part 2: send plan next to unit i (into the spare plan number), selected once verified
  * (the unit switches at its next safe point, the lap boundary in coordinated mode). */
-static void adapt_send(sf_controller_t *c, uint32_t i, double t, const sf_plan_t *next,
-                       double group_cycle_s, const double *ds, const double *ds_flow,
-                       const uint32_t (*judged)[2])
+static void adapt_send(sf_controller_t *c, uint32_t i, double t, const sf_adapt_opts_t *ao,
+                       const sf_plan_t *next, double group_cycle_s, const double *ds,
+                       const double *ds_flow, const uint32_t (*judged)[2])
 {
     const sf_intersection_t *ix = &c->sc->intersections[i];
     const sf_unit_state_t *st = sf_master_state(c->m, i);
@@ -972,7 +972,7 @@ static void adapt_send(sf_controller_t *c, uint32_t i, double t, const sf_plan_t
                      (int)next->cycle_ds, "offset_ds", (int)next->offset_ds, "group_cycle_s",
                      group_cycle_s, "ds", dsa, "ds_flow", dfa, "split_ds", spl, "split_failures",
                      sfa));
-        if (c->sc->control.adaptive_sat_flow == 1) { /* the max flows the DS was counted with */
+        if (ao->sat == SF_ADAPT_SAT_LEARNED) { /* the max flows the DS was counted with */
             json_t *mfa = json_array();
             for (uint8_t p = 0; p < ix->n_phases; p++)
                 json_array_append_new(
@@ -1004,7 +1004,7 @@ static void adapt_member(sf_controller_t *c, uint32_t i, double t, const sf_adap
         sf_adapt_significant(ix, &u->ad_cur, &next, ao) || next.offset_ds != u->ad_cur.offset_ds;
     adapt_reset(u); /* a new measurement either way */
     if (send)
-        adapt_send(c, i, t, &next, group_cycle_s, ds, ds_flow, (const uint32_t(*)[2])judged);
+        adapt_send(c, i, t, ao, &next, group_cycle_s, ds, ds_flow, (const uint32_t(*)[2])judged);
 }
 
 static bool adapt_member_ok(const sf_controller_t *c, uint32_t i)
