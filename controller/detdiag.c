@@ -16,6 +16,8 @@ typedef struct {
     double held_nb_veh; /* vehicles its working neighbours counted meanwhile */
     double silent_s;    /* neither occupied at a poll nor counting, s */
     double nb_veh;      /* vehicles its neighbours counted meanwhile */
+    double win_veh;     /* erratic: counts of the intervals of the window so far */
+    double win_s;       /* ... and their length, s (judged at ERRATIC_WINDOW_S) */
     uint8_t rule;       /* sf_detdiag_rule_t, SF_DETDIAG_OK = working */
     double failed_t;    /* when it failed, s */
 } dd_det_t;
@@ -28,6 +30,10 @@ typedef struct {
     uint16_t greens; /* greens then */
     uint64_t failed; /* bit k = detector k failed */
 } dd_ix_t;
+
+/* The erratic rule's counts per minute are judged over whole intervals adding up to at
+ * least a minute (detdiag.h). */
+#define ERRATIC_WINDOW_S 60.0
 
 struct sf_detdiag_s {
     const sf_scenario_t *sc; /* borrowed */
@@ -170,6 +176,8 @@ static void restart(dd_det_t *t)
     t->held_nb_veh = 0;
     t->silent_s = 0;
     t->nb_veh = 0;
+    t->win_veh = 0;
+    t->win_s = 0;
 }
 
 int sf_detdiag_observe(sf_detdiag_t *d, uint32_t i, double t_s, const sf_linkq_obs_t *obs,
@@ -198,9 +206,22 @@ int sf_detdiag_observe(sf_detdiag_t *d, uint32_t i, double t_s, const sf_linkq_o
         bool on = obs->det_presence >> k & 1u;
         bool counted = interval && obs->det_volume[k] > 0;
         bool part = interval && obs->det_occupancy && obs->det_occupancy[k] < 1000;
-        /* counts per minute in the interval just completed */
-        double cpm = interval ? obs->det_volume[k] * 60.0 / obs->det_interval_s : 0;
-        bool erratic = interval && cpm > d->o.erratic_cpm;
+        /* counts per minute over the intervals completed since the last judgement, once
+         * they cover a minute: one short interval holding one vehicle more than its share
+         * (3 at saturation headways in 4 s = 45 a minute) says nothing about a minute */
+        bool judged = false, erratic = false;
+        double win_s = 0;
+        if (interval) {
+            t->win_veh += obs->det_volume[k];
+            t->win_s += obs->det_interval_s;
+            if (t->win_s >= ERRATIC_WINDOW_S) {
+                judged = true;
+                win_s = t->win_s;
+                erratic = t->win_veh * 60.0 / t->win_s > d->o.erratic_cpm;
+                t->win_veh = 0;
+                t->win_s = 0;
+            }
+        }
         /* vehicles its working neighbours counted in that interval (both rules use it) */
         double nb_count = 0;
         for (uint8_t e = 0; interval && e < ix->n_det; e++)
@@ -236,7 +257,7 @@ int sf_detdiag_observe(sf_detdiag_t *d, uint32_t i, double t_s, const sf_linkq_o
         if (t->rule == SF_DETDIAG_OK) {
             if (erratic) {
                 ch.rule = SF_DETDIAG_ERRATIC;
-                ch.for_s = obs->det_interval_s;
+                ch.for_s = win_s;
             } else if (on && t->held_s >= need_s && t->intervals >= 1 &&
                        t->greens >= d->o.max_presence_greens) {
                 ch.rule = SF_DETDIAG_MAX_PRESENCE;
@@ -254,7 +275,7 @@ int sf_detdiag_observe(sf_detdiag_t *d, uint32_t i, double t_s, const sf_linkq_o
             x->failed |= (uint64_t)1 << k;
         } else {
             bool back = t->rule == SF_DETDIAG_MAX_PRESENCE ? !on || counted || part
-                        : t->rule == SF_DETDIAG_ERRATIC    ? interval && !erratic
+                        : t->rule == SF_DETDIAG_ERRATIC    ? judged && !erratic
                                                            : on || counted;
             if (!back)
                 continue;

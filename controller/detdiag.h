@@ -33,7 +33,10 @@
  *    this rule: its silence cannot be told from no demand (the unit's own NTCIP timer is
  *    what covers it).
  *  - erratic counts (chattering, NTCIP 1202 vehicleDetectorErraticCounts, counts per
- *    minute): a completed interval whose counts per minute exceed erratic_cpm. A lane
+ *    minute): the counts per minute of the completed intervals since the last judgement,
+ *    judged once they add up to at least 60 s (one interval of 60 s or more alone; six of
+ *    10 s), exceed erratic_cpm. A minute, not one short interval: at saturation headways
+ *    a 4 s interval can hold 3 vehicles (45 a minute). A lane
  *    discharges at most its saturation flow, 1800-1900 veh/h = 30-32 a minute
  *    (REFERENCE.md); the default 40 a minute leaves a third above that for long vehicles
  *    counted twice, so only a detector pulsing without vehicles (a loose loop, crosstalk)
@@ -41,9 +44,9 @@
  *
  * A failed detector recovers when it shows what the rule said it could not: a stuck one
  * free at a poll, or an interval with counts or with occupancy below 100 %; a dead one
- * occupied at a poll or counting; an erratic one an interval at or below erratic_cpm. A gap of more
- * than max_gap_s between a unit's observations (offline) restarts every timer of that unit: nothing
- * is known about it. Detectors beyond SF_MAX_DET and non-finite times are refused.
+ * occupied at a poll or counting; an erratic one a judged minute at or below erratic_cpm. A gap of
+ * more than max_gap_s between a unit's observations (offline) restarts every timer of that unit:
+ * nothing is known about it. Detectors beyond SF_MAX_DET and non-finite times are refused.
  */
 #ifndef SIGFLOW_DETDIAG_H
 #define SIGFLOW_DETDIAG_H

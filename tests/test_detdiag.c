@@ -220,6 +220,68 @@ Test(detdiag, erratic_counts_fail_and_recover)
     sf_detdiag_destroy(&d);
 }
 
+/* Vehicles crossing a detector at a constant headway h_s from t0_s on: how many in [a, b). */
+static uint16_t crossings(double t0_s, double h_s, double a, double b)
+{
+    double first = ceil((a - t0_s) / h_s), end = ceil((b - t0_s) / h_s);
+    if (first < 0)
+        first = 0;
+    return end > first ? (uint16_t)(end - first) : 0;
+}
+
+/* Short detector intervals (NTCIP's erratic rule is per minute, the unit's interval may be
+ * anything): d0's lane discharges at saturation flow without a break (1900 veh/h, the top
+ * of REFERENCE.md's 1800-1900; no lane gets more, none has green all the time), so one
+ * short interval can hold a vehicle more than its share (3 in 4 s = 45 a minute); d1
+ * chatters at a pulse a second (60 a minute). At every interval length d0 is never failed
+ * and d1 is failed as erratic within its first minute of intervals. (Before the rule judged
+ * a minute of intervals, d0 was failed at 2 and 4 s.) */
+Test(detdiag, saturation_in_short_intervals_is_not_erratic_chatter_is)
+{
+    fixture_t f;
+    build(&f);
+    sf_detdiag_opts_t o;
+    sf_detdiag_opts_default(&o);
+    const uint16_t len_s[] = {2, 4, 5, 10, 15, 20, 30};
+    const double h_s = 3600.0 / 1900.0;
+    for (size_t n = 0; n < sizeof len_s / sizeof len_s[0]; n++) {
+        const uint16_t I = len_s[n];
+        sf_detdiag_t *d = sf_detdiag_new(&f.sc, &o);
+        cr_assert_not_null(d);
+        uint16_t vol[3] = {0}, peak = 0;
+        int d0_changes = 0, d1_failed = 0;
+        double d1_t = -1;
+        for (int s = 0; s <= 1800; s++) {
+            uint16_t seq = (uint16_t)(s / I);
+            if (s > 0 && s % I == 0) { /* the interval [s - I, s) just completed */
+                vol[0] = crossings(0.3, h_s, s - I, s);
+                vol[1] = I; /* a pulse a second */
+                if (vol[0] > peak)
+                    peak = vol[0];
+            }
+            sf_linkq_obs_t ob = {seq, I, vol, NULL, 0, s % 60 < 30 ? GREEN2 : GREEN4};
+            sf_detdiag_change_t ch[3];
+            int k = sf_detdiag_observe(d, 0, s, &ob, ch, 3);
+            cr_assert_geq(k, 0);
+            for (int j = 0; j < k; j++) {
+                d0_changes += ch[j].det == 0;
+                if (ch[j].det == 1 && ch[j].failed && ch[j].rule == SF_DETDIAG_ERRATIC &&
+                    d1_failed++ == 0)
+                    d1_t = s;
+            }
+        }
+        cr_assert_eq(d0_changes, 0, "%u s intervals: a lane at saturation flow was diagnosed", I);
+        cr_assert_eq(d1_failed, 1, "%u s intervals: chatter failed %d times", I, d1_failed);
+        cr_assert_leq(d1_t, 60 + I, "%u s intervals: chatter failed at %.0f s", I, d1_t);
+        cr_assert_eq(sf_detdiag_failed(d, 0), 2u);
+        if (I == 4) /* the case is real: one interval alone read above the threshold */
+            cr_assert_gt(peak * 60.0 / I, o.erratic_cpm, "%u in %u s", peak, I);
+        else if (I >= 10) /* and at 10 s and longer no interval alone did */
+            cr_assert_leq(peak * 60.0 / I, o.erratic_cpm, "%u in %u s", peak, I);
+        sf_detdiag_destroy(&d);
+    }
+}
+
 /* d1 never occupied and never counting while its neighbour d0 counts: failed by no activity
  * after no_activity_s (600 s); d2, silent too but alone on its approach, is not. With the
  * neighbour counting 2 a minute the 30 vehicles take 15 intervals. A count recovers it. */
