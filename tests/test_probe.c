@@ -6,6 +6,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <modbus.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -26,6 +27,8 @@
 #include "scenario.h"
 
 #define SINGLE SIGFLOW_ASSETS "/scenarios/single.json"
+/* the probe check whose result is this machine's sampling rate, not the unit's behaviour */
+#define LAMP_ROW "lamp watch >= 10 Hz"
 
 /* ---- helpers: child processes ----------------------------------------------------- */
 
@@ -84,14 +87,52 @@ Test(probe, cli_passes_sigflow_unit)
     int ust = child_stop(unit, SIGTERM, 20);
     free(unit);
     cr_assert_eq(ust, 0, "sigflow unit exit %d", ust);
-    cr_assert_eq(jrc, 0, "%s", js);
-    cr_assert(strstr(js, "\"conforming\": true") != NULL, "%s", js);
-    cr_assert(strstr(js, "\"check\": \"refuse conflicting plan\"") != NULL, "%s", js);
-    cr_assert_eq(rc, 0, "probe exit %d:\n%s", rc, out);
-    cr_assert(strstr(out, "0 failed: conforming") != NULL, "%s", out);
+    /* Every check passes (or is skipped) but the lamp watch's rate, which is a timing of
+     * this machine (a loaded host samples the lamps slower), not a behaviour of the unit, as
+     * in library_passes_host_in_thread_with_fallback: that row alone may fail, and then the
+     * probe says so and exits 1. */
+    json_error_t jerr;
+    json_t *jr = json_loads(js, 0, &jerr);
+    cr_assert_not_null(jr, "probe --json: %s\n%s", jerr.text, js);
+    json_t *checks = json_object_get(jr, "checks");
+    cr_assert(json_is_array(checks), "%s", js);
+    size_t i_chk, n_jfail = 0;
+    json_t *chk;
+    bool conflicting_plan_checked = false;
+    json_array_foreach(checks, i_chk, chk)
+    {
+        const char *name = json_string_value(json_object_get(chk, "check"));
+        const char *res = json_string_value(json_object_get(chk, "result"));
+        cr_assert(name && res, "%s", js);
+        conflicting_plan_checked |= strcmp(name, "refuse conflicting plan") == 0;
+        if (strcmp(res, "PASS") != 0 && strcmp(res, "SKIP") != 0) {
+            cr_assert_str_eq(name, LAMP_ROW, "%s", js);
+            n_jfail++;
+        }
+    }
+    cr_assert(conflicting_plan_checked, "%s", js);
+    cr_assert_eq(json_integer_value(json_object_get(jr, "failed")), (json_int_t)n_jfail, "%s", js);
+    cr_assert_eq(json_is_true(json_object_get(jr, "conforming")), n_jfail == 0, "%s", js);
+    cr_assert_eq(jrc, n_jfail ? 1 : 0, "%s", js);
+    json_decref(jr);
+    size_t n_fail = 0;
+    for (const char *l = out; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+        const char *eol = strchr(l, '\n');
+        size_t len = eol ? (size_t)(eol - l) : strlen(l);
+        char line[256];
+        snprintf(line, sizeof line, "%.*s", (int)(len < sizeof line ? len : sizeof line - 1), l);
+        if (strstr(line, " FAIL")) {
+            cr_assert(strncmp(line, LAMP_ROW, strlen(LAMP_ROW)) == 0, "failed: %s\n%s", line, out);
+            n_fail++;
+        }
+    }
+    char summary[64];
+    snprintf(summary, sizeof summary, "%zu failed: %s", n_fail,
+             n_fail ? "NOT CONFORMING" : "conforming");
+    cr_assert(strstr(out, summary) != NULL, "no '%s' in:\n%s", summary, out);
+    cr_assert_eq(rc, n_fail ? 1 : 0, "probe exit %d:\n%s", rc, out);
     cr_assert(strstr(out, "refuse yellow < 3 s          PASS") != NULL, "%s", out);
     cr_assert(strstr(out, "heartbeat loss -> fallback   SKIP") != NULL, "%s", out);
-    cr_assert(strstr(out, "FAIL") == NULL, "%s", out);
 }
 
 Test(probe, cli_usage_and_connect_errors)
@@ -189,7 +230,7 @@ Test(probe, library_passes_host_in_thread_with_fallback)
     for (size_t i = 0; i < rep->n_rows; i++) {
         const sf_probe_row_t *r = &rep->rows[i];
         /* The sampling rate is a timing of this machine, not a behaviour of the unit. */
-        if (strcmp(r->name, "lamp watch >= 10 Hz") == 0)
+        if (strcmp(r->name, LAMP_ROW) == 0)
             continue;
         cr_expect_eq(r->result, SF_PROBE_PASS, "%s: %s (expected %s)", r->name, r->seen,
                      r->expected);
