@@ -184,13 +184,7 @@ int main(int argc, char **argv)
         sf_unit_config_t cfg;
         sf_unit_config_default(&cfg, &sc->intersections[i]);
         sf_unit_config_from_control(&cfg, &sc->control);
-        /* the plan the schedule runs at the start time, as the controller selects it in a
-         * run (the unit's own default is the schedule's plan at midnight) */
-        const sf_intersection_t *ix = &sc->intersections[i];
-        if (ix->n_plans)
-            cfg.initial_plan =
-                ix->plans[sf_intersection_plan_at(ix, sc->run.start_tod_s % 86400u)].id;
-        units[i] = sf_unit_new(ix, &cfg);
+        units[i] = sf_unit_new(&sc->intersections[i], &cfg);
         if (!units[i])
             return 1;
     }

@@ -341,6 +341,38 @@ Test(modes, fixed_and_floating_force_offs)
     cr_expect_eq(side_green(SF_FORCE_FLOATING), 290);
 }
 
+/* Under the centre, initial_plan 0 starts a unit on the schedule's plan at the first time of
+ * day it is given (not midnight's, which is all it knows when made), unless a plan was
+ * chosen before: by the centre or by initial_plan. */
+Test(modes, centre_start_plan_follows_the_schedule_at_the_first_clock)
+{
+    sf_intersection_t ix;
+    fx_single(&ix);
+    ix.n_schedule = 2;
+    ix.schedule[0].at_s = 0;
+    ix.schedule[0].plan_idx = 0;
+    ix.schedule[1].at_s = 7 * 3600;
+    ix.schedule[1].plan_idx = 1;
+    for (int how = 0; how < 3; how++) {
+        sf_unit_config_t c = fx_cfg(&ix, SF_UMODE_FIXED);
+        if (how == 2)
+            c.initial_plan = 1;
+        sf_unit_t *u = sf_unit_new(&ix, &c);
+        cr_assert_not_null(u);
+        if (how == 1)
+            cr_assert_eq(sf_unit_select_plan(u, 1), 0);
+        const sf_unit_status_t *st = sf_unit_status(u);
+        for (uint32_t i = 0; i < 400; i++) {
+            cr_assert_eq(sf_unit_set_clock(u, 8u * 36000u + i), 0);
+            sf_unit_heartbeat(u, (uint16_t)i);
+            sf_unit_tick(u);
+        }
+        cr_expect_eq(st->control_mode, SF_CM_CENTRE_FIXED, "case %d", how);
+        cr_expect_eq(st->active_plan, how == 0 ? 2 : 1, "case %d: plan %u", how, st->active_plan);
+        sf_unit_destroy(&u);
+    }
+}
+
 Test(modes, corridor_asset_coordinates)
 {
     sf_errors_t errs = {0};

@@ -288,6 +288,16 @@ static int plan_index(const sf_unit_t *u, uint8_t plan_no)
     return -1;
 }
 
+/* The centre mode and plan a unit starts with: initial_mode, on plan index p (fixed when
+ * that plan has no coordinated phase). */
+static void start_plan(sf_unit_t *u, uint8_t p)
+{
+    u->mode_cmd = (uint8_t)u->cfg.initial_mode;
+    u->plan_sel = p;
+    if (u->mode_cmd == SF_UMODE_COORDINATED && !u->ix.plans[p].coord_phase_mask)
+        u->mode_cmd = SF_UMODE_FIXED;
+}
+
 sf_unit_t *sf_unit_new(const sf_intersection_t *ix, const sf_unit_config_t *cfg)
 {
     if (!ix) {
@@ -310,11 +320,9 @@ sf_unit_t *sf_unit_new(const sf_intersection_t *ix, const sf_unit_config_t *cfg)
     u->mon = sf_monitor_new(&u->ix);
     if (!u->mon)
         goto fail;
-    u->mode_cmd = (uint8_t)u->cfg.initial_mode;
-    u->plan_sel = u->cfg.initial_plan ? (uint8_t)plan_index(u, u->cfg.initial_plan)
-                                      : sf_intersection_plan_at(&u->ix, 0);
-    if (u->mode_cmd == SF_UMODE_COORDINATED && !u->ix.plans[u->plan_sel].coord_phase_mask)
-        u->mode_cmd = SF_UMODE_FIXED;
+    start_plan(u, u->cfg.initial_plan ? (uint8_t)plan_index(u, u->cfg.initial_plan)
+                                      : sf_intersection_plan_at(&u->ix, 0));
+    u->start_known = u->cfg.initial_plan != 0;
     sf_engine_reset(u);
     sf_engine_refresh_status(u);
     return u;
@@ -381,6 +389,14 @@ int sf_unit_set_clock(sf_unit_t *u, uint32_t tod_ds)
     u->tod_ds = tod_ds;
     u->clock_set = true;
     u->st.tod_ds = tod_ds;
+    if (!u->start_known) {
+        /* initial_plan 0 = the schedule's plan, which needs the time of day: the plan of the
+         * first clock, unless the centre has chosen since (a unit made before its host knows
+         * the time would otherwise start on the plan the schedule runs at midnight) */
+        u->start_known = true;
+        start_plan(u, sf_intersection_plan_at(&u->ix, tod_ds / 10));
+        sf_engine_refresh_status(u);
+    }
     return 0;
 }
 
@@ -441,6 +457,7 @@ int sf_unit_command_mode(sf_unit_t *u, sf_unit_mode_t mode)
         return -1;
     }
     u->mode_cmd = (uint8_t)mode;
+    u->start_known = true;
     if (mode == SF_UMODE_COORDINATED) {
         /* the coordinator owns holds and force-offs */
         u->hold = 0;
@@ -466,6 +483,7 @@ int sf_unit_select_plan(sf_unit_t *u, uint8_t plan_no)
         return -1;
     }
     u->plan_sel = (uint8_t)i;
+    u->start_known = true;
     sf_engine_refresh_status(u);
     return 0;
 }

@@ -125,7 +125,8 @@ typedef struct {
     uint16_t startup_flash_ds;     /* 0.1 s flashing yellow at start-up, default 100 */
     uint16_t startup_all_red_ds;   /* 0.1 s all-red after it (and leaving flash), default 50 */
     sf_unit_mode_t initial_mode;   /* centre mode after start-up, default from ix->strategy */
-    uint8_t initial_plan;          /* plan number 1..16 at start, 0 = schedule / first plan */
+    uint8_t initial_plan;          /* plan number 1..16 at start, 0 = the schedule's plan at
+                                      the first sf_unit_set_clock (midnight's until then) */
     sf_correction_t correction;    /* offset transition method, default short-way */
     uint8_t
         correction_pct; /* max change of one cycle during a transition, % of cycle (default 20) */

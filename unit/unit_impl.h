@@ -112,6 +112,8 @@ struct sf_unit_s {
     uint32_t st_t;    /* 0.1 s in the state */
     uint8_t mode_cmd; /* last accepted centre mode command (sf_unit_mode_t) */
     uint8_t plan_sel; /* plan index selected by the centre */
+    bool start_known; /* plan_sel and mode_cmd are no longer the start-up defaults: set by
+                         initial_plan, a centre command, or the schedule at the first clock */
     uint8_t run_mode; /* SF_UMODE_FIXED/ACTUATED/COORDINATED while ST_RUN */
     bool run_local;   /* the running control is local (fallback or local command) */
     uint8_t plan;     /* plan index running */
