@@ -355,9 +355,16 @@ static int split_fail_judge(sf_split_fail_t *t)
         t->failures += fail;
         judged = 1;
     }
+    sf_split_fail_restart(t);
+    return judged;
+}
+
+void sf_split_fail_restart(sf_split_fail_t *t)
+{
+    if (!t)
+        return;
     t->g_s = t->g_occ_s = t->r_s = t->r_occ_s = 0;
     t->state = 0;
-    return judged;
 }
 
 int sf_split_fail_sample(sf_split_fail_t *t, sf_sig_t sig, bool occupied, double dt_s)

@@ -228,6 +228,10 @@ typedef struct {
  * negative or not finite) leaving *t untouched. */
 int sf_split_fail_sample(sf_split_fail_t *t, sf_sig_t sig, bool occupied, double dt_s);
 
+/* Drop the green being judged (and the red seen after it): the next green starts afresh.
+ * The counts of greens judged so far stay. NULL: nothing. */
+void sf_split_fail_restart(sf_split_fail_t *t);
+
 /* DS raised by split failures: a phase with failures[i] split failures in cycles[i] > 0
  * judged greens (share f) reads at least target_ds + f (fail_ds - target_ds), so a phase
  * failing every cycle asks for fail_ds / target_ds of its green, more than a flow DS can
@@ -240,12 +244,12 @@ int sf_adapt_ds_failures(const sf_intersection_t *ix, const sf_plan_t *cur, cons
 /* ---- maximum flow learned at saturation (SCATS's MF calibration) ------------------------
  *
  * A flow DS n / (s g) with s = SF_ADAPT_SAT_VEH_H reads a fully used green as its lanes'
- * real discharge over s. Measured on the corridor under the surge (bench_blocking, units on
- * their plans, seed 1, 900-2700 s): the interior arterial stop lines whose queue stands
- * through the green (front vehicle moving 87-96 % of the green, no lane blocked at the line)
- * discharge 1490-1700 veh per hour of green per lane (start-up loss, the simulator's
- * headways), so a saturated arterial phase reads DS 0.83-0.94, at or below the 0.9 target:
- * it asks for no more green and no member asks for a longer cycle while the entries queue
+ * real discharge over s. Measured on the corridor under the surge (bench_blocking, the
+ * units on plan 1, seeds 1-3, 900-2700 s): the arterial stop lines of the 8-phase members
+ * discharge 1340-1680 veh per hour of green a lane (start-up loss, the simulator's
+ * headways, and left-turners that do not fit their bay standing in the lane beside it), so
+ * a saturated arterial phase reads DS 0.83-0.94 (seed 1, I2's ds_flow), at or below the 0.9
+ * target: it asks for no more green and no member asks for a longer cycle while the entries queue
  * to the link's length. SCATS calibrates each lane's maximum flow (MF) from what it
  * discharges when saturated. Here a phase learns its MF from a measurement in which every
  * judged green (at least two) was a split failure (sf_split_fail_sample: the queue stood

@@ -861,19 +861,31 @@ static void adapt_collect(sf_controller_t *c, uint32_t i)
 /* DS per phase from the measurement (flow-based: planner's sf_flow_ds, busiest lane), over
  * the green the phase had available (sf_adapt_green_avail: the plan's, or more when the
  * unit gave it more). */
+/* The most vehicles one working detector of phase p counted in the measurement, or -1 when
+ * the phase had no green in it or all its detectors failed. The flow DS and the maximum
+ * flow both read the busiest lane (SCATS takes the busiest lane). */
+static int64_t busiest_count(const sf_intersection_t *ix, const cunit_t *u, uint8_t p)
+{
+    int64_t n = -1;
+    for (uint8_t d = 0; d < ix->n_det && u->ad_green_s[p] > 0; d++) {
+        if (!(ix->det[d].phase_mask & (1u << p)) || (u->det_failed >> d & 1u))
+            continue;
+        int64_t v = u->ad_vol[d] > UINT32_MAX ? UINT32_MAX : (int64_t)u->ad_vol[d];
+        if (v > n)
+            n = v;
+    }
+    return n;
+}
+
 static void adapt_ds(const sf_intersection_t *ix, const cunit_t *u, double *ds)
 {
     for (uint8_t p = 0; p < ix->n_phases; p++) {
-        ds[p] = -1;
-        double g = sf_adapt_green_avail(u->ad_green_s[p], u->ad_seen_s[p]);
-        for (uint8_t d = 0; d < ix->n_det && u->ad_green_s[p] > 0; d++) {
-            if (!(ix->det[d].phase_mask & (1u << p)) || (u->det_failed >> d & 1u))
-                continue; /* a phase whose detectors all failed: no DS, keeps its green */
-            uint32_t n = u->ad_vol[d] > UINT32_MAX ? UINT32_MAX : (uint32_t)u->ad_vol[d];
-            double x = sf_flow_ds(n, g, u->ad_mf[p] > 0 ? u->ad_mf[p] : SF_ADAPT_SAT_VEH_H);
-            if (x > ds[p])
-                ds[p] = x;
-        }
+        int64_t n = busiest_count(ix, u, p);
+        /* a phase whose detectors all failed: no DS, keeps its green */
+        ds[p] =
+            n < 0 ? -1
+                  : sf_flow_ds((uint32_t)n, sf_adapt_green_avail(u->ad_green_s[p], u->ad_seen_s[p]),
+                               u->ad_mf[p] > 0 ? u->ad_mf[p] : SF_ADAPT_SAT_VEH_H);
     }
 }
 
@@ -886,20 +898,12 @@ static void adapt_learn(const sf_intersection_t *ix, cunit_t *u, const sf_adapt_
         return;
     u->ad_learned = true;
     for (uint8_t p = 0; p < ix->n_phases && p < SF_MAX_PHASES; p++) {
-        double g = sf_adapt_green_avail(u->ad_green_s[p], u->ad_seen_s[p]);
-        uint64_t nmax = 0;
-        bool any = false;
-        for (uint8_t d = 0; d < ix->n_det && u->ad_green_s[p] > 0; d++) {
-            if (!(ix->det[d].phase_mask & (1u << p)) || (u->det_failed >> d & 1u))
-                continue;
-            any = true;
-            if (u->ad_vol[d] > nmax)
-                nmax = u->ad_vol[d];
-        }
-        if (!any)
+        int64_t n = busiest_count(ix, u, p);
+        if (n < 0)
             continue;
-        double mf = sf_adapt_sat_learn(u->ad_mf[p], nmax > UINT32_MAX ? UINT32_MAX : (uint32_t)nmax,
-                                       g, u->ad_fail.meas[p][0], u->ad_fail.meas[p][1], ao);
+        double mf = sf_adapt_sat_learn(u->ad_mf[p], (uint32_t)n,
+                                       sf_adapt_green_avail(u->ad_green_s[p], u->ad_seen_s[p]),
+                                       u->ad_fail.meas[p][0], u->ad_fail.meas[p][1], ao);
         if (mf > 0)
             u->ad_mf[p] = mf;
     }
@@ -1186,9 +1190,7 @@ static void diagnose_detectors(sf_controller_t *c, uint32_t i, double t, const s
         for (uint8_t p = 0; p < ix->n_phases && p < SF_MAX_PHASES; p++) {
             if (!(ix->det[d].phase_mask >> p & 1u))
                 continue;
-            sf_split_fail_t *f = &u->ad_fail.t[p];
-            f->g_s = f->g_occ_s = f->r_s = f->r_occ_s = 0;
-            f->state = 0; /* waits for the next green */
+            sf_split_fail_restart(&u->ad_fail.t[p]); /* waits for the next green */
             memset(u->ad_fail.pend[p], 0, sizeof u->ad_fail.pend[p]);
             memset(u->ad_fail.meas[p], 0, sizeof u->ad_fail.meas[p]);
         }
