@@ -198,21 +198,20 @@ fi
 # by ring position, 6-phase members: 1/5, 2/6, 4/8), checked like any scenario.
 RETIME=${RETIME:-"120 18 58 18 26 18 66 36"}
 if want surge_retimed; then
-    read -r RT_C RT_L RT_A RT_SL RT_ST RT_L6 RT_A6 RT_S6 RT_MORE <<EOF_RT
-$RETIME
-EOF_RT
-    for v in "$RT_C" "$RT_L" "$RT_A" "$RT_SL" "$RT_ST" "$RT_L6" "$RT_A6" "$RT_S6"; do
-        case $v in
-        '' | *[!0-9.]* | *.*.* | .*)
-            echo "evidence.sh: RETIME must be 8 numbers (cycle, 8-phase 1/5 2/6 3/7 4/8, 6-phase 1/5 2/6 4/8), got: $RETIME" >&2
-            exit 1
-            ;;
-        esac
+    set -f # split RETIME into its words, no file-name expansion
+    # shellcheck disable=SC2086
+    set -- $RETIME
+    set +f
+    ok=1
+    [ $# -eq 8 ] || ok=
+    for v in "$@"; do
+        case $v in '' | *[!0-9.]* | *.*.* | .*) ok= ;; esac
     done
-    if [ -n "$RT_MORE" ]; then
+    if [ -z "$ok" ]; then
         echo "evidence.sh: RETIME must be 8 numbers (cycle, 8-phase 1/5 2/6 3/7 4/8, 6-phase 1/5 2/6 4/8), got: $RETIME" >&2
         exit 1
     fi
+    RT_C=$1 RT_L=$2 RT_A=$3 RT_SL=$4 RT_ST=$5 RT_L6=$6 RT_A6=$7 RT_S6=$8
     jq --argjson c "$RT_C" --argjson l "$RT_L" --argjson a "$RT_A" --argjson sl "$RT_SL" \
         --argjson st "$RT_ST" --argjson l6 "$RT_L6" --argjson a6 "$RT_A6" --argjson s6 "$RT_S6" '
         .intersections |= map(
