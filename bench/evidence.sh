@@ -4,7 +4,8 @@
 # default corridor (assets/scenarios/xiantao-corridor.json), measured with the BUILT
 # `sigflow run` (simulator + units over Modbus TCP + central controller, lockstep,
 # --inproc bus). Every comparison is run over several seeds; each seed's figure and the
-# mean are printed with their names. Nothing here is tuned: the scenario is used as is,
+# mean are printed with their names, and the per-seed changes' mean, standard deviation
+# and 95 % interval (so a change can be told from seed noise). Nothing here is tuned: the scenario is used as is,
 # only the compared switch differs between the two arms of a comparison.
 #
 # Environment (all optional):
@@ -345,7 +346,7 @@ pct() {
 fig() {
     _n=$1 _a=$2 _b=$3 _e=$4
     printf '%s (%s vs %s)\n' "$_n" "$_a" "$_b"
-    _sa=0 _sb=0 _k=0
+    _sa=0 _sb=0 _k=0 _c=
     for s in $SEEDS; do
         va=$(jq -r "$_e" "$W/$_a.$s.json")
         vb=$(jq -r "$_e" "$W/$_b.$s.json")
@@ -355,6 +356,9 @@ fig() {
         fi
         printf '  seed %-3s %-14s %10.3f  %-14s %10.3f  change %s\n' "$s" "$_a" "$va" \
             "$_b" "$vb" "$(pct "$va" "$vb")"
+        if [ "$(echo "$vb != 0" | bc -l)" = 1 ]; then
+            _c="$_c $(echo "($va - $vb) * 100 / $vb" | bc -l)"
+        fi
         _sa=$(echo "$_sa + $va" | bc -l)
         _sb=$(echo "$_sb + $vb" | bc -l)
         _k=$((_k + 1))
@@ -367,6 +371,21 @@ fig() {
     mb=$(echo "$_sb / $_k" | bc -l)
     printf '  mean     %-14s %10.3f  %-14s %10.3f  change %s\n' "$_a" "$ma" "$_b" "$mb" \
         "$(pct "$ma" "$mb")"
+    spread "$_c"
+}
+
+# spread "CHANGE ...": the per-seed changes (%) of a figure: their mean, standard deviation and
+# the 95 % interval of that mean (Student's t, n - 1 degrees of freedom), so a reader can
+# tell a change from seed-to-seed noise (the surge's per-seed changes spread by about 5
+# points). Nothing with fewer than two seeds.
+spread() {
+    echo "$1" | awk 'NF >= 2 {
+        split("12.706 4.303 3.182 2.776 2.571 2.447 2.365 2.306 2.262 2.228 2.201 2.179 2.160 2.145 2.131 2.120 2.110 2.101 2.093 2.086 2.080 2.074 2.069 2.064 2.060 2.056 2.052 2.048 2.045 2.042", t, " ")
+        n = NF; m = 0; for (i = 1; i <= n; i++) m += $i; m /= n
+        v = 0; for (i = 1; i <= n; i++) v += ($i - m) ^ 2; sd = sqrt(v / (n - 1))
+        q = (n - 1 <= 30) ? t[n - 1] : (n - 1 <= 60 ? 2.000 : 1.960); h = q * sd / sqrt(n)
+        printf "  per seed change: mean %+.1f %%, sd %.1f, 95 %% interval of the mean %+.1f .. %+.1f %% (%d seeds)\n", m, sd, m - h, m + h, n
+    }'
 }
 
 # info NAME ARM JQ_EXPR: a figure printed per seed without comparison.
