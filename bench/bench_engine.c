@@ -41,9 +41,7 @@ int main(int argc, char **argv)
     sf_errors_t errs = {0};
     sf_scenario_t *sc = sf_scenario_load(file, NULL, 0, &errs);
     if (!sc) {
-        for (size_t i = 0; i < errs.n; i++)
-            fprintf(stderr, "%s\n", errs.msg[i]);
-        sf_errors_clear(&errs);
+        sf_errors_report(stderr, &errs, "bench_engine", file);
         return 1;
     }
     sf_unit_t **units = calloc((size_t)n_units, sizeof *units);

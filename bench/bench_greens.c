@@ -49,9 +49,7 @@ int main(int argc, char **argv)
     sf_errors_t errs = {0, NULL};
     sf_scenario_t *sc = sf_scenario_load(argv[1], NULL, 0, &errs);
     if (!sc) {
-        for (size_t k = 0; k < errs.n; k++)
-            fprintf(stderr, "%s\n", errs.msg[k]);
-        sf_errors_clear(&errs);
+        sf_errors_report(stderr, &errs, "bench_greens", argv[1]);
         return 1;
     }
     int rc = 1;

@@ -173,9 +173,7 @@ static sf_scenario_t *load(const char *file, const char *const *sets, size_t n)
     sf_errors_t errs = {0};
     sf_scenario_t *sc = sf_scenario_load(file, sets, n, &errs);
     if (!sc) {
-        for (size_t i = 0; i < errs.n; i++)
-            fprintf(stderr, "bench_linkq: %s\n", errs.msg[i]);
-        sf_errors_clear(&errs);
+        sf_errors_report(stderr, &errs, "bench_linkq", file);
     }
     return sc;
 }

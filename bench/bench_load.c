@@ -131,8 +131,7 @@ int main(int argc, char **argv)
     sf_errors_t errs = {0};
     sf_scenario_t *sc = sf_scenario_load(SIGFLOW_ASSETS "/scenarios/single.json", NULL, 0, &errs);
     if (!sc) {
-        fprintf(stderr, "bench_load: %s\n", errs.n ? errs.msg[0] : "cannot load scenario");
-        sf_errors_clear(&errs);
+        sf_errors_report(stderr, &errs, "bench_load", SIGFLOW_ASSETS "/scenarios/single.json");
         return 1;
     }
     /* n copies of the single intersection, each with its own id (the controller checks the

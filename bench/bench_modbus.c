@@ -168,8 +168,8 @@ int main(int argc, char **argv)
     sf_scenario_t *sc =
         sf_scenario_load(SIGFLOW_ASSETS "/scenarios/xiantao-corridor.json", NULL, 0, &errs);
     if (!sc) {
-        fprintf(stderr, "bench_modbus: %s\n", errs.n ? errs.msg[0] : "cannot load corridor");
-        sf_errors_clear(&errs);
+        sf_errors_report(stderr, &errs, "bench_modbus",
+                         SIGFLOW_ASSETS "/scenarios/xiantao-corridor.json");
         return 1;
     }
     int status = 0;

@@ -206,8 +206,7 @@ int main(int argc, char **argv)
     sf_errors_t errs = {0};
     sf_scenario_t *sc = sf_scenario_load(SIGFLOW_ASSETS "/scenarios/single.json", NULL, 0, &errs);
     if (!sc) {
-        fprintf(stderr, "bench_sweep: %s\n", errs.n ? errs.msg[0] : "cannot load scenario");
-        sf_errors_clear(&errs);
+        sf_errors_report(stderr, &errs, "bench_sweep", SIGFLOW_ASSETS "/scenarios/single.json");
         return 1;
     }
     printf("bench_sweep: one poll sweep, pipelined over every unit, as the controller polls"

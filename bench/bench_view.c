@@ -44,8 +44,7 @@ int main(int argc, char **argv)
     sf_errors_t errs = {0, NULL};
     sf_scenario_t *sc = sf_scenario_load(file, NULL, 0, &errs);
     if (!sc) {
-        fprintf(stderr, "bench_view: %s: %s\n", file, errs.n ? errs.msg[0] : "cannot load");
-        sf_errors_clear(&errs);
+        sf_errors_report(stderr, &errs, "bench_view", file);
         return 1;
     }
     const int W = 1600, H = 900;

@@ -60,10 +60,7 @@ int sf_cmd_check(int argc, char **argv)
     sf_errors_t errs = {0, NULL};
     sf_scenario_t *sc = sf_scenario_load(file, sets, n_sets, &errs);
     if (!sc) {
-        for (size_t k = 0; k < errs.n; k++)
-            fprintf(stderr, "%s\n", errs.msg[k]);
-        fprintf(stderr, "%zu error%s\n", errs.n, errs.n == 1 ? "" : "s");
-        sf_errors_clear(&errs);
+        sf_errors_report(stderr, &errs, "sigflow check", file);
         rc = 1;
         goto out;
     }

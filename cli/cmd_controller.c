@@ -188,9 +188,7 @@ int sf_cmd_controller(int argc, char **argv)
     sf_errors_t errs = {0};
     sf_scenario_t *sc = sf_scenario_load(file, sets, n_sets, &errs);
     if (!sc) {
-        for (size_t i = 0; i < errs.n; i++)
-            fprintf(stderr, "%s\n", errs.msg[i]);
-        sf_errors_clear(&errs);
+        sf_errors_report(stderr, &errs, "sigflow controller", file);
         return 1;
     }
     int status = 1;

@@ -128,14 +128,6 @@ typedef struct {
     const char *write;     /* output file or NULL */
 } args_t;
 
-static void print_load_errors(sf_errors_t *errs)
-{
-    for (size_t k = 0; k < errs->n; k++)
-        fprintf(stderr, "%s\n", errs->msg[k]);
-    fprintf(stderr, "%zu error%s\n", errs->n, errs->n == 1 ? "" : "s");
-    sf_errors_clear(errs);
-}
-
 static int run_webster(const args_t *a, const sf_scenario_t *sc)
 {
     double *flow = calloc(sc->n_links ? sc->n_links : 1, sizeof *flow);
@@ -315,7 +307,7 @@ static int write_plans(const args_t *a, const sf_scenario_t *sc, const uint32_t 
     sf_scenario_t *back = sf_scenario_load(a->write, NULL, 0, &errs);
     if (!back) {
         fprintf(stderr, "sigflow plan: the written %s does not pass the checks:\n", a->write);
-        print_load_errors(&errs);
+        sf_errors_report(stderr, &errs, "sigflow plan", a->write);
         return 1;
     }
     sf_scenario_destroy(&back);
@@ -801,7 +793,7 @@ int sf_cmd_plan(int argc, char **argv)
     sf_errors_t errs = {0, NULL};
     sf_scenario_t *sc = sf_scenario_load(a.file, a.sets, a.n_sets, &errs);
     if (!sc) {
-        print_load_errors(&errs);
+        sf_errors_report(stderr, &errs, "sigflow plan", a.file);
         rc = 1;
         goto out;
     }

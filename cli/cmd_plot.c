@@ -163,10 +163,7 @@ int sf_cmd_plot(int argc, char **argv)
     sf_errors_t errs = {0, NULL};
     sf_scenario_t *sc = sf_scenario_load(scen, NULL, 0, &errs);
     if (!sc) {
-        for (size_t k = 0; k < errs.n; k++)
-            fprintf(stderr, "%s\n", errs.msg[k]);
-        fprintf(stderr, "sigflow plot: cannot load scenario %s\n", scen);
-        sf_errors_clear(&errs);
+        sf_errors_report(stderr, &errs, "sigflow plot", scen);
         return 1;
     }
     int rc = 1, ix = -1;

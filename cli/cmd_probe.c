@@ -155,11 +155,7 @@ int sf_cmd_probe(int argc, char **argv)
         sf_errors_t errs = {0};
         sc = sf_scenario_load(scen, NULL, 0, &errs);
         if (!sc) {
-            for (size_t i = 0; i < errs.n; i++)
-                fprintf(stderr, "%s\n", errs.msg[i]);
-            if (errs.n == 0)
-                fprintf(stderr, "sigflow probe: %s: cannot load: %s\n", scen, strerror(errno));
-            sf_errors_clear(&errs);
+            sf_errors_report(stderr, &errs, "sigflow probe", scen);
             return 2;
         }
         int k = sf_scenario_find_intersection(sc, ix_id);

@@ -239,11 +239,7 @@ int sf_cmd_unit(int argc, char **argv)
     sf_errors_t errs = {0};
     sc = sf_scenario_load(file, sets, n_sets, &errs);
     if (!sc) {
-        for (size_t i = 0; i < errs.n; i++)
-            fprintf(stderr, "%s\n", errs.msg[i]);
-        if (errs.n == 0)
-            fprintf(stderr, "sigflow unit: %s: cannot load: %s\n", file, strerror(errno));
-        sf_errors_clear(&errs);
+        sf_errors_report(stderr, &errs, "sigflow unit", file);
         status = 1;
         goto done;
     }

@@ -154,9 +154,7 @@ int sf_cmd_view(int argc, char **argv)
     sf_errors_t errs = {0, NULL};
     sf_scenario_t *sc = sf_scenario_load(file, NULL, 0, &errs);
     if (!sc) {
-        for (size_t k = 0; k < errs.n; k++)
-            fprintf(stderr, "%s\n", errs.msg[k]);
-        sf_errors_clear(&errs);
+        sf_errors_report(stderr, &errs, "sigflow view", file);
         return 1;
     }
     fprintf(stderr, "sigflow view: %s on bus %s\n", sc->name, o.sub_endpoint);

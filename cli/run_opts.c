@@ -174,11 +174,9 @@ sf_scenario_t *sf_run_opts_load(const char *cmd, sf_run_opts_t *o)
     sf_errors_t errs = {0};
     sf_scenario_t *sc = sf_scenario_load(o->file, o->sets, n, &errs);
     if (!sc) {
-        for (size_t i = 0; i < errs.n; i++)
-            fprintf(stderr, "%s\n", errs.msg[i]);
-        if (errs.n == 0)
-            fprintf(stderr, "sigflow %s: %s: cannot load: %s\n", cmd, o->file, strerror(errno));
-        sf_errors_clear(&errs);
+        char who[64];
+        snprintf(who, sizeof who, "sigflow %s", cmd);
+        sf_errors_report(stderr, &errs, who, o->file);
     }
     return sc;
 }

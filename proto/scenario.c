@@ -2741,6 +2741,20 @@ void sf_errors_clear(sf_errors_t *errs)
     errs->n = 0;
 }
 
+void sf_errors_report(FILE *f, sf_errors_t *errs, const char *who, const char *file)
+{
+    int e = errno;
+    size_t n = errs ? errs->n : 0;
+    for (size_t k = 0; k < n; k++)
+        fprintf(f, "%s\n", errs->msg[k]);
+    if (n)
+        fprintf(f, "%zu error%s\n", n, n == 1 ? "" : "s");
+    else
+        fprintf(f, "%s: %s: cannot load: %s\n", who ? who : "sigflow", file ? file : "(no file)",
+                strerror(e ? e : EINVAL));
+    sf_errors_clear(errs);
+}
+
 char *sf_scenario_summary(const sf_scenario_t *sc, char *buf, size_t len)
 {
     if (!buf || len == 0)

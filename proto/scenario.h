@@ -26,6 +26,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "versions.h"
 
@@ -369,6 +370,12 @@ void sf_scenario_destroy(sf_scenario_t **self_p);
 
 /* Free the messages in errs and zero it. */
 void sf_errors_clear(sf_errors_t *errs);
+
+/* Report a failed sf_scenario_load to f, the same way for every command: each message of
+ * errs on a line of its own, then "N error(s)"; a load that failed without a message (out
+ * of memory) prints "WHO: FILE: cannot load: " and errno's text instead (read on entry, as
+ * sf_scenario_load left it). Then clears errs. errs may be NULL. */
+void sf_errors_report(FILE *f, sf_errors_t *errs, const char *who, const char *file);
 
 /* One-line summary for `sigflow check`: counts of intersections, links, lines, etc.
  * Writes at most len bytes (NUL-terminated) into buf; returns buf. */

@@ -405,6 +405,50 @@ Test(scenario, every_error_not_just_the_first)
     cr_assert_null(sf_scenario_load(SINGLE, sets, 3, NULL));
 }
 
+/* Every command reports a failed load the same way (sf_errors_report): each message on a
+ * line of its own, then the count; a failure without messages names the file and errno. */
+static char *report_of(sf_errors_t *errs, int err)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    cr_assert_not_null(f);
+    errno = err;
+    sf_errors_report(f, errs, "sigflow test", "x.json");
+    fclose(f);
+    return buf;
+}
+
+Test(scenario, load_errors_are_reported_whole_then_cleared)
+{
+    const char *sets[] = {"run.seed=-1", "run.duration_s=x"};
+    sf_errors_t errs = load_bad(SINGLE, sets, 2);
+    cr_assert_eq(errs.n, 2);
+    char want[2048];
+    snprintf(want, sizeof want, "%s\n%s\n2 errors\n", errs.msg[0], errs.msg[1]);
+    char *got = report_of(&errs, EINVAL);
+    cr_assert_str_eq(got, want);
+    free(got);
+    cr_assert_eq(errs.n, 0, "cleared");
+    cr_assert_null(errs.msg);
+
+    const char *one[] = {"run.seed=-1"};
+    errs = load_bad(SINGLE, one, 1);
+    snprintf(want, sizeof want, "%s\n1 error\n", errs.msg[0]);
+    got = report_of(&errs, EINVAL);
+    cr_assert_str_eq(got, want);
+    free(got);
+
+    /* no message (a load that ran out of memory): the file and errno's text */
+    snprintf(want, sizeof want, "sigflow test: x.json: cannot load: %s\n", strerror(ENOMEM));
+    got = report_of(&errs, ENOMEM);
+    cr_assert_str_eq(got, want);
+    free(got);
+    got = report_of(NULL, ENOMEM); /* errs may be NULL */
+    cr_assert_str_eq(got, want);
+    free(got);
+}
+
 /* Errors come in file order, whatever order the checks ran in. */
 Test(scenario, errors_in_file_order)
 {
