@@ -342,6 +342,72 @@ int sf_adapt_ds_floor(const sf_intersection_t *ix, const sf_plan_t *cur, const s
     return 0;
 }
 
+/* The effective green of phase i in plan p (split less its lost time), as sf_adapt_step
+ * converts a DS into the green a phase asks for. */
+static double eff_green(const sf_intersection_t *ix, const sf_plan_t *p, uint8_t i,
+                        const sf_adapt_opts_t *o)
+{
+    const sf_phase_t *ph = &ix->phases[i];
+    double lost =
+        fmax(0, o->startup_lost_s + (ph->yellow_ds + ph->red_clear_ds) / 10.0 - o->end_gain_s);
+    return p->split_ds[i] / 10.0 - lost;
+}
+
+int sf_adapt_ds_bay(const sf_scenario_t *sc, const sf_intersection_t *ix, const sf_plan_t *cur,
+                    const sf_adapt_opts_t *o, double *ds)
+{
+    if (!sc || !ix || !cur || !ds || !opts_ok(o) || ix->n_phases > SF_MAX_PHASES ||
+        ix->n_det > SF_MAX_DET) {
+        errno = EINVAL;
+        return -1;
+    }
+    for (uint8_t i = 0; i < ix->n_phases; i++)
+        if (isnan(ds[i])) {
+            errno = EINVAL;
+            return -1;
+        }
+    for (uint8_t d = 0; d < ix->n_det; d++)
+        if (ix->det[d].link_idx >= sc->n_links) {
+            errno = EINVAL;
+            return -1;
+        }
+    int raised = 0;
+    double need[SF_MAX_PHASES] = {0}; /* effective green a full bay asks, by phase */
+    for (uint8_t d = 0; d < ix->n_det; d++) {
+        const sf_detector_t *bay = &ix->det[d];
+        const sf_link_t *l = &sc->links[bay->link_idx];
+        if (bay->kind != SF_DET_PRESENCE || bay->lane >= l->n_lanes ||
+            l->lanes[bay->lane].bay_m <= 0)
+            continue;
+        bool coord = false; /* the same approach carries a coordinated phase */
+        for (uint8_t k = 0; k < ix->n_det && !coord; k++)
+            coord = k != d && ix->det[k].kind == SF_DET_PRESENCE &&
+                    ix->det[k].link_idx == bay->link_idx &&
+                    (ix->det[k].phase_mask & cur->coord_phase_mask);
+        if (!coord)
+            continue;
+        double g = (floor(l->lanes[bay->lane].bay_m / SF_ADAPT_BAY_VEH_M) + 1) * 3600.0 /
+                   SF_ADAPT_SAT_VEH_H;
+        for (uint8_t i = 0; i < ix->n_phases; i++)
+            if ((bay->phase_mask >> i & 1u) && g > need[i])
+                need[i] = g;
+    }
+    for (uint8_t i = 0; i < ix->n_phases; i++) {
+        if (need[i] <= 0 || (cur->coord_phase_mask >> i & 1u) ||
+            cur->split_mode[i] == SF_SPLIT_OMIT || ds[i] < 0)
+            continue;
+        double g_cur = eff_green(ix, cur, i, o);
+        if (g_cur <= 0)
+            continue;
+        double want = fmin(o->target_ds * need[i] / g_cur, SF_DS_MAX);
+        if (want > ds[i]) {
+            ds[i] = want;
+            raised++;
+        }
+    }
+    return raised;
+}
+
 /* ---- split failures ------------------------------------------------------------------ */
 
 /* Judge the green of t against the red seen after it. */

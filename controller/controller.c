@@ -924,10 +924,11 @@ static void adapt_opts(const sf_controller_t *c, sf_adapt_opts_t *ao)
 }
 
 /* The DS a decision uses: the flow DS (adapt_ds), raised where greens failed to clear their
- * queue (sf_adapt_ds_failures), and the side streets' floor of the scheduled plan's share
- * (sf_adapt_ds_floor). */
-static void adapt_ds_all(const sf_intersection_t *ix, const cunit_t *u, const sf_adapt_opts_t *ao,
-                         bool failures, double *ds)
+ * queue (sf_adapt_ds_failures), the side streets' floor of the scheduled plan's share
+ * (sf_adapt_ds_floor), and the full-bay green of turns fed by a bay beside the coordinated
+ * movement (sf_adapt_ds_bay; bay_sc NULL: control.adaptive_bay_guard off). */
+static void adapt_ds_all(const sf_scenario_t *bay_sc, const sf_intersection_t *ix, const cunit_t *u,
+                         const sf_adapt_opts_t *ao, bool failures, double *ds)
 {
     uint32_t cyc[SF_MAX_PHASES] = {0}, fail[SF_MAX_PHASES] = {0};
     adapt_ds(ix, u, ds);
@@ -939,6 +940,14 @@ static void adapt_ds_all(const sf_intersection_t *ix, const cunit_t *u, const sf
         (void)sf_adapt_ds_failures(ix, &u->ad_cur, cyc, fail, ao, ds);
     if (u->ad_sched.cycle_ds)
         (void)sf_adapt_ds_floor(ix, &u->ad_cur, &u->ad_sched, ao, ds);
+    if (bay_sc)
+        (void)sf_adapt_ds_bay(bay_sc, ix, &u->ad_cur, ao, ds);
+}
+
+/* The scenario sf_adapt_ds_bay reads, or NULL when the bay guard is off. */
+static const sf_scenario_t *bay_guard(const sf_controller_t *c)
+{
+    return c->sc->control.adaptive_bay_guard ? c->sc : NULL;
 }
 
 /* Part 2: send plan next to unit i (into the spare plan number), selected once verified
@@ -999,7 +1008,7 @@ static void adapt_member(sf_controller_t *c, uint32_t i, double t, const sf_adap
     memcpy(judged, u->ad_fail.meas, sizeof judged);
     adapt_learn(ix, u, ao);
     adapt_ds(ix, u, ds_flow); /* logged beside the DS used: what the counts alone read */
-    adapt_ds_all(ix, u, ao, true, ds);
+    adapt_ds_all(bay_guard(c), ix, u, ao, true, ds);
     if (sf_adapt_step(ix, &u->ad_cur, ds, ao, group_cycle_s, &next, NULL) < 0)
         return;
     if (rebase)
@@ -1044,7 +1053,7 @@ static void adapt_greenwave(sf_controller_t *c, double t, const sf_adapt_opts_t 
         if (!adapt_member_ok(c, i) || !u->ad_cur.coord_phase_mask ||
             u->ad_meas_s < ao->decide_every_s || u->ad_meas_s <= 0)
             return;
-        adapt_ds_all(ix, u, ao, true, ds); /* as adapt_member will */
+        adapt_ds_all(bay_guard(c), ix, u, ao, true, ds); /* as adapt_member will */
         if (sf_adapt_step(ix, &u->ad_cur, ds, ao, cyc / 10.0, &next[k], NULL) < 0 ||
             next[k].cycle_ds != cyc)
             return;
@@ -1103,8 +1112,8 @@ static void adapt_all(sf_controller_t *c, double t, uint32_t tod_ds)
         const sf_intersection_t *ix = &c->sc->intersections[i];
         double ds[SF_MAX_PHASES], dsf[SF_MAX_PHASES], want, want_f;
         adapt_learn(ix, u, &ao);
-        adapt_ds_all(ix, u, &ao, false, ds);
-        adapt_ds_all(ix, u, &ao, true, dsf);
+        adapt_ds_all(bay_guard(c), ix, u, &ao, false, ds);
+        adapt_ds_all(bay_guard(c), ix, u, &ao, true, dsf);
         if (sf_adapt_cycle_wanted(ix, &u->ad_cur, ds, &ao, &want) == 0 &&
             sf_adapt_cycle_wanted(ix, &u->ad_cur, dsf, &ao, &want_f) == 0) {
             want = sf_adapt_cycle_hold(u->ad_cur.cycle_ds / 10.0, want, want_f);

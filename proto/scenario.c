@@ -498,6 +498,7 @@ static const field_t CONTROL_F[] = {
     {F("adaptive_max_cycle_s", K_NUM, sf_control_t, adaptive_max_cycle_s), .def = 150, .lo = 20,
      .hi = 300, .unit = "s"},
     {F("adaptive_split_failure", K_BOOL, sf_control_t, adaptive_split_failure), .def = 1},
+    {F("adaptive_bay_guard", K_BOOL, sf_control_t, adaptive_bay_guard), .def = 1},
     {F("detector_diagnostics", K_BOOL, sf_control_t, detector_diagnostics), .def = 1},
     {F("adaptive_spare", K_ENUM, sf_control_t, adaptive_spare), .def = 0, .names = SPARE_N},
     {F("adaptive_sat_flow", K_ENUM, sf_control_t, adaptive_sat_flow), .def = 0, .names = SATFLOW_N},

@@ -285,6 +285,8 @@ typedef struct {
     float heartbeat_timeout_s; /* unit falls back to local after this, default 5 */
     float adaptive_min_cycle_s, adaptive_max_cycle_s;
     bool adaptive_split_failure; /* adaptive DS raised by stop-bar split failures, default true */
+    bool adaptive_bay_guard;     /* adaptive: a left fed by a turn bay beside the coordinated
+                                    movement asks at least for a full bay's green, def. true */
     bool detector_diagnostics;   /* the centre fails stuck/dead detectors (controller/detdiag.h)
                                     and its smart modes ignore them, default true */
     uint8_t adaptive_spare;      /* adaptive member's spare time: 0 "proportional" to every phase

@@ -1190,3 +1190,67 @@ Test(max_pressure, switch_hysteresis_pays_for_the_lost_time)
     cr_assert_eq(sf_mp_switch_hysteresis(&ix, st, n, s26, s48, 1, -1), -1);
     cr_assert_eq(sf_mp_switch_hysteresis(NULL, st, n, s26, s48, 1, 0), -1);
 }
+
+/* The full-bay green of a turn fed by a bay beside the coordinated movement
+ * (sf_adapt_ds_bay), on the corridor's I2 under plan 1 (hand-checked): the arterial lefts
+ * 1 and 5 are fed by 60 m bays on I1-I2 and I3-I2, whose other lanes call the coordinated
+ * phases 2 and 6: a full bay holds floor(60 / 7.5) = 8 vehicles, + 1 at its mouth = 9 x 2 s =
+ * 18 s of effective green. Their 14 s splits less the lost time (2 s start-up + 3 s yellow +
+ * 2 s red clear - 2 s end gain = 5 s) give 9 s, so they read at least 0.9 x 18 / 9 = 1.8 and
+ * ask for 18 s. The side streets' lefts 3 and 7 (35 m bays on N2-I2 and S2-I2, no
+ * coordinated phase there) and every other phase are left as they are. */
+Test(adaptive, bay_beside_the_coordinated_movement_asks_for_a_full_bay)
+{
+    sf_errors_t errs = {0, NULL};
+    sf_scenario_t *sc =
+        sf_scenario_load(SIGFLOW_ASSETS "/scenarios/xiantao-corridor.json", NULL, 0, &errs);
+    cr_assert_not_null(sc, "%s", errs.n ? errs.msg[0] : "cannot load");
+    int k = sf_scenario_find_intersection(sc, "I2");
+    cr_assert_geq(k, 0);
+    const sf_intersection_t *ix = &sc->intersections[k];
+    const sf_plan_t *p1 = NULL;
+    for (uint8_t i = 0; i < ix->n_plans; i++)
+        if (ix->plans[i].id == 1)
+            p1 = &ix->plans[i];
+    cr_assert_not_null(p1);
+    cr_assert_eq(p1->split_ds[0], 140, "phase 1's split is the scenario's 14 s");
+    cr_assert_eq(p1->coord_phase_mask, 0x22);
+    sf_adapt_opts_t o;
+    sf_adapt_opts_default(&o);
+
+    double ds[8] = {0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, -1};
+    cr_assert_eq(sf_adapt_ds_bay(sc, ix, p1, &o, ds), 2);
+    const double want[8] = {1.8, 0.5, 0.5, 0.5, 1.8, 0.5, 0.5, -1};
+    for (int i = 0; i < 8; i++)
+        cr_assert_float_eq(ds[i], want[i], 1e-9, "phase %d: %f", i + 1, ds[i]);
+    /* with that DS the step asks exactly a full bay's green for the lefts */
+    sf_plan_t next;
+    sf_adapt_info_t info;
+    cr_assert_eq(sf_adapt_step(ix, p1, ds, &o, 0, &next, &info), 0);
+    cr_assert_float_eq(info.want_green_s[0], 18.0, 1e-9);
+    cr_assert_float_eq(info.want_green_s[4], 18.0, 1e-9);
+
+    /* a left that already reads more keeps it; so does one without a measurement */
+    double hi[8] = {1.9, 0.5, 0.5, 0.5, -1, 0.5, 0.5, 0.5};
+    cr_assert_eq(sf_adapt_ds_bay(sc, ix, p1, &o, hi), 0);
+    cr_assert_float_eq(hi[0], 1.9, 1e-9);
+    cr_assert_float_eq(hi[4], -1, 1e-9);
+
+    /* nothing coordinated (an isolated plan): no bay is beside a coordinated movement */
+    sf_plan_t iso = *p1;
+    iso.coord_phase_mask = 0;
+    double d2[8] = {0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5};
+    cr_assert_eq(sf_adapt_ds_bay(sc, ix, &iso, &o, d2), 0);
+    for (int i = 0; i < 8; i++)
+        cr_assert_float_eq(d2[i], 0.5, 1e-9);
+
+    /* bad input: nothing changes */
+    double d3[8] = {0.5, 0.5, 0.5, 0.5, 0.5, 0.5, NAN, 0.5};
+    errno = 0;
+    cr_assert_eq(sf_adapt_ds_bay(sc, ix, p1, &o, d3), -1);
+    cr_assert_eq(errno, EINVAL);
+    cr_assert_float_eq(d3[0], 0.5, 1e-9);
+    cr_assert_eq(sf_adapt_ds_bay(NULL, ix, p1, &o, ds), -1);
+    cr_assert_eq(sf_adapt_ds_bay(sc, ix, p1, &o, NULL), -1);
+    sf_scenario_destroy(&sc);
+}
