@@ -51,17 +51,23 @@ double sf_adapt_green_avail(double plan_green_s, double seen_green_s)
     return a > b ? a : b;
 }
 
+/* Whether any of v[n] is NaN: every entry point refuses such input (EINVAL) before it
+ * changes anything. */
+static bool any_nan(const double *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (isnan(v[i]))
+            return true;
+    return false;
+}
+
 int sf_adapt_phase_ds(const sf_intersection_t *ix, const double *det_ds, double *phase_ds)
 {
-    if (!ix || !det_ds || !phase_ds || ix->n_phases > SF_MAX_PHASES || ix->n_det > SF_MAX_DET) {
+    if (!ix || !det_ds || !phase_ds || ix->n_phases > SF_MAX_PHASES || ix->n_det > SF_MAX_DET ||
+        any_nan(det_ds, ix->n_det)) {
         errno = EINVAL;
         return -1;
     }
-    for (uint8_t d = 0; d < ix->n_det; d++)
-        if (isnan(det_ds[d])) {
-            errno = EINVAL;
-            return -1;
-        }
     int n = 0;
     for (uint8_t p = 0; p < ix->n_phases; p++) {
         double best = -1;
@@ -317,15 +323,10 @@ int sf_adapt_ds_floor(const sf_intersection_t *ix, const sf_plan_t *cur, const s
                       const sf_adapt_opts_t *o, double *ds)
 {
     if (!ix || !cur || !base || !ds || !opts_ok(o) || ix->n_phases > SF_MAX_PHASES ||
-        cur->cycle_ds == 0 || base->cycle_ds == 0) {
+        cur->cycle_ds == 0 || base->cycle_ds == 0 || any_nan(ds, ix->n_phases)) {
         errno = EINVAL;
         return -1;
     }
-    for (uint8_t i = 0; i < ix->n_phases; i++)
-        if (isnan(ds[i])) {
-            errno = EINVAL;
-            return -1;
-        }
     for (uint8_t i = 0; i < ix->n_phases; i++) {
         if ((cur->coord_phase_mask >> i & 1u) || cur->split_mode[i] == SF_SPLIT_OMIT ||
             base->split_mode[i] == SF_SPLIT_OMIT || ds[i] < 0)
@@ -357,15 +358,10 @@ int sf_adapt_ds_bay(const sf_scenario_t *sc, const sf_intersection_t *ix, const 
                     const sf_adapt_opts_t *o, double *ds)
 {
     if (!sc || !ix || !cur || !ds || !opts_ok(o) || ix->n_phases > SF_MAX_PHASES ||
-        ix->n_det > SF_MAX_DET) {
+        ix->n_det > SF_MAX_DET || any_nan(ds, ix->n_phases)) {
         errno = EINVAL;
         return -1;
     }
-    for (uint8_t i = 0; i < ix->n_phases; i++)
-        if (isnan(ds[i])) {
-            errno = EINVAL;
-            return -1;
-        }
     for (uint8_t d = 0; d < ix->n_det; d++)
         if (ix->det[d].link_idx >= sc->n_links) {
             errno = EINVAL;
