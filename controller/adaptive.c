@@ -61,6 +61,15 @@ static bool any_nan(const double *v, size_t n)
     return false;
 }
 
+/* Lost time (s) of phase i: start-up lost time plus yellow and red clear, less the end
+ * gain (REFERENCE.md); a split less it is the phase's effective green, from which the
+ * adaptation converts a DS into the green the phase asks for. */
+static double phase_lost(const sf_intersection_t *ix, uint8_t i, const sf_adapt_opts_t *o)
+{
+    const sf_phase_t *ph = &ix->phases[i];
+    return fmax(0, o->startup_lost_s + (ph->yellow_ds + ph->red_clear_ds) / 10.0 - o->end_gain_s);
+}
+
 int sf_adapt_phase_ds(const sf_intersection_t *ix, const double *det_ds, double *phase_ds)
 {
     if (!ix || !det_ds || !phase_ds || ix->n_phases > SF_MAX_PHASES || ix->n_det > SF_MAX_DET ||
@@ -162,15 +171,13 @@ static int wanted(const sf_intersection_t *ix, const sf_plan_t *cur, const doubl
             errno = EINVAL;
             return -1;
         }
-        const sf_phase_t *ph = &ix->phases[i];
         if (omit >> i & 1u) { /* an omitted phase stays omitted and takes no time */
             lost[i] = green[i] = want[i] = 0;
             if (info)
                 info->ds[i] = info->want_green_s[i] = 0;
             continue;
         }
-        lost[i] =
-            fmax(0, o->startup_lost_s + (ph->yellow_ds + ph->red_clear_ds) / 10.0 - o->end_gain_s);
+        lost[i] = phase_lost(ix, i, o);
         green[i] = fmax(0, cur->split_ds[i] / 10.0 - lost[i]);
         /* no measurement: the phase asks for the green it has */
         double d = ds[i] < 0 ? o->target_ds : fmin(ds[i], SF_DS_MAX);
@@ -331,9 +338,7 @@ int sf_adapt_ds_floor(const sf_intersection_t *ix, const sf_plan_t *cur, const s
         if ((cur->coord_phase_mask >> i & 1u) || cur->split_mode[i] == SF_SPLIT_OMIT ||
             base->split_mode[i] == SF_SPLIT_OMIT || ds[i] < 0)
             continue;
-        const sf_phase_t *ph = &ix->phases[i];
-        double lost =
-            fmax(0, o->startup_lost_s + (ph->yellow_ds + ph->red_clear_ds) / 10.0 - o->end_gain_s);
+        double lost = phase_lost(ix, i, o);
         double g_cur = cur->split_ds[i] / 10.0 - lost;
         double g_floor = (double)base->split_ds[i] / base->cycle_ds * (cur->cycle_ds / 10.0) - lost;
         if (g_cur <= 0 || g_floor <= 0)
@@ -341,17 +346,6 @@ int sf_adapt_ds_floor(const sf_intersection_t *ix, const sf_plan_t *cur, const s
         ds[i] = fmin(fmax(ds[i], o->target_ds * g_floor / g_cur), SF_DS_MAX);
     }
     return 0;
-}
-
-/* The effective green of phase i in plan p (split less its lost time), as sf_adapt_step
- * converts a DS into the green a phase asks for. */
-static double eff_green(const sf_intersection_t *ix, const sf_plan_t *p, uint8_t i,
-                        const sf_adapt_opts_t *o)
-{
-    const sf_phase_t *ph = &ix->phases[i];
-    double lost =
-        fmax(0, o->startup_lost_s + (ph->yellow_ds + ph->red_clear_ds) / 10.0 - o->end_gain_s);
-    return p->split_ds[i] / 10.0 - lost;
 }
 
 int sf_adapt_ds_bay(const sf_scenario_t *sc, const sf_intersection_t *ix, const sf_plan_t *cur,
@@ -392,7 +386,7 @@ int sf_adapt_ds_bay(const sf_scenario_t *sc, const sf_intersection_t *ix, const 
         if (need[i] <= 0 || (cur->coord_phase_mask >> i & 1u) ||
             cur->split_mode[i] == SF_SPLIT_OMIT || ds[i] < 0)
             continue;
-        double g_cur = eff_green(ix, cur, i, o);
+        double g_cur = cur->split_ds[i] / 10.0 - phase_lost(ix, i, o);
         if (g_cur <= 0)
             continue;
         double want = fmin(o->target_ds * need[i] / g_cur, SF_DS_MAX);

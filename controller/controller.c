@@ -858,9 +858,6 @@ static void adapt_collect(sf_controller_t *c, uint32_t i)
     u->ad_meas_s += st->det_interval_s;
 }
 
-/* DS per phase from the measurement (flow-based: planner's sf_flow_ds, busiest lane), over
- * the green the phase had available (sf_adapt_green_avail: the plan's, or more when the
- * unit gave it more). */
 /* The most vehicles one working detector of phase p counted in the measurement, or -1 when
  * the phase had no green in it or all its detectors failed. The flow DS and the maximum
  * flow both read the busiest lane (SCATS takes the busiest lane). */
@@ -877,6 +874,9 @@ static int64_t busiest_count(const sf_intersection_t *ix, const cunit_t *u, uint
     return n;
 }
 
+/* DS per phase from the measurement (flow-based: planner's sf_flow_ds, busiest lane), over
+ * the green the phase had available (sf_adapt_green_avail: the plan's, or more when the
+ * unit gave it more). */
 static void adapt_ds(const sf_intersection_t *ix, const cunit_t *u, double *ds)
 {
     for (uint8_t p = 0; p < ix->n_phases; p++) {

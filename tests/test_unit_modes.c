@@ -242,15 +242,21 @@ Test(modes, fallback_after_heartbeat_loss_and_return)
     sf_unit_destroy(&u);
 }
 
+/* The single intersection with a day of two plans: plan 1 from midnight, plan 2 from 07:00. */
+static void fx_two_plan_day(sf_intersection_t *ix)
+{
+    fx_single(ix);
+    ix->n_schedule = 2;
+    ix->schedule[0].at_s = 0;
+    ix->schedule[0].plan_idx = 0;
+    ix->schedule[1].at_s = 7 * 3600;
+    ix->schedule[1].plan_idx = 1;
+}
+
 Test(modes, local_command_uses_schedule)
 {
     sf_intersection_t ix;
-    fx_single(&ix);
-    ix.n_schedule = 2;
-    ix.schedule[0].at_s = 0;
-    ix.schedule[0].plan_idx = 0;
-    ix.schedule[1].at_s = 7 * 3600;
-    ix.schedule[1].plan_idx = 1;
+    fx_two_plan_day(&ix);
     sf_unit_config_t c = fx_cfg(&ix, SF_UMODE_FIXED);
     sf_unit_t *u = sf_unit_new(&ix, &c);
     cr_assert_not_null(u);
@@ -347,12 +353,7 @@ Test(modes, fixed_and_floating_force_offs)
 Test(modes, centre_start_plan_follows_the_schedule_at_the_first_clock)
 {
     sf_intersection_t ix;
-    fx_single(&ix);
-    ix.n_schedule = 2;
-    ix.schedule[0].at_s = 0;
-    ix.schedule[0].plan_idx = 0;
-    ix.schedule[1].at_s = 7 * 3600;
-    ix.schedule[1].plan_idx = 1;
+    fx_two_plan_day(&ix);
     for (int how = 0; how < 3; how++) {
         sf_unit_config_t c = fx_cfg(&ix, SF_UMODE_FIXED);
         if (how == 2)
