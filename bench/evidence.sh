@@ -5,8 +5,9 @@
 # `sigflow run` (simulator + units over Modbus TCP + central controller, lockstep,
 # --inproc bus). Every comparison is run over several seeds; each seed's figure and the
 # mean are printed with their names, and the per-seed changes' mean, standard deviation
-# and 95 % interval (so a change can be told from seed noise). Nothing here is tuned: the scenario is used as is,
-# only the compared switch differs between the two arms of a comparison.
+# and 95 % interval (so a change can be told from seed noise). Nothing here is tuned: the
+# scenario is used as is, only the compared switch differs between the two arms of a
+# comparison.
 #
 # Environment (all optional):
 #   SEEDS="1 2 3 4"   seeds of every comparison
